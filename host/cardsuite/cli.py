@@ -1,0 +1,130 @@
+"""The `cardsuite` command line. Only this layer prints; errors are one line `Error: …` unless
+--debug asks for the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable, Sequence
+
+from .apdu import CommandAPDU, format_sw
+from .errors import CardsuiteError
+from .project import Project
+from .simulator import VpcdSimulator, open_transport
+from .trace import Trace, TraceEntry
+from .transport import PcscTransport, Transport
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+def _print_entry(entry: TraceEntry) -> None:
+    print(entry.format(), file=sys.stderr)
+
+
+def connect(args: argparse.Namespace) -> Transport:
+    """The transport the options name, connected, with tracing to stderr when asked."""
+    transport = open_transport(args.card)
+    transport.connect()
+    if args.trace:
+        transport.trace = Trace(sinks=[_print_entry])
+    return transport
+
+
+def add_card_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--card", default=os.environ.get("CARDSUITE_CARD", "sim"),
+        help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index> "
+        "[env CARDSUITE_CARD, default sim]",
+    )
+    parser.add_argument(
+        "-t", "--trace", action="store_true", default=os.environ.get("CARDSUITE_TRACE", "") not in ("", "0"),
+        help="print every APDU exchange to stderr, secrets masked [env CARDSUITE_TRACE]",
+    )
+
+
+def cmd_readers(args: argparse.Namespace) -> int:
+    names = PcscTransport.reader_names()
+    if not names:
+        print("no PC/SC readers (is pcscd running? `invoke sim` starts it with simulated cards)")
+        return 1
+    for index, name in enumerate(names):
+        print(f"{index}: {name}")
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    commands = [CommandAPDU.from_hex(text) for text in args.apdu]
+    with connect(args) as transport:
+        status = 0
+        for command in commands:
+            response = transport.transmit(command) if not args.raw else transport.exchange(command)
+            print(f"{response.data.hex().upper()} {format_sw(response.sw)}".strip())
+            if response.sw != 0x9000:
+                status = 2
+        return status
+
+
+def cmd_sim(args: argparse.Namespace) -> int:
+    project = Project.locate()
+    simulators = [VpcdSimulator(project, slot=slot, trace=args.trace) for slot in range(args.slots)]
+    try:
+        for simulator in simulators:
+            simulator.start()
+            print(f"simulated card ready in reader {simulator.reader!r} (ATR {simulator.atr.hex().upper()})")
+        print("Ctrl-C stops the simulated cards", flush=True)
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        while all(s.process is not None and s.process.poll() is None for s in simulators):
+            time.sleep(0.5)
+        print("a simulator exited", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        for simulator in simulators:
+            simulator.stop()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cardsuite", description="Host tools for the cardsuite Java Card applets")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    readers = commands.add_parser("readers", help="list PC/SC readers")
+    readers.set_defaults(handler=cmd_readers)
+
+    send = commands.add_parser("send", help="send raw APDUs (hex) and print the responses")
+    send.add_argument("apdu", nargs="+", help="command APDU in hex, e.g. 00A4040008F0636172640101")
+    send.add_argument("--raw", action="store_true", help="no 61xx/6Cxx handling: show exactly what the card said")
+    add_card_options(send)
+    send.set_defaults(handler=cmd_send)
+
+    sim = commands.add_parser("sim", help="run simulated cards behind vpcd until interrupted")
+    sim.add_argument("--slots", type=int, choices=(1, 2), default=1, help="how many cards (vpcd slots)")
+    sim.add_argument("-t", "--trace", action="store_true", help="the simulators log APDUs to stderr")
+    sim.set_defaults(handler=cmd_sim)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except CardsuiteError as exc:
+        if args.debug:
+            raise
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:  # bad input from the command line (hex, lengths)
+        if args.debug:
+            raise
+        print(f"Error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,254 @@
+"""The simulated card: our Java bridge on jCardSim, in-process through JPype or as a virtual card
+behind vpcd, with the manifest's applets installed at start."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+
+from .errors import CardTornError, ConfigurationError, TransportError
+from .manifest import load_manifest
+from .project import Project
+from .transport import PcscTransport, Transport
+
+VPCD_BASE_PORT = 35963  # Debian's vpcd: slot n listens on 35963 + n
+VPCD_READER = "Virtual PCD 00 {slot:02d}"
+_jvm_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AppletInstall:
+    aid: bytes
+    class_name: str
+    params: bytes = b""
+
+
+def manifest_applets(project: Project) -> list[AppletInstall]:
+    manifest = load_manifest(project.manifest)
+    return [AppletInstall(a.aid, p.qualified(a), a.params) for p, a in manifest.simulated_applets()]
+
+
+def _require_built(project: Project) -> None:
+    if not project.bridge_classes.is_dir() or not project.sim_classes.is_dir():
+        raise ConfigurationError("the simulator is not built: run `invoke build` first")
+
+
+def start_jvm(project: Project) -> None:
+    """Starts the one JVM of this process (JPype allows one) with jCardSim and the bridge on its classpath."""
+    import jpype
+
+    with _jvm_lock:
+        if jpype.isJVMStarted():
+            return
+        _require_built(project)
+        classpath = project.java_classpath() + [str(project.bridge_classes)]
+        # -Xshare:auto and a small heap keep start-up near 0.3 s; applets need little memory.
+        jpype.startJVM("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+                       classpath=classpath, convertStrings=False)
+
+
+class SimulatorTransport(Transport):
+    """One independent simulated card in this process (its own jCardSim runtime)."""
+
+    def __init__(self, project: Project | None = None, applets: list[AppletInstall] | None = None,
+                 name: str = "sim") -> None:
+        super().__init__()
+        self.project = project or Project.locate()
+        self.applets = applets
+        self.name = name
+        self._card = None
+
+    def connect(self) -> None:
+        if self._card is not None:
+            return
+        start_jvm(self.project)
+        import jpype
+
+        bridge = jpype.JClass("cardsuite.simbridge.SimulatedCard")
+        self._jbytes = jpype.JArray(jpype.JByte)
+        self._tear_exception = jpype.JClass("cardsuite.simbridge.CardTearException")
+        card = bridge(jpype.JString(str(self.project.sim_classes)))
+        for applet in self.applets if self.applets is not None else manifest_applets(self.project):
+            try:
+                card.install(self._jbytes(applet.aid), jpype.JString(applet.class_name), self._jbytes(applet.params))
+            except jpype.JException as exc:
+                raise TransportError(f"cannot install {applet.class_name} ({applet.aid.hex().upper()}): "
+                                     f"{exc.message()}") from None
+        self._card = card
+
+    def disconnect(self) -> None:
+        self._card = None
+
+    def _require(self):
+        if self._card is None:
+            raise TransportError("the simulated card is not connected")
+        return self._card
+
+    @property
+    def atr(self) -> bytes:
+        return bytes(self._require().atr())
+
+    def reset(self) -> bytes:
+        self._require().reset()
+        return self.atr
+
+    def transmit_raw(self, command: bytes) -> bytes:
+        card = self._require()
+        try:
+            return bytes(card.transmit(self._jbytes(command)))
+        except self._tear_exception:
+            raise CardTornError("power lost in the middle of the command (simulated tear); reset the card") from None
+
+    # -- tearing, for atomicity tests
+    def tear_after_writes(self, writes: int) -> None:
+        """The next command loses power at its ``writes``-th persistent write (1 = before the first)."""
+        self._require().tearAfterWrites(writes)
+
+    def persistent_write_count(self) -> int:
+        """How many persistent writes the last command made: the tear points it has."""
+        return int(self._require().persistentWriteCount())
+
+
+# ---------------------------------------------------------------- pcscd and vpcd
+
+
+def pcscd_running() -> bool:
+    return subprocess.run(["pidof", "pcscd"], capture_output=True).returncode == 0
+
+
+def ensure_pcscd(log=print, timeout: float = 10.0) -> None:
+    """Starts pcscd in the background when it is not running (there is no systemd here)."""
+    if pcscd_running():
+        return
+    if shutil.which("pcscd") is None:
+        raise TransportError("pcscd is not installed; run `invoke setup`")
+    log("starting pcscd")
+    subprocess.Popen(["pcscd", "--foreground"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                     start_new_session=True)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if any(name.startswith("Virtual PCD") for name in PcscTransport.reader_names()):
+                return
+        except TransportError:
+            pass
+        time.sleep(0.1)
+    raise TransportError("pcscd started but no vpcd reader appeared; is vsmartcard-vpcd installed?")
+
+
+class VpcdSimulator:
+    """A simulated card as a separate JVM attached to vpcd slot ``slot``: any PC/SC program sees it."""
+
+    def __init__(self, project: Project | None = None, slot: int = 0, applets: list[AppletInstall] | None = None,
+                 trace: bool = False) -> None:
+        self.project = project or Project.locate()
+        self.slot = slot
+        self.applets = applets if applets is not None else manifest_applets(self.project)
+        self.trace = trace
+        self.process: subprocess.Popen | None = None
+        self.atr: bytes = b""
+
+    @property
+    def port(self) -> int:
+        return VPCD_BASE_PORT + self.slot
+
+    @property
+    def reader(self) -> str:
+        return VPCD_READER.format(slot=self.slot)
+
+    def command(self) -> list[str]:
+        classpath = ":".join(self.project.java_classpath() + [str(self.project.bridge_classes)])
+        cmd = ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath,
+               "cardsuite.simbridge.VpcdMain", "--port", str(self.port),
+               "--classpath", str(self.project.sim_classes)]
+        for applet in self.applets:
+            spec = f"{applet.aid.hex().upper()}:{applet.class_name}"
+            if applet.params:
+                spec += f":{applet.params.hex().upper()}"
+            cmd += ["--applet", spec]
+        if self.trace:
+            cmd.append("--trace")
+        return cmd
+
+    def start(self, timeout: float = 20.0) -> VpcdSimulator:
+        _require_built(self.project)
+        ensure_pcscd()
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                        text=True, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        assert self.process.stdout is not None
+        while time.monotonic() < deadline:
+            line = self.process.stdout.readline()
+            if not line:
+                break
+            if line.startswith("READY"):
+                fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
+                self.atr = bytes.fromhex(fields.get("atr", ""))
+                self._wait_for_card(deadline)
+                return self
+        err = ""
+        if self.process.poll() is not None and self.process.stderr is not None:
+            err = self.process.stderr.read().strip()
+        self.stop()
+        raise TransportError(f"the simulator on vpcd port {self.port} did not start: {err or 'timed out'}")
+
+    def _wait_for_card(self, deadline: float) -> None:
+        """pcscd polls vpcd; wait until it reports the card present so the first connect succeeds."""
+        from smartcard.System import readers
+
+        while time.monotonic() < deadline:
+            for reader in readers():
+                if str(reader) == self.reader:
+                    try:
+                        connection = reader.createConnection()
+                        connection.connect()
+                        connection.disconnect()
+                        return
+                    except Exception:  # noqa: BLE001 - pyscard raises several kinds while the card arrives
+                        pass
+            time.sleep(0.05)
+        raise TransportError(f"{self.reader} did not report the simulated card in time")
+
+    def stop(self) -> None:
+        if self.process is None:
+            return
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+            # pcscd needs a moment to see the card go; restarting at once can leave the reader "no card"
+            time.sleep(1.0)
+        for stream in (self.process.stdout, self.process.stderr):
+            if stream is not None:
+                stream.close()
+        self.process = None
+
+    def transport(self) -> PcscTransport:
+        return PcscTransport(self.reader)
+
+    def __enter__(self) -> VpcdSimulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def open_transport(spec: str, project: Project | None = None) -> Transport:
+    """'sim' (in-process), 'vpcd[:slot]' (a simulator must be attached), 'reader:<name or index>'."""
+    if spec == "sim":
+        return SimulatorTransport(project)
+    if spec.startswith("vpcd"):
+        slot = int(spec.split(":", 1)[1]) if ":" in spec else 0
+        return PcscTransport(VPCD_READER.format(slot=slot))
+    if spec.startswith("reader:"):
+        return PcscTransport(spec.split(":", 1)[1])
+    raise ConfigurationError(f"unknown card {spec!r}: use sim, vpcd[:slot] or reader:<name or index>")
+

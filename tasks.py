@@ -1,0 +1,162 @@
+"""invoke tasks: thin wrappers over cardsuite's build, simulator, test and benchmark code.
+
+    invoke setup       Debian packages, the Python package, pinned Java libraries (idempotent, fast)
+    invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
+    invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
+    invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
+    invoke bench       transport figures into build/bench/transport.json
+    invoke sim         simulated cards behind vpcd until Ctrl-C
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from invoke import Exit, task
+
+ROOT = Path(__file__).resolve().parent
+DEPS = ROOT / "deps"
+APT_PACKAGES = [
+    "openjdk-17-jdk-headless", "maven", "ant", "pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "swig",
+]
+MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
+
+
+def _sh(cmd: list[str], **kwargs) -> None:
+    print("+ " + " ".join(cmd), flush=True)
+    subprocess.run(cmd, check=True, **kwargs)
+
+
+def _digest(*paths: Path) -> str:
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _stamped(name: str, digest: str) -> bool:
+    stamp = DEPS / f".{name}.fingerprint"
+    return stamp.exists() and stamp.read_text() == digest
+
+
+def _stamp(name: str, digest: str) -> None:
+    DEPS.mkdir(exist_ok=True)
+    (DEPS / f".{name}.fingerprint").write_text(digest)
+
+
+def _missing_debian_packages() -> list[str]:
+    missing = []
+    for package in APT_PACKAGES:
+        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+        if "install ok installed" not in status.stdout:
+            missing.append(package)
+    return missing
+
+
+@task
+def setup(c):
+    """Install everything cardsuite needs; a second run checks and changes nothing."""
+    missing = _missing_debian_packages()
+    if missing:
+        sudo = [] if os.geteuid() == 0 else ["sudo"]
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        _sh(sudo + ["apt-get", "update", "-qq"], env=env)
+        _sh(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
+    python = _digest(ROOT / "pyproject.toml")
+    if not _stamped("python", python):
+        _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
+        _stamp("python", python)
+    pom = ROOT / "host" / "simbridge" / "pom.xml"
+    maven = _digest(pom)
+    if not _stamped("maven", maven) or not list((DEPS / "java").glob("jcardsim-*.jar")):
+        shutil.rmtree(DEPS / "java", ignore_errors=True)
+        _sh(["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={DEPS / 'm2'}",
+             f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / 'java'}"])
+        _stamp("maven", maven)
+    print("setup: done")
+
+
+def _project():
+    from cardsuite.project import Project
+
+    return Project(ROOT)
+
+
+def _guard(action):
+    """Runs a cardsuite action, turning its errors into a one-line message and exit status 1."""
+    from cardsuite.errors import CardsuiteError
+
+    try:
+        return action()
+    except CardsuiteError as exc:
+        raise Exit(f"Error: {exc}", code=1) from None
+
+
+@task(pre=[setup], help={"require_cap": "fail when the Oracle SDK or ant-javacard is missing"})
+def build(c, require_cap=False):
+    """Compile the applets for the simulator and, where the SDK is configured, convert them to CAP/EXP."""
+    from cardsuite.build import build as run_build
+
+    result = _guard(lambda: run_build(_project(), require_cap=require_cap))
+    if result.missing:
+        print("CAP/EXP files not built (the simulator classes are):")
+        for problem in result.missing:
+            print(f"  - {problem}")
+    else:
+        built = ", ".join(result.converted) or "none"
+        print(f"CAP files: converted {built}; up to date: {', '.join(result.up_to_date) or 'none'}")
+    print("build: done")
+
+
+@task(pre=[build])
+def demo(c):
+    """The main job: exercise the echo applet on the simulator, in-process and through pcscd/vpcd."""
+    from cardsuite.demo import run_demo
+
+    _guard(lambda: run_demo(_project()))
+
+
+@task(pre=[build], help={"card": "sim, vpcd or reader:<name>; default: sim, then the e2e subset over vpcd",
+                         "k": "pytest -k expression", "x": "stop at the first failure"})
+def test(c, card="", k="", x=False):
+    """Run the test suite (`ruff` first, then pytest)."""
+    _sh([sys.executable, "-m", "ruff", "check", "host", "tests", "tasks.py"], cwd=ROOT)
+    extra = (["-k", k] if k else []) + (["-x"] if x else [])
+    runs = [["--card", card]] if card else [["--card", "sim"], ["--card", "vpcd", "-m", "e2e"]]
+    for run_args in runs:
+        _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
+
+
+@task(pre=[build], help={"count": "round trips per case"})
+def bench(c, count=2000):
+    """Transport figures: round trips per second, median and p99 latency, in build/bench/transport.json."""
+    from cardsuite.bench import run_transport_bench
+
+    _guard(lambda: run_transport_bench(_project(), count=count))
+
+
+@task(pre=[build], help={"slots": "how many simulated cards (vpcd slots 0 and 1)", "trace": "log APDUs"})
+def sim(c, slots=1, trace=False):
+    """Start pcscd if needed and simulated cards behind vpcd; print their reader names; Ctrl-C stops."""
+    args = ["sim", "--slots", str(slots)] + (["--trace"] if trace else [])
+    _sh([sys.executable, "-m", "cardsuite.cli", *args], cwd=ROOT)
+
+
+@task(pre=[setup])
+def fetch_toolchain(c):
+    """Download the pinned Oracle Java Card SDK and ant-javacard into the cache (online), SHA-256 checked."""
+    from cardsuite.toolchain import fetch_toolchain as fetch
+
+    toolchain = _guard(fetch)
+    print(f"kit: {toolchain.kit.path}\nant-javacard: {toolchain.ant_javacard}")
+
+
+@task
+def lint(c):
+    """ruff over the Python code."""
+    _sh([sys.executable, "-m", "ruff", "check", "host", "tests", "tasks.py"], cwd=ROOT)
