@@ -4,17 +4,26 @@ import javacard.framework.APDU;
 import javacard.framework.Applet;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
+import javacard.framework.JCSystem;
 
 /**
- * Loopback applet: the smallest real applet of the suite. It proves the build → simulator → host loop
- * and gives the transport benchmark a command whose cost is only the transport's.
+ * Loopback applet: the smallest real applet of the suite. It proves the build → simulator → host loop,
+ * gives the transport benchmark a command whose cost is only the transport's, and answers 6Cxx and 61xx
+ * the way T=0 cards do, so hosts can be tested against real card code.
  *
- * INS 01 ECHO (case 4): returns the command data unchanged.
- * INS 02 FILL (case 2): returns Le bytes 00 01 02 … so a host can ask for any response length.
+ * CLA 80 INS 01 ECHO (case 4): returns the command data unchanged.
+ * CLA 80 INS 02 FILL (case 2): returns Le bytes 00 01 02 ...
+ * CLA 80 INS 03 EXACT (case 2): 32 bytes 00 01 .. 1F when Le is 32, else 6C20.
+ * CLA 80 INS 04 SEGMENTED, P1 = total length (case 1): the first 16 bytes of FILL's pattern and 61xx
+ *   while more remain; CLA 00 INS C0 GET RESPONSE hands out the rest, 16 bytes at a time.
  */
 public final class EchoApplet extends Applet implements EchoConstants {
 
+    /** [0] bytes of the segmented response already sent, [1] its total length; lost on deselect. */
+    private final short[] segment;
+
     private EchoApplet() {
+        segment = JCSystem.makeTransientShortArray((short) 2, JCSystem.CLEAR_ON_DESELECT);
         register();
     }
 
@@ -27,15 +36,28 @@ public final class EchoApplet extends Applet implements EchoConstants {
             return;
         }
         byte[] buffer = apdu.getBuffer();
+        byte ins = buffer[ISO7816.OFFSET_INS];
+        if (buffer[ISO7816.OFFSET_CLA] == ISO7816.CLA_ISO7816 && ins == INS_GET_RESPONSE) {
+            sendSegment(apdu);
+            return;
+        }
         if (buffer[ISO7816.OFFSET_CLA] != CLA_ECHO) {
             ISOException.throwIt(ISO7816.SW_CLA_NOT_SUPPORTED);
         }
-        switch (buffer[ISO7816.OFFSET_INS]) {
+        switch (ins) {
             case INS_ECHO:
                 echo(apdu);
                 return;
             case INS_FILL:
-                fill(apdu);
+                fill(apdu, apdu.setOutgoing());
+                return;
+            case INS_EXACT:
+                exact(apdu);
+                return;
+            case INS_SEGMENTED:
+                segment[0] = 0;
+                segment[1] = (short) (buffer[ISO7816.OFFSET_P1] & 0xFF);
+                sendSegment(apdu);
                 return;
             default:
                 ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
@@ -50,9 +72,8 @@ public final class EchoApplet extends Applet implements EchoConstants {
         apdu.setOutgoingAndSend(apdu.getOffsetCdata(), length);
     }
 
-    private void fill(APDU apdu) {
+    private static void fill(APDU apdu, short length) {
         byte[] buffer = apdu.getBuffer();
-        short length = apdu.setOutgoing();
         if (length > (short) buffer.length) {
             ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
         }
@@ -61,5 +82,31 @@ public final class EchoApplet extends Applet implements EchoConstants {
         }
         apdu.setOutgoingLength(length);
         apdu.sendBytes((short) 0, length);
+    }
+
+    private static void exact(APDU apdu) {
+        short le = apdu.setOutgoing();
+        if (le != EXACT_LENGTH) {
+            ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | EXACT_LENGTH));
+        }
+        fill(apdu, le);
+    }
+
+    private void sendSegment(APDU apdu) {
+        short remaining = (short) (segment[1] - segment[0]);
+        if (remaining <= 0) {
+            ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+        }
+        short length = remaining < SEGMENT ? remaining : SEGMENT;
+        byte[] buffer = apdu.getBuffer();
+        for (short i = 0; i < length; i++) {
+            buffer[i] = (byte) (segment[0] + i);
+        }
+        segment[0] += length;
+        apdu.setOutgoingAndSend((short) 0, length);
+        remaining = (short) (segment[1] - segment[0]);
+        if (remaining > 0) {
+            ISOException.throwIt((short) (ISO7816.SW_BYTES_REMAINING_00 | remaining));
+        }
     }
 }

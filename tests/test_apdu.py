@@ -1,0 +1,61 @@
+"""Command/response APDU codec and status words."""
+
+import pytest
+from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, sw_meaning
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("00A40000", CommandAPDU(0x00, 0xA4, 0, 0)),
+        ("00B0000010", CommandAPDU(0x00, 0xB0, 0, 0, le=16)),
+        ("00B0000000", CommandAPDU(0x00, 0xB0, 0, 0, le=256)),
+        ("00D6000003AABBCC", CommandAPDU(0x00, 0xD6, 0, 0, bytes.fromhex("AABBCC"))),
+        ("8001000002010200", CommandAPDU(0x80, 0x01, 0, 0, b"\x01\x02", le=256)),
+    ],
+)
+def test_cases_1_to_4_round_trip(raw: str, expected: CommandAPDU) -> None:
+    parsed = CommandAPDU.from_hex(raw)
+    assert parsed == expected
+    assert parsed.to_bytes() == bytes.fromhex(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ("00A4", "at least 4 header bytes"),
+        ("00D6000005AABB", "Lc=5 does not match the 2 bytes"),
+        ("00D60000000001AA", "extended length"),
+        ("zz", "not a hex APDU"),
+    ],
+)
+def test_malformed_apdus_are_rejected_with_the_reason(raw: str, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        CommandAPDU.from_hex(raw)
+
+
+def test_field_ranges_are_checked() -> None:
+    with pytest.raises(ValueError, match="p1 must be a byte"):
+        CommandAPDU(0, 0xA4, 256, 0)
+    with pytest.raises(ValueError, match="extended APDU"):
+        CommandAPDU(0, 0xD6, 0, 0, bytes(256))
+    with pytest.raises(ValueError, match="Le must be 1..256"):
+        CommandAPDU(0, 0xB0, le=0)
+
+
+def test_status_words_have_their_iso_meaning() -> None:
+    assert sw_meaning(0x6A82) == "file or application not found"
+    assert sw_meaning(0x6C20) == "wrong Le: exact length is 32"
+    assert sw_meaning(0x6110) == "16 more response bytes available"
+    assert sw_meaning(0x63C2) == "verification failed, 2 tries left"
+
+
+def test_status_error_carries_status_word_command_and_meaning() -> None:
+    command = CommandAPDU(0x00, 0xB2, 1, 0x0C, le=256)
+    with pytest.raises(StatusError) as caught:
+        ResponseAPDU.from_bytes(bytes.fromhex("6A83")).check(command)
+    error = caught.value
+    assert error.sw == 0x6A83
+    assert error.command == command
+    assert error.meaning == "record not found"
+    assert "6A83 (record not found) to 00 B2 01 0C; expected 9000" in str(error)
