@@ -17,7 +17,7 @@ from cardsuite.toolchain import JavaCardKit, locate_cap_toolchain
 def toolchain():
     found, problems = locate_cap_toolchain(Project.locate())
     if found is None:
-        pytest.skip("Oracle Java Card SDK / ant-javacard not configured: " + "; ".join(problems))
+        pytest.skip("Oracle Java Card SDK or ant-javacard not configured (CARDSUITE_JC_HOME, CARDSUITE_ANT_JAVACARD)")
     return found
 
 

@@ -37,9 +37,15 @@ public final class EchoApplet extends Applet implements EchoConstants {
         }
         byte[] buffer = apdu.getBuffer();
         byte ins = buffer[ISO7816.OFFSET_INS];
-        if (buffer[ISO7816.OFFSET_CLA] == ISO7816.CLA_ISO7816 && ins == INS_GET_RESPONSE) {
-            sendSegment(apdu);
-            return;
+        if (buffer[ISO7816.OFFSET_CLA] == ISO7816.CLA_ISO7816) {
+            if (ins == INS_GET_RESPONSE) {
+                sendSegment(apdu);
+                return;
+            }
+            if (ins == ISO7816.INS_SELECT) {
+                // The runtime forwards a SELECT that matched no applet to the selected one.
+                ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
+            }
         }
         if (buffer[ISO7816.OFFSET_CLA] != CLA_ECHO) {
             ISOException.throwIt(ISO7816.SW_CLA_NOT_SUPPORTED);

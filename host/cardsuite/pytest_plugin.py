@@ -16,8 +16,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from .errors import TransportError
 from .project import Project
-from .simulator import SimulatorTransport, VpcdSimulator
+from .simulator import SimulatorTransport, VpcdSimulator, free_slots
 from .trace import Trace
 from .transport import PcscTransport, Transport
 
@@ -76,7 +77,10 @@ class _CardFactory:
             transport: Transport = SimulatorTransport(self.project)
         elif self.spec == "vpcd":
             used = {s.slot for s in self._simulators.values()}
-            slot = min(set(range(len(used) + 1)) - used)
+            slots = [slot for slot in free_slots() if slot not in used]
+            if not slots:
+                raise TransportError("every vpcd slot already holds a card: stop the other simulators")
+            slot = slots[0]
             simulator = VpcdSimulator(self.project, slot=slot).start()
             transport = simulator.transport()
             self._simulators[id(transport)] = simulator

@@ -18,6 +18,7 @@ from .transport import PcscTransport, Transport
 
 VPCD_BASE_PORT = 35963  # Debian's vpcd: slot n listens on 35963 + n
 VPCD_READER = "Virtual PCD 00 {slot:02d}"
+VPCD_SLOTS = 2  # Debian's vpcd configuration
 _jvm_lock = threading.Lock()
 
 
@@ -141,6 +142,27 @@ def ensure_pcscd(log=print, timeout: float = 10.0) -> None:
     raise TransportError("pcscd started but no vpcd reader appeared; is vsmartcard-vpcd installed?")
 
 
+def slot_has_card(slot: int) -> bool:
+    """Whether something (another simulator) already answers on this vpcd slot."""
+    from smartcard.System import readers
+
+    name = VPCD_READER.format(slot=slot)
+    for reader in readers():
+        if str(reader) == name:
+            try:
+                connection = reader.createConnection()
+                connection.connect()
+                connection.disconnect()
+                return True
+            except Exception:  # noqa: BLE001 - pyscard's "no card" comes in several exception types
+                return False
+    raise TransportError(f"no reader {name!r}: is vsmartcard-vpcd installed and pcscd running?")
+
+
+def free_slots() -> list[int]:
+    return [slot for slot in range(VPCD_SLOTS) if not slot_has_card(slot)]
+
+
 class VpcdSimulator:
     """A simulated card as a separate JVM attached to vpcd slot ``slot``: any PC/SC program sees it."""
 
@@ -178,6 +200,11 @@ class VpcdSimulator:
     def start(self, timeout: float = 20.0) -> VpcdSimulator:
         _require_built(self.project)
         ensure_pcscd()
+        if slot_has_card(self.slot):
+            raise TransportError(
+                f"{self.reader} already holds a card: another simulator is attached to vpcd port {self.port} "
+                "(stop it, or use another slot)"
+            )
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, start_new_session=True)
         deadline = time.monotonic() + timeout
@@ -199,18 +226,9 @@ class VpcdSimulator:
 
     def _wait_for_card(self, deadline: float) -> None:
         """pcscd polls vpcd; wait until it reports the card present so the first connect succeeds."""
-        from smartcard.System import readers
-
         while time.monotonic() < deadline:
-            for reader in readers():
-                if str(reader) == self.reader:
-                    try:
-                        connection = reader.createConnection()
-                        connection.connect()
-                        connection.disconnect()
-                        return
-                    except Exception:  # noqa: BLE001 - pyscard raises several kinds while the card arrives
-                        pass
+            if slot_has_card(self.slot):
+                return
             time.sleep(0.05)
         raise TransportError(f"{self.reader} did not report the simulated card in time")
 
