@@ -1,0 +1,135 @@
+package cardsuite.simbridge;
+
+import com.licel.jcardsim.base.SimulatorRuntime;
+import com.licel.jcardsim.base.SimulatorSystem;
+import java.lang.reflect.InvocationTargetException;
+import java.lang.reflect.Method;
+import javacard.framework.AID;
+import javacard.framework.Applet;
+import javacard.framework.CardException;
+import javacard.framework.CardRuntimeException;
+import javacard.framework.JCSystem;
+import javacard.framework.SystemException;
+
+/**
+ * jCardSim's runtime for one card, made to keep the Java Card transaction guarantees: JCSystem's transaction calls
+ * land here (JCSystem delegates to the active runtime), so begin/commit/abort drive this card's
+ * {@link WriteJournal}, a transaction left open by an applet is aborted, and a power-up rolls back the transaction
+ * a tear interrupted. jCardSim itself only keeps a depth counter.
+ */
+final class CardRuntime extends SimulatorRuntime {
+    final WriteJournal journal = new WriteJournal();
+    /** The APDU buffers are RAM on a card but plain arrays in jCardSim, unknown to its TransientMemory. */
+    private final byte[] shortApduBuffer = shortAPDU.getBuffer();
+    private final byte[] extendedApduBuffer = extendedAPDU.getBuffer();
+
+    /** The card whose code runs on this thread; null when the active runtime is not one of ours. */
+    static CardRuntime active() {
+        SimulatorRuntime runtime = SimulatorSystem.instance();
+        return runtime instanceof CardRuntime ? (CardRuntime) runtime : null;
+    }
+
+    boolean isPersistent(Object array) {
+        return array != shortApduBuffer && array != extendedApduBuffer
+                && transientMemory.isTransient(array) == JCSystem.NOT_A_TRANSIENT_OBJECT;
+    }
+
+    @Override
+    public void beginTransaction() {
+        journal.openTransaction();
+        super.beginTransaction();
+    }
+
+    @Override
+    public void commitTransaction() {
+        journal.commitTransaction();
+        super.commitTransaction();
+    }
+
+    @Override
+    public void abortTransaction() {
+        journal.abortTransaction();
+        super.abortTransaction();
+    }
+
+    @Override
+    public byte[] transmitCommand(byte[] command) {
+        byte[] response = super.transmitCommand(command);
+        abortOpenTransaction();
+        return response;
+    }
+
+    /** Power-up: undo the interrupted transaction, then jCardSim's reset (transient memory, selection). */
+    @Override
+    public void reset() {
+        journal.powerUp();
+        super.reset();
+    }
+
+    /**
+     * Calls the applet's static install(bArray, 0, length) the way a card's installer does, and registers the
+     * instance it creates. Unlike jCardSim's installApplet this keeps the applet's own exception as the cause.
+     */
+    void install(AID aid, Class<? extends Applet> appletClass, byte[] bArray) {
+        activateSimulatorRuntimeInstance();
+        if (lookupApplet(aid) != null) {
+            throw new IllegalArgumentException("an applet with this AID is already installed");
+        }
+        Method install;
+        try {
+            install = appletClass.getMethod("install", byte[].class, short.class, byte.class);
+            install.setAccessible(true);
+        } catch (NoSuchMethodException e) {
+            throw new IllegalArgumentException(appletClass.getName() + " has no install(byte[], short, byte)");
+        }
+        AID[] registered = new AID[1];
+        registrationCallback.set((applet, requestedAid) -> {
+            AID instanceAid = requestedAid != null ? requestedAid : aid;
+            if (registered[0] != null || lookupApplet(instanceAid) != null) {
+                SystemException.throwIt(SystemException.ILLEGAL_AID);
+            }
+            applets.put(instanceAid, new ApplicationInstance(instanceAid, applet));
+            registered[0] = instanceAid;
+        });
+        try {
+            install.invoke(null, bArray, (short) 0, (byte) bArray.length);
+        } catch (InvocationTargetException e) {
+            forget(registered[0]);
+            throw new IllegalStateException(appletClass.getName() + ".install() failed: " + describe(e.getCause()),
+                    e.getCause());
+        } catch (IllegalAccessException e) {
+            throw new IllegalArgumentException("cannot call " + install, e);
+        } finally {
+            registrationCallback.set(null);
+            abortOpenTransaction();
+        }
+        if (registered[0] == null) {
+            throw new IllegalStateException(appletClass.getName() + ".install() did not call register()");
+        }
+    }
+
+    /** The Java Card runtime aborts a transaction the applet left open when it returns or throws. */
+    private void abortOpenTransaction() {
+        if (getTransactionDepth() != 0 && !journal.powerLost()) {
+            abortTransaction();
+        }
+    }
+
+    private void forget(AID registeredAid) {
+        if (registeredAid != null) {
+            applets.remove(registeredAid);
+        }
+    }
+
+    private static String describe(Throwable failure) {
+        if (failure instanceof CardRuntimeException) {
+            return failure.getClass().getSimpleName() + String.format(" reason 0x%04X",
+                    ((CardRuntimeException) failure).getReason() & 0xFFFF);
+        }
+        if (failure instanceof CardException) {
+            return failure.getClass().getSimpleName() + String.format(" reason 0x%04X",
+                    ((CardException) failure).getReason() & 0xFFFF);
+        }
+        return String.valueOf(failure);
+    }
+}

@@ -1,0 +1,148 @@
+/*
+ * The bridge is compiled with `javac --release 11` (not 8): it uses jdk.net.ExtendedSocketOptions.TCP_QUICKACK
+ * (JDK 10+) and Socket.setOption (JDK 9+). It runs on the JDK 17 of the toolchain; only the applets have to be
+ * Java 8 class files.
+ *   javac --release 11 -cp 'deps/java/*' -d build/simbridge/classes $(find host/simbridge/src -name '*.java')
+ */
+package cardsuite.simbridge;
+
+import java.io.EOFException;
+import java.io.IOException;
+
+/**
+ * A simulated card behind vpcd: installs the applets, connects to vpcd's port as the virtual card and answers
+ * pcscd until the connection ends. Prints {@code READY port=<n> atr=<hex>} on stdout once connected; logs to
+ * stderr (command data only with --trace).
+ * Exit status: 1 when the vpcd connection fails or is lost, 2 for a usage or install error; SIGTERM/SIGINT close
+ * the connection and end with the JVM's status for the signal (143/130).
+ */
+public final class VpcdMain {
+    private static final byte[] SW_UNKNOWN = {0x6F, 0x00};
+
+    private final VpcdOptions options;
+    private final SimulatedCard card;
+    private VpcdLink link;
+    /** Set by the shutdown hook, so the read it interrupts is not reported as a lost connection. */
+    private volatile boolean stopping;
+
+    private VpcdMain(VpcdOptions options, SimulatedCard card) {
+        this.options = options;
+        this.card = card;
+    }
+
+    public static void main(String[] args) {
+        VpcdOptions options;
+        try {
+            options = VpcdOptions.parse(args);
+        } catch (IllegalArgumentException e) {
+            System.err.println("simbridge: " + e.getMessage() + "\n" + VpcdOptions.USAGE);
+            System.exit(2);
+            return;
+        }
+        if (options.help) {
+            System.out.println(VpcdOptions.USAGE);
+            return;
+        }
+        SimulatedCard card;
+        try {
+            card = new SimulatedCard(options.classPath);
+            for (VpcdOptions.AppletSpec applet : options.applets) {
+                card.install(applet.aid, applet.className, applet.params);
+            }
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            System.err.println("simbridge: cannot set up the card: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
+        int status = new VpcdMain(options, card).run();
+        if (status != 0) {
+            System.exit(status);
+        }
+    }
+
+    private int run() {
+        try {
+            link = VpcdLink.connect(options.host, options.port, options.connectTimeoutMillis);
+        } catch (IOException e) {
+            log("cannot connect to vpcd at " + options.host + ":" + options.port + " (is pcscd running?): " + e);
+            return 1;
+        } catch (InterruptedException e) {
+            return 1;
+        }
+        Runtime.getRuntime().addShutdownHook(new Thread(this::stop, "simbridge-shutdown"));
+        System.out.println("READY port=" + options.port + " atr=" + Hex.encode(card.atr()));
+        System.out.flush();
+        log("connected to vpcd at " + options.host + ":" + options.port + ", " + options.applets.size()
+                + " applet(s) installed");
+        try {
+            serve();
+            return 0;
+        } catch (EOFException e) {
+            return stopping ? 0 : lost("vpcd closed the connection (pcscd stopped?)");
+        } catch (IOException e) {
+            return stopping ? 0 : lost("vpcd connection failed: " + e.getMessage());
+        }
+    }
+
+    private void serve() throws IOException {
+        while (true) {
+            byte[] message = link.receive();
+            if (message.length == 1) {
+                control(message[0]);
+            } else {
+                link.send(respond(message));
+            }
+        }
+    }
+
+    private void control(int code) throws IOException {
+        switch (code) {
+            case VpcdLink.POWER_OFF: trace("power off"); card.powerOff(); break;
+            case VpcdLink.POWER_ON: trace("power on"); card.powerOn(); break;
+            case VpcdLink.RESET: trace("reset"); card.reset(); break;
+            case VpcdLink.GET_ATR: link.send(card.atr()); break; // pcscd polls it for card presence: not traced
+            default: log("ignoring unknown vpcd control code " + code);
+        }
+    }
+
+    private byte[] respond(byte[] command) {
+        trace("> " + Hex.encode(command));
+        byte[] response;
+        try {
+            response = card.transmit(command);
+        } catch (IllegalStateException poweredOff) {
+            log("command while the card is powered off; answering 6F00");
+            response = SW_UNKNOWN.clone();
+        } catch (RuntimeException bridgeBug) {
+            log("bridge error, answering 6F00: " + bridgeBug);
+            bridgeBug.printStackTrace();
+            response = SW_UNKNOWN.clone();
+        }
+        trace("< " + Hex.encode(response));
+        return response;
+    }
+
+    private void stop() {
+        if (!stopping) {
+            stopping = true;
+            log("terminated; closing the vpcd connection");
+        }
+        link.close();
+    }
+
+    private int lost(String why) {
+        stopping = true;
+        log(why + "; exiting");
+        return 1;
+    }
+
+    private void trace(String line) {
+        if (options.trace) {
+            log(line);
+        }
+    }
+
+    private void log(String line) {
+        System.err.println("simbridge[" + options.port + "]: " + line);
+    }
+}
