@@ -29,7 +29,9 @@ MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.
 
 def _sh(cmd: list[str], **kwargs) -> None:
     print("+ " + " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, **kwargs)
+    status = subprocess.run(cmd, **kwargs).returncode
+    if status:
+        raise Exit(f"{Path(cmd[0]).name} ... exited with status {status}", code=status)
 
 
 def _digest(*paths: Path) -> str:

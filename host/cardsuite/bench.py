@@ -18,22 +18,30 @@ from .simulator import SimulatorTransport, VpcdSimulator
 SIZES = (32, 250)
 
 
-def _measure(round_trip: Callable[[], object], count: int) -> dict[str, float]:
-    for _ in range(min(100, count)):  # warm-up: JIT, caches
-        round_trip()
-    samples = []
-    for _ in range(count):
-        started = time.perf_counter()
-        round_trip()
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    total = sum(samples)
+def _figures(samples: list[float]) -> dict[str, float]:
+    samples = sorted(samples)
     return {
-        "count": count,
-        "round_trips_per_second": round(count / total, 1),
+        "count": len(samples),
+        "round_trips_per_second": round(len(samples) / sum(samples), 1),
         "median_ms": round(statistics.median(samples) * 1000, 4),
-        "p99_ms": round(samples[int(0.99 * (count - 1))] * 1000, 4),
+        "p99_ms": round(samples[int(0.99 * (len(samples) - 1))] * 1000, 4),
     }
+
+
+def _measure(cases: dict[str, Callable[[], object]], count: int) -> dict[str, dict[str, float]]:
+    """Times the cases interleaved, one round trip of each in turn, so that load from elsewhere on the
+    machine falls on all of them alike and their ratio stays meaningful."""
+    for round_trip in cases.values():
+        for _ in range(min(100, count)):  # warm-up: JIT, caches
+            round_trip()
+    samples: dict[str, list[float]] = {name: [] for name in cases}
+    clock = time.perf_counter
+    for _ in range(count):
+        for name, round_trip in cases.items():
+            started = clock()
+            round_trip()
+            samples[name].append(clock() - started)
+    return {name: _figures(values) for name, values in samples.items()}
 
 
 def _echo(size: int) -> CommandAPDU:
@@ -46,15 +54,17 @@ def run_transport_bench(project: Project, count: int = 2000) -> dict:
         card.select(ECHO_AID)
         for size in SIZES:
             command = _echo(size)
-            results[f"inprocess_host_layer_{size}"] = _measure(lambda c=command: card.send(c), count)
+            results.update(_measure({f"inprocess_host_layer_{size}": lambda c=command: card.send(c)}, count))
     with VpcdSimulator(project, slot=0) as simulator, simulator.transport() as card:
         card.select(ECHO_AID)
         raw_connection = card._require()  # the same pyscard connection, used without our layer
         for size in SIZES:
             command = _echo(size)
             raw = list(command.to_bytes())
-            results[f"vpcd_host_layer_{size}"] = _measure(lambda c=command: card.send(c), count)
-            results[f"vpcd_raw_pyscard_{size}"] = _measure(lambda r=raw: raw_connection.transmit(r), count)
+            results.update(_measure({
+                f"vpcd_host_layer_{size}": lambda c=command: card.send(c),
+                f"vpcd_raw_pyscard_{size}": lambda r=raw: raw_connection.transmit(r),
+            }, count))
     overhead = {
         str(size): round(results[f"vpcd_host_layer_{size}"]["median_ms"]
                          / results[f"vpcd_raw_pyscard_{size}"]["median_ms"] - 1, 4)

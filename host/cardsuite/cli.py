@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("-t", "--trace", action="store_true", help="the simulators log APDUs to stderr")
     sim.set_defaults(handler=cmd_sim)
 
+    from . import fs_cli
+    fs_cli.register(commands, add_card_options, connect)
+
     return parser
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from .errors import TransportError
 from .project import Project
-from .simulator import SimulatorTransport, VpcdSimulator, free_slots
+from .simulator import SimulatorTransport, VpcdSimulator, ensure_pcscd, free_slots
 from .trace import Trace
 from .transport import PcscTransport, Transport
 
@@ -76,6 +76,7 @@ class _CardFactory:
         if self.spec == "sim":
             transport: Transport = SimulatorTransport(self.project)
         elif self.spec == "vpcd":
+            ensure_pcscd()
             used = {s.slot for s in self._simulators.values()}
             slots = [slot for slot in free_slots() if slot not in used]
             if not slots:

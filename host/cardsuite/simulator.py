@@ -10,6 +10,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 from .errors import CardTornError, ConfigurationError, TransportError
 from .manifest import load_manifest
@@ -180,6 +181,10 @@ class VpcdSimulator:
         return VPCD_BASE_PORT + self.slot
 
     @property
+    def log_path(self) -> Path:
+        return self.project.build / "sim" / f"vpcd-slot{self.slot}.log"
+
+    @property
     def reader(self) -> str:
         return VPCD_READER.format(slot=self.slot)
 
@@ -205,7 +210,10 @@ class VpcdSimulator:
                 f"{self.reader} already holds a card: another simulator is attached to vpcd port {self.port} "
                 "(stop it, or use another slot)"
             )
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        # stderr to a file: a pipe nobody reads would block a tracing bridge once it fills
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = self.log_path.open("w")
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log,
                                         text=True, start_new_session=True)
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
@@ -218,10 +226,8 @@ class VpcdSimulator:
                 self.atr = bytes.fromhex(fields.get("atr", ""))
                 self._wait_for_card(deadline)
                 return self
-        err = ""
-        if self.process.poll() is not None and self.process.stderr is not None:
-            err = self.process.stderr.read().strip()
         self.stop()
+        err = self.log_path.read_text().strip()
         raise TransportError(f"the simulator on vpcd port {self.port} did not start: {err or 'timed out'}")
 
     def _wait_for_card(self, deadline: float) -> None:
@@ -244,9 +250,9 @@ class VpcdSimulator:
                 self.process.wait()
             # pcscd needs a moment to see the card go; restarting at once can leave the reader "no card"
             time.sleep(1.0)
-        for stream in (self.process.stdout, self.process.stderr):
-            if stream is not None:
-                stream.close()
+        if self.process.stdout is not None:
+            self.process.stdout.close()
+        self._log.close()
         self.process = None
 
     def transport(self) -> PcscTransport:
