@@ -60,6 +60,13 @@ def _missing_debian_packages() -> list[str]:
     return missing
 
 
+def _installed_from_here() -> bool:
+    """Whether `import cardsuite` finds this checkout (another clone may have installed its own)."""
+    probe = subprocess.run([sys.executable, "-c", "import cardsuite; print(cardsuite.__file__)"],
+                           capture_output=True, text=True, cwd="/")
+    return probe.returncode == 0 and Path(probe.stdout.strip()).resolve().is_relative_to(ROOT / "host")
+
+
 @task
 def setup(c):
     """Install everything cardsuite needs; a second run checks and changes nothing."""
@@ -70,7 +77,7 @@ def setup(c):
         _sh(sudo + ["apt-get", "update", "-qq"], env=env)
         _sh(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
     python = _digest(ROOT / "pyproject.toml")
-    if not _stamped("python", python):
+    if not _stamped("python", python) or not _installed_from_here():
         _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
         _stamp("python", python)
     pom = ROOT / "host" / "simbridge" / "pom.xml"

@@ -52,6 +52,9 @@ def start_jvm(project: Project) -> None:
         # -Xshare:auto and a small heap keep start-up near 0.3 s; applets need little memory.
         jpype.startJVM("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                        classpath=classpath, convertStrings=False)
+        # jCardSim prints chatter ("getInstance of ... is OK!") on System.out: keep Python's stdout clean
+        system = jpype.JClass("java.lang.System")
+        system.setOut(system.err)
 
 
 class SimulatorTransport(Transport):
