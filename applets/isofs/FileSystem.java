@@ -1,0 +1,759 @@
+package cardsuite.isofs;
+
+import javacard.framework.APDU;
+import javacard.framework.ISO7816;
+import javacard.framework.ISOException;
+import javacard.framework.JCSystem;
+import javacard.framework.Util;
+
+/**
+ * ISO 7816-4 command processor over one tree. An applet hands it its APDUs ({@link #process}); it
+ * keeps the current DF, current EF and record pointer in transient memory and checks each file's life
+ * cycle and access conditions (through the applet's {@link SecurityStatus}) before touching it.
+ *
+ * Order of checks in every command: P1-P2 format (6A86) → file (6986 no current EF, 6A82 not found)
+ * → structure (6981) → life cycle (6985) → access condition (6982) → offset or record (6B00, 6A83)
+ * → length (6700) → space (6A84). The limits on CREATE FILE (file count, data bytes) are the ones
+ * the applet passes to the constructor.
+ */
+public class FileSystem implements SharedFiles {
+    private static final short LE_ANY = 256; // Le = 00 in a short APDU: "as much as there is"
+    /** Proprietary FCP object of a DF listing its children's file identifiers (see childList). */
+    private static final byte TAG_CHILDREN = (byte) 0x85;
+
+    private final DedicatedFile root;
+    private final SecurityStatus security;
+    private final short maxFiles;
+    private final short maxBytes;
+    /** [0] current DF (null: the root), [1] current EF (null: none). */
+    private final Object[] current;
+    /** [0] record pointer of the current EF (0: none). */
+    private final byte[] pointer;
+
+    /**
+     * A processor whose view starts at root (SELECT 3F00 selects it). maxFiles and maxBytes bound the
+     * whole tree (files counted with the MF, bytes of EF data) for CREATE FILE. clearEvent is
+     * JCSystem.CLEAR_ON_DESELECT for the applet's own use, CLEAR_ON_RESET for a processor handed to
+     * other applets as {@link SharedFiles}. Allocates its transient state here, once.
+     */
+    public FileSystem(DedicatedFile root, SecurityStatus security, short maxFiles, short maxBytes,
+            byte clearEvent) {
+        this.root = root;
+        this.security = security;
+        this.maxFiles = maxFiles;
+        this.maxBytes = maxBytes;
+        current = JCSystem.makeTransientObjectArray((short) 2, clearEvent);
+        pointer = JCSystem.makeTransientByteArray((short) 1, clearEvent);
+    }
+
+    /** The current DF. */
+    public DedicatedFile getCurrentDF() {
+        Object o = current[0];
+        return o == null ? root : (DedicatedFile) o;
+    }
+
+    /** The current EF, or null. */
+    public ISOFile getCurrentEF() {
+        return (ISOFile) current[1];
+    }
+
+    /**
+     * Processes one file command (INS A4, B0, D6, D0, 0E, B2, DC, D2, E2, A2, E0, E4, 44, 04, E6,
+     * E8). Returns false, sending nothing, for any other INS. The caller checks CLA.
+     */
+    public boolean process(APDU apdu) {
+        byte ins = apdu.getBuffer()[ISO7816.OFFSET_INS];
+        switch (ins) {
+            case ISOFS.INS_SELECT:
+                select(apdu);
+                break;
+            case ISOFS.INS_READ_BINARY:
+                readBinary(apdu);
+                break;
+            case ISOFS.INS_UPDATE_BINARY:
+            case ISOFS.INS_WRITE_BINARY:
+            case ISOFS.INS_ERASE_BINARY:
+                updateBinary(apdu, ins);
+                break;
+            case ISOFS.INS_READ_RECORD:
+                readRecord(apdu);
+                break;
+            case ISOFS.INS_UPDATE_RECORD:
+            case ISOFS.INS_WRITE_RECORD:
+                updateRecord(apdu, ins);
+                break;
+            case ISOFS.INS_APPEND_RECORD:
+                appendRecord(apdu);
+                break;
+            case ISOFS.INS_SEARCH_RECORD:
+                searchRecord(apdu);
+                break;
+            case ISOFS.INS_CREATE_FILE:
+                FileFactory.create(this, apdu);
+                break;
+            case ISOFS.INS_DELETE_FILE:
+                deleteFile(apdu);
+                break;
+            case ISOFS.INS_ACTIVATE_FILE:
+            case ISOFS.INS_DEACTIVATE_FILE:
+            case ISOFS.INS_TERMINATE_DF:
+            case ISOFS.INS_TERMINATE_EF:
+                lifeCycle(apdu, ins);
+                break;
+            default:
+                return false;
+        }
+        return true;
+    }
+
+    // ---- SELECT (ISO 7816-4 7.1.1, P1 table 39, P2 table 40) ----
+
+    private void select(APDU apdu) {
+        byte[] buf = apdu.getBuffer();
+        byte p1 = buf[ISO7816.OFFSET_P1];
+        byte p2 = buf[ISO7816.OFFSET_P2];
+        short len = receive(apdu, true);
+        byte occurrence = (byte) (p2 & 0x03);
+        if ((p2 & 0xF0) != 0 || (occurrence != 0 && (p1 != 0x04 || occurrence != 0x02))) {
+            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        DedicatedFile df = getCurrentDF();
+        short id = len == 2 ? Util.getShort(buf, ISO7816.OFFSET_CDATA) : 0;
+        ISOFile f = null;
+        switch (p1) {
+            case 0x00: // MF, DF or EF by file identifier; no data: the MF
+                if (len == 0) {
+                    f = root;
+                } else {
+                    lengthIs(len, (short) 2);
+                    f = findNear(df, id);
+                }
+                break;
+            case 0x01: // child DF
+            case 0x02: // EF under the current DF
+                lengthIs(len, (short) 2);
+                f = df.findChild(id);
+                if (f != null && (f instanceof DedicatedFile) != (p1 == 0x01)) {
+                    f = null;
+                }
+                break;
+            case 0x03: // parent DF
+                lengthIs(len, (short) 0);
+                if (df != root) {
+                    f = df.parent;
+                }
+                break;
+            case 0x04: // DF name, first (P2 b2-b1 00) or next (10) occurrence
+                if (len == 0 || len > 16) {
+                    ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+                }
+                f = occurrence == 0 ? root : ISOFile.next(df, root);
+                while (f != null && !nameStarts(f, buf, len)) {
+                    f = ISOFile.next(f, root);
+                }
+                break;
+            case 0x08: // path from the MF, without 3F00
+                f = walk(root, buf, len);
+                break;
+            case 0x09: // path from the current DF
+                f = walk(df, buf, len);
+                break;
+            default:
+                ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        if (f == null || f.lcs == ISOFS.LCS_DELETED) {
+            ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
+        }
+        makeCurrent(f);
+        short n = 0;
+        short head = 2; // 62 nn, or 62 81 nn for 128 bytes and more
+        byte tag = ISOFS.TAG_FMD;
+        byte response = (byte) (p2 & 0x0C); // 00 FCI, 04 FCP, 08 FMD, 0C none
+        if (response == 0x08) {
+            n = (short) (nameObject(f, buf, (short) 2) - 2);
+        } else if (response != 0x0C) {
+            tag = response == 0 ? ISOFS.TAG_FCI : ISOFS.TAG_FCP;
+            // Written after room for the longer header, moved down a byte when the short one fits.
+            n = controlParameters(f, buf, (short) 3);
+            if (n < 128) {
+                Util.arrayCopyNonAtomic(buf, (short) 3, buf, (short) 2, n);
+            } else {
+                buf[1] = (byte) 0x81;
+                head = 3;
+            }
+        }
+        if (response != 0x0C) {
+            buf[0] = tag;
+            buf[(short) (head - 1)] = (byte) n;
+            sendBuffer(apdu, (short) (n + head));
+        }
+        if (f.lcs == ISOFS.LCS_DEACTIVATED) {
+            ISOException.throwIt(ISOFS.SW_SELECTED_DEACTIVATED);
+        }
+        if (f.lcs >= ISOFS.LCS_TERMINATED) {
+            ISOException.throwIt(ISOFS.SW_SELECTED_TERMINATED);
+        }
+    }
+
+    /** P1 = 00: the MF, the current DF, a child of it, its parent or a sibling of it. */
+    private ISOFile findNear(DedicatedFile df, short id) {
+        if (id == ISOFS.FID_MF) {
+            return root;
+        }
+        if (id == df.fid) {
+            return df;
+        }
+        ISOFile f = df.findChild(id);
+        if (f == null && df != root) {
+            DedicatedFile up = df.parent;
+            f = up.fid == id ? up : up.findChild(id);
+        }
+        return f;
+    }
+
+    private static boolean nameStarts(ISOFile f, byte[] buf, short len) {
+        if (!(f instanceof DedicatedFile)) {
+            return false;
+        }
+        byte[] name = ((DedicatedFile) f).name;
+        return name != null && len <= (short) name.length
+                && Util.arrayCompare(name, (short) 0, buf, ISO7816.OFFSET_CDATA, len) == 0;
+    }
+
+    /** Follows a path of file identifiers below start; null when a step is missing. */
+    private static ISOFile walk(DedicatedFile start, byte[] buf, short len) {
+        if (len == 0 || (len & 1) != 0) {
+            ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+        }
+        ISOFile f = start;
+        for (short i = 0; i < len; i += 2) {
+            if (!(f instanceof DedicatedFile)) {
+                return null;
+            }
+            f = ((DedicatedFile) f).findChild(Util.getShort(buf, (short) (ISO7816.OFFSET_CDATA + i)));
+        }
+        return f;
+    }
+
+    /** Makes f the current file: a DF becomes the current DF, an EF the current EF (in its DF). */
+    void makeCurrent(ISOFile f) {
+        if (f instanceof DedicatedFile) {
+            current[0] = f;
+            current[1] = null;
+        } else {
+            current[0] = f.parent;
+            current[1] = f;
+        }
+        pointer[0] = 0;
+    }
+
+    /** Writes the FCP data objects of f at off; returns their length. */
+    private short controlParameters(ISOFile f, byte[] buf, short off) {
+        short start = off;
+        boolean ef = f.data != null;
+        if (ef) {
+            off = tlvShort(buf, off, ISOFS.TAG_SIZE, f.getSize());
+        }
+        buf[off++] = ISOFS.TAG_DESCRIPTOR;
+        if (f instanceof RecordFile) {
+            RecordFile r = (RecordFile) f;
+            buf[off++] = 5;
+            buf[off++] = f.descriptor;
+            buf[off++] = ISOFS.DCB;
+            off = Util.setShort(buf, off, r.recordSize);
+            buf[off++] = r.count;
+        } else if (ef) {
+            buf[off++] = 2;
+            buf[off++] = f.descriptor;
+            buf[off++] = ISOFS.DCB;
+        } else {
+            buf[off++] = 1;
+            buf[off++] = f.descriptor;
+        }
+        off = tlvShort(buf, off, ISOFS.TAG_FID, f.fid);
+        off = nameObject(f, buf, off);
+        if (ef) {
+            buf[off++] = ISOFS.TAG_SFI;
+            if (f.sfi == 0) {
+                buf[off++] = 0;
+            } else {
+                buf[off++] = 1;
+                buf[off++] = (byte) (f.sfi << 3);
+            }
+        }
+        buf[off++] = ISOFS.TAG_LCS;
+        buf[off++] = 1;
+        buf[off++] = f.lcs;
+        buf[off++] = ISOFS.TAG_SECURITY;
+        buf[off++] = ISOFS.AC_COUNT;
+        for (byte i = 0; i < ISOFS.AC_COUNT; i++) {
+            buf[off++] = f.getAccess(i);
+        }
+        if (!ef) {
+            off = childList((DedicatedFile) f, buf, off);
+        }
+        return (short) (off - start);
+    }
+
+    /**
+     * Proprietary tag 85 of a DF's FCP: the file identifiers of its children in creation order, so
+     * that a host can walk the tree (ISO 7816-4 has no command to list a DF). Lists as many as fit a
+     * 256-byte response (at least 100 children); an empty DF gets 85 00.
+     */
+    private static short childList(DedicatedFile df, byte[] buf, short off) {
+        short room = (short) ((short) ((buf.length < 256 ? buf.length : 256) - off - 3) / 2);
+        short k = 0;
+        for (ISOFile c = df.firstChild; c != null && k < room; c = c.sibling) {
+            k++;
+        }
+        buf[off++] = TAG_CHILDREN;
+        if (k > 63) {
+            buf[off++] = (byte) 0x81;
+        }
+        buf[off++] = (byte) (k * 2);
+        for (ISOFile c = df.firstChild; k > 0; c = c.sibling, k--) {
+            off = Util.setShort(buf, off, c.fid);
+        }
+        return off;
+    }
+
+    /** Writes tag 84 with the DF name of f, if it has one; returns the new offset. */
+    private static short nameObject(ISOFile f, byte[] buf, short off) {
+        if (f instanceof DedicatedFile) {
+            byte[] name = ((DedicatedFile) f).name;
+            if (name != null) {
+                buf[off++] = ISOFS.TAG_DF_NAME;
+                buf[off++] = (byte) name.length;
+                off = Util.arrayCopyNonAtomic(name, (short) 0, buf, off, (short) name.length);
+            }
+        }
+        return off;
+    }
+
+    private static short tlvShort(byte[] buf, short off, byte tag, short value) {
+        buf[off++] = tag;
+        buf[off++] = 2;
+        return Util.setShort(buf, off, value);
+    }
+
+    // ---- READ / UPDATE / WRITE / ERASE BINARY (7.2.3 - 7.2.7) ----
+
+    private void readBinary(APDU apdu) {
+        byte[] buf = apdu.getBuffer();
+        TransparentFile f = binaryFile(buf, ISOFS.AC_READ);
+        short off = binaryOffset(buf);
+        short n = f.available(off);
+        short ne = apdu.setOutgoing();
+        if (ne == 0) { // Le absent: say how much there is (00 = 256 or more)
+            ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | (n > 255 ? 0 : n)));
+        }
+        if (n > ne) {
+            n = ne;
+        }
+        sendData(apdu, f.data, off, n, ne);
+    }
+
+    private void updateBinary(APDU apdu, byte ins) {
+        byte[] buf = apdu.getBuffer();
+        TransparentFile f = binaryFile(buf, ISOFS.AC_UPDATE);
+        short off = binaryOffset(buf);
+        short len = receive(apdu, ins == ISOFS.INS_ERASE_BINARY);
+        short end = f.getSize();
+        if (ins == ISOFS.INS_ERASE_BINARY) {
+            // Data absent: erase to the end; else two bytes, the offset of the first byte kept.
+            if (len != 0) {
+                lengthIs(len, (short) 2);
+                end = Util.getShort(buf, ISO7816.OFFSET_CDATA);
+            }
+            if (end <= off || end > f.getSize()) {
+                f.available(off); // 6B00 when off is outside the file
+                ISOException.throwIt(ISO7816.SW_WRONG_DATA);
+            }
+            len = (short) (end - off);
+            short chunk = (short) buf.length;
+            if ((short) (len + 64) > JCSystem.getUnusedCommitCapacity()) {
+                ISOException.throwIt(ISO7816.SW_FILE_FULL);
+            }
+            Util.arrayFillNonAtomic(buf, (short) 0, chunk, (byte) 0);
+            boolean own = ISOFile.beginAtomic();
+            while (len > 0) {
+                short n = len < chunk ? len : chunk;
+                f.updateBinary(off, buf, (short) 0, n);
+                off += n;
+                len -= n;
+            }
+            ISOFile.endAtomic(own);
+            return;
+        }
+        if (len > f.available(off)) {
+            ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+        }
+        if (ins == ISOFS.INS_WRITE_BINARY) {
+            orInto(buf, f.data, off, len);
+        }
+        f.updateBinary(off, buf, ISO7816.OFFSET_CDATA, len);
+    }
+
+    /** P1 b8 = 1: SFI in P1 b5-b1, offset P2; else offset P1-P2 (15 bits) in the current EF. */
+    private TransparentFile binaryFile(byte[] buf, byte operation) {
+        byte p1 = buf[ISO7816.OFFSET_P1];
+        if (p1 < 0 && (p1 & 0x60) != 0) {
+            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        ISOFile f = currentEF(p1 < 0 ? (byte) (p1 & 0x1F) : 0);
+        if (!(f instanceof TransparentFile)) {
+            ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
+        }
+        check(f, operation);
+        return (TransparentFile) f;
+    }
+
+    private static short binaryOffset(byte[] buf) {
+        return buf[ISO7816.OFFSET_P1] < 0 ? (short) (buf[ISO7816.OFFSET_P2] & 0xFF)
+                : Util.getShort(buf, ISO7816.OFFSET_P1);
+    }
+
+    /** ORs len stored bytes from data[off] into the command data (WRITE = logical OR, DCB 41). */
+    private static void orInto(byte[] buf, byte[] data, short off, short len) {
+        for (short i = 0; i < len; i++) {
+            buf[(short) (ISO7816.OFFSET_CDATA + i)] |= data[(short) (off + i)];
+        }
+    }
+
+    // ---- READ RECORD(S), UPDATE / WRITE / APPEND / SEARCH RECORD (7.3.3 - 7.3.7) ----
+
+    private void readRecord(APDU apdu) {
+        byte[] buf = apdu.getBuffer();
+        byte p1 = buf[ISO7816.OFFSET_P1];
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & 0x07);
+        RecordFile f = recordFile(buf, ISOFS.AC_READ);
+        short ne = apdu.setOutgoing();
+        if (mode == 0x05 || mode == 0x06) {
+            // READ RECORDS: from P1 to the last (101) or from the last to P1 (110), each in tag 04.
+            if (ne == 0) {
+                ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+            }
+            short n = recordNumber(f, p1, (byte) 0x04);
+            short last = (short) (f.count & 0xFF);
+            short step = 1;
+            if (mode == 0x06) {
+                short t = n;
+                n = last;
+                last = t;
+                step = -1;
+            }
+            short limit = ne < (short) buf.length ? ne : (short) buf.length;
+            short off = 0;
+            boolean all = true;
+            while (true) {
+                short len = f.lengthOf(n);
+                short head = len > 127 ? (short) 3 : (short) 2;
+                if ((short) (off + head + len) > limit) {
+                    all = false;
+                    break;
+                }
+                buf[off++] = ISOFS.TAG_RECORD;
+                if (head == 3) {
+                    buf[off++] = (byte) 0x81;
+                }
+                buf[off++] = (byte) len;
+                off = Util.arrayCopyNonAtomic(f.data, f.offsetOf(n), buf, off, len);
+                if (n == last) {
+                    break;
+                }
+                n += step;
+            }
+            sendData(apdu, buf, (short) 0, off, all ? LE_ANY : ne);
+            return;
+        }
+        short n = recordNumber(f, p1, mode);
+        short len = f.lengthOf(n);
+        if (ne < len) {
+            ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | len));
+        }
+        sendData(apdu, f.data, f.offsetOf(n), len, ne);
+    }
+
+    private void updateRecord(APDU apdu, byte ins) {
+        byte[] buf = apdu.getBuffer();
+        byte p1 = buf[ISO7816.OFFSET_P1];
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & 0x07);
+        RecordFile f = recordFile(buf, ISOFS.AC_UPDATE);
+        if (ins == ISOFS.INS_UPDATE_RECORD && mode == 0x03 && p1 == 0 && f instanceof CyclicRecordFile) {
+            // UPDATE RECORD "previous" on a cyclic EF writes the oldest record, which becomes record 1.
+            f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
+            pointer[0] = 1;
+            return;
+        }
+        short n = recordNumber(f, p1, mode);
+        short len = receive(apdu, false);
+        if (ins == ISOFS.INS_WRITE_RECORD) {
+            if (len != f.lengthOf(n)) {
+                ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+            }
+            orInto(buf, f.data, f.offsetOf(n), len);
+        }
+        f.updateRecord((byte) n, buf, ISO7816.OFFSET_CDATA, len);
+    }
+
+    private void appendRecord(APDU apdu) {
+        byte[] buf = apdu.getBuffer();
+        if (buf[ISO7816.OFFSET_P1] != 0 || (buf[ISO7816.OFFSET_P2] & 0x07) != 0) {
+            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        RecordFile f = recordFile(buf, ISOFS.AC_APPEND);
+        f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
+        pointer[0] = f instanceof CyclicRecordFile ? 1 : f.count;
+    }
+
+    /**
+     * Simple search (P2 b3-b1 100 forward from record P1, 101 backward from P1; P1 = 00 starts at
+     * the first or last record): returns the numbers of the records containing the command data.
+     * Sets the record pointer on the first match; 6A83 when no record matches.
+     */
+    private void searchRecord(APDU apdu) {
+        byte[] buf = apdu.getBuffer();
+        byte p1 = buf[ISO7816.OFFSET_P1];
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & 0x07);
+        if (mode != 0x04 && mode != 0x05) {
+            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        RecordFile f = recordFile(buf, ISOFS.AC_READ);
+        short len = receive(apdu, false);
+        short count = (short) (f.count & 0xFF);
+        short step = mode == 0x04 ? (short) 1 : (short) -1;
+        short n = p1 != 0 ? f.check(p1) : (step == 1 ? (short) 1 : count);
+        // Move the search string to the end of the buffer; record numbers go to its start.
+        short str = (short) (buf.length - len);
+        Util.arrayCopyNonAtomic(buf, ISO7816.OFFSET_CDATA, buf, str, len);
+        short found = 0;
+        boolean all = true;
+        for (; n > 0 && n <= count; n += step) {
+            short recLen = f.lengthOf(n);
+            short recOff = f.offsetOf(n);
+            for (short i = 0; (short) (i + len) <= recLen; i++) {
+                if (Util.arrayCompare(f.data, (short) (recOff + i), buf, str, len) == 0) {
+                    if (found == str) {
+                        all = false;
+                    } else {
+                        buf[found++] = (byte) n;
+                    }
+                    break;
+                }
+            }
+        }
+        if (found == 0) {
+            ISOException.throwIt(ISO7816.SW_RECORD_NOT_FOUND);
+        }
+        pointer[0] = buf[0];
+        short ne = apdu.setOutgoing();
+        if (ne < found) {
+            ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | found));
+        }
+        sendData(apdu, buf, (short) 0, found, all ? LE_ANY : ne);
+    }
+
+    /** The record EF named by P2 b8-b4 (SFI; 0: the current EF), checked for the operation. */
+    private RecordFile recordFile(byte[] buf, byte operation) {
+        ISOFile f = currentEF((byte) ((buf[ISO7816.OFFSET_P2] >> 3) & 0x1F));
+        if (!(f instanceof RecordFile)) {
+            ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
+        }
+        check(f, operation);
+        return (RecordFile) f;
+    }
+
+    /**
+     * Resolves P1 and P2 b3-b1 to an existing record number: 100 record P1 (00: the current record,
+     * pointer unchanged); with P1 = 00, 000 first, 001 last, 010 next, 011 previous (these move the
+     * record pointer; next and previous wrap in a cyclic EF). 6A86 for other modes, 6A83 when the
+     * record does not exist.
+     */
+    private short recordNumber(RecordFile f, byte p1, byte mode) {
+        short count = (short) (f.count & 0xFF);
+        short n = (short) (pointer[0] & 0xFF);
+        if (mode == 0x04) {
+            return f.check(p1 != 0 ? p1 : (byte) n);
+        }
+        if (mode > 0x03 || p1 != 0) {
+            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        boolean cyclic = f instanceof CyclicRecordFile;
+        if (mode == 0x00) {
+            n = 1;
+        } else if (mode == 0x01) {
+            n = count;
+        } else if (mode == 0x02) {
+            n = (short) (n == count && cyclic ? 1 : n + 1);
+        } else {
+            n = (short) (n <= 1 && (cyclic || n == 0) ? count : n - 1);
+        }
+        f.check((byte) n);
+        pointer[0] = (byte) n;
+        return n;
+    }
+
+    // ---- DELETE FILE, ACTIVATE / DEACTIVATE FILE, TERMINATE DF / EF (7816-9) ----
+
+    private void deleteFile(APDU apdu) {
+        ISOFile f = target(apdu, false);
+        if (f == root) {
+            ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+        }
+        check(f, ISOFS.AC_DELETE);
+        DedicatedFile up = f.parent;
+        up.removeChild(f);
+        if (getCurrentDF().lcs == ISOFS.LCS_DELETED) {
+            current[0] = up;
+        }
+        ISOFile ef = getCurrentEF();
+        if (ef != null && ef.lcs == ISOFS.LCS_DELETED) {
+            current[1] = null;
+            pointer[0] = 0;
+        }
+        if (JCSystem.isObjectDeletionSupported()) {
+            JCSystem.requestObjectDeletion();
+        }
+    }
+
+    private void lifeCycle(APDU apdu, byte ins) {
+        ISOFile f = target(apdu, ins == ISOFS.INS_TERMINATE_DF);
+        if ((ins == ISOFS.INS_TERMINATE_DF) != (f instanceof DedicatedFile)
+                && ins != ISOFS.INS_ACTIVATE_FILE && ins != ISOFS.INS_DEACTIVATE_FILE) {
+            ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
+        }
+        check(f, ISOFS.AC_ADMIN);
+        byte lcs = f.lcs;
+        byte next = ISOFS.LCS_TERMINATED;
+        if (ins == ISOFS.INS_ACTIVATE_FILE) {
+            next = ISOFS.LCS_ACTIVATED;
+        } else if (ins == ISOFS.INS_DEACTIVATE_FILE) {
+            next = ISOFS.LCS_DEACTIVATED;
+            if (lcs < ISOFS.LCS_DEACTIVATED) {
+                ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+            }
+        }
+        if (lcs >= ISOFS.LCS_TERMINATED) {
+            ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+        }
+        f.lcs = next;
+    }
+
+    /**
+     * The file a DELETE / ACTIVATE / DEACTIVATE / TERMINATE names: P1-P2 0000; data a file identifier
+     * of a child of the current DF, or absent for the current EF (the current DF when there is none,
+     * or always for TERMINATE DF).
+     */
+    private ISOFile target(APDU apdu, boolean df) {
+        byte[] buf = apdu.getBuffer();
+        if (Util.getShort(buf, ISO7816.OFFSET_P1) != 0) {
+            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
+        }
+        short len = receive(apdu, true);
+        ISOFile f = getCurrentEF();
+        if (len != 0) {
+            lengthIs(len, (short) 2);
+            f = getCurrentDF().findChild(Util.getShort(buf, ISO7816.OFFSET_CDATA));
+            if (f == null) {
+                ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
+            }
+        } else if (f == null || df) {
+            f = getCurrentDF();
+        }
+        return f;
+    }
+
+    // ---- shared helpers ----
+
+    /** The EF with this SFI in the current DF (it becomes the current EF), or the current EF for 0. */
+    private ISOFile currentEF(byte sfi) {
+        ISOFile f = getCurrentEF();
+        if (sfi != 0) {
+            f = getCurrentDF().findSFI(sfi);
+            if (f == null) {
+                ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
+            }
+            if (f != current[1]) {
+                makeCurrent(f);
+            }
+        } else if (f == null) {
+            ISOException.throwIt(ISO7816.SW_COMMAND_NOT_ALLOWED);
+        }
+        return f;
+    }
+
+    /**
+     * 6A82 when f was deleted; for read, update and append 6985 unless f is in creation,
+     * initialisation or activated state; 6982 unless its access condition for the operation is met.
+     */
+    void check(ISOFile f, byte operation) {
+        byte lcs = f.lcs;
+        if (lcs == ISOFS.LCS_DELETED) {
+            ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
+        }
+        if (operation < ISOFS.AC_DELETE && lcs != ISOFS.LCS_ACTIVATED && lcs != ISOFS.LCS_CREATION
+                && lcs != ISOFS.LCS_INITIALISATION) {
+            ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+        }
+        byte condition = f.getAccess(operation);
+        if (condition == ISOFS.AC_NEVER
+                || (condition != ISOFS.AC_ALWAYS && !security.isSatisfied(condition))) {
+            ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
+        }
+    }
+
+    /**
+     * Receives the command data (all of it must fit the APDU buffer, else 6700); 6700 as well when
+     * there is none and empty is false.
+     */
+    static short receive(APDU apdu, boolean empty) {
+        short len = apdu.setIncomingAndReceive();
+        if (len != apdu.getIncomingLength() || (len == 0 && !empty)) {
+            ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+        }
+        return len;
+    }
+
+    static void lengthIs(short len, short expected) {
+        if (len != expected) {
+            ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
+        }
+    }
+
+    /**
+     * Sends the first n bytes of the APDU buffer; nothing when Le is absent (Ne = 0), 6Cxx (xx = n)
+     * when Le is below n.
+     */
+    private static void sendBuffer(APDU apdu, short n) {
+        short ne = apdu.setOutgoing();
+        if (ne == 0) {
+            return;
+        }
+        if (ne < n) {
+            ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | n));
+        }
+        sendData(apdu, apdu.getBuffer(), (short) 0, n, LE_ANY);
+    }
+
+    /** Sends n bytes of src (after setOutgoing); 6282 when ne asked for more and was not 00. */
+    private static void sendData(APDU apdu, byte[] src, short off, short n, short ne) {
+        apdu.setOutgoingLength(n);
+        apdu.sendBytesLong(src, off, n);
+        if (n < ne && ne != LE_ANY) {
+            ISOException.throwIt(ISOFS.SW_END_REACHED);
+        }
+    }
+
+    /** The root of this processor's view. */
+    DedicatedFile getRoot() {
+        return root;
+    }
+
+    short getMaxFiles() {
+        return maxFiles;
+    }
+
+    short getMaxBytes() {
+        return maxBytes;
+    }
+}
