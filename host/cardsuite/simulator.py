@@ -40,6 +40,16 @@ def _require_built(project: Project) -> None:
         raise ConfigurationError("the simulator is not built: run `invoke build` first")
 
 
+# A card's random numbers must be unpredictable: jCardSim's RandomData is deterministic unless asked.
+JVM_OPTIONS = ("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+               "-Dcom.licel.jcardsim.randomdata.secure=1")
+
+
+def bridge_classpath(project: Project) -> list[str]:
+    """The bridge first: it replaces jCardSim's deterministic SecureRandomNullProvider."""
+    return [str(project.bridge_classes)] + project.java_classpath()
+
+
 def start_jvm(project: Project) -> None:
     """Starts the one JVM of this process (JPype allows one) with jCardSim and the bridge on its classpath."""
     import jpype
@@ -48,10 +58,7 @@ def start_jvm(project: Project) -> None:
         if jpype.isJVMStarted():
             return
         _require_built(project)
-        classpath = project.java_classpath() + [str(project.bridge_classes)]
-        # -Xshare:auto and a small heap keep start-up near 0.3 s; applets need little memory.
-        jpype.startJVM("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
-                       classpath=classpath, convertStrings=False)
+        jpype.startJVM(*JVM_OPTIONS, classpath=bridge_classpath(project), convertStrings=False)
         # jCardSim prints chatter ("getInstance of ... is OK!") on System.out: keep Python's stdout clean
         system = jpype.JClass("java.lang.System")
         system.setOut(system.err)
@@ -192,8 +199,8 @@ class VpcdSimulator:
         return VPCD_READER.format(slot=self.slot)
 
     def command(self) -> list[str]:
-        classpath = ":".join(self.project.java_classpath() + [str(self.project.bridge_classes)])
-        cmd = ["java", "-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn", "-cp", classpath,
+        classpath = ":".join(bridge_classpath(self.project))
+        cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
                "cardsuite.simbridge.VpcdMain", "--port", str(self.port),
                "--classpath", str(self.project.sim_classes)]
         for applet in self.applets:
