@@ -23,11 +23,16 @@ class MaskRule:
     cla_class: int | None = None  # CLA with channel and secure-messaging bits cleared; None for any
     mask_response: bool = False
     reason: str = "secret"
+    aid: bytes | None = None  # only while this application is selected; None for any
 
-    def matches(self, command: CommandAPDU) -> bool:
+    def matches(self, command: CommandAPDU, selected: bytes | None = None) -> bool:
+        """``selected`` is the application the trace saw selected; when it is unknown, a rule for a
+        particular application applies anyway: masking too much is the safe mistake."""
         if command.ins != self.ins:
             return False
-        return self.cla_class is None or (command.cla & 0xF0) == self.cla_class
+        if self.cla_class is not None and (command.cla & 0xF0) != self.cla_class:
+            return False
+        return self.aid is None or selected is None or selected == self.aid
 
 
 # ISO 7816-4 commands that carry reference data (PINs, PUKs).
@@ -43,9 +48,9 @@ def register_mask_rule(rule: MaskRule) -> None:
         MASK_RULES.append(rule)
 
 
-def _rule_for(command: CommandAPDU) -> MaskRule | None:
+def _rule_for(command: CommandAPDU, selected: bytes | None) -> MaskRule | None:
     for rule in MASK_RULES:
-        if rule.matches(command):
+        if rule.matches(command, selected):
             return rule
     return None
 
@@ -66,8 +71,9 @@ class TraceEntry:
         )
 
 
-def mask_exchange(command: CommandAPDU, response: ResponseAPDU | None) -> tuple[str, str]:
-    rule = _rule_for(command)
+def mask_exchange(command: CommandAPDU, response: ResponseAPDU | None,
+                  selected: bytes | None = None) -> tuple[str, str]:
+    rule = _rule_for(command, selected)
     header = f"{command.cla:02X} {command.ins:02X} {command.p1:02X} {command.p2:02X}"
     if command.data:
         body = (
@@ -89,9 +95,12 @@ class Trace:
     def __init__(self, limit: int = 200, sinks: Iterable[Callable[[TraceEntry], None]] = ()) -> None:
         self.entries: deque[TraceEntry] = deque(maxlen=limit)
         self.sinks = list(sinks)
+        self.selected: bytes | None = None  # the application last selected by name, as far as seen
 
     def record(self, command: CommandAPDU, response: ResponseAPDU, started: float) -> None:
-        shown_command, shown_response = mask_exchange(command, response)
+        shown_command, shown_response = mask_exchange(command, response, self.selected)
+        if command.ins == 0xA4 and command.p1 == 0x04 and command.cla & 0x80 == 0 and response.sw1 in (0x90, 0x61):
+            self.selected = command.data
         entry = TraceEntry(shown_command, shown_response, response.sw, time.perf_counter() - started)
         self.entries.append(entry)
         for sink in self.sinks:

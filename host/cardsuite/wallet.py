@@ -65,7 +65,7 @@ SW_RECORD_NOT_FOUND = 0x6A83
 # CHANGE REFERENCE DATA and RESET RETRY COUNTER (CLA 00) are masked by trace.py already.
 for _ins, _what in ((INS_PERSONALISE, "wallet PERSONALISE (keys, PIN, PUK)"), (INS_SET_LIMITS, "wallet SET LIMITS"),
                     (INS_CREDIT, "wallet CREDIT"), (INS_SET_STATUS, "wallet SET STATUS")):
-    register_mask_rule(MaskRule(_ins, cla_class=0x80, reason=f"{_what}, secure messaging"))
+    register_mask_rule(MaskRule(_ins, cla_class=0x80, reason=f"{_what}, secure messaging", aid=WALLET_AID))
 
 
 def manifest_transport_keys(manifest_path: Path) -> IssuerKeys:
