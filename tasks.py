@@ -20,6 +20,9 @@ from pathlib import Path
 from invoke import Exit, task
 
 ROOT = Path(__file__).resolve().parent
+# Tasks import this checkout's package: an editable install made by `setup` in this very process is
+# only seen by interpreters started after it (its .pth file is read at start-up).
+sys.path.insert(0, str(ROOT / "host"))
 DEPS = ROOT / "deps"
 APT_PACKAGES = [
     "openjdk-17-jdk-headless", "maven", "ant", "pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "swig",
