@@ -59,9 +59,9 @@ def start_jvm(project: Project) -> None:
             return
         _require_built(project)
         jpype.startJVM(*JVM_OPTIONS, classpath=bridge_classpath(project), convertStrings=False)
-        # jCardSim prints chatter ("getInstance of ... is OK!") on System.out: keep Python's stdout clean
-        system = jpype.JClass("java.lang.System")
-        system.setOut(system.err)
+        # jCardSim prints chatter ("getInstance of ... is OK!") on System.out: drop it
+        stream = jpype.JClass("java.io.PrintStream")
+        jpype.JClass("java.lang.System").setOut(stream(jpype.JClass("java.io.OutputStream").nullOutputStream()))
 
 
 class SimulatorTransport(Transport):

@@ -65,10 +65,8 @@ class TraceEntry:
     seconds: float
 
     def format(self) -> str:
-        return (
-            f">> {self.command}\n<< {self.response} {self.sw:04X} ({sw_meaning(self.sw)}) "
-            f"[{self.seconds * 1000:.2f} ms]"
-        )
+        data = f"{self.response} " if self.response else ""
+        return f">> {self.command}\n<< {data}{self.sw:04X} ({sw_meaning(self.sw)}) [{self.seconds * 1000:.2f} ms]"
 
 
 def mask_exchange(command: CommandAPDU, response: ResponseAPDU | None,
