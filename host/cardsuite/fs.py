@@ -209,7 +209,7 @@ class FileControlParameters:
             elif tag == TAG_DF_NAME:
                 values["df_name"] = bytes(value)
             elif tag == TAG_SFI:
-                values["sfi"] = value[0] >> 3 if value else None  # b8-b4 of the byte; 88 00: no SFI
+                values["sfi"] = (value[0] >> 3) or None if value else None  # b8-b4; 88 00: no SFI
             elif tag == TAG_LCS and value:
                 values["life_cycle"] = LifeCycle.decode(value[0])
             elif tag == TAG_SECURITY:
@@ -394,6 +394,7 @@ class IsoFileSystem:
                occurrence: Occurrence = Occurrence.FIRST) -> FileControlParameters | None:
         """Selects a file; 6283/6285 (deactivated / terminated file selected) count as success and
         show in the returned life cycle."""
+        returns = SelectReturn(returns)
         le = None if returns is SelectReturn.NONE else 256
         response = self._send(INS_SELECT, by, returns | occurrence, data, le,
                               expected=(SW_OK, SW_SELECTED_DEACTIVATED, SW_SELECTED_TERMINATED))
