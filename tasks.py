@@ -5,6 +5,7 @@
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
     invoke bench       transport figures into build/bench/transport.json
+    invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke sim         simulated cards behind vpcd until Ctrl-C
 """
 
@@ -150,6 +151,14 @@ def bench(c, count=2000):
     from cardsuite.bench import run_transport_bench
 
     _guard(lambda: run_transport_bench(_project(), count=count))
+
+
+@task(pre=[build])
+def sizes(c):
+    """CAP and load sizes of every package next to the paper's Table 4, in build/reports/sizes.json."""
+    from cardsuite.sizes import run_sizes
+
+    _guard(lambda: run_sizes(_project()))
 
 
 @task(pre=[build], help={"slots": "how many simulated cards (vpcd slots 0 and 1)", "trace": "log APDUs"})

@@ -154,20 +154,29 @@ def ensure_pcscd(log=print, timeout: float = 10.0) -> None:
 
 
 def slot_has_card(slot: int) -> bool:
-    """Whether something (another simulator) already answers on this vpcd slot."""
-    from smartcard.System import readers
+    """Whether something (another simulator) already answers on this vpcd slot. Asks pcscd for the
+    reader's state instead of connecting: a probing connection would reset a card in use."""
+    from smartcard.scard import (
+        SCARD_S_SUCCESS,
+        SCARD_SCOPE_USER,
+        SCARD_STATE_PRESENT,
+        SCARD_STATE_UNAWARE,
+        SCardEstablishContext,
+        SCardGetStatusChange,
+        SCardReleaseContext,
+    )
 
     name = VPCD_READER.format(slot=slot)
-    for reader in readers():
-        if str(reader) == name:
-            try:
-                connection = reader.createConnection()
-                connection.connect()
-                connection.disconnect()
-                return True
-            except Exception:  # noqa: BLE001 - pyscard's "no card" comes in several exception types
-                return False
-    raise TransportError(f"no reader {name!r}: is vsmartcard-vpcd installed and pcscd running?")
+    hresult, context = SCardEstablishContext(SCARD_SCOPE_USER)
+    if hresult != SCARD_S_SUCCESS:
+        raise TransportError("cannot talk to pcscd: is it running?")
+    try:
+        hresult, states = SCardGetStatusChange(context, 0, [(name, SCARD_STATE_UNAWARE)])
+        if hresult != SCARD_S_SUCCESS:
+            raise TransportError(f"no reader {name!r}: is vsmartcard-vpcd installed and pcscd running?")
+        return bool(states[0][1] & SCARD_STATE_PRESENT)
+    finally:
+        SCardReleaseContext(context)
 
 
 def free_slots() -> list[int]:
