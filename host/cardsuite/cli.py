@@ -108,6 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     from . import fs_cli
     fs_cli.register(commands, add_card_options, connect)
+    from . import wallet_cli
+    wallet_cli.register(commands, add_card_options, connect)
 
     return parser
 

@@ -87,7 +87,11 @@ class _CardFactory:
             self._simulators[id(transport)] = simulator
         else:
             transport = PcscTransport(self.spec.split(":", 1)[1])
-        transport.connect()
+        try:
+            transport.connect()
+        except BaseException:
+            self.close(transport)  # stops the simulator started for it
+            raise
         return transport
 
     def close(self, transport: Transport) -> None:

@@ -243,7 +243,11 @@ class VpcdSimulator:
             if line.startswith("READY"):
                 fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
                 self.atr = bytes.fromhex(fields.get("atr", ""))
-                self._wait_for_card(deadline)
+                try:
+                    self._wait_for_card(deadline)
+                except TransportError:
+                    self.stop()  # the bridge runs in its own session: never leave it behind
+                    raise
                 return self
         self.stop()
         err = self.log_path.read_text().strip()
