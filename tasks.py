@@ -4,7 +4,7 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       transport figures into build/bench/transport.json
+    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke sim         simulated cards behind vpcd until Ctrl-C
 """
@@ -145,12 +145,19 @@ def test(c, card="", k="", x=False):
         _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
 
 
-@task(pre=[build], help={"count": "round trips per case"})
-def bench(c, count=2000):
-    """Transport figures: round trips per second, median and p99 latency, in build/bench/transport.json."""
+@task(pre=[build], help={"only": "transport, wallet or ecash; default: all three"})
+def bench(c, only=""):
+    """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json."""
     from cardsuite.bench import run_transport_bench
+    from cardsuite.ecash_bench import run_ecash_bench
+    from cardsuite.wallet_bench import run_wallet_bench
 
-    _guard(lambda: run_transport_bench(_project(), count=count))
+    runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench}
+    if only and only not in runs:
+        raise Exit(f"Error: --only takes one of {', '.join(runs)}", code=1)
+    for name, run_bench in runs.items():
+        if not only or only == name:
+            _guard(lambda run_bench=run_bench: run_bench(_project()))
 
 
 @task(pre=[build])

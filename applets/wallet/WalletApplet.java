@@ -27,7 +27,7 @@ import javacard.security.Signature;
  * allocation at run time could fail halfway through a command and would leak on a card without
  * garbage collection.
  */
-public final class WalletApplet extends Applet implements WalletConstants {
+public final class WalletApplet extends Applet implements WalletConstants, EcashConstants {
     // RAM flags, cleared on deselect and power loss
     private static final short RAM_PIN_VERIFIED = (short) 0;
     /** Set by a successful VERIFY, cleared at the start of the next command: step-up needs it. */
@@ -54,6 +54,8 @@ public final class WalletApplet extends Applet implements WalletConstants {
     private final PinCode puk;
     private final IssuerChannel channel;
     private final WalletLog log;
+    /** Divisible prepaid e-cash (seed 004), its own class: EcashPurse. */
+    private final EcashPurse purse;
     private final KeyPair cardKeys;
     private final ECPrivateKey skc;
     private final ECPublicKey pkc;
@@ -72,6 +74,7 @@ public final class WalletApplet extends Applet implements WalletConstants {
         puk = new PinCode(PUK_TRIES);
         channel = new IssuerChannel(keys, keysOff);
         log = new WalletLog();
+        purse = new EcashPurse();
         skc = (ECPrivateKey) KeyBuilder.buildKey(KeyBuilder.TYPE_EC_FP_PRIVATE, KeyBuilder.LENGTH_EC_FP_256, false);
         pkc = (ECPublicKey) KeyBuilder.buildKey(KeyBuilder.TYPE_EC_FP_PUBLIC, KeyBuilder.LENGTH_EC_FP_256, false);
         P256.setCurve(skc);
@@ -166,6 +169,27 @@ public final class WalletApplet extends Applet implements WalletConstants {
             case INS_READ_RECORD:
                 readRecord(apdu);
                 return;
+            case INS_ECASH_PERSONALISE:
+                purse.personalise(apdu, plain);
+                return;
+            case INS_ECASH_GET_KEY:
+                purse.getKey(apdu);
+                return;
+            case INS_ECASH_LOAD_RANGE:
+                purse.loadRange(apdu);
+                return;
+            case INS_ECASH_PAY:
+                requirePinVerified();
+                purse.pay(apdu);
+                return;
+            case INS_ECASH_LAST_TOKEN:
+                requirePinVerified();
+                purse.lastToken(apdu);
+                return;
+            case INS_ECASH_STATUS:
+                requirePinVerified();
+                purse.status(apdu);
+                return;
             default:
                 ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
         }
@@ -185,8 +209,14 @@ public final class WalletApplet extends Applet implements WalletConstants {
             case INS_GET_PUBLIC_KEY:
             case INS_GET_BALANCE:
             case INS_PAY:
+            case INS_ECASH_GET_KEY:
+            case INS_ECASH_LOAD_RANGE:
+            case INS_ECASH_PAY:
+            case INS_ECASH_LAST_TOKEN:
+            case INS_ECASH_STATUS:
                 return CLA_PROPRIETARY;
             case INS_PERSONALISE:
+            case INS_ECASH_PERSONALISE:
             case INS_SET_LIMITS:
             case INS_CREDIT:
             case INS_SET_STATUS:
@@ -213,8 +243,10 @@ public final class WalletApplet extends Applet implements WalletConstants {
                 return (byte) (STATES_HOLDER | STATE_BLOCKED);
             case INS_PAY:
             case INS_CREDIT:
+            case INS_ECASH_LOAD_RANGE:
+            case INS_ECASH_PAY:
                 return STATE_ACTIVE;
-            default: // PIN commands, GET BALANCE, READ RECORD, SET LIMITS
+            default: // PIN commands, GET BALANCE, READ RECORD, SET LIMITS, ECASH PERSONALISE / GET KEY / STATUS / LAST TOKEN
                 return STATES_HOLDER;
         }
     }
@@ -390,6 +422,7 @@ public final class WalletApplet extends Applet implements WalletConstants {
         state = target; // a single field write is atomic
         if (target == STATE_TERMINATED) {
             skc.clearKey();
+            purse.terminate();
             channel.close();
         }
     }

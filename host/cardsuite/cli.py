@@ -110,6 +110,8 @@ def build_parser() -> argparse.ArgumentParser:
     fs_cli.register(commands, add_card_options, connect)
     from . import wallet_cli
     wallet_cli.register(commands, add_card_options, connect)
+    from . import ecash_cli
+    ecash_cli.register(commands, add_card_options, connect)
 
     return parser
 
