@@ -1,12 +1,17 @@
 """The main job of the README's first command: the echo applet answering on the simulated card,
-in-process and through pcscd/vpcd like a card in a reader."""
+in-process and through pcscd/vpcd like a card in a reader; then the ISO applet's file tree, the wallet's
+payment flow and the e-cash story, each on a fresh simulated card, through the same commands users run."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
+from pathlib import Path
+from unittest import mock
 
 from .apdu import CommandAPDU
+from .errors import CardsuiteError
 from .project import Project
 from .simulator import SimulatorTransport, VpcdSimulator
 from .transport import Transport
@@ -34,4 +39,16 @@ def run_demo(project: Project) -> None:
         print(f"in-process simulator (ATR {card.atr.hex().upper()}): {exercise_echo(card)}")
     with VpcdSimulator(project, slot=0) as simulator, simulator.transport() as card:
         print(f"reader {card.name!r} through pcscd/vpcd: {exercise_echo(card)}")
+    from .cli import main
+
+    with tempfile.TemporaryDirectory() as scratch:
+        # a throwaway database and the public development PIN and keys: this is a demonstration card
+        env = {"CARDSUITE_DB": str(Path(scratch) / "demo.db"), "CARDSUITE_PIN": "2580", "CARDSUITE_CARD": "sim"}
+        with mock.patch.dict(os.environ, env):
+            for title, argv in (("the ISO applet's file tree", ["fs", "tree"]),
+                                ("wallet: personalise, enrol, credit, pay, log", ["wallet", "demo", "--dev-keys"]),
+                                ("e-cash: register, buy, pay two vendors, deposit, catch cheats", ["ecash", "story"])):
+                print(f"\n== {title}: cardsuite {' '.join(argv)}")
+                if main(argv) != 0:
+                    raise CardsuiteError(f"`cardsuite {' '.join(argv)}` failed")
     print("demo: done")

@@ -136,7 +136,21 @@ def run_ecash_bench(project: Project, count: int = 200) -> Path:
     target = project.build / "bench" / "ecash.json"
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(json.dumps(figures, indent=2) + "\n")
+    _print_table(figures)
+    print(f"written {target.relative_to(project.root)}")
     return target
+
+
+def _print_table(figures: dict) -> None:
+    print(f"{'amount':>9} {'APDUs':>5} {'SHA-256 known/new vendor':>25} {'sim median ms':>14} {'vpcd median ms':>15}")
+    vpcd = figures["vpcd"].get("payments", {})
+    for amount, row in figures["per_payment"].items():
+        known, new = row["card_known_vendor"]["sha256"], row["card_new_vendor"]["sha256"]
+        sim_ms = figures["simulator"]["payments"][amount]["median_ms"]
+        vpcd_ms = vpcd.get(amount, {}).get("median_ms", "-")
+        print(f"{amount:>9} {row['apdus']:>5} {f'{known} / {new}':>25} {sim_ms:>14} {vpcd_ms:>15}")
+    memory = figures["persistent_memory"]
+    print(f"card persistent memory: {memory['per_vendor_bytes']} bytes per vendor, {memory['max_vendors']} vendors")
 
 
 def _pcscd_ok() -> bool:
