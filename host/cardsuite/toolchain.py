@@ -206,43 +206,58 @@ def kit_checksums() -> dict[str, str]:
     return sums
 
 
+def fetch_ant_javacard(log=print) -> Path:
+    """The pinned ant-javacard release in the cache, downloaded when missing, checked by SHA-256."""
+    jar = cache_dir() / f"ant-javacard-{ANT_JAVACARD.version}.jar"
+    if jar.exists() and sha256_of(jar) == ANT_JAVACARD.sha256:
+        return jar
+    log(f"downloading ant-javacard {ANT_JAVACARD.version} ...")
+    body = _download(ANT_JAVACARD.url, "ant-javacard")
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != ANT_JAVACARD.sha256:
+        raise ToolchainError(f"ant-javacard download has SHA-256 {actual}, expected {ANT_JAVACARD.sha256}")
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    jar.write_bytes(body)
+    return jar
+
+
+def fetch_kit(log=print) -> JavaCardKit:
+    """The pinned SDK kit in the cache: extracted from the archive file by file, each file checked
+    against pins/<kit>.sha256, and moved into place only when all of them are there and right."""
+    sdks = cache_dir() / "sdks"
+    kit = sdks / SDK_KIT_NAME
+    sums = kit_checksums()
+    if all((sdks / name).is_file() for name in sums):
+        return JavaCardKit(kit)
+    log(f"downloading the Oracle Java Card SDK ({SDK_KIT_NAME}) ...")
+    body = _download(SDK_ARCHIVE.url, "the Java Card SDK archive")
+    staging = sdks / f".{SDK_KIT_NAME}.partial"
+    shutil.rmtree(staging, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
+        for member in archive.getmembers():
+            inner = member.name.split("/", 1)[1] if "/" in member.name else ""
+            if member.isfile() and inner in sums:
+                data = archive.extractfile(member).read()
+                if hashlib.sha256(data).hexdigest() != sums[inner]:
+                    shutil.rmtree(staging, ignore_errors=True)
+                    raise ToolchainError(f"{inner} in the SDK archive does not match its pinned SHA-256")
+                target = staging / inner
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(data)
+                target.chmod(0o755 if inner.endswith(".sh") else 0o644)
+    missing = [n for n in sums if not (staging / n).exists()]
+    if missing:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise ToolchainError(f"the SDK archive lacks {len(missing)} pinned files, e.g. {missing[0]}")
+    shutil.rmtree(kit, ignore_errors=True)
+    (staging / SDK_KIT_NAME).rename(kit)
+    shutil.rmtree(staging, ignore_errors=True)
+    return JavaCardKit(kit)
+
+
 def fetch_toolchain(log=print) -> CapToolchain:
     """Downloads the pinned ant-javacard and SDK kit into the cache, verified by SHA-256."""
-    cache = cache_dir()
-    (cache / "sdks").mkdir(parents=True, exist_ok=True)
-    jar = cache / f"ant-javacard-{ANT_JAVACARD.version}.jar"
-    if not (jar.exists() and sha256_of(jar) == ANT_JAVACARD.sha256):
-        log(f"downloading ant-javacard {ANT_JAVACARD.version} ...")
-        body = _download(ANT_JAVACARD.url, "ant-javacard")
-        actual = hashlib.sha256(body).hexdigest()
-        if actual != ANT_JAVACARD.sha256:
-            raise ToolchainError(f"ant-javacard download has SHA-256 {actual}, expected {ANT_JAVACARD.sha256}")
-        jar.write_bytes(body)
-    kit = cache / "sdks" / SDK_KIT_NAME
-    sums = kit_checksums()
-    if not all((cache / "sdks" / name).is_file() for name in sums):
-        log(f"downloading the Oracle Java Card SDK ({SDK_KIT_NAME}) ...")
-        body = _download(SDK_ARCHIVE.url, "the Java Card SDK archive")
-        staging = cache / "sdks" / f".{SDK_KIT_NAME}.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        with tarfile.open(fileobj=io.BytesIO(body), mode="r:gz") as archive:
-            for member in archive.getmembers():
-                inner = member.name.split("/", 1)[1] if "/" in member.name else ""
-                if member.isfile() and inner in sums:
-                    data = archive.extractfile(member).read()
-                    if hashlib.sha256(data).hexdigest() != sums[inner]:
-                        raise ToolchainError(f"{inner} in the SDK archive does not match its pinned SHA-256")
-                    target = staging / inner
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(data)
-                    target.chmod(0o755 if inner.endswith(".sh") else 0o644)
-        missing = [n for n in sums if not (staging / n).exists()]
-        if missing:
-            raise ToolchainError(f"the SDK archive lacks {len(missing)} pinned files, e.g. {missing[0]}")
-        shutil.rmtree(kit, ignore_errors=True)
-        (staging / SDK_KIT_NAME).rename(kit)
-        shutil.rmtree(staging, ignore_errors=True)
-    return CapToolchain(JavaCardKit(kit), jar)
+    return CapToolchain(fetch_kit(log), fetch_ant_javacard(log))
 
 
 _SEVERE = re.compile(
