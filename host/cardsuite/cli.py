@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     wallet_cli.register(commands, add_card_options, connect)
     from . import ecash_cli
     ecash_cli.register(commands, add_card_options, connect)
+    from . import gp_cli
+    gp_cli.register(commands, add_card_options, connect)
 
     return parser
 

@@ -1,27 +1,24 @@
 """Code-size figures of the file-system library and the paper's applets (paper 003, Table 4), from
 the CAP files `invoke build` converts with the Oracle SDK.
 
-A CAP file is a zip of components, each `tag (1) | size (2) | info[size]`. GlobalPlatform loads all
-of them but Descriptor and Debug: their sum is the *load size*, what a package costs on the card.
-The Method component alone is the bytecode. We parse the zip ourselves (no SDK tool needed).
+A CAP file is a zip of components, each `tag (1) | size (2) | info[size]` (read by cardsuite.cap).
+GlobalPlatform loads all of them but Descriptor and Debug: their sum is the *load size*, what a
+package costs on the card. The Method component alone is the bytecode.
 """
 
 from __future__ import annotations
 
 import json
-import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import CardsuiteError, ToolchainError
+from .cap import NOT_LOADED, CapError, read_components
+from .errors import ToolchainError
 from .manifest import load_manifest
 from .project import Project
 
-COMPONENTS = {1: "Header", 2: "Directory", 3: "Applet", 4: "Import", 5: "ConstantPool", 6: "Class",
-              7: "Method", 8: "StaticField", 9: "RefLocation", 10: "Export", 11: "Descriptor", 12: "Debug",
-              13: "StaticResources"}
-NOT_LOADED = ("Descriptor", "Debug")  # kept off the card by GlobalPlatform LOAD
+__all__ = ["CapError", "CapFile", "Component", "parse_cap", "run_sizes", "size_report"]
 
 # The paper's Table 4 (bytes): the library package, and each applet without / with the API.
 PAPER_PACKAGE = 789
@@ -35,10 +32,6 @@ FILE_FIELDS = {"transparent": 13, "linear fixed": 17, "linear variable": 19, "cy
 FILE_OBJECTS = {"transparent": 3, "linear fixed": 3, "linear variable": 3, "cyclic": 3, "DF": 2}  # + DF name
 CONDITION_BYTES = 5
 OBJECT_HEADER = (6, 12)  # typical range of an object header on cards, bytes
-
-
-class CapError(CardsuiteError):
-    """A CAP file that is not what the Java Card specification describes."""
 
 
 @dataclass(frozen=True)
@@ -69,29 +62,7 @@ class CapFile:
 
 def parse_cap(path: Path) -> CapFile:
     """Reads the components of a CAP file, checking each one's tag and size field."""
-    try:
-        archive = zipfile.ZipFile(path)
-    except (OSError, zipfile.BadZipFile) as exc:
-        raise CapError(f"{path} is not a CAP file (a zip archive): {exc}") from None
-    components: dict[str, Component] = {}
-    with archive:
-        for entry in archive.infolist():
-            parts = entry.filename.split("/")
-            if len(parts) < 2 or parts[-2] != "javacard" or not parts[-1].endswith(".cap"):
-                continue
-            name = parts[-1][: -len(".cap")]
-            data = archive.read(entry)
-            if len(data) < 3:
-                raise CapError(f"{path}: component {name} has {len(data)} bytes, fewer than its header")
-            tag, size = data[0], int.from_bytes(data[1:3], "big")
-            if COMPONENTS.get(tag) != name:
-                raise CapError(f"{path}: component {name} carries tag {tag}, expected that of {name}")
-            if size != len(data) - 3:
-                raise CapError(f"{path}: component {name} says {size} bytes of info, has {len(data) - 3}")
-            components[name] = Component(name, tag, len(data))
-    for required in ("Header", "Directory", "Import", "ConstantPool", "Method"):
-        if required not in components:
-            raise CapError(f"{path}: no {required} component")
+    components = {name: Component(name, data[0], len(data)) for name, data in read_components(path).items()}
     return CapFile(path, path.stat().st_size, components)
 
 

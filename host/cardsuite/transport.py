@@ -129,12 +129,16 @@ class PcscTransport(Transport):
 
     def connect(self) -> None:
         from smartcard.Exceptions import CardConnectionException, NoCardException
+        from smartcard.scard import SCARD_LEAVE_CARD
 
+        if self._connection is not None:
+            return  # a second connection would replace this one, and the dropped one resets the card
         reader = self._find_reader()
         self.name = str(reader)
         connection = reader.createConnection()
         try:
-            connection.connect()
+            # leave the card powered on disconnect: the next program finds it as this one left it
+            connection.connect(disposition=SCARD_LEAVE_CARD)
         except (NoCardException, CardConnectionException) as exc:
             raise TransportError(f"no card in reader {self.name!r}: {exc}") from exc
         self._connection = connection

@@ -7,7 +7,10 @@ import java.net.MalformedURLException;
 import java.net.URL;
 import java.net.URLClassLoader;
 import java.util.ArrayList;
+import java.util.Enumeration;
 import java.util.List;
+import java.util.jar.JarEntry;
+import java.util.jar.JarFile;
 
 /**
  * Loads one card's applet classes from the applet class path, instrumented by
@@ -46,6 +49,39 @@ final class AppletClassLoader extends URLClassLoader {
                 resolveClass(loaded);
             }
             return loaded;
+        }
+    }
+
+    /** The names of the top-level classes of one Java package in the applet class path (directories and jars). */
+    List<String> classNamesIn(String javaPackage) {
+        String path = javaPackage.replace('.', '/') + "/";
+        List<String> names = new ArrayList<>();
+        for (URL url : getURLs()) {
+            File entry = new File(url.getPath());
+            if (entry.isDirectory()) {
+                String[] files = new File(entry, path).list();
+                for (String file : files == null ? new String[0] : files) {
+                    addClassName(names, javaPackage + "." + file);
+                }
+            } else {
+                try (JarFile jar = new JarFile(entry)) {
+                    for (Enumeration<JarEntry> e = jar.entries(); e.hasMoreElements();) {
+                        String name = e.nextElement().getName();
+                        if (name.startsWith(path) && name.indexOf('/', path.length()) < 0) {
+                            addClassName(names, javaPackage + "." + name.substring(path.length()));
+                        }
+                    }
+                } catch (IOException e) {
+                    // not a jar: nothing of this package there
+                }
+            }
+        }
+        return names;
+    }
+
+    private static void addClassName(List<String> names, String file) {
+        if (file.endsWith(".class") && file.indexOf('$') < 0) {
+            names.add(file.substring(0, file.length() - ".class".length()));
         }
     }
 

@@ -108,6 +108,20 @@ final class CardRuntime extends SimulatorRuntime {
         }
     }
 
+    /** Deselects the selected applet, if any: the card manager (ISD) takes the selection. */
+    void deselectCurrent() {
+        activateSimulatorRuntimeInstance();
+        if (currentAID != null) {
+            deselect(lookupApplet(currentAID));
+            currentAID = null;
+        }
+    }
+
+    /** Removes an applet instance (DELETE): jCardSim deselects it if needed and calls its uninstall(). */
+    void uninstall(AID aid) {
+        deleteApplet(aid);
+    }
+
     /** The Java Card runtime aborts a transaction the applet left open when it returns or throws. */
     private void abortOpenTransaction() {
         if (getTransactionDepth() != 0 && !journal.powerLost()) {

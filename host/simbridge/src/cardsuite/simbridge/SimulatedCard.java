@@ -1,6 +1,13 @@
 package cardsuite.simbridge;
 
+import cardsuite.simbridge.gp.CardManager;
+import cardsuite.simbridge.gp.Registry;
+import cardsuite.simbridge.gp.StaticKeys;
 import com.licel.jcardsim.base.Simulator;
+import java.lang.reflect.Modifier;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.Locale;
 import javacard.framework.AID;
 import javacard.framework.Applet;
 
@@ -11,6 +18,10 @@ import javacard.framework.Applet;
  */
 public final class SimulatedCard {
     private static final byte[] SW_WRONG_LENGTH = {0x67, 0x00};
+    private static final byte[] SW_UNKNOWN = {0x6F, 0x00};
+    /** SCP "i" parameters used when none is given: what common cards announce. */
+    public static final int DEFAULT_SCP02_PARAMETER = 0x55;
+    public static final int DEFAULT_SCP03_PARAMETER = 0x70;
 
     private final AppletClassLoader loader;
     private final CardRuntime runtime = new CardRuntime();
@@ -18,6 +29,9 @@ public final class SimulatedCard {
     private boolean powered = true;
     private int armedTear;
     private int lastCommandWrites;
+    /** The GP registry: kept even without a card manager, so applets installed at start are listed later. */
+    private final Registry registry = new Registry();
+    private CardManager cardManager;
 
     /** @param appletClassPath where the applet classes are (directories or jars, File.pathSeparator-separated) */
     public SimulatedCard(String appletClassPath) {
@@ -39,6 +53,88 @@ public final class SimulatedCard {
         }
         runtime.install(new AID(aid, (short) 0, (byte) aid.length), appletClass(className),
                 installParameters(aid, installParams == null ? new byte[0] : installParams));
+        registry.addPreinstalled(aid, className);
+    }
+
+    /**
+     * Gives the card a GlobalPlatform Issuer Security Domain (AID A000000151000000) with the development keys
+     * 40..4F as ENC, MAC and DEK, key version 01, and the default "i" parameter (SCP02 55, SCP03 70).
+     *
+     * @param protocol "scp02" or "scp03"
+     */
+    public CardManager enableCardManager(String protocol) {
+        return enableCardManager(protocol, -1, StaticKeys.DEFAULT_VERSION, StaticKeys.DEVELOPMENT_KEY,
+                StaticKeys.DEVELOPMENT_KEY, StaticKeys.DEVELOPMENT_KEY);
+    }
+
+    /**
+     * Gives the card a GlobalPlatform Issuer Security Domain. From then on the ISD is selected after power-up and
+     * by SELECT A000000151000000 (or an empty SELECT); applets are loaded and installed through it.
+     *
+     * @param protocol "scp02" or "scp03"
+     * @param scpParameter the "i" parameter (SCP02 0x15/0x55, SCP03 0x00/0x10/0x30/0x70), or -1 for the default
+     * @param keyVersion the key version number of the key set, 1..127
+     * @param enc, mac, dek the static keys: 16 bytes for SCP02, 16/24/32 for SCP03
+     * @throws IllegalArgumentException for a bad protocol, parameter or key
+     * @throws IllegalStateException if the card already has a card manager
+     */
+    public CardManager enableCardManager(String protocol, int scpParameter, int keyVersion, byte[] enc, byte[] mac,
+                                         byte[] dek) {
+        if (cardManager != null) {
+            throw new IllegalStateException("the card already has a card manager");
+        }
+        int scp;
+        switch (protocol.toLowerCase(Locale.ROOT)) {
+            case "scp02": scp = 2; break;
+            case "scp03": scp = 3; break;
+            default: throw new IllegalArgumentException("secure channel protocol scp02 or scp03, got " + protocol);
+        }
+        int parameter = scpParameter >= 0 ? scpParameter
+                : scp == 2 ? DEFAULT_SCP02_PARAMETER : DEFAULT_SCP03_PARAMETER;
+        if (parameter > 0xFF) {
+            throw new IllegalArgumentException("the i parameter is one byte");
+        }
+        cardManager = new CardManager(scp, parameter, new StaticKeys(enc, mac, dek, keyVersion), registry,
+                new RuntimePlatform());
+        return cardManager;
+    }
+
+    /** The card manager, or null when the card has none. */
+    public CardManager cardManager() {
+        return cardManager;
+    }
+
+    public Registry registry() {
+        return registry;
+    }
+
+    /**
+     * Tells the card which Java package in the applet class path a package AID is, so that LOAD accepts a CAP of
+     * that package and INSTALL creates its applets from these classes (version 1.0 for a pre-loaded package).
+     */
+    public void registerLoadable(byte[] packageAid, String javaPackage) {
+        registry.registerLoadable(packageAid, javaPackage, 1, 0);
+    }
+
+    /** As {@link #registerLoadable(byte[], String)}, with the version GET STATUS shows for a pre-loaded package. */
+    public void registerLoadable(byte[] packageAid, String javaPackage, int major, int minor) {
+        registry.registerLoadable(packageAid, javaPackage, major, minor);
+    }
+
+    /**
+     * Names the class of an applet AID (a CAP lists applet AIDs, not class names). Without it, INSTALL uses the
+     * one concrete Applet subclass of the package, and fails when there are several.
+     */
+    public void registerAppletClass(byte[] appletAid, String className) {
+        registry.registerAppletClass(appletAid, className);
+    }
+
+    /**
+     * Marks a registered package as on the card from the start: GET STATUS lists it, CAPs importing it load.
+     * Packages of applets installed with {@link #install} are pre-loaded without this.
+     */
+    public void preload(byte[] packageAid) {
+        registry.preload(packageAid);
     }
 
     /**
@@ -54,7 +150,7 @@ public final class SimulatedCard {
         armedTear = 0;
         byte[] response;
         try {
-            response = simulator.transmitCommand(command);
+            response = route(command);
         } catch (PowerLoss lost) {
             response = null; // escaped through a jCardSim path that does not catch Throwable
         } catch (IllegalArgumentException malformed) {
@@ -92,6 +188,9 @@ public final class SimulatedCard {
     public void powerOn() {
         if (!powered) {
             simulator.reset();
+            if (cardManager != null) {
+                cardManager.powerUp();
+            }
             powered = true;
         }
     }
@@ -116,6 +215,58 @@ public final class SimulatedCard {
     /** The persistent writes the last transmit made (up to and including a torn one): its possible tear points. */
     public int persistentWriteCount() {
         return lastCommandWrites;
+    }
+
+    /** The card manager sees each APDU first when there is one (it answers for the ISD), else the runtime. */
+    private byte[] route(byte[] command) {
+        if (cardManager != null) {
+            byte[] response;
+            try {
+                response = cardManager.process(command);
+            } catch (RuntimeException bug) {
+                System.err.println("simbridge: card manager error, answering 6F00: " + bug);
+                bug.printStackTrace();
+                return SW_UNKNOWN.clone();
+            }
+            if (response != null) {
+                return response;
+            }
+        }
+        return simulator.transmitCommand(command);
+    }
+
+    /** The runtime as the card manager uses it: create, delete and deselect applets, find applet classes. */
+    private final class RuntimePlatform implements CardManager.Platform {
+        @Override
+        public void createInstance(byte[] aid, String className, byte[] installBArray) {
+            runtime.install(new AID(aid, (short) 0, (byte) aid.length), appletClass(className), installBArray);
+        }
+
+        @Override
+        public void deleteInstance(byte[] aid) {
+            runtime.uninstall(new AID(aid, (short) 0, (byte) aid.length));
+        }
+
+        @Override
+        public void deselectApplet() {
+            runtime.deselectCurrent();
+        }
+
+        @Override
+        public List<String> appletClassesIn(String javaPackage) {
+            List<String> applets = new ArrayList<>();
+            for (String name : loader.classNamesIn(javaPackage)) {
+                try {
+                    Class<?> type = Class.forName(name, false, loader);
+                    if (Applet.class.isAssignableFrom(type) && !Modifier.isAbstract(type.getModifiers())) {
+                        applets.add(name);
+                    }
+                } catch (ClassNotFoundException | LinkageError unusable) {
+                    // not a candidate
+                }
+            }
+            return applets;
+        }
     }
 
     private Class<? extends Applet> appletClass(String className) {

@@ -6,6 +6,8 @@
  */
 package cardsuite.simbridge;
 
+import cardsuite.simbridge.gp.CardManager;
+import cardsuite.simbridge.gp.StaticKeys;
 import java.io.EOFException;
 import java.io.IOException;
 
@@ -49,6 +51,9 @@ public final class VpcdMain {
             for (VpcdOptions.AppletSpec applet : options.applets) {
                 card.install(applet.aid, applet.className, applet.params);
             }
+            if (options.cardManager != null) {
+                setUpCardManager(card, options);
+            }
         } catch (IllegalArgumentException | IllegalStateException e) {
             System.err.println("simbridge: cannot set up the card: " + e.getMessage());
             System.exit(2);
@@ -57,6 +62,45 @@ public final class VpcdMain {
         int status = new VpcdMain(options, card).run();
         if (status != 0) {
             System.exit(status);
+        }
+    }
+
+    /** The ISD: keys from CARDSUITE_SIM_KEYS (or the development keys), the loadable packages, the settings. */
+    private static void setUpCardManager(SimulatedCard card, VpcdOptions options) {
+        String keyText = System.getenv(VpcdOptions.KEYS_VARIABLE);
+        StaticKeys keys = keyText == null || keyText.isEmpty() ? StaticKeys.development()
+                : StaticKeys.parse(keyText, options.keyVersion);
+        for (String[] loadable : options.loadables) {
+            String[] nameAndVersion = loadable[1].split(":", 2);
+            int major = 1;
+            int minor = 0;
+            if (nameAndVersion.length == 2) {
+                String[] version = nameAndVersion[1].split("\\.", 2);
+                try {
+                    major = Integer.parseInt(version[0]);
+                    minor = version.length == 2 ? Integer.parseInt(version[1]) : 0;
+                } catch (NumberFormatException e) {
+                    throw new IllegalArgumentException("--loadable version is MAJOR.MINOR, got " + nameAndVersion[1]);
+                }
+            }
+            card.registerLoadable(Hex.decode(loadable[0]), nameAndVersion[0], major, minor);
+        }
+        for (String[] applet : options.appletClasses) {
+            card.registerAppletClass(Hex.decode(applet[0]), applet[1]);
+        }
+        for (byte[] packageAid : options.preloads) {
+            card.preload(packageAid);
+        }
+        CardManager manager = card.enableCardManager(options.cardManager, options.scpParameter, options.keyVersion,
+                keys.enc(), keys.mac(), keys.dek());
+        if (options.authLimit > 0) {
+            manager.setAuthenticationLimit(options.authLimit);
+        }
+        if (options.cardSerial != null) {
+            manager.setSerial(options.cardSerial);
+        }
+        if (options.cardLifeCycle != 0) {
+            manager.setCardLifeCycle(options.cardLifeCycle);
         }
     }
 
@@ -73,7 +117,9 @@ public final class VpcdMain {
         System.out.println("READY port=" + options.port + " atr=" + Hex.encode(card.atr()));
         System.out.flush();
         log("connected to vpcd at " + options.host + ":" + options.port + ", " + options.applets.size()
-                + " applet(s) installed");
+                + " applet(s) installed" + (card.cardManager() == null ? "" : ", card manager "
+                + options.cardManager.toUpperCase(java.util.Locale.ROOT) + String.format(" i=%02X key version %d",
+                card.cardManager().scpParameter(), card.cardManager().keyVersion())));
         try {
             serve();
             return 0;

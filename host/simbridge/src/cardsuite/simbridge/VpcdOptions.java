@@ -9,12 +9,29 @@ final class VpcdOptions {
             "usage: java -cp <jcardsim, asm, bridge> cardsuite.simbridge.VpcdMain --port PORT --classpath APPLET_CP",
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
             "           [--connect-timeout SECONDS] [--trace]",
+            "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
+            "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
+            "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
             "  --port             vpcd's port for the reader slot (Debian: 35963 + slot)",
             "  --host             vpcd's host (default 127.0.0.1)",
             "  --classpath        where the applet classes are (File.pathSeparator-separated)",
             "  --applet           install an applet instance with this AID and install parameters (repeatable)",
             "  --connect-timeout  how long to retry connecting while pcscd starts (default 5 s)",
-            "  --trace            log every command and response to stderr");
+            "  --trace            log every command and response to stderr",
+            "  --card-manager     give the card a GlobalPlatform ISD (A000000151000000) speaking SCP02 or SCP03;",
+            "                     keys from the environment: CARDSUITE_SIM_KEYS=ENC:MAC:DEK (hex) or one hex key",
+            "                     for all three; default the development keys 404142...4F",
+            "  --scp-i            the SCP i parameter (default 55 for SCP02, 70 for SCP03)",
+            "  --key-version      the key set's version number, 1..127 (default 1)",
+            "  --auth-limit       failed authentications before the card locks (default 10)",
+            "  --card-serial      the CPLC IC serial number, 4 bytes hex (default random)",
+            "  --card-life-cycle  OP_READY (default), INITIALIZED, SECURED, CARD_LOCKED or TERMINATED",
+            "  --loadable         a package AID the card may LOAD, and the Java package of its classes (repeatable)",
+            "  --applet-class     the class of an applet AID of a loadable package (repeatable)",
+            "  --preload          a loadable package present from the start, e.g. a library (repeatable)");
+
+    /** The environment variable with the ISD's static keys: never on the command line, where ps shows it. */
+    static final String KEYS_VARIABLE = "CARDSUITE_SIM_KEYS";
 
     /** One --applet: instance AID, applet class, install parameters. */
     static final class AppletSpec {
@@ -45,6 +62,16 @@ final class VpcdOptions {
     long connectTimeoutMillis = 5000;
     boolean trace;
     boolean help;
+    String cardManager;
+    int scpParameter = -1;
+    int keyVersion = 1;
+    int authLimit;
+    byte[] cardSerial;
+    int cardLifeCycle;
+    /** --loadable: package AID hex → "java.package[:major.minor]". */
+    final List<String[]> loadables = new ArrayList<>();
+    final List<String[]> appletClasses = new ArrayList<>();
+    final List<byte[]> preloads = new ArrayList<>();
 
     /** @throws IllegalArgumentException with a message for the user */
     static VpcdOptions parse(String[] args) {
@@ -60,6 +87,20 @@ final class VpcdOptions {
                     options.connectTimeoutMillis = (long) (parseNumber(value(args, ++i, option), option) * 1000);
                     break;
                 case "--trace": options.trace = true; break;
+                case "--card-manager":
+                    options.cardManager = value(args, ++i, option).toLowerCase(java.util.Locale.ROOT);
+                    if (!options.cardManager.equals("scp02") && !options.cardManager.equals("scp03")) {
+                        throw new IllegalArgumentException("--card-manager is scp02 or scp03");
+                    }
+                    break;
+                case "--scp-i": options.scpParameter = parseInt(value(args, ++i, option), 16, 0, 0xFF, option); break;
+                case "--key-version": options.keyVersion = parseInt(value(args, ++i, option), 0, 1, 127, option); break;
+                case "--auth-limit": options.authLimit = parseInt(value(args, ++i, option), 10, 1, 1 << 20, option); break;
+                case "--card-serial": options.cardSerial = Hex.decode(value(args, ++i, option)); break;
+                case "--card-life-cycle": options.cardLifeCycle = lifeCycle(value(args, ++i, option)); break;
+                case "--loadable": options.loadables.add(pair(value(args, ++i, option), option)); break;
+                case "--applet-class": options.appletClasses.add(pair(value(args, ++i, option), option)); break;
+                case "--preload": options.preloads.add(Hex.decode(value(args, ++i, option))); break;
                 case "-h": case "--help": options.help = true; break;
                 default: throw new IllegalArgumentException("unknown option " + option);
             }
@@ -67,7 +108,47 @@ final class VpcdOptions {
         if (!options.help && (options.port == 0 || options.classPath == null)) {
             throw new IllegalArgumentException("--port and --classpath are required");
         }
+        if (options.cardManager == null && (options.scpParameter >= 0 || options.authLimit > 0
+                || options.cardSerial != null || options.cardLifeCycle != 0 || !options.loadables.isEmpty()
+                || !options.appletClasses.isEmpty() || !options.preloads.isEmpty())) {
+            throw new IllegalArgumentException("card manager options need --card-manager scp02|scp03");
+        }
         return options;
+    }
+
+    private static String[] pair(String text, String option) {
+        int colon = text.indexOf(':');
+        if (colon <= 0 || colon == text.length() - 1) {
+            throw new IllegalArgumentException(option + " wants AIDHEX:name, got " + text);
+        }
+        Hex.decode(text.substring(0, colon));
+        return new String[] {text.substring(0, colon), text.substring(colon + 1)};
+    }
+
+    private static int lifeCycle(String text) {
+        switch (text.toUpperCase(java.util.Locale.ROOT)) {
+            case "OP_READY": return 0x01;
+            case "INITIALIZED": return 0x07;
+            case "SECURED": return 0x0F;
+            case "CARD_LOCKED": return 0x7F;
+            case "TERMINATED": return 0xFF;
+            default: throw new IllegalArgumentException("--card-life-cycle is OP_READY, INITIALIZED, SECURED, "
+                    + "CARD_LOCKED or TERMINATED, got " + text);
+        }
+    }
+
+    /** radix 0: decimal, or hex with 0x. */
+    private static int parseInt(String text, int radix, int min, int max, String option) {
+        try {
+            int value = radix != 0 ? Integer.parseInt(text, radix)
+                    : text.startsWith("0x") ? Integer.parseInt(text.substring(2), 16) : Integer.parseInt(text);
+            if (value >= min && value <= max) {
+                return value;
+            }
+        } catch (NumberFormatException notANumber) {
+            // reported below
+        }
+        throw new IllegalArgumentException(option + " out of range or not a number: " + text);
     }
 
     private static String value(String[] args, int index, String option) {

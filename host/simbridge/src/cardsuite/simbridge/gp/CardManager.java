@@ -1,0 +1,706 @@
+package cardsuite.simbridge.gp;
+
+import java.io.ByteArrayOutputStream;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.List;
+
+/**
+ * The Issuer Security Domain of one simulated card (GP Card Spec v2.3.1): selectable by AID A000000151000000 and
+ * implicitly selected after power-up, it authenticates the host over SCP02 or SCP03 and then manages the card's
+ * content and life cycle. It sits in front of the Java Card runtime: {@link #process} answers the APDUs meant for
+ * the ISD and returns null for everything the selected applet should get.
+ */
+public final class CardManager {
+    public static final byte[] ISD_AID = Bytes.fromHex("A000000151000000");
+
+    /** Card life cycle (GP Card Spec §5.1.1, Table 11-6). */
+    public static final int OP_READY = 0x01;
+    public static final int INITIALIZED = 0x07;
+    public static final int SECURED = 0x0F;
+    public static final int CARD_LOCKED = 0x7F;
+    public static final int TERMINATED = 0xFF;
+
+    public static final int DEFAULT_AUTHENTICATION_LIMIT = 10;
+    /** Response data is kept under 256 bytes, R-MAC included. */
+    private static final int MAX_RESPONSE = 240;
+    private static final int MAX_LOAD_FILE = 1 << 20;
+    /** ISD privileges: Security Domain, Card Lock, Card Terminate, CVM Management; Trusted Path ... (§11.1.2). */
+    private static final byte[] ISD_PRIVILEGES = Bytes.fromHex("9EFE80");
+
+    /** What the card manager needs from the Java Card runtime underneath. */
+    public interface Platform {
+        /**
+         * Creates an applet instance through the class's install(bArray, offset, length) and registers it.
+         *
+         * @throws IllegalArgumentException if the class is unusable or the AID taken
+         * @throws IllegalStateException if install() throws or does not register
+         */
+        void createInstance(byte[] aid, String className, byte[] installBArray);
+
+        void deleteInstance(byte[] aid);
+
+        /** Deselects the applet the runtime has selected, if any (the ISD takes over). */
+        void deselectApplet();
+
+        /** The concrete javacard.framework.Applet classes of a Java package in the applet class path. */
+        List<String> appletClassesIn(String javaPackage);
+    }
+
+    private final SecureChannel channel;
+    private final StaticKeys keys;
+    private final Registry registry;
+    private final Platform platform;
+    private final Imports imports;
+    private byte[] serial = SecureChannel.random(4);
+    private int cardLifeCycle = OP_READY;
+    private int failedAuthentications;
+    private int authenticationLimit = DEFAULT_AUTHENTICATION_LIMIT;
+    private boolean selected = true;
+
+    // INSTALL [for load] and the LOAD blocks that follow (GP Card Spec §11.6.2.1)
+    private byte[] loadingAid;
+    private int nextBlock;
+    private ByteArrayOutputStream loadData;
+
+    // GET STATUS paging: the entries not yet sent for the last P1 (§11.4.2.1, P2 b1 "next occurrence")
+    private int statusP1 = -1;
+    private List<byte[]> statusPending = new ArrayList<>();
+
+    /**
+     * @param protocol 2 (SCP02) or 3 (SCP03)
+     * @param scpParameter the "i" parameter: SCP02 0x15 or 0x55; SCP03 0x00, 0x10, 0x30 or 0x70
+     */
+    public CardManager(int protocol, int scpParameter, StaticKeys keys, Registry registry, Platform platform) {
+        this.keys = keys;
+        this.registry = registry;
+        this.platform = platform;
+        this.imports = new Imports(registry);
+        if (protocol == 2) {
+            channel = new Scp02Channel(keys, scpParameter, ISD_AID);
+        } else if (protocol == 3) {
+            channel = new Scp03Channel(keys, scpParameter, ISD_AID);
+        } else {
+            throw new IllegalArgumentException("secure channel protocol 2 or 3, got " + protocol);
+        }
+    }
+
+    // ---------------------------------------------------------------- configuration and inspection
+
+    public int protocol() {
+        return channel.protocol();
+    }
+
+    public int scpParameter() {
+        return channel.parameter;
+    }
+
+    public int keyVersion() {
+        return keys.version;
+    }
+
+    public Registry registry() {
+        return registry;
+    }
+
+    /** INITIALIZE UPDATEs not (yet) followed by a successful EXTERNAL AUTHENTICATE, plus unknown key versions. */
+    public int failedAuthentications() {
+        return failedAuthentications;
+    }
+
+    public int authenticationLimit() {
+        return authenticationLimit;
+    }
+
+    public void setAuthenticationLimit(int limit) {
+        if (limit < 1) {
+            throw new IllegalArgumentException("the limit is at least 1");
+        }
+        authenticationLimit = limit;
+    }
+
+    /** true once the limit is reached: INITIALIZE UPDATE answers 6983 for good, the card is CARD_LOCKED. */
+    public boolean authenticationBlocked() {
+        return failedAuthentications >= authenticationLimit;
+    }
+
+    public int cardLifeCycle() {
+        return cardLifeCycle;
+    }
+
+    /** Puts the card in a life cycle state directly (a card as it leaves the factory or personalisation). */
+    public void setCardLifeCycle(int state) {
+        if (state != OP_READY && state != INITIALIZED && state != SECURED && state != CARD_LOCKED
+                && state != TERMINATED) {
+            throw new IllegalArgumentException(String.format("not a card life cycle state: %02X", state));
+        }
+        cardLifeCycle = state;
+    }
+
+    /** The IC serial number in the CPLC (4 bytes, random per card unless set). */
+    public byte[] serial() {
+        return serial.clone();
+    }
+
+    public void setSerial(byte[] serial) {
+        if (serial == null || serial.length != 4) {
+            throw new IllegalArgumentException("the IC serial number has 4 bytes");
+        }
+        this.serial = serial.clone();
+    }
+
+    /** The CPLC data object as GET DATA 9F7F returns it (tag, length, 42 bytes). */
+    public byte[] cplc() {
+        return CardData.cplc(serial);
+    }
+
+    /** An application's life cycle byte, or -1 when there is no such application. */
+    public int applicationLifeCycle(byte[] aid) {
+        Registry.Application app = registry.application(aid);
+        return app == null ? -1 : app.lifeCycle;
+    }
+
+    public boolean isSelected() {
+        return selected;
+    }
+
+    // ---------------------------------------------------------------- the card's side
+
+    /** Power-up: the ISD is the implicitly selected application; any session or load in progress is gone. */
+    public void powerUp() {
+        selected = true;
+        channel.close();
+        abortLoad();
+        statusPending = new ArrayList<>();
+    }
+
+    /**
+     * One command APDU. Returns the response (data and status word) when the ISD handles it, null when it belongs
+     * to the Java Card runtime (a SELECT of an applet, or any command while an applet is selected).
+     */
+    public byte[] process(byte[] raw) {
+        if (isSelectByName(raw)) {
+            return select(raw);
+        }
+        if (!selected) {
+            return null;
+        }
+        CommandApdu command;
+        try {
+            command = CommandApdu.parse(raw);
+        } catch (GpException e) {
+            return sw(e.sw());
+        }
+        try {
+            return dispatch(command);
+        } catch (GpException e) {
+            return respond(new byte[0], e.sw());
+        }
+    }
+
+    private static boolean isSelectByName(byte[] raw) {
+        return raw.length >= 4 && (raw[0] & 0xFC) == 0x00 && raw[1] == (byte) 0xA4 && raw[2] == 0x04;
+    }
+
+    /**
+     * SELECT by DF name (GP Card Spec §11.9): empty data or (a prefix of) the ISD's AID selects the ISD; an
+     * application must be SELECTABLE and not LOCKED, and the card neither CARD_LOCKED nor TERMINATED (§5.1.1.4),
+     * or the answer is 6A82. Anything else goes to the runtime, which answers for its applets or forwards the
+     * SELECT to the applet already selected.
+     */
+    private byte[] select(byte[] raw) {
+        CommandApdu command;
+        try {
+            command = CommandApdu.parse(raw);
+        } catch (GpException e) {
+            return selected ? sw(e.sw()) : null;
+        }
+        byte[] aid = command.data;
+        if (aid.length == 0 || (aid.length >= 5 && Registry.startsWith(ISD_AID, aid))) {
+            platform.deselectApplet();
+            selected = true;
+            channel.close();
+            abortLoad();
+            byte[] fci = CardData.fci(ISD_AID, channel.protocol(), channel.parameter);
+            return respond(fci, cardLifeCycle == CARD_LOCKED ? Sw.CARD_LOCKED_WARNING : Sw.OK);
+        }
+        Registry.Application app = registry.applicationForSelect(aid);
+        if (app != null && (!app.selectable() || cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED)) {
+            return sw(Sw.NOT_FOUND);
+        }
+        if (app == null && selected) {
+            return sw(Sw.NOT_FOUND); // the ISD stays selected, as a Java Card forwards a failed SELECT
+        }
+        if (app != null) {
+            selected = false;
+            channel.close();
+            abortLoad();
+        }
+        return null;
+    }
+
+    private byte[] dispatch(CommandApdu command) {
+        if ((command.cla & 0x03) != 0 || (command.cla & 0x70) != 0) {
+            throw new GpException(Sw.CLA_NOT_SUPPORTED, "basic channel, classes 00/80/84 only");
+        }
+        if (cardLifeCycle == TERMINATED && command.ins != 0xCA) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the card is TERMINATED: GET DATA only (§5.1.1.5)");
+        }
+        switch (command.ins) {
+            case 0x50: return initializeUpdate(command);
+            case 0x82: return externalAuthenticate(command);
+            case 0xCA: return getData(command);
+            case 0xF2: return getStatus(authenticated(command));
+            case 0xE6: return install(authenticated(command));
+            case 0xE8: return load(authenticated(command));
+            case 0xE4: return delete(authenticated(command));
+            case 0xF0: return setStatus(authenticated(command));
+            default: throw new GpException(Sw.INS_NOT_SUPPORTED, "not a card manager command");
+        }
+    }
+
+    /** Card content management needs an authenticated session (§10.2): the command unwrapped, or 6982. */
+    private CommandApdu authenticated(CommandApdu command) {
+        if (!channel.isAuthenticated()) {
+            throw new GpException(Sw.SECURITY_NOT_SATISFIED, "no secure channel");
+        }
+        if ((command.cla & 0x80) == 0) {
+            throw new GpException(Sw.CLA_NOT_SUPPORTED, "GP commands are class 80/84");
+        }
+        return channel.unwrap(command);
+    }
+
+    // ---------------------------------------------------------------- secure channel
+
+    /**
+     * §11.11 / Amendment D §7.1: P1 is the key version (00 = the one key set). Every INITIALIZE UPDATE counts as a
+     * failed authentication until EXTERNAL AUTHENTICATE succeeds, as cards count it, so that a host which gives
+     * up on a wrong card cryptogram (wrong keys) moves the counter too.
+     */
+    private byte[] initializeUpdate(CommandApdu command) {
+        if (command.cla != 0x80) {
+            throw new GpException(Sw.CLA_NOT_SUPPORTED, "INITIALIZE UPDATE is class 80");
+        }
+        channel.close();
+        if (authenticationBlocked()) {
+            cardLifeCycle = cardLifeCycle == TERMINATED ? TERMINATED : CARD_LOCKED;
+            throw new GpException(Sw.AUTH_BLOCKED, "too many failed authentications");
+        }
+        if (command.data.length != 8) {
+            throw new GpException(Sw.WRONG_LENGTH, "the host challenge has 8 bytes");
+        }
+        failedAuthentications++;
+        if (command.p1 != 0 && command.p1 != keys.version) {
+            lockIfBlocked();
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no key set with version " + command.p1);
+        }
+        return respond(Bytes.concat(CardData.keyDiversificationData(serial), channel.initializeUpdate(command.data)),
+                Sw.OK);
+    }
+
+    /** §11.8 / Amendment D §7.2: 6300 wrong host cryptogram, 6982 wrong C-MAC; the session is then closed. */
+    private byte[] externalAuthenticate(CommandApdu command) {
+        try {
+            channel.externalAuthenticate(command);
+        } catch (GpException e) {
+            lockIfBlocked();
+            throw e;
+        }
+        failedAuthentications = 0;
+        return respond(new byte[0], Sw.OK);
+    }
+
+    private void lockIfBlocked() {
+        if (authenticationBlocked() && cardLifeCycle != TERMINATED) {
+            cardLifeCycle = CARD_LOCKED;
+        }
+    }
+
+    // ---------------------------------------------------------------- GET DATA, GET STATUS
+
+    /** §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, CIN 45, sequence counter C1 (SCP02). */
+    private byte[] getData(CommandApdu command) {
+        if (command.secureMessaging()) {
+            command = authenticated(command);
+        }
+        int tag = command.p1 << 8 | command.p2;
+        switch (tag) {
+            case 0x9F7F: return respond(CardData.cplc(serial), Sw.OK);
+            case 0x0066: return respond(Tlv.encode(0x66, CardData.recognitionData(channel.protocol(),
+                    channel.parameter)), Sw.OK);
+            case 0x00E0: return respond(CardData.keyInformation(keys, channel.protocol()), Sw.OK);
+            case 0x0045: return respond(CardData.cin(serial), Sw.OK);
+            case 0x00C1:
+                if (channel instanceof Scp02Channel) {
+                    return respond(Tlv.encode(0xC1, ((Scp02Channel) channel).sequenceCounter()), Sw.OK);
+                }
+                // fall through: SCP03 cards keep no such counter unless i b5 is set
+            default: throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, String.format("no data object %04X", tag));
+        }
+    }
+
+    /**
+     * §11.4: P1 80 the ISD, 40 applications, 20 load files, 10 load files and their modules; P2 b2 the TLV format
+     * (E3 entries), otherwise the GP 2.1.1 format; P2 b1 the next occurrence after a 6310. Data: 4F with an AID
+     * (prefix) to match, 4F 00 for all.
+     */
+    private byte[] getStatus(CommandApdu command) {
+        int p1 = command.p1;
+        if (p1 != 0x80 && p1 != 0x40 && p1 != 0x20 && p1 != 0x10) {
+            throw new GpException(Sw.WRONG_P1P2, "GET STATUS P1 is 80, 40, 20 or 10");
+        }
+        if ((command.p2 & ~0x03) != 0) {
+            throw new GpException(Sw.WRONG_P1P2, "GET STATUS P2 is 00..03");
+        }
+        boolean tlv = (command.p2 & 0x02) != 0;
+        if ((command.p2 & 0x01) == 0 || statusP1 != p1) {
+            byte[] filter = Tlv.find(Tlv.parse(command.data), 0x4F);
+            if (filter == null) {
+                throw new GpException(Sw.WRONG_DATA, "GET STATUS needs a search criterion 4F");
+            }
+            statusP1 = p1;
+            statusPending = Status.entries(p1, filter, tlv, registry, cardLifeCycle, ISD_PRIVILEGES);
+            if (statusPending.isEmpty()) {
+                throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "nothing matches");
+            }
+        }
+        ByteArrayOutputStream out = new ByteArrayOutputStream();
+        while (!statusPending.isEmpty() && (out.size() == 0
+                || out.size() + statusPending.get(0).length <= MAX_RESPONSE)) {
+            byte[] entry = statusPending.remove(0);
+            out.write(entry, 0, entry.length);
+        }
+        return respond(out.toByteArray(), statusPending.isEmpty() ? Sw.OK : Sw.MORE_DATA);
+    }
+
+    // ---------------------------------------------------------------- INSTALL, LOAD
+
+    /** §11.5: P1 02 [for load]; 04, 08 or 0C [for install] / [for make selectable]. */
+    private byte[] install(CommandApdu command) {
+        requireContentManagement();
+        Fields fields = new Fields(command.data);
+        switch (command.p1) {
+            case 0x02: return installForLoad(fields);
+            case 0x04: case 0x0C: return installForInstall(fields, command.p1 == 0x0C);
+            case 0x08: return makeSelectable(fields);
+            default: throw new GpException(Sw.WRONG_P1P2, String.format("INSTALL P1 %02X not supported", command.p1));
+        }
+    }
+
+    /** §11.5.2.3.1: load file AID, SD AID, hash, load parameters, token. */
+    private byte[] installForLoad(Fields fields) {
+        byte[] aid = fields.next();
+        byte[] sd = fields.next();
+        fields.next(); // hash: no DAP/hash checking here
+        fields.optional(); // load parameters
+        fields.optional(); // token
+        fields.end();
+        if (aid.length < 5 || aid.length > 16) {
+            throw new GpException(Sw.WRONG_DATA, "bad load file AID");
+        }
+        if (sd.length != 0 && !Arrays.equals(sd, ISD_AID)) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such security domain");
+        }
+        if (registry.loadFile(aid) != null || registry.application(aid) != null || Arrays.equals(aid, ISD_AID)) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the AID is already on the card");
+        }
+        loadingAid = aid;
+        nextBlock = 0;
+        loadData = new ByteArrayOutputStream();
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.6: blocks numbered from 00, P1 80 on the last. At the last block the card reads the CAP components and
+     * refuses, like a card that cannot link it: 6438 when an imported package (or its version) is not on the card;
+     * 6A80 when the data is not a CAP, its package AID differs from INSTALL [for load], or the simulator's build
+     * has no classes for it (the package was not registered as loadable, or an applet has no class).
+     */
+    private byte[] load(CommandApdu command) {
+        requireContentManagement();
+        if (loadingAid == null) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "LOAD without INSTALL [for load]");
+        }
+        if ((command.p1 & 0x7F) != 0 || command.p2 != nextBlock) {
+            abortLoad();
+            throw new GpException(Sw.WRONG_P1P2, "LOAD block out of sequence");
+        }
+        loadData.write(command.data, 0, command.data.length);
+        nextBlock++;
+        if (loadData.size() > MAX_LOAD_FILE) {
+            abortLoad();
+            throw new GpException(0x6A84, "load file too large"); // not enough memory
+        }
+        if ((command.p1 & 0x80) == 0) {
+            return respond(new byte[] {0}, Sw.OK);
+        }
+        byte[] aid = loadingAid;
+        byte[] data = loadData.toByteArray();
+        abortLoad();
+        CapFile cap = CapFile.parseLoadFile(data);
+        if (!Arrays.equals(cap.pkg.aid, aid)) {
+            throw new GpException(Sw.WRONG_DATA, "the CAP's package AID is not the one INSTALL [for load] named");
+        }
+        imports.check(cap);
+        String javaPackage = registry.javaPackageOf(aid);
+        if (javaPackage == null) {
+            throw new GpException(Sw.WRONG_DATA, "the simulator has no classes for package " + Bytes.hex(aid));
+        }
+        for (byte[] applet : cap.appletAids) {
+            appletClass(applet, javaPackage);
+        }
+        registry.addLoadFile(new Registry.LoadFile(aid, cap.pkg.major, cap.pkg.minor, javaPackage, cap.appletAids,
+                cap.imports, false));
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.5.2.3.2: load file AID, module AID, instance AID, privileges, install parameters (C9 the applet's own),
+     * token. The applet's install() gets Li AID | Lc privileges | La C9 contents (§11.5.2.3.7 / JC RE §11.1).
+     * 6A88 unknown load file or module; 6985 instance AID in use; 6A80 when the applet's install() fails.
+     */
+    private byte[] installForInstall(Fields fields, boolean makeSelectable) {
+        byte[] loadFileAid = fields.next();
+        byte[] moduleAid = fields.next();
+        byte[] instanceAid = fields.next();
+        byte[] privileges = fields.next();
+        byte[] parameters = fields.optional();
+        fields.optional(); // token
+        fields.end();
+        Registry.LoadFile file = registry.loadFile(loadFileAid);
+        if (file == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such load file");
+        }
+        if (!Registry.containsAid(file.modules, moduleAid)) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such module in the load file");
+        }
+        if (instanceAid.length == 0) {
+            instanceAid = moduleAid;
+        }
+        if (instanceAid.length < 5 || instanceAid.length > 16) {
+            throw new GpException(Sw.WRONG_DATA, "bad instance AID");
+        }
+        if (registry.application(instanceAid) != null || registry.loadFile(instanceAid) != null
+                || Arrays.equals(instanceAid, ISD_AID)) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the instance AID is already on the card");
+        }
+        if (privileges.length != 1 && privileges.length != 3) {
+            throw new GpException(Sw.WRONG_DATA, "privileges have 1 or 3 bytes");
+        }
+        byte[] appletParameters = new byte[0];
+        if (parameters.length > 0) {
+            byte[] c9 = Tlv.find(Tlv.parse(parameters), 0xC9);
+            if (c9 == null) {
+                throw new GpException(Sw.WRONG_DATA, "install parameters without C9");
+            }
+            appletParameters = c9;
+        }
+        String className = appletClass(moduleAid, file.javaPackage);
+        byte[] bArray = Bytes.concat(new byte[] {(byte) instanceAid.length}, instanceAid,
+                new byte[] {(byte) privileges.length}, privileges, new byte[] {(byte) appletParameters.length},
+                appletParameters);
+        if (bArray.length > 127) {
+            throw new GpException(Sw.WRONG_DATA, "install parameters too long");
+        }
+        try {
+            platform.createInstance(instanceAid, className, bArray);
+        } catch (IllegalArgumentException | IllegalStateException e) {
+            throw new GpException(Sw.WRONG_DATA, "install() of " + className + " failed: " + e.getMessage());
+        }
+        registry.addApplication(new Registry.Application(instanceAid, loadFileAid, moduleAid, className,
+                makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, privileges));
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /** §11.5.2.3.3: INSTALL [for make selectable]: empty load file and module, the instance AID, privileges. */
+    private byte[] makeSelectable(Fields fields) {
+        fields.next();
+        fields.next();
+        byte[] instanceAid = fields.next();
+        Registry.Application app = registry.application(instanceAid);
+        if (app == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
+        }
+        if (app.lifeCycle != Registry.INSTALLED) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the application is not INSTALLED");
+        }
+        app.lifeCycle = Registry.SELECTABLE;
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /** The applet class for an applet AID: registered, or else the one Applet subclass in the Java package. */
+    private String appletClass(byte[] appletAid, String javaPackage) {
+        String registered = registry.registeredAppletClass(appletAid);
+        if (registered != null) {
+            return registered;
+        }
+        List<String> found = platform.appletClassesIn(javaPackage);
+        if (found.size() == 1) {
+            return found.get(0);
+        }
+        throw new GpException(Sw.WRONG_DATA, "no class registered for applet " + Bytes.hex(appletAid) + " and "
+                + found.size() + " Applet classes in " + javaPackage);
+    }
+
+    private void abortLoad() {
+        loadingAid = null;
+        loadData = null;
+        nextBlock = 0;
+    }
+
+    private void requireContentManagement() {
+        if (cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "no card content management while CARD_LOCKED");
+        }
+    }
+
+    // ---------------------------------------------------------------- DELETE, SET STATUS
+
+    /**
+     * §11.2: 4F AID of an application or a load file; P2 80 also deletes a load file's applications. 6A88 not
+     * found; 6985 the ISD, a load file with applications (P2 00) or one that other load files import.
+     */
+    private byte[] delete(CommandApdu command) {
+        requireContentManagement();
+        if (command.p2 != 0x00 && command.p2 != 0x80) {
+            throw new GpException(Sw.WRONG_P1P2, "DELETE P2 is 00 or 80");
+        }
+        byte[] aid = Tlv.find(Tlv.parse(command.data), 0x4F);
+        if (aid == null) {
+            throw new GpException(Sw.WRONG_DATA, "DELETE needs 4F");
+        }
+        if (Arrays.equals(aid, ISD_AID)) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the ISD cannot be deleted");
+        }
+        Registry.Application app = registry.application(aid);
+        if (app != null) {
+            deleteApplication(app);
+            return respond(new byte[] {0}, Sw.OK);
+        }
+        Registry.LoadFile file = registry.loadFile(aid);
+        if (file == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application or load file");
+        }
+        List<Registry.Application> apps = registry.applicationsOf(aid);
+        if (!apps.isEmpty() && command.p2 != 0x80) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the load file has applications");
+        }
+        if (!registry.dependentsOf(aid).isEmpty()) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "other load files import it");
+        }
+        for (Registry.Application related : apps) {
+            deleteApplication(related);
+        }
+        registry.removeLoadFile(aid);
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    private void deleteApplication(Registry.Application app) {
+        platform.deleteInstance(app.aid);
+        registry.removeApplication(app.aid);
+    }
+
+    /**
+     * §11.10: P1 80 the card (ISD) life cycle, P2 the new state: OP_READY → INITIALIZED → SECURED (forward only),
+     * SECURED ↔ CARD_LOCKED, anything → TERMINATED. P1 40 an application: P2 80 LOCKED (the previous state kept in
+     * b1-b7), 00 back from LOCKED, 07..7F an application specific state from SELECTABLE. 6985 for a transition
+     * the life cycle does not allow, 6A88 for an unknown AID.
+     */
+    private byte[] setStatus(CommandApdu command) {
+        if (command.p1 == 0x80) {
+            if (command.data.length > 0 && !Arrays.equals(command.data, ISD_AID)) {
+                throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "not the ISD's AID");
+            }
+            cardLifeCycle = cardTransition(cardLifeCycle, command.p2);
+            return respond(new byte[0], Sw.OK);
+        }
+        if (command.p1 != 0x40) {
+            throw new GpException(Sw.WRONG_P1P2, "SET STATUS P1 is 80 or 40");
+        }
+        requireContentManagement();
+        Registry.Application app = registry.application(command.data);
+        if (app == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
+        }
+        int state = app.lifeCycle;
+        int target = command.p2;
+        if (target == 0x80) {
+            if ((state & Registry.LOCKED) != 0) {
+                throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "already LOCKED");
+            }
+            app.lifeCycle = state | Registry.LOCKED;
+        } else if (target == 0x00) {
+            if ((state & Registry.LOCKED) == 0) {
+                throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "not LOCKED");
+            }
+            app.lifeCycle = state & ~Registry.LOCKED;
+        } else if ((target & 0x87) == Registry.SELECTABLE && (state & 0x87) == Registry.SELECTABLE) {
+            app.lifeCycle = target; // application specific states keep b1-b3 set
+        } else {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, String.format("no transition %02X → %02X", state,
+                    target));
+        }
+        return respond(new byte[0], Sw.OK);
+    }
+
+    private static int cardTransition(int from, int to) {
+        boolean allowed;
+        switch (to) {
+            case INITIALIZED: allowed = from == OP_READY; break;
+            case SECURED: allowed = from == OP_READY || from == INITIALIZED || from == CARD_LOCKED; break;
+            case CARD_LOCKED: allowed = from == SECURED; break;
+            case TERMINATED: allowed = true; break;
+            default: allowed = false;
+        }
+        if (!allowed) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, String.format("no card transition %02X → %02X",
+                    from, to));
+        }
+        return to;
+    }
+
+    // ---------------------------------------------------------------- responses
+
+    private byte[] respond(byte[] data, int sw) {
+        byte[] body = channel.isAuthenticated() ? channel.wrapResponse(data, sw) : data;
+        return Bytes.concat(body, new byte[] {(byte) (sw >> 8), (byte) sw});
+    }
+
+    private static byte[] sw(int sw) {
+        return new byte[] {(byte) (sw >> 8), (byte) sw};
+    }
+
+    /** The length-prefixed fields of INSTALL's data (§11.5.2.3). */
+    private static final class Fields {
+        private final byte[] data;
+        private int at;
+
+        Fields(byte[] data) {
+            this.data = data;
+        }
+
+        byte[] next() {
+            if (at >= data.length) {
+                throw new GpException(Sw.WRONG_DATA, "INSTALL data ends early");
+            }
+            int length = data[at] & 0xFF;
+            if (at + 1 + length > data.length) {
+                throw new GpException(Sw.WRONG_DATA, "INSTALL field runs past the end");
+            }
+            byte[] field = Arrays.copyOfRange(data, at + 1, at + 1 + length);
+            at += 1 + length;
+            return field;
+        }
+
+        /** A trailing field some clients leave out entirely instead of sending its zero length. */
+        byte[] optional() {
+            return at == data.length ? new byte[0] : next();
+        }
+
+        void end() {
+            if (at != data.length) {
+                throw new GpException(Sw.WRONG_DATA, "trailing bytes in INSTALL data");
+            }
+        }
+    }
+}

@@ -1,0 +1,111 @@
+package cardsuite.simbridge.gp;
+
+import java.util.Arrays;
+
+/**
+ * SCP03 on the card (GP Card Spec v2.3.1 Amendment D v1.2). The i parameter: b5 (10) pseudo-random card challenge
+ * with a 3-byte sequence counter in the INITIALIZE UPDATE response, b6 (20) R-MAC, b7 (40) R-ENCRYPTION; so
+ * i=00, 10, 30 or 70. Security levels: 00, 01 (C-MAC), 03 (C-DECRYPTION), and with i b6/b7 11, 13, 33.
+ */
+final class Scp03Channel extends SecureChannel {
+    private int sequenceCounter;
+    private byte[] sessionEnc;
+    private byte[] sessionMac;
+    private byte[] sessionRmac;
+    private byte[] hostChallenge;
+    private byte[] cardChallenge;
+    private byte[] chainingValue;
+    private long encryptionCounter;
+
+    Scp03Channel(StaticKeys keys, int parameter, byte[] sdAid) {
+        super(keys, parameter, sdAid);
+        if (!keys.sameLengths()) {
+            throw new IllegalArgumentException("SCP03 keys of one key set have one length");
+        }
+    }
+
+    @Override
+    int protocol() {
+        return 0x03;
+    }
+
+    /** Amendment D §7.1.1.6: key version, 03, i, card challenge, card cryptogram [, sequence counter]. */
+    @Override
+    byte[] begin(byte[] hostChallenge) {
+        this.hostChallenge = hostChallenge.clone();
+        byte[] seq = null;
+        if ((parameter & 0x10) != 0) {
+            sequenceCounter = (sequenceCounter + 1) & 0xFFFFFF; // §6.2.2.1: a new counter value per challenge
+            seq = new byte[] {(byte) (sequenceCounter >> 16), (byte) (sequenceCounter >> 8), (byte) sequenceCounter};
+            cardChallenge = Scp03.pseudoRandomCardChallenge(keys.enc, seq, sdAid);
+        } else {
+            cardChallenge = random(8);
+        }
+        sessionEnc = Scp03.deriveSessionKey(keys.enc, Scp03.CONSTANT_S_ENC, hostChallenge, cardChallenge);
+        sessionMac = Scp03.deriveSessionKey(keys.mac, Scp03.CONSTANT_S_MAC, hostChallenge, cardChallenge);
+        sessionRmac = Scp03.deriveSessionKey(keys.mac, Scp03.CONSTANT_S_RMAC, hostChallenge, cardChallenge);
+        byte[] cryptogram = Scp03.cardCryptogram(sessionMac, hostChallenge, cardChallenge);
+        byte[] head = {(byte) keys.version, 0x03, (byte) parameter};
+        return seq == null ? Bytes.concat(head, cardChallenge, cryptogram)
+                : Bytes.concat(head, cardChallenge, cryptogram, seq);
+    }
+
+    @Override
+    boolean supportsLevel(int level) {
+        boolean rmac = (parameter & 0x20) != 0;
+        boolean renc = (parameter & 0x40) != 0;
+        switch (level) {
+            case 0x00: case 0x01: case 0x03: return true;
+            case 0x11: case 0x13: return rmac;
+            case 0x33: return rmac && renc;
+            default: return false;
+        }
+    }
+
+    @Override
+    void authenticate(CommandApdu command) {
+        byte[] cryptogram = Arrays.copyOf(command.data, 8);
+        if (!Bytes.same(cryptogram, Scp03.hostCryptogram(sessionMac, hostChallenge, cardChallenge))) {
+            throw new GpException(Sw.AUTH_FAILED, "wrong host cryptogram");
+        }
+        byte[] full = Scp03.commandMac(sessionMac, new byte[16], command.headerAndData(16, cryptogram));
+        if (!Bytes.same(Arrays.copyOfRange(command.data, 8, 16), Arrays.copyOf(full, 8))) {
+            throw new GpException(Sw.SECURITY_NOT_SATISFIED, "wrong C-MAC on EXTERNAL AUTHENTICATE");
+        }
+        chainingValue = full;
+        encryptionCounter = 0;
+    }
+
+    /** §6.2.4 then §6.2.6: the C-MAC covers the encrypted data; the counter moves on every command. */
+    @Override
+    CommandApdu verifyAndDecrypt(CommandApdu command) {
+        byte[] body = Arrays.copyOf(command.data, command.data.length - 8);
+        byte[] full = Scp03.commandMac(sessionMac, chainingValue, command.headerAndData(command.data.length, body));
+        if (!Bytes.same(Arrays.copyOfRange(command.data, body.length, command.data.length), Arrays.copyOf(full, 8))) {
+            throw new GpException(Sw.SECURITY_NOT_SATISFIED, "wrong C-MAC");
+        }
+        chainingValue = full;
+        if ((securityLevel & C_DECRYPTION) != 0) {
+            encryptionCounter++;
+            if (body.length > 0) {
+                body = Scp03.decryptCommandData(sessionEnc, encryptionCounter, body);
+            }
+        }
+        return command.withData(command.cla & ~0x04, body);
+    }
+
+    /** §6.2.5 and §6.2.7: R-ENC of the data (when there is any), then the R-MAC over data and status word. */
+    @Override
+    byte[] wrapResponse(byte[] data, int sw) {
+        if (!isAuthenticated()) {
+            return data;
+        }
+        if ((securityLevel & R_ENCRYPTION) != 0 && data.length > 0) {
+            data = Scp03.encryptResponseData(sessionEnc, encryptionCounter, data);
+        }
+        if ((securityLevel & R_MAC) != 0) {
+            data = Bytes.concat(data, Scp03.responseMac(sessionRmac, chainingValue, data, sw));
+        }
+        return data;
+    }
+}

@@ -1,0 +1,246 @@
+"""The cardsuite GlobalPlatform client end to end against the simulated card manager (the bridge's ISD),
+in-process through JPype, with SCP02 and SCP03: list, load the echo CAP fixture, install, select and use
+the applet, delete, re-install, lock, card life cycle; wrong keys give a clear error, engage the brick
+guard and move the card's counter of failed authentications.
+
+The card manager is enabled here through SimulatedCard.enableCardManager until the simulator options
+carry it; the tests skip (with the reason) while the built bridge has no card manager.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from cardsuite.apdu import CommandAPDU
+from cardsuite.cap import read_cap
+from cardsuite.gp import GlobalPlatform, GPError
+from cardsuite.gp_guard import BrickGuard, BrickGuardError
+from cardsuite.gp_scp import CardCryptogramError, KeySet, SecurityLevel
+from cardsuite.manifest import load_manifest
+from cardsuite.project import Project
+from cardsuite.simulator import SimulatorTransport
+from cardsuite.trace import Trace
+
+pytestmark = pytest.mark.sim_only  # needs JPype access to the simulated card to enable its card manager
+
+ECHO = read_cap(Path(__file__).parent / "fixtures" / "caps" / "echo.cap")
+DEV = KeySet.single(bytes(range(0x40, 0x50)))
+ECHO_INS = 0x01  # the echo applet's loopback instruction
+h = bytes.fromhex
+
+
+@dataclass
+class GpCard:
+    transport: SimulatorTransport
+    manager: object  # cardsuite.simbridge.gp.CardManager through JPype
+    guard: BrickGuard
+
+    def client(self) -> GlobalPlatform:
+        return GlobalPlatform(self.transport, guard=self.guard)
+
+    def authenticated(self, level: SecurityLevel = SecurityLevel.C_MAC, keys: KeySet = DEV) -> GlobalPlatform:
+        gp = self.client()
+        gp.open_secure_channel(keys, level)
+        return gp
+
+    def echo(self, aid: bytes = ECHO.applet_aids[0]) -> bytes:
+        self.transport.select(aid)
+        return self.transport.send(CommandAPDU(0x80, ECHO_INS, 0, 0, b"\x01\x02\x03", le=256)).data
+
+
+def _open_card(project: Project, tmp_path: Path, protocol: str, keys: KeySet | None = None) -> GpCard:
+    import jpype
+
+    transport = SimulatorTransport(project, applets=[])  # an empty card: everything goes through the ISD
+    transport.connect()
+    card = transport._require()
+    if not hasattr(card, "enableCardManager"):
+        pytest.skip("the built simulator bridge has no card manager: run `invoke build`")
+    jbytes = jpype.JArray(jpype.JByte)
+    if keys is None:
+        manager = card.enableCardManager(jpype.JString(protocol))
+    else:
+        manager = card.enableCardManager(jpype.JString(protocol), -1, keys.kvn, jbytes(keys.enc), jbytes(keys.mac),
+                                         jbytes(keys.dek))
+    for package in load_manifest(project.manifest).packages:  # the build's classes stand in for CAP bytecode
+        card.registerLoadable(jbytes(package.aid), jpype.JString(package.java))
+    transport.trace = Trace(limit=500)
+    return GpCard(transport, manager, BrickGuard(tmp_path / "guard.db"))
+
+
+@pytest.fixture(params=["scp02", "scp03"])
+def gp_card(request: pytest.FixtureRequest, project: Project, tmp_path: Path) -> Iterator[GpCard]:
+    card = _open_card(project, tmp_path, request.param)
+    yield card
+    card.transport.disconnect()
+
+
+@pytest.mark.parametrize("level", [SecurityLevel.C_MAC, SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION],
+                         ids=["mac", "enc"])
+def test_load_install_use_delete_reinstall(gp_card: GpCard, level: SecurityLevel) -> None:
+    gp = gp_card.authenticated(level)
+    empty = gp.registry()
+    assert empty.isd is not None and empty.isd.state == "OP_READY"
+    assert empty.load_file(ECHO.package_aid) is None
+
+    progress: list[tuple[int, int]] = []
+    blocks = gp.load_cap(ECHO, progress=lambda done, total: progress.append((done, total)))
+    assert progress[-1] == (blocks, blocks) and blocks == -(-len(ECHO.load_file()) // gp.channel.max_data())
+    gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0])
+    registry = gp.registry()
+    app = registry.application(ECHO.applet_aids[0])
+    assert app is not None and app.state == "SELECTABLE" and app.load_file == ECHO.package_aid
+    load_file = registry.load_file(ECHO.package_aid)
+    assert load_file is not None and load_file.modules == tuple(ECHO.applet_aids)
+    assert gp_card.echo() == b"\x01\x02\x03"  # the loaded applet runs
+
+    gp = gp_card.authenticated(level)  # selecting the applet closed the channel
+    gp.delete(ECHO.package_aid, related=True)
+    assert gp.registry().load_file(ECHO.package_aid) is None
+    assert gp_card.transport.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, ECHO.applet_aids[0])).sw == 0x6A82
+
+    gp = gp_card.authenticated(level)
+    gp.load_cap(ECHO)
+    gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0])
+    assert gp_card.echo() == b"\x01\x02\x03"
+
+
+def test_install_an_instance_under_its_own_aid(gp_card: GpCard) -> None:
+    gp = gp_card.authenticated()
+    gp.load_cap(ECHO)
+    instance = h("F0636172640199")
+    gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0], instance, privileges=b"\x00", params=b"")
+    assert gp.registry().application(instance) is not None
+    assert gp_card.echo(instance) == b"\x01\x02\x03"
+    gp = gp_card.authenticated()
+    with pytest.raises(GPError) as taken:  # the same instance AID twice
+        gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0], instance)
+    assert taken.value.sw in (0x6985, 0x6A80, 0x6A89)
+
+
+def test_lock_and_unlock_an_application(gp_card: GpCard) -> None:
+    gp = gp_card.authenticated()
+    gp.load_cap(ECHO)
+    gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0])
+    gp.set_application_lock(ECHO.applet_aids[0], True)
+    assert gp.registry().application(ECHO.applet_aids[0]).state == "LOCKED"
+    assert gp_card.transport.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, ECHO.applet_aids[0])).sw == 0x6A82
+    gp = gp_card.authenticated()
+    gp.set_application_lock(ECHO.applet_aids[0], False)
+    assert gp.registry().application(ECHO.applet_aids[0]).state == "SELECTABLE"
+    assert gp_card.echo() == b"\x01\x02\x03"
+
+
+def test_card_life_cycle(gp_card: GpCard) -> None:
+    gp = gp_card.authenticated()
+    for state in ("INITIALIZED", "SECURED"):
+        gp.set_card_life_cycle(state)
+        assert gp.registry().isd.state == state
+
+
+def test_cplc_and_key_information(gp_card: GpCard) -> None:
+    gp = gp_card.client()
+    assert gp.card_identity().startswith("cplc:")
+    assert len(gp.cplc().raw) == 42
+    scp = gp.card_data()["scp"]
+    assert scp in ("02 55", "03 70")
+    keys = gp.key_info()
+    assert keys and all(k.version == keys[0].version for k in keys)
+
+
+def test_wrong_keys_clear_error_guard_and_card_counter(project: Project, tmp_path: Path) -> None:
+    card = _open_card(project, tmp_path, "scp03")
+    wrong = KeySet.single(bytes(16), 0)
+    with pytest.raises(CardCryptogramError, match="wrong keys for this card"):
+        card.authenticated(keys=wrong)
+    assert int(card.manager.failedAuthentications()) == 1  # the card counted the attempt
+    sent = len(card.transport.trace.entries)
+    with pytest.raises(BrickGuardError, match="already failed on this card"):
+        card.authenticated(keys=wrong)
+    assert int(card.manager.failedAuthentications()) == 1  # refused before INITIALIZE UPDATE
+    assert not any(e.command.startswith("80 50") for e in list(card.transport.trace.entries)[sent:])
+    with pytest.raises(CardCryptogramError):
+        card.client().open_secure_channel(wrong, force=True)  # told explicitly: one more try
+    assert int(card.manager.failedAuthentications()) == 2
+    card.authenticated()  # the right keys still work, and reset the card's counter
+    assert int(card.manager.failedAuthentications()) == 0
+
+
+def test_missing_import_is_6438(gp_card: GpCard, project: Project) -> None:
+    cap_path = project.cap_dir / "paper_transparent.cap"
+    if not cap_path.exists():
+        pytest.skip("needs build/cap/paper_transparent.cap (invoke build with the Oracle SDK)")
+    gp = gp_card.authenticated()
+    with pytest.raises(GPError, match="6438 \\(an imported package is missing") as caught:
+        gp.load_cap(read_cap(cap_path))  # imports the isofs library, which is not on the card
+    assert caught.value.sw == 0x6438
+
+
+# ---------------------------------------------------------------- the CLI on the simulated card manager
+
+
+class _Kept(SimulatorTransport):
+    """The test's card behind the CLI's `with connect(args)`: leaving the block must not drop the card."""
+
+    def __init__(self, inner: SimulatorTransport) -> None:
+        super().__init__(inner.project, applets=[])
+        self._card, self._jbytes, self._tear_exception = inner._card, inner._jbytes, inner._tear_exception
+        self.trace = inner.trace
+
+    def connect(self) -> None: ...
+
+    def disconnect(self) -> None: ...
+
+
+def _cli(card: GpCard, argv: list[str], capsys: pytest.CaptureFixture) -> tuple[int, str, str]:
+    import argparse
+
+    from cardsuite import gp_cli
+    from cardsuite.errors import CardsuiteError
+
+    parser = argparse.ArgumentParser(prog="cardsuite")
+    commands = parser.add_subparsers(dest="command", required=True)
+    gp_cli.register(commands, lambda p: p.add_argument("--card", default="sim"), lambda args: _Kept(card.transport))
+    args = parser.parse_args(argv)
+    try:
+        status = args.handler(args)
+    except CardsuiteError as exc:
+        print(f"Error: {exc}", file=sys.stderr)  # what cardsuite.cli.main does
+        status = 1
+    out, err = capsys.readouterr()
+    return status, out, err
+
+
+def test_cli_load_list_delete(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    card = _open_card(project, tmp_path, "scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
+    fixture = str(Path(__file__).parent / "fixtures" / "caps" / "echo.cap")
+    status, out, err = _cli(card, ["gp", "load", fixture, "--install", "--dev-keys", "--level", "enc"], capsys)
+    assert status == 0, err
+    assert "LOAD 3/3 blocks" in err and "installed F0636172640101" in out
+    status, out, _ = _cli(card, ["gp", "list", "--dev-keys"], capsys)
+    assert "APP: F0636172640101 (SELECTABLE)" in out and "PKG: F06361726401 (LOADED) v1.0" in out
+    assert "     Applet:  F0636172640101" in out
+    status, out, _ = _cli(card, ["gp", "delete", "F06361726401", "--related", "--dev-keys"], capsys)
+    assert status == 0 and "deleted F06361726401 and related objects" in out
+    status, out, _ = _cli(card, ["gp", "cplc"], capsys)
+    assert status == 0 and "identity" in out and "cplc:" in out
+
+
+def test_cli_wrong_keys_then_guard(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    card = _open_card(project, tmp_path, "scp02")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
+    monkeypatch.setenv("CARDSUITE_GP_KEY", "00112233445566778899AABBCCDDEEFF")
+    status, _, err = _cli(card, ["gp", "list"], capsys)
+    assert status == 1 and err == "Error: the card cryptogram does not verify: wrong keys for this card (SCP02)\n"
+    status, _, err = _cli(card, ["gp", "list"], capsys)
+    assert status == 1 and "already failed on this card" in err and "--retry-auth" in err
+    assert int(card.manager.failedAuthentications()) == 1
+    status, _, _ = _cli(card, ["gp", "list", "--retry-auth"], capsys)
+    assert status == 1 and int(card.manager.failedAuthentications()) == 2
