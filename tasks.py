@@ -168,10 +168,13 @@ def sizes(c):
     _guard(lambda: run_sizes(_project()))
 
 
-@task(pre=[build], help={"slots": "how many simulated cards (vpcd slots 0 and 1)", "trace": "log APDUs"})
-def sim(c, slots=1, trace=False):
+@task(pre=[build], help={"slots": "how many simulated cards (vpcd slots 0 and 1)", "trace": "log APDUs",
+                         "card_manager": "scp02 or scp03: a GlobalPlatform card manager on the card",
+                         "empty": "no applets installed at start"})
+def sim(c, slots=1, trace=False, card_manager="", empty=False):
     """Start pcscd if needed and simulated cards behind vpcd; print their reader names; Ctrl-C stops."""
     args = ["sim", "--slots", str(slots)] + (["--trace"] if trace else [])
+    args += (["--card-manager", card_manager] if card_manager else []) + (["--empty"] if empty else [])
     _sh([sys.executable, "-m", "cardsuite.cli", *args], cwd=ROOT)
 
 

@@ -20,9 +20,8 @@ from cardsuite.cap import read_cap
 from cardsuite.gp import GlobalPlatform, GPError
 from cardsuite.gp_guard import BrickGuard, BrickGuardError
 from cardsuite.gp_scp import CardCryptogramError, KeySet, SecurityLevel
-from cardsuite.manifest import load_manifest
 from cardsuite.project import Project
-from cardsuite.simulator import SimulatorTransport
+from cardsuite.simulator import CardManagerConfig, SimulatorTransport
 from cardsuite.trace import Trace
 
 pytestmark = pytest.mark.sim_only  # needs JPype access to the simulated card to enable its card manager
@@ -53,23 +52,14 @@ class GpCard:
 
 
 def _open_card(project: Project, tmp_path: Path, protocol: str, keys: KeySet | None = None) -> GpCard:
-    import jpype
-
-    transport = SimulatorTransport(project, applets=[])  # an empty card: everything goes through the ISD
+    config = CardManagerConfig(protocol)
+    if keys is not None:
+        config = CardManagerConfig(protocol, keys.kvn, (keys.enc, keys.mac, keys.dek))
+    # an empty card: everything goes through the ISD
+    transport = SimulatorTransport(project, applets=[], card_manager=config)
     transport.connect()
-    card = transport._require()
-    if not hasattr(card, "enableCardManager"):
-        pytest.skip("the built simulator bridge has no card manager: run `invoke build`")
-    jbytes = jpype.JArray(jpype.JByte)
-    if keys is None:
-        manager = card.enableCardManager(jpype.JString(protocol))
-    else:
-        manager = card.enableCardManager(jpype.JString(protocol), -1, keys.kvn, jbytes(keys.enc), jbytes(keys.mac),
-                                         jbytes(keys.dek))
-    for package in load_manifest(project.manifest).packages:  # the build's classes stand in for CAP bytecode
-        card.registerLoadable(jbytes(package.aid), jpype.JString(package.java))
     transport.trace = Trace(limit=500)
-    return GpCard(transport, manager, BrickGuard(tmp_path / "guard.db"))
+    return GpCard(transport, transport.manager, BrickGuard(tmp_path / "guard.db"))
 
 
 @pytest.fixture(params=["scp02", "scp03"])
@@ -244,3 +234,13 @@ def test_cli_wrong_keys_then_guard(project: Project, tmp_path: Path, capsys: pyt
     assert int(card.manager.failedAuthentications()) == 1
     status, _, _ = _cli(card, ["gp", "list", "--retry-auth"], capsys)
     assert status == 1 and int(card.manager.failedAuthentications()) == 2
+
+
+def test_the_card_managers_secure_channels_match_the_published_vectors(project: Project) -> None:
+    """The Java side's SCP02/SCP03 and AES-CMAC against RFC 4493 and pySim's published sessions
+    (host/simbridge/src/cardsuite/simbridge/gp/SecureChannelSelfTest.java): no mismatch."""
+    import jpype
+    from cardsuite.simulator import start_jvm
+
+    start_jvm(project)
+    assert int(jpype.JClass("cardsuite.simbridge.gp.SecureChannelSelfTest").runAll()) == 0

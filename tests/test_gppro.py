@@ -162,16 +162,14 @@ def gp_jar() -> Path:
 
 @pytest.mark.e2e
 def test_real_gp_jar_lists_the_simulated_card(gp_jar: Path) -> None:
-    from cardsuite.simulator import VpcdSimulator
+    from cardsuite.simulator import CardManagerConfig, VpcdSimulator, ensure_pcscd, free_slots
 
-    class WithCardManager(VpcdSimulator):
-        def command(self) -> list[str]:  # the bridge's ISD (VpcdMain --card-manager), development keys
-            return [*super().command(), "--card-manager", "scp03"]
-
-    try:
-        simulator = WithCardManager(slot=1, applets=[]).start()
-    except Exception as exc:  # pragma: no cover - depends on the machine
-        pytest.skip(f"no simulated card behind vpcd: {exc}")
+    ensure_pcscd()
+    slots = free_slots()
+    if not slots:
+        pytest.skip("every vpcd slot already holds a card")
+    # the bridge's ISD with the development keys, no applets: an empty card for GlobalPlatformPro
+    simulator = VpcdSimulator(slot=slots[0], applets=[], card_manager=CardManagerConfig("scp03")).start()
     try:
         registry = GPPro(gp_jar, reader=simulator.reader).list(KeySet.single(bytes(range(0x40, 0x50))))
         assert registry.isd is not None and registry.isd.state == "OP_READY"

@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from .apdu import CommandAPDU, format_sw
 from .errors import CardsuiteError
 from .project import Project
-from .simulator import VpcdSimulator, open_transport
+from .simulator import CardManagerConfig, VpcdSimulator, open_transport
 from .trace import Trace, TraceEntry
 from .transport import PcscTransport, Transport
 
@@ -69,7 +69,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     project = Project.locate()
-    simulators = [VpcdSimulator(project, slot=slot, trace=args.trace) for slot in range(args.slots)]
+    manager = CardManagerConfig(args.card_manager) if args.card_manager else None
+    applets = [] if args.empty else None
+    simulators = [VpcdSimulator(project, slot=slot, trace=args.trace, card_manager=manager, applets=applets)
+                  for slot in range(args.slots)]
     try:
         for simulator in simulators:
             simulator.start()
@@ -104,6 +107,10 @@ def build_parser() -> argparse.ArgumentParser:
     sim = commands.add_parser("sim", help="run simulated cards behind vpcd until interrupted")
     sim.add_argument("--slots", type=int, choices=(1, 2), default=1, help="how many cards (vpcd slots)")
     sim.add_argument("-t", "--trace", action="store_true", help="the simulators log APDUs to stderr")
+    sim.add_argument("--card-manager", choices=("scp02", "scp03"),
+                     help="a GlobalPlatform card manager (ISD) with this secure channel; keys from "
+                     "CARDSUITE_SIM_KEYS (ENC:MAC:DEK hex), else the public development keys")
+    sim.add_argument("--empty", action="store_true", help="no applets installed at start (load them with gp)")
     sim.set_defaults(handler=cmd_sim)
 
     from . import fs_cli

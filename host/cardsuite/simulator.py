@@ -30,6 +30,29 @@ class AppletInstall:
     params: bytes = b""
 
 
+DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GlobalPlatform's well-known test key
+
+
+@dataclass(frozen=True)
+class CardManagerConfig:
+    """The simulated card's GlobalPlatform Issuer Security Domain. ``keys`` (ENC, MAC, DEK) of None are
+    the public development keys 40..4F, which only a simulated card may use."""
+
+    protocol: str = "scp03"  # or "scp02"
+    key_version: int = 1
+    keys: tuple[bytes, bytes, bytes] | None = None
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("scp02", "scp03"):
+            raise ConfigurationError(f"card manager protocol {self.protocol!r}: use scp02 or scp03")
+
+
+def manifest_packages(project: Project) -> list[tuple[bytes, str]]:
+    """(package AID, Java package) of every manifest package: the build's classes stand in for the
+    bytecode of a CAP file the card manager loads."""
+    return [(p.aid, p.java) for p in load_manifest(project.manifest).packages]
+
+
 def manifest_applets(project: Project) -> list[AppletInstall]:
     manifest = load_manifest(project.manifest)
     return [AppletInstall(a.aid, p.qualified(a), a.params) for p, a in manifest.simulated_applets()]
@@ -68,12 +91,14 @@ class SimulatorTransport(Transport):
     """One independent simulated card in this process (its own jCardSim runtime)."""
 
     def __init__(self, project: Project | None = None, applets: list[AppletInstall] | None = None,
-                 name: str = "sim") -> None:
+                 name: str = "sim", card_manager: CardManagerConfig | None = None) -> None:
         super().__init__()
         self.project = project or Project.locate()
         self.applets = applets
         self.name = name
+        self.card_manager = card_manager
         self._card = None
+        self.manager = None  # the Java CardManager when enabled: counters and life cycle for tests
 
     def connect(self) -> None:
         if self._card is not None:
@@ -85,6 +110,8 @@ class SimulatorTransport(Transport):
         self._jbytes = jpype.JArray(jpype.JByte)
         self._tear_exception = jpype.JClass("cardsuite.simbridge.CardTearException")
         card = bridge(jpype.JString(str(self.project.sim_classes)))
+        if self.card_manager is not None:
+            self.manager = self._enable_card_manager(card, self.card_manager)
         for applet in self.applets if self.applets is not None else manifest_applets(self.project):
             try:
                 card.install(self._jbytes(applet.aid), jpype.JString(applet.class_name), self._jbytes(applet.params))
@@ -93,8 +120,19 @@ class SimulatorTransport(Transport):
                                      f"{exc.message()}") from None
         self._card = card
 
+    def _enable_card_manager(self, card, config: CardManagerConfig):
+        import jpype
+
+        keys = config.keys or (DEVELOPMENT_KEY,) * 3
+        manager = card.enableCardManager(jpype.JString(config.protocol), -1, config.key_version,
+                                         *map(self._jbytes, keys))
+        for aid, java_package in manifest_packages(self.project):
+            card.registerLoadable(self._jbytes(aid), jpype.JString(java_package))
+        return manager
+
     def disconnect(self) -> None:
         self._card = None
+        self.manager = None
 
     def _require(self):
         if self._card is None:
@@ -187,11 +225,12 @@ class VpcdSimulator:
     """A simulated card as a separate JVM attached to vpcd slot ``slot``: any PC/SC program sees it."""
 
     def __init__(self, project: Project | None = None, slot: int = 0, applets: list[AppletInstall] | None = None,
-                 trace: bool = False) -> None:
+                 trace: bool = False, card_manager: CardManagerConfig | None = None) -> None:
         self.project = project or Project.locate()
         self.slot = slot
         self.applets = applets if applets is not None else manifest_applets(self.project)
         self.trace = trace
+        self.card_manager = card_manager
         self.process: subprocess.Popen | None = None
         self.atr: bytes = b""
 
@@ -219,7 +258,19 @@ class VpcdSimulator:
             cmd += ["--applet", spec]
         if self.trace:
             cmd.append("--trace")
+        if self.card_manager is not None:
+            cmd += ["--card-manager", self.card_manager.protocol, "--key-version", str(self.card_manager.key_version)]
+            for aid, java_package in manifest_packages(self.project):
+                cmd += ["--loadable", f"{aid.hex().upper()}:{java_package}"]
         return cmd
+
+    def environment(self) -> dict[str, str]:
+        """Keys go to the bridge through its environment, never its command line (visible in `ps`)."""
+        env = dict(os.environ)
+        env.pop("CARDSUITE_SIM_KEYS", None)
+        if self.card_manager is not None and self.card_manager.keys is not None:
+            env["CARDSUITE_SIM_KEYS"] = ":".join(key.hex() for key in self.card_manager.keys)
+        return env
 
     def start(self, timeout: float = 20.0) -> VpcdSimulator:
         _require_built(self.project)
@@ -233,7 +284,7 @@ class VpcdSimulator:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
         self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log,
-                                        text=True, start_new_session=True)
+                                        text=True, start_new_session=True, env=self.environment())
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
         while time.monotonic() < deadline:
