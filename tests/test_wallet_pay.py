@@ -230,3 +230,14 @@ def test_card_number_never_appears_in_apdus_or_traces(card, project) -> None:
     for what, value in secrets.items():
         assert value not in text, f"{what} appears in the trace"
     assert payment.h_rcard.hex().upper() in text  # the hash does travel, by design
+
+
+@pytest.mark.sim_only
+def test_a_payment_signs_once_and_hashes_nothing_else(wallet: WalletClient, card) -> None:
+    """The bridge counts the applet's crypto calls: PAY signs σ exactly once (ECDSA-SHA256 hashes inside
+    the signature) and computes no digest of its own; GET BALANCE does no crypto at all."""
+    wallet.pay(10, MERCHANT, ITEM)
+    assert card.operation_count("Signature.sign") == 1
+    assert card.operation_count("MessageDigest.doFinal") == 0
+    wallet.get_balance()
+    assert card.operation_count("Signature.sign") == 0

@@ -163,6 +163,14 @@ class SimulatorTransport(Transport):
         """How many persistent writes the last command made: the tear points it has."""
         return int(self._require().persistentWriteCount())
 
+    def operation_count(self, name: str) -> int:
+        """How often the last command called a crypto operation of the applet's code, measured by the
+        bridge: "MessageDigest.doFinal", "Signature.sign", "Signature.verify", "KeyAgreement.generateSecret",
+        "Cipher.doFinal", "KeyPair.genKeyPair"."""
+        import jpype
+
+        return int(self._require().operationCount(jpype.JString(name)))
+
 
 # ---------------------------------------------------------------- pcscd and vpcd
 

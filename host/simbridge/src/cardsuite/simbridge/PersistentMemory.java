@@ -129,6 +129,14 @@ public final class PersistentMemory {
         return Util.setShort(bArray, bOff, sValue);
     }
 
+    /** Counts a crypto operation (MessageDigest.doFinal, Signature.sign, ...) of the active card's command. */
+    public static void countOperation(String name) {
+        CardRuntime card = CardRuntime.active();
+        if (card != null) {
+            card.journal.countOperation(name);
+        }
+    }
+
     private static void beforeElementWrite(Object array, int index) {
         WriteJournal journal = journalFor(array);
         if (journal != null) {

@@ -20,6 +20,10 @@ import org.objectweb.asm.Type;
 final class PersistentWriteInstrumenter {
     private static final String HOOKS = Type.getInternalName(PersistentMemory.class);
     private static final String UTIL = "javacard/framework/Util";
+    /** Crypto calls counted per command, so benchmarks report measured on-card work, not a model of it. */
+    private static final java.util.Set<String> COUNTED_OPERATIONS = java.util.Set.of(
+            "MessageDigest.doFinal", "Signature.sign", "Signature.verify", "KeyAgreement.generateSecret",
+            "Cipher.doFinal", "KeyPair.genKeyPair");
     private static final Set<String> UTIL_WRITERS = Set.of(
             "arrayCopy([BS[BSS)S",
             "arrayCopyNonAtomic([BS[BSS)S",
@@ -115,6 +119,11 @@ final class PersistentWriteInstrumenter {
             if (opcode == Opcodes.INVOKESTATIC && owner.equals(UTIL) && UTIL_WRITERS.contains(name + descriptor)) {
                 callHook(name, descriptor);
                 return;
+            }
+            String operation = owner.substring(owner.lastIndexOf('/') + 1) + "." + name;
+            if (opcode == Opcodes.INVOKEVIRTUAL && COUNTED_OPERATIONS.contains(operation)) {
+                super.visitLdcInsn(operation);
+                callHook("countOperation", "(Ljava/lang/String;)V");
             }
             super.visitMethodInsn(opcode, owner, name, descriptor, isInterface);
         }

@@ -217,6 +217,11 @@ public final class SimulatedCard {
         return lastCommandWrites;
     }
 
+    /** How often the last transmit called a crypto operation, e.g. "MessageDigest.doFinal", "Signature.sign". */
+    public int operationCount(String name) {
+        return runtime.journal.operationCount(name);
+    }
+
     /** The card manager sees each APDU first when there is one (it answers for the ISD), else the runtime. */
     private byte[] route(byte[] command) {
         if (cardManager != null) {

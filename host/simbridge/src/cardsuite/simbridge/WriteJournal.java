@@ -14,11 +14,14 @@ final class WriteJournal {
     private final List<Runnable> undoLog = new ArrayList<>();
     private boolean transactionOpen;
     private int writes;
+    /** Crypto operations of the current command by name ("MessageDigest.doFinal"): what a bench counts. */
+    private final java.util.Map<String, Integer> operations = new java.util.HashMap<>();
     private int tearAt;
     private boolean powerLost;
 
     /** Starts counting a command's writes; {@code tearAtWrite} > 0 cuts the power at that write, 0 never. */
     void startCommand(int tearAtWrite) {
+        operations.clear();
         writes = 0;
         tearAt = tearAtWrite;
     }
@@ -119,5 +122,13 @@ final class WriteJournal {
             throw new ArrayIndexOutOfBoundsException(
                     "[" + offset + ", " + (offset + length) + ") outside an array of length " + size);
         }
+    }
+
+    void countOperation(String name) {
+        operations.merge(name, 1, Integer::sum);
+    }
+
+    int operationCount(String name) {
+        return operations.getOrDefault(name, 0);
     }
 }
