@@ -4,9 +4,10 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash)
+    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke sim         simulated cards behind vpcd until Ctrl-C
+    invoke install     build, then deploy profiles/cards/sim-suite.toml onto a simulated card (or --card)
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ sys.path.insert(0, str(ROOT / "host"))
 DEPS = ROOT / "deps"
 APT_PACKAGES = [
     "openjdk-17-jdk-headless", "maven", "ant", "pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "swig",
+    "postgresql",  # the inventory's PostgreSQL tests start a throwaway server
 ]
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
@@ -145,14 +147,17 @@ def test(c, card="", k="", x=False):
         _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
 
 
-@task(pre=[build], help={"only": "transport, wallet or ecash; default: all three"})
+@task(pre=[build], help={"only": "transport, wallet, ecash or load; default: all four"})
 def bench(c, only=""):
-    """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json."""
+    """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json,
+    load.json (GlobalPlatform loads and the profile deploy)."""
     from cardsuite.bench import run_transport_bench
     from cardsuite.ecash_bench import run_ecash_bench
+    from cardsuite.load_bench import run_load_bench
     from cardsuite.wallet_bench import run_wallet_bench
 
-    runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench}
+    runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench,
+            "load": run_load_bench}
     if only and only not in runs:
         raise Exit(f"Error: --only takes one of {', '.join(runs)}", code=1)
     for name, run_bench in runs.items():
@@ -176,6 +181,28 @@ def sim(c, slots=1, trace=False, card_manager="", empty=False):
     args = ["sim", "--slots", str(slots)] + (["--trace"] if trace else [])
     args += (["--card-manager", card_manager] if card_manager else []) + (["--empty"] if empty else [])
     _sh([sys.executable, "-m", "cardsuite.cli", *args], cwd=ROOT)
+
+
+@task(pre=[build], help={"card": "vpcd:<slot> or reader:<name>; default: a fresh simulated card behind vpcd",
+                         "profile": "card profile [default profiles/cards/sim-suite.toml]"})
+def install(c, card="", profile="profiles/cards/sim-suite.toml"):
+    """Load, install and personalise the suite through our GlobalPlatform client (`cardsuite deploy`)."""
+    from cardsuite.simulator import CardManagerConfig, VpcdSimulator, ensure_pcscd, free_slots
+
+    # the simulated wallet's PIN/PUK when none are set: a demo card, never a real one (--card)
+    env = dict(os.environ) if card else {"CARDSUITE_PIN": "1234", "CARDSUITE_PUK": "12345678", **os.environ}
+    deploy = [sys.executable, "-m", "cardsuite.cli", "deploy", str(ROOT / profile)]
+    if card:
+        _sh([*deploy, "--card", card], cwd=ROOT, env=env)
+        return
+    _guard(ensure_pcscd)
+    slots = free_slots()
+    if not slots:
+        raise Exit("Error: every vpcd slot holds a card; stop it or pass --card vpcd:<slot>", code=1)
+    # the card lives as long as this task: it shows the deploy; `invoke sim --card-manager scp03 --empty`
+    # keeps one running for `invoke install --card vpcd:0`
+    with VpcdSimulator(_project(), slot=slots[0], applets=[], card_manager=CardManagerConfig("scp03")):
+        _sh([*deploy, "--card", f"vpcd:{slots[0]}"], cwd=ROOT, env=env)
 
 
 @task(pre=[setup])

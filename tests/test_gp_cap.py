@@ -67,14 +67,23 @@ def test_load_file_is_wrapped_in_c4() -> None:
     assert with_descriptor.endswith(cap.components["Descriptor"])
 
 
-def test_fixture_matches_a_fresh_build() -> None:
-    """The fixture cannot go stale unnoticed: with a build at hand, every component must be the same."""
-    built = Project.locate().cap_dir / "echo.cap"
+@pytest.mark.parametrize("fixture", sorted(FIXTURES.glob("*.cap")), ids=lambda p: p.name)
+def test_fixture_matches_a_fresh_build(fixture: Path) -> None:
+    """Every fixture (the deploy tests load them when there is no SDK) cannot go stale unnoticed: with a
+    build at hand, every component must be the same."""
+    built = Project.locate().cap_dir / fixture.name
     if not built.exists():
-        pytest.skip("no build/cap/echo.cap to compare with: run `invoke build` with the Oracle SDK")
-    fresh, fixture = read_components(built), read_components(ECHO)
-    changed = sorted(n for n in fresh.keys() | fixture.keys() if fresh.get(n) != fixture.get(n))
-    assert not changed, f"tests/fixtures/caps/echo.cap is stale (components {changed}): copy build/cap/echo.cap"
+        pytest.skip(f"no build/cap/{fixture.name} to compare with: run `invoke build` with the Oracle SDK")
+    fresh, kept = read_components(built), read_components(fixture)
+    changed = sorted(n for n in fresh.keys() | kept.keys() if fresh.get(n) != kept.get(n))
+    assert not changed, (f"tests/fixtures/caps/{fixture.name} is stale (components {changed}): "
+                         f"copy build/cap/{fixture.name}")
+
+
+def test_the_fixtures_cover_the_suite_profile() -> None:
+    """CI deploys profiles/cards/sim-suite.toml from the fixtures: each package it needs has one."""
+    names = {p.stem for p in FIXTURES.glob("*.cap")}
+    assert {"echo", "isofs", "isoapplet", "wallet", "paper_transparent", "paper_record", "paper_cyclic"} <= names
 
 
 def test_every_built_cap_matches_the_manifest() -> None:

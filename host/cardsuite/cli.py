@@ -121,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
     ecash_cli.register(commands, add_card_options, connect)
     from . import gp_cli
     gp_cli.register(commands, add_card_options, connect)
+    from . import deploy_cli
+    deploy_cli.register(commands, add_card_options, connect)
 
     return parser
 
