@@ -60,7 +60,7 @@ def test_applet_aid_must_start_with_the_package_rid(tmp_path: Path) -> None:
         (_app("app", "A00000000102", "A0000000010201", '["nope"]'), "imports unknown package 'nope'"),
         (_app("app", "A00000000102", "A0000000010201") + _app("app2", "A00000000103", "A0000000010201"),
          "aid A0000000010201 used by 'app' and 'app2'"),
-        (_app("app", "A000", "A0000000010201"), "an AID has 5 to 16 bytes"),
+        (_app("app", "A000", "A0000000010201"), "has 2 bytes; an AID has 5 to 16"),
         ("[build]\ntargetsdk = '2.1'\n", "targetsdk '2.1' is not one of"),
         ("[[package]]\nname = 'x'\n", "missing 'java'"),
         ("[[package]\n", "manifest.toml"),

@@ -36,22 +36,12 @@ from .gp import (
 from .gp_guard import BrickGuard
 from .gp_keys import ENV_PROFILE, parse_kvn, resolve_keys
 from .gp_scp import LEVELS
+from .manifest import parse_aid
 from .transport import Transport
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
 ENV_GUARD = "CARDSUITE_GP_GUARD"
-
-
-def parse_aid(text: str, what: str = "AID") -> bytes:
-    cleaned = "".join(text.split()).replace(":", "")
-    try:
-        aid = bytes.fromhex(cleaned)
-    except ValueError:
-        raise ConfigurationError(f"{what} {text!r} is not hex") from None
-    if not 5 <= len(aid) <= 16:
-        raise ConfigurationError(f"{what} {text!r} has {len(aid)} bytes; an AID has 5 to 16")
-    return aid
 
 
 def parse_hex(text: str, what: str) -> bytes:

@@ -14,13 +14,14 @@ _JAVA_PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 _JAVA_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
-def parse_aid(text: str, what: str) -> bytes:
+def parse_aid(text: str, what: str = "AID") -> bytes:
+    """An AID from hex (spaces and colons allowed), 5 to 16 bytes, or ConfigurationError naming ``what``."""
     try:
-        aid = bytes.fromhex(text.replace(" ", "").replace(":", ""))
+        aid = bytes.fromhex("".join(text.split()).replace(":", ""))
     except ValueError:
-        raise ConfigurationError(f"{what}: {text!r} is not a hex AID") from None
+        raise ConfigurationError(f"{what} {text!r} is not hex") from None
     if not 5 <= len(aid) <= 16:
-        raise ConfigurationError(f"{what}: an AID has 5 to 16 bytes, {text!r} has {len(aid)}")
+        raise ConfigurationError(f"{what} {text!r} has {len(aid)} bytes; an AID has 5 to 16")
     return aid
 
 

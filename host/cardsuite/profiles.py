@@ -50,6 +50,7 @@ from .errors import CardsuiteError, ConfigurationError
 from .gp import PRIVILEGE_NAMES, encode_privileges
 from .gp_keys import DEVELOPMENT_KEY, KeyChoice, development_keys, keys_from_profile, parse_kvn
 from .gp_scp import LEVELS
+from .manifest import parse_aid
 from .wallet import Limits
 
 CARD_TYPES = ("simulated", "javacard")
@@ -89,12 +90,9 @@ def _aid(text: str | None, what: str) -> bytes | None:
     if text is None:
         return None
     try:
-        aid = bytes.fromhex("".join(text.split()))
-    except ValueError:
-        raise ProfileError(f"{what} {text!r} is not hex") from None
-    if not 5 <= len(aid) <= 16:
-        raise ProfileError(f"{what} {text!r} has {len(aid)} bytes; an AID has 5 to 16")
-    return aid
+        return parse_aid(text, what)
+    except ConfigurationError as exc:
+        raise ProfileError(str(exc)) from None
 
 
 def _env_name(value: str, what: str) -> str:
