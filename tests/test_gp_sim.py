@@ -161,9 +161,7 @@ def test_wrong_keys_clear_error_guard_and_card_counter(project: Project, tmp_pat
 
 
 def test_missing_import_is_6438(gp_card: GpCard, project: Project) -> None:
-    cap_path = project.cap_dir / "paper_transparent.cap"
-    if not cap_path.exists():
-        pytest.skip("needs build/cap/paper_transparent.cap (invoke build with the Oracle SDK)")
+    cap_path = project.root / "tests" / "fixtures" / "caps" / "paper_transparent.cap"
     gp = gp_card.authenticated()
     with pytest.raises(GPError, match="6438 \\(an imported package is missing") as caught:
         gp.load_cap(read_cap(cap_path))  # imports the isofs library, which is not on the card
