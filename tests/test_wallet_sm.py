@@ -253,3 +253,27 @@ def test_wrong_plaintext_length_keeps_the_session(wallet: WalletClient) -> None:
         wallet.secure(0x52, data=(1).to_bytes(4, "big"))
     assert caught.value.sw == 0x6700
     wallet.credit(1)  # counters still agree
+
+
+@pytest.mark.isolated
+def test_issuer_keys_block_after_ten_failed_authentications_in_a_row(card, project) -> None:
+    """Host cryptograms cannot be tried forever: ten wrong ones in a row block the keys (6983), a
+    right one in between gives all tries back."""
+    wallet = WalletClient(card)
+    wallet.select()
+    transport_keys = manifest_transport_keys(project.manifest)
+
+    def wrong_attempt() -> int:
+        wallet.initialize_update(os.urandom(8))
+        return card.transmit(CommandAPDU(0x80, 0x82, 0, 0, os.urandom(8))).sw
+
+    assert [wrong_attempt() for _ in range(9)] == [0x6300] * 9
+    wallet.open_issuer_session(transport_keys)  # the tenth attempt is right: all tries back
+    assert [wrong_attempt() for _ in range(10)] == [0x6300] * 10
+    assert card.transmit(CommandAPDU(0x80, 0x50, 0, 0, os.urandom(8), le=256)).sw == 0x6983
+    with pytest.raises(StatusError) as caught:
+        wallet.open_issuer_session(transport_keys)  # even the right keys: blocked for good
+    assert caught.value.sw == 0x6983
+    card.reset()
+    wallet.select()
+    assert card.transmit(CommandAPDU(0x80, 0x50, 0, 0, os.urandom(8), le=256)).sw == 0x6983

@@ -4,10 +4,12 @@ get 6F00. In-process simulator only (SimulatorTransport.tear_after_writes)."""
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
-from cardsuite.sm import IssuerKeys
+from cardsuite.sm import IssuerKeys, IssuerSession
 from cardsuite.wallet import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys, pin_block
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -182,3 +184,23 @@ def test_random_apdus_never_move_the_balance(project, commands: list[CommandAPDU
     assert client.get_balance() == 5_000
     assert status.counter == counter
     assert status.state == LifeCycle.ACTIVE
+
+
+@pytest.mark.isolated
+def test_a_torn_right_authentication_still_spends_its_try(card, project) -> None:
+    """The issuer-key try is spent in a committed write before the cryptogram is compared: power cut
+    after the comparison but before the tries are given back leaves one try spent."""
+    wallet = WalletClient(card)
+    wallet.select()
+    keys = manifest_transport_keys(project.manifest)
+    r1 = os.urandom(8)
+    session = IssuerSession.start(keys, r1, wallet.initialize_update(r1, keys.version))
+    card.tear_after_writes(2)  # write 1 spends the try, write 2 would give it back
+    with pytest.raises(CardTornError):
+        wallet.external_authenticate(session.host_cryptogram())
+    card.reset()
+    wallet.select()
+    for _ in range(9):  # nine tries were left, not ten
+        wallet.initialize_update(os.urandom(8))
+        assert card.transmit(CommandAPDU(0x80, 0x82, 0, 0, os.urandom(8))).sw == 0x6300
+    assert card.transmit(CommandAPDU(0x80, 0x50, 0, 0, os.urandom(8), le=256)).sw == 0x6983

@@ -47,6 +47,12 @@ final class IssuerChannel implements WalletConstants {
     private static final short MAC = (short) 8;
     private static final short BLOCK = (short) 8;
     private static final short COUNTER_LIMIT = (short) 0x7FFF;
+    /**
+     * Failed EXTERNAL AUTHENTICATEs in a row before the issuer keys are blocked for good (6983): without a
+     * limit anyone holding the card could try host cryptograms forever. A blocked card is replaced, as
+     * GlobalPlatform cards lock themselves after too many failed authentications.
+     */
+    static final byte AUTHENTICATION_TRIES = (byte) 10;
 
     // layout of the session array (RAM)
     private static final short S_STATE = (short) 0;
@@ -61,6 +67,8 @@ final class IssuerChannel implements WalletConstants {
     private final DESKey issuerMac;
     /** Which key set is in force; written in the personalisation transaction. */
     private byte keyVersion;
+    /** [0] authentication tries left: one byte, so each update is a single atomic write. */
+    private final byte[] tries;
 
     /** Session keys in RAM: gone on deselect or power loss, which closes the session. */
     private final DESKey sessionEnc;
@@ -87,6 +95,8 @@ final class IssuerChannel implements WalletConstants {
                 KeyBuilder.LENGTH_DES3_2KEY, false);
         session = JCSystem.makeTransientByteArray(S_SIZE, JCSystem.CLEAR_ON_DESELECT);
         scratch = JCSystem.makeTransientByteArray((short) 32, JCSystem.CLEAR_ON_DESELECT);
+        tries = new byte[1];
+        tries[0] = AUTHENTICATION_TRIES;
         ecb = Cipher.getInstance(Cipher.ALG_DES_ECB_NOPAD, false);
         cbc = Cipher.getInstance(Cipher.ALG_DES_CBC_NOPAD, false);
         mac = Signature.getInstance(Signature.ALG_DES_MAC8_ISO9797_1_M2_ALG3, false);
@@ -143,6 +153,9 @@ final class IssuerChannel implements WalletConstants {
         if (p1 != 0 && p1 != keyVersion) {
             ISOException.throwIt(SW_REFERENCE_NOT_FOUND);
         }
+        if (tries[0] == 0) {
+            ISOException.throwIt(SW_AUTH_BLOCKED);
+        }
         WalletApplet.receive(apdu, CHALLENGE);
         Util.arrayCopyNonAtomic(buf, ISO7816.OFFSET_CDATA, session, S_R1, CHALLENGE);
         random.generateData(session, S_R2, CHALLENGE);
@@ -187,12 +200,16 @@ final class IssuerChannel implements WalletConstants {
             close();
             ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
         }
+        // The try is spent before the comparison (a committed one-byte write), so cutting the power
+        // during the comparison does not give the attempt back.
+        tries[0]--;
         mac.init(sessionMac, Signature.MODE_VERIFY);
         mac.update(session, S_R2, CHALLENGE);
         if (!mac.verify(session, S_R1, CHALLENGE, buf, ISO7816.OFFSET_CDATA, MAC)) {
             close();
             ISOException.throwIt(SW_AUTHENTICATION_FAILED);
         }
+        tries[0] = AUTHENTICATION_TRIES;
         Util.setShort(session, S_COUNTER, (short) 0);
         session[S_STATE] = SESSION_OPEN;
     }
