@@ -7,6 +7,7 @@
     invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke sim         simulated cards behind vpcd until Ctrl-C
+    invoke refresh-fixtures   the CAP test fixtures from a fresh build (needs the Oracle SDK)
     invoke install     build, then deploy profiles/cards/sim-suite.toml onto a simulated card (or --card)
 """
 
@@ -203,6 +204,19 @@ def install(c, card="", profile="profiles/cards/sim-suite.toml"):
     # keeps one running for `invoke install --card vpcd:0`
     with VpcdSimulator(_project(), slot=slots[0], applets=[], card_manager=CardManagerConfig("scp03")):
         _sh([*deploy, "--card", f"vpcd:{slots[0]}"], cwd=ROOT, env=env)
+
+
+@task
+def refresh_fixtures(c):
+    """Copy freshly built CAP files over the test fixtures (tests/fixtures/caps), which CI loads since it
+    has no Oracle SDK; tests/test_gp_cap.py fails when a fixture differs from a fresh build."""
+    build(c, require_cap=True)
+    fixtures = ROOT / "tests" / "fixtures" / "caps"
+    for fixture in sorted(fixtures.glob("*.cap")):
+        fresh = ROOT / "build" / "cap" / fixture.name
+        if fresh.read_bytes() != fixture.read_bytes():
+            shutil.copyfile(fresh, fixture)
+            print(f"updated {fixture.relative_to(ROOT)}")
 
 
 @task(pre=[setup])
