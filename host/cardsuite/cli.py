@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import getpass
 import os
 import signal
 import sys
@@ -11,7 +12,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from .apdu import CommandAPDU, format_sw
-from .errors import CardsuiteError
+from .errors import CardsuiteError, ConfigurationError
 from .project import Project
 from .simulator import CardManagerConfig, VpcdSimulator, open_transport
 from .trace import Trace, TraceEntry
@@ -31,6 +32,23 @@ def connect(args: argparse.Namespace) -> Transport:
     if args.trace:
         transport.trace = Trace(sinks=[_print_entry])
     return transport
+
+
+ENV_PIN = "CARDSUITE_PIN"
+
+
+def read_secret(env: str, what: str, confirm: bool = False) -> str:
+    """A PIN or PUK from the environment, else from a prompt on the terminal; never from argv."""
+    value = os.environ.get(env)
+    if value is None:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(f"the {what} is needed: set {env} (no terminal to ask on)")
+        value = getpass.getpass(f"{what}: ")
+        if confirm and getpass.getpass(f"{what} again: ") != value:
+            raise ConfigurationError(f"the two {what} entries differ")
+    if not value:
+        raise ConfigurationError(f"an empty {what}")
+    return value
 
 
 def add_card_options(parser: argparse.ArgumentParser) -> None:

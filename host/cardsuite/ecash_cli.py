@@ -24,6 +24,7 @@ import secrets
 from collections.abc import Callable
 from pathlib import Path
 
+from .cli import read_secret
 from .ecash import (
     UNITS,
     EcashError,
@@ -42,7 +43,7 @@ from .project import Project
 from .sm import IssuerKeys
 from .transport import Transport
 from .wallet import Limits, Personalisation, WalletClient, manifest_transport_keys
-from .wallet_cli import ENV_DB, ENV_PIN, default_db, read_secret
+from .wallet_cli import ENV_DB, ENV_PIN, default_db
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]

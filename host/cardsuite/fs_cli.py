@@ -16,13 +16,12 @@ at a prompt, never from the command line (the trace masks it).
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import sys
 from collections.abc import Callable
 
 from .apdu import StatusError
-from .errors import ConfigurationError
+from .cli import read_secret
 from .fs import FID_MF, FileRef, IsoFileSystem, TreeNode, parse_path
 from .transport import Transport
 
@@ -73,14 +72,7 @@ def _payload(args: argparse.Namespace, text: str) -> bytes:
 
 def read_pin() -> bytes:
     """The PIN from CARDSUITE_PIN, else from a prompt on the terminal."""
-    value = os.environ.get(PIN_ENV)
-    if value is None:
-        if not sys.stdin.isatty():
-            raise ConfigurationError(f"--pin needs the PIN in {PIN_ENV} (no terminal to ask on)")
-        value = getpass.getpass("PIN: ")
-    if not value:
-        raise ConfigurationError("an empty PIN")
-    return value.encode()
+    return read_secret(PIN_ENV, "PIN").encode()
 
 
 class _Session:

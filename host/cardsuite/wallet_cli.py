@@ -22,15 +22,14 @@ cards' transport keys. Card numbers are printed masked only.
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import secrets
-import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from .cardnumber import CardNumber
+from .cli import read_secret
 from .errors import ConfigurationError
 from .issuer import DEFAULT_IIN, Issuer, IssuerSecret, load_transport_keys
 from .merchant import Merchant, PaymentRefused, item_info, merchant_id, pay_with_card, verify_evidence
@@ -52,20 +51,6 @@ DEFAULT_LIMITS = Limits(max_balance=1_000_000, max_payment=300_000, step_up=50_0
 
 
 # ---------------------------------------------------------------- input
-
-
-def read_secret(env: str, what: str, confirm: bool = False) -> str:
-    """A PIN or PUK from the environment, else from a prompt on the terminal; never from argv."""
-    value = os.environ.get(env)
-    if value is None:
-        if not sys.stdin.isatty():
-            raise ConfigurationError(f"the {what} is needed: set {env} (no terminal to ask on)")
-        value = getpass.getpass(f"{what}: ")
-        if confirm and getpass.getpass(f"{what} again: ") != value:
-            raise ConfigurationError(f"the two {what} entries differ")
-    if not value:
-        raise ConfigurationError(f"an empty {what}")
-    return value
 
 
 def _amount(text: str) -> int:
