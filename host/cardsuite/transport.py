@@ -96,21 +96,26 @@ class PcscTransport(Transport):
         self._connection = None
 
     @staticmethod
-    def reader_names() -> list[str]:
+    def _readers() -> list:
+        """pyscard's readers, or a TransportError that says what to do when PC/SC itself is missing."""
         try:
             from smartcard.Exceptions import ListReadersException
+            from smartcard.pcsc.PCSCExceptions import BaseSCardException
             from smartcard.System import readers
         except ImportError as exc:  # pragma: no cover - depends on the installation
             raise TransportError(f"pyscard is not installed ({exc}); run `invoke setup`") from exc
         try:
-            return [str(r) for r in readers()]
-        except ListReadersException as exc:
-            raise TransportError(f"cannot list PC/SC readers ({exc}); is pcscd running?") from exc
+            return readers()
+        except (ListReadersException, BaseSCardException) as exc:
+            raise TransportError(f"cannot list PC/SC readers ({exc}); is pcscd running? "
+                                 "(`invoke sim` starts it with simulated cards)") from None
+
+    @classmethod
+    def reader_names(cls) -> list[str]:
+        return [str(r) for r in cls._readers()]
 
     def _find_reader(self):
-        from smartcard.System import readers
-
-        found = readers()
+        found = self._readers()
         names = [str(r) for r in found]
         spec = self.reader_spec
         if isinstance(spec, int) or (isinstance(spec, str) and spec.isdigit()):
