@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import pytest
 from cardsuite.apdu import CommandAPDU, ResponseAPDU
+from cardsuite.crypto.aes import scp03_kdf
 from cardsuite.gp_scp import (
     DERIVE_CARD_CHALLENGE,
     DERIVE_CARD_CRYPTOGRAM,
@@ -31,7 +32,6 @@ from cardsuite.gp_scp import (
     SecurityLevel,
     initialize_update,
     scp02_session_key,
-    scp03_kdf,
 )
 
 h = bytes.fromhex
@@ -99,7 +99,7 @@ def test_scp02_session_keys_match_omfgp() -> None:
 def test_scp02_c_decryption_round_trip() -> None:
     """No published vector for SCP02 C-DECRYPTION: check the structure (MAC over the plain data, data padded
     and encrypted under S-ENC with a zero ICV) by decrypting it back."""
-    from cardsuite.gp_scp import TripleDES
+    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
     from cryptography.hazmat.primitives.ciphers import Cipher, modes
 
     channel = _scp02()
@@ -253,3 +253,34 @@ def test_scp03_block_room(level: SecurityLevel, room: int) -> None:
     assert channel.max_data() == room
     wrapped = channel.wrap(CommandAPDU(0x80, 0xE8, 0x00, 0x00, bytes(room)))
     assert len(wrapped.to_bytes()) <= 5 + 255
+
+
+# ---------------------------------------------------------------- the shared primitives (cardsuite.crypto)
+
+
+def test_retail_mac_matches_the_wallet_and_scp02_definitions() -> None:
+    """ISO/IEC 9797-1 MAC algorithm 3: single DES CBC under K1 over all but the last block, the last block under
+    3DES. Checked against a computation from the single-DES and 3DES primitives directly."""
+    from cardsuite.crypto.des import pad_m2, retail_mac, tdes_cbc_encrypt, tdes_ecb
+
+    key, data = h("404142434445464748494A4B4C4D4E4F"), bytes(range(20))
+    padded = pad_m2(data)
+    chain = bytes(8)
+    for i in range(0, len(padded) - 8, 8):
+        chain = tdes_ecb(key[:8], bytes(a ^ b for a, b in zip(chain, padded[i:i + 8], strict=True)))
+    expected = tdes_ecb(key, bytes(a ^ b for a, b in zip(chain, padded[-8:], strict=True)))
+    assert retail_mac(key, data) == expected
+    assert tdes_cbc_encrypt(key, padded)[-8:] != expected  # it is not the full 3DES CBC-MAC
+
+
+@pytest.mark.parametrize("block", [8, 16])
+def test_method_2_padding_round_trips_and_refuses_what_it_cannot_have_made(block: int) -> None:
+    from cardsuite.crypto.des import PaddingError, pad_m2, unpad_m2
+
+    for length in range(0, 3 * block):
+        data = bytes(range(1, length + 1))
+        padded = pad_m2(data, block)
+        assert len(padded) % block == 0 and unpad_m2(padded, block) == data
+    for bad in (bytes(block), b"\x01" * block, b"\x80" + bytes(block)):
+        with pytest.raises(PaddingError):
+            unpad_m2(bad, block)

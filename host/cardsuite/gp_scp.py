@@ -16,15 +16,9 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import IntFlag
 
-from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
-from cryptography.hazmat.primitives.cmac import CMAC
-
-try:  # cryptography >= 43 keeps 3DES in the "decrepit" module; older versions only in algorithms
-    from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-except ImportError:  # pragma: no cover - depends on the installed cryptography
-    TripleDES = algorithms.TripleDES  # type: ignore[misc,assignment]
-
 from .apdu import CommandAPDU, ResponseAPDU
+from .crypto.aes import aes_cbc, aes_cmac, aes_ecb, scp03_kdf
+from .crypto.des import PaddingError, full_3des_mac, pad_m2, retail_mac, tdes_cbc_encrypt, tdes_ecb, unpad_m2
 from .errors import CardsuiteError
 
 INS_INITIALIZE_UPDATE = 0x50
@@ -87,94 +81,8 @@ class KeySet:
     def kcv(self) -> bytes:
         """Key check value of ENC: 3DES over zeros for 16-byte keys, AES over 01s otherwise ([AmD] 6.2.4)."""
         if len(self.enc) == 16:
-            return _ecb_3des(self.enc, bytes(8))[:3]
-        return _ecb_aes(self.enc, bytes([1]) * 16)[:3]
-
-
-# ---------------------------------------------------------------- primitives
-
-
-def _3des_key(key: bytes) -> bytes:
-    """Two-key 3DES (K1 K2) as the three-key form K1 K2 K1 that `cryptography` keeps supporting."""
-    if len(key) == 8:
-        return key * 3
-    if len(key) == 16:
-        return key + key[:8]
-    if len(key) == 24:
-        return key
-    raise ValueError(f"a DES key is 8, 16 or 24 bytes, got {len(key)}")
-
-
-def _cbc_3des(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    encryptor = Cipher(TripleDES(_3des_key(key)), modes.CBC(iv)).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def _ecb_3des(key: bytes, data: bytes) -> bytes:
-    encryptor = Cipher(TripleDES(_3des_key(key)), modes.ECB()).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def _ecb_des(key8: bytes, data: bytes) -> bytes:
-    return _ecb_3des(key8[:8], data)  # K1 K1 K1: single DES
-
-
-def _ecb_aes(key: bytes, block: bytes) -> bytes:
-    encryptor = Cipher(algorithms.AES(key), modes.ECB()).encryptor()
-    return encryptor.update(block) + encryptor.finalize()
-
-
-def _cbc_aes(key: bytes, data: bytes, iv: bytes, decrypt: bool = False) -> bytes:
-    cipher = Cipher(algorithms.AES(key), modes.CBC(iv))
-    op = cipher.decryptor() if decrypt else cipher.encryptor()
-    return op.update(data) + op.finalize()
-
-
-def pad80(data: bytes, block: int) -> bytes:
-    """ISO/IEC 9797-1 padding method 2: 80 then zeros up to the block size (always at least one byte)."""
-    data = data + b"\x80"
-    return data + bytes(-len(data) % block)
-
-
-def unpad80(data: bytes) -> bytes:
-    stripped = data.rstrip(b"\x00")
-    if not stripped.endswith(b"\x80"):
-        raise SecureChannelError("decrypted response data is not padded with 80 00..")
-    return stripped[:-1]
-
-
-def full_3des_mac(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    """ISO 9797-1 MAC algorithm 1 with 3DES (the SCP02 cryptograms, [GPCS] E.4.2): padded 3DES-CBC, last block."""
-    return _cbc_3des(key, pad80(data, 8), iv)[-8:]
-
-
-def retail_mac(key: bytes, data: bytes, iv: bytes = bytes(8)) -> bytes:
-    """ISO 9797-1 MAC algorithm 3 (the SCP02 C-MAC, [GPCS] E.4.4): single DES-CBC with the first half of the
-    key over every block but the last, full 3DES on the last."""
-    padded = pad80(data, 8)
-    chain = iv
-    if len(padded) > 8:
-        chain = _cbc_3des(key[:8], padded[:-8], iv)[-8:]
-    return _cbc_3des(key, padded[-8:], chain)
-
-
-def aes_cmac(key: bytes, data: bytes) -> bytes:
-    mac = CMAC(algorithms.AES(key))
-    mac.update(data)
-    return mac.finalize()
-
-
-def scp03_kdf(key: bytes, constant: int, length_bits: int, context: bytes) -> bytes:
-    """[AmD] 6.2.2: NIST SP 800-108 KDF in counter mode with AES-CMAC as PRF. The fixed input data is the
-    label (11 zero bytes and the derivation constant), a 00 separator, L on two bytes, the counter i on one
-    byte, then the context."""
-    out = b""
-    counter = 1
-    while len(out) * 8 < length_bits:
-        data = bytes(11) + bytes([constant, 0]) + length_bits.to_bytes(2, "big") + bytes([counter]) + context
-        out += aes_cmac(key, data)
-        counter += 1
-    return out[: length_bits // 8]
+            return tdes_ecb(self.enc, bytes(8))[:3]
+        return aes_ecb(self.enc, bytes([1]) * 16)[:3]
 
 
 # [AmD] Table 6-1: derivation constants
@@ -194,7 +102,7 @@ SCP02_ENC = b"\x01\x82"
 
 def scp02_session_key(static_key: bytes, constant: bytes, sequence_counter: bytes) -> bytes:
     """[GPCS] E.4.1: 3DES-CBC (ICV zero) of constant || sequence counter || 12 zero bytes."""
-    return _cbc_3des(static_key, constant + sequence_counter + bytes(12))
+    return tdes_cbc_encrypt(static_key, constant + sequence_counter + bytes(12))
 
 
 # ---------------------------------------------------------------- INITIALIZE UPDATE
@@ -363,15 +271,15 @@ class SCP02(SecureChannel):
     def _mac_command(self, header: bytes, data: bytes) -> bytes:
         icv = self.icv
         if self.i & 0x10 and icv != bytes(8):  # ICV encryption for the C-MAC session ([GPCS] E.3.4)
-            icv = _ecb_des(self.s_mac, icv)
+            icv = tdes_ecb(self.s_mac[:8], icv)  # single DES under K1
         self.icv = retail_mac(self.s_mac, header + data, icv)
         return self.icv
 
     def _encrypt_command_data(self, data: bytes) -> bytes:
-        return _cbc_3des(self.s_enc, pad80(data, 8))
+        return tdes_cbc_encrypt(self.s_enc, pad_m2(data))
 
     def encrypt_key_data(self, data: bytes) -> bytes:
-        return _ecb_3des(self.s_dek, data)
+        return tdes_ecb(self.s_dek, data)
 
 
 class SCP03(SecureChannel):
@@ -407,8 +315,8 @@ class SCP03(SecureChannel):
         self.counter += 1
 
     def _encrypt_command_data(self, data: bytes) -> bytes:
-        iv = _ecb_aes(self.s_enc, self.counter.to_bytes(16, "big"))
-        return _cbc_aes(self.s_enc, pad80(data, 16), iv)
+        iv = aes_ecb(self.s_enc, self.counter.to_bytes(16, "big"))
+        return aes_cbc(self.s_enc, pad_m2(data, 16), iv)
 
     def unwrap(self, response: ResponseAPDU) -> ResponseAPDU:
         """R-MAC check and R-ENCRYPTION ([AmD] 6.2.5, 6.2.7): a MAC comes with successful and warning status
@@ -424,14 +332,17 @@ class SCP03(SecureChannel):
         if self.level & SecurityLevel.R_ENCRYPTION and body:
             if len(body) % 16:
                 raise SecureChannelError("encrypted response data is not a whole number of AES blocks")
-            iv = _ecb_aes(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
-            body = unpad80(_cbc_aes(self.s_enc, body, iv, decrypt=True))
+            iv = aes_ecb(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
+            try:
+                body = unpad_m2(aes_cbc(self.s_enc, body, iv, decrypt=True), 16)
+            except PaddingError:
+                raise SecureChannelError("decrypted response data is not padded with 80 00..") from None
         return ResponseAPDU(body, response.sw)
 
     def encrypt_key_data(self, data: bytes) -> bytes:
         if len(data) % 16:
             raise ValueError("SCP03 key data must be padded to whole AES blocks before encryption")
-        return _cbc_aes(self.keys.dek, data, bytes(16))
+        return aes_cbc(self.keys.dek, data, bytes(16))
 
 
 def open_channel(keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse,

@@ -24,13 +24,10 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
-from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
 from .apdu import CommandAPDU
+from .crypto.des import PaddingError, pad_m2, retail_mac, tdes_cbc_decrypt, tdes_cbc_encrypt, tdes_ecb, unpad_m2
 from .errors import CardsuiteError
 
-BLOCK = 8
 CHALLENGE = 8
 MAC_LENGTH = 8
 KEY_LENGTH = 16
@@ -68,59 +65,6 @@ class IssuerKeys:
     @classmethod
     def generate(cls, version: int = KEY_VERSION_ISSUER) -> IssuerKeys:
         return cls(os.urandom(KEY_LENGTH), os.urandom(KEY_LENGTH), version)
-
-
-# ---------------------------------------------------------------- primitives
-
-
-def _tdes(key: bytes) -> TripleDES:
-    """Two-key triple DES (K1 K2 K1) from 16 bytes, single DES (K K K) from 8."""
-    if len(key) == 8:
-        return TripleDES(key * 3)
-    if len(key) == 16:
-        return TripleDES(key + key[:8])
-    raise ValueError(f"a DES key has 8 or 16 bytes, got {len(key)}")
-
-
-def tdes_ecb(key: bytes, data: bytes) -> bytes:
-    encryptor = Cipher(_tdes(key), modes.ECB()).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def tdes_cbc_encrypt(key: bytes, data: bytes, iv: bytes = bytes(BLOCK)) -> bytes:
-    encryptor = Cipher(_tdes(key), modes.CBC(iv)).encryptor()
-    return encryptor.update(data) + encryptor.finalize()
-
-
-def tdes_cbc_decrypt(key: bytes, data: bytes, iv: bytes = bytes(BLOCK)) -> bytes:
-    decryptor = Cipher(_tdes(key), modes.CBC(iv)).decryptor()
-    return decryptor.update(data) + decryptor.finalize()
-
-
-def pad_m2(data: bytes) -> bytes:
-    """ISO/IEC 9797-1 padding method 2: 80, then zeros up to a multiple of 8 (always at least one byte)."""
-    padded = data + b"\x80"
-    return padded + bytes(-len(padded) % BLOCK)
-
-
-def unpad_m2(data: bytes) -> bytes:
-    stripped = data.rstrip(b"\x00")
-    if not stripped.endswith(b"\x80") or len(data) - len(stripped) >= BLOCK:
-        raise SecureMessagingError("bad ISO/IEC 9797-1 method 2 padding")
-    return stripped[:-1]
-
-
-def retail_mac(key: bytes, data: bytes) -> bytes:
-    """ISO/IEC 9797-1 MAC algorithm 3 with padding method 2: single-DES CBC under K1, the last block
-    under triple DES (K1 K2 K1)."""
-    if len(key) != KEY_LENGTH:
-        raise ValueError("the retail MAC takes a 16-byte key")
-    blocks = pad_m2(data)
-    chain = bytes(BLOCK)
-    if len(blocks) > BLOCK:
-        chain = tdes_cbc_encrypt(key[:8], blocks[:-BLOCK])[-BLOCK:]
-    last = bytes(a ^ b for a, b in zip(chain, blocks[-BLOCK:], strict=True))
-    return tdes_ecb(key, last)
 
 
 def derivation_data(host_challenge: bytes, card_challenge: bytes) -> bytes:
@@ -204,4 +148,7 @@ class IssuerSession:
         header = bytes((command.cla, command.ins, command.p1, command.p2, len(command.data)))
         if retail_mac(self.keys.mac, counter.to_bytes(2, "big") + header + body) != mac:
             raise SecureMessagingError("wrong MAC")
-        return unpad_m2(tdes_cbc_decrypt(self.keys.enc, body))
+        try:
+            return unpad_m2(tdes_cbc_decrypt(self.keys.enc, body))
+        except PaddingError:
+            raise SecureMessagingError("bad ISO/IEC 9797-1 method 2 padding") from None
