@@ -9,9 +9,12 @@ from pathlib import Path
 from cardsuite.ecash import CaCertificate, RangeCertificate, new_reference
 from cardsuite.ecash_card import EcashCard
 from cardsuite.ecash_roles import Broker, CertificateAuthority, EcashStore, Vendor
+from cardsuite.issuer import IssuerSecret
 from cardsuite.sm import IssuerKeys
 from cardsuite.transport import Transport
 from cardsuite.wallet import Limits, Personalisation, WalletClient, manifest_transport_keys
+
+NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
 
 PIN = "2468"
 PUK = "11223344"
@@ -58,8 +61,9 @@ def issue_wallet(transport: Transport, project) -> tuple[WalletClient, IssuerKey
     issuer = IssuerKeys.generate()
     client = WalletClient(transport)
     client.provision(manifest_transport_keys(project.manifest),
-                     Personalisation.for_card("4111111111111111", holder=b"e-cash", limits=Limits(10_000, 5_000, 5_000),
-                                              pin=PIN, puk=PUK, keys=issuer))
+                     Personalisation.for_card("4111111111111111", secret=NUMBER_SECRET,
+                                              holder=b"e-cash", limits=Limits(10_000, 5_000, 5_000), pin=PIN, puk=PUK,
+                                              keys=issuer))
     return client, issuer
 
 

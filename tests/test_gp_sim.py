@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.cap import read_cap
-from cardsuite.gp import GlobalPlatform, GPError
+from cardsuite.gp import AlreadyLoadedError, GlobalPlatform, GPError
 from cardsuite.gp_guard import BrickGuard, BrickGuardError
 from cardsuite.gp_scp import CardCryptogramError, KeySet, SecurityLevel
 from cardsuite.project import Project
@@ -112,6 +112,30 @@ def test_install_an_instance_under_its_own_aid(gp_card: GpCard) -> None:
     assert taken.value.sw in (0x6985, 0x6A80, 0x6A89)
 
 
+@pytest.mark.parametrize("level", [SecurityLevel.C_MAC, SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION],
+                         ids=["mac", "enc"])
+def test_loading_a_package_already_on_the_card_says_so(gp_card: GpCard, level: SecurityLevel) -> None:
+    gp = gp_card.authenticated(level)
+    gp.load_cap(ECHO)
+    with pytest.raises(AlreadyLoadedError) as again:
+        gp.load_cap(ECHO)
+    assert again.value.sw == 0x6985 and again.value.load_file.aid == ECHO.package_aid  # the card's own answer
+    assert "already loaded" in str(again.value) and "F06361726401 v1.0" in str(again.value)
+    assert "AID is taken" not in str(again.value)
+    # the channel still works, and the loaded package is untouched
+    assert gp.registry().load_file(ECHO.package_aid) is not None
+    gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0])
+    assert gp_card.echo() == b"\x01\x02\x03"
+
+
+def test_a_refused_load_of_a_new_package_keeps_the_cards_answer(gp_card: GpCard) -> None:
+    gp = gp_card.authenticated()
+    with pytest.raises(GPError) as refused:  # no such security domain to own it
+        gp.install_for_load(ECHO.package_aid, domain=h("A000000151DEAD"))
+    assert not isinstance(refused.value, AlreadyLoadedError)
+    assert "already loaded" not in str(refused.value)
+
+
 def test_lock_and_unlock_an_application(gp_card: GpCard) -> None:
     gp = gp_card.authenticated()
     gp.load_cap(ECHO)
@@ -157,6 +181,44 @@ def test_wrong_keys_clear_error_guard_and_card_counter(project: Project, tmp_pat
         card.client().open_secure_channel(wrong, force=True)  # told explicitly: one more try
     assert int(card.manager.failedAuthentications()) == 2
     card.authenticated()  # the right keys still work, and reset the card's counter
+    assert int(card.manager.failedAuthentications()) == 0
+
+
+def test_a_key_version_probe_counts_as_a_failed_authentication(project: Project, tmp_path: Path) -> None:
+    """What docs/gp.md and `gp --help` warn about: INITIALIZE UPDATE for a key version the card does not have
+    moves the card's counter like wrong keys do, so the brick guard records it too."""
+    card = _open_card(project, tmp_path, "scp03")
+    probe = KeySet.single(bytes(range(0x40, 0x50)), kvn=0x7E)
+    with pytest.raises(GPError) as missing:
+        card.client().open_secure_channel(probe)
+    assert missing.value.sw == 0x6A88
+    assert int(card.manager.failedAuthentications()) == 1  # no key was wrong, a try is spent all the same
+    with pytest.raises(BrickGuardError):
+        card.client().open_secure_channel(probe)
+    assert int(card.manager.failedAuthentications()) == 1  # the guard sent nothing
+    card.authenticated()  # the right key version: EXTERNAL AUTHENTICATE succeeds and gives the tries back
+    assert int(card.manager.failedAuthentications()) == 0
+
+
+def test_the_gp_help_warns_that_initialize_update_counts(project: Project, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture) -> None:
+    from cardsuite.cli import build_parser
+
+    parser = build_parser()
+    with pytest.raises(SystemExit):
+        parser.parse_args(["gp", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "Every INITIALIZE UPDATE counts towards the card manager's lock until EXTERNAL AUTHENTICATE" in text
+    assert "key version the card does not have (6A88)" in text
+    with pytest.raises(SystemExit):
+        parser.parse_args(["gp", "list", "--help"])
+    assert "still counts as a failed authentication" in " ".join(capsys.readouterr().out.split())
+    doc = (project.root / "docs" / "gp.md").read_text()
+    assert "Every INITIALIZE UPDATE counts until EXTERNAL AUTHENTICATE succeeds" in doc
+    # and where to look instead of probing: the key versions, without authenticating
+    card = _open_card(project, tmp_path, "scp02")
+    status, out, _ = _cli(card, ["gp", "cplc"], capsys)
+    assert status == 0 and "key versions" in out and "0x" in out.split("key versions", 1)[1].splitlines()[0]
     assert int(card.manager.failedAuthentications()) == 0
 
 
@@ -214,6 +276,8 @@ def test_cli_load_list_delete(project: Project, tmp_path: Path, capsys: pytest.C
     status, out, _ = _cli(card, ["gp", "list", "--dev-keys"], capsys)
     assert "APP: F0636172640101 (SELECTABLE)" in out and "PKG: F06361726401 (LOADED) v1.0" in out
     assert "     Applet:  F0636172640101" in out
+    status, _, err = _cli(card, ["gp", "load", fixture, "--dev-keys"], capsys)
+    assert status == 1 and err.startswith("Error: package F06361726401 v1.0 is already loaded on the card")
     status, out, _ = _cli(card, ["gp", "delete", "F06361726401", "--related", "--dev-keys"], capsys)
     assert status == 0 and "deleted F06361726401 and related objects" in out
     status, out, _ = _cli(card, ["gp", "cplc"], capsys)

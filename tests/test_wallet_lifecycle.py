@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from cardsuite.apdu import CommandAPDU, StatusError
 from cardsuite.errors import TransportError
+from cardsuite.issuer import IssuerSecret
 from cardsuite.sm import IssuerKeys
 from cardsuite.wallet import (
     WALLET_AID,
@@ -16,6 +17,8 @@ from cardsuite.wallet import (
     manifest_transport_keys,
     pin_block,
 )
+
+NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
 
 PIN = "0852"
 LIMITS = Limits(max_balance=50_000, max_payment=20_000, step_up=10_000)
@@ -33,8 +36,8 @@ HOLDER_COMMANDS = {
 
 
 def _perso(keys: IssuerKeys = ISSUER, pin: str = PIN) -> Personalisation:
-    return Personalisation.for_card("6011000990139424", holder=b"Lee", limits=LIMITS, pin=pin, puk="00000000",
-                                    keys=keys)
+    return Personalisation.for_card("6011000990139424", secret=NUMBER_SECRET,
+                                    holder=b"Lee", limits=LIMITS, pin=pin, puk="00000000", keys=keys)
 
 
 @pytest.fixture

@@ -9,6 +9,8 @@ from dataclasses import replace
 
 import pytest
 from cardsuite.apdu import CommandAPDU
+from cardsuite.cardnumber import CardNumber
+from cardsuite.issuer import IssuerSecret
 from cardsuite.sm import IssuerKeys
 from cardsuite.trace import Trace
 from cardsuite.wallet import (
@@ -19,12 +21,13 @@ from cardsuite.wallet import (
     Sigma,
     WalletClient,
     encode_iin,
-    h_rcard,
     manifest_transport_keys,
     v_card,
 )
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+
+NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
 
 CARD_NUMBER = "9410123456789010"  # Luhn-valid, IIN 941012
 PIN = "8642"
@@ -35,8 +38,8 @@ ITEM = hashlib.sha256(b"1 x Americano, 4,500 won").digest()
 
 
 def _perso(keys: IssuerKeys = ISSUER) -> Personalisation:
-    return Personalisation.for_card(CARD_NUMBER, holder="홍길동".encode(), limits=LIMITS, pin=PIN, puk="13572468",
-                                    keys=keys)
+    return Personalisation.for_card(CARD_NUMBER, secret=NUMBER_SECRET,
+                                    holder="홍길동".encode(), limits=LIMITS, pin=PIN, puk="13572468", keys=keys)
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +75,7 @@ def test_payment_is_signed_debited_counted_and_logged(wallet: WalletClient, pkc)
     sigma = payment.sigma
     assert (sigma.amount, sigma.merchant_id, sigma.item, sigma.ts_m) == (4_500, MERCHANT, ITEM, 1_750_000_000_123)
     assert (sigma.holder, sigma.iin, sigma.counter) == ("홍길동".encode(), "941012", counter + 1)
-    assert payment.h_rcard == h_rcard(CARD_NUMBER)
+    assert payment.h_rcard == NUMBER_SECRET.number_hash(CardNumber(CARD_NUMBER))
     assert wallet.get_balance() == balance - 4_500
     assert wallet.status().counter == counter + 1
     newest = wallet.read_log()
@@ -89,7 +92,7 @@ def test_issuer_recognises_the_card_by_v_card(wallet: WalletClient, pkc) -> None
     from cryptography.hazmat.primitives import serialization
 
     encoded = pkc.public_bytes(serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
-    stored = v_card(encoded, h_rcard(CARD_NUMBER))
+    stored = v_card(encoded, NUMBER_SECRET.number_hash(CardNumber(CARD_NUMBER)))
     payment = wallet.pay(100, MERCHANT, ITEM)
     assert payment.verify(pkc) and v_card(wallet.get_public_key(), payment.h_rcard) == stored
 

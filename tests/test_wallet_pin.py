@@ -6,8 +6,11 @@ from __future__ import annotations
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
+from cardsuite.issuer import IssuerSecret
 from cardsuite.sm import IssuerKeys
 from cardsuite.wallet import Limits, Personalisation, WalletClient, manifest_transport_keys, pin_block
+
+NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
 
 PIN = "1357"
 PUK = "98765432"
@@ -15,8 +18,8 @@ LIMITS = Limits(max_balance=100_000, max_payment=10_000, step_up=5_000)
 
 
 def _issue(transport, project) -> WalletClient:
-    perso = Personalisation.for_card("5500000000000004", holder=b"PIN test", limits=LIMITS, pin=PIN, puk=PUK,
-                                     keys=IssuerKeys.generate())
+    perso = Personalisation.for_card("5500000000000004", secret=NUMBER_SECRET,
+                                     holder=b"PIN test", limits=LIMITS, pin=PIN, puk=PUK, keys=IssuerKeys.generate())
     client = WalletClient(transport)
     client.provision(manifest_transport_keys(project.manifest), perso)
     return client

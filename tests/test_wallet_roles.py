@@ -33,6 +33,7 @@ from cardsuite.merchant import (
     EvidenceError,
     Merchant,
     PaymentRefused,
+    PaymentRequest,
     Refusal,
     pay_with_card,
     verify_evidence,
@@ -223,6 +224,45 @@ def test_a_changed_amount_or_item_is_rejected_and_the_genuine_payment_still_goes
     assert roles.issuer.authorise(replace(genuine, amount=1)).reason == DenyReason.MISMATCH.value
     # refusing a forgery does not use up the request: the cardholder's own answer is approved
     assert roles.merchant.complete(answer).amount == 4_500
+
+
+def _lying(holder: WalletClient, signed: PaymentRequest, **fields) -> CardPayment:
+    """The card signs ``signed``; the payer's device presents σ with some parsed fields set otherwise. The
+    signature still verifies: it covers ``raw`` only, which stays the card's."""
+    genuine = pay_with_card(holder, signed, PIN)
+    lying = replace(genuine.payment.sigma, **fields)
+    assert lying.raw == genuine.payment.sigma.raw
+    answer = CardPayment(replace(genuine.payment, sigma=lying), genuine.pkc)
+    assert answer.payment.verify(holder.public_key())
+    return answer
+
+
+@pytest.mark.parametrize("claimed", ["amount", "merchant_id"])
+def test_the_merchant_reads_sigma_from_the_signed_bytes_not_from_the_payers_fields(
+        roles: Roles, holder: WalletClient, issued, claimed: str) -> None:
+    """The card pays 100 (or another merchant) and the fields claim the 4,500 this merchant asked for: the
+    merchant parses σ itself, refuses before asking the issuer, and the request stays open."""
+    request = roles.merchant.request_payment(4_500, "1 x Americano")
+    signed = replace(request, amount=100) if claimed == "amount" else replace(request, merchant_id=b"THIEF001")
+    answer = _lying(holder, signed, amount=4_500, merchant_id=b"SHOP0001")
+    asked = len(roles.registry.authorisations(issued.card_id))
+    assert _refusal(roles, answer).reason in (Refusal.MISMATCH, Refusal.UNKNOWN_REQUEST)
+    assert len(roles.registry.authorisations(issued.card_id)) == asked  # never sent to the issuer
+    assert roles.registry.request(b"SHOP0001", request.ts_m).state == "open"  # type: ignore[union-attr]
+    assert roles.merchant.complete(pay_with_card(holder, request, PIN)).amount == 4_500  # the genuine answer
+
+
+def test_fields_naming_another_request_do_not_move_the_payment(roles: Roles, holder: WalletClient) -> None:
+    """σ signed for the 100 request, its fields claiming the 4,500 one: the merchant completes what the card
+    signed (100, its own TS_M) and leaves the 4,500 request untouched."""
+    big = roles.merchant.request_payment(4_500, "1 x Americano")
+    small = roles.merchant.request_payment(100, "1 x Americano")
+    answer = _lying(holder, small, ts_m=big.ts_m, amount=4_500)
+    receipt = roles.merchant.complete(answer)
+    assert (receipt.ts_m, receipt.amount) == (small.ts_m, 100)
+    assert roles.registry.request(b"SHOP0001", big.ts_m).state == "open"  # type: ignore[union-attr]
+    record = roles.registry.evidence(receipt.evidence_id)
+    assert record is not None and record.amount == 100 and verify_evidence(record).amount == 100
 
 
 def test_a_card_signs_what_it_was_asked_so_a_changed_request_is_caught(roles: Roles, holder: WalletClient) -> None:

@@ -172,12 +172,18 @@ def test_a_tampered_evidence_record_fails_verification(env, capsys, tmp_path) ->
     (["wallet", "demo", "--max-payment", "10", "--step-up", "20", "--dev-keys"], "step-up threshold"),
     (["wallet", "demo"], "no issuer master secret"),
     (["wallet", "personalise", "--holder", "X", "--iin", "12", "--dev-keys"], "6 digits"),
-    (["wallet", "pay", "100", "--item", "tea", "--card", "floppy", "--dev-keys"], "unknown card"),
 ])
 def test_bad_input_is_one_line_error_and_exit_1(env, capsys, argv: list[str], message: str) -> None:
     status, out, err = run(capsys, *argv)
     _one_line_error(status, err, message)
     assert "9400011234567891" not in err and "4111111111111111" not in err
+
+
+def test_an_unknown_card_is_a_usage_error_before_anything_runs(env, capsys) -> None:
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["wallet", "pay", "100", "--item", "tea", "--card", "floppy", "--dev-keys"])
+    err = capsys.readouterr().err.splitlines()
+    assert exited.value.code == 2 and len(err) == 1 and err[0].startswith("Error: ") and "unknown card" in err[0]
 
 
 def test_a_missing_pin_is_an_error_not_a_prompt_without_a_terminal(env, capsys) -> None:

@@ -9,6 +9,7 @@ from dataclasses import replace
 
 import pytest
 from cardsuite.apdu import CommandAPDU, StatusError
+from cardsuite.issuer import IssuerSecret
 from cardsuite.sm import IssuerKeys, IssuerSession, SecureMessagingError, session_keys
 from cardsuite.wallet import (
     LifeCycle,
@@ -19,6 +20,8 @@ from cardsuite.wallet import (
 )
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
+
+NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
 
 CARD_NUMBER = "4111111111111111"
 PIN = "2468"
@@ -94,8 +97,8 @@ def _wrap_independently(s_e: bytes, s_a: bytes, counter: int, ins: int, p1: int,
 
 @pytest.fixture(scope="module")
 def issued(module_card, project) -> Personalisation:
-    perso = Personalisation.for_card(CARD_NUMBER, holder=b"SM test", limits=LIMITS, pin=PIN, puk="11223344",
-                                     keys=ISSUER)
+    perso = Personalisation.for_card(CARD_NUMBER, secret=NUMBER_SECRET,
+                                     holder=b"SM test", limits=LIMITS, pin=PIN, puk="11223344", keys=ISSUER)
     WalletClient(module_card).provision(manifest_transport_keys(project.manifest), perso)
     return perso
 

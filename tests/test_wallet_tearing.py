@@ -9,10 +9,13 @@ import os
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
+from cardsuite.issuer import IssuerSecret
 from cardsuite.sm import IssuerKeys, IssuerSession
 from cardsuite.wallet import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys, pin_block
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+
+NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
 
 pytestmark = [pytest.mark.sim_only]
 
@@ -24,8 +27,8 @@ MERCHANT = b"TEAR0001"
 
 
 def _perso() -> Personalisation:
-    return Personalisation.for_card("4111111111111111", holder=b"Tear", limits=LIMITS, pin=PIN, puk=PUK,
-                                    keys=ISSUER)
+    return Personalisation.for_card("4111111111111111", secret=NUMBER_SECRET,
+                                    holder=b"Tear", limits=LIMITS, pin=PIN, puk=PUK, keys=ISSUER)
 
 
 def _issue(card, project, credit: int = 100_000) -> WalletClient:

@@ -15,7 +15,6 @@ import javacard.framework.Applet;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
 import javacard.framework.JCSystem;
-import javacard.framework.OwnerPIN;
 import javacard.framework.Shareable;
 import javacard.framework.Util;
 
@@ -34,7 +33,7 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
     private static final byte[] NAME_APP = {(byte) 0xF0, 0x63, 0x61, 0x72, 0x64, 0x46, 0x53, 0x01};
     private static final byte[] NAME_SHARED = {(byte) 0xF0, 0x63, 0x61, 0x72, 0x64, 0x46, 0x53, 0x02};
 
-    private final OwnerPIN pin;
+    private final PinCode pin;
     private final FileSystem files;
     /** The same tree seen from DF 6000, with card-session state: what other applets get. */
     private final FileSystem shared;
@@ -60,7 +59,7 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
                 maxBytes = Util.getShort(params, (short) (at + 1));
             }
         }
-        pin = new OwnerPIN(PIN_TRIES, PIN_MAX);
+        pin = new PinCode(PIN_TRIES, PIN_MAX);
         pin.update(pinSource, pinOff, pinLen);
 
         DedicatedFile mf = new DedicatedFile(ISOFS.FID_MF, null, (short) 0, (byte) 0);
@@ -113,7 +112,7 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
     }
 
     public boolean isSatisfied(byte reference) {
-        return reference == PIN_REF && pin.isValidated();
+        return reference == PIN_REF && pin.isVerified();
     }
 
     public Shareable getShareableInterfaceObject(AID clientAID, byte parameter) {
@@ -143,33 +142,31 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
     }
 
     /**
-     * VERIFY (ISO 7816-4 7.5.6), P2 01: P1 00 with the PIN → 9000, or 63Cx (x tries left), 6983
-     * when blocked; P1 00 without data → 9000 when verified, else 63Cx; P1 FF → forget the
-     * verification. 6A86 for other P1, 6A88 for other P2, 6700 for a PIN not 4..8 bytes.
+     * VERIFY (ISO 7816-4 7.5.6), P2 01: P1 00 with the PIN → 9000, or 63Cx (x tries left, 63C0 on
+     * the try that blocks), 6983 once blocked; P1 00 without data → 9000 when verified, else 63Cx
+     * (6983 blocked); P1 FF → forget the verification. 6A86 for other P1, 6A88 for other P2, 6700
+     * for a PIN not 4..8 bytes. The try is spent before the comparison (PinCode.check).
      */
     private void verify(APDU apdu, byte[] buf) {
         checkReference(buf);
         byte p1 = buf[ISO7816.OFFSET_P1];
         short len = apdu.setIncomingAndReceive();
         if (p1 == VERIFY_P1_RESET && len == 0) {
-            pin.reset();
+            pin.forget();
             return;
         }
         if (p1 != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         if (len == 0) {
-            if (!pin.isValidated()) {
-                triesLeft();
+            if (!pin.isVerified()) {
+                pin.throwStatus();
             }
             return;
         }
         checkPinLength(len);
-        if (pin.getTriesRemaining() == 0) {
-            ISOException.throwIt(ISO7816.SW_FILE_INVALID);
-        }
         if (!pin.check(buf, ISO7816.OFFSET_CDATA, (byte) len)) {
-            triesLeft();
+            pin.throwFailed();
         }
     }
 
@@ -184,7 +181,7 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
         }
         short len = apdu.setIncomingAndReceive();
         checkPinLength(len);
-        if (!pin.isValidated()) {
+        if (!pin.isVerified()) {
             ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
         }
         JCSystem.beginTransaction();
@@ -202,10 +199,5 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
         if (len < PIN_MIN || len > PIN_MAX) {
             ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
         }
-    }
-
-    private void triesLeft() {
-        byte tries = pin.getTriesRemaining();
-        ISOException.throwIt(tries == 0 ? ISO7816.SW_FILE_INVALID : (short) (0x63C0 | tries));
     }
 }

@@ -15,6 +15,10 @@ public interface IsoConstants {
     /** CHANGE REFERENCE DATA P1: the data holds only the new PIN (the PIN must be verified). */
     byte CHANGE_P1_NEW_ONLY = (byte) 0x01;
     short SW_REFERENCE_NOT_FOUND = (short) 0x6A88;
+    /** VERIFY: wrong PIN, x tries left in the low nibble (ISO 7816-4 7.5.6; 63C0 on the try that blocks). */
+    short SW_TRIES_LEFT_BASE = (short) 0x63C0;
+    /** VERIFY once no try is left: authentication method blocked (ISO 7816-4 table 6). */
+    short SW_PIN_BLOCKED = (short) 0x6983;
     byte PIN_TRIES = 3;
     byte PIN_MIN = 4;
     byte PIN_MAX = 8;

@@ -1,5 +1,5 @@
-"""The `cardsuite` command line. Only this layer prints; errors are one line `Error: …` unless
---debug asks for the traceback."""
+"""The `cardsuite` command line. Only this layer prints; every error, from argparse, a command or a bug,
+is one line `Error: …` on stderr unless --debug asks for the traceback."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Sequence
+from typing import NoReturn
 
 from .apdu import CommandAPDU, format_sw
 from .errors import CardsuiteError, ConfigurationError
@@ -19,6 +20,34 @@ from .trace import Trace, TraceEntry
 from .transport import PcscTransport, Transport
 
 Handler = Callable[[argparse.Namespace], int]
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2  # argparse's convention for a bad command line
+
+
+def print_error(message: str) -> None:
+    """The CLI's one error line. A multi-line message (psycopg's hints, a TOML decoder's) is joined."""
+    text = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"Error: {text}", file=sys.stderr)
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse with the one-line error (argparse prints usage and a second line); subcommand parsers made
+    through ``add_subparsers`` inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(f"{self.prog}: {message} (see {self.prog} --help)")
+        sys.exit(EXIT_USAGE)
+
+
+def card_spec(text: str) -> str:
+    """--card checked when the command line is read, before anything runs (open_transport opens it)."""
+    if text == "sim" or (text.startswith("reader:") and len(text) > len("reader:")):
+        return text
+    slot = text[len("vpcd:"):] if text.startswith("vpcd:") else None
+    if text == "vpcd" or (slot and slot.isascii() and slot.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown card {text!r}: use sim, vpcd[:slot number] or reader:<name or index>")
 
 
 def _print_entry(entry: TraceEntry) -> None:
@@ -53,7 +82,7 @@ def read_secret(env: str, what: str, confirm: bool = False) -> str:
 
 def add_card_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c", "--card", default=os.environ.get("CARDSUITE_CARD", "sim"),
+        "-c", "--card", type=card_spec, default=os.environ.get("CARDSUITE_CARD", "sim"),
         help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index> "
         "[env CARDSUITE_CARD, default sim]",
     )
@@ -109,7 +138,7 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="cardsuite", description="Host tools for the cardsuite Java Card applets")
+    parser = CliParser(prog="cardsuite", description="Host tools for the cardsuite Java Card applets")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -150,16 +179,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except CardsuiteError as exc:
+    except KeyboardInterrupt:
+        print_error("interrupted")
+        return 130  # 128 + SIGINT, as a shell reports it
+    except (CardsuiteError, ValueError, argparse.ArgumentTypeError, OSError) as exc:
+        # what the user got wrong (input, files, the card): the message says it
         if args.debug:
             raise
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
-    except ValueError as exc:  # bad input from the command line (hex, lengths)
+        print_error(str(exc) or type(exc).__name__)
+        return EXIT_ERROR
+    except Exception as exc:  # a bug, still one line: --debug shows where
         if args.debug:
             raise
-        print(f"Error: {exc}", file=sys.stderr)
-        return 1
+        print_error(f"unexpected {type(exc).__name__}: {exc} (run with --debug for the traceback)")
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from .ecash import MAX_UNITS_PER_PAYMENT, MAX_VENDORS, UNITS, card_operations, d
 from .ecash_card import EcashCard
 from .ecash_roles import Broker, CertificateAuthority, EcashStore, Vendor
 from .errors import CardsuiteError
+from .issuer import IssuerSecret
 from .project import Project
 from .simulator import SimulatorTransport, VpcdSimulator, free_slots
 from .sm import IssuerKeys
@@ -37,8 +38,9 @@ def _purse(transport: Transport, project: Project, broker: Broker, ca: Certifica
     issuer = IssuerKeys.generate()
     client = WalletClient(transport)
     client.provision(manifest_transport_keys(project.manifest),
-                     Personalisation.for_card("4111111111111111", holder=b"bench", limits=Limits(10, 10, 10),
-                                              pin=PIN, puk="12345678", keys=issuer))
+                     Personalisation.for_card("4111111111111111", secret=IssuerSecret.generate("e-cash bench"),
+                                              holder=b"bench", limits=Limits(10, 10, 10), pin=PIN, puk="12345678",
+                                              keys=issuer))
     client.open_issuer_session(issuer)
     card = EcashCard(client)
     card.personalise(broker.signature_point, broker.dh_point)

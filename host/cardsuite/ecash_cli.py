@@ -198,13 +198,15 @@ def cmd_status(args: argparse.Namespace, connect: Connect) -> int:
 
 def cmd_story(args: argparse.Namespace, connect: Connect) -> int:
     """Register, buy, pay two vendors in several amounts, deposit, a double spend and a forgery caught."""
+    from .issuer import IssuerSecret
+
     with _Roles(args, connect) as roles:
         roles.transport = connect(args)
         client = WalletClient(roles.transport)
         pin, issuer_keys = f"{secrets.randbelow(10**6):06d}", IssuerKeys.generate()
         client.provision(manifest_transport_keys(Project.locate().manifest),
-                         Personalisation.for_card("4111111111111111", holder=b"e-cash story", pin=pin,
-                                                  puk="12345678", keys=issuer_keys,
+                         Personalisation.for_card("4111111111111111", secret=IssuerSecret.generate("e-cash story"),
+                                                  holder=b"e-cash story", pin=pin, puk="12345678", keys=issuer_keys,
                                                   limits=Limits(100_000, 50_000, 50_000)))
         client.open_issuer_session(issuer_keys)
         card = EcashCard(client)

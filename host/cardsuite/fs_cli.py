@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from .apdu import StatusError
 from .cli import read_secret
+from .errors import ConfigurationError
 from .fs import FID_MF, FileRef, IsoFileSystem, TreeNode, parse_path
 from .transport import Transport
 
@@ -67,7 +68,10 @@ def _number(text: str) -> int:
 def _payload(args: argparse.Namespace, text: str) -> bytes:
     if args.text:
         return text.encode()
-    return _hex_bytes(text)
+    try:
+        return _hex_bytes(text)
+    except argparse.ArgumentTypeError as exc:  # checked here, not by argparse: --text decides
+        raise ConfigurationError(f"{args.fs_command} data: {exc} (--text sends it as text)") from None
 
 
 def read_pin() -> bytes:

@@ -110,6 +110,23 @@ class AuthenticationError(GPError):
     """The card refused INITIALIZE UPDATE or EXTERNAL AUTHENTICATE for these keys."""
 
 
+class AlreadyLoadedError(GPError):
+    """INSTALL [for load] refused because the package is on the card already. Cards answer it with the
+    generic 6985 (conditions of use not satisfied), which reads as "the AID is taken": the registry says
+    which it is."""
+
+    def __init__(self, refused: GPError, present: LoadFile) -> None:
+        super().__init__(refused.sw, refused.operation, refused.command, refused.data, refused.expected)
+        self.load_file = present
+
+    def __str__(self) -> str:
+        aid = self.load_file.aid.hex().upper()
+        version = f" v{self.load_file.version_string}" if self.load_file.version_string else ""
+        return (f"package {aid}{version} is already loaded on the card (INSTALL [for load] answered "
+                f"{self.sw:04X}): delete it with its applications first (gp delete {aid} --related) to load it "
+                "again, or install from the loaded one")
+
+
 class CardManagerError(CardsuiteError):
     """The card manager's answer cannot be understood, or a request makes no sense."""
 
@@ -428,8 +445,10 @@ class GlobalPlatform:
                             host_challenge: bytes | None = None) -> SecureChannel:
         """INITIALIZE UPDATE, card cryptogram check, EXTERNAL AUTHENTICATE ([GPCS] E.5, [AmD] 7.1).
 
-        With a brick guard, a card on which these keys failed before is refused before anything is sent
-        unless ``force``; any failure is recorded, any success clears the record."""
+        Every INITIALIZE UPDATE counts towards the card manager's lock until EXTERNAL AUTHENTICATE succeeds,
+        a key version the card lacks (6A88) included: probing key versions burns tries (docs/gp.md). With a
+        brick guard, a card on which these keys failed before is refused before anything is sent unless
+        ``force``; any failure is recorded, any success clears the record."""
         identity = self.card_identity() if self.guard is not None else ""
         if self.guard is not None:
             self.guard.check(identity, keys, force)
@@ -539,7 +558,21 @@ class GlobalPlatform:
         """INSTALL [for load] ([GPCS] 11.5.2.3.1): the load file AID, the security domain that will own it."""
         domain = self.isd if domain is None else domain
         data = b"".join(bytes((len(x),)) + x for x in (load_file_aid, domain or b"", block_hash, params, token))
-        self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_LOAD, 0x00, data, le=256), "INSTALL [for load]")
+        try:
+            self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_LOAD, 0x00, data, le=256), "INSTALL [for load]")
+        except GPError as refused:
+            present = self._loaded(load_file_aid)
+            if present is not None:
+                raise AlreadyLoadedError(refused, present) from None
+            raise
+
+    def _loaded(self, load_file_aid: bytes) -> LoadFile | None:
+        """The load file if the registry lists it, asked only after a refusal (no cost on a normal load);
+        None when the registry cannot be read either (the original error is then the better one)."""
+        try:
+            return self.registry().load_file(load_file_aid)
+        except (GPError, CardManagerError):
+            return None
 
     def load(self, load_file: bytes, progress: ProgressCallback | None = None, block_size: int | None = None) -> int:
         """LOAD ([GPCS] 11.6) of a whole load file (``C4 L data``) in numbered blocks, the last with P1=80.

@@ -12,6 +12,11 @@ Keys never come from the command line: `CARDSUITE_GP_KEY` (or `_ENC`/`_MAC`/`_DE
 or a key profile (`--key-profile`, env `CARDSUITE_GP_KEY_PROFILE`); `--dev-keys` is the explicit opt-in to the
 public test keys 40..4F. After one failed authentication the card is not tried again with the same keys
 until `--retry-auth` (the brick guard, `--guard-db`, env `CARDSUITE_GP_GUARD`).
+
+Every INITIALIZE UPDATE counts towards the card manager's lock until EXTERNAL AUTHENTICATE succeeds: wrong
+keys, and also a key version the card does not have (6A88), each spend one of the few tries before the card
+locks for good (CARD_LOCKED). Do not probe key versions with --kvn: `gp cplc` shows the card's key versions
+without authenticating. See docs/gp.md.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from .gp import (
     ISD_AID,
     PRIVILEGE_NAMES,
     GlobalPlatform,
+    GPError,
     Registry,
     encode_privileges,
 )
@@ -70,13 +76,15 @@ def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOption
                         help=f"key profile (TOML): key version, where the keys come from [env {ENV_PROFILE}]")
     parser.add_argument("--dev-keys", action="store_true",
                         help="use the public GlobalPlatform test keys 40..4F (explicit opt-in; never a fallback)")
-    parser.add_argument("--kvn", default=None, help="key version number (decimal or 0x..) [env CARDSUITE_GP_KVN]")
+    parser.add_argument("--kvn", default=None, help="key version number (decimal or 0x..) [env CARDSUITE_GP_KVN]; "
+                        "a version the card lacks still counts as a failed authentication: see `gp cplc`")
     parser.add_argument("--scp", default=None, help="require this secure channel protocol: 02 or 03")
     parser.add_argument("--level", default="mac", help=f"security level: {', '.join(LEVELS)} [default mac]")
     parser.add_argument("--guard-db", type=Path, default=os.environ.get(ENV_GUARD),
                         help=f"brick guard database [env {ENV_GUARD}, default build/gp/guard.db]")
     parser.add_argument("--retry-auth", action="store_true",
-                        help="authenticate even though these keys already failed on this card (the brick guard)")
+                        help="authenticate even though these keys already failed on this card (the brick guard); "
+                        "each INITIALIZE UPDATE spends a try until EXTERNAL AUTHENTICATE succeeds")
 
 
 @contextmanager
@@ -207,6 +215,14 @@ def cmd_cplc(args: argparse.Namespace, connect: Connect) -> int:
         for name, value in cplc.describe():
             print(f"{name:28} {value}")
         print(f"{'identity':28} {cplc.identity}")
+        try:  # most cards give the key information template without authentication
+            keys = gp.key_info()
+        except GPError as exc:
+            print(f"{'key versions':28} not given without authentication ({exc.sw:04X})")
+        else:
+            versions = sorted({k.version for k in keys})
+            print(f"{'key versions':28} {', '.join(f'0x{v:02X}' for v in versions) or 'none listed'} "
+                  "(ask for one of these: every INITIALIZE UPDATE counts until EXTERNAL AUTHENTICATE succeeds)")
     return 0
 
 

@@ -98,9 +98,12 @@ def _profile_value(value: object, where: str, env: Mapping[str, str]) -> bytes:
 def keys_from_profile(path: Path, env: Mapping[str, str] | None = None) -> KeyChoice:
     env = os.environ if env is None else env
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ConfigurationError(f"cannot read the key profile {path}: {exc.strerror}") from None
+    except UnicodeDecodeError as exc:  # TOML 1.0: a document is UTF-8 text
+        raise ConfigurationError(f"the key profile {path} is not a TOML text file (not UTF-8 at byte "
+                                 f"{exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"the key profile {path} is not valid TOML: {exc}") from None
     keys = data.get("keys")

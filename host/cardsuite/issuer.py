@@ -104,6 +104,12 @@ class IssuerSecret:
         return f"IssuerSecret(source={self.source!r}, kcv={self.check_value})"
 
     @classmethod
+    def generate(cls, purpose: str) -> IssuerSecret:
+        """A fresh random secret held in memory only (the e-cash story, benches, tests): its cards' number
+        hashes cannot be enumerated, and nothing recorded under it outlives the process."""
+        return cls(secrets.token_bytes(32), f"a one-off secret ({purpose})")
+
+    @classmethod
     def development(cls) -> IssuerSecret:
         return cls(_DEV_SECRET, "--dev-keys (public development secret)")
 
@@ -338,7 +344,8 @@ class Issuer:
                                              limits=(limits.max_balance, limits.max_payment, limits.step_up))
             info = holder_info(card_id, holder)
             self.registry.set_holder_info(card_id, info)
-            perso = Personalisation(self.iin, number_hash, info, limits, pin, puk, keys)
+            perso = Personalisation.for_card(number, secret=self.secret, holder=info, limits=limits, pin=pin,
+                                             puk=puk, keys=keys)
             perso.encode()  # PIN and PUK format checked before the card is touched
             pkc = client.provision(transport_keys, perso)
             if previous is not None:

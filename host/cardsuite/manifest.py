@@ -134,9 +134,11 @@ def _package(entry: dict, index: int) -> PackageSpec:
 
 def load_manifest(path: Path) -> Manifest:
     try:
-        data = tomllib.loads(path.read_text())
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"manifest {path} not found") from None
+    except UnicodeDecodeError as exc:  # TOML 1.0: a document is UTF-8 text
+        raise ConfigurationError(f"manifest {path} is not a TOML text file (not UTF-8 at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path}: {exc}") from None
     targetsdk = str(data.get("build", {}).get("targetsdk", "3.0.5"))

@@ -200,8 +200,15 @@ class Merchant:
         return PaymentRefused(reason, detail, issuer)
 
     def complete(self, answer: CardPayment) -> Receipt:
-        """Steps 5, 6 and 9: verify, authorise with the issuer, keep the evidence."""
-        sigma = answer.payment.sigma
+        """Steps 5, 6 and 9: verify, authorise with the issuer, keep the evidence.
+
+        Every check reads σ as parsed here from the bytes the signature covers: the parsed fields of the
+        payer's ``Sigma`` are the payer's word, and a payer can set them to anything without breaking the
+        signature (they are not what it covers)."""
+        try:
+            sigma = Sigma.parse(answer.payment.sigma.raw)
+        except WalletError as exc:
+            raise PaymentRefused(Refusal.MISMATCH, f"σ: {exc}") from None
         if sigma.merchant_id != self.id:
             raise PaymentRefused(Refusal.UNKNOWN_REQUEST, "σ names another merchant")
         request = self.registry.request(self.id, sigma.ts_m)

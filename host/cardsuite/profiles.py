@@ -63,9 +63,11 @@ class ProfileError(ConfigurationError):
 
 def _read(path: Path) -> dict:
     try:
-        return tomllib.loads(path.read_text())
+        return tomllib.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ProfileError(f"profile {path} does not exist") from None
+    except UnicodeDecodeError as exc:  # TOML 1.0: a document is UTF-8 text
+        raise ProfileError(f"profile {path} is not a TOML text file (not UTF-8 at byte {exc.start})") from None
     except OSError as exc:
         raise ProfileError(f"cannot read profile {path}: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:

@@ -351,9 +351,11 @@ def open_transport(spec: str, project: Project | None = None) -> Transport:
     """'sim' (in-process), 'vpcd[:slot]' (a simulator must be attached), 'reader:<name or index>'."""
     if spec == "sim":
         return SimulatorTransport(project)
-    if spec.startswith("vpcd"):
-        slot = int(spec.split(":", 1)[1]) if ":" in spec else 0
-        return PcscTransport(VPCD_READER.format(slot=slot))
+    if spec == "vpcd" or spec.startswith("vpcd:"):
+        slot = spec[len("vpcd:"):] or "0"
+        if not (slot.isascii() and slot.isdigit()):
+            raise ConfigurationError(f"card {spec!r}: vpcd takes a slot number (vpcd:0, vpcd:1)")
+        return PcscTransport(VPCD_READER.format(slot=int(slot)))
     if spec.startswith("reader:"):
         return PcscTransport(spec.split(":", 1)[1])
     raise ConfigurationError(f"unknown card {spec!r}: use sim, vpcd[:slot] or reader:<name or index>")

@@ -142,7 +142,9 @@ def _local_config(project: Project) -> dict:
     if not path.exists():
         return {}
     try:
-        return tomllib.loads(path.read_text()).get("toolchain", {})
+        return tomllib.loads(path.read_text(encoding="utf-8")).get("toolchain", {})
+    except UnicodeDecodeError as exc:  # TOML 1.0: a document is UTF-8 text
+        raise ToolchainError(f"{path} is not a TOML text file (not UTF-8 at byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ToolchainError(f"{path}: {exc}") from None
 

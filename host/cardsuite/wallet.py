@@ -12,12 +12,14 @@ import time
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from .apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError
+from .cardnumber import CardNumber
 from .errors import CardsuiteError, ConfigurationError
 from .manifest import load_manifest
 from .sm import (
@@ -30,6 +32,9 @@ from .sm import (
 )
 from .trace import MaskRule, register_mask_rule
 from .transport import Transport
+
+if TYPE_CHECKING:  # issuer imports this module; the secret is only passed through here
+    from .issuer import IssuerSecret
 
 WALLET_AID = bytes.fromhex("F0636172641001")
 
@@ -122,13 +127,6 @@ def luhn_valid(number: str) -> bool:
     return total % 10 == 0
 
 
-def h_rcard(card_number: str) -> bytes:
-    """H(R-Card): SHA-256 of the card number's ASCII digits (seed 001). Checks the Luhn digit first."""
-    if not (12 <= len(card_number) <= 19 and luhn_valid(card_number)):
-        raise WalletError("not an ISO/IEC 7812 card number (12 to 19 digits with a valid Luhn check digit)")
-    return hashlib.sha256(card_number.encode()).digest()
-
-
 def v_card(pkc: bytes, h_r_card: bytes) -> bytes:
     """V-Card = H(PKC ‖ H(R-Card)): what the issuer stores instead of the card number (seed 001)."""
     return hashlib.sha256(pkc + h_r_card).digest()
@@ -173,7 +171,10 @@ class Limits:
 
 @dataclass(frozen=True)
 class Personalisation:
-    """What PERSONALISE loads. It holds H(R-Card), never the card number (see ``for_card``)."""
+    """What PERSONALISE loads. It holds H(R-Card), never the card number (see ``for_card``).
+
+    H(R-Card) has one definition, the issuer's keyed hash ``IssuerSecret.number_hash``: a plain hash of a
+    number with a known IIN and a Luhn digit falls to enumeration (about 10^9 candidates for 16 digits)."""
 
     iin: str
     h_rcard: bytes
@@ -184,10 +185,11 @@ class Personalisation:
     keys: IssuerKeys = field(repr=False)
 
     @classmethod
-    def for_card(cls, card_number: str, *, holder: bytes, limits: Limits, pin: str, puk: str,
-                 keys: IssuerKeys, iin_digits: int = 6) -> Personalisation:
-        """From the real card number: keeps its IIN (first digits) and its hash only."""
-        return cls(card_number[:iin_digits], h_rcard(card_number), holder, limits, pin, puk, keys)
+    def for_card(cls, card_number: str | CardNumber, *, secret: IssuerSecret, holder: bytes, limits: Limits,
+                 pin: str, puk: str, keys: IssuerKeys) -> Personalisation:
+        """From the real card number: keeps its IIN and the issuer's keyed hash of it only."""
+        number = card_number if isinstance(card_number, CardNumber) else CardNumber.parse(card_number)
+        return cls(number.iin, secret.number_hash(number), holder, limits, pin, puk, keys)
 
     def encode(self) -> bytes:
         if not 1 <= len(self.holder) <= HOLDER_MAX:
@@ -460,6 +462,6 @@ class WalletClient:
 
 __all__ = [
     "WALLET_AID", "IssuerKeys", "LifeCycle", "Limits", "LogRecord", "LogType", "Payment", "Personalisation",
-    "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus", "h_rcard", "luhn_valid",
+    "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus", "luhn_valid",
     "manifest_transport_keys", "pin_block", "puk_block", "v_card",
 ]
