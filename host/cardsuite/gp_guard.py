@@ -7,8 +7,8 @@ key set) is recorded and every later attempt is refused before a single APDU is 
 operator says so (``force=True``, ``--retry-auth``). A success clears the record.
 
 The record lives in the state directory (settings: never under build/, never relative to the working
-folder), since forgetting it is what bricks cards. The state is a small SQLite table (stdlib ``sqlite3``, one transaction per change, like the wallet's
-registry). Key sets are recorded by a fingerprint, never by value.
+folder), since forgetting it is what bricks cards. It is a small SQLite table (stdlib ``sqlite3``, one
+transaction per change, like the wallet's registry). Key sets are recorded by a fingerprint, never by value.
 """
 
 from __future__ import annotations
