@@ -156,15 +156,25 @@ def test_the_inventory_refuses_another_programs_file(tmp_path: Path, capsys: pyt
     db.close()
 
 
-def test_deploy_plan_creates_no_inventory_and_no_issuer_database(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+def _databases(*folders: Path) -> dict[Path, tuple[int, int]]:
+    return {p: (p.stat().st_mtime_ns, p.stat().st_size) for folder in folders if folder.exists()
+            for p in folder.rglob("*.db*")}
+
+
+def test_deploy_plan_creates_no_inventory_and_no_issuer_database(project: Project, tmp_path: Path,
+                                                                capsys: pytest.CaptureFixture[str],
                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     state = tmp_path / "state"
     monkeypatch.setenv("CARDSUITE_STATE", str(state))
     for name in ("CARDSUITE_INVENTORY", "CARDSUITE_DB"):
         monkeypatch.delenv(name, raising=False)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    before = _databases(project.build, work)
     assert main(["deploy", str(SUITE), "--card", "sim", "--plan", "--guard-db", str(tmp_path / "g.db")]) == 0
     assert "12 of 12 steps to do" in capsys.readouterr().out
-    assert not state.exists()
+    assert not state.exists() and _databases(project.build, work) == before  # nothing created, nothing touched
 
 
 def test_an_inventory_marks_its_file_and_keeps_reading_old_ones(tmp_path: Path) -> None:
