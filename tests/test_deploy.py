@@ -202,15 +202,18 @@ def test_power_lost_during_personalisation_then_rerun(station: Station, empty_ca
     client = WalletClient(empty_card, WALLET)
     client.select()
     assert client.status().state == LifeCycle.INSTALLED  # PERSONALISE is atomic: nothing half-written
-    with WalletRegistry(station.tmp / "wallet.db") as registry:
-        assert registry.accounts() == []  # and the issuer recorded no card
+    with WalletRegistry(station.tmp / "wallet.db") as registry:  # recorded before PERSONALISE went out
+        [pending] = registry.cards()
+        assert pending.state == "personalising" and pending.instance == WALLET.hex().upper()
 
     resumed = station.deploy(empty_card)
     assert [(s.action, s.name) for s in resumed.performed] == [("personalise", "wallet")]
     client.select()
     assert client.status().state == LifeCycle.ACTIVE
-    with WalletRegistry(station.tmp / "wallet.db") as registry:
+    with WalletRegistry(station.tmp / "wallet.db") as registry:  # the same card finished, not a second one
         assert len(registry.accounts()) == 1
+        [card] = registry.cards()
+        assert (card.id, card.state) == (pending.id, "personalised")
 
 
 def test_plan_reads_the_card_and_changes_nothing(station: Station, empty_card: SimulatorTransport) -> None:
@@ -220,8 +223,8 @@ def test_plan_reads_the_card_and_changes_nothing(station: Station, empty_card: S
     assert "12 of 12 steps to do; nothing was changed on the card." in text
     assert "DO   load        isofs" in text and "DO   personalise wallet" in text
     assert text.index("isofs") < text.index("isoapplet")  # the library first
-    card = result.plan.card
-    assert [(e.action, e.outcome) for e in station.inventory.events(card)] == [("seen", "ok"), ("deploy", "planned")]
+    assert station.inventory.cards() == []  # a plan reads: not even the inventory is written
+    assert not (station.tmp / "wallet.db").exists()
 
     station.deploy(empty_card)
     again = render_plan(station.deploy(empty_card, plan_only=True).plan)

@@ -38,7 +38,7 @@ from cardsuite.merchant import (
     pay_with_card,
     verify_evidence,
 )
-from cardsuite.registry import Registry
+from cardsuite.registry import SCHEMA_VERSION, Registry
 from cardsuite.wallet import Limits, Payment, Personalisation, Sigma, WalletClient, encode_iin, v_card
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -527,7 +527,7 @@ def test_the_merchant_asks_the_issuer_of_the_iin_in_sigma(roles: Roles, holder: 
 
 def test_records_survive_in_the_file(roles: Roles, issued) -> None:
     with sqlite3.connect(roles.registry.path) as raw:
-        assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+        assert raw.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         row = raw.execute("SELECT masked, state FROM issuer_cards WHERE id = ?", (issued.card_id,)).fetchone()
     assert row == (issued.masked, "enrolled")
     assert CardNumber(issued.number.digits).masked == issued.masked

@@ -2,9 +2,16 @@
 contents (GET STATUS), load what is missing in dependency order, install the instances, personalise the
 wallet, and record every step in the card inventory.
 
+The wallet's personalisation is write-ahead: the issuer's database commits the card (state 'personalising',
+with the chip and instance it goes onto) before PERSONALISE is sent, and marks it done once the card is
+active. The plan counts a wallet as done only when the card says ACTIVE (or later) *and* the issuer's
+database holds a finished record of it on this chip; a pending record is finished from wherever the card
+got to, and a personalised wallet no database knows is reported with what a person has to do.
+
 Idempotent by construction: the plan is made from what the card says it holds, so a deploy interrupted
 anywhere (power lost, reader pulled, a failing step) is finished by running it again; nothing is loaded
-or installed twice. ``plan_only`` stops after reading the card and returns the plan (``render_plan``).
+or installed twice. ``plan_only`` stops after reading the card and returns the plan (``render_plan``); it
+writes nothing, neither to the inventory nor to the issuer's database.
 
 The library never prints: progress and step outcomes go to callbacks the CLI or a task provides.
 """
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import jinja2
 
+from . import settings
 from .apdu import StatusError
 from .cap import Cap, read_cap
 from .errors import CardsuiteError, ConfigurationError
@@ -30,6 +38,7 @@ from .issuer import Issuer, IssuerSecret
 from .manifest import Manifest, PackageSpec, load_manifest
 from .profiles import AppProfile, CardProfile, read_env
 from .project import Project
+from .registry import CardRow
 from .registry import Registry as WalletRegistry
 from .sm import IssuerKeys
 from .transport import Transport
@@ -237,8 +246,28 @@ def _wallet_state(transport: Transport, aid: bytes) -> LifeCycle | None:
         return None
 
 
+_ISSUED_STATES = (LifeCycle.ACTIVE, LifeCycle.BLOCKED, LifeCycle.TERMINATED)
+
+
+def _personalise_step(inst: InstanceNeed, state: LifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
+    """Done, and what the plan says: done only when the card is issued and the issuer's record is finished."""
+    perso = inst.app.personalise
+    assert perso is not None
+    on_card = f"wallet {state.name} on the card" if state is not None else "wallet state unreadable"
+    if record is not None and record.pending:
+        return False, f"finish card {record.masked} of account {record.account_id} (recorded, {on_card})"
+    if state in _ISSUED_STATES and record is not None:
+        return True, f"wallet {state.name}, card {record.masked} of account {record.account_id}"
+    if state is not None and state != LifeCycle.INSTALLED:
+        return False, f"{on_card} but not in the issuer's database: needs a person (the deploy says what)"
+    return False, (f"wallet for {perso.holder}, IIN {perso.iin}, limits {perso.limits.max_balance}/"
+                   f"{perso.limits.max_payment}/{perso.limits.step_up}")
+
+
 def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, card: str, key_source: str,
-              wallet_states: Mapping[bytes, LifeCycle | None]) -> DeployPlan:
+              wallet_states: Mapping[bytes, LifeCycle | None],
+              issued: Mapping[bytes, CardRow | None] | None = None) -> DeployPlan:
+    """``issued``: the issuer's newest record of each wallet instance on this chip (None: no record)."""
     steps: list[Step] = []
     for need in needs.packages:
         present = registry.load_file(need.aid)
@@ -256,11 +285,7 @@ def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, 
         perso = inst.app.personalise
         if perso is None:
             continue
-        state = wallet_states.get(inst.instance)
-        done = state is not None and state != LifeCycle.INSTALLED
-        detail = f"wallet {state.name}" if done and state else (
-            f"wallet for {perso.holder}, IIN {perso.iin}, limits {perso.limits.max_balance}/"
-            f"{perso.limits.max_payment}/{perso.limits.step_up}")
+        done, detail = _personalise_step(inst, wallet_states.get(inst.instance), (issued or {}).get(inst.instance))
         steps.append(Step("personalise", inst.app.name, inst.instance, done, detail, instance=inst))
     life = registry.isd.state if registry.isd is not None else "unknown"
     return DeployPlan(profile, card, life, key_source, steps, registry)
@@ -298,7 +323,7 @@ class DeployResult:
 
 
 class Deployer:
-    def __init__(self, project: Project, profile: CardProfile, transport: Transport, inventory: Inventory,
+    def __init__(self, project: Project, profile: CardProfile, transport: Transport, inventory: Inventory | None,
                  guard: BrickGuard | None, *, options: DeployOptions | None = None) -> None:
         self.project = project
         self.profile = profile
@@ -308,6 +333,19 @@ class Deployer:
         self.gp = GlobalPlatform(transport, ISD_AID, guard)
         self.card = ""
         self._keys = None
+
+    # -- the records (none for a plan: reading never writes)
+    def _record_card(self, **fields: object) -> None:
+        if self.inventory is not None and not self.options.plan_only:
+            self.inventory.record_card(self.card, **fields)  # type: ignore[arg-type]
+
+    def _record_event(self, action: str, outcome: str, target: str | None = None, detail: str | None = None) -> None:
+        if self.inventory is not None and not self.options.plan_only:
+            self.inventory.record_event(self.card, action, outcome, target, detail)
+
+    @property
+    def wallet_db(self) -> Path:
+        return self.options.wallet_db or settings.wallet_db(self.options.env)
 
     # -- the card
     def _identify(self) -> Cplc | None:
@@ -331,26 +369,23 @@ class Deployer:
         needs = Requirements(self.project, self.profile, self.options.env)  # profile errors before the card
         self._keys = self.profile.keys.resolve(self.options.env)
         cplc = self._identify()
-        self.inventory.record_card(self.card, cplc=cplc.raw if cplc else None, atr=self.transport.atr,
-                                   card_type=self.profile.card_type)
+        self._record_card(cplc=cplc.raw if cplc else None, atr=self.transport.atr, card_type=self.profile.card_type)
         try:
             self._authenticate()
         except CardsuiteError as exc:
-            self.inventory.record_event(self.card, "authenticate", "failed", self._keys.source, str(exc))
+            self._record_event("authenticate", "failed", self._keys.source, str(exc))
             raise
         registry = self.gp.registry()
-        self.inventory.record_card(self.card, registry=registry)
-        self.inventory.record_event(self.card, "seen", "ok", self.profile.name,
-                                    f"{len(registry.load_files)} packages, {len(registry.applications)} applications")
+        self._record_card(registry=registry)
+        self._record_event("seen", "ok", self.profile.name,
+                           f"{len(registry.load_files)} packages, {len(registry.applications)} applications")
         states = self._wallet_states(needs, registry)
         plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
-                         wallet_states=states)
+                         wallet_states=states, issued=self._issued(needs, states))
         if self.options.plan_only:
-            self.inventory.record_event(self.card, "deploy", "planned", self.profile.name,
-                                        f"{len(plan.todo)} of {len(plan.steps)} steps to do")
             return DeployResult(plan, [], registry)
-        self.inventory.record_event(self.card, "deploy", "started", self.profile.name,
-                                    f"{len(plan.todo)} of {len(plan.steps)} steps to do")
+        self._record_event("deploy", "started", self.profile.name,
+                           f"{len(plan.todo)} of {len(plan.steps)} steps to do")
         performed: list[Step] = []
         try:
             for step in plan.steps:
@@ -362,18 +397,18 @@ class Deployer:
                     self.options.before_step(step)
                 detail = self._perform(step)
                 performed.append(step)
-                self.inventory.record_event(self.card, step.action, "ok", f"{step.name} {step.aid_hex}", detail)
+                self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
                 if self.options.after_step is not None:
                     self.options.after_step(step, "ok")
             self._authenticate()
             registry = self.gp.registry()
         except BaseException as exc:
-            self.inventory.record_event(self.card, "deploy", "failed", self.profile.name,
-                                        f"{type(exc).__name__}: {exc}; run the deploy again to finish")
+            self._record_event("deploy", "failed", self.profile.name,
+                               f"{type(exc).__name__}: {exc}; run the deploy again to finish")
             raise
-        self.inventory.record_card(self.card, registry=registry, profile=self.profile.name)
-        self.inventory.record_event(self.card, "deploy", "ok", self.profile.name,
-                                    f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
+        self._record_card(registry=registry, profile=self.profile.name)
+        self._record_event("deploy", "ok", self.profile.name,
+                           f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
         return DeployResult(plan, performed, registry)
 
     def _wallet_states(self, needs: Requirements, registry: Registry) -> dict[bytes, LifeCycle | None]:
@@ -383,6 +418,14 @@ class Deployer:
                 self.gp.channel = None  # selecting the applet ends the secure channel on the card too
                 states[inst.instance] = _wallet_state(self.transport, inst.instance)
         return states
+
+    def _issued(self, needs: Requirements, states: Mapping[bytes, LifeCycle | None]) -> dict[bytes, CardRow | None]:
+        """The issuer's newest record of each installed wallet on this chip. Read only: a plan neither creates
+        the database nor migrates it; a deploy opens it for writing (migrating an older file) when it exists."""
+        if not states or not self.wallet_db.is_file():
+            return {}
+        with WalletRegistry(self.wallet_db, read_only=self.options.plan_only) as wallets:
+            return {aid: next(iter(wallets.cards_on_chip(self.card, aid)), None) for aid in states}
 
     def _perform(self, step: Step) -> str:
         if step.action == "load":
@@ -420,10 +463,26 @@ class Deployer:
             raise DeployError(f"application {inst.app.name}: {exc}") from None
         pin = read_env(perso.pin_env, f"the PIN of {inst.app.name}", self.options.env)
         puk = read_env(perso.puk_env, f"the PUK of {inst.app.name}", self.options.env)
-        db = self.options.wallet_db or self.project.build / "wallet" / "cardsuite.db"
+        db = self.wallet_db
         self.gp.channel = None  # selecting the wallet ends the card manager's secure channel
+        client = WalletClient(self.transport, inst.instance)
         with WalletRegistry(db) as registry:
             issuer = Issuer(registry, secret, perso.iin)
-            issued = issuer.issue(WalletClient(self.transport, inst.instance), transport_keys, holder=perso.holder,
-                                  limits=perso.limits, pin=pin, puk=puk)
+            pending = issuer.pending_on(self.card, inst.instance)
+            if pending is not None:  # a run stopped between the record and the card's activation
+                issuer.complete(client, pending, transport_keys, pin=pin, puk=puk)
+                return (f"card {pending.masked}, account {pending.account_id} in {db} "
+                        "(finished a personalisation stopped part-way)")
+            client.select()
+            state = client.status().state
+            if state != LifeCycle.INSTALLED:
+                raise DeployError(
+                    f"application {inst.app.name}: the wallet {inst.instance.hex().upper()} on card {self.card} is "
+                    f"{state.name}, but the issuer's database {db} has no record of it on this card (personalised "
+                    "through another database, or before cardsuite recorded cards ahead of personalising them). "
+                    "Deploy with --wallet-db pointing at the database that issued it; if none has it, nobody "
+                    "holds its keys: delete the instance (cardsuite gp delete AID) and deploy again to issue it "
+                    "afresh")
+            issued = issuer.issue(client, transport_keys, holder=perso.holder, limits=perso.limits, pin=pin, puk=puk,
+                                  chip=self.card)
         return f"card {issued.masked}, account {issued.account_id} in {db}"

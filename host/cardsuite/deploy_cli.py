@@ -6,7 +6,8 @@
 Keys come from the profile's key profile (the environment, or the public development keys when the key
 profile says development = true); PINs from the environment variables the application profile names.
 Every card seen and every step go into the inventory (--db, env CARDSUITE_INVENTORY, default
-sqlite:///build/inventory.db; postgresql://… for a fleet). A deploy that stopped part-way finishes when
+sqlite:///<state>/inventory.db; postgresql://… for a fleet), the issuer's records into --wallet-db, both in
+the state directory ($CARDSUITE_STATE, default ~/.local/state/cardsuite). A deploy that stopped part-way finishes when
 run again. `--card sim` deploys onto a fresh in-process simulated card, gone when the command ends.
 """
 
@@ -16,20 +17,22 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
+from contextlib import nullcontext
 from pathlib import Path
 
+from . import settings
 from .deploy import Deployer, DeployOptions, Step, render_plan
-from .gp_cli import ENV_GUARD, default_guard_path
+from .gp_cli import default_guard_path
 from .gp_guard import BrickGuard
 from .inventory import Inventory
 from .profiles import load_card_profile
 from .project import Project
+from .settings import ENV_DB, ENV_GUARD, ENV_INVENTORY
 from .simulator import CardManagerConfig, SimulatorTransport
 from .transport import Transport
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
-ENV_INVENTORY = "CARDSUITE_INVENTORY"
 
 
 class ProgressPrinter:
@@ -70,11 +73,16 @@ def cmd_deploy(args: argparse.Namespace, connect: Connect) -> int:
                             progress=printer.progress, after_step=None if args.plan else printer.step)
     project = Project.locate()
     guard = BrickGuard(args.guard_db or default_guard_path())
-    with Inventory(args.db) as inventory, _transport(args, connect, profile.keys.scp) as transport:
-        result = Deployer(project, profile, transport, inventory, guard, options=options).run()
-    if args.plan:
+    if args.plan:  # reading: an inventory that is not there yet is not created, one that is must be ours
+        url = args.db or settings.inventory_url()
+        exists = not url.startswith("sqlite:///") or Path(url[len("sqlite:///"):]).is_file()
+        with (Inventory(url, read_only=True) if exists else nullcontext()) as inventory, \
+                _transport(args, connect, profile.keys.scp) as transport:
+            result = Deployer(project, profile, transport, inventory, guard, options=options).run()
         print(render_plan(result.plan).rstrip("\n"))
         return 0
+    with Inventory(args.db) as inventory, _transport(args, connect, profile.keys.scp) as transport:
+        result = Deployer(project, profile, transport, inventory, guard, options=options).run()
     skipped = len(result.plan.steps) - len(result.performed)
     print(f"deployed {profile.name} onto {result.plan.card}: {len(result.performed)} steps done, "
           f"{skipped} already there; recorded in {inventory.url}")
@@ -91,12 +99,12 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
                         help="show what the deploy would do; reads the card's identity and contents, changes nothing")
     deploy.add_argument("--db", default=os.environ.get(ENV_INVENTORY),
                         help=f"inventory database URL: sqlite:///path or postgresql://… [env {ENV_INVENTORY}, "
-                        "default sqlite:///build/inventory.db]")
-    deploy.add_argument("--wallet-db", type=Path, default=os.environ.get("CARDSUITE_DB"),
-                        help="the issuer's database for wallet personalisation [env CARDSUITE_DB, "
-                        "default build/wallet/cardsuite.db]")
+                        f"default sqlite:///<state>/{settings.INVENTORY_FILE}]")
+    deploy.add_argument("--wallet-db", type=Path, default=os.environ.get(ENV_DB),
+                        help=f"the issuer's database for wallet personalisation [env {ENV_DB}, "
+                        f"default <state>/{settings.WALLET_FILE}]")
     deploy.add_argument("--guard-db", type=Path, default=os.environ.get(ENV_GUARD),
-                        help=f"brick guard database [env {ENV_GUARD}, default build/gp/guard.db]")
+                        help=f"brick guard database [env {ENV_GUARD}, default <state>/{settings.GUARD_FILE}]")
     deploy.add_argument("--retry-auth", action="store_true",
                         help="authenticate even though these keys already failed on this card (the brick guard)")
     deploy.set_defaults(handler=lambda args: cmd_deploy(args, connect))

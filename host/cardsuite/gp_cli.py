@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from . import settings
 from .cap import read_cap
 from .errors import ConfigurationError
 from .gp import (
@@ -43,11 +44,11 @@ from .gp_guard import BrickGuard
 from .gp_keys import ENV_PROFILE, parse_kvn, resolve_keys
 from .gp_scp import LEVELS
 from .manifest import parse_aid
+from .settings import ENV_GUARD
 from .transport import Transport
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
-ENV_GUARD = "CARDSUITE_GP_GUARD"
 
 
 def parse_hex(text: str, what: str) -> bytes:
@@ -58,12 +59,8 @@ def parse_hex(text: str, what: str) -> bytes:
 
 
 def default_guard_path() -> Path:
-    try:
-        from .project import Project
-
-        return Project.locate().build / "gp" / "guard.db"
-    except Exception:  # outside the repository: next to where the tool runs
-        return Path("build") / "gp" / "guard.db"
+    """In the state directory: the record must survive `rm -rf build` and a change of folder."""
+    return settings.guard_db()
 
 
 def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOptions, auth: bool = True) -> None:
@@ -81,7 +78,7 @@ def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOption
     parser.add_argument("--scp", default=None, help="require this secure channel protocol: 02 or 03")
     parser.add_argument("--level", default="mac", help=f"security level: {', '.join(LEVELS)} [default mac]")
     parser.add_argument("--guard-db", type=Path, default=os.environ.get(ENV_GUARD),
-                        help=f"brick guard database [env {ENV_GUARD}, default build/gp/guard.db]")
+                        help=f"brick guard database [env {ENV_GUARD}, default <state>/{settings.GUARD_FILE}]")
     parser.add_argument("--retry-auth", action="store_true",
                         help="authenticate even though these keys already failed on this card (the brick guard); "
                         "each INITIALIZE UPDATE spends a try until EXTERNAL AUTHENTICATE succeeds")

@@ -6,8 +6,9 @@ every card of a batch with the wrong key profile, destroys cards. So after one f
 key set) is recorded and every later attempt is refused before a single APDU is sent, until the
 operator says so (``force=True``, ``--retry-auth``). A success clears the record.
 
-The state is a small SQLite table (stdlib ``sqlite3``, one transaction per change, like the wallet's
-registry). Key sets are recorded by a fingerprint, never by value.
+The record lives in the state directory (settings: never under build/, never relative to the working
+folder), since forgetting it is what bricks cards. It is a small SQLite table (stdlib ``sqlite3``, one
+transaction per change, like the wallet's registry). Key sets are recorded by a fingerprint, never by value.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from .errors import CardsuiteError, ConfigurationError
 from .gp_scp import KeySet
+from .settings import make_private_parent
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS gp_auth_failures (
@@ -65,7 +67,7 @@ class BrickGuard:
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_parent(self.path)
             with closing(self._connect()) as db, db:
                 db.executescript(SCHEMA)
         except (OSError, sqlite3.Error) as exc:

@@ -1,9 +1,12 @@
 """The card inventory: every card seen (by its CPLC identity), what is on it, its life cycle, and every event.
 
-One schema for SQLite (the default, ``sqlite:///build/inventory.db``) and PostgreSQL
+One schema for SQLite (the default, ``sqlite:///<state directory>/inventory.db``, see settings) and PostgreSQL
 (``postgresql://user@host:port/db``, through psycopg) so a fleet loaded from many stations shares one
 database. The SQL is kept to what both understand (``ON CONFLICT … DO UPDATE``, plain types); the two
 differences, the parameter style and the auto-numbered key, live in ``Dialect`` and nowhere else.
+
+A SQLite inventory is marked as ours (``PRAGMA application_id``) when created; a file holding anything else
+is refused rather than given our tables. ``read_only`` opens an existing inventory and creates nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from . import settings
 from .errors import ConfigurationError
 from .gp import Registry
 
@@ -71,6 +75,10 @@ class Dialect:
         return text.replace("?", self.placeholder) if self.placeholder != "?" else text
 
 
+# PRAGMA application_id of an inventory file: "CSIV" (https://sqlite.org/pragma.html#pragma_application_id)
+APPLICATION_ID = int.from_bytes(b"CSIV", "big")
+TABLES = ("inv_cards", "inv_contents", "inv_events")
+
 SQLITE = Dialect("sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT")
 POSTGRES = Dialect("postgresql", "%s", "BIGSERIAL PRIMARY KEY")
 
@@ -111,12 +119,7 @@ class EventRecord:
 
 
 def default_url() -> str:
-    try:
-        from .project import Project
-
-        return f"sqlite:///{Project.locate().build / 'inventory.db'}"
-    except ConfigurationError:
-        return "sqlite:///inventory.db"
+    return settings.inventory_url()
 
 
 def _sqlite_path(url: str) -> Path:
@@ -131,14 +134,23 @@ def _sqlite_path(url: str) -> Path:
 class Inventory:
     """Open with a URL; every change is one transaction."""
 
-    def __init__(self, url: str | None = None, station: str | None = None) -> None:
+    def __init__(self, url: str | None = None, station: str | None = None, *, read_only: bool = False) -> None:
         self.url = url or default_url()
         self.station = station or socket.gethostname()
+        self.read_only = read_only
         if self.url.startswith("sqlite:///"):
             path = _sqlite_path(self.url)
+            if read_only and not path.is_file():
+                raise InventoryError(f"no inventory at {path}")
             try:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                self._db: Any = sqlite3.connect(path, timeout=10, isolation_level=None)
+                if read_only:  # mode=rw: never creates the file (see registry.Registry for why not ro)
+                    self._db: Any = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10,
+                                                    isolation_level=None)
+                    self._db.execute("PRAGMA query_only = ON")
+                else:
+                    settings.make_private_parent(path)
+                    self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
+                self._claim_sqlite(path)
             except (OSError, sqlite3.Error) as exc:
                 raise InventoryError(f"cannot open the inventory {path}: {exc}") from None
             self.dialect = SQLITE
@@ -156,9 +168,30 @@ class Inventory:
             self._errors = (psycopg.Error,)
         else:
             raise InventoryError(f"inventory URL {self.url!r}: use sqlite:///path or postgresql://user@host/db")
+        if read_only:
+            return
         with self.transaction() as cur:
             for statement in SCHEMA:
                 cur.execute(statement.format(serial=self.dialect.serial))
+
+    def _claim_sqlite(self, path: Path) -> None:
+        """Ours (marked), or empty and then marked; anything else is another program's file: refused untouched.
+        An inventory from before the mark holds exactly our tables and gets the mark."""
+        marked = self._db.execute("PRAGMA application_id").fetchone()[0]
+        if marked == APPLICATION_ID:
+            return
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                     "AND name NOT LIKE 'sqlite_%'")}
+        if marked != 0 or (tables and not tables <= set(TABLES)):
+            self._db.close()
+            raise InventoryError(f"{path} is an SQLite file of another program, not a cardsuite inventory: "
+                                 "give the inventory a file of its own")
+        if self.read_only:
+            if not tables:
+                self._db.close()
+                raise InventoryError(f"{path} is not a cardsuite inventory (empty)")
+            return
+        self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
     def close(self) -> None:
         self._db.close()

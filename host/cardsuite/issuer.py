@@ -41,7 +41,16 @@ from .cardnumber import CardNumber, check_iin
 from .errors import CardsuiteError, ConfigurationError
 from .registry import CardRow, Registry
 from .sm import KEY_LENGTH, IssuerKeys, SecureMessagingError
-from .wallet import HOLDER_MAX, Limits, Personalisation, Sigma, WalletClient, WalletError, manifest_transport_keys
+from .wallet import (
+    HOLDER_MAX,
+    LifeCycle,
+    Limits,
+    Personalisation,
+    Sigma,
+    WalletClient,
+    WalletError,
+    manifest_transport_keys,
+)
 
 log = logging.getLogger(__name__)
 
@@ -317,9 +326,11 @@ class Issuer:
         raise IssuerError(f"no free card number under IIN {self.iin} after 100 tries")
 
     def issue(self, client: WalletClient, transport_keys: IssuerKeys, *, holder: str, limits: Limits, pin: str,
-              puk: str, number: CardNumber | None = None, account_id: int | None = None) -> IssuedCard:
+              puk: str, number: CardNumber | None = None, account_id: int | None = None,
+              chip: str | None = None) -> IssuedCard:
         """A new card: a fresh number (or ``number``), recorded, personalised and activated. With
-        ``account_id`` the card replaces the account's current card (which then stops being authorised)."""
+        ``account_id`` the card replaces the account's current card (which then stops being authorised).
+        ``chip`` (the CPLC identity) lets a later run find the record if this one is stopped part-way."""
         _check_limits(limits)
         if number is None:
             number = self.new_number()
@@ -329,29 +340,62 @@ class Issuer:
         if self.registry.card_by_number_hash(number_hash) is not None:
             raise IssuerError(f"card number {number.masked} is already issued")
         keys = self.secret.card_keys(number_hash)
-        # the card is personalised inside the transaction: a card error leaves no record of a card that
-        # does not exist (and a record that fails leaves a personalised card nobody can use: its keys
-        # and H(R-Card) come from a number that was never recorded)
+        # PIN and PUK format checked before anything is recorded or sent
+        Personalisation(self.iin, number_hash, b"C", limits, pin, puk, keys).encode()
+        # Write-ahead: the card is committed as 'personalising' before PERSONALISE goes out. A host stopped
+        # after PERSONALISE and before a later commit would otherwise leave a card whose keys and H(R-Card)
+        # come from a number nobody recorded: never activated, credited or replaced. ``complete`` finishes it.
         with self.registry.transaction():
             if account_id is None:
                 account_id = self.registry.add_account(holder)
-                previous = None
             else:
                 holder = self._account(account_id).holder
-                previous = self.registry.current_card(account_id)
             card_id = self.registry.add_card(account_id, iin=self.iin, masked=number.masked,
                                              number_hash=number_hash, holder_info=secrets.token_bytes(16),
-                                             limits=(limits.max_balance, limits.max_payment, limits.step_up))
+                                             limits=(limits.max_balance, limits.max_payment, limits.step_up),
+                                             state="personalising", chip=chip, instance=client.aid)
             info = holder_info(card_id, holder)
             self.registry.set_holder_info(card_id, info)
-            perso = Personalisation.for_card(number, secret=self.secret, holder=info, limits=limits, pin=pin,
-                                             puk=puk, keys=keys)
-            perso.encode()  # PIN and PUK format checked before the card is touched
-            pkc = client.provision(transport_keys, perso)
-            if previous is not None:
-                self.registry.set_card_state(previous.id, "replaced")
+        card = self.registry.card(card_id)
+        assert card is not None
+        pkc = self.complete(client, card, transport_keys, pin=pin, puk=puk)
         log.info("issued card %s (card %d) for account %d", number.masked, card_id, account_id)
         return IssuedCard(account_id, card_id, number, number.masked, info, pkc)
+
+    def pending_on(self, chip: str, instance: bytes) -> CardRow | None:
+        """The card recorded as being personalised onto this chip's wallet instance and not finished."""
+        return next((c for c in self.registry.cards_on_chip(chip, instance) if c.pending and c.iin == self.iin),
+                    None)
+
+    def complete(self, client: WalletClient, card: CardRow, transport_keys: IssuerKeys, *, pin: str,
+                 puk: str) -> bytes:
+        """Takes a card recorded as 'personalising' to issued, from wherever the card got to: INSTALLED gets
+        PERSONALISE (PERSONALISE is atomic on the card: nothing half-written), PERSONALISED is authenticated
+        with the card's own keys and activated, ACTIVE only needs the record. Then the record is marked
+        personalised and the account's previous card replaced, in one transaction. Returns PKC."""
+        if not card.pending:
+            raise IssuerError(f"card {card.masked} is {card.state}, not being personalised")
+        keys = self.card_keys(card)
+        client.select()
+        state = client.status().state
+        if state == LifeCycle.INSTALLED:
+            limits = Limits(card.max_balance, card.max_payment, card.step_up)
+            perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)
+            pkc = client.provision(transport_keys, perso)
+        elif state in (LifeCycle.PERSONALISED, LifeCycle.ACTIVE):
+            if state == LifeCycle.PERSONALISED:
+                self._session(client, card)  # fails clearly if the card holds another card's keys
+                client.activate()
+            pkc = client.get_public_key()
+        else:
+            raise IssuerError(f"the wallet in the reader is {state.name}: card {card.masked} of account "
+                              f"{card.account_id} cannot be finished on it")
+        with self.registry.transaction():
+            previous = self.registry.current_card(card.account_id)
+            self.registry.set_card_state(card.id, "personalised")
+            if previous is not None and previous.id != card.id:
+                self.registry.set_card_state(previous.id, "replaced")
+        return pkc
 
     # -- enrolment (seed 002): identity proofing and binding, apart from any later authentication
     def enrol(self, client: WalletClient, account_id: int, *, evidence: str, pin: str) -> Enrolment:

@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Protocol
 
 from .errors import ConfigurationError
+from .settings import make_private_parent
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # One entry per version: the statements that bring the previous version to it.
 _MIGRATIONS: dict[int, str] = {
@@ -110,6 +111,41 @@ _MIGRATIONS: dict[int, str] = {
         UNIQUE (merchant_id, ts_m)
     );
     """,
+    # 2: write-ahead issuance. A card is recorded as 'personalising' (with the chip and the applet instance it
+    # goes onto) and committed before its PERSONALISE command is sent, so a host killed in between leaves a
+    # record a later run can finish, never a personalised card nobody knows. SQLite cannot change a CHECK
+    # constraint in place: the table is rebuilt (https://sqlite.org/lang_altertable.html, "other kinds of
+    # table schema changes"), with foreign keys off around the migration.
+    2: """
+    CREATE TABLE issuer_cards_v2 (
+        id           INTEGER PRIMARY KEY,
+        account_id   INTEGER NOT NULL REFERENCES issuer_accounts (id),
+        iin          TEXT NOT NULL,
+        masked       TEXT NOT NULL,
+        number_hash  BLOB NOT NULL UNIQUE,
+        holder_info  BLOB NOT NULL UNIQUE,
+        state        TEXT NOT NULL CHECK (state IN ('personalising', 'personalised', 'enrolled', 'replaced',
+                                                    'revoked')),
+        max_balance  INTEGER NOT NULL,
+        max_payment  INTEGER NOT NULL,
+        step_up      INTEGER NOT NULL,
+        pkc          BLOB,
+        v_card       BLOB UNIQUE,
+        enrolled_at  REAL,
+        last_counter INTEGER NOT NULL DEFAULT 0,
+        created_at   REAL NOT NULL,
+        chip         TEXT,               -- the chip it was issued onto (CPLC identity), when known
+        instance     TEXT                -- the wallet's instance AID on that chip (hex)
+    );
+    INSERT INTO issuer_cards_v2 (id, account_id, iin, masked, number_hash, holder_info, state, max_balance,
+        max_payment, step_up, pkc, v_card, enrolled_at, last_counter, created_at)
+        SELECT id, account_id, iin, masked, number_hash, holder_info, state, max_balance, max_payment, step_up,
+        pkc, v_card, enrolled_at, last_counter, created_at FROM issuer_cards;
+    DROP TABLE issuer_cards;
+    ALTER TABLE issuer_cards_v2 RENAME TO issuer_cards;
+    CREATE INDEX issuer_cards_account ON issuer_cards (account_id);
+    CREATE INDEX issuer_cards_chip ON issuer_cards (chip, instance)
+    """,
 }
 
 
@@ -170,6 +206,13 @@ class CardRow:
     enrolled_at: float | None
     last_counter: int
     created_at: float
+    chip: str | None = None
+    instance: str | None = None
+
+    @property
+    def pending(self) -> bool:
+        """Recorded before personalisation and not yet confirmed done (a host stopped in between)."""
+        return self.state == "personalising"
 
 
 @dataclass(frozen=True)
@@ -205,20 +248,31 @@ class RequestRow:
 
 
 class Registry:
-    """One SQLite file; ``transaction()`` around every change."""
+    """One SQLite file; ``transaction()`` around every change. ``read_only`` opens an existing file for
+    reading: nothing is created (no folder, no file, no table), nothing migrated, every write refused."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, *, read_only: bool = False) -> None:
         self.path = Path(path)
+        self.read_only = read_only
         self._depth = 0
-        if self.path.parent and not self.path.parent.exists():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if read_only and not self.path.is_file():
+            raise RegistryError(f"no database at {self.path} (nothing recorded there yet)")
         try:
-            self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+            if read_only:
+                # mode=rw (not ro): the file must exist, and the last reader to close removes the -wal and
+                # -shm files it needed, where a mode=ro connection would leave them behind
+                self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
+                                          timeout=10.0)
+                self.db.execute("PRAGMA query_only = ON")
+                self._check_readable()
+            else:
+                make_private_parent(self.path)
+                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+                self._migrate()
+                # write-ahead log: one fsync per commit (durable: synchronous FULL), readers beside a writer
+                self.db.execute("PRAGMA journal_mode = WAL")
+                self.db.execute("PRAGMA synchronous = FULL")
             self.db.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-            # write-ahead log: one fsync per commit (durable: synchronous FULL), readers beside a writer
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
         except sqlite3.DatabaseError as exc:
             raise RegistryError(f"{self.path}: not a usable cardsuite database ({exc})") from None
 
@@ -244,6 +298,17 @@ class Registry:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def _check_readable(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version == 0:
+            raise RegistryError(f"{self.path} is not a cardsuite database")
+        if version > SCHEMA_VERSION:
+            raise RegistryError(f"{self.path} has schema version {version}; this cardsuite knows up to "
+                                f"{SCHEMA_VERSION}: upgrade cardsuite")
+        if version < SCHEMA_VERSION:
+            raise RegistryError(f"{self.path} has the older schema version {version}: any command that writes "
+                                "to it (e.g. wallet personalise) upgrades it")
+
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
@@ -251,11 +316,16 @@ class Registry:
                                 f"{SCHEMA_VERSION}: upgrade cardsuite")
         if version == 0 and self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             raise RegistryError(f"{self.path} is an SQLite file but not a cardsuite database")
+        # foreign keys off while tables are rebuilt (PRAGMA foreign_keys is a no-op inside a transaction);
+        # checked as a whole before each commit instead
+        self.db.execute("PRAGMA foreign_keys = OFF")
         for target in range(version + 1, SCHEMA_VERSION + 1):
             with self.transaction():
                 for statement in _MIGRATIONS[target].split(";"):  # no ";" inside the statements
                     if statement.strip():
                         self.db.execute(statement)
+                if self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
+                    raise RegistryError(f"{self.path}: migration to schema {target} broke a reference")
                 self.db.execute(f"PRAGMA user_version = {target}")
 
     @property
@@ -339,17 +409,26 @@ class Registry:
 
     # -- issuer: cards
     _CARD_COLUMNS = ("id, account_id, iin, masked, number_hash, holder_info, state, max_balance, max_payment, "
-                     "step_up, pkc, v_card, enrolled_at, last_counter, created_at")
+                     "step_up, pkc, v_card, enrolled_at, last_counter, created_at, chip, instance")
 
     def add_card(self, account_id: int, *, iin: str, masked: str, number_hash: bytes, holder_info: bytes,
-                 limits: tuple[int, int, int]) -> int:
-        """A card as personalised; ``limits`` are max balance, max per payment and the step-up threshold."""
+                 limits: tuple[int, int, int], state: str = "personalised", chip: str | None = None,
+                 instance: bytes | None = None) -> int:
+        """A card; ``limits`` are max balance, max per payment and the step-up threshold. ``state``
+        'personalising' records it before the card is touched (write-ahead), on ``chip`` at ``instance``."""
         max_balance, max_payment, step_up = limits
         cursor = self.db.execute(
             "INSERT INTO issuer_cards (account_id, iin, masked, number_hash, holder_info, state, max_balance, "
-            "max_payment, step_up, created_at) VALUES (?, ?, ?, ?, ?, 'personalised', ?, ?, ?, ?)",
-            (account_id, iin, masked, number_hash, holder_info, max_balance, max_payment, step_up, _now()))
+            "max_payment, step_up, created_at, chip, instance) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (account_id, iin, masked, number_hash, holder_info, state, max_balance, max_payment, step_up, _now(),
+             chip, instance.hex().upper() if instance is not None else None))
         return int(cursor.lastrowid)
+
+    def cards_on_chip(self, chip: str, instance: bytes) -> list[CardRow]:
+        """The cards issued onto this applet instance of this chip, newest first."""
+        rows = self.db.execute(f"SELECT {self._CARD_COLUMNS} FROM issuer_cards WHERE chip = ? AND instance = ? "
+                               "ORDER BY id DESC", (chip, instance.hex().upper())).fetchall()
+        return [CardRow(*row) for row in rows]
 
     def set_holder_info(self, card_id: int, holder_info: bytes) -> None:
         self.db.execute("UPDATE issuer_cards SET holder_info = ? WHERE id = ?", (holder_info, card_id))

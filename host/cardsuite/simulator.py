@@ -233,8 +233,12 @@ class VpcdSimulator:
     """A simulated card as a separate JVM attached to vpcd slot ``slot``: any PC/SC program sees it."""
 
     def __init__(self, project: Project | None = None, slot: int = 0, applets: list[AppletInstall] | None = None,
-                 trace: bool = False, card_manager: CardManagerConfig | None = None) -> None:
+                 trace: bool = False, card_manager: CardManagerConfig | None = None, *,
+                 kill_host_at: tuple[int, Path] | None = None) -> None:
+        """``kill_host_at`` (tests): (N, PID file): the bridge SIGKILLs the process named in the file right
+        after the card processed the Nth command APDU, before answering it (bridge option --kill-host-at)."""
         self.project = project or Project.locate()
+        self.kill_host_at = kill_host_at
         self.slot = slot
         self.applets = applets if applets is not None else manifest_applets(self.project)
         self.trace = trace
@@ -266,6 +270,8 @@ class VpcdSimulator:
             cmd += ["--applet", spec]
         if self.trace:
             cmd.append("--trace")
+        if self.kill_host_at is not None:
+            cmd += ["--kill-host-at", f"{self.kill_host_at[0]}:{self.kill_host_at[1]}"]
         if self.card_manager is not None:
             cmd += ["--card-manager", self.card_manager.protocol, "--key-version", str(self.card_manager.key_version)]
             for aid, java_package in manifest_packages(self.project):

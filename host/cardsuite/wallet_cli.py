@@ -28,20 +28,20 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from . import settings
 from .cardnumber import CardNumber
 from .cli import read_secret
-from .errors import ConfigurationError
 from .issuer import DEFAULT_IIN, Issuer, IssuerSecret, load_transport_keys
 from .merchant import Merchant, PaymentRefused, item_info, merchant_id, pay_with_card, verify_evidence
 from .project import Project
 from .registry import Registry
+from .settings import ENV_DB
 from .transport import Transport
 from .wallet import Limits, LogType, WalletClient, WalletError
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
 
-ENV_DB = "CARDSUITE_DB"
 ENV_IIN = "CARDSUITE_IIN"
 ENV_PIN = "CARDSUITE_PIN"
 ENV_NEW_PIN = "CARDSUITE_NEW_PIN"
@@ -73,10 +73,8 @@ def _item(args: argparse.Namespace) -> bytes:
 
 
 def default_db() -> Path:
-    try:
-        return Project.locate().build / "wallet" / "cardsuite.db"
-    except ConfigurationError:
-        return Path("cardsuite-wallet.db")
+    """In the state directory (settings): the issuer's records outlive the checkout and its build/."""
+    return settings.wallet_db()
 
 
 # ---------------------------------------------------------------- context
@@ -169,7 +167,7 @@ def cmd_block(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace, connect: Connect) -> int:
-    with Registry(args.db) as registry:
+    with Registry(args.db, read_only=True) as registry:
         accounts = registry.accounts()
         if not accounts:
             print(f"no accounts in {args.db}")
@@ -185,7 +183,7 @@ def cmd_accounts(args: argparse.Namespace, connect: Connect) -> int:
 def cmd_evidence(args: argparse.Namespace, connect: Connect) -> int:
     """Re-verifies every stored payment with only what is stored (what a third party can do)."""
     failures = 0
-    with Registry(args.db) as registry:
+    with Registry(args.db, read_only=True) as registry:
         records = registry.all_evidence()
         if not records:
             print(f"no evidence in {args.db}")

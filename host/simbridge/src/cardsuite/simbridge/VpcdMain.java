@@ -164,6 +164,12 @@ public final class VpcdMain {
             bridgeBug.printStackTrace();
             response = SW_UNKNOWN.clone();
         }
+        if (options.killHost != null) {
+            String killed = options.killHost.afterCommand();
+            if (killed != null) {
+                log(killed);
+            }
+        }
         trace("< " + Hex.encode(response));
         return response;
     }

@@ -12,6 +12,7 @@ final class VpcdOptions {
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
             "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
+            "           [--kill-host-at N:PIDFILE]",
             "  --port             vpcd's port for the reader slot (Debian: 35963 + slot)",
             "  --host             vpcd's host (default 127.0.0.1)",
             "  --classpath        where the applet classes are (File.pathSeparator-separated)",
@@ -28,7 +29,9 @@ final class VpcdOptions {
             "  --card-life-cycle  OP_READY (default), INITIALIZED, SECURED, CARD_LOCKED or TERMINATED",
             "  --loadable         a package AID the card may LOAD, and the Java package of its classes (repeatable)",
             "  --applet-class     the class of an applet AID of a loadable package (repeatable)",
-            "  --preload          a loadable package present from the start, e.g. a library (repeatable)");
+            "  --preload          a loadable package present from the start, e.g. a library (repeatable)",
+            "  --kill-host-at     tests: SIGKILL the process whose PID is in PIDFILE right after the card has",
+            "                     processed the Nth command APDU, before its response is sent (once)");
 
     /** The environment variable with the ISD's static keys: never on the command line, where ps shows it. */
     static final String KEYS_VARIABLE = "CARDSUITE_SIM_KEYS";
@@ -72,6 +75,7 @@ final class VpcdOptions {
     final List<String[]> loadables = new ArrayList<>();
     final List<String[]> appletClasses = new ArrayList<>();
     final List<byte[]> preloads = new ArrayList<>();
+    HostKiller killHost;
 
     /** @throws IllegalArgumentException with a message for the user */
     static VpcdOptions parse(String[] args) {
@@ -101,6 +105,7 @@ final class VpcdOptions {
                 case "--loadable": options.loadables.add(pair(value(args, ++i, option), option)); break;
                 case "--applet-class": options.appletClasses.add(pair(value(args, ++i, option), option)); break;
                 case "--preload": options.preloads.add(Hex.decode(value(args, ++i, option))); break;
+                case "--kill-host-at": options.killHost = HostKiller.parse(value(args, ++i, option)); break;
                 case "-h": case "--help": options.help = true; break;
                 default: throw new IllegalArgumentException("unknown option " + option);
             }

@@ -1,0 +1,17 @@
+"""The test session keeps its state (brick guard, issuer and inventory databases) in a folder of its own: set
+before any test or subprocess runs, so nothing a test does reaches the real ~/.local/state/cardsuite."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+
+_STATE = tempfile.mkdtemp(prefix="cardsuite-test-state-")
+os.environ["CARDSUITE_STATE"] = _STATE  # at import: before the plugin's fixtures and every test's subprocesses
+for _name in ("CARDSUITE_GP_GUARD", "CARDSUITE_DB", "CARDSUITE_INVENTORY"):
+    os.environ.pop(_name, None)  # an operator's own paths must not leak into the tests either
+
+
+def pytest_unconfigure() -> None:
+    shutil.rmtree(_STATE, ignore_errors=True)
