@@ -15,14 +15,10 @@ from .apdu import CommandAPDU, format_sw
 from .errors import CardsuiteError, ConfigurationError
 from .project import Project
 from .simulator import CardManagerConfig, VpcdSimulator, open_transport
-from .trace import Trace, TraceEntry
+from .trace import Trace, stream_sink
 from .transport import PcscTransport, Transport
 
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _print_entry(entry: TraceEntry) -> None:
-    print(entry.format(), file=sys.stderr)
 
 
 def connect(args: argparse.Namespace) -> Transport:
@@ -30,7 +26,7 @@ def connect(args: argparse.Namespace) -> Transport:
     transport = open_transport(args.card)
     transport.connect()
     if args.trace:
-        transport.trace = Trace(sinks=[_print_entry])
+        transport.trace = Trace(sinks=[stream_sink()])
     return transport
 
 
