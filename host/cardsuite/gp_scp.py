@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - depends on the installed cryptography
 
 from .apdu import CommandAPDU, ResponseAPDU
 from .errors import CardsuiteError
+from .masking import opaque_eq
 
 INS_INITIALIZE_UPDATE = 0x50
 INS_EXTERNAL_AUTHENTICATE = 0x82
@@ -59,6 +60,7 @@ class CardCryptogramError(SecureChannelError):
     claims to be). The host stops here, before EXTERNAL AUTHENTICATE."""
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print the key bytes field by field
 @dataclass(frozen=True, repr=False)
 class KeySet:
     """Static secure channel keys of a security domain: ENC, MAC, DEK and their key version number

@@ -20,6 +20,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from .apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError
 from .errors import CardsuiteError, ConfigurationError
 from .manifest import load_manifest
+from .masking import opaque_eq
 from .sm import (
     CHALLENGE,
     CLA_SECURE,
@@ -167,6 +168,7 @@ class Limits:
                 + _u32(self.step_up, "step-up threshold"))
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print PIN, PUK and keys field by field
 @dataclass(frozen=True)
 class Personalisation:
     """What PERSONALISE loads. It holds H(R-Card), never the card number (see ``for_card``)."""
