@@ -15,6 +15,7 @@ from cardsuite.apdu import CommandAPDU
 from cardsuite.cardnumber import CardNumber
 from cardsuite.gp_scp import KeySet
 from cardsuite.project import Project
+from cardsuite.simulator import CardManagerConfig
 from cardsuite.sm import IssuerKeys
 from cardsuite.wallet import Limits, Personalisation
 
@@ -110,6 +111,7 @@ def test_reprs_mask_but_equality_is_unchanged() -> None:
         "CommandAPDU(00 B0 00 00, Lc=2, data=0102, Le=4)"
     keys = IssuerKeys(bytes.fromhex(K_E), bytes.fromhex(K_A))
     perso = Personalisation("940001", bytes(32), b"h", Limits(1, 1, 1), PIN, PUK, keys)
-    for value in (keys, perso, KeySet(keys.enc, keys.mac, keys.enc), CardNumber(CARD)):
+    for value in (keys, perso, KeySet(keys.enc, keys.mac, keys.enc), CardNumber(CARD),
+                  CardManagerConfig("scp03", 1, (keys.enc, keys.mac, keys.enc))):
         assert not [form for form in _forms() if form in repr(value)], repr(value)
         assert value == dataclasses.replace(value)  # equality still compares the fields

@@ -9,12 +9,12 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CardTornError, ConfigurationError, TransportError
 from .manifest import load_manifest
-from .masking import RULES_FILE
+from .masking import RULES_FILE, opaque_eq
 from .project import Project
 from .transport import PcscTransport, Transport
 
@@ -34,6 +34,7 @@ class AppletInstall:
 DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GlobalPlatform's well-known test key
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print the keys field by field
 @dataclass(frozen=True)
 class CardManagerConfig:
     """The simulated card's GlobalPlatform Issuer Security Domain. ``keys`` (ENC, MAC, DEK) of None are
@@ -41,7 +42,7 @@ class CardManagerConfig:
 
     protocol: str = "scp03"  # or "scp02"
     key_version: int = 1
-    keys: tuple[bytes, bytes, bytes] | None = None
+    keys: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in ("scp02", "scp03"):
