@@ -5,6 +5,7 @@ import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -73,7 +74,7 @@ public final class MaskRules {
             if (fields.length < 4) {
                 throw new IllegalArgumentException(where + "a rule is CLASSES INS HIDE REASON, got " + line);
             }
-            int classes = java.util.Arrays.asList(CLASSES).indexOf(fields[0]);
+            int classes = Arrays.asList(CLASSES).indexOf(fields[0]);
             if (classes < 0) {
                 throw new IllegalArgumentException(where + "unknown classes " + fields[0]);
             }
@@ -145,7 +146,7 @@ public final class MaskRules {
         if (body == 1) {
             shown.append(" Le=").append(le(apdu[HEADER]));
         } else if (body > 1 && lc != 0 && (body == 1 + lc || body == 2 + lc)) {
-            byte[] data = java.util.Arrays.copyOfRange(apdu, HEADER + 1, HEADER + 1 + lc);
+            byte[] data = Arrays.copyOfRange(apdu, HEADER + 1, HEADER + 1 + lc);
             shown.append(String.format(" %02X ", lc)).append(dataHidden != null ? masked(lc, dataHidden) : spaced(data));
             if (body == 2 + lc) {
                 shown.append(" Le=").append(le(apdu[apdu.length - 1]));
@@ -163,13 +164,13 @@ public final class MaskRules {
             return masked(response.length, "no status word");
         }
         int dataLength = response.length - 2;
-        byte[] sw = java.util.Arrays.copyOfRange(response, dataLength, response.length);
+        byte[] sw = Arrays.copyOfRange(response, dataLength, response.length);
         carriedToGetResponse = (sw[0] & 0xFF) == SW1_MORE_DATA ? responseHidden : null;
         if (dataLength == 0) {
             return Hex.encode(sw);
         }
         String data = responseHidden != null ? masked(dataLength, responseHidden)
-                : spaced(java.util.Arrays.copyOf(response, dataLength));
+                : spaced(Arrays.copyOf(response, dataLength));
         return data + " " + Hex.encode(sw);
     }
 
