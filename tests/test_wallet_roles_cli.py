@@ -145,7 +145,7 @@ def test_trace_shows_apdus_with_pins_and_keys_masked(env, capsys) -> None:
     status, out, err = run(capsys, "wallet", "demo", "--dev-keys", "--trace")
     assert status == 0
     assert "[8 bytes masked: VERIFY reference data]" in err
-    assert "masked: wallet PERSONALISE (keys, PIN, PUK), secure messaging" in err
+    assert "masked: wallet PERSONALISE (keys, PIN, PUK)]" in err
     pin_hex = " ".join(f"{b:02X}" for b in PIN.encode())
     assert pin_hex not in err and PIN not in err
     assert not shows_a_number(out)

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from .errors import CardsuiteError
+from .masking import default_rules, masked, opaque_eq
 
 SW_OK = 0x9000
 
@@ -85,9 +86,11 @@ def _byte(name: str, value: int) -> int:
     return value
 
 
-@dataclass(frozen=True)
+@opaque_eq  # a failed `==` in pytest shows the two reprs, not the data field by field
+@dataclass(frozen=True, repr=False)
 class CommandAPDU:
-    """A short command APDU. ``le`` is Ne: None for no Le field, 1..256 otherwise (256 is encoded 00)."""
+    """A short command APDU. ``le`` is Ne: None for no Le field, 1..256 otherwise (256 is encoded 00).
+    Its repr shows the data only where no masking rule hides it (a failing test prints reprs)."""
 
     cla: int
     ins: int
@@ -104,6 +107,15 @@ class CommandAPDU:
             raise ValueError(f"command data of {len(self.data)} bytes needs an extended APDU (at most 255 here)")
         if self.le is not None and not 1 <= self.le <= 256:
             raise ValueError(f"Le must be 1..256 (256 is encoded as 00), got {self.le}")
+
+    def __repr__(self) -> str:
+        hidden = default_rules().for_command(self.cla, self.ins).data
+        if not self.data:
+            data = "-"
+        else:
+            data = masked(len(self.data), hidden) if hidden else self.data.hex().upper()
+        return (f"CommandAPDU({self.cla:02X} {self.ins:02X} {self.p1:02X} {self.p2:02X}, Lc={len(self.data)}, "
+                f"data={data}, Le={self.le})")
 
     def to_bytes(self) -> bytes:
         out = bytes((self.cla, self.ins, self.p1, self.p2))

@@ -12,6 +12,7 @@ import secrets
 from dataclasses import dataclass
 
 from .errors import CardsuiteError
+from .masking import opaque_eq
 
 MIN_LENGTH = 8
 MAX_LENGTH = 19
@@ -67,6 +68,7 @@ def mask(number: str) -> str:
     return number[:IIN_LENGTH] + "*" * hidden + number[-4:]
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print the digits field by field
 @dataclass(frozen=True)
 class CardNumber:
     """A checked card number. ``repr`` and ``str`` show it masked; ``digits`` is the number itself."""

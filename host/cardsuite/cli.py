@@ -16,7 +16,7 @@ from .apdu import CommandAPDU, format_sw
 from .errors import CardsuiteError, ConfigurationError
 from .project import Project
 from .simulator import CardManagerConfig, VpcdSimulator, open_transport
-from .trace import Trace, TraceEntry
+from .trace import Trace, stream_sink
 from .transport import PcscTransport, Transport
 
 Handler = Callable[[argparse.Namespace], int]
@@ -50,16 +50,12 @@ def card_spec(text: str) -> str:
     raise argparse.ArgumentTypeError(f"unknown card {text!r}: use sim, vpcd[:slot number] or reader:<name or index>")
 
 
-def _print_entry(entry: TraceEntry) -> None:
-    print(entry.format(), file=sys.stderr)
-
-
 def connect(args: argparse.Namespace) -> Transport:
     """The transport the options name, connected, with tracing to stderr when asked."""
     transport = open_transport(args.card)
     transport.connect()
     if args.trace:
-        transport.trace = Trace(sinks=[_print_entry])
+        transport.trace = Trace(sinks=[stream_sink()])
     return transport
 
 

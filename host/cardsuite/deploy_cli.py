@@ -29,6 +29,7 @@ from .profiles import load_card_profile
 from .project import Project
 from .settings import ENV_DB, ENV_GUARD, ENV_INVENTORY
 from .simulator import CardManagerConfig, SimulatorTransport
+from .trace import Trace, stream_sink
 from .transport import Transport
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
@@ -62,6 +63,8 @@ def _transport(args: argparse.Namespace, connect: Connect, scp: int | None) -> T
     project = Project.locate()
     transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig(f"scp0{scp or 3}"))
     transport.connect()
+    if args.trace:  # connect() does this for the other cards; the same masked trace here
+        transport.trace = Trace(sinks=[stream_sink()])
     print("deploying onto a fresh in-process simulated card (it is gone when this command ends)", file=sys.stderr)
     return transport
 

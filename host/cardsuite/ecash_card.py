@@ -19,8 +19,7 @@ from .ecash import (
     RangeCertificate,
     Token,
 )
-from .trace import MaskRule, register_mask_rule
-from .wallet import CLA_PROPRIETARY, WALLET_AID, WalletClient
+from .wallet import CLA_PROPRIETARY, WalletClient
 
 INS_ECASH_PERSONALISE = 0x38
 INS_ECASH_LOAD_RANGE = 0x3A
@@ -29,10 +28,8 @@ INS_ECASH_PAY = 0x56
 INS_ECASH_LAST_TOKEN = 0x58
 INS_ECASH_STATUS = 0x5A
 
-# ECASH PERSONALISE travels encrypted anyway; the rule keeps even its ciphertext out of traces, as for
-# the wallet's other issuer commands. The token key itself never crosses the interface.
-register_mask_rule(MaskRule(INS_ECASH_PERSONALISE, cla_class=0x80, reason="wallet ECASH PERSONALISE, secure messaging",
-                            aid=WALLET_AID))
+# ECASH PERSONALISE travels encrypted anyway; mask_rules.txt keeps even its ciphertext out of traces, as
+# for the wallet's other issuer commands. The token key itself never crosses the interface.
 
 
 class PurseState(IntEnum):

@@ -29,7 +29,6 @@ from .gp_scp import (
     open_channel,
 )
 from .tlv import TlvError, encode_tlv, parse_tlv
-from .trace import MaskRule, register_mask_rule
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -84,10 +83,8 @@ GP_MEANINGS = {
     0x6A88: "referenced data not found (no such key set, data object or AID)",
 }
 
-# PUT KEY carries key values (encrypted under a DEK that may be the public test key): never trace them.
-# EXTERNAL AUTHENTICATE is not masked: its host cryptogram is a one-session MAC, like the card cryptogram
-# the INITIALIZE UPDATE response shows anyway; masking one of the two would protect nothing.
-register_mask_rule(MaskRule(INS_PUT_KEY, cla_class=0x80, reason="PUT KEY key values"))
+# Traces never show PUT KEY or STORE DATA data, nor anything sent under secure messaging, nor the
+# INITIALIZE UPDATE challenges and cryptograms: mask_rules.txt, shared with the simulator bridge.
 
 
 class GPError(StatusError):

@@ -20,6 +20,7 @@ from .apdu import CommandAPDU, ResponseAPDU
 from .crypto.aes import aes_cbc, aes_cmac, aes_ecb, scp03_kdf
 from .crypto.des import PaddingError, full_3des_mac, pad_m2, retail_mac, tdes_cbc_encrypt, tdes_ecb, unpad_m2
 from .errors import CardsuiteError
+from .masking import opaque_eq
 
 INS_INITIALIZE_UPDATE = 0x50
 INS_EXTERNAL_AUTHENTICATE = 0x82
@@ -53,6 +54,7 @@ class CardCryptogramError(SecureChannelError):
     claims to be). The host stops here, before EXTERNAL AUTHENTICATE."""
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print the key bytes field by field
 @dataclass(frozen=True, repr=False)
 class KeySet:
     """Static secure channel keys of a security domain: ENC, MAC, DEK and their key version number

@@ -9,11 +9,12 @@ import signal
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .errors import CardTornError, ConfigurationError, TransportError
 from .manifest import load_manifest
+from .masking import RULES_FILE, opaque_eq
 from .project import Project
 from .transport import PcscTransport, Transport
 
@@ -33,6 +34,7 @@ class AppletInstall:
 DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GlobalPlatform's well-known test key
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print the keys field by field
 @dataclass(frozen=True)
 class CardManagerConfig:
     """The simulated card's GlobalPlatform Issuer Security Domain. ``keys`` (ENC, MAC, DEK) of None are
@@ -40,7 +42,7 @@ class CardManagerConfig:
 
     protocol: str = "scp03"  # or "scp02"
     key_version: int = 1
-    keys: tuple[bytes, bytes, bytes] | None = None
+    keys: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if self.protocol not in ("scp02", "scp03"):
@@ -259,10 +261,12 @@ class VpcdSimulator:
         return VPCD_READER.format(slot=self.slot)
 
     def command(self) -> list[str]:
+        """The bridge logs to ``log_path`` itself (mode 0600) and masks its trace with the host's rules."""
         classpath = ":".join(bridge_classpath(self.project))
         cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
                "cardsuite.simbridge.VpcdMain", "--port", str(self.port),
-               "--classpath", str(self.project.sim_classes)]
+               "--classpath", str(self.project.sim_classes), "--log", str(self.log_path),
+               "--mask-rules", str(RULES_FILE)]
         for applet in self.applets:
             spec = f"{applet.aid.hex().upper()}:{applet.class_name}"
             if applet.params:
@@ -294,10 +298,10 @@ class VpcdSimulator:
                 f"{self.reader} already holds a card: another simulator is attached to vpcd port {self.port} "
                 "(stop it, or use another slot)"
             )
-        # stderr to a file: a pipe nobody reads would block a tracing bridge once it fills
+        # The bridge writes its log (and trace) to log_path; stderr only gets what comes before it opens
+        # the log (a bad option) or from the JVM itself: little, read when the start fails.
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log,
+        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                         text=True, start_new_session=True, env=self.environment())
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
@@ -314,9 +318,18 @@ class VpcdSimulator:
                     self.stop()  # the bridge runs in its own session: never leave it behind
                     raise
                 return self
+        err = self._terminate()
         self.stop()
-        err = self.log_path.read_text().strip()
         raise TransportError(f"the simulator on vpcd port {self.port} did not start: {err or 'timed out'}")
+
+    def _terminate(self) -> str:
+        """Ends the bridge; what it wrote to stderr and its log, for the error message."""
+        assert self.process is not None and self.process.stderr is not None
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+        log = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return (self.process.stderr.read() + log).strip()
 
     def _wait_for_card(self, deadline: float) -> None:
         """pcscd polls vpcd; wait until it reports the card present so the first connect succeeds."""
@@ -338,9 +351,9 @@ class VpcdSimulator:
                 self.process.wait()
             # pcscd needs a moment to see the card go; restarting at once can leave the reader "no card"
             time.sleep(1.0)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
-        self._log.close()
+        for pipe in (self.process.stdout, self.process.stderr):
+            if pipe is not None:
+                pipe.close()
         self.process = None
 
     def transport(self) -> PcscTransport:

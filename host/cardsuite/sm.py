@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from .apdu import CommandAPDU
 from .crypto.des import PaddingError, pad_m2, retail_mac, tdes_cbc_decrypt, tdes_cbc_encrypt, tdes_ecb, unpad_m2
 from .errors import CardsuiteError
+from .masking import opaque_eq
 
 CHALLENGE = 8
 MAC_LENGTH = 8
@@ -42,6 +43,7 @@ class SecureMessagingError(CardsuiteError):
     """The card's cryptogram is wrong, or a session is used the wrong way."""
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print K_E and K_A field by field
 @dataclass(frozen=True)
 class IssuerKeys:
     """A master key set: K_E (encryption) and K_A (MAC), two-key triple DES each. Never printed."""
@@ -75,6 +77,7 @@ def derivation_data(host_challenge: bytes, card_challenge: bytes) -> bytes:
     return r2[4:] + r1[:4] + r2[:4] + r1[4:]
 
 
+@opaque_eq
 @dataclass(frozen=True)
 class SessionKeys:
     enc: bytes = field(repr=False)  # S_E
@@ -104,13 +107,15 @@ class InitializeUpdateResponse:
         return cls(data[0], data[1:9], data[9:17])
 
 
+@opaque_eq
 @dataclass
 class IssuerSession:
-    """An open (or opening) session: its keys, challenges and the command counter."""
+    """An open (or opening) session: its keys, challenges and the command counter. The challenges are
+    not in the repr: with a transport key set (public) they give the session keys."""
 
-    keys: SessionKeys
-    host_challenge: bytes
-    card_challenge: bytes
+    keys: SessionKeys = field(repr=False)
+    host_challenge: bytes = field(repr=False)
+    card_challenge: bytes = field(repr=False)
     key_version: int
     counter: int = 0
 

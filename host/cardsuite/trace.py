@@ -1,58 +1,23 @@
 """APDU traces with secrets masked.
 
-A trace records every exchange of a transport. Commands that carry PINs or keys are recognised by a
-masking rule and their data field is never kept: the trace stores only its length. Other modules
-(the wallet, the card manager) register the rules for their own commands.
+A trace records every exchange of a transport. What a command's data or its response's data may show is
+decided by the one rule set of ``masking`` (``mask_rules.txt``), by what the command is: hidden data is
+never kept, the trace stores only its length.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import TextIO
 
 from .apdu import CommandAPDU, ResponseAPDU, sw_meaning
+from .masking import Masking, MaskRules, default_rules, masked
 
-
-@dataclass(frozen=True)
-class MaskRule:
-    """Commands whose data (and optionally response data) must never be shown."""
-
-    ins: int
-    cla_class: int | None = None  # CLA with channel and secure-messaging bits cleared; None for any
-    mask_response: bool = False
-    reason: str = "secret"
-    aid: bytes | None = None  # only while this application is selected; None for any
-
-    def matches(self, command: CommandAPDU, selected: bytes | None = None) -> bool:
-        """``selected`` is the application the trace saw selected; when it is unknown, a rule for a
-        particular application applies anyway: masking too much is the safe mistake."""
-        if command.ins != self.ins:
-            return False
-        if self.cla_class is not None and (command.cla & 0xF0) != self.cla_class:
-            return False
-        return self.aid is None or selected is None or selected == self.aid
-
-
-# ISO 7816-4 commands that carry reference data (PINs, PUKs).
-MASK_RULES: list[MaskRule] = [
-    MaskRule(0x20, cla_class=0x00, reason="VERIFY reference data"),
-    MaskRule(0x24, cla_class=0x00, reason="CHANGE REFERENCE DATA"),
-    MaskRule(0x2C, cla_class=0x00, reason="RESET RETRY COUNTER"),
-]
-
-
-def register_mask_rule(rule: MaskRule) -> None:
-    if rule not in MASK_RULES:
-        MASK_RULES.append(rule)
-
-
-def _rule_for(command: CommandAPDU, selected: bytes | None) -> MaskRule | None:
-    for rule in MASK_RULES:
-        if rule.matches(command, selected):
-            return rule
-    return None
+INS_GET_RESPONSE = 0xC0
 
 
 @dataclass(frozen=True)
@@ -69,43 +34,55 @@ class TraceEntry:
         return f">> {self.command}\n<< {data}{self.sw:04X} ({sw_meaning(self.sw)}) [{self.seconds * 1000:.2f} ms]"
 
 
-def mask_exchange(command: CommandAPDU, response: ResponseAPDU | None,
-                  selected: bytes | None = None) -> tuple[str, str]:
-    rule = _rule_for(command, selected)
-    header = f"{command.cla:02X} {command.ins:02X} {command.p1:02X} {command.p2:02X}"
+def format_command(command: CommandAPDU, masking: Masking) -> str:
+    """Header, Lc and the data (or what hides it), Le."""
+    shown = f"{command.cla:02X} {command.ins:02X} {command.p1:02X} {command.p2:02X}"
     if command.data:
-        body = (
-            f"[{len(command.data)} bytes masked: {rule.reason}]" if rule else command.data.hex(" ").upper()
-        )
-        header += f" {len(command.data):02X} {body}"
+        body = masked(len(command.data), masking.data) if masking.data else command.data.hex(" ").upper()
+        shown += f" {len(command.data):02X} {body}"
     if command.le is not None:
-        header += f" Le={command.le}"
-    if response is None:
-        return header, "(no response)"
-    if response.data and rule is not None and rule.mask_response:
-        return header, f"[{len(response.data)} bytes masked: {rule.reason}]"
-    return header, response.data.hex(" ").upper()
+        shown += f" Le={command.le}"
+    return shown
 
 
 class Trace:
     """Keeps the last ``limit`` exchanges and forwards each one to the sinks (printing, logging)."""
 
-    def __init__(self, limit: int = 200, sinks: Iterable[Callable[[TraceEntry], None]] = ()) -> None:
+    def __init__(self, limit: int = 200, sinks: Iterable[Callable[[TraceEntry], None]] = (),
+                 rules: MaskRules | None = None) -> None:
         self.entries: deque[TraceEntry] = deque(maxlen=limit)
         self.sinks = list(sinks)
-        self.selected: bytes | None = None  # the application last selected by name, as far as seen
+        self.rules = rules or default_rules()
+        # A response the rules hide may come in parts: 61xx, then GET RESPONSE (ISO/IEC 7816-4 5.3.4 / T=0).
+        # The GET RESPONSE answers for the command before it, so it hides what that command's rule hides.
+        self._hidden_response: str | None = None
 
     def record(self, command: CommandAPDU, response: ResponseAPDU, started: float) -> None:
-        shown_command, shown_response = mask_exchange(command, response, self.selected)
-        if command.ins == 0xA4 and command.p1 == 0x04 and command.cla & 0x80 == 0 and response.sw1 in (0x90, 0x61):
-            self.selected = command.data
-        entry = TraceEntry(shown_command, shown_response, response.sw, time.perf_counter() - started)
+        masking = self.rules.for_command(command.cla, command.ins)
+        if command.ins == INS_GET_RESPONSE and self._hidden_response and not masking.response:
+            masking = Masking(masking.data, self._hidden_response)
+        self._hidden_response = masking.response if response.sw1 == 0x61 else None
+        shown_response = response.data.hex(" ").upper()
+        if response.data and masking.response:
+            shown_response = masked(len(response.data), masking.response)
+        entry = TraceEntry(format_command(command, masking), shown_response, response.sw,
+                           time.perf_counter() - started)
         self.entries.append(entry)
         for sink in self.sinks:
             sink(entry)
 
     def clear(self) -> None:
         self.entries.clear()
+        self._hidden_response = None
 
     def format(self) -> str:
         return "\n".join(entry.format() for entry in self.entries)
+
+
+def stream_sink(stream: TextIO | None = None) -> Callable[[TraceEntry], None]:
+    """A sink printing each entry to ``stream`` (looked up at each entry when None: tests swap sys.stderr)."""
+
+    def sink(entry: TraceEntry) -> None:
+        print(entry.format(), file=stream if stream is not None else sys.stderr)
+
+    return sink

@@ -22,6 +22,7 @@ from .apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError
 from .cardnumber import CardNumber
 from .errors import CardsuiteError, ConfigurationError
 from .manifest import load_manifest
+from .masking import opaque_eq
 from .sm import (
     CHALLENGE,
     CLA_SECURE,
@@ -30,7 +31,6 @@ from .sm import (
     IssuerSession,
     SecureMessagingError,
 )
-from .trace import MaskRule, register_mask_rule
 from .transport import Transport
 
 if TYPE_CHECKING:  # issuer imports this module; the secret is only passed through here
@@ -66,11 +66,8 @@ SW_SM_MISSING = 0x6987
 SW_SM_INCORRECT = 0x6988
 SW_RECORD_NOT_FOUND = 0x6A83
 
-# Issuer commands carry encrypted PINs, PUKs and keys: their data is never shown in a trace. VERIFY,
-# CHANGE REFERENCE DATA and RESET RETRY COUNTER (CLA 00) are masked by trace.py already.
-for _ins, _what in ((INS_PERSONALISE, "wallet PERSONALISE (keys, PIN, PUK)"), (INS_SET_LIMITS, "wallet SET LIMITS"),
-                    (INS_CREDIT, "wallet CREDIT"), (INS_SET_STATUS, "wallet SET STATUS")):
-    register_mask_rule(MaskRule(_ins, cla_class=0x80, reason=f"{_what}, secure messaging", aid=WALLET_AID))
+# Issuer commands carry encrypted PINs, PUKs and keys, cardholder commands PINs: mask_rules.txt hides
+# their data by CLA and INS, whatever AID this instance has.
 
 
 def manifest_transport_keys(manifest_path: Path) -> IssuerKeys:
@@ -169,6 +166,7 @@ class Limits:
                 + _u32(self.step_up, "step-up threshold"))
 
 
+@opaque_eq  # pytest's failed-`==` explanation would print PIN, PUK and keys field by field
 @dataclass(frozen=True)
 class Personalisation:
     """What PERSONALISE loads. It holds H(R-Card), never the card number (see ``for_card``).

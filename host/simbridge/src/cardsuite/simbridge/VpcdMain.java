@@ -10,19 +10,34 @@ import cardsuite.simbridge.gp.CardManager;
 import cardsuite.simbridge.gp.StaticKeys;
 import java.io.EOFException;
 import java.io.IOException;
+import java.io.PrintStream;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.FileAlreadyExistsException;
+import java.nio.file.Files;
+import java.nio.file.LinkOption;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardOpenOption;
+import java.nio.file.attribute.PosixFilePermission;
+import java.nio.file.attribute.PosixFilePermissions;
+import java.util.Set;
 
 /**
  * A simulated card behind vpcd: installs the applets, connects to vpcd's port as the virtual card and answers
  * pcscd until the connection ends. Prints {@code READY port=<n> atr=<hex>} on stdout once connected; logs to
- * stderr (command data only with --trace).
+ * stderr or the --log file (mode 0600); --trace adds every command and response, masked by the host's rules.
  * Exit status: 1 when the vpcd connection fails or is lost, 2 for a usage or install error; SIGTERM/SIGINT close
  * the connection and end with the JVM's status for the signal (143/130).
  */
 public final class VpcdMain {
     private static final byte[] SW_UNKNOWN = {0x6F, 0x00};
 
+    /** rw------- : a trace shows APDU headers and lengths, enough to be nobody else's business. */
+    private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
+
     private final VpcdOptions options;
     private final SimulatedCard card;
+    private MaskRules mask;
     private VpcdLink link;
     /** Set by the shutdown hook, so the read it interrupts is not reported as a lost connection. */
     private volatile boolean stopping;
@@ -45,6 +60,17 @@ public final class VpcdMain {
             System.out.println(VpcdOptions.USAGE);
             return;
         }
+        MaskRules mask;
+        try {
+            if (options.log != null) {
+                System.setErr(openLog(Paths.get(options.log)));
+            }
+            mask = options.maskRules == null ? MaskRules.hideAll() : MaskRules.load(Paths.get(options.maskRules));
+        } catch (IOException | IllegalArgumentException e) {
+            System.err.println("simbridge: " + e.getMessage());
+            System.exit(2);
+            return;
+        }
         SimulatedCard card;
         try {
             card = new SimulatedCard(options.classPath);
@@ -59,7 +85,9 @@ public final class VpcdMain {
             System.exit(2);
             return;
         }
-        int status = new VpcdMain(options, card).run();
+        VpcdMain main = new VpcdMain(options, card);
+        main.mask = mask;
+        int status = main.run();
         if (status != 0) {
             System.exit(status);
         }
@@ -102,6 +130,23 @@ public final class VpcdMain {
         if (options.cardLifeCycle != 0) {
             manager.setCardLifeCycle(options.cardLifeCycle);
         }
+    }
+
+    /**
+     * The log file, mode 0600: created so, or an existing file narrowed to it before anything is written
+     * (a log left by an older bridge may be 0644). Symbolic links are not followed.
+     */
+    static PrintStream openLog(Path path) throws IOException {
+        try {
+            Files.createFile(path, PosixFilePermissions.asFileAttribute(OWNER_ONLY));
+        } catch (FileAlreadyExistsException exists) {
+            if (Files.isSymbolicLink(path)) {
+                throw new IOException("the log " + path + " is a symbolic link; not writing through it");
+            }
+        }
+        Files.setPosixFilePermissions(path, OWNER_ONLY); // an existing log may be 0644
+        return new PrintStream(Files.newOutputStream(path, LinkOption.NOFOLLOW_LINKS, StandardOpenOption.WRITE,
+                StandardOpenOption.TRUNCATE_EXISTING), true, StandardCharsets.UTF_8);
     }
 
     private int run() {
@@ -152,7 +197,9 @@ public final class VpcdMain {
     }
 
     private byte[] respond(byte[] command) {
-        trace("> " + Hex.encode(command));
+        if (options.trace) {
+            trace("> " + mask.command(command));
+        }
         byte[] response;
         try {
             response = card.transmit(command);
@@ -170,7 +217,9 @@ public final class VpcdMain {
                 log(killed);
             }
         }
-        trace("< " + Hex.encode(response));
+        if (options.trace) {
+            trace("< " + mask.response(response));
+        }
         return response;
     }
 

@@ -8,7 +8,7 @@ final class VpcdOptions {
     static final String USAGE = String.join("\n",
             "usage: java -cp <jcardsim, asm, bridge> cardsuite.simbridge.VpcdMain --port PORT --classpath APPLET_CP",
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
-            "           [--connect-timeout SECONDS] [--trace]",
+            "           [--connect-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE]",
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
             "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
@@ -18,7 +18,10 @@ final class VpcdOptions {
             "  --classpath        where the applet classes are (File.pathSeparator-separated)",
             "  --applet           install an applet instance with this AID and install parameters (repeatable)",
             "  --connect-timeout  how long to retry connecting while pcscd starts (default 5 s)",
-            "  --trace            log every command and response to stderr",
+            "  --trace            log every command and response, secrets masked by the --mask-rules",
+            "  --mask-rules       the host's masking rules (host/cardsuite/mask_rules.txt); without them a trace",
+            "                     hides all command and response data",
+            "  --log              log to this file instead of stderr, created (or first narrowed to) mode 0600",
             "  --card-manager     give the card a GlobalPlatform ISD (A000000151000000) speaking SCP02 or SCP03;",
             "                     keys from the environment: CARDSUITE_SIM_KEYS=ENC:MAC:DEK (hex) or one hex key",
             "                     for all three; default the development keys 404142...4F",
@@ -64,6 +67,8 @@ final class VpcdOptions {
     final List<AppletSpec> applets = new ArrayList<>();
     long connectTimeoutMillis = 5000;
     boolean trace;
+    String maskRules;
+    String log;
     boolean help;
     String cardManager;
     int scpParameter = -1;
@@ -91,6 +96,8 @@ final class VpcdOptions {
                     options.connectTimeoutMillis = (long) (parseNumber(value(args, ++i, option), option) * 1000);
                     break;
                 case "--trace": options.trace = true; break;
+                case "--mask-rules": options.maskRules = value(args, ++i, option); break;
+                case "--log": options.log = value(args, ++i, option); break;
                 case "--card-manager":
                     options.cardManager = value(args, ++i, option).toLowerCase(java.util.Locale.ROOT);
                     if (!options.cardManager.equals("scp02") && !options.cardManager.equals("scp03")) {
