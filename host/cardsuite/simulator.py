@@ -258,7 +258,7 @@ class VpcdSimulator:
         classpath = ":".join(bridge_classpath(self.project))
         cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
                "cardsuite.simbridge.VpcdMain", "--port", str(self.port),
-               "--classpath", str(self.project.sim_classes)]
+               "--classpath", str(self.project.sim_classes), "--exit-on-stdin-eof"]
         for applet in self.applets:
             spec = f"{applet.aid.hex().upper()}:{applet.class_name}"
             if applet.params:
@@ -288,11 +288,14 @@ class VpcdSimulator:
                 f"{self.reader} already holds a card: another simulator is attached to vpcd port {self.port} "
                 "(stop it, or use another slot)"
             )
-        # stderr to a file: a pipe nobody reads would block a tracing bridge once it fills
+        # stderr to a file: a pipe nobody reads would block a tracing bridge once it fills. stdin a pipe
+        # held open and never written: the bridge exits at its end of file, so a host killed even by
+        # SIGKILL takes its bridge (and the vpcd slot it holds) with it.
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = self.log_path.open("w")
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=self._log,
-                                        text=True, start_new_session=True, env=self.environment())
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self._log, text=True, start_new_session=True,
+                                        env=self.environment())
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
         while time.monotonic() < deadline:
@@ -332,8 +335,9 @@ class VpcdSimulator:
                 self.process.wait()
             # pcscd needs a moment to see the card go; restarting at once can leave the reader "no card"
             time.sleep(1.0)
-        if self.process.stdout is not None:
-            self.process.stdout.close()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                pipe.close()
         self._log.close()
         self.process = None
 

@@ -8,7 +8,7 @@ final class VpcdOptions {
     static final String USAGE = String.join("\n",
             "usage: java -cp <jcardsim, asm, bridge> cardsuite.simbridge.VpcdMain --port PORT --classpath APPLET_CP",
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
-            "           [--connect-timeout SECONDS] [--trace]",
+            "           [--connect-timeout SECONDS] [--trace] [--exit-on-stdin-eof]",
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
             "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
@@ -18,6 +18,7 @@ final class VpcdOptions {
             "  --applet           install an applet instance with this AID and install parameters (repeatable)",
             "  --connect-timeout  how long to retry connecting while pcscd starts (default 5 s)",
             "  --trace            log every command and response to stderr",
+            "  --exit-on-stdin-eof  exit when stdin ends: the parent holds the pipe, so its death ends the bridge",
             "  --card-manager     give the card a GlobalPlatform ISD (A000000151000000) speaking SCP02 or SCP03;",
             "                     keys from the environment: CARDSUITE_SIM_KEYS=ENC:MAC:DEK (hex) or one hex key",
             "                     for all three; default the development keys 404142...4F",
@@ -61,6 +62,7 @@ final class VpcdOptions {
     final List<AppletSpec> applets = new ArrayList<>();
     long connectTimeoutMillis = 5000;
     boolean trace;
+    boolean exitOnStdinEof;
     boolean help;
     String cardManager;
     int scpParameter = -1;
@@ -87,6 +89,7 @@ final class VpcdOptions {
                     options.connectTimeoutMillis = (long) (parseNumber(value(args, ++i, option), option) * 1000);
                     break;
                 case "--trace": options.trace = true; break;
+                case "--exit-on-stdin-eof": options.exitOnStdinEof = true; break;
                 case "--card-manager":
                     options.cardManager = value(args, ++i, option).toLowerCase(java.util.Locale.ROOT);
                     if (!options.cardManager.equals("scp02") && !options.cardManager.equals("scp03")) {
