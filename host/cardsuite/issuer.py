@@ -340,7 +340,8 @@ class Issuer:
             self.registry.set_holder_info(card_id, info)
             perso = Personalisation(self.iin, number_hash, info, limits, pin, puk, keys)
             perso.encode()  # PIN and PUK format checked before the card is touched
-            pkc = client.provision(transport_keys, perso)
+            with client.flow():
+                pkc = client.provision(transport_keys, perso)
             if previous is not None:
                 self.registry.set_card_state(previous.id, "replaced")
         log.info("issued card %s (card %d) for account %d", number.masked, card_id, account_id)
@@ -359,9 +360,10 @@ class Issuer:
         card = self._current_card(account_id)
         if card.state == "enrolled":
             raise IssuerError(f"card {card.masked} of account {account_id} is already enrolled")
-        self._session(client, card)  # possession: the card proves it holds this card's keys
-        client.verify_pin(pin)  # knowledge: the holder proves the PIN
-        pkc = client.get_public_key()
+        with client.flow():
+            self._session(client, card)  # possession: the card proves it holds this card's keys
+            client.verify_pin(pin)  # knowledge: the holder proves the PIN
+            pkc = client.get_public_key()
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pkc)  # a valid P-256 point
         v_card = hashlib.sha256(pkc + card.number_hash).digest()
         with self.registry.transaction():
@@ -386,8 +388,8 @@ class Issuer:
         if len(ref) > 8 or not reference.isascii():
             raise IssuerError("a credit reference has at most 8 ASCII characters")
         ref = ref.ljust(8, b" ")
-        self._session(client, card)
-        with self.registry.transaction():
+        with client.flow(), self.registry.transaction():
+            self._session(client, card)
             self.registry.add_credit(card.id, amount, ref)
             try:
                 client.credit(amount, reference=ref)
@@ -409,8 +411,9 @@ class Issuer:
             self.registry.set_account_status(account_id, "blocked")
             self.registry.blacklist(account_id, reason or "blocked by the issuer")
             if client is not None:
-                self._session(client, self._current_card(account_id))
-                client.block()
+                with client.flow():
+                    self._session(client, self._current_card(account_id))
+                    client.block()
         log.info("account %d blacklisted", account_id)
 
     def unblock(self, account_id: int, client: WalletClient | None = None) -> None:
@@ -421,8 +424,9 @@ class Issuer:
             self.registry.set_account_status(account_id, "active")
             self.registry.lift_blacklist(account_id)
             if client is not None:
-                self._session(client, self._current_card(account_id))
-                client.unblock()
+                with client.flow():
+                    self._session(client, self._current_card(account_id))
+                    client.unblock()
         log.info("account %d taken off the blacklist", account_id)
 
     # -- authorisation (seed 001 steps 7-8)
