@@ -27,7 +27,7 @@ def _print_entry(entry: TraceEntry) -> None:
 
 def connect(args: argparse.Namespace) -> Transport:
     """The transport the options name, connected, with tracing to stderr when asked."""
-    transport = open_transport(args.card)
+    transport = open_transport(args.card, timeout=getattr(args, "apdu_timeout", None))
     transport.connect()
     if args.trace:
         transport.trace = Trace(sinks=[_print_entry])
@@ -60,6 +60,11 @@ def add_card_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-t", "--trace", action="store_true", default=os.environ.get("CARDSUITE_TRACE", "") not in ("", "0"),
         help="print every APDU exchange to stderr, secrets masked [env CARDSUITE_TRACE]",
+    )
+    parser.add_argument(
+        "--apdu-timeout", metavar="SECONDS", default=None,
+        help="how long a PC/SC card may take to answer one APDU (LOAD, INSTALL, DELETE 4x) "
+        "[env CARDSUITE_APDU_TIMEOUT, default 30]",
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 from .errors import CardTornError, ConfigurationError, TransportError
 from .manifest import load_manifest
 from .project import Project
-from .transport import PcscTransport, Transport
+from .transport import PcscTransport, Transport, apdu_timeout
 
 VPCD_BASE_PORT = 35963  # Debian's vpcd: slot n listens on 35963 + n
 VPCD_READER = "Virtual PCD 00 {slot:02d}"
@@ -351,14 +351,15 @@ class VpcdSimulator:
         self.stop()
 
 
-def open_transport(spec: str, project: Project | None = None) -> Transport:
-    """'sim' (in-process), 'vpcd[:slot]' (a simulator must be attached), 'reader:<name or index>'."""
+def open_transport(spec: str, project: Project | None = None, timeout: float | str | None = None) -> Transport:
+    """'sim' (in-process), 'vpcd[:slot]' (a simulator must be attached), 'reader:<name or index>';
+    ``timeout`` the per-APDU timeout of a PC/SC card (see transport.apdu_timeout)."""
     if spec == "sim":
         return SimulatorTransport(project)
     if spec.startswith("vpcd"):
         slot = int(spec.split(":", 1)[1]) if ":" in spec else 0
-        return PcscTransport(VPCD_READER.format(slot=slot))
+        return PcscTransport(VPCD_READER.format(slot=slot), apdu_timeout(timeout))
     if spec.startswith("reader:"):
-        return PcscTransport(spec.split(":", 1)[1])
+        return PcscTransport(spec.split(":", 1)[1], apdu_timeout(timeout))
     raise ConfigurationError(f"unknown card {spec!r}: use sim, vpcd[:slot] or reader:<name or index>")
 

@@ -174,6 +174,8 @@ DEFAULT_APDU_TIMEOUT = 30.0  # seconds; a card's slowest usual command (on-card 
 _CONTENT_MANAGEMENT = frozenset((0xE4, 0xE6, 0xE8))
 _CONTENT_MANAGEMENT_FACTOR = 4
 _FLOW_WAIT_FACTOR = 10  # how long a flow waits for another program to give the card back
+_SCARD_PRESENT = 0x0004  # SCardStatus's state bit (pcsc-lite pcsclite.h), which pyscard does not export
+_REMOVAL_WAIT = 1.0  # seconds pcscd may take to notice that a failing card went away
 
 
 def apdu_timeout(value: float | str | None = None, environ: dict[str, str] | None = None) -> float:
@@ -307,16 +309,23 @@ class PcscTransport(Transport):
         self.name = str(reader)
         before = _socket_fds()
         connection = reader.createConnection()  # its own PC/SC context: its own socket to pcscd
+        watchdog = _Watchdog(sorted(_socket_fds() - before), self.timeout)
+        watchdog.deadline = time.monotonic() + self.timeout  # a silent card can hold SCardConnect too
         try:
             # leave the card powered on disconnect: the next program finds it as this one left it
             connection.connect(disposition=SCARD_LEAVE_CARD)
         except (NoCardException, CardConnectionException) as exc:
+            watchdog.stop()
+            if watchdog.fired:
+                raise TransportError(f"the card in {self.name!r} did not answer within {self.timeout:g} s "
+                                     f"(set the APDU timeout with --apdu-timeout or {APDU_TIMEOUT_ENV})") from None
             raise TransportError(f"no card in reader {self.name!r}: {exc}") from exc
+        watchdog.deadline = 0.0
         self._connection = connection
+        self._watchdog = watchdog
         self._dead = None
         self._secured = False
         self._bind_handle()
-        self._watchdog = _Watchdog(sorted(_socket_fds() - before), self.timeout)
 
     def _bind_handle(self) -> None:
         """Keeps pyscard's card handle and protocol header: transmit_raw calls SCardTransmit directly,
@@ -326,6 +335,7 @@ class PcscTransport(Transport):
         connection = self._require()
         while not hasattr(connection, "hcard"):  # unwrap pyscard's decorators
             connection = connection.component
+        self._pcsc = connection
         self._hcard = connection.hcard
         self._pci = translateprotocolheader(connection.getProtocol())
 
@@ -342,10 +352,10 @@ class PcscTransport(Transport):
         try:
             if self._dead is None:
                 SCardDisconnect(self._hcard, SCARD_RESET_CARD if self._secured else SCARD_LEAVE_CARD)
-            connection.hcard = None  # pyscard's release finds the card handle done
+            self._pcsc.hcard = None  # pyscard's release finds the card handle done
             connection.release()
         except Exception:  # noqa: BLE001 - a dead pcscd socket: the context went with it
-            connection.hcontext = None  # nothing left for pyscard's __del__ to release
+            self._pcsc.hcontext = None  # nothing left for pyscard's __del__ to release
         finally:
             self._secured = False
             self._flow_depth = 0
@@ -409,15 +419,26 @@ class PcscTransport(Transport):
     def _raise_for(self, hresult: int, message: str) -> None:
         from smartcard.scard import SCARD_E_NO_SMARTCARD, SCARD_W_REMOVED_CARD
 
-        if hresult in (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD) or not self._card_present():
+        if hresult in (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD) or self._card_gone():
             self._die(f"card removed from {self.name!r}")
         raise TransportError(message)
 
-    def _card_present(self) -> bool:
-        from smartcard.scard import SCARD_PRESENT, SCARD_S_SUCCESS, SCardStatus
+    def _card_gone(self) -> bool:
+        """After a failure: whether the card left the reader, given pcscd a moment to notice."""
+        from smartcard.scard import SCARD_E_NO_SMARTCARD, SCARD_S_SUCCESS, SCARD_W_REMOVED_CARD, SCardStatus
 
-        hresult, _reader, state, _protocol, _atr = SCardStatus(self._hcard)
-        return hresult == SCARD_S_SUCCESS and bool(state & SCARD_PRESENT)
+        deadline = time.monotonic() + _REMOVAL_WAIT
+        while True:
+            hresult, _reader, state, _protocol, _atr = SCardStatus(self._hcard)
+            if hresult in (SCARD_W_REMOVED_CARD, SCARD_E_NO_SMARTCARD):
+                return True
+            if hresult != SCARD_S_SUCCESS:
+                return False  # pcscd itself is gone: not a question of the card
+            if not state & _SCARD_PRESENT:
+                return True
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
 
     @property
     def atr(self) -> bytes:
