@@ -115,7 +115,7 @@ def test_a_card_that_stops_answering_times_out(vpcd_card) -> None:
             started = time.monotonic()
             with pytest.raises(TransportError, match="did not answer within 1 s"):
                 transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
-            assert time.monotonic() - started < 3
+            assert time.monotonic() - started < 5  # 1 s, the watchdog's look every 1/8 s, a loaded machine
             with pytest.raises(TransportError, match="did not answer"):  # the link is dead: said so at once
                 transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
         finally:

@@ -16,7 +16,7 @@ from .errors import CardsuiteError, ConfigurationError
 from .project import Project
 from .simulator import CardManagerConfig, VpcdSimulator, open_transport
 from .trace import Trace, TraceEntry
-from .transport import PcscTransport, Transport
+from .transport import PcscTransport, Transport, apdu_timeout
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -27,7 +27,9 @@ def _print_entry(entry: TraceEntry) -> None:
 
 def connect(args: argparse.Namespace) -> Transport:
     """The transport the options name, connected, with tracing to stderr when asked."""
-    transport = open_transport(args.card, timeout=getattr(args, "apdu_timeout", None))
+    transport = open_transport(args.card)
+    if isinstance(transport, PcscTransport) and getattr(args, "apdu_timeout", None) is not None:
+        transport.timeout = apdu_timeout(args.apdu_timeout)
     transport.connect()
     if args.trace:
         transport.trace = Trace(sinks=[_print_entry])
