@@ -13,12 +13,12 @@ from pathlib import Path
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.demo import ECHO_AID
-from cardsuite.errors import TransportError
+from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.gp import GlobalPlatform, GPError
 from cardsuite.issuer import Issuer, IssuerSecret
 from cardsuite.registry import Registry
 from cardsuite.simulator import CardManagerConfig, SimulatorTransport, VpcdSimulator, ensure_pcscd, free_slots
-from cardsuite.transport import PcscTransport
+from cardsuite.transport import DEFAULT_APDU_TIMEOUT, PcscTransport, apdu_timeout
 from cardsuite.wallet import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys
 
 PIN = "2580"
@@ -184,3 +184,15 @@ def test_a_credit_over_secure_messaging_races_payments_without_a_failure(vpcd_ca
         client = WalletClient(transport)
         client.select()
         assert client.status().counter >= 2 * int(rounds)
+
+
+def test_the_apdu_timeout_comes_from_the_option_the_environment_or_the_default() -> None:
+    assert apdu_timeout(None, {}) == DEFAULT_APDU_TIMEOUT
+    assert apdu_timeout(None, {"CARDSUITE_APDU_TIMEOUT": "2.5"}) == 2.5
+    assert apdu_timeout("7", {"CARDSUITE_APDU_TIMEOUT": "2.5"}) == 7.0  # the command line wins
+    for bad in ("0", "-1", "soon"):
+        with pytest.raises(ConfigurationError, match="APDU timeout"):
+            apdu_timeout(bad, {})
+    transport = PcscTransport("any reader", timeout=2)  # not connected: nothing is asked of pcscd yet
+    assert transport.command_timeout(bytes.fromhex("80F28000")) == 2
+    assert transport.command_timeout(bytes.fromhex("80E80000")) == 8  # LOAD, like INSTALL and DELETE, 4x
