@@ -90,7 +90,9 @@ def test_pin_without_environment_or_terminal_is_refused(run, monkeypatch) -> Non
 
 def test_bad_arguments_are_refused_with_the_reason(run, capsys) -> None:
     for argv, reason in ((["cat", "3F0"], "4-hex-digit"), (["cat", "3F00/sfi:31"], "1..30"),
-                         (["put", "5001", "00", "--offset", "-1"], "negative")):
+                         (["put", "5001", "00", "--offset", "-1"], "negative"),
+                         (["tree", "--aid", "A0000001"], "5 to 16 bytes"),
+                         (["tree", "--aid", "A0" * 17], "5 to 16 bytes")):
         with pytest.raises(SystemExit):
             run(*argv)
         assert reason in capsys.readouterr().err

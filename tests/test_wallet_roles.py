@@ -280,6 +280,7 @@ def test_a_card_signs_what_it_was_asked_so_a_changed_request_is_caught(roles: Ro
 def test_the_signature_verifies_with_this_cards_pkc_only(roles: Roles, holder: WalletClient, extra_card) -> None:
     with extra_card() as other:
         roles.issue(other, holder="Park")
+        other.select()  # the issuer's flows end with the card reset
         other_pkc = other.get_public_key()
     answer = roles.answer(holder)
     for pkc in (other_pkc, _point(ec.generate_private_key(ec.SECP256R1()).public_key())):
@@ -445,6 +446,7 @@ def test_a_replaced_card_is_refused_and_the_new_one_only_after_enrolment(roles: 
         second = roles.issuer.issue(new, roles.transport_keys, holder="ignored", limits=LIMITS, pin=PIN, puk=PUK,
                                     account_id=first.account_id)
         assert second.account_id == first.account_id and second.card_id != first.card_id
+        new.select()  # the issuer's flows end with the card reset
         new.open_issuer_session(roles.issuer.card_keys(roles.registry.card(second.card_id)))  # type: ignore[arg-type]
         new.credit(10_000)
         refused = _refusal(roles, roles.answer(new, 500))  # issued, but nobody enrolled it yet

@@ -5,6 +5,7 @@ import javacard.framework.Applet;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
 import javacard.framework.JCSystem;
+import javacard.framework.Util;
 
 /**
  * Loopback applet: the smallest real applet of the suite. It proves the build → simulator → host loop,
@@ -75,7 +76,11 @@ public final class EchoApplet extends Applet implements EchoConstants {
         if (length != apdu.getIncomingLength()) {
             ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
         }
-        apdu.setOutgoingAndSend(apdu.getOffsetCdata(), length);
+        // from offset 0: a response may start anywhere in the buffer, but it must end within the outgoing
+        // block (jCardSim: 258 bytes), which data at offset 5 exceeds from Nc 254 on
+        byte[] buffer = apdu.getBuffer();
+        Util.arrayCopyNonAtomic(buffer, apdu.getOffsetCdata(), buffer, (short) 0, length);
+        apdu.setOutgoingAndSend((short) 0, length);
     }
 
     private static void fill(APDU apdu, short length) {

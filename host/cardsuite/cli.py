@@ -17,7 +17,7 @@ from .errors import CardsuiteError, ConfigurationError
 from .project import Project
 from .simulator import CardManagerConfig, VpcdSimulator, open_transport
 from .trace import Trace, stream_sink
-from .transport import PcscTransport, Transport
+from .transport import PcscTransport, Transport, apdu_timeout
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,6 +53,8 @@ def card_spec(text: str) -> str:
 def connect(args: argparse.Namespace) -> Transport:
     """The transport the options name, connected, with tracing to stderr when asked."""
     transport = open_transport(args.card)
+    if isinstance(transport, PcscTransport) and getattr(args, "apdu_timeout", None) is not None:
+        transport.timeout = apdu_timeout(args.apdu_timeout)
     transport.connect()
     if args.trace:
         transport.trace = Trace(sinks=[stream_sink()])
@@ -85,6 +87,11 @@ def add_card_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-t", "--trace", action="store_true", default=os.environ.get("CARDSUITE_TRACE", "") not in ("", "0"),
         help="print every APDU exchange to stderr, secrets masked [env CARDSUITE_TRACE]",
+    )
+    parser.add_argument(
+        "--apdu-timeout", metavar="SECONDS", default=None,
+        help="how long a PC/SC card may take to answer one APDU (LOAD, INSTALL, DELETE 4x) "
+        "[env CARDSUITE_APDU_TIMEOUT, default 30]",
     )
 
 

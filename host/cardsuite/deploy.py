@@ -366,6 +366,11 @@ class Deployer:
         self.gp.open_secure_channel(self._keys.keys, level, scp=self._keys.scp, force=self.options.retry_auth)
 
     def run(self) -> DeployResult:
+        """The whole deploy as one flow (Transport.exclusive): no other program's APDU between its steps."""
+        with self.transport.exclusive():
+            return self._run()
+
+    def _run(self) -> DeployResult:
         needs = Requirements(self.project, self.profile, self.options.env)  # profile errors before the card
         self._keys = self.profile.keys.resolve(self.options.env)
         cplc = self._identify()

@@ -22,6 +22,7 @@ import argparse
 import os
 import secrets
 from collections.abc import Callable
+from contextlib import ExitStack
 from pathlib import Path
 
 from .cli import read_secret
@@ -60,12 +61,15 @@ class _Roles:
         self.broker = Broker(self.store, self.ca.public_point)
         self.customer = CustomerRecords(self.store)
         self.transport: Transport | None = None
+        self._flow = ExitStack()
 
     def vendor(self, name: str) -> Vendor:
         return Vendor(self.store, name, self.ca.public_point, self.broker.signature_point)
 
     def card(self, pin: bool = False) -> EcashCard:
         self.transport = self.connect(self.args)
+        # one flow from SELECT (and VERIFY) to the end of the command: no other program between them
+        self._flow.enter_context(self.transport.exclusive())
         client = WalletClient(self.transport)
         client.select()
         if pin:
@@ -76,9 +80,12 @@ class _Roles:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.transport is not None:
-            self.transport.disconnect()
-        self.store.close()
+        try:
+            self._flow.close()  # resets the card when the flow verified the PIN
+        finally:
+            if self.transport is not None:
+                self.transport.disconnect()
+            self.store.close()
 
 
 def _amount(text: str) -> int:

@@ -41,6 +41,14 @@ def _hex_bytes(text: str) -> bytes:
         raise argparse.ArgumentTypeError(f"not hex: {text!r}") from None
 
 
+def _aid(text: str) -> bytes:
+    """An application identifier: 5 to 16 bytes (ISO 7816-4 8.2.1.2, ISO 7816-5), or empty for none."""
+    aid = _hex_bytes(text)
+    if aid and not 5 <= len(aid) <= 16:
+        raise argparse.ArgumentTypeError(f"an AID has 5 to 16 bytes, got {len(aid)}: {text!r}")
+    return aid
+
+
 def _file_ref(text: str) -> FileRef:
     try:
         return FileRef.parse(text)
@@ -198,7 +206,7 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
     def command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text)
         add_card_options(parser)
-        parser.add_argument("--aid", type=_hex_bytes, default=os.environ.get("CARDSUITE_AID", ISO_APPLET_AID.hex()),
+        parser.add_argument("--aid", type=_aid, default=os.environ.get("CARDSUITE_AID", ISO_APPLET_AID.hex()),
                             help="application to select first, hex; empty for none "
                             f"[env CARDSUITE_AID, default {ISO_APPLET_AID.hex().upper()}]")
         parser.add_argument("--pin", action="store_true",

@@ -87,6 +87,9 @@ GP_MEANINGS = {
 # INITIALIZE UPDATE challenges and cryptograms: mask_rules.txt, shared with the simulator bridge.
 
 
+SW_CARD_LOCKED = 0x6283  # SELECT of the ISD on a CARD_LOCKED card ([GPCS] 11.9.2.3)
+
+
 class GPError(StatusError):
     """A card manager command failed; carries the status word and its GlobalPlatform meaning."""
 
@@ -415,6 +418,10 @@ class GlobalPlatform:
                 if aid is None:
                     self.isd = candidate
                 return response.data
+            if response.sw == SW_CARD_LOCKED and aid is None:
+                # [GPCS] 11.9.2.3 / 5.1.1.4: an ISD answers 6283 while the card is CARD_LOCKED
+                raise GPError(response.sw, f"SELECT of the card manager {candidate.hex().upper()}: the card is "
+                              "locked (CARD_LOCKED); only its issuer can unlock it")
         assert response is not None
         tried = ", ".join(c.hex().upper() for c in candidates)
         what = f"SELECT {aid.hex().upper()}" if aid is not None else f"SELECT of the card manager ({tried}): " \

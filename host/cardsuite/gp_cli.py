@@ -97,7 +97,7 @@ def session(args: argparse.Namespace, connect: Connect, authenticate: bool = Tru
         if scp == -1:
             raise ConfigurationError(f"--scp {args.scp!r}: valid values are 02 and 03")
         guard = BrickGuard(args.guard_db or default_guard_path())
-    with connect(args) as transport:
+    with connect(args) as transport, transport.exclusive():  # one flow: nobody else between our commands
         gp = GlobalPlatform(transport, isd, guard if authenticate else None)
         gp.select()
         if authenticate:

@@ -376,20 +376,21 @@ class Issuer:
         if not card.pending:
             raise IssuerError(f"card {card.masked} is {card.state}, not being personalised")
         keys = self.card_keys(card)
-        client.select()
-        state = client.status().state
-        if state == LifeCycle.INSTALLED:
-            limits = Limits(card.max_balance, card.max_payment, card.step_up)
-            perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)
-            pkc = client.provision(transport_keys, perso)
-        elif state in (LifeCycle.PERSONALISED, LifeCycle.ACTIVE):
-            if state == LifeCycle.PERSONALISED:
-                self._session(client, card)  # fails clearly if the card holds another card's keys
-                client.activate()
-            pkc = client.get_public_key()
-        else:
-            raise IssuerError(f"the wallet in the reader is {state.name}: card {card.masked} of account "
-                              f"{card.account_id} cannot be finished on it")
+        with client.flow():  # no other program's command between reading the state and acting on it
+            client.select()
+            state = client.status().state
+            if state == LifeCycle.INSTALLED:
+                limits = Limits(card.max_balance, card.max_payment, card.step_up)
+                perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)
+                pkc = client.provision(transport_keys, perso)
+            elif state in (LifeCycle.PERSONALISED, LifeCycle.ACTIVE):
+                if state == LifeCycle.PERSONALISED:
+                    self._session(client, card)  # fails clearly if the card holds another card's keys
+                    client.activate()
+                pkc = client.get_public_key()
+            else:
+                raise IssuerError(f"the wallet in the reader is {state.name}: card {card.masked} of account "
+                                  f"{card.account_id} cannot be finished on it")
         with self.registry.transaction():
             previous = self.registry.current_card(card.account_id)
             self.registry.set_card_state(card.id, "personalised")
@@ -410,9 +411,10 @@ class Issuer:
         card = self._current_card(account_id)
         if card.state == "enrolled":
             raise IssuerError(f"card {card.masked} of account {account_id} is already enrolled")
-        self._session(client, card)  # possession: the card proves it holds this card's keys
-        client.verify_pin(pin)  # knowledge: the holder proves the PIN
-        pkc = client.get_public_key()
+        with client.flow():
+            self._session(client, card)  # possession: the card proves it holds this card's keys
+            client.verify_pin(pin)  # knowledge: the holder proves the PIN
+            pkc = client.get_public_key()
         ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), pkc)  # a valid P-256 point
         v_card = hashlib.sha256(pkc + card.number_hash).digest()
         with self.registry.transaction():
@@ -437,8 +439,8 @@ class Issuer:
         if len(ref) > 8 or not reference.isascii():
             raise IssuerError("a credit reference has at most 8 ASCII characters")
         ref = ref.ljust(8, b" ")
-        self._session(client, card)
-        with self.registry.transaction():
+        with client.flow(), self.registry.transaction():
+            self._session(client, card)
             self.registry.add_credit(card.id, amount, ref)
             try:
                 client.credit(amount, reference=ref)
@@ -460,8 +462,9 @@ class Issuer:
             self.registry.set_account_status(account_id, "blocked")
             self.registry.blacklist(account_id, reason or "blocked by the issuer")
             if client is not None:
-                self._session(client, self._current_card(account_id))
-                client.block()
+                with client.flow():
+                    self._session(client, self._current_card(account_id))
+                    client.block()
         log.info("account %d blacklisted", account_id)
 
     def unblock(self, account_id: int, client: WalletClient | None = None) -> None:
@@ -472,8 +475,9 @@ class Issuer:
             self.registry.set_account_status(account_id, "active")
             self.registry.lift_blacklist(account_id)
             if client is not None:
-                self._session(client, self._current_card(account_id))
-                client.unblock()
+                with client.flow():
+                    self._session(client, self._current_card(account_id))
+                    client.unblock()
         log.info("account %d taken off the blacklist", account_id)
 
     # -- authorisation (seed 001 steps 7-8)

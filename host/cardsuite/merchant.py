@@ -126,17 +126,18 @@ class Receipt:
 
 def pay_with_card(client: WalletClient, request: PaymentRequest, pin: str) -> CardPayment:
     """The cardholder's device: select, read PKC, VERIFY immediately before PAY (a fresh PIN, so
-    payments above the step-up threshold pass too), PAY."""
-    client.select()
-    pkc = client.get_public_key()
-    try:
-        client.verify_pin(pin)
-        payment = client.pay(request.amount, request.merchant_id, request.item, request.ts_m)
-    except StatusError as exc:
-        if exc.sw >> 8 == 0x63 or exc.sw == SW_BLOCKED:
-            raise  # a wrong or blocked PIN: the holder's matter, said as the card says it
-        why = _CARD_REFUSALS.get(exc.sw, exc.meaning)
-        raise PaymentRefused(Refusal.CARD_REFUSED, f"the card refused to pay: {why} ({exc.sw:04X})") from None
+    payments above the step-up threshold pass too), PAY; held from SELECT to PAY, and the PIN gone after."""
+    with client.flow():
+        client.select()
+        pkc = client.get_public_key()
+        try:
+            client.verify_pin(pin)
+            payment = client.pay(request.amount, request.merchant_id, request.item, request.ts_m)
+        except StatusError as exc:
+            if exc.sw >> 8 == 0x63 or exc.sw == SW_BLOCKED:
+                raise  # a wrong or blocked PIN: the holder's matter, said as the card says it
+            why = _CARD_REFUSALS.get(exc.sw, exc.meaning)
+            raise PaymentRefused(Refusal.CARD_REFUSED, f"the card refused to pay: {why} ({exc.sw:04X})") from None
     return CardPayment(payment, pkc)
 
 

@@ -16,7 +16,7 @@ from .errors import CardTornError, ConfigurationError, TransportError
 from .manifest import load_manifest
 from .masking import RULES_FILE, opaque_eq
 from .project import Project
-from .transport import PcscTransport, Transport
+from .transport import PcscTransport, Transport, apdu_timeout
 
 VPCD_BASE_PORT = 35963  # Debian's vpcd: slot n listens on 35963 + n
 VPCD_READER = "Virtual PCD 00 {slot:02d}"
@@ -266,7 +266,7 @@ class VpcdSimulator:
         cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
                "cardsuite.simbridge.VpcdMain", "--port", str(self.port),
                "--classpath", str(self.project.sim_classes), "--log", str(self.log_path),
-               "--mask-rules", str(RULES_FILE)]
+               "--mask-rules", str(RULES_FILE), "--exit-on-stdin-eof"]
         for applet in self.applets:
             spec = f"{applet.aid.hex().upper()}:{applet.class_name}"
             if applet.params:
@@ -299,10 +299,13 @@ class VpcdSimulator:
                 "(stop it, or use another slot)"
             )
         # The bridge writes its log (and trace) to log_path; stderr only gets what comes before it opens
-        # the log (a bad option) or from the JVM itself: little, read when the start fails.
+        # the log (a bad option) or from the JVM itself: little, read when the start fails. stdin is a pipe
+        # held open and never written: the bridge exits at its end of file, so a host killed even by SIGKILL
+        # takes its bridge (and the vpcd slot it holds) with it.
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        self.process = subprocess.Popen(self.command(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True, start_new_session=True, env=self.environment())
+        self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=subprocess.PIPE, text=True, start_new_session=True,
+                                        env=self.environment())
         deadline = time.monotonic() + timeout
         assert self.process.stdout is not None
         while time.monotonic() < deadline:
@@ -351,7 +354,7 @@ class VpcdSimulator:
                 self.process.wait()
             # pcscd needs a moment to see the card go; restarting at once can leave the reader "no card"
             time.sleep(1.0)
-        for pipe in (self.process.stdout, self.process.stderr):
+        for pipe in (self.process.stdin, self.process.stdout, self.process.stderr):
             if pipe is not None:
                 pipe.close()
         self.process = None
@@ -366,16 +369,17 @@ class VpcdSimulator:
         self.stop()
 
 
-def open_transport(spec: str, project: Project | None = None) -> Transport:
-    """'sim' (in-process), 'vpcd[:slot]' (a simulator must be attached), 'reader:<name or index>'."""
+def open_transport(spec: str, project: Project | None = None, timeout: float | str | None = None) -> Transport:
+    """'sim' (in-process), 'vpcd[:slot]' (a simulator must be attached), 'reader:<name or index>';
+    ``timeout`` the per-APDU timeout of a PC/SC card (see transport.apdu_timeout)."""
     if spec == "sim":
         return SimulatorTransport(project)
     if spec == "vpcd" or spec.startswith("vpcd:"):
         slot = spec[len("vpcd:"):] or "0"
         if not (slot.isascii() and slot.isdigit()):
             raise ConfigurationError(f"card {spec!r}: vpcd takes a slot number (vpcd:0, vpcd:1)")
-        return PcscTransport(VPCD_READER.format(slot=int(slot)))
+        return PcscTransport(VPCD_READER.format(slot=int(slot)), apdu_timeout(timeout))
     if spec.startswith("reader:"):
-        return PcscTransport(spec.split(":", 1)[1])
+        return PcscTransport(spec.split(":", 1)[1], apdu_timeout(timeout))
     raise ConfigurationError(f"unknown card {spec!r}: use sim, vpcd[:slot] or reader:<name or index>")
 

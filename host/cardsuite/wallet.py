@@ -9,6 +9,8 @@ from __future__ import annotations
 import hashlib
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
 from pathlib import Path
@@ -311,6 +313,18 @@ class WalletClient:
         self.session = None  # selecting ends the card's session
         self.transport.select(self.aid)
 
+    @contextmanager
+    def flow(self) -> Iterator[WalletClient]:
+        """One operation held exclusively (Transport.exclusive): select first inside it. Ending the
+        outermost flow after a VERIFY or an issuer session resets the card, which ends both."""
+        outermost = not self.transport.in_flow
+        with self.transport.exclusive():
+            try:
+                yield self
+            finally:
+                if outermost:
+                    self.session = None
+
     def status(self) -> WalletStatus:
         return WalletStatus.parse(self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_STATUS, le=8)).data)
 
@@ -378,7 +392,8 @@ class WalletClient:
 
     def provision(self, transport_keys: IssuerKeys, perso: Personalisation, activate: bool = True) -> bytes:
         """A fresh card to issued: personalise with the transport keys, then (with the new issuer keys)
-        activate. Returns PKC, which the issuer registers (it stores V-Card = H(PKC ‖ H(R-Card)))."""
+        activate. Returns PKC, which the issuer registers (it stores V-Card = H(PKC ‖ H(R-Card))).
+        The card stays selected, the issuer session open: a caller that needs it whole holds a flow."""
         self.select()
         self.open_issuer_session(transport_keys)
         self.personalise(perso)

@@ -24,7 +24,8 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -224,29 +225,30 @@ def cmd_pay(args: argparse.Namespace, connect: Connect) -> int:
     return 0
 
 
-def _holder_session(args: argparse.Namespace, connect: Connect):
+@contextmanager
+def _holder_session(args: argparse.Namespace, connect: Connect) -> Iterator[WalletClient]:
+    """The wallet selected and the PIN verified, held as one flow: no other program gets between them, and
+    the card is reset after it (the PIN does not stay verified for the next program)."""
     pin = read_secret(ENV_PIN, "PIN")
     client = WalletClient(connect(args))
-    client.select()
-    client.verify_pin(pin)
-    return client
+    try:
+        with client.flow():
+            client.select()
+            client.verify_pin(pin)
+            yield client
+    finally:
+        client.transport.disconnect()
 
 
 def cmd_balance(args: argparse.Namespace, connect: Connect) -> int:
-    client = _holder_session(args, connect)
-    try:
+    with _holder_session(args, connect) as client:
         print(f"balance: {client.get_balance()}")
-    finally:
-        client.transport.disconnect()
     return 0
 
 
 def cmd_log(args: argparse.Namespace, connect: Connect) -> int:
-    client = _holder_session(args, connect)
-    try:
+    with _holder_session(args, connect) as client:
         _print_log(client)
-    finally:
-        client.transport.disconnect()
     return 0
 
 
@@ -284,16 +286,17 @@ def cmd_pin(args: argparse.Namespace, connect: Connect) -> int:
         old = new = ""
     client = WalletClient(connect(args))
     try:
-        client.select()
-        if action == "change":
-            client.change_pin(old, new)
-            print("PIN changed")
-        elif action == "unblock":
-            client.unblock_pin(old, new)
-            print("PIN unblocked and set")
-        else:
-            tries = client.pin_tries_left()
-            print("PIN verified in this session" if tries is None else f"PIN tries left: {tries}")
+        with client.flow():
+            client.select()
+            if action == "change":
+                client.change_pin(old, new)
+                print("PIN changed")
+            elif action == "unblock":
+                client.unblock_pin(old, new)
+                print("PIN unblocked and set")
+            else:
+                tries = client.pin_tries_left()
+                print("PIN verified in this session" if tries is None else f"PIN tries left: {tries}")
     finally:
         client.transport.disconnect()
     return 0
@@ -331,9 +334,11 @@ def cmd_demo(args: argparse.Namespace, connect: Connect) -> int:
             merchant.complete(answer)
         except PaymentRefused as refused:
             print(f"{step}. the same payment replayed: refused ({refused.reason.value})")
-        client.verify_pin(pin)
-        print(f"{step + 1}. log, newest first; balance {client.get_balance()}:")
-        _print_log(client)
+        with client.flow():  # the payments' flows ended with the card reset: select and verify again
+            client.select()
+            client.verify_pin(pin)
+            print(f"{step + 1}. log, newest first; balance {client.get_balance()}:")
+            _print_log(client)
     return 0
 
 

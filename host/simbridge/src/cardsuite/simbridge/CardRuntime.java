@@ -5,6 +5,7 @@ import com.licel.jcardsim.base.SimulatorSystem;
 import java.lang.reflect.InvocationTargetException;
 import java.lang.reflect.Method;
 import javacard.framework.AID;
+import javacard.framework.APDU;
 import javacard.framework.Applet;
 import javacard.framework.CardException;
 import javacard.framework.CardRuntimeException;
@@ -19,9 +20,21 @@ import javacard.framework.SystemException;
  */
 final class CardRuntime extends SimulatorRuntime {
     final WriteJournal journal = new WriteJournal();
+    /**
+     * A real card's short APDU buffer holds the whole longest short command, header, 255 data bytes and Le (JCRE
+     * 3.0.5 9.1.1: at least 133, in practice 261); jCardSim's has 260 and cannot take an Nc 255 case 4 command.
+     */
+    static final int SHORT_APDU_BUFFER = 261;
     /** The APDU buffers are RAM on a card but plain arrays in jCardSim, unknown to its TransientMemory. */
-    private final byte[] shortApduBuffer = shortAPDU.getBuffer();
+    private final byte[] shortApduBuffer = enlargeBuffer(shortAPDU, SHORT_APDU_BUFFER);
     private final byte[] extendedApduBuffer = extendedAPDU.getBuffer();
+
+    /** Gives jCardSim's APDU object a buffer of {@code size} bytes (its field is private, not final). */
+    private static byte[] enlargeBuffer(APDU apdu, int size) {
+        byte[] buffer = new byte[size];
+        FieldAccess.set(FieldAccess.find(APDU.class, "buffer"), apdu, buffer);
+        return buffer;
+    }
 
     /** The card whose code runs on this thread; null when the active runtime is not one of ours. */
     static CardRuntime active() {

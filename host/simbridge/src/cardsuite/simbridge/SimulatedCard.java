@@ -139,13 +139,17 @@ public final class SimulatedCard {
 
     /**
      * Sends one command APDU; returns the response data and status word. Exceptions the applet throws become the
-     * status word a card would give (an uncaught non-Java Card exception gives 6F00); a malformed APDU gives 6700.
+     * status word a card would give (an uncaught non-Java Card exception gives 6F00); a malformed APDU gives 6700
+     * before anything parses it (see {@link ApduFormat}). No exception of the simulator reaches the caller.
      *
      * @throws CardTearException if an armed tear cut the power during this command; the card is then off
      * @throws IllegalStateException if the card is powered off
      */
     public byte[] transmit(byte[] command) {
         requirePower();
+        if (ApduFormat.wrongLength(command)) {
+            return SW_WRONG_LENGTH.clone();
+        }
         runtime.journal.startCommand(armedTear);
         armedTear = 0;
         byte[] response;
@@ -155,6 +159,12 @@ public final class SimulatedCard {
             response = null; // escaped through a jCardSim path that does not catch Throwable
         } catch (IllegalArgumentException malformed) {
             response = SW_WRONG_LENGTH.clone();
+        } catch (RuntimeException bug) {
+            // a simulator fault, not the applet's (jCardSim turns those into status words itself): a card
+            // would answer something, never hand the host a stack trace
+            System.err.println("simbridge: simulator error, answering 6F00: " + bug);
+            bug.printStackTrace();
+            response = SW_UNKNOWN.clone();
         } finally {
             runtime.journal.endCommand();
             lastCommandWrites = runtime.journal.writeCount();

@@ -159,6 +159,9 @@ public final class VpcdMain {
             return 1;
         }
         Runtime.getRuntime().addShutdownHook(new Thread(this::stop, "simbridge-shutdown"));
+        if (options.exitOnStdinEof) {
+            watchParent();
+        }
         System.out.println("READY port=" + options.port + " atr=" + Hex.encode(card.atr()));
         System.out.flush();
         log("connected to vpcd at " + options.host + ":" + options.port + ", " + options.applets.size()
@@ -221,6 +224,26 @@ public final class VpcdMain {
             trace("< " + mask.response(response));
         }
         return response;
+    }
+
+    /**
+     * The parent keeps our stdin open and never writes: end of file means it is gone, even by SIGKILL, which
+     * it cannot catch to stop us. Without this the bridge would keep the vpcd slot as an orphan.
+     */
+    private void watchParent() {
+        Thread watcher = new Thread(() -> {
+            try {
+                while (System.in.read() >= 0) {
+                    // nothing is ever sent: only the end of the pipe matters
+                }
+            } catch (IOException lost) {
+                // the same as the end of the pipe
+            }
+            log("the parent process is gone (stdin closed); exiting");
+            System.exit(0);
+        }, "simbridge-parent-watch");
+        watcher.setDaemon(true);
+        watcher.start();
     }
 
     private void stop() {

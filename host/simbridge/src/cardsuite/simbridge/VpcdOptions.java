@@ -8,7 +8,7 @@ final class VpcdOptions {
     static final String USAGE = String.join("\n",
             "usage: java -cp <jcardsim, asm, bridge> cardsuite.simbridge.VpcdMain --port PORT --classpath APPLET_CP",
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
-            "           [--connect-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE]",
+            "           [--connect-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE] [--exit-on-stdin-eof]",
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
             "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
@@ -22,6 +22,7 @@ final class VpcdOptions {
             "  --mask-rules       the host's masking rules (host/cardsuite/mask_rules.txt); without them a trace",
             "                     hides all command and response data",
             "  --log              log to this file instead of stderr, created (or first narrowed to) mode 0600",
+            "  --exit-on-stdin-eof  exit when stdin ends: the parent holds the pipe, so its death ends the bridge",
             "  --card-manager     give the card a GlobalPlatform ISD (A000000151000000) speaking SCP02 or SCP03;",
             "                     keys from the environment: CARDSUITE_SIM_KEYS=ENC:MAC:DEK (hex) or one hex key",
             "                     for all three; default the development keys 404142...4F",
@@ -69,6 +70,7 @@ final class VpcdOptions {
     boolean trace;
     String maskRules;
     String log;
+    boolean exitOnStdinEof;
     boolean help;
     String cardManager;
     int scpParameter = -1;
@@ -98,6 +100,7 @@ final class VpcdOptions {
                 case "--trace": options.trace = true; break;
                 case "--mask-rules": options.maskRules = value(args, ++i, option); break;
                 case "--log": options.log = value(args, ++i, option); break;
+                case "--exit-on-stdin-eof": options.exitOnStdinEof = true; break;
                 case "--card-manager":
                     options.cardManager = value(args, ++i, option).toLowerCase(java.util.Locale.ROOT);
                     if (!options.cardManager.equals("scp02") && !options.cardManager.equals("scp03")) {
