@@ -38,8 +38,8 @@ def _provisioned(transport, project) -> WalletClient:
     client = WalletClient(transport)
     keys = SECRET.card_keys(bytes(32))
     client.provision(manifest_transport_keys(project.manifest),
-                     Personalisation.for_card("4111111111111111", holder=b"flows", limits=LIMITS, pin=PIN, puk=PUK,
-                                              keys=keys))
+                     Personalisation.for_card("4111111111111111", secret=SECRET, holder=b"flows", limits=LIMITS,
+                                              pin=PIN, puk=PUK, keys=keys))
     client.open_issuer_session(keys)
     client.credit(1_000)
     return client

@@ -32,6 +32,7 @@ def _enumerate(number: str, observed: bytes) -> list[str]:
 
 def _paid_hash(client: WalletClient, keys: IssuerKeys, pin: str = PIN) -> bytes:
     """H(R-Card) as the card gives it to any merchant: the tail of a PAY answer."""
+    client.select()  # issuance ended its flow with a reset
     client.open_issuer_session(keys)
     client.credit(1_000)
     client.select()

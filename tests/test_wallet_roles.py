@@ -233,7 +233,8 @@ def _lying(holder: WalletClient, signed: PaymentRequest, **fields) -> CardPaymen
     lying = replace(genuine.payment.sigma, **fields)
     assert lying.raw == genuine.payment.sigma.raw
     answer = CardPayment(replace(genuine.payment, sigma=lying), genuine.pkc)
-    assert answer.payment.verify(holder.public_key())
+    # the PKC the card gave inside the payment's flow (the flow ended with a reset)
+    assert answer.payment.verify(ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), genuine.pkc))
     return answer
 
 
