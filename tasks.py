@@ -85,8 +85,9 @@ def setup(c):
         _sh(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
     python = _digest(ROOT / "pyproject.toml")
     if not _stamped("python", python) or not _installed_from_here():
-        _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[test]"])
+        _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[sim,postgres,test]"])
         _stamp("python", python)
+    _command_on_path()
     pom = ROOT / "host" / "simbridge" / "pom.xml"
     maven = _digest(pom)
     if not _stamped("maven", maven) or not list((DEPS / "java").glob("jcardsim-*.jar")):
@@ -95,6 +96,16 @@ def setup(c):
              f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / 'java'}"])
         _stamp("maven", maven)
     print("setup: done")
+
+
+def _command_on_path() -> None:
+    """The `cardsuite` command in a new shell: pyenv keeps shims that only `pyenv rehash` creates."""
+    if shutil.which("pyenv") and not shutil.which("cardsuite"):
+        subprocess.run(["pyenv", "rehash"], check=False)
+    if not shutil.which("cardsuite"):
+        scripts = Path(sys.executable).parent
+        print(f"setup: the `cardsuite` command is in {scripts}, which is not on PATH; add it, or run "
+              "`python3 -m cardsuite`")
 
 
 def _project():
@@ -116,7 +127,7 @@ def _guard(action):
 @task(pre=[setup], help={"require_cap": "fail when the Oracle SDK or ant-javacard is missing"})
 def build(c, require_cap=False):
     """Compile the applets for the simulator and, where the SDK is configured, convert them to CAP/EXP."""
-    from cardsuite.build import build as run_build
+    from cardsuite.tooling.build import build as run_build
 
     result = _guard(lambda: run_build(_project(), require_cap=require_cap))
     if result.missing:
@@ -132,7 +143,7 @@ def build(c, require_cap=False):
 @task(pre=[build])
 def demo(c):
     """The main job: exercise the echo applet on the simulator, in-process and through pcscd/vpcd."""
-    from cardsuite.demo import run_demo
+    from cardsuite.cli.demo import run_demo
 
     _guard(lambda: run_demo(_project()))
 
@@ -152,10 +163,10 @@ def test(c, card="", k="", x=False):
 def bench(c, only=""):
     """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json,
     load.json (GlobalPlatform loads and the profile deploy)."""
-    from cardsuite.bench import run_transport_bench
-    from cardsuite.ecash_bench import run_ecash_bench
-    from cardsuite.load_bench import run_load_bench
-    from cardsuite.wallet_bench import run_wallet_bench
+    from cardsuite.bench.ecash import run_ecash_bench
+    from cardsuite.bench.load import run_load_bench
+    from cardsuite.bench.transport import run_transport_bench
+    from cardsuite.bench.wallet import run_wallet_bench
 
     runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench,
             "load": run_load_bench}
@@ -169,7 +180,7 @@ def bench(c, only=""):
 @task(pre=[build])
 def sizes(c):
     """CAP and load sizes of every package next to the paper's Table 4, in build/reports/sizes.json."""
-    from cardsuite.sizes import run_sizes
+    from cardsuite.tooling.sizes import run_sizes
 
     _guard(lambda: run_sizes(_project()))
 
@@ -181,18 +192,19 @@ def sim(c, slots=1, trace=False, card_manager="", empty=False):
     """Start pcscd if needed and simulated cards behind vpcd; print their reader names; Ctrl-C stops."""
     args = ["sim", "--slots", str(slots)] + (["--trace"] if trace else [])
     args += (["--card-manager", card_manager] if card_manager else []) + (["--empty"] if empty else [])
-    _sh([sys.executable, "-m", "cardsuite.cli", *args], cwd=ROOT)
+    _sh([sys.executable, "-m", "cardsuite", *args], cwd=ROOT)
 
 
 @task(pre=[build], help={"card": "vpcd:<slot> or reader:<name>; default: a fresh simulated card behind vpcd",
                          "profile": "card profile [default profiles/cards/sim-suite.toml]"})
 def install(c, card="", profile="profiles/cards/sim-suite.toml"):
     """Load, install and personalise the suite through our GlobalPlatform client (`cardsuite deploy`)."""
-    from cardsuite.simulator import CardManagerConfig, VpcdSimulator, ensure_pcscd, free_slots
+    from cardsuite.sim.bridge import CardManagerConfig
+    from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 
     # the simulated wallet's PIN/PUK when none are set: a demo card, never a real one (--card)
     env = dict(os.environ) if card else {"CARDSUITE_PIN": "1234", "CARDSUITE_PUK": "12345678", **os.environ}
-    deploy = [sys.executable, "-m", "cardsuite.cli", "deploy", str(ROOT / profile)]
+    deploy = [sys.executable, "-m", "cardsuite", "deploy", str(ROOT / profile)]
     if card:
         _sh([*deploy, "--card", card], cwd=ROOT, env=env)
         return
@@ -209,7 +221,7 @@ def install(c, card="", profile="profiles/cards/sim-suite.toml"):
 @task
 def refresh_fixtures(c):
     """Copy freshly built CAP files over the test fixtures (tests/fixtures/caps), which CI loads since it
-    has no Oracle SDK; tests/test_gp_cap.py fails when a fixture differs from a fresh build."""
+    has no Oracle SDK; tests/gp/test_gp_cap.py fails when a fixture differs from a fresh build."""
     build(c, require_cap=True)
     fixtures = ROOT / "tests" / "fixtures" / "caps"
     for fixture in sorted(fixtures.glob("*.cap")):
@@ -222,7 +234,7 @@ def refresh_fixtures(c):
 @task(pre=[setup])
 def fetch_toolchain(c):
     """Download the pinned Oracle Java Card SDK and ant-javacard into the cache (online), SHA-256 checked."""
-    from cardsuite.toolchain import fetch_toolchain as fetch
+    from cardsuite.tooling.toolchain import fetch_toolchain as fetch
 
     toolchain = _guard(fetch)
     print(f"kit: {toolchain.kit.path}\nant-javacard: {toolchain.ant_javacard}")

@@ -8,8 +8,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from .errors import CardsuiteError
-from .masking import default_rules, masked, opaque_eq
+from cardsuite.errors import CardsuiteError
+from cardsuite.masking import default_rules, masked, opaque_eq
 
 SW_OK = 0x9000
 

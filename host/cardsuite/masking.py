@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
-from .errors import ConfigurationError
+from cardsuite.errors import ConfigurationError
 
 RULES_FILE = Path(__file__).with_name("mask_rules.txt")
 CLASSES = ("any", "proprietary", "secure-messaging", "reserved")

@@ -7,7 +7,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ConfigurationError
+from cardsuite.errors import ConfigurationError
 
 MANIFEST = Path("applets") / "manifest.toml"
 

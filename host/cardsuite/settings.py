@@ -18,7 +18,7 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from .errors import ConfigurationError
+from cardsuite.errors import ConfigurationError
 
 ENV_STATE = "CARDSUITE_STATE"  # the state directory [default $XDG_STATE_HOME/cardsuite]
 ENV_GUARD = "CARDSUITE_GP_GUARD"  # the brick guard's database [default <state>/gp-guard.db]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .errors import CardsuiteError
+from cardsuite.errors import CardsuiteError
 
 
 class TlvError(CardsuiteError):

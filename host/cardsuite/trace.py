@@ -14,8 +14,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import TextIO
 
-from .apdu import CommandAPDU, ResponseAPDU, sw_meaning
-from .masking import Masking, MaskRules, default_rules, masked
+from cardsuite.apdu import CommandAPDU, ResponseAPDU, sw_meaning
+from cardsuite.masking import Masking, MaskRules, default_rules, masked
 
 INS_GET_RESPONSE = 0xC0
 

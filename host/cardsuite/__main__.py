@@ -1,0 +1,5 @@
+"""`python -m cardsuite`: the command line."""
+
+from cardsuite.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Benchmarks: figures into build/bench/."""

@@ -1,0 +1,63 @@
+"""Transport benchmark: the same echo command over the in-process simulator, over vpcd through our
+host layer, and raw pyscard on the same vpcd reader, so our layer's overhead is a ratio from one run."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+
+from cardsuite.apdu import CommandAPDU
+from cardsuite.bench.stats import _measure
+from cardsuite.project import Project
+from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.sim.vpcd import VpcdSimulator
+from cardsuite.tooling.manifest import load_manifest
+
+SIZES = (32, 250)
+
+
+def _echo(size: int) -> CommandAPDU:
+    return CommandAPDU(0x80, 0x01, 0, 0, os.urandom(size), le=size)
+
+
+def run_transport_bench(project: Project, count: int = 2000) -> dict:
+    results: dict[str, dict] = {}
+    echo_aid = load_manifest(project.manifest).applet_aid("echo")
+    with SimulatorTransport(project) as card:
+        card.select(echo_aid)
+        for size in SIZES:
+            command = _echo(size)
+            results.update(_measure({f"inprocess_host_layer_{size}": lambda c=command: card.send(c)}, count))
+    with VpcdSimulator(project, slot=0) as simulator, simulator.transport() as card:
+        card.select(echo_aid)
+        raw_connection = card._require()  # the same pyscard connection, used without our layer
+        for size in SIZES:
+            command = _echo(size)
+            raw = list(command.to_bytes())
+            results.update(_measure({
+                f"vpcd_host_layer_{size}": lambda c=command: card.send(c),
+                f"vpcd_raw_pyscard_{size}": lambda r=raw: raw_connection.transmit(r),
+            }, count))
+    overhead = {
+        str(size): round(results[f"vpcd_host_layer_{size}"]["median_ms"]
+                         / results[f"vpcd_raw_pyscard_{size}"]["median_ms"] - 1, 4)
+        for size in SIZES
+    }
+    report = {
+        "what": "echo APDU round trips (case 4, N bytes out and back)",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "system": platform.platform()},
+        "results": results,
+        "host_layer_overhead_vs_raw_pyscard": overhead,
+        "targets": {"host_layer_overhead_max": 0.10, "vpcd_median_ms_max": 0.3},
+    }
+    project.bench.mkdir(parents=True, exist_ok=True)
+    out = project.bench / "transport.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"{'case':34} {'rt/s':>10} {'median ms':>10} {'p99 ms':>10}")
+    for name, figures in results.items():
+        print(f"{name:34} {figures['round_trips_per_second']:>10} {figures['median_ms']:>10} {figures['p99_ms']:>10}")
+    for size, ratio in overhead.items():
+        print(f"host layer overhead over raw pyscard, {size} bytes: {ratio * 100:+.1f}%")
+    print(f"written {out.relative_to(project.root)}")
+    return report

@@ -1,0 +1,1 @@
+"""The `cardsuite` command line: only this layer prints."""

@@ -1,0 +1,95 @@
+"""The `cardsuite` command line. Only this layer prints; every error, from argparse, a command or a bug,
+is one line `Error: …` on stderr unless --debug asks for the traceback."""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import os
+import sys
+from collections.abc import Callable
+from typing import NoReturn
+
+from cardsuite.errors import ConfigurationError
+from cardsuite.sim.targets import open_transport
+from cardsuite.trace import Trace, stream_sink
+from cardsuite.transport.base import Transport, apdu_timeout
+from cardsuite.transport.pcsc import PcscTransport
+
+Handler = Callable[[argparse.Namespace], int]
+
+
+EXIT_ERROR = 1
+
+
+EXIT_USAGE = 2  # argparse's convention for a bad command line
+
+
+def print_error(message: str) -> None:
+    """The CLI's one error line. A multi-line message (psycopg's hints, a TOML decoder's) is joined."""
+    text = "; ".join(line.strip() for line in message.splitlines() if line.strip())
+    print(f"Error: {text}", file=sys.stderr)
+
+
+class CliParser(argparse.ArgumentParser):
+    """argparse with the one-line error (argparse prints usage and a second line); subcommand parsers made
+    through ``add_subparsers`` inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        print_error(f"{self.prog}: {message} (see {self.prog} --help)")
+        sys.exit(EXIT_USAGE)
+
+
+def card_spec(text: str) -> str:
+    """--card checked when the command line is read, before anything runs (open_transport opens it)."""
+    if text == "sim" or (text.startswith("reader:") and len(text) > len("reader:")):
+        return text
+    slot = text[len("vpcd:"):] if text.startswith("vpcd:") else None
+    if text == "vpcd" or (slot and slot.isascii() and slot.isdigit()):
+        return text
+    raise argparse.ArgumentTypeError(f"unknown card {text!r}: use sim, vpcd[:slot number] or reader:<name or index>")
+
+
+def connect(args: argparse.Namespace) -> Transport:
+    """The transport the options name, connected, with tracing to stderr when asked."""
+    transport = open_transport(args.card)
+    if isinstance(transport, PcscTransport) and getattr(args, "apdu_timeout", None) is not None:
+        transport.timeout = apdu_timeout(args.apdu_timeout)
+    transport.connect()
+    if args.trace:
+        transport.trace = Trace(sinks=[stream_sink()])
+    return transport
+
+
+ENV_PIN = "CARDSUITE_PIN"
+
+
+def read_secret(env: str, what: str, confirm: bool = False) -> str:
+    """A PIN or PUK from the environment, else from a prompt on the terminal; never from argv."""
+    value = os.environ.get(env)
+    if value is None:
+        if not sys.stdin.isatty():
+            raise ConfigurationError(f"the {what} is needed: set {env} (no terminal to ask on)")
+        value = getpass.getpass(f"{what}: ")
+        if confirm and getpass.getpass(f"{what} again: ") != value:
+            raise ConfigurationError(f"the two {what} entries differ")
+    if not value:
+        raise ConfigurationError(f"an empty {what}")
+    return value
+
+
+def add_card_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-c", "--card", type=card_spec, default=os.environ.get("CARDSUITE_CARD", "sim"),
+        help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index> "
+        "[env CARDSUITE_CARD, default sim]",
+    )
+    parser.add_argument(
+        "-t", "--trace", action="store_true", default=os.environ.get("CARDSUITE_TRACE", "") not in ("", "0"),
+        help="print every APDU exchange to stderr, secrets masked [env CARDSUITE_TRACE]",
+    )
+    parser.add_argument(
+        "--apdu-timeout", metavar="SECONDS", default=None,
+        help="how long a PC/SC card may take to answer one APDU (LOAD, INSTALL, DELETE 4x) "
+        "[env CARDSUITE_APDU_TIMEOUT, default 30]",
+    )

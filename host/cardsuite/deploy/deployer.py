@@ -1,0 +1,493 @@
+"""Post-issuance deployment of a card profile (seed 000): authenticate, read the card's identity (CPLC) and
+contents (GET STATUS), load what is missing in dependency order, install the instances, personalise the
+wallet, and record every step in the card inventory.
+
+The wallet's personalisation is write-ahead: the issuer's database commits the card (state 'personalising',
+with the chip and instance it goes onto) before PERSONALISE is sent, and marks it done once the card is
+active. The plan counts a wallet as done only when the card says ACTIVE (or later) *and* the issuer's
+database holds a finished record of it on this chip; a pending record is finished from wherever the card
+got to, and a personalised wallet no database knows is reported with what a person has to do.
+
+Idempotent by construction: the plan is made from what the card says it holds, so a deploy interrupted
+anywhere (power lost, reader pulled, a failing step) is finished by running it again; nothing is loaded
+or installed twice. ``plan_only`` stops after reading the card and returns the plan (``render_plan``); it
+writes nothing, neither to the inventory nor to the issuer's database.
+
+The library never prints: progress and step outcomes go to callbacks the CLI or a task provides.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jinja2
+
+from cardsuite import settings
+from cardsuite.apdu import StatusError
+from cardsuite.deploy.inventory import Inventory
+from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
+from cardsuite.errors import CardsuiteError, ConfigurationError
+from cardsuite.gp.client import ISD_AID, CardManagerError, Cplc, GlobalPlatform, GPError, Registry
+from cardsuite.gp.guard import BrickGuard
+from cardsuite.gp.scp import LEVELS
+from cardsuite.project import Project
+from cardsuite.tooling.cap import Cap, read_cap
+from cardsuite.tooling.manifest import Manifest, PackageSpec, load_manifest
+from cardsuite.transport.base import Transport
+from cardsuite.wallet.card import LifeCycle, WalletClient
+from cardsuite.wallet.issuer import Issuer, IssuerSecret
+from cardsuite.wallet.registry import CardRow
+from cardsuite.wallet.registry import Registry as WalletRegistry
+from cardsuite.wallet.sm import IssuerKeys
+
+log = logging.getLogger(__name__)
+
+PLATFORM_RID = bytes.fromhex("A000000062")  # java.*, javacard.*, javacardx.*: on every card already
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+class DeployError(CardsuiteError):
+    """A deploy that cannot go on; the message says what is missing and how to get it."""
+
+
+class DeployInterrupted(CardsuiteError):
+    """Raised by a ``before_step`` hook (tests, an operator's stop) to stop a deploy between steps."""
+
+
+# ---------------------------------------------------------------- what the profile needs
+
+
+@dataclass(frozen=True)
+class PackageNeed:
+    """A load file the profile needs: from the manifest (by name) or a CAP file (by path)."""
+
+    name: str
+    aid: bytes
+    applets: tuple[bytes, ...]
+    imports: tuple[bytes, ...]
+    cap_candidates: tuple[Path, ...]
+    spec: PackageSpec | None = None
+
+    @property
+    def cap_path(self) -> Path | None:
+        return next((p for p in self.cap_candidates if p.is_file()), None)
+
+    def read(self) -> Cap:
+        path = self.cap_path
+        if path is None:
+            looked = ", ".join(str(p) for p in self.cap_candidates)
+            how = ("build it with the Oracle Java Card SDK: CARDSUITE_JC_HOME=<kit> CARDSUITE_ANT_JAVACARD=<jar> "
+                   "invoke build" if self.spec is not None else "give the path of an existing CAP file")
+            raise DeployError(f"the CAP file of package {self.name} ({self.aid.hex().upper()}) is missing "
+                              f"(looked for {looked}); {how}")
+        cap = read_cap(path)
+        if cap.package_aid != self.aid:
+            raise DeployError(f"{path} holds package {cap.package_aid.hex().upper()}, not {self.name} "
+                              f"({self.aid.hex().upper()})")
+        return cap
+
+
+@dataclass(frozen=True)
+class InstanceNeed:
+    app: AppProfile
+    package: PackageNeed
+    applet: bytes
+    instance: bytes
+    params: bytes = field(repr=False)
+
+
+def cap_search_path(project: Project) -> tuple[Path, ...]:
+    """build/cap first (a fresh build), then the committed fixtures (CI has no SDK)."""
+    return (project.cap_dir, project.root / "tests" / "fixtures" / "caps")
+
+
+def _package_from_manifest(project: Project, spec: PackageSpec) -> PackageNeed:
+    manifest = load_manifest(project.manifest)
+    imports = tuple(manifest.package(name).aid for name in spec.imports)
+    return PackageNeed(spec.name, spec.aid, tuple(a.aid for a in spec.applets), imports,
+                       tuple(d / f"{spec.name}.cap" for d in cap_search_path(project)), spec)
+
+
+def _package_from_cap(path: Path) -> PackageNeed:
+    if not path.is_file():
+        raise DeployError(f"the CAP file {path} does not exist")
+    cap = read_cap(path)
+    imports = tuple(p.aid for p in cap.imports if not p.aid.startswith(PLATFORM_RID))
+    return PackageNeed(path.stem, cap.package_aid, tuple(cap.applet_aids), imports, (path,))
+
+
+class Requirements:
+    """The packages (in load order) and instances a profile asks for."""
+
+    def __init__(self, project: Project, profile: CardProfile, env: Mapping[str, str] | None = None) -> None:
+        self.project = project
+        self.manifest: Manifest = load_manifest(project.manifest)
+        self.env = os.environ if env is None else env
+        self._packages: dict[bytes, PackageNeed] = {}
+        for ref in profile.packages:
+            self._add(self._resolve(ref, profile.path))
+        self.instances = [self._instance(app) for app in profile.applications]
+        self.packages = self._load_order()
+
+    def _resolve(self, ref: str, base: Path) -> PackageNeed:
+        if ref.endswith(".cap") or "/" in ref:
+            return _package_from_cap((base.parent / ref).resolve())
+        try:
+            return _package_from_manifest(self.project, self.manifest.package(ref))
+        except ConfigurationError:
+            names = ", ".join(p.name for p in self.manifest.packages)
+            raise DeployError(f"{base}: package {ref!r} is neither a CAP file path nor a manifest package "
+                              f"({names})") from None
+
+    def _add(self, need: PackageNeed) -> PackageNeed:
+        known = self._packages.setdefault(need.aid, need)
+        for aid in need.imports:  # a suite library imported by a package comes along
+            if aid not in self._packages:
+                spec = next((p for p in self.manifest.packages if p.aid == aid), None)
+                if spec is not None:
+                    self._add(_package_from_manifest(self.project, spec))
+        return known
+
+    def _instance(self, app: AppProfile) -> InstanceNeed:
+        package = self._add(self._resolve(app.package, app.source))
+        if app.applet is not None:
+            if app.applet not in package.applets:
+                listed = ", ".join(a.hex().upper() for a in package.applets) or "none (a library)"
+                raise DeployError(f"application {app.name}: package {package.name} has no applet "
+                                  f"{app.applet.hex().upper()} (its applets: {listed})")
+            applet = app.applet
+        elif len(package.applets) == 1:
+            applet = package.applets[0]
+        else:
+            raise DeployError(f"application {app.name}: package {package.name} has {len(package.applets)} applets; "
+                              "name one with applet = \"AID\"")
+        return InstanceNeed(app, package, applet, app.instance or applet, self._params(app, package, applet))
+
+    def _params(self, app: AppProfile, package: PackageNeed, applet: bytes) -> bytes:
+        if app.params is None:
+            return b""
+        if app.params == "manifest":
+            if package.spec is None:
+                raise DeployError(f"application {app.name}: params = \"manifest\" needs a manifest package")
+            return next((a.params for a in package.spec.applets if a.aid == applet), b"")
+        if app.params.startswith("env:"):
+            text = read_env(app.params[4:], f"the install parameters of {app.name}", self.env)
+            try:
+                return bytes.fromhex("".join(text.split()))
+            except ValueError:
+                raise DeployError(f"${app.params[4:]} (install parameters of {app.name}) is not hex") from None
+        return bytes.fromhex("".join(app.params.split()))
+
+    def _load_order(self) -> list[PackageNeed]:
+        """Imported packages before their importers; otherwise in the profile's order."""
+        ordered: list[PackageNeed] = []
+        visiting: set[bytes] = set()
+
+        def visit(need: PackageNeed) -> None:
+            if need in ordered:
+                return
+            if need.aid in visiting:
+                raise DeployError(f"package {need.name} imports itself through a cycle")
+            visiting.add(need.aid)
+            for aid in need.imports:
+                if aid in self._packages:
+                    visit(self._packages[aid])
+            visiting.discard(need.aid)
+            ordered.append(need)
+
+        for need in list(self._packages.values()):
+            visit(need)
+        return ordered
+
+
+# ---------------------------------------------------------------- the plan
+
+
+@dataclass
+class Step:
+    action: str  # load, install, personalise
+    name: str
+    aid: bytes
+    done: bool  # already on the card: skipped
+    detail: str = ""
+    package: PackageNeed | None = None
+    instance: InstanceNeed | None = None
+
+    @property
+    def aid_hex(self) -> str:
+        return self.aid.hex().upper()
+
+
+@dataclass
+class DeployPlan:
+    profile: CardProfile
+    card: str
+    life_cycle: str
+    key_source: str
+    steps: list[Step]
+    registry: Registry
+
+    @property
+    def todo(self) -> list[Step]:
+        return [s for s in self.steps if not s.done]
+
+
+def _wallet_state(transport: Transport, aid: bytes) -> LifeCycle | None:
+    try:
+        client = WalletClient(transport, aid)
+        client.select()
+        return client.status().state
+    except (StatusError, CardsuiteError, ValueError) as exc:
+        log.info("cannot read the wallet's state at %s: %s", aid.hex().upper(), exc)
+        return None
+
+
+_ISSUED_STATES = (LifeCycle.ACTIVE, LifeCycle.BLOCKED, LifeCycle.TERMINATED)
+
+
+def _personalise_step(inst: InstanceNeed, state: LifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
+    """Done, and what the plan says: done only when the card is issued and the issuer's record is finished."""
+    perso = inst.app.personalise
+    assert perso is not None
+    on_card = f"wallet {state.name} on the card" if state is not None else "wallet state unreadable"
+    if record is not None and record.pending:
+        return False, f"finish card {record.masked} of account {record.account_id} (recorded, {on_card})"
+    if state in _ISSUED_STATES and record is not None:
+        return True, f"wallet {state.name}, card {record.masked} of account {record.account_id}"
+    if state is not None and state != LifeCycle.INSTALLED:
+        return False, f"{on_card} but not in the issuer's database: needs a person (the deploy says what)"
+    return False, (f"wallet for {perso.holder}, IIN {perso.iin}, limits {perso.limits.max_balance}/"
+                   f"{perso.limits.max_payment}/{perso.limits.step_up}")
+
+
+def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, card: str, key_source: str,
+              wallet_states: Mapping[bytes, LifeCycle | None],
+              issued: Mapping[bytes, CardRow | None] | None = None) -> DeployPlan:
+    """``issued``: the issuer's newest record of each wallet instance on this chip (None: no record)."""
+    steps: list[Step] = []
+    for need in needs.packages:
+        present = registry.load_file(need.aid)
+        where = need.cap_path
+        shown = where.relative_to(needs.project.root) if where and where.is_relative_to(needs.project.root) else where
+        detail = "on the card" if present else (f"from {shown}" if where else "CAP file missing")
+        steps.append(Step("load", need.name, need.aid, present is not None, detail, package=need))
+    for inst in needs.instances:
+        app = registry.application(inst.instance)
+        detail = f"{app.state} on the card" if app else (
+            f"applet {inst.applet.hex().upper()} of {inst.package.name}, {len(inst.params)} bytes of parameters"
+            + (f", privileges {', '.join(inst.app.privileges)}" if inst.app.privileges else ""))
+        steps.append(Step("install", inst.app.name, inst.instance, app is not None, detail, instance=inst))
+    for inst in needs.instances:
+        perso = inst.app.personalise
+        if perso is None:
+            continue
+        done, detail = _personalise_step(inst, wallet_states.get(inst.instance), (issued or {}).get(inst.instance))
+        steps.append(Step("personalise", inst.app.name, inst.instance, done, detail, instance=inst))
+    life = registry.isd.state if registry.isd is not None else "unknown"
+    return DeployPlan(profile, card, life, key_source, steps, registry)
+
+
+def render_plan(plan: DeployPlan) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES), undefined=jinja2.StrictUndefined,
+                             trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True)
+    return env.get_template("deploy_plan.txt.j2").render(plan=plan)
+
+
+# ---------------------------------------------------------------- running it
+
+
+Progress = Callable[[str, int, int], None]  # package name, blocks done, blocks in all
+StepHook = Callable[[Step], None]
+
+
+@dataclass
+class DeployOptions:
+    plan_only: bool = False
+    retry_auth: bool = False  # the brick guard's explicit override
+    wallet_db: Path | None = None
+    progress: Progress | None = None
+    before_step: StepHook | None = None  # may raise DeployInterrupted
+    after_step: Callable[[Step, str], None] | None = None  # step, outcome ("ok", "skipped")
+    env: Mapping[str, str] | None = None
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    plan: DeployPlan
+    performed: list[Step]
+    registry: Registry
+
+
+class Deployer:
+    def __init__(self, project: Project, profile: CardProfile, transport: Transport, inventory: Inventory | None,
+                 guard: BrickGuard | None, *, options: DeployOptions | None = None) -> None:
+        self.project = project
+        self.profile = profile
+        self.transport = transport
+        self.inventory = inventory
+        self.options = options or DeployOptions()
+        self.gp = GlobalPlatform(transport, ISD_AID, guard)
+        self.card = ""
+        self._keys = None
+
+    # -- the records (none for a plan: reading never writes)
+    def _record_card(self, **fields: object) -> None:
+        if self.inventory is not None and not self.options.plan_only:
+            self.inventory.record_card(self.card, **fields)  # type: ignore[arg-type]
+
+    def _record_event(self, action: str, outcome: str, target: str | None = None, detail: str | None = None) -> None:
+        if self.inventory is not None and not self.options.plan_only:
+            self.inventory.record_event(self.card, action, outcome, target, detail)
+
+    @property
+    def wallet_db(self) -> Path:
+        return self.options.wallet_db or settings.wallet_db(self.options.env)
+
+    # -- the card
+    def _identify(self) -> Cplc | None:
+        self.gp.select()
+        try:
+            cplc = self.gp.cplc()  # before authentication: a card gives its CPLC to anyone
+        except (GPError, CardManagerError):
+            cplc = None
+        self.card = cplc.identity if cplc is not None else self.gp.card_identity()
+        return cplc
+
+    def _authenticate(self) -> None:
+        if self.gp.channel is not None:
+            return
+        assert self._keys is not None
+        level = LEVELS[self.profile.level]
+        self.gp.select()
+        self.gp.open_secure_channel(self._keys.keys, level, scp=self._keys.scp, force=self.options.retry_auth)
+
+    def run(self) -> DeployResult:
+        """The whole deploy as one flow (Transport.exclusive): no other program's APDU between its steps."""
+        with self.transport.exclusive():
+            return self._run()
+
+    def _run(self) -> DeployResult:
+        needs = Requirements(self.project, self.profile, self.options.env)  # profile errors before the card
+        self._keys = self.profile.keys.resolve(self.options.env)
+        cplc = self._identify()
+        self._record_card(cplc=cplc.raw if cplc else None, atr=self.transport.atr, card_type=self.profile.card_type)
+        try:
+            self._authenticate()
+        except CardsuiteError as exc:
+            self._record_event("authenticate", "failed", self._keys.source, str(exc))
+            raise
+        registry = self.gp.registry()
+        self._record_card(registry=registry)
+        self._record_event("seen", "ok", self.profile.name,
+                           f"{len(registry.load_files)} packages, {len(registry.applications)} applications")
+        states = self._wallet_states(needs, registry)
+        plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
+                         wallet_states=states, issued=self._issued(needs, states))
+        if self.options.plan_only:
+            return DeployResult(plan, [], registry)
+        self._record_event("deploy", "started", self.profile.name,
+                           f"{len(plan.todo)} of {len(plan.steps)} steps to do")
+        performed: list[Step] = []
+        try:
+            for step in plan.steps:
+                if step.done:
+                    if self.options.after_step is not None:
+                        self.options.after_step(step, "skipped")
+                    continue
+                if self.options.before_step is not None:
+                    self.options.before_step(step)
+                detail = self._perform(step)
+                performed.append(step)
+                self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
+                if self.options.after_step is not None:
+                    self.options.after_step(step, "ok")
+            self._authenticate()
+            registry = self.gp.registry()
+        except BaseException as exc:
+            self._record_event("deploy", "failed", self.profile.name,
+                               f"{type(exc).__name__}: {exc}; run the deploy again to finish")
+            raise
+        self._record_card(registry=registry, profile=self.profile.name)
+        self._record_event("deploy", "ok", self.profile.name,
+                           f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
+        return DeployResult(plan, performed, registry)
+
+    def _wallet_states(self, needs: Requirements, registry: Registry) -> dict[bytes, LifeCycle | None]:
+        states: dict[bytes, LifeCycle | None] = {}
+        for inst in needs.instances:
+            if inst.app.personalise is not None and registry.application(inst.instance) is not None:
+                self.gp.channel = None  # selecting the applet ends the secure channel on the card too
+                states[inst.instance] = _wallet_state(self.transport, inst.instance)
+        return states
+
+    def _issued(self, needs: Requirements, states: Mapping[bytes, LifeCycle | None]) -> dict[bytes, CardRow | None]:
+        """The issuer's newest record of each installed wallet on this chip. Read only: a plan neither creates
+        the database nor migrates it; a deploy opens it for writing (migrating an older file) when it exists."""
+        if not states or not self.wallet_db.is_file():
+            return {}
+        with WalletRegistry(self.wallet_db, read_only=self.options.plan_only) as wallets:
+            return {aid: next(iter(wallets.cards_on_chip(self.card, aid)), None) for aid in states}
+
+    def _perform(self, step: Step) -> str:
+        if step.action == "load":
+            assert step.package is not None
+            return self._load(step.package)
+        assert step.instance is not None
+        if step.action == "install":
+            inst = step.instance
+            self._authenticate()
+            self.gp.install_for_install(inst.package.aid, inst.applet, inst.instance,
+                                        privileges=inst.app.privilege_bytes, params=inst.params)
+            return f"applet {inst.applet.hex().upper()} of {inst.package.name}"
+        return self._personalise(step.instance)
+
+    def _load(self, need: PackageNeed) -> str:
+        cap = need.read()
+        self._authenticate()
+        progress = self.options.progress
+        blocks = self.gp.load_cap(cap, progress=(lambda d, t: progress(need.name, d, t)) if progress else None)
+        return f"{cap.path.name} v{cap.package.version}, {len(cap.load_file())} bytes in {blocks} blocks"
+
+    def _personalise(self, inst: InstanceNeed) -> str:
+        perso = inst.app.personalise
+        assert perso is not None
+        if perso.issuer_secret == "development":
+            if self.profile.card_type != "simulated":
+                raise DeployError(f"application {inst.app.name}: the public development issuer secret is for "
+                                  "simulated cards; set issuer_secret = \"environment\" for a real card")
+            secret = IssuerSecret.development()
+        else:
+            secret = IssuerSecret.load(self.options.env)
+        try:
+            transport_keys = IssuerKeys.from_install_params(inst.params)
+        except ValueError as exc:
+            raise DeployError(f"application {inst.app.name}: {exc}") from None
+        pin = read_env(perso.pin_env, f"the PIN of {inst.app.name}", self.options.env)
+        puk = read_env(perso.puk_env, f"the PUK of {inst.app.name}", self.options.env)
+        db = self.wallet_db
+        self.gp.channel = None  # selecting the wallet ends the card manager's secure channel
+        client = WalletClient(self.transport, inst.instance)
+        with WalletRegistry(db) as registry:
+            issuer = Issuer(registry, secret, perso.iin)
+            pending = issuer.pending_on(self.card, inst.instance)
+            if pending is not None:  # a run stopped between the record and the card's activation
+                issuer.complete(client, pending, transport_keys, pin=pin, puk=puk)
+                return (f"card {pending.masked}, account {pending.account_id} in {db} "
+                        "(finished a personalisation stopped part-way)")
+            client.select()
+            state = client.status().state
+            if state != LifeCycle.INSTALLED:
+                raise DeployError(
+                    f"application {inst.app.name}: the wallet {inst.instance.hex().upper()} on card {self.card} is "
+                    f"{state.name}, but the issuer's database {db} has no record of it on this card (personalised "
+                    "through another database, or before cardsuite recorded cards ahead of personalising them). "
+                    "Deploy with --wallet-db pointing at the database that issued it; if none has it, nobody "
+                    "holds its keys: delete the instance (cardsuite gp delete AID) and deploy again to issue it "
+                    "afresh")
+            issued = issuer.issue(client, transport_keys, holder=perso.holder, limits=perso.limits, pin=pin, puk=puk,
+                                  chip=self.card)
+        return f"card {issued.masked}, account {issued.account_id} in {db}"

@@ -1,0 +1,308 @@
+"""The card inventory: every card seen (by its CPLC identity), what is on it, its life cycle, and every event.
+
+One schema for SQLite (the default, ``sqlite:///<state directory>/inventory.db``, see settings) and PostgreSQL
+(``postgresql://user@host:port/db``, through psycopg) so a fleet loaded from many stations shares one
+database. The SQL is kept to what both understand (``ON CONFLICT … DO UPDATE``, plain types); the two
+differences, the parameter style and the auto-numbered key, live in ``Dialect`` and nowhere else.
+
+A SQLite inventory is marked as ours (``PRAGMA application_id``) when created; a file holding anything else
+is refused rather than given our tables. ``read_only`` opens an existing inventory and creates nothing.
+"""
+
+from __future__ import annotations
+
+import socket
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cardsuite import settings
+from cardsuite.errors import ConfigurationError
+from cardsuite.gp.client import Registry
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS inv_cards (
+        card        TEXT PRIMARY KEY,        -- CPLC identity (or reader + ATR when the card gives no CPLC)
+        cplc        TEXT,                    -- the whole CPLC, hex
+        atr         TEXT,
+        card_type   TEXT,
+        life_cycle  TEXT,                    -- the ISD's card life cycle (OP_READY … TERMINATED)
+        profile     TEXT,                    -- the last profile deployed
+        first_seen  DOUBLE PRECISION NOT NULL,
+        last_seen   DOUBLE PRECISION NOT NULL,
+        station     TEXT
+    )""",
+    """CREATE TABLE IF NOT EXISTS inv_contents (
+        card        TEXT NOT NULL,
+        aid         TEXT NOT NULL,
+        kind        TEXT NOT NULL,           -- PKG (load file), APP, SSD
+        state       TEXT NOT NULL,
+        parent      TEXT,                    -- an application's load file
+        detail      TEXT,                    -- a package's version and modules, an application's privileges
+        updated_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (card, aid, kind)
+    )""",
+    """CREATE TABLE IF NOT EXISTS inv_events (
+        id          {serial},
+        card        TEXT NOT NULL,
+        at          DOUBLE PRECISION NOT NULL,
+        station     TEXT NOT NULL,
+        action      TEXT NOT NULL,           -- seen, load, install, personalise, deploy, …
+        target      TEXT,
+        outcome     TEXT NOT NULL,           -- ok, skipped, failed, started, planned
+        detail      TEXT
+    )""",
+)
+
+
+class InventoryError(ConfigurationError):
+    """The inventory database cannot be opened or used."""
+
+
+@dataclass(frozen=True)
+class Dialect:
+    """What differs between the two databases: placeholders and the auto-numbered key."""
+
+    name: str
+    placeholder: str
+    serial: str
+
+    def sql(self, text: str) -> str:
+        return text.replace("?", self.placeholder) if self.placeholder != "?" else text
+
+
+# PRAGMA application_id of an inventory file: "CSIV" (https://sqlite.org/pragma.html#pragma_application_id)
+APPLICATION_ID = int.from_bytes(b"CSIV", "big")
+TABLES = ("inv_cards", "inv_contents", "inv_events")
+
+SQLITE = Dialect("sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT")
+POSTGRES = Dialect("postgresql", "%s", "BIGSERIAL PRIMARY KEY")
+
+
+@dataclass(frozen=True)
+class CardRecord:
+    card: str
+    cplc: str | None
+    atr: str | None
+    card_type: str | None
+    life_cycle: str | None
+    profile: str | None
+    first_seen: float
+    last_seen: float
+    station: str | None
+
+
+@dataclass(frozen=True)
+class ContentRecord:
+    card: str
+    aid: str
+    kind: str
+    state: str
+    parent: str | None
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    id: int
+    card: str
+    at: float
+    station: str
+    action: str
+    target: str | None
+    outcome: str
+    detail: str | None
+
+
+def default_url() -> str:
+    return settings.inventory_url()
+
+
+def _sqlite_path(url: str) -> Path:
+    """sqlite:///relative/path or sqlite:////absolute/path (the usual convention: the path follows
+    the third slash)."""
+    rest = url[len("sqlite:///"):]
+    if not rest:
+        raise InventoryError(f"inventory URL {url!r} names no file (sqlite:///path/inventory.db)")
+    return Path(rest)
+
+
+class Inventory:
+    """Open with a URL; every change is one transaction."""
+
+    def __init__(self, url: str | None = None, station: str | None = None, *, read_only: bool = False) -> None:
+        self.url = url or default_url()
+        self.station = station or socket.gethostname()
+        self.read_only = read_only
+        if self.url.startswith("sqlite:///"):
+            path = _sqlite_path(self.url)
+            if read_only and not path.is_file():
+                raise InventoryError(f"no inventory at {path}")
+            try:
+                if read_only:  # mode=rw: never creates the file (see registry.Registry for why not ro)
+                    self._db: Any = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10,
+                                                    isolation_level=None)
+                    self._db.execute("PRAGMA query_only = ON")
+                else:
+                    settings.make_private_parent(path)
+                    self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
+                self._claim_sqlite(path)
+            except (OSError, sqlite3.Error) as exc:
+                raise InventoryError(f"cannot open the inventory {path}: {exc}") from None
+            self.dialect = SQLITE
+            self._errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+        elif self.url.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg
+            except ImportError:
+                raise InventoryError("a PostgreSQL inventory needs psycopg: pip install 'psycopg[binary]'") from None
+            try:
+                self._db = psycopg.connect(self.url, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise InventoryError(f"cannot connect to the inventory database: {exc}".strip()) from None
+            self.dialect = POSTGRES
+            self._errors = (psycopg.Error,)
+        else:
+            raise InventoryError(f"inventory URL {self.url!r}: use sqlite:///path or postgresql://user@host/db")
+        if read_only:
+            return
+        with self.transaction() as cur:
+            for statement in SCHEMA:
+                cur.execute(statement.format(serial=self.dialect.serial))
+
+    def _claim_sqlite(self, path: Path) -> None:
+        """Ours (marked), or empty and then marked; anything else is another program's file: refused untouched.
+        An inventory from before the mark holds exactly our tables and gets the mark."""
+        marked = self._db.execute("PRAGMA application_id").fetchone()[0]
+        if marked == APPLICATION_ID:
+            return
+        tables = {row[0] for row in self._db.execute("SELECT name FROM sqlite_master WHERE type = 'table' "
+                                                     "AND name NOT LIKE 'sqlite_%'")}
+        if marked != 0 or (tables and not tables <= set(TABLES)):
+            self._db.close()
+            raise InventoryError(f"{path} is an SQLite file of another program, not a cardsuite inventory: "
+                                 "give the inventory a file of its own")
+        if self.read_only:
+            if not tables:
+                self._db.close()
+                raise InventoryError(f"{path} is not a cardsuite inventory (empty)")
+            return
+        self._db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Inventory:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[_Cursor]:
+        cursor = _Cursor(self._db.cursor(), self.dialect)
+        try:
+            cursor.execute("BEGIN")
+            yield cursor
+            cursor.execute("COMMIT")
+        except self._errors as exc:
+            self._rollback(cursor)
+            raise InventoryError(f"inventory database error: {exc}") from None
+        except BaseException:
+            self._rollback(cursor)
+            raise
+        finally:
+            cursor.close()
+
+    def _rollback(self, cursor: _Cursor) -> None:
+        try:
+            cursor.execute("ROLLBACK")
+        except self._errors:
+            pass
+
+    # -- writing
+    def record_card(self, card: str, *, cplc: bytes | None = None, atr: bytes | None = None,
+                    card_type: str | None = None, registry: Registry | None = None, profile: str | None = None) -> None:
+        """The card as seen now: identity, life cycle and, with ``registry``, its whole contents."""
+        now = time.time()
+        life = registry.isd.state if registry is not None and registry.isd is not None else None
+        with self.transaction() as cur:
+            cur.execute(
+                "INSERT INTO inv_cards (card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
+                "station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (card) DO UPDATE SET "
+                "cplc = COALESCE(excluded.cplc, inv_cards.cplc), atr = COALESCE(excluded.atr, inv_cards.atr), "
+                "card_type = COALESCE(excluded.card_type, inv_cards.card_type), "
+                "life_cycle = COALESCE(excluded.life_cycle, inv_cards.life_cycle), "
+                "profile = COALESCE(excluded.profile, inv_cards.profile), "
+                "last_seen = excluded.last_seen, station = excluded.station",
+                (card, cplc.hex().upper() if cplc else None, atr.hex().upper() if atr else None, card_type, life,
+                 profile, now, now, self.station))
+            if registry is not None:
+                cur.execute("DELETE FROM inv_contents WHERE card = ?", (card,))
+                for row in _content_rows(registry):
+                    cur.execute("INSERT INTO inv_contents (card, aid, kind, state, parent, detail, updated_at) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)", (card, *row, now))
+
+    def record_event(self, card: str, action: str, outcome: str, target: str | None = None,
+                     detail: str | None = None) -> None:
+        with self.transaction() as cur:
+            cur.execute("INSERT INTO inv_events (card, at, station, action, target, outcome, detail) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (card, time.time(), self.station, action, target, outcome, detail))
+
+    # -- reading
+    def cards(self) -> list[CardRecord]:
+        with self.transaction() as cur:
+            rows = cur.fetchall("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
+                                "station FROM inv_cards ORDER BY first_seen, card")
+        return [CardRecord(*row) for row in rows]
+
+    def card(self, card: str) -> CardRecord | None:
+        return next((c for c in self.cards() if c.card == card), None)
+
+    def contents(self, card: str) -> list[ContentRecord]:
+        with self.transaction() as cur:
+            rows = cur.fetchall("SELECT card, aid, kind, state, parent, detail FROM inv_contents WHERE card = ? "
+                                "ORDER BY kind, aid", (card,))
+        return [ContentRecord(*row) for row in rows]
+
+    def events(self, card: str | None = None) -> list[EventRecord]:
+        where, args = ("WHERE card = ? ", (card,)) if card is not None else ("", ())
+        with self.transaction() as cur:
+            rows = cur.fetchall("SELECT id, card, at, station, action, target, outcome, detail FROM inv_events "
+                                f"{where}ORDER BY id", args)
+        return [EventRecord(*row) for row in rows]
+
+
+class _Cursor:
+    """A DB-API cursor that takes ``?`` placeholders whatever the database."""
+
+    def __init__(self, cursor: Any, dialect: Dialect) -> None:
+        self._cursor = cursor
+        self._dialect = dialect
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> None:
+        self._cursor.execute(self._dialect.sql(sql), tuple(args))
+
+    def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        self.execute(sql, args)
+        return [tuple(row) for row in self._cursor.fetchall()]
+
+    def close(self) -> None:
+        self._cursor.close()
+
+
+def _content_rows(registry: Registry) -> list[tuple[str, str, str, str | None, str | None]]:
+    rows = []
+    for app in registry.applications:
+        rows.append((app.aid.hex().upper(), app.kind, app.state,
+                     app.load_file.hex().upper() if app.load_file else None, ",".join(app.privilege_names) or None))
+    for load_file in registry.load_files:
+        modules = " ".join(m.hex().upper() for m in load_file.modules)
+        version = f"v{load_file.version_string} " if load_file.version_string else ""
+        rows.append((load_file.aid.hex().upper(), "PKG", load_file.state, None, (version + modules).strip() or None))
+    return rows

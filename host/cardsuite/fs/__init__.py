@@ -1,0 +1,1 @@
+"""The ISO/IEC 7816-4 file system client."""

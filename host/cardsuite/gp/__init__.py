@@ -1,0 +1,1 @@
+"""GlobalPlatform: secure channels, the card manager client, keys, the brick guard, the gp.jar wrapper."""

@@ -1,0 +1,638 @@
+"""A GlobalPlatform card manager client (host side), for real cards and the simulated card manager.
+
+Commands and data objects of GlobalPlatform Card Specification 2.3.1 ([GPCS]): SELECT of the Issuer Security
+Domain, the secure channel (cardsuite.gp.scp), GET STATUS (11.4), GET DATA (11.3; CPLC, card data, key
+information), INSTALL (11.5), LOAD (11.6), DELETE (11.2) and SET STATUS (11.10). Results are dataclasses;
+failures are GPError (a StatusError) with the status word and what it means for that command.
+
+The library logs and never prints; the CLI (cardsuite.cli.gp) prints.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, sw_meaning
+from cardsuite.errors import CardsuiteError
+from cardsuite.gp.guard import BrickGuard
+from cardsuite.gp.scp import (
+    CardCryptogramError,
+    InitializeUpdateResponse,
+    KeySet,
+    SecureChannel,
+    SecurityLevel,
+    initialize_update,
+    open_channel,
+)
+from cardsuite.tlv import TlvError, encode_tlv, parse_tlv
+from cardsuite.tooling.cap import Cap
+from cardsuite.transport.base import Transport
+
+log = logging.getLogger(__name__)
+
+ISD_AID = bytes.fromhex("A000000151000000")  # GlobalPlatform's ISD AID
+KNOWN_ISD_AIDS = (ISD_AID, bytes.fromhex("A000000003000000"), bytes.fromhex("A0000000030000"))
+CLA_GP = 0x80
+INS_DELETE, INS_GET_DATA, INS_GET_STATUS, INS_INSTALL, INS_LOAD, INS_SET_STATUS, INS_PUT_KEY = (
+    0xE4, 0xCA, 0xF2, 0xE6, 0xE8, 0xF0, 0xD8)
+INSTALL_FOR_LOAD, INSTALL_FOR_INSTALL, INSTALL_FOR_MAKE_SELECTABLE = 0x02, 0x04, 0x08
+SW_MORE_DATA = 0x6310
+
+# [GPCS] 11.4.2.1, Table 11-33: GET STATUS P1
+STATUS_ISD, STATUS_APPLICATIONS, STATUS_LOAD_FILES, STATUS_LOAD_FILES_AND_MODULES = 0x80, 0x40, 0x20, 0x10
+
+# [GPCS] 11.1.1: life cycle coding
+CARD_LIFE_CYCLE = {0x01: "OP_READY", 0x07: "INITIALIZED", 0x0F: "SECURED", 0x7F: "CARD_LOCKED", 0xFF: "TERMINATED"}
+CARD_STATES = {name: code for code, name in CARD_LIFE_CYCLE.items()}
+
+# [GPCS] 11.1.2, Table 11-7: privileges, three bytes (byte, mask) -> name; the multi-bit ones first
+PRIVILEGES: tuple[tuple[str, int, int], ...] = (
+    ("MandatedDAPVerification", 0, 0xC1), ("DAPVerification", 0, 0xC0), ("DelegatedManagement", 0, 0xA0),
+    ("SecurityDomain", 0, 0x80), ("CardLock", 0, 0x10), ("CardTerminate", 0, 0x08), ("CardReset", 0, 0x04),
+    ("CVMManagement", 0, 0x02), ("TrustedPath", 1, 0x80), ("AuthorizedManagement", 1, 0x40),
+    ("TokenVerification", 1, 0x20), ("GlobalDelete", 1, 0x10), ("GlobalLock", 1, 0x08),
+    ("GlobalRegistry", 1, 0x04), ("FinalApplication", 1, 0x02), ("GlobalService", 1, 0x01),
+    ("ReceiptGeneration", 2, 0x80), ("CipheredLoadFileDataBlock", 2, 0x40), ("ContactlessActivation", 2, 0x20),
+    ("ContactlessSelfActivation", 2, 0x10),
+)
+PRIVILEGE_NAMES = tuple(name for name, _, _ in PRIVILEGES)
+
+# [GPCS] Table 11-16: key types in key information templates
+KEY_TYPES = {0x80: "DES", 0x82: "3DES-CBC", 0x83: "DES-ECB", 0x84: "DES-CBC", 0x85: "TLS-PSK", 0x88: "AES",
+             0x90: "HMAC-SHA1", 0x91: "HMAC-SHA1-160", 0xA0: "RSA public e", 0xA1: "RSA public N",
+             0xA2: "RSA private N", 0xA3: "RSA private d", 0xB0: "ECC public", 0xB1: "ECC private"}
+
+# What a status word means for a card manager, beyond ISO 7816-4 ([GPCS] 11.x "Response Message").
+GP_MEANINGS = {
+    0x6300: "authentication failed: the card counted a failed attempt",
+    0x6438: "an imported package is missing or has another version (built for the wrong Java Card version, "
+            "or a library package not loaded first)",
+    0x6581: "memory failure",
+    0x6982: "security status not satisfied (no secure channel, or too low a security level)",
+    0x6983: "authentication blocked: the card refuses any further authentication with this key set",
+    0x6985: "conditions of use not satisfied (refused in this state: the applet's install() failed, the AID is "
+            "taken, the privileges are not allowed, or the object is in use)",
+    0x6A80: "incorrect values in the command data (malformed load file or parameters)",
+    0x6A81: "function not supported (the card or application is locked?)",
+    0x6A82: "application or load file not found",
+    0x6A84: "not enough memory on the card",
+    0x6A86: "incorrect P1 P2",
+    0x6A88: "referenced data not found (no such key set, data object or AID)",
+}
+
+# Traces never show PUT KEY or STORE DATA data, nor anything sent under secure messaging, nor the
+# INITIALIZE UPDATE challenges and cryptograms: mask_rules.txt, shared with the simulator bridge.
+
+
+SW_CARD_LOCKED = 0x6283  # SELECT of the ISD on a CARD_LOCKED card ([GPCS] 11.9.2.3)
+
+
+class GPError(StatusError):
+    """A card manager command failed; carries the status word and its GlobalPlatform meaning."""
+
+    def __init__(self, sw: int, operation: str, command: CommandAPDU | None = None, data: bytes = b"",
+                 expected: tuple[int, ...] = (SW_OK,)) -> None:
+        super().__init__(sw, command=command, expected=expected, data=data)
+        self.operation = operation
+
+    @property
+    def meaning(self) -> str:
+        return GP_MEANINGS.get(self.sw) or sw_meaning(self.sw)
+
+    def __str__(self) -> str:
+        return f"{self.operation} failed: card answered {self.sw:04X} ({self.meaning})"
+
+
+class AuthenticationError(GPError):
+    """The card refused INITIALIZE UPDATE or EXTERNAL AUTHENTICATE for these keys."""
+
+
+class AlreadyLoadedError(GPError):
+    """INSTALL [for load] refused because the package is on the card already. Cards answer it with the
+    generic 6985 (conditions of use not satisfied), which reads as "the AID is taken": the registry says
+    which it is."""
+
+    def __init__(self, refused: GPError, present: LoadFile) -> None:
+        super().__init__(refused.sw, refused.operation, refused.command, refused.data, refused.expected)
+        self.load_file = present
+
+    def __str__(self) -> str:
+        aid = self.load_file.aid.hex().upper()
+        version = f" v{self.load_file.version_string}" if self.load_file.version_string else ""
+        return (f"package {aid}{version} is already loaded on the card (INSTALL [for load] answered "
+                f"{self.sw:04X}): delete it with its applications first (gp delete {aid} --related) to load it "
+                "again, or install from the loaded one")
+
+
+class CardManagerError(CardsuiteError):
+    """The card manager's answer cannot be understood, or a request makes no sense."""
+
+
+# ---------------------------------------------------------------- results
+
+
+def privilege_names(privileges: bytes) -> list[str]:
+    raw = privileges.ljust(3, b"\x00")
+    names, taken = [], [0, 0, 0]
+    for name, index, mask in PRIVILEGES:
+        if raw[index] & mask == mask and (raw[index] & ~taken[index]) & mask:
+            names.append(name)
+            taken[index] |= mask
+    return names
+
+
+def encode_privileges(names: Iterable[str]) -> bytes:
+    """Privilege names to the 1-byte (first byte only) or 3-byte coding of INSTALL."""
+    table = {n.lower(): (i, m) for n, i, m in PRIVILEGES}
+    raw = bytearray(3)
+    for name in names:
+        try:
+            index, mask = table[name.strip().lower()]
+        except KeyError:
+            raise CardManagerError(f"unknown privilege {name!r}; valid: {', '.join(PRIVILEGE_NAMES)}") from None
+        raw[index] |= mask
+    return bytes(raw[:1]) if not raw[1] and not raw[2] else bytes(raw)
+
+
+@dataclass(frozen=True)
+class Application:
+    """An entry of the GlobalPlatform registry for the ISD, a security domain or an application."""
+
+    aid: bytes
+    life_cycle: int
+    privileges: bytes
+    kind: str  # "ISD", "SSD" or "APP"
+    load_file: bytes | None = None
+    domain: bytes | None = None
+
+    @property
+    def state(self) -> str:
+        if self.kind == "ISD":
+            return CARD_LIFE_CYCLE.get(self.life_cycle, f"0x{self.life_cycle:02X}")
+        if self.life_cycle & 0x80:
+            return "LOCKED"
+        named = {0x03: "INSTALLED", 0x07: "SELECTABLE", 0x0F: "PERSONALIZED"}
+        if self.life_cycle in named:
+            return named[self.life_cycle]
+        if self.life_cycle & 0x07 == 0x07:  # bits 4-7 are the application's own states
+            return f"SELECTABLE (application state 0x{self.life_cycle:02X})"
+        return f"0x{self.life_cycle:02X}"
+
+    @property
+    def privilege_names(self) -> list[str]:
+        return privilege_names(self.privileges)
+
+
+@dataclass(frozen=True)
+class LoadFile:
+    """An Executable Load File (a package) with its Executable Modules (applet classes)."""
+
+    aid: bytes
+    life_cycle: int = 0x01
+    version: bytes | None = None
+    modules: tuple[bytes, ...] = ()
+    domain: bytes | None = None
+
+    @property
+    def state(self) -> str:
+        return "LOADED" if self.life_cycle == 0x01 else f"0x{self.life_cycle:02X}"
+
+    @property
+    def version_string(self) -> str | None:
+        return ".".join(str(b) for b in self.version) if self.version else None
+
+
+@dataclass(frozen=True)
+class Registry:
+    isd: Application | None
+    applications: list[Application] = field(default_factory=list)
+    load_files: list[LoadFile] = field(default_factory=list)
+
+    def application(self, aid: bytes) -> Application | None:
+        return next((a for a in self.applications if a.aid == aid), None)
+
+    def load_file(self, aid: bytes) -> LoadFile | None:
+        return next((f for f in self.load_files if f.aid == aid), None)
+
+
+def _bcd_date(raw: bytes) -> str:
+    """CPLC dates are YDDD: the last digit of the year, then the day of the year."""
+    digits = raw.hex().upper()
+    return f"Y{digits[0]} day {digits[1:]}" if digits.isdigit() else digits
+
+
+@dataclass(frozen=True)
+class Cplc:
+    """Card Production Life Cycle data (GET DATA 9F7F; [GPCS] H.6, 42 bytes)."""
+
+    raw: bytes
+    FIELDS = (("ic_fabricator", 2), ("ic_type", 2), ("os_id", 2), ("os_release_date", 2), ("os_release_level", 2),
+              ("ic_fabrication_date", 2), ("ic_serial_number", 4), ("ic_batch_identifier", 2),
+              ("ic_module_fabricator", 2), ("ic_module_packaging_date", 2), ("icc_manufacturer", 2),
+              ("ic_embedding_date", 2), ("ic_pre_personalizer", 2), ("ic_pre_perso_equipment_date", 2),
+              ("ic_pre_perso_equipment_id", 4), ("ic_personalizer", 2), ("ic_personalization_date", 2),
+              ("ic_perso_equipment_id", 4))
+
+    @classmethod
+    def parse(cls, data: bytes) -> Cplc:
+        if data[:2] == b"\x9f\x7f":
+            try:
+                data = dict(parse_tlv(data)).get(0x9F7F, b"")
+            except TlvError as exc:
+                raise CardManagerError(f"malformed CPLC: {exc}") from None
+        if len(data) != 42:
+            raise CardManagerError(f"CPLC data has {len(data)} bytes, expected 42")
+        return cls(data)
+
+    def fields(self) -> dict[str, bytes]:
+        out, pos = {}, 0
+        for name, size in self.FIELDS:
+            out[name] = self.raw[pos : pos + size]
+            pos += size
+        return out
+
+    def describe(self) -> list[tuple[str, str]]:
+        rows = []
+        for name, value in self.fields().items():
+            text = value.hex().upper()
+            if name.endswith("_date"):
+                text += f" ({_bcd_date(value)})"
+            rows.append((name, text))
+        return rows
+
+    @property
+    def identity(self) -> str:
+        """Fabricator, IC type, serial number and batch: what tells one chip from another."""
+        f = self.fields()
+        return "cplc:" + "".join(f[k].hex().upper() for k in ("ic_fabricator", "ic_type", "ic_serial_number",
+                                                                  "ic_batch_identifier"))
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """One key of the key information template (GET DATA E0; [GPCS] 11.3.3.1)."""
+
+    key_id: int
+    version: int
+    components: tuple[tuple[int, int], ...]  # (key type, length in bytes)
+
+    @property
+    def type_name(self) -> str:
+        return "+".join(KEY_TYPES.get(t, f"0x{t:02X}") for t, _ in self.components)
+
+    @property
+    def length(self) -> int:
+        return self.components[0][1] if self.components else 0
+
+
+def parse_key_info(data: bytes) -> list[KeyInfo]:
+    try:
+        outer = dict(parse_tlv(data))
+        items = parse_tlv(outer.get(0xE0, data if data[:1] == b"\xc0" else b""))
+    except TlvError as exc:
+        raise CardManagerError(f"malformed key information template: {exc}") from None
+    keys = []
+    for tag, value in items:
+        if tag != 0xC0 or len(value) < 2:
+            continue
+        rest = value[2:]
+        pairs = tuple((rest[i], rest[i + 1]) for i in range(0, len(rest) - 1, 2) if rest[i] != 0xFF)
+        keys.append(KeyInfo(value[0], value[1], pairs))
+    return keys
+
+
+def parse_card_data(data: bytes) -> dict[str, str]:
+    """Card recognition data (GET DATA 66, [GPCS] H.2): the OIDs under 73 by tag, with the SCP and its
+    i parameter from tag 64 as 'scp' (e.g. '02 55')."""
+    try:
+        outer = dict(parse_tlv(data))
+        inner = dict(parse_tlv(outer.get(0x66, data)))
+        fields = parse_tlv(inner.get(0x73, b""))
+    except TlvError as exc:
+        raise CardManagerError(f"malformed card data: {exc}") from None
+    out: dict[str, str] = {}
+    for tag, value in fields:
+        oid = dict(parse_tlv(value)).get(0x06, value) if tag != 0x06 else value
+        out[f"{tag:02X}"] = oid.hex().upper()
+        if tag == 0x64 and oid[:7] == bytes.fromhex("2A864886FC6B04") and len(oid) >= 9:
+            out["scp"] = f"{oid[7]:02X} {oid[8]:02X}"
+    return out
+
+
+# ---------------------------------------------------------------- GET STATUS parsing
+
+
+def _parse_status_tlv(data: bytes, p1: int) -> list[Application | LoadFile]:
+    """The E3 format ([GPCS] Table 11-36)."""
+    entries: list[Application | LoadFile] = []
+    try:
+        for tag, value in parse_tlv(data):
+            if tag != 0xE3:
+                continue
+            items = parse_tlv(value)
+            get = dict(items)
+            aid, life = get.get(0x4F, b""), get.get(0x9F70, b"\x00")[0]
+            domain = get.get(0xCC)
+            if p1 in (STATUS_LOAD_FILES, STATUS_LOAD_FILES_AND_MODULES):
+                modules = tuple(v for t, v in items if t == 0x84)
+                entries.append(LoadFile(aid, life, get.get(0xCE), modules, domain))
+            else:
+                privileges = get.get(0xC5, b"\x00")
+                kind = "ISD" if p1 == STATUS_ISD else ("SSD" if privileges[0] & 0x80 else "APP")
+                entries.append(Application(aid, life, privileges, kind, get.get(0xC4), domain))
+    except (TlvError, IndexError) as exc:
+        raise CardManagerError(f"malformed GET STATUS response: {exc}") from None
+    return entries
+
+
+def _parse_status_legacy(data: bytes, p1: int) -> list[Application | LoadFile]:
+    """The old format (P2 bit 2 clear): length, AID, life cycle, privileges; load files with modules add a
+    module count and each module's length and AID ([GPCS] Tables 11-37, 11-38)."""
+    entries: list[Application | LoadFile] = []
+    pos = 0
+    try:
+        while pos < len(data):
+            length = data[pos]
+            aid = data[pos + 1 : pos + 1 + length]
+            life, privileges = data[pos + 1 + length], data[pos + 2 + length]
+            pos += 3 + length
+            if p1 in (STATUS_LOAD_FILES, STATUS_LOAD_FILES_AND_MODULES):
+                modules = []
+                if p1 == STATUS_LOAD_FILES_AND_MODULES:
+                    count = data[pos]
+                    pos += 1
+                    for _ in range(count):
+                        modules.append(data[pos + 1 : pos + 1 + data[pos]])
+                        pos += 1 + data[pos]
+                entries.append(LoadFile(aid, life, None, tuple(modules)))
+            else:
+                kind = "ISD" if p1 == STATUS_ISD else ("SSD" if privileges & 0x80 else "APP")
+                entries.append(Application(aid, life, bytes((privileges,)), kind))
+    except IndexError:
+        raise CardManagerError("malformed GET STATUS response (old format): it ends inside an entry") from None
+    return entries
+
+
+# ---------------------------------------------------------------- the client
+
+
+ProgressCallback = Callable[[int, int], None]
+
+
+class GlobalPlatform:
+    """Talks to a card manager over any Transport. One secure channel at a time; selecting something else
+    closes it (the card forgets it too)."""
+
+    def __init__(self, transport: Transport, isd: bytes | None = ISD_AID, guard: BrickGuard | None = None) -> None:
+        self.transport = transport
+        self.isd = isd
+        self.guard = guard
+        self.channel: SecureChannel | None = None
+        self.selected: bytes | None = None
+        self._card_data: dict[str, str] | None = None
+
+    # -- plumbing
+    def send(self, command: CommandAPDU, operation: str, expected: Iterable[int] = (SW_OK,)) -> ResponseAPDU:
+        """Wraps the command for the open secure channel (if any), sends it, unwraps and checks the answer."""
+        wire = self.channel.wrap(command) if self.channel is not None else command
+        response = self.transport.transmit(wire)
+        if self.channel is not None:
+            response = self.channel.unwrap(response)
+        expected = tuple(expected)
+        if response.sw not in expected:
+            raise GPError(response.sw, operation, command, response.data, expected)
+        return response
+
+    def select(self, aid: bytes | None = None) -> bytes:
+        """SELECT the ISD (or ``aid``); returns its FCI. Without an ISD AID, tries the well-known ones."""
+        self.channel = None
+        candidates = [aid] if aid is not None else ([self.isd] if self.isd is not None else list(KNOWN_ISD_AIDS))
+        response = None
+        for candidate in candidates:
+            response = self.transport.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, candidate, le=256))
+            if response.sw == SW_OK:
+                self.selected = candidate
+                if aid is None:
+                    self.isd = candidate
+                return response.data
+            if response.sw == SW_CARD_LOCKED and aid is None:
+                # [GPCS] 11.9.2.3 / 5.1.1.4: an ISD answers 6283 while the card is CARD_LOCKED
+                raise GPError(response.sw, f"SELECT of the card manager {candidate.hex().upper()}: the card is "
+                              "locked (CARD_LOCKED); only its issuer can unlock it")
+        assert response is not None
+        tried = ", ".join(c.hex().upper() for c in candidates)
+        what = f"SELECT {aid.hex().upper()}" if aid is not None else f"SELECT of the card manager ({tried}): " \
+            "no card manager answers (a simulated card needs its card manager enabled)"
+        raise GPError(response.sw, what)
+
+    def _require_isd(self) -> None:
+        if self.selected is None or self.selected != self.isd:
+            self.select()
+
+    # -- identity (before authentication) and the brick guard
+    def card_identity(self) -> str:
+        """CPLC (chip identity) when the card gives it without authentication, else reader + ATR."""
+        self._require_isd()
+        response = self.transport.transmit(CommandAPDU(CLA_GP, INS_GET_DATA, 0x9F, 0x7F, le=256))
+        if response.sw == SW_OK:
+            try:
+                return Cplc.parse(response.data).identity
+            except CardManagerError:
+                log.info("CPLC unreadable; identifying the card by reader and ATR")
+        return f"reader:{self.transport.name}|atr:{self.transport.atr.hex().upper()}"
+
+    def open_secure_channel(self, keys: KeySet, level: SecurityLevel = SecurityLevel.C_MAC, *, scp: int | None = None,
+                            force: bool = False, scp02_i: int | None = None,
+                            host_challenge: bytes | None = None) -> SecureChannel:
+        """INITIALIZE UPDATE, card cryptogram check, EXTERNAL AUTHENTICATE ([GPCS] E.5, [AmD] 7.1).
+
+        Every INITIALIZE UPDATE counts towards the card manager's lock until EXTERNAL AUTHENTICATE succeeds,
+        a key version the card lacks (6A88) included: probing key versions burns tries (docs/gp.md). With a
+        brick guard, a card on which these keys failed before is refused before anything is sent unless
+        ``force``; any failure is recorded, any success clears the record."""
+        identity = self.card_identity() if self.guard is not None else ""
+        if self.guard is not None:
+            self.guard.check(identity, keys, force)
+        # anything sent between INITIALIZE UPDATE and EXTERNAL AUTHENTICATE aborts the session: ask first
+        i = scp02_i if scp02_i is not None else self._scp02_i()
+        self._require_isd()
+        self.channel = None
+        host_challenge = host_challenge or os.urandom(8)  # fixed only by tests replaying published sessions
+        command = initialize_update(keys.kvn, host_challenge)
+        response = self.transport.transmit(command)
+        if response.sw != SW_OK:
+            # 6A88 (no such key version) too: many cards count any INITIALIZE UPDATE not followed by a
+            # successful EXTERNAL AUTHENTICATE, and retrying the same key set cannot go better
+            if response.sw in (0x6982, 0x6983, 0x6300, 0x6A88) and self.guard is not None:
+                self.guard.record_failure(identity, keys, "INITIALIZE UPDATE refused", response.sw)
+            kind = AuthenticationError if response.sw in (0x6982, 0x6983, 0x6300) else GPError
+            raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{keys.kvn:02X})", command, response.data)
+        info = InitializeUpdateResponse.parse(response.data)
+        if scp is not None and info.scp != scp:
+            raise CardManagerError(f"the card answered with SCP{info.scp:02X} for key version 0x{info.kvn:02X}, "
+                                   f"SCP{scp:02X} was asked for")
+        if keys.kvn and info.kvn != keys.kvn:
+            log.warning("asked for key version 0x%02X, the card answered for 0x%02X", keys.kvn, info.kvn)
+        try:
+            channel = open_channel(keys, host_challenge, info, i)
+        except CardCryptogramError as exc:
+            if self.guard is not None:
+                self.guard.record_failure(identity, keys, str(exc))
+            raise
+        auth = channel.external_authenticate(level)
+        response = self.transport.transmit(auth)
+        if response.sw != SW_OK:
+            if self.guard is not None:
+                self.guard.record_failure(identity, keys, "EXTERNAL AUTHENTICATE refused", response.sw)
+            raise AuthenticationError(response.sw, "EXTERNAL AUTHENTICATE", auth, response.data)
+        channel.opened()
+        if self.guard is not None:
+            self.guard.record_success(identity, keys)
+        self.channel = channel
+        log.info("secure channel SCP%02X open, key version 0x%02X, level %02X", channel.scp, info.kvn, int(level))
+        return channel
+
+    def _scp02_i(self) -> int:
+        """The SCP02 option from card data when the card tells it; 55 otherwise (15 and 55 are the same for
+        the host: both encrypt the ICV)."""
+        try:
+            scp = self.card_data().get("scp", "")
+        except (GPError, CardManagerError):
+            return 0x55
+        return int(scp.split()[1], 16) if scp.startswith("02 ") else 0x55
+
+    # -- GET DATA
+    def get_data(self, tag: int) -> bytes:
+        """GET DATA ([GPCS] 11.3) of a one- or two-byte tag; the data object as the card returns it."""
+        command = CommandAPDU(CLA_GP, INS_GET_DATA, tag >> 8, tag & 0xFF, le=256)
+        return self.send(command, f"GET DATA {tag:04X}").data
+
+    def cplc(self) -> Cplc:
+        return Cplc.parse(self.get_data(0x9F7F))
+
+    def card_data(self) -> dict[str, str]:
+        if self._card_data is None:
+            self._require_isd()
+            self._card_data = parse_card_data(self.get_data(0x0066))
+        return self._card_data
+
+    def key_info(self) -> list[KeyInfo]:
+        return parse_key_info(self.get_data(0x00E0))
+
+    # -- GET STATUS
+    def get_status(self, p1: int, tlv: bool = True) -> list[Application | LoadFile]:
+        """Every registry entry of one kind, following 6310 (more data) with P2 'next occurrence'.
+        Falls back to the old format when the card refuses the TLV one."""
+        entries: list[Application | LoadFile] = []
+        p2 = 0x02 if tlv else 0x00
+        data = b""
+        while True:
+            command = CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
+            response = self.send(command, f"GET STATUS {p1:02X}", (SW_OK, SW_MORE_DATA, 0x6A88, 0x6A86))
+            if response.sw == 0x6A86 and tlv:
+                return self.get_status(p1, tlv=False)
+            if response.sw == 0x6A86:
+                raise GPError(response.sw, f"GET STATUS {p1:02X}", command)
+            if response.sw == 0x6A88:  # nothing of this kind on the card
+                break
+            data += response.data
+            if response.sw != SW_MORE_DATA:
+                break
+            p2 |= 0x01
+        entries = _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
+        return entries
+
+    def registry(self) -> Registry:
+        isd = [e for e in self.get_status(STATUS_ISD) if isinstance(e, Application)]
+        apps = [e for e in self.get_status(STATUS_APPLICATIONS) if isinstance(e, Application)]
+        try:
+            files = self.get_status(STATUS_LOAD_FILES_AND_MODULES)
+        except GPError as exc:  # cards before GP 2.1.1 know only P1=20
+            if exc.sw not in (0x6A80, 0x6A86):
+                raise
+            files = self.get_status(STATUS_LOAD_FILES)
+        return Registry(isd[0] if isd else None, apps, [f for f in files if isinstance(f, LoadFile)])
+
+    # -- loading and installing
+    def install_for_load(self, load_file_aid: bytes, domain: bytes | None = None, block_hash: bytes = b"",
+                         params: bytes = b"", token: bytes = b"") -> None:
+        """INSTALL [for load] ([GPCS] 11.5.2.3.1): the load file AID, the security domain that will own it."""
+        domain = self.isd if domain is None else domain
+        data = b"".join(bytes((len(x),)) + x for x in (load_file_aid, domain or b"", block_hash, params, token))
+        try:
+            self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_LOAD, 0x00, data, le=256), "INSTALL [for load]")
+        except GPError as refused:
+            present = self._loaded(load_file_aid)
+            if present is not None:
+                raise AlreadyLoadedError(refused, present) from None
+            raise
+
+    def _loaded(self, load_file_aid: bytes) -> LoadFile | None:
+        """The load file if the registry lists it, asked only after a refusal (no cost on a normal load);
+        None when the registry cannot be read either (the original error is then the better one)."""
+        try:
+            return self.registry().load_file(load_file_aid)
+        except (GPError, CardManagerError):
+            return None
+
+    def load(self, load_file: bytes, progress: ProgressCallback | None = None, block_size: int | None = None) -> int:
+        """LOAD ([GPCS] 11.6) of a whole load file (``C4 L data``) in numbered blocks, the last with P1=80.
+        Blocks are as large as the security level allows (255 less the MAC and padding). Returns the count."""
+        room = self.channel.max_data() if self.channel is not None else 255
+        size = min(block_size or room, room)
+        if size < 1:
+            raise CardManagerError(f"block size {block_size} leaves no room for data")
+        blocks = [load_file[i : i + size] for i in range(0, len(load_file), size)]
+        if len(blocks) > 256:
+            raise CardManagerError(f"the load file needs {len(blocks)} blocks of {size} bytes; "
+                                   "LOAD numbers 256 at most")
+        for number, block in enumerate(blocks):
+            last = number == len(blocks) - 1
+            command = CommandAPDU(CLA_GP, INS_LOAD, 0x80 if last else 0x00, number, block, le=256)
+            self.send(command, f"LOAD block {number + 1}/{len(blocks)}")
+            if progress is not None:
+                progress(number + 1, len(blocks))
+        return len(blocks)
+
+    def load_cap(self, cap: Cap, progress: ProgressCallback | None = None, include_descriptor: bool = False,
+                 block_size: int | None = None) -> int:
+        self.install_for_load(cap.package_aid)
+        return self.load(cap.load_file(include_descriptor), progress, block_size)
+
+    def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
+                            privileges: bytes = b"\x00", params: bytes = b"", token: bytes = b"",
+                            make_selectable: bool = True) -> None:
+        """INSTALL [for install (and make selectable)] ([GPCS] 11.5.2.3.2). ``params`` are the applet's own
+        install parameters, sent as C9 inside the install parameters field."""
+        instance = instance_aid or module_aid
+        install_params = encode_tlv(0xC9, params)
+        fields = (load_file_aid, module_aid, instance, privileges, install_params, token)
+        data = b"".join(bytes((len(x),)) + x for x in fields)
+        p1 = INSTALL_FOR_INSTALL | (INSTALL_FOR_MAKE_SELECTABLE if make_selectable else 0)
+        self.send(CommandAPDU(CLA_GP, INS_INSTALL, p1, 0x00, data, le=256), "INSTALL [for install]")
+
+    def delete(self, aid: bytes, related: bool = False) -> None:
+        """DELETE ([GPCS] 11.2) of an application or load file; ``related`` also deletes a load file's
+        applications (P2 = 80)."""
+        command = CommandAPDU(CLA_GP, INS_DELETE, 0x00, 0x80 if related else 0x00, encode_tlv(0x4F, aid), le=256)
+        self.send(command, f"DELETE {aid.hex().upper()}")
+
+    # -- life cycles
+    def set_application_lock(self, aid: bytes, locked: bool) -> None:
+        """SET STATUS ([GPCS] 11.10) of an application: P1 40, P2 80 locks, 00 unlocks."""
+        command = CommandAPDU(CLA_GP, INS_SET_STATUS, 0x40, 0x80 if locked else 0x00, aid)
+        self.send(command, f"SET STATUS ({'lock' if locked else 'unlock'} {aid.hex().upper()})")
+
+    def set_card_life_cycle(self, state: str) -> None:
+        """SET STATUS of the card (P1 80): INITIALIZED, SECURED, CARD_LOCKED, TERMINATED, or back to SECURED
+        to unlock."""
+        try:
+            code = CARD_STATES[state.upper()]
+        except KeyError:
+            valid = ", ".join(CARD_STATES)
+            raise CardManagerError(f"unknown card life cycle state {state!r}; valid: {valid}") from None
+        command = CommandAPDU(CLA_GP, INS_SET_STATUS, 0x80, code, self.isd or b"")
+        self.send(command, f"SET STATUS (card to {state.upper()})")

@@ -1,0 +1,355 @@
+"""GlobalPlatform secure channels, host side: SCP02 (3DES) and SCP03 (AES), with `cryptography`.
+
+References:
+- [GPCS] GlobalPlatform Card Specification 2.3.1, Appendix E (SCP02) and section 10 (secure communication);
+- [AmD] GlobalPlatform Card Specification Amendment D, Secure Channel Protocol '03', v1.1.2.
+
+A channel object is created from the card's INITIALIZE UPDATE response, checks the card cryptogram,
+builds EXTERNAL AUTHENTICATE, then wraps every following command (C-MAC, C-DECRYPTION) and unwraps
+every response (R-MAC, R-ENCRYPTION for SCP03). It never sends anything itself: the GP client does.
+"""
+
+from __future__ import annotations
+
+import hmac
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import IntFlag
+
+from cardsuite.apdu import CommandAPDU, ResponseAPDU
+from cardsuite.crypto.aes import aes_cbc, aes_cmac, aes_ecb, scp03_kdf
+from cardsuite.crypto.des import PaddingError, full_3des_mac, pad_m2, retail_mac, tdes_cbc_encrypt, tdes_ecb, unpad_m2
+from cardsuite.errors import CardsuiteError
+from cardsuite.masking import opaque_eq
+
+INS_INITIALIZE_UPDATE = 0x50
+INS_EXTERNAL_AUTHENTICATE = 0x82
+CLA_GP = 0x80
+CLA_SECURE = 0x04  # GPCS 11.1.4: bit 3 of CLA flags GlobalPlatform secure messaging
+
+
+class SecurityLevel(IntFlag):
+    """P1 of EXTERNAL AUTHENTICATE ([GPCS] Table 11-23 / E-9, [AmD] Table 5-1)."""
+
+    NO_SECURITY = 0x00
+    C_MAC = 0x01
+    C_DECRYPTION = 0x02  # always with C_MAC
+    R_MAC = 0x10
+    R_ENCRYPTION = 0x20  # SCP03 only, always with R_MAC and C_DECRYPTION
+
+
+LEVELS = {"mac": SecurityLevel.C_MAC, "enc": SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION,
+          "mac+rmac": SecurityLevel.C_MAC | SecurityLevel.R_MAC,
+          "enc+rmac": SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC,
+          "full": SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC
+          | SecurityLevel.R_ENCRYPTION}
+
+
+class SecureChannelError(CardsuiteError):
+    """The secure channel cannot go on: a cryptogram or MAC did not verify, or the card's answer is malformed."""
+
+
+class CardCryptogramError(SecureChannelError):
+    """The card's cryptogram does not verify with these keys: the keys are wrong (or the card is not who it
+    claims to be). The host stops here, before EXTERNAL AUTHENTICATE."""
+
+
+@opaque_eq  # pytest's failed-`==` explanation would print the key bytes field by field
+@dataclass(frozen=True, repr=False)
+class KeySet:
+    """Static secure channel keys of a security domain: ENC, MAC, DEK and their key version number
+    (KVN, [GPCS] 11.1.8; 0 asks the card for its first/default key set)."""
+
+    enc: bytes
+    mac: bytes
+    dek: bytes
+    kvn: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("enc", "mac", "dek"):
+            key = getattr(self, name)
+            if len(key) not in (16, 24, 32):
+                raise ValueError(f"the {name.upper()} key must be 16, 24 or 32 bytes, got {len(key)}")
+        if not 0 <= self.kvn <= 0x7F:
+            raise ValueError(f"key version number must be 0..127 (0x00..0x7F), got {self.kvn}")
+
+    @classmethod
+    def single(cls, key: bytes, kvn: int = 0) -> KeySet:
+        return cls(key, key, key, kvn)
+
+    def __repr__(self) -> str:  # never print key material, even by accident
+        return f"KeySet(kvn=0x{self.kvn:02X}, {len(self.enc) * 8}-bit, kcv={self.kcv().hex().upper()})"
+
+    def kcv(self) -> bytes:
+        """Key check value of ENC: 3DES over zeros for 16-byte keys, AES over 01s otherwise ([AmD] 6.2.4)."""
+        if len(self.enc) == 16:
+            return tdes_ecb(self.enc, bytes(8))[:3]
+        return aes_ecb(self.enc, bytes([1]) * 16)[:3]
+
+
+# [AmD] Table 6-1: derivation constants
+DERIVE_CARD_CRYPTOGRAM = 0x00
+DERIVE_HOST_CRYPTOGRAM = 0x01
+DERIVE_CARD_CHALLENGE = 0x02
+DERIVE_S_ENC = 0x04
+DERIVE_S_MAC = 0x06
+DERIVE_S_RMAC = 0x07
+
+# [GPCS] Table E-1: SCP02 session key derivation constants
+SCP02_C_MAC = b"\x01\x01"
+SCP02_R_MAC = b"\x01\x02"
+SCP02_DEK = b"\x01\x81"
+SCP02_ENC = b"\x01\x82"
+
+
+def scp02_session_key(static_key: bytes, constant: bytes, sequence_counter: bytes) -> bytes:
+    """[GPCS] E.4.1: 3DES-CBC (ICV zero) of constant || sequence counter || 12 zero bytes."""
+    return tdes_cbc_encrypt(static_key, constant + sequence_counter + bytes(12))
+
+
+# ---------------------------------------------------------------- INITIALIZE UPDATE
+
+
+@dataclass(frozen=True)
+class InitializeUpdateResponse:
+    """[GPCS] Table E-4 (SCP02) and [AmD] Table 7-3 (SCP03)."""
+
+    key_diversification_data: bytes
+    kvn: int
+    scp: int
+    i: int | None  # SCP03 only: the i parameter the card uses
+    sequence_counter: bytes
+    card_challenge: bytes
+    card_cryptogram: bytes
+
+    @classmethod
+    def parse(cls, data: bytes) -> InitializeUpdateResponse:
+        if len(data) < 12:
+            raise SecureChannelError(f"INITIALIZE UPDATE answered {len(data)} bytes, too short")
+        kdd, kvn, scp = data[:10], data[10], data[11]
+        if scp == 0x02:
+            if len(data) != 28:
+                raise SecureChannelError(f"an SCP02 INITIALIZE UPDATE response has 28 bytes, got {len(data)}")
+            return cls(kdd, kvn, scp, None, data[12:14], data[14:20], data[20:28])
+        if scp == 0x03:
+            if len(data) not in (29, 32):
+                raise SecureChannelError(f"an SCP03 INITIALIZE UPDATE response has 29 or 32 bytes, got {len(data)}")
+            i = data[12]
+            if i & 0x01:
+                raise SecureChannelError("SCP03 in S16 mode (i bit 1) is not supported; use a key set in S8 mode")
+            counter = data[29:32] if len(data) == 32 else b""
+            return cls(kdd, kvn, scp, i, counter, data[13:21], data[21:29])
+        raise SecureChannelError(f"the card offers SCP{scp:02X}; only SCP02 and SCP03 are supported")
+
+
+def initialize_update(kvn: int, host_challenge: bytes) -> CommandAPDU:
+    """[GPCS] 11.11 / [AmD] 7.1.1: P1 the key version (0 for the default), Le 00."""
+    return CommandAPDU(CLA_GP, INS_INITIALIZE_UPDATE, kvn, 0x00, host_challenge, le=256)
+
+
+# ---------------------------------------------------------------- channels
+
+
+class SecureChannel(ABC):
+    """An open (or opening) secure channel session; wraps commands, unwraps responses."""
+
+    scp: int
+    block: int  # cipher block size: padding and maximum data
+
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse) -> None:
+        self.keys = keys
+        self.host_challenge = host_challenge
+        self.response = response
+        self.level = SecurityLevel.NO_SECURITY
+        self.authenticated = False
+
+    # -- what each protocol implements
+    @abstractmethod
+    def host_cryptogram(self) -> bytes: ...
+
+    @abstractmethod
+    def _mac_command(self, header: bytes, data: bytes) -> bytes:
+        """The 8-byte C-MAC over the (already modified) header and data; updates the chaining value."""
+
+    @abstractmethod
+    def _encrypt_command_data(self, data: bytes) -> bytes: ...
+
+    @abstractmethod
+    def encrypt_key_data(self, data: bytes) -> bytes:
+        """Key data for PUT KEY / STORE DATA, under the (session) DEK."""
+
+    def _before_command(self) -> None:  # noqa: B027 - a hook most protocols leave empty
+        """Per-command bookkeeping (SCP03's encryption counter)."""
+
+    def unwrap(self, response: ResponseAPDU) -> ResponseAPDU:
+        return response
+
+    # -- shared
+    def external_authenticate(self, level: SecurityLevel = SecurityLevel.C_MAC) -> CommandAPDU:
+        """EXTERNAL AUTHENTICATE with the host cryptogram, itself C-MACed ([GPCS] E.5.2, [AmD] 7.1.2)."""
+        if level & SecurityLevel.C_DECRYPTION and not level & SecurityLevel.C_MAC:
+            raise ValueError("C-DECRYPTION needs C-MAC")
+        needs = SecurityLevel.R_MAC | SecurityLevel.C_DECRYPTION
+        if level & SecurityLevel.R_ENCRYPTION and level & needs != needs:
+            raise ValueError("R-ENCRYPTION needs R-MAC and C-DECRYPTION")
+        self.level = SecurityLevel(level)
+        command = CommandAPDU(CLA_GP, INS_EXTERNAL_AUTHENTICATE, int(level), 0x00, self.host_cryptogram())
+        return self._wrap(command, encrypt=False, mac=True)
+
+    def opened(self) -> None:
+        """The card accepted EXTERNAL AUTHENTICATE: what follows is wrapped at the chosen level."""
+        self.authenticated = True
+
+    def wrap(self, command: CommandAPDU) -> CommandAPDU:
+        if not self.authenticated:
+            raise SecureChannelError("the secure channel is not open")
+        return self._wrap(command, encrypt=bool(self.level & SecurityLevel.C_DECRYPTION),
+                          mac=bool(self.level & SecurityLevel.C_MAC))
+
+    def _wrap(self, command: CommandAPDU, encrypt: bool, mac: bool) -> CommandAPDU:
+        if not mac:
+            return command
+        if self.authenticated:
+            self._before_command()
+        data = command.data
+        if encrypt and data:
+            data = self._encrypt_command_data(data)
+        if len(data) + 8 > 255:
+            raise ValueError(f"command data of {len(command.data)} bytes does not fit a secured short APDU "
+                             f"(at most {self.max_data()} bytes at this security level)")
+        cla = command.cla | CLA_SECURE
+        header = bytes((cla, command.ins, command.p1, command.p2, len(data) + 8))
+        mac_value = self._mac_over(command, header, data)
+        return CommandAPDU(cla, command.ins, command.p1, command.p2, data + mac_value, command.le)
+
+    def _mac_over(self, command: CommandAPDU, header: bytes, data: bytes) -> bytes:
+        return self._mac_command(header, data)
+
+    def max_data(self, limit: int = 255) -> int:
+        """The longest plain command data that still fits ``limit`` bytes once wrapped at this level."""
+        room = limit - (8 if self.level & SecurityLevel.C_MAC else 0)
+        if self.level & SecurityLevel.C_DECRYPTION:
+            room = room - room % self.block - 1  # padding adds 1..block bytes
+        return room
+
+
+class SCP02(SecureChannel):
+    """[GPCS] Appendix E, options i=15 and i=55 (three keys, explicit initiation, ICV encryption; 55 adds a
+    pseudo-random card challenge, which changes nothing for the host)."""
+
+    scp = 0x02
+    block = 8
+
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse,
+                 i: int = 0x55) -> None:
+        super().__init__(keys, host_challenge, response)
+        if len(keys.enc) != 16:
+            raise SecureChannelError("SCP02 needs 16-byte (two-key 3DES) keys")
+        if not i & 0x01:
+            raise SecureChannelError(f"SCP02 i={i:02X} uses a single key; only three-key options are supported")
+        self.i = i
+        counter = response.sequence_counter
+        self.s_enc = scp02_session_key(keys.enc, SCP02_ENC, counter)
+        self.s_mac = scp02_session_key(keys.mac, SCP02_C_MAC, counter)
+        self.s_dek = scp02_session_key(keys.dek, SCP02_DEK, counter)
+        self.icv = bytes(8)
+        expected = full_3des_mac(self.s_enc, host_challenge + counter + response.card_challenge)
+        if not hmac.compare_digest(expected, response.card_cryptogram):
+            raise CardCryptogramError("the card cryptogram does not verify: wrong keys for this card (SCP02)")
+
+    def host_cryptogram(self) -> bytes:
+        r = self.response
+        return full_3des_mac(self.s_enc, r.sequence_counter + r.card_challenge + self.host_challenge)
+
+    def _mac_over(self, command: CommandAPDU, header: bytes, data: bytes) -> bytes:
+        if self.i & 0x02:  # C-MAC on the unmodified APDU: original CLA and Lc, plain data
+            header = bytes((command.cla, command.ins, command.p1, command.p2, len(command.data)))
+            data = command.data
+        elif data != command.data:  # SCP02 MACs the plain data, then encrypts ([GPCS] E.4.6)
+            header = header[:4] + bytes((len(command.data) + 8,))
+            data = command.data
+        return self._mac_command(header, data)
+
+    def _mac_command(self, header: bytes, data: bytes) -> bytes:
+        icv = self.icv
+        if self.i & 0x10 and icv != bytes(8):  # ICV encryption for the C-MAC session ([GPCS] E.3.4)
+            icv = tdes_ecb(self.s_mac[:8], icv)  # single DES under K1
+        self.icv = retail_mac(self.s_mac, header + data, icv)
+        return self.icv
+
+    def _encrypt_command_data(self, data: bytes) -> bytes:
+        return tdes_cbc_encrypt(self.s_enc, pad_m2(data))
+
+    def encrypt_key_data(self, data: bytes) -> bytes:
+        return tdes_ecb(self.s_dek, data)
+
+
+class SCP03(SecureChannel):
+    """[AmD] with AES keys in S8 mode: i=00 (random card challenge), i=10 (pseudo-random), i=70 (pseudo-random,
+    R-MAC and R-ENCRYPTION supported)."""
+
+    scp = 0x03
+    block = 16
+
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse) -> None:
+        super().__init__(keys, host_challenge, response)
+        bits = len(keys.enc) * 8
+        context = host_challenge + response.card_challenge
+        self.s_enc = scp03_kdf(keys.enc, DERIVE_S_ENC, bits, context)
+        self.s_mac = scp03_kdf(keys.mac, DERIVE_S_MAC, bits, context)
+        self.s_rmac = scp03_kdf(keys.mac, DERIVE_S_RMAC, bits, context)
+        self.context = context
+        self.chaining_value = bytes(16)  # MAC chaining value, [AmD] 6.2.5
+        self.counter = 0  # encryption counter, [AmD] 6.2.6
+        expected = scp03_kdf(self.s_mac, DERIVE_CARD_CRYPTOGRAM, 64, context)
+        if not hmac.compare_digest(expected, response.card_cryptogram):
+            raise CardCryptogramError("the card cryptogram does not verify: wrong keys for this card (SCP03)")
+
+    def host_cryptogram(self) -> bytes:
+        return scp03_kdf(self.s_mac, DERIVE_HOST_CRYPTOGRAM, 64, self.context)
+
+    def _mac_command(self, header: bytes, data: bytes) -> bytes:
+        self.chaining_value = aes_cmac(self.s_mac, self.chaining_value + header + data)
+        return self.chaining_value[:8]
+
+    def _before_command(self) -> None:
+        # the counter moves for every command of the session, with or without data ([AmD] 6.2.6)
+        self.counter += 1
+
+    def _encrypt_command_data(self, data: bytes) -> bytes:
+        iv = aes_ecb(self.s_enc, self.counter.to_bytes(16, "big"))
+        return aes_cbc(self.s_enc, pad_m2(data, 16), iv)
+
+    def unwrap(self, response: ResponseAPDU) -> ResponseAPDU:
+        """R-MAC check and R-ENCRYPTION ([AmD] 6.2.5, 6.2.7): a MAC comes with successful and warning status
+        words; an error carries none."""
+        if not self.level & SecurityLevel.R_MAC or not response.data:
+            return response
+        if len(response.data) < 8:
+            raise SecureChannelError(f"response of {len(response.data)} bytes has no room for an R-MAC")
+        body, rmac = response.data[:-8], response.data[-8:]
+        expected = aes_cmac(self.s_rmac, self.chaining_value + body + response.sw.to_bytes(2, "big"))[:8]
+        if not hmac.compare_digest(expected, rmac):
+            raise SecureChannelError("the response's R-MAC does not verify: the channel is broken")
+        if self.level & SecurityLevel.R_ENCRYPTION and body:
+            if len(body) % 16:
+                raise SecureChannelError("encrypted response data is not a whole number of AES blocks")
+            iv = aes_ecb(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
+            try:
+                body = unpad_m2(aes_cbc(self.s_enc, body, iv, decrypt=True), 16)
+            except PaddingError:
+                raise SecureChannelError("decrypted response data is not padded with 80 00..") from None
+        return ResponseAPDU(body, response.sw)
+
+    def encrypt_key_data(self, data: bytes) -> bytes:
+        if len(data) % 16:
+            raise ValueError("SCP03 key data must be padded to whole AES blocks before encryption")
+        return aes_cbc(self.keys.dek, data, bytes(16))
+
+
+def open_channel(keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse,
+                 scp02_i: int = 0x55) -> SecureChannel:
+    """The channel the card's INITIALIZE UPDATE response asks for; raises CardCryptogramError on wrong keys."""
+    if response.scp == 0x02:
+        return SCP02(keys, host_challenge, response, i=scp02_i)
+    return SCP03(keys, host_challenge, response)

@@ -1,0 +1,1 @@
+"""The simulated card: the Java bridge on jCardSim, in-process or behind pcscd/vpcd."""

@@ -1,0 +1,83 @@
+"""The simulated card: our Java bridge on jCardSim, in-process through JPype or as a virtual card
+behind vpcd, with the manifest's applets installed at start."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+
+from cardsuite.errors import ConfigurationError
+from cardsuite.masking import opaque_eq
+from cardsuite.project import Project
+from cardsuite.tooling.manifest import load_manifest
+
+_jvm_lock = threading.Lock()
+
+
+@dataclass(frozen=True)
+class AppletInstall:
+    aid: bytes
+    class_name: str
+    params: bytes = b""
+
+
+DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GlobalPlatform's well-known test key
+
+
+@opaque_eq  # pytest's failed-`==` explanation would print the keys field by field
+@dataclass(frozen=True)
+class CardManagerConfig:
+    """The simulated card's GlobalPlatform Issuer Security Domain. ``keys`` (ENC, MAC, DEK) of None are
+    the public development keys 40..4F, which only a simulated card may use."""
+
+    protocol: str = "scp03"  # or "scp02"
+    key_version: int = 1
+    keys: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.protocol not in ("scp02", "scp03"):
+            raise ConfigurationError(f"card manager protocol {self.protocol!r}: use scp02 or scp03")
+
+
+def manifest_packages(project: Project) -> list[tuple[bytes, str]]:
+    """(package AID, Java package) of every manifest package: the build's classes stand in for the
+    bytecode of a CAP file the card manager loads."""
+    return [(p.aid, p.java) for p in load_manifest(project.manifest).packages]
+
+
+def manifest_applets(project: Project) -> list[AppletInstall]:
+    manifest = load_manifest(project.manifest)
+    return [AppletInstall(a.aid, p.qualified(a), a.params) for p, a in manifest.simulated_applets()]
+
+
+def _require_built(project: Project) -> None:
+    if not project.bridge_classes.is_dir() or not project.sim_classes.is_dir():
+        raise ConfigurationError("the simulator is not built: run `invoke build` first")
+
+
+# A card's random numbers must be unpredictable: jCardSim's RandomData is deterministic unless asked.
+JVM_OPTIONS = ("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
+               "-Dcom.licel.jcardsim.randomdata.secure=1")
+
+
+def bridge_classpath(project: Project) -> list[str]:
+    """The bridge first: it replaces jCardSim's deterministic SecureRandomNullProvider."""
+    return [str(project.bridge_classes)] + project.java_classpath()
+
+
+def start_jvm(project: Project) -> None:
+    """Starts the one JVM of this process (JPype allows one) with jCardSim and the bridge on its classpath."""
+    try:
+        import jpype
+    except ImportError:
+        raise ConfigurationError("the in-process simulator needs JPype: pip install 'cardsuite[sim]' "
+                                 "(or use --card vpcd)") from None
+
+    with _jvm_lock:
+        if jpype.isJVMStarted():
+            return
+        _require_built(project)
+        jpype.startJVM(*JVM_OPTIONS, classpath=bridge_classpath(project), convertStrings=False)
+        # jCardSim prints chatter ("getInstance of ... is OK!") on System.out: drop it
+        stream = jpype.JClass("java.io.PrintStream")
+        jpype.JClass("java.lang.System").setOut(stream(jpype.JClass("java.io.OutputStream").nullOutputStream()))

@@ -1,0 +1,1 @@
+"""The pytest plugin for testing applets on simulated and real cards."""

@@ -1,0 +1,1 @@
+"""The build pipeline: the manifest, the Java Card toolchain, CAP files and their sizes."""

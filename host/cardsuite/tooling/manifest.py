@@ -1,0 +1,195 @@
+"""The suite's package manifest (applets/manifest.toml): parsed, validated and ordered for building."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cardsuite.errors import ConfigurationError
+
+SUPPORTED_TARGETS = ("3.0.4", "3.0.5", "3.1.0", "3.2.0")
+_JAVA_PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
+_JAVA_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_aid(text: str, what: str = "AID") -> bytes:
+    """An AID from hex (spaces and colons allowed), 5 to 16 bytes, or ConfigurationError naming ``what``."""
+    try:
+        aid = bytes.fromhex("".join(text.split()).replace(":", ""))
+    except ValueError:
+        raise ConfigurationError(f"{what} {text!r} is not hex") from None
+    if not 5 <= len(aid) <= 16:
+        raise ConfigurationError(f"{what} {text!r} has {len(aid)} bytes; an AID has 5 to 16")
+    return aid
+
+
+@dataclass(frozen=True)
+class AppletSpec:
+    class_name: str
+    aid: bytes
+    params: bytes = b""
+
+
+@dataclass(frozen=True)
+class PackageSpec:
+    name: str
+    java: str
+    aid: bytes
+    version: str
+    library: bool = False
+    imports: tuple[str, ...] = ()
+    simulator: bool = True
+    applets: tuple[AppletSpec, ...] = ()
+
+    @property
+    def rid(self) -> bytes:
+        return self.aid[:5]
+
+    def source_dir(self, applets_dir: Path) -> Path:
+        return applets_dir / self.name
+
+    def qualified(self, applet: AppletSpec) -> str:
+        return f"{self.java}.{applet.class_name}"
+
+
+@dataclass(frozen=True)
+class Manifest:
+    targetsdk: str
+    packages: tuple[PackageSpec, ...] = field(default_factory=tuple)
+
+    def package(self, name: str) -> PackageSpec:
+        for package in self.packages:
+            if package.name == name:
+                return package
+        raise ConfigurationError(f"no package named {name!r} in the manifest")
+
+    def applet_aid(self, package: str, index: int = 0) -> bytes:
+        """The AID of a package's applet, so that code and tests read AIDs from here rather than repeat them."""
+        applets = self.package(package).applets
+        if not 0 <= index < len(applets):
+            raise ConfigurationError(f"package {package!r} has no applet number {index}")
+        return applets[index].aid
+
+    def build_order(self) -> list[PackageSpec]:
+        """Packages after every package they import (checked acyclic at load)."""
+        done: list[PackageSpec] = []
+        seen: set[str] = set()
+
+        def visit(package: PackageSpec) -> None:
+            if package.name in seen:
+                return
+            seen.add(package.name)
+            for dep in package.imports:
+                visit(self.package(dep))
+            done.append(package)
+
+        for package in self.packages:
+            visit(package)
+        return done
+
+    def simulated_applets(self) -> list[tuple[PackageSpec, AppletSpec]]:
+        return [(p, a) for p in self.build_order() if p.simulator for a in p.applets]
+
+
+def _package(entry: dict, index: int) -> PackageSpec:
+    where = f"package #{index + 1}"
+    for key in ("name", "java", "aid", "version"):
+        if key not in entry:
+            raise ConfigurationError(f"{where}: missing {key!r}")
+    name = entry["name"]
+    where = f"package {name!r}"
+    known = {"name", "java", "aid", "version", "library", "imports", "simulator", "applet"}
+    unknown = set(entry) - known
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown keys {sorted(unknown)} (known: {sorted(known)})")
+    if not _JAVA_PACKAGE.match(entry["java"]):
+        raise ConfigurationError(f"{where}: {entry['java']!r} is not a Java package name")
+    if not re.fullmatch(r"\d{1,3}\.\d{1,3}", str(entry["version"])):
+        raise ConfigurationError(f"{where}: version must be 'major.minor', got {entry['version']!r}")
+    aid = parse_aid(entry["aid"], f"{where} aid")
+    applets = []
+    for raw in entry.get("applet", []):
+        cls = raw.get("class", "")
+        if not _JAVA_CLASS.match(cls):
+            raise ConfigurationError(f"{where}: applet class {cls!r} is not a Java class name")
+        applet_aid = parse_aid(raw.get("aid", ""), f"{where} applet {cls}")
+        if applet_aid[:5] != aid[:5]:
+            raise ConfigurationError(
+                f"{where}: applet {cls} AID {applet_aid.hex().upper()} does not start with the package RID "
+                f"{aid[:5].hex().upper()} (the converter and the card require it)"
+            )
+        params = bytes.fromhex(raw.get("params", ""))
+        applets.append(AppletSpec(cls, applet_aid, params))
+    library = bool(entry.get("library", False))
+    if library and applets:
+        raise ConfigurationError(f"{where}: a library package has no applets")
+    if not library and not applets:
+        raise ConfigurationError(f"{where}: has no applets; set library = true for a library package")
+    return PackageSpec(
+        name=name,
+        java=entry["java"],
+        aid=aid,
+        version=str(entry["version"]),
+        library=library,
+        imports=tuple(entry.get("imports", ())),
+        simulator=bool(entry.get("simulator", True)),
+        applets=tuple(applets),
+    )
+
+
+def load_manifest(path: Path) -> Manifest:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"manifest {path} not found") from None
+    except UnicodeDecodeError as exc:  # TOML 1.0: a document is UTF-8 text
+        raise ConfigurationError(f"manifest {path} is not a TOML text file (not UTF-8 at byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None
+    targetsdk = str(data.get("build", {}).get("targetsdk", "3.0.5"))
+    if targetsdk not in SUPPORTED_TARGETS:
+        raise ConfigurationError(f"{path}: targetsdk {targetsdk!r} is not one of {', '.join(SUPPORTED_TARGETS)}")
+    packages = tuple(_package(entry, i) for i, entry in enumerate(data.get("package", [])))
+    _check_unique(path, packages)
+    manifest = Manifest(targetsdk, packages)
+    _check_imports(path, manifest)
+    return manifest
+
+
+def _check_unique(path: Path, packages: tuple[PackageSpec, ...]) -> None:
+    seen: dict[object, str] = {}
+    for package in packages:
+        keys = [("name", package.name), ("java", package.java), ("aid", package.aid)]
+        keys += [("aid", a.aid) for a in package.applets]
+        for key in keys:
+            if key in seen:
+                value = key[1].hex().upper() if isinstance(key[1], bytes) else key[1]
+                raise ConfigurationError(f"{path}: {key[0]} {value} used by {seen[key]!r} and {package.name!r}")
+            seen[key] = package.name
+
+
+def _check_imports(path: Path, manifest: Manifest) -> None:
+    names = {p.name: p for p in manifest.packages}
+    for package in manifest.packages:
+        for dep in package.imports:
+            if dep not in names:
+                raise ConfigurationError(f"{path}: package {package.name!r} imports unknown package {dep!r}")
+            if not names[dep].library:
+                raise ConfigurationError(f"{path}: package {package.name!r} imports {dep!r}, which is not a library")
+    # cycle check
+    state: dict[str, int] = {}
+
+    def visit(name: str, chain: list[str]) -> None:
+        if state.get(name) == 1:
+            raise ConfigurationError(f"{path}: import cycle {' -> '.join(chain + [name])}")
+        if state.get(name) == 2:
+            return
+        state[name] = 1
+        for dep in names[name].imports:
+            visit(dep, chain + [name])
+        state[name] = 2
+
+    for name in names:
+        visit(name, [])

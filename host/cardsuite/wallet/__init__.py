@@ -1,0 +1,1 @@
+"""The wallet: card client, issuer secure messaging, card numbers, and the issuer and merchant roles."""

@@ -1,0 +1,56 @@
+"""The first applet end to end: build → simulator → host transport, over `sim` and `vpcd`."""
+
+import os
+
+import pytest
+from cardsuite.apdu import CommandAPDU, StatusError
+from support import ECHO_AID
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def echo(card):
+    card.select(ECHO_AID)
+    return card
+
+
+@pytest.mark.parametrize("size", [1, 32, 250])
+def test_echo_returns_the_command_data(echo, size: int) -> None:
+    payload = os.urandom(size)
+    assert echo.send(CommandAPDU(0x80, 0x01, 0, 0, payload, le=256)).data == payload
+
+
+def test_wrong_le_is_corrected_like_a_pcsc_application_does(echo) -> None:
+    command = CommandAPDU(0x80, 0x03, 0, 0, le=5)
+    assert echo.exchange(command).sw == 0x6C20  # what the card really says
+    response = echo.transmit(command)  # re-sent with Le=32
+    assert response.sw == 0x9000
+    assert response.data == bytes(range(32))
+
+
+def test_61xx_responses_are_collected_with_get_response(echo) -> None:
+    first = echo.exchange(CommandAPDU(0x80, 0x04, 40, 0))
+    assert (first.data, first.sw) == (bytes(range(16)), 0x6118)
+    response = echo.transmit(CommandAPDU(0x80, 0x04, 40, 0))
+    assert response.sw == 0x9000
+    assert response.data == bytes(range(40))
+
+
+def test_unknown_instruction_and_class_get_their_status_words(echo) -> None:
+    with pytest.raises(StatusError) as caught:
+        echo.send(CommandAPDU(0x80, 0x7F, 0, 0))
+    assert caught.value.sw == 0x6D00
+    assert echo.transmit(CommandAPDU(0x90, 0x01, 0, 0, b"\x00")).sw == 0x6E00
+
+
+def test_selecting_an_absent_applet_is_file_not_found(card) -> None:
+    assert card.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, bytes.fromhex("F0636172640199"))).sw == 0x6A82
+
+
+@pytest.mark.isolated
+def test_reset_deselects_the_applet(card) -> None:
+    card.select(ECHO_AID)
+    atr = card.reset()
+    assert atr
+    assert card.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1)).sw != 0x9000

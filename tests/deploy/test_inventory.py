@@ -1,0 +1,148 @@
+"""The card inventory on SQLite and on a real local PostgreSQL server (Debian's postgresql package, started
+for the session in a temporary directory): the same schema and SQL on both; a card recorded by its CPLC
+identity, seen again without losing when it was first seen; its contents replaced as a whole; events in
+order; a whole deploy recorded into PostgreSQL; bad URLs as clear errors."""
+
+from __future__ import annotations
+
+import glob
+import os
+import shutil
+import socket
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cardsuite.deploy.deployer import Deployer, DeployOptions
+from cardsuite.deploy.inventory import Inventory, InventoryError
+from cardsuite.deploy.profiles import load_card_profile
+from cardsuite.gp.client import Application, LoadFile, Registry
+from cardsuite.gp.guard import BrickGuard
+from cardsuite.project import Project
+from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.sim.inprocess import SimulatorTransport
+
+h = bytes.fromhex
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A throwaway PostgreSQL server on a free loopback port; root cannot run postgres, so as user postgres."""
+    initdb = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not initdb:
+        pytest.skip("PostgreSQL server binaries missing (/usr/lib/postgresql/*/bin): apt-get install postgresql")
+    try:
+        import psycopg  # noqa: F401
+    except ImportError:
+        pytest.skip("psycopg missing: pip install 'psycopg[binary]'")
+    bindir = Path(initdb[-1]).parent
+    as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    base = Path(tempfile.mkdtemp(prefix="cardsuite-pg-", dir="/tmp"))
+    if as_postgres:
+        shutil.chown(base, "postgres")
+    data, port = base / "data", _free_port()
+    run = {"check": True, "capture_output": True, "timeout": 120}
+    subprocess.run([*as_postgres, str(bindir / "initdb"), "-D", str(data), "-U", "postgres", "--auth=trust",
+                    "-E", "UTF8"], **run)
+    subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-l", str(base / "log"), "-w",
+                    "-o", f"-p {port} -k {base} -c listen_addresses=127.0.0.1", "start"], **run)
+    try:
+        yield f"postgresql://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        subprocess.run([*as_postgres, str(bindir / "pg_ctl"), "-D", str(data), "-m", "fast", "-w", "stop"],
+                       capture_output=True, timeout=120)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def inventory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Inventory]:
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'inventory.db'}"
+    else:
+        url = request.getfixturevalue("postgres_url")
+    with Inventory(url, station="station-1") as inv:
+        with inv.transaction() as cur:  # the server outlives a test: start from empty tables
+            for table in ("inv_events", "inv_contents", "inv_cards"):
+                cur.execute(f"DELETE FROM {table}")
+        yield inv
+
+
+REGISTRY = Registry(
+    Application(h("A000000151000000"), 0x01, h("9EFE80"), "ISD"),
+    [Application(h("0011223344552001"), 0x07, h("00"), "APP", h("00112233445520")),
+     Application(h("F0636172641001"), 0x07, h("04"), "APP", h("F06361726410"))],
+    [LoadFile(h("001122334455"), 0x01, h("0100")),
+     LoadFile(h("00112233445520"), 0x01, h("0100"), (h("0011223344552001"),))],
+)
+
+
+def test_cards_contents_and_events(inventory: Inventory) -> None:
+    card = "cplc:4790503212345678ABCD"
+    inventory.record_card(card, cplc=bytes(42), atr=h("3B8A80"), card_type="simulated")
+    [first] = inventory.cards()
+    assert (first.card, first.cplc, first.atr, first.life_cycle) == (card, "00" * 42, "3B8A80", None)
+
+    inventory.record_card(card, registry=REGISTRY, profile="sim-suite")
+    [seen] = inventory.cards()
+    assert seen.first_seen == first.first_seen and seen.last_seen >= first.last_seen
+    assert (seen.cplc, seen.card_type, seen.life_cycle, seen.profile, seen.station) == (
+        "00" * 42, "simulated", "OP_READY", "sim-suite", "station-1")  # kept what this sighting did not say
+    contents = [(c.kind, c.aid, c.state, c.parent, c.detail) for c in inventory.contents(card)]
+    assert contents == [
+        ("APP", "0011223344552001", "SELECTABLE", "00112233445520", None),
+        ("APP", "F0636172641001", "SELECTABLE", "F06361726410", "CardReset"),
+        ("PKG", "001122334455", "LOADED", None, "v1.0"),
+        ("PKG", "00112233445520", "LOADED", None, "v1.0 0011223344552001")]
+
+    emptied = Registry(REGISTRY.isd, [], [REGISTRY.load_files[0]])
+    inventory.record_card(card, registry=emptied)
+    assert [(c.kind, c.aid) for c in inventory.contents(card)] == [("PKG", "001122334455")]
+
+    inventory.record_event(card, "load", "ok", "isofs 001122334455", "29 blocks")
+    inventory.record_event(card, "install", "failed", "wallet F0636172641001", "6985 (it's refused)")
+    inventory.record_event("cplc:other", "seen", "ok")
+    events = inventory.events(card)
+    assert [(e.action, e.outcome, e.target, e.station) for e in events] == [
+        ("load", "ok", "isofs 001122334455", "station-1"),
+        ("install", "failed", "wallet F0636172641001", "station-1")]
+    assert events[0].id < events[1].id and events[1].detail == "6985 (it's refused)"
+    assert len(inventory.events()) == 3
+
+
+def test_a_deploy_recorded_in_postgresql(postgres_url: str, project: Project, tmp_path: Path) -> None:
+    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
+    transport.connect()
+    try:
+        with Inventory(postgres_url, station="pg-station") as inventory:
+            profile = load_card_profile(ROOT / "profiles" / "cards" / "sim-suite.toml")
+            options = DeployOptions(wallet_db=tmp_path / "w.db", env={"CARDSUITE_PIN": "2468",
+                                                                      "CARDSUITE_PUK": "13572468"})
+            result = Deployer(project, profile, transport, inventory, BrickGuard(tmp_path / "g.db"),
+                              options=options).run()
+            card = inventory.card(result.plan.card)
+            assert card is not None and card.profile == "sim-suite" and card.station == "pg-station"
+            kinds = [c.kind for c in inventory.contents(result.plan.card)]
+            assert kinds.count("PKG") == 6 and kinds.count("APP") == 5
+            actions = [e.action for e in inventory.events(result.plan.card) if e.outcome == "ok"]
+            assert actions.count("load") == 6 and actions.count("install") == 5 and actions[-1] == "deploy"
+    finally:
+        transport.disconnect()
+
+
+@pytest.mark.parametrize(("url", "message"), [
+    ("mysql://x/y", "use sqlite:///path or postgresql://"),
+    ("sqlite:///", "names no file"),
+    ("postgresql://nobody@127.0.0.1:1/none", "cannot connect to the inventory database"),
+])
+def test_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(InventoryError, match=message):
+        Inventory(url)

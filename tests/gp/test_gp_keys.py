@@ -1,0 +1,90 @@
+"""Where GlobalPlatform keys come from (cardsuite.gp.keys): the environment or a key profile, the development
+keys only when asked, and two sources at once refused."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from cardsuite.errors import ConfigurationError
+from cardsuite.gp.keys import DEVELOPMENT_KEY, resolve_keys
+
+KEY_A = "00112233445566778899AABBCCDDEEFF"
+KEY_B = "FFEEDDCCBBAA99887766554433221100"
+
+
+def test_no_keys_is_an_error_naming_every_way() -> None:
+    with pytest.raises(ConfigurationError, match="CARDSUITE_GP_KEY.*--key-profile.*--dev-keys"):
+        resolve_keys(env={})
+
+
+def test_development_keys_only_when_asked() -> None:
+    choice = resolve_keys(dev_keys=True, env={})
+    assert choice.keys.enc == DEVELOPMENT_KEY == bytes.fromhex("404142434445464748494A4B4C4D4E4F")
+    assert "--dev-keys" in choice.source
+
+
+def test_single_key_and_version_from_the_environment() -> None:
+    choice = resolve_keys(env={"CARDSUITE_GP_KEY": KEY_A, "CARDSUITE_GP_KVN": "0x30"})
+    assert (choice.keys.enc, choice.keys.mac, choice.keys.dek) == (bytes.fromhex(KEY_A),) * 3
+    assert choice.keys.kvn == 0x30
+    assert resolve_keys(kvn=0x31, env={"CARDSUITE_GP_KEY": KEY_A}).keys.kvn == 0x31
+
+
+def test_three_keys_from_the_environment() -> None:
+    env = {"CARDSUITE_GP_KEY_ENC": KEY_A, "CARDSUITE_GP_KEY_MAC": KEY_B, "CARDSUITE_GP_KEY_DEK": KEY_A}
+    keys = resolve_keys(env=env).keys
+    assert keys.mac == bytes.fromhex(KEY_B) and keys.enc == bytes.fromhex(KEY_A)
+
+
+@pytest.mark.parametrize(("env", "message"), [
+    ({"CARDSUITE_GP_KEY_ENC": KEY_A}, "missing CARDSUITE_GP_KEY_MAC, CARDSUITE_GP_KEY_DEK"),
+    ({"CARDSUITE_GP_KEY": KEY_A, "CARDSUITE_GP_KEY_ENC": KEY_A}, "not both"),
+    ({"CARDSUITE_GP_KEY": "4041"}, "16, 24 or 32 bytes, got 2"),
+    ({"CARDSUITE_GP_KEY": "zz"}, "not a hex key"),
+    ({"CARDSUITE_GP_KEY": KEY_A, "CARDSUITE_GP_KVN": "200"}, "0..127"),
+])
+def test_bad_environment(env: dict, message: str) -> None:
+    with pytest.raises(ConfigurationError, match=message):
+        resolve_keys(env=env)
+
+
+def test_two_sources_are_refused() -> None:
+    with pytest.raises(ConfigurationError, match="keys given twice"):
+        resolve_keys(dev_keys=True, env={"CARDSUITE_GP_KEY": KEY_A})
+
+
+def test_key_profile_with_literal_and_environment_keys(tmp_path: Path) -> None:
+    profile = tmp_path / "keys.toml"
+    profile.write_text(f'kvn = 0x30\nscp = 3\n[keys]\nenc = "{KEY_A}"\nmac = "env:SHOP_MAC"\ndek = "{KEY_A}"\n')
+    os.chmod(profile, 0o600)
+    choice = resolve_keys(profile=profile, env={"SHOP_MAC": KEY_B})
+    assert choice.keys.kvn == 0x30 and choice.scp == 3 and choice.keys.mac == bytes.fromhex(KEY_B)
+    assert str(profile) in choice.source
+    via_env = resolve_keys(env={"CARDSUITE_GP_KEY_PROFILE": str(profile), "SHOP_MAC": KEY_B})
+    assert via_env.keys == choice.keys
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("kvn = 1\n", "no \\[keys\\] table"),
+    ('[keys]\nkey = "env:NOPE"\n', "NOPE, which is not set"),
+    (f'[keys]\nkey = "{KEY_A}"\nenc = "{KEY_A}"\n', "not both"),
+    (f'[keys]\nenc = "{KEY_A}"\n', "lacks mac, dek"),
+    (f'[keys]\nkee = "{KEY_A}"\n', "unknown entries kee"),
+    (f'scp = 1\n[keys]\nkey = "{KEY_A}"\n', "scp .* must be 2 or 3"),
+    ("[keys\n", "not valid TOML"),
+])
+def test_bad_key_profiles(tmp_path: Path, text: str, message: str) -> None:
+    profile = tmp_path / "keys.toml"
+    profile.write_text(text)
+    with pytest.raises(ConfigurationError, match=message):
+        resolve_keys(profile=profile, env={})
+
+
+def test_readable_profile_with_keys_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    profile = tmp_path / "keys.toml"
+    profile.write_text(f'[keys]\nkey = "{KEY_A}"\n')
+    os.chmod(profile, 0o644)
+    resolve_keys(profile=profile, env={})
+    assert "readable by others" in caplog.text and KEY_A not in caplog.text

@@ -1,0 +1,125 @@
+"""The build pipeline: simulator classes always, CAP files where the Oracle SDK is configured, clear
+errors for the mistakes users make, and nothing redone when nothing changed."""
+
+import shutil
+import textwrap
+from pathlib import Path
+
+import pytest
+from cardsuite.errors import ToolchainError
+from cardsuite.project import Project
+from cardsuite.tooling.build import BuildResult, build, build_caps, convert_package, render_ant_file
+from cardsuite.tooling.manifest import load_manifest
+from cardsuite.tooling.toolchain import JavaCardKit, locate_cap_toolchain
+
+
+@pytest.fixture(scope="module")
+def toolchain():
+    found, problems = locate_cap_toolchain(Project.locate())
+    if found is None:
+        pytest.skip("Oracle Java Card SDK or ant-javacard not configured (CARDSUITE_JC_HOME, CARDSUITE_ANT_JAVACARD)")
+    return found
+
+
+def _scratch_project(tmp_path: Path, manifest: str, sources: dict[str, str]) -> Project:
+    real = Project.locate()
+    (tmp_path / "applets").mkdir()
+    (tmp_path / "applets" / "manifest.toml").write_text(textwrap.dedent(manifest))
+    shutil.copytree(real.root / "ant", tmp_path / "ant")
+    (tmp_path / "deps").symlink_to(real.root / "deps")
+    for name, text in sources.items():
+        path = tmp_path / "applets" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text))
+    return Project(tmp_path)
+
+
+APPLET = """
+    package demo.{pkg};
+    import javacard.framework.*;
+    public class App extends Applet {{
+        public static void install(byte[] b, short o, byte l) {{ new App().register(); }}
+        public void process(APDU apdu) {{ {body} }}
+    }}
+"""
+ONE_PACKAGE = """
+    [[package]]
+    name = "{pkg}"
+    java = "demo.{pkg}"
+    aid = "A00000000201"
+    version = "1.0"
+    applet = [{{ class = "App", aid = "A0000000020101" }}]
+"""
+
+
+def test_missing_sdk_is_explained_and_simulator_classes_still_built(monkeypatch, tmp_path) -> None:
+    project = Project.locate()
+    monkeypatch.setenv("CARDSUITE_JC_HOME", str(tmp_path / "no-kit"))
+    monkeypatch.setenv("CARDSUITE_ANT_JAVACARD", str(tmp_path / "no.jar"))
+    result = build(project, log=lambda _: None)
+    assert any("no-kit" in p and "CARDSUITE_JC_HOME" in p for p in result.missing)
+    assert any("no.jar" in p and "CARDSUITE_ANT_JAVACARD" in p for p in result.missing)
+    assert list(project.sim_classes.rglob("EchoApplet.class"))
+    with pytest.raises(ToolchainError, match="cannot build CAP files"):
+        build(project, require_cap=True, log=lambda _: None)
+
+
+def test_a_second_build_with_nothing_changed_does_nothing(project) -> None:
+    build(project, log=lambda _: None)
+    messages: list[str] = []
+    result = build(project, log=messages.append)
+    assert result.compiled == [] and result.converted == []
+    assert messages == []
+
+
+def test_an_old_kit_on_a_new_jdk_is_a_clear_mismatch(tmp_path: Path) -> None:
+    kit = tmp_path / "jc305u4_kit"
+    (kit / "lib").mkdir(parents=True)
+    (kit / "lib" / "tools.jar").write_bytes(b"")
+    with pytest.raises(ToolchainError, match="JDK/SDK mismatch: the Java Card 3.0 kit .* runs on JDK 8..8, but"):
+        JavaCardKit(kit).check("3.0.5", 17)
+
+
+def test_the_suite_converts_and_a_rebuild_converts_nothing(toolchain, project) -> None:
+    manifest = load_manifest(project.manifest)
+    first = BuildResult()
+    build_caps(project, manifest, toolchain, first, log=lambda _: None)
+    for package in manifest.packages:
+        assert (project.cap_dir / f"{package.name}.cap").stat().st_size > 0
+    second = BuildResult()
+    build_caps(project, manifest, toolchain, second, log=lambda _: None)
+    assert second.converted == []
+    assert sorted(second.up_to_date) == sorted(p.name for p in manifest.packages)
+
+
+def test_converter_errors_are_reported_although_it_exits_zero(toolchain, tmp_path: Path) -> None:
+    body = "long x = apdu.getBuffer()[0]; x++;"
+    project = _scratch_project(tmp_path, ONE_PACKAGE.format(pkg="bad"),
+                               {"bad/App.java": APPLET.format(pkg="bad", body=body)})
+    with pytest.raises(ToolchainError) as caught:
+        build_caps(project, load_manifest(project.manifest), toolchain, BuildResult(), log=lambda _: None)
+    message = str(caught.value)
+    assert "converting package 'bad' failed" in message
+    assert "unsupported type long" in message
+    assert "Java Card has no long" in message
+    assert not (project.cap_dir / "bad.cap").exists()
+
+
+def test_a_missing_export_file_is_named(toolchain, tmp_path: Path) -> None:
+    manifest = ONE_PACKAGE.format(pkg="user").replace('version = "1.0"', 'version = "1.0"\nimports = ["lib"]') + """
+    [[package]]
+    name = "lib"
+    java = "demo.lib"
+    aid = "A00000000202"
+    version = "1.0"
+    library = true
+    """
+    library = "package demo.lib;\npublic class Lib { public static short one() { return 1; } }\n"
+    body = "apdu.getBuffer()[0] = (byte) demo.lib.Lib.one();"
+    project = _scratch_project(tmp_path, manifest, {
+        "lib/Lib.java": library, "user/App.java": APPLET.format(pkg="user", body=body)})
+    manifest = load_manifest(project.manifest)
+    ant_file = render_ant_file(project, manifest, toolchain)
+    # the importer alone: the library was never converted, so its export file does not exist
+    with pytest.raises(ToolchainError, match="(?i)export"):
+        convert_package(project, ant_file, manifest.package("user"), log=lambda _: None)
