@@ -1,7 +1,7 @@
 package cardsuite.wallet;
 
 /**
- * The e-cash purse's APDU interface and data layouts (seed 004); docs/wallet-apdu.md, section
+ * The e-cash purse's APDU interface and data layouts ([P004]); docs/wallet-apdu.md, section
  * "E-cash", and docs/ecash-protocol.md spell every layout out byte by byte.
  */
 public interface EcashConstants {
@@ -14,7 +14,7 @@ public interface EcashConstants {
     // ---- issuer command, secure messaging only (CLA 84)
     byte INS_ECASH_PERSONALISE = (byte) 0x38;
 
-    // ---- denominations 1, 10, 100, 1,000, 10,000: the seed's five units (its example 20,430 =
+    // ---- denominations 1, 10, 100, 1,000, 10,000: [P004]'s five units (its example 20,430 =
     // 2 × 10,000 + 4 × 100 + 3 × 10 needs the 10). A unit is named by its exponent e (value 10^e).
     short UNITS = (short) 5;
     /**
@@ -30,7 +30,7 @@ public interface EcashConstants {
     short SN = (short) 4;
     short COUNT = (short) 4; // unit counts and chain positions, 4-byte unsigned
     short VENDOR_ID = (short) 8; // the first 8 bytes of SHA-256(g^v)
-    short REFERENCE = (short) 8; // the vendor's order reference (the seed's props)
+    short REFERENCE = (short) 8; // the vendor's order reference ([P004]'s props)
     short TOKEN_KEY = (short) 32;
     short SECRET = (short) 32; // chain states, DH x-coordinates, SHA-256 outputs
 

@@ -15,7 +15,7 @@ import javacard.security.MessageDigest;
 import javacard.security.Signature;
 
 /**
- * Divisible prepaid e-cash (seed 004): PayWord chains per vendor and denomination, rooted in an EC
+ * Divisible prepaid e-cash ([P004]): PayWord chains per vendor and denomination, rooted in an EC
  * Diffie-Hellman secret with the vendor, spent inside the broker's amount range certificates.
  * docs/ecash-protocol.md is the protocol, docs/wallet-apdu.md the APDUs.
  *
@@ -24,7 +24,7 @@ import javacard.security.Signature;
  * this card and the broker can compute, so only they can make a token certificate.
  *
  * Chains: for vendor V and unit e the root is s_0 = SHA-256(x(c·V) ‖ 'R' ‖ e), s_k = SHA-256(s_(k-1))
- * (the root hashed k times, as in the seed), and the payword sent for count k is
+ * (the root hashed k times, as in [P004]), and the payword sent for count k is
  * pw_k = SHA-256(s_k ‖ 'P'): a one-way image, so a captured payword cannot be hashed onward into a
  * later one. The card keeps s_k and k per vendor and unit, so a payment hashes forward from there:
  * at most MAX_UNITS_PER_PAYMENT hashes per unit, whatever the count already reached.

@@ -12,7 +12,7 @@ import javacard.security.Signature;
 import javacardx.crypto.Cipher;
 
 /**
- * The issuer's secure channel (seed 000, section 4.2), owning its keys and crypto engines.
+ * The issuer's secure channel ([P000], section 4.2), owning its keys and crypto engines.
  *
  * Opening: INITIALIZE UPDATE carries the host challenge r1; the card answers its challenge r2 and a
  * card cryptogram; EXTERNAL AUTHENTICATE carries the host cryptogram. Both sides thereby prove they

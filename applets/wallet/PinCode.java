@@ -6,7 +6,7 @@ import javacard.framework.JCSystem;
 import javacard.framework.Util;
 
 /**
- * A PIN or PUK with a persistent try counter (seed 002), kept in this applet's own arrays rather than
+ * A PIN or PUK with a persistent try counter ([P002]), kept in this applet's own arrays rather than
  * in OwnerPIN: OwnerPIN keeps its state inside the platform, where our simulator can neither journal
  * nor tear it, and we want the tearing tests to see every write.
  *

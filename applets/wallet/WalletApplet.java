@@ -14,9 +14,9 @@ import javacard.security.KeyPair;
 import javacard.security.Signature;
 
 /**
- * The wallet: a prepaid balance the issuer credits over its secure channel (seed 000) and the
- * holder spends with signed payments (seed 001), guarded by a PIN with step-up for large amounts
- * (seed 002). docs/wallet-apdu.md is the APDU reference.
+ * The wallet: a prepaid balance the issuer credits over its secure channel ([P000]) and the
+ * holder spends with signed payments ([P001]), guarded by a PIN with step-up for large amounts
+ * ([P002]). docs/wallet-apdu.md is the APDU reference.
  *
  * Life cycle: INSTALLED → PERSONALISED (PERSONALISE, once) → ACTIVE (SET STATUS) ⇄ BLOCKED, and
  * TERMINATED from any of them. Each command names the states it runs in (allowedStates); others
@@ -54,7 +54,7 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
     private final PinCode puk;
     private final IssuerChannel channel;
     private final WalletLog log;
-    /** Divisible prepaid e-cash (seed 004), its own class: EcashPurse. */
+    /** Divisible prepaid e-cash ([P004]), its own class: EcashPurse. */
     private final EcashPurse purse;
     private final KeyPair cardKeys;
     private final ECPrivateKey skc;
@@ -101,7 +101,7 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
     }
 
     public void process(APDU apdu) {
-        // Step-up (seed 002): a fresh verification counts for the very next command only.
+        // Step-up ([P002]): a fresh verification counts for the very next command only.
         boolean fresh = ram[RAM_PIN_FRESH] != 0;
         ram[RAM_PIN_FRESH] = 0;
         if (selectingApplet()) {
@@ -519,7 +519,7 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
     }
 
     /**
-     * PAY (seed 001): amount ‖ TS_M ‖ merchant ID ‖ Li ‖ item info. Needs the PIN verified in this
+     * PAY ([P001]): amount ‖ TS_M ‖ merchant ID ‖ Li ‖ item info. Needs the PIN verified in this
      * session, and above the step-up threshold a verification immediately before, spent by this
      * command. Signs σ = TS_M ‖ Lh ‖ holder ‖ Li ‖ item ‖ IIN ‖ amount ‖ merchant ID ‖ counter with SKC,
      * then debits, counts and logs in one transaction. Answers Lσ ‖ σ ‖ Ls ‖ signature ‖ H(R-Card).

@@ -39,7 +39,7 @@ public interface WalletConstants {
     byte STATES_LIVE = (byte) (STATE_INSTALLED | STATE_PERSONALISED | STATE_ACTIVE | STATE_BLOCKED);
     byte STATES_ALL = (byte) (STATES_LIVE | STATE_TERMINATED);
 
-    // ---- PIN / PUK (seed 002): references in P2, try limits, 8-byte blocks
+    // ---- PIN / PUK ([P002]): references in P2, try limits, 8-byte blocks
     byte PIN_REFERENCE = (byte) 0x81;
     byte PIN_TRIES = (byte) 3;
     byte PUK_TRIES = (byte) 10;

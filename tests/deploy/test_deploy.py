@@ -1,4 +1,4 @@
-"""`cardsuite deploy` (seed 000's post-issuance flow) onto an empty simulated card with the card manager:
+"""`cardsuite deploy` ([P000] post-issuance flow) onto an empty simulated card with the card manager:
 the whole suite profile from nothing, in dependency order, with the wallet personalised; a second run
 changes nothing; a run stopped part-way (between steps, or by power lost in the middle of the wallet's
 personalisation) is finished by running it again; the inventory holds the card, its contents and every

@@ -1,5 +1,5 @@
-"""The wallet's e-cash purse on the card (seed 004): payments the vendor verifies and the broker pays, the
-seed's decomposition example, fall-back to smaller units, range certificates checked, and the exact status
+"""The wallet's e-cash purse on the card ([P004]): payments the vendor verifies and the broker pays, the
+[P004]'s decomposition example, fall-back to smaller units, range certificates checked, and the exact status
 word of every refusal (never 6F00), with nothing changed by a refused command."""
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ def _sw(purse: Customer, command: CommandAPDU) -> int:
 
 
 @pytest.mark.e2e
-def test_the_seeds_example_is_paid_verified_and_deposited(purse: Customer, world: World) -> None:
+def test_the_papers_example_is_paid_verified_and_deposited(purse: Customer, world: World) -> None:
     """20,430 = 2 × 10,000 + 4 × 100 + 3 × 10: the vendor checks each payword against the root it computes
     from g^c and v; the broker checks the certificate with K_T and pays exactly 20,430."""
     vendor = world.vendor("bakery")

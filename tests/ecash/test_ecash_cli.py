@@ -1,4 +1,4 @@
-"""`cardsuite ecash story` runs the whole seed-004 story on one simulated card: the forged token and the
+"""`cardsuite ecash story` runs the whole [P004] story on one simulated card: the forged token and the
 double spend are caught and traced; the stepwise commands keep their state in the --db file."""
 
 from __future__ import annotations

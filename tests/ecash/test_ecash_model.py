@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from support.ecashkit import Customer, World, new_customer
 
 
-def test_the_seeds_example() -> None:
+def test_the_papers_example() -> None:
     assert decompose(20_430, [99] * 5) == (0, 3, 4, 0, 2)  # 2 × 10,000 + 4 × 100 + 3 × 10
 
 

@@ -1,4 +1,4 @@
-"""Every cheat seed 004 names, tried against the vendor and the broker: a vendor forging a token, a customer
+"""Every cheat [P004] names, tried against the vendor and the broker: a vendor forging a token, a customer
 spending past the range, a replay at the same vendor (and at the broker), the same units spent at two
 vendors (caught at deposit), a tampered range certificate, a payword that does not hash to the root; and
 limited traceability: the broker's and the CA's records together name the cheat, neither alone can."""

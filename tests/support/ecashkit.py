@@ -18,7 +18,7 @@ NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keye
 
 PIN = "2468"
 PUK = "11223344"
-SEED_COUNTS = (5000, 1000, 800, 50, 10)  # the seed's example certificate
+SEED_COUNTS = (5000, 1000, 800, 50, 10)  # [P004]'s example certificate
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""PAY (seed 001) and the transaction log: the signature over σ verifies with this card's PKC, any change
+"""PAY ([P001]) and the transaction log: the signature over σ verifies with this card's PKC, any change
 to σ breaks it, limits and step-up hold, balance, counter and log move together, the log is a ring with
 the newest record first, and the real card number never appears in an APDU or a trace."""
 

@@ -1,4 +1,4 @@
-"""PIN and PUK (seed 002): VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER; 3 PIN tries and 10 PUK
+"""PIN and PUK ([P002]): VERIFY, CHANGE REFERENCE DATA, RESET RETRY COUNTER; 3 PIN tries and 10 PUK
 tries reported as 63Cx, 6983 once blocked, and the try counter spent before the comparison."""
 
 from __future__ import annotations

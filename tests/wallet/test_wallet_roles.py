@@ -1,10 +1,10 @@
-"""The host roles of seeds 001 and 002 against a real wallet card: the issuer (personalisation, enrolment,
+"""The host roles of [P001] and [P002] against a real wallet card: the issuer (personalisation, enrolment,
 authorisation by V-Card), the merchant/PG (TS_M, signature with PKC, V-Card, evidence), each requirement
 shown by the attack it must stop. The issuer and merchant records live in a real SQLite file.
 
-Seed 001: (1) confidentiality of the card number, (2) integrity, (3) non-repudiation, (4) freshness,
+[P001]: (1) confidentiality of the card number, (2) integrity, (3) non-repudiation, (4) freshness,
 (5) one-wayness of V-Card, (6) no reuse of a captured V-Card or payment.
-Seed 002: enrolment apart from authentication, the binding re-checked at every use, step-up.
+[P002]: enrolment apart from authentication, the binding re-checked at every use, step-up.
 """
 
 from __future__ import annotations
@@ -157,7 +157,7 @@ def test_a_payment_is_requested_signed_verified_authorised_and_kept(roles: Roles
     assert roles.registry.authorisations(issued.card_id)[-1][2] is True
 
 
-# ---------------------------------------------------------------- seed 001 (1) confidentiality
+# ---------------------------------------------------------------- [P001] (1) confidentiality
 
 
 @pytest.mark.isolated
@@ -204,7 +204,7 @@ def test_the_card_number_never_appears_in_an_apdu_a_trace_a_log_or_the_database(
         assert form not in database
 
 
-# ---------------------------------------------------------------- seed 001 (2) integrity
+# ---------------------------------------------------------------- [P001] (2) integrity
 
 
 @pytest.mark.parametrize("change", [{"amount": 1}, {"amount": 45_000}, {"item": b"1 x Espresso"},
@@ -275,7 +275,7 @@ def test_a_card_signs_what_it_was_asked_so_a_changed_request_is_caught(roles: Ro
     assert _refusal(roles, answer).reason == Refusal.MISMATCH
 
 
-# ---------------------------------------------------------------- seed 001 (3) non-repudiation
+# ---------------------------------------------------------------- [P001] (3) non-repudiation
 
 
 def test_the_signature_verifies_with_this_cards_pkc_only(roles: Roles, holder: WalletClient, extra_card) -> None:
@@ -316,7 +316,7 @@ def test_a_third_party_verifies_the_stored_evidence_with_the_stored_pkc_only(
             assert what
 
 
-# ---------------------------------------------------------------- seed 001 (4) freshness
+# ---------------------------------------------------------------- [P001] (4) freshness
 
 
 def test_a_stale_ts_m_is_rejected(roles: Roles, holder: WalletClient) -> None:
@@ -344,7 +344,7 @@ def test_ts_m_is_unique_even_within_one_millisecond(roles: Roles) -> None:
     assert len(set(stamps)) == 50 and stamps == sorted(stamps)
 
 
-# ---------------------------------------------------------------- seed 001 (5) one-wayness of V-Card
+# ---------------------------------------------------------------- [P001] (5) one-wayness of V-Card
 
 
 def test_v_card_differs_per_key_and_reveals_nothing_of_the_card_number(roles: Roles, issued, extra_card) -> None:
@@ -370,7 +370,7 @@ def test_v_card_differs_per_key_and_reveals_nothing_of_the_card_number(roles: Ro
     assert not [c for c in candidates if v_card(card.pkc, hashlib.sha256(c.encode()).digest()) == card.v_card]
 
 
-# ---------------------------------------------------------------- seed 001 (6) no reuse
+# ---------------------------------------------------------------- [P001] (6) no reuse
 
 
 @pytest.mark.e2e
@@ -415,7 +415,7 @@ def test_a_captured_v_card_alone_is_rejected(roles: Roles, holder: WalletClient,
     assert roles.registry.card(issued.card_id).last_counter == genuine.payment.sigma.counter  # type: ignore[union-attr]
 
 
-# ---------------------------------------------------------------- seed 002: enrolment and binding
+# ---------------------------------------------------------------- [P002]: enrolment and binding
 
 
 def test_a_card_with_another_key_pair_is_refused_binding_broken(roles: Roles, issued, holder: WalletClient,

@@ -1,4 +1,4 @@
-"""The issuer's secure messaging (seed 000): derivation, cryptograms and MACs checked against values
+"""The issuer's secure messaging ([P000]): derivation, cryptograms and MACs checked against values
 this module computes itself with `cryptography` (not with cardsuite.wallet.sm), and the refusals: a wrong
 MAC, a replay, a command outside a session, each with its status word and the state unchanged."""
 

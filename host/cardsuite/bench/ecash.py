@@ -1,4 +1,4 @@
-"""E-cash figures (seed 004) into build/bench/ecash.json: per payment, the card's hash operations and
+"""E-cash figures ([P004]) into build/bench/ecash.json: per payment, the card's hash operations and
 APDUs for small and large amounts; payment time on the in-process simulator (and over vpcd when a slot is
 free), at a new vendor, at a known one, and deep into a chain (the work does not grow with the count);
 the card's persistent memory per vendor."""

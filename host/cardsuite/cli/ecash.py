@@ -1,4 +1,4 @@
-"""`cardsuite ecash …`: divisible prepaid e-cash (seed 004) from the command line, every role's records in
+"""`cardsuite ecash …`: divisible prepaid e-cash ([P004]) from the command line, every role's records in
 the wallet's SQLite file (``--db``, env CARDSUITE_DB; tables ``ecash_*``).
 
     cardsuite ecash personalise --account ID     issuer: the broker's keys onto the account's card

@@ -1,4 +1,4 @@
-"""Post-issuance deployment of a card profile (seed 000): authenticate, read the card's identity (CPLC) and
+"""Post-issuance deployment of a card profile ([P000]): authenticate, read the card's identity (CPLC) and
 contents (GET STATUS), load what is missing in dependency order, install the instances, personalise the
 wallet, and record every step in the card inventory.
 

@@ -1,4 +1,4 @@
-"""Deployment profiles (seed 000): what goes onto a card, described in TOML files under ``profiles/``.
+"""Deployment profiles ([P000]): what goes onto a card, described in TOML files under ``profiles/``.
 
 * A **key profile** (``profiles/keys/*.toml``): key version, key references, where the keys come from::
 

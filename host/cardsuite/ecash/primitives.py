@@ -1,4 +1,4 @@
-"""Divisible prepaid e-cash with limited traceability (seed 004): the protocol's messages and primitives.
+"""Divisible prepaid e-cash with limited traceability ([P004]): the protocol's messages and primitives.
 
 docs/ecash-protocol.md describes the protocol as built; this module is its executable form, shared by the
 card client (``ecash.card``), the roles (``ecash.roles``) and the tests. In short:

@@ -1,4 +1,4 @@
-"""The e-cash roles of seed 004 (CA, broker, vendor, and the customer's own records), on SQLite.
+"""The e-cash roles of [P004] (CA, broker, vendor, and the customer's own records), on SQLite.
 
 The tables live in the wallet roles' database file (``registry.Registry``: same file, its transactions,
 its schema check first); ours are prefixed ``ecash_``, created on first use, and versioned by the meta key

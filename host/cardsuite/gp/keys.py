@@ -3,7 +3,7 @@
 Environment: ``CARDSUITE_GP_KEY`` (one key for ENC, MAC and DEK) or ``CARDSUITE_GP_KEY_ENC``,
 ``_MAC`` and ``_DEK`` together; ``CARDSUITE_GP_KVN`` the key version number (decimal or 0x..).
 
-Key profile (seed 000: key version, key references, where the keys come from), TOML::
+Key profile ([P000]: key version, key references, where the keys come from), TOML::
 
     kvn = 0x30                 # key version number; 0 lets the card pick its default set
     scp = 3                    # optional: the protocol the card must offer (2 or 3)

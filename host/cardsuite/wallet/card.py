@@ -130,7 +130,7 @@ def luhn_valid(number: str) -> bool:
 
 
 def v_card(pkc: bytes, h_r_card: bytes) -> bytes:
-    """V-Card = H(PKC ‖ H(R-Card)): what the issuer stores instead of the card number (seed 001)."""
+    """V-Card = H(PKC ‖ H(R-Card)): what the issuer stores instead of the card number ([P001])."""
     return hashlib.sha256(pkc + h_r_card).digest()
 
 
@@ -219,7 +219,7 @@ class WalletStatus:
 
 @dataclass(frozen=True)
 class Sigma:
-    """The signed payment information σ (seed 001), parsed; ``raw`` is exactly what was signed."""
+    """The signed payment information σ ([P001]), parsed; ``raw`` is exactly what was signed."""
 
     raw: bytes
     ts_m: int
@@ -331,7 +331,7 @@ class WalletClient:
     def status(self) -> WalletStatus:
         return WalletStatus.parse(self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_STATUS, le=8)).data)
 
-    # -- issuer session (seed 000)
+    # -- issuer session ([P000])
     def initialize_update(self, host_challenge: bytes, key_version: int = 0) -> InitializeUpdateResponse:
         command = CommandAPDU(CLA_PROPRIETARY, INS_INITIALIZE_UPDATE, key_version, 0, host_challenge, le=256)
         return InitializeUpdateResponse.parse(self._send(command).data)
@@ -413,7 +413,7 @@ class WalletClient:
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.get_public_key())
 
-    # -- cardholder (seed 002)
+    # -- cardholder ([P002])
     def verify_pin(self, pin: str) -> None:
         self._send(CommandAPDU(CLA_ISO, INS_VERIFY, 0, PIN_REFERENCE, pin_block(pin)))
 
@@ -444,7 +444,7 @@ class WalletClient:
     def get_balance(self) -> int:
         return int.from_bytes(self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_BALANCE, le=4)).data, "big")
 
-    # -- payments (seed 001)
+    # -- payments ([P001])
     @staticmethod
     def pay_command(amount: int, merchant_id: bytes, item: bytes, ts_m: int) -> CommandAPDU:
         if not 1 <= len(item) <= ITEM_MAX:

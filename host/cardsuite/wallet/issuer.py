@@ -1,13 +1,13 @@
-"""The issuer (seeds 001, 002, 000): card numbers, personalisation, enrolment, credit, blacklist, and the
+"""The issuer ([P001], 002, 000): card numbers, personalisation, enrolment, credit, blacklist, and the
 authorisation of payments by V-Card.
 
 * Issuance: a new ISO/IEC 7812 number under the issuer's IIN; the card is personalised through the
   secure messaging with the transport keys and receives its own master keys, derived from the issuer
   master secret and the card number's hash (never stored, never shown).
-* Enrolment (seed 002) is separate from issuance and from every later use: after identity proofing
+* Enrolment ([P002]) is separate from issuance and from every later use: after identity proofing
   (recorded), the issuer authenticates the card with the card's keys, has the holder verify the PIN,
   reads PKC and stores V-Card = H(PKC ‖ H(R-Card)) bound to the account.
-* Authorisation (seed 001): the merchant sends V-Card, σ and the signature; the issuer finds the card
+* Authorisation ([P001]): the merchant sends V-Card, σ and the signature; the issuer finds the card
   by the client info in σ and approves only if V-Card equals the enrolled binding, the account is not
   blacklisted, the signature verifies with the *enrolled* PKC, and the card's transaction counter moved
   forward (a replayed σ is refused even if a merchant did not notice).
@@ -15,7 +15,7 @@ authorisation of payments by V-Card.
 H(R-Card) here is keyed: HMAC-SHA256 under a key derived from the master secret. The card and the
 merchant treat it as 32 opaque bytes, and with a plain SHA-256 anyone holding PKC and V-Card could
 enumerate the ~10^9 account numbers under a known IIN; keyed, V-Card reveals nothing without the
-issuer's secret (seed 001 requirement 5, one-wayness).
+issuer's secret ([P001] requirement 5, one-wayness).
 """
 
 from __future__ import annotations
@@ -203,7 +203,7 @@ def load_transport_keys(manifest: Path, environ: Mapping[str, str] | None = None
 
 @dataclass(frozen=True)
 class AuthorisationRequest:
-    """What the merchant (PG) sends the issuer chosen by IIN (seed 001 step 6): the client and item
+    """What the merchant (PG) sends the issuer chosen by IIN ([P001] step 6): the client and item
     information, V-Card it computed from PKC and H(R-Card), and σ with the card's signature."""
 
     merchant_id: bytes
@@ -398,7 +398,7 @@ class Issuer:
                 self.registry.set_card_state(previous.id, "replaced")
         return pkc
 
-    # -- enrolment (seed 002): identity proofing and binding, apart from any later authentication
+    # -- enrolment ([P002]): identity proofing and binding, apart from any later authentication
     def enrol(self, client: WalletClient, account_id: int, *, evidence: str, pin: str) -> Enrolment:
         """Binds the account's card: identity proofing recorded, the card authenticated with its own keys,
         the PIN verified by the holder, PKC read and V-Card = H(PKC ‖ H(R-Card)) stored."""
@@ -480,7 +480,7 @@ class Issuer:
                     client.unblock()
         log.info("account %d taken off the blacklist", account_id)
 
-    # -- authorisation (seed 001 steps 7-8)
+    # -- authorisation ([P001] steps 7-8)
     def authorise(self, request: AuthorisationRequest) -> AuthorisationResponse:
         """Approve or deny; every decision is recorded."""
         response, card = self._decide(request)

@@ -1,4 +1,4 @@
-"""The merchant and its payment gateway (seed 001 steps 2, 5, 6 and 9), and the cardholder's side.
+"""The merchant and its payment gateway ([P001] steps 2, 5, 6 and 9), and the cardholder's side.
 
 1. ``Merchant.request_payment``: item info and the merchant's own timestamp TS_M, recorded (TS_M is
    unique per merchant and usable once).

@@ -6,7 +6,7 @@ newer cardsuite is refused rather than guessed at. Every change runs in one tran
 The file uses a write-ahead log (``name-wal`` beside it until checkpointed); ``export`` makes a single-file
 copy.
 
-What is stored is chosen for seed 001: the issuer keeps H(R-Card) (keyed), PKC and V-Card, never the
+What is stored is chosen for [P001]: the issuer keeps H(R-Card) (keyed), PKC and V-Card, never the
 card number itself (only its masked form for people to read); the merchant keeps each signed σ with
 its signature and the PKC it verified, which is the evidence a third party can check later.
 """
@@ -37,7 +37,7 @@ _MIGRATIONS: dict[int, str] = {
         id          INTEGER PRIMARY KEY,
         holder      TEXT NOT NULL,
         status      TEXT NOT NULL CHECK (status IN ('active', 'blocked', 'closed')),
-        proofing    TEXT,               -- identity proofing evidence, recorded at enrolment (seed 002)
+        proofing    TEXT,               -- identity proofing evidence, recorded at enrolment ([P002])
         proofed_at  REAL,
         created_at  REAL NOT NULL
     );

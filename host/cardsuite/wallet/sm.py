@@ -1,4 +1,4 @@
-"""The issuer's secure messaging with the wallet (seed 000, section 4.2), host side.
+"""The issuer's secure messaging with the wallet ([P000], section 4.2), host side.
 
 A session opens with INITIALIZE UPDATE (the host challenge r1; the card answers its challenge r2 and a
 card cryptogram) and EXTERNAL AUTHENTICATE (the host cryptogram), so each side proves it holds the
