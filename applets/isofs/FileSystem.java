@@ -113,15 +113,17 @@ public class FileSystem implements SharedFiles {
         byte p1 = buf[ISO7816.OFFSET_P1];
         byte p2 = buf[ISO7816.OFFSET_P2];
         short len = receive(apdu, true);
-        byte occurrence = (byte) (p2 & 0x03);
-        if ((p2 & 0xF0) != 0 || (occurrence != 0 && (p1 != 0x04 || occurrence != 0x02))) {
+        byte occurrence = (byte) (p2 & ISOFS.SELECT_P2_OCCURRENCE);
+        // Only a DF name can have a next occurrence; last and previous are not supported.
+        if ((p2 & ISOFS.SELECT_P2_RFU) != 0 || (occurrence != ISOFS.SELECT_OCCURRENCE_FIRST
+                && (p1 != ISOFS.SELECT_P1_DF_NAME || occurrence != ISOFS.SELECT_OCCURRENCE_NEXT))) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         DedicatedFile df = getCurrentDF();
         short id = len == 2 ? Util.getShort(buf, ISO7816.OFFSET_CDATA) : 0;
         ISOFile f = null;
         switch (p1) {
-            case 0x00: // MF, DF or EF by file identifier; no data: the MF
+            case ISOFS.SELECT_P1_FID: // no data: the MF
                 if (len == 0) {
                     f = root;
                 } else {
@@ -129,33 +131,33 @@ public class FileSystem implements SharedFiles {
                     f = findNear(df, id);
                 }
                 break;
-            case 0x01: // child DF
-            case 0x02: // EF under the current DF
+            case ISOFS.SELECT_P1_CHILD_DF:
+            case ISOFS.SELECT_P1_CHILD_EF: // under the current DF
                 lengthIs(len, (short) 2);
                 f = df.findChild(id);
-                if (f != null && (f instanceof DedicatedFile) != (p1 == 0x01)) {
+                if (f != null && (f instanceof DedicatedFile) != (p1 == ISOFS.SELECT_P1_CHILD_DF)) {
                     f = null;
                 }
                 break;
-            case 0x03: // parent DF
+            case ISOFS.SELECT_P1_PARENT_DF:
                 lengthIs(len, (short) 0);
                 if (df != root) {
                     f = df.parent;
                 }
                 break;
-            case 0x04: // DF name, first (P2 b2-b1 00) or next (10) occurrence
+            case ISOFS.SELECT_P1_DF_NAME: // first or next occurrence
                 if (len == 0 || len > 16) {
                     ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
                 }
-                f = occurrence == 0 ? root : ISOFile.next(df, root);
+                f = occurrence == ISOFS.SELECT_OCCURRENCE_FIRST ? root : ISOFile.next(df, root);
                 while (f != null && !nameStarts(f, buf, len)) {
                     f = ISOFile.next(f, root);
                 }
                 break;
-            case 0x08: // path from the MF, without 3F00
+            case ISOFS.SELECT_P1_PATH_FROM_MF: // without 3F00
                 f = walk(root, buf, len);
                 break;
-            case 0x09: // path from the current DF
+            case ISOFS.SELECT_P1_PATH_FROM_DF:
                 f = walk(df, buf, len);
                 break;
             default:
@@ -168,11 +170,11 @@ public class FileSystem implements SharedFiles {
         short n = 0;
         short head = 2; // 62 nn, or 62 81 nn for 128 bytes and more
         byte tag = ISOFS.TAG_FMD;
-        byte response = (byte) (p2 & 0x0C); // 00 FCI, 04 FCP, 08 FMD, 0C none
-        if (response == 0x08) {
+        byte response = (byte) (p2 & ISOFS.SELECT_P2_RESPONSE);
+        if (response == ISOFS.SELECT_RESPONSE_FMD) {
             n = (short) (nameObject(f, buf, (short) 2) - 2);
-        } else if (response != 0x0C) {
-            tag = response == 0 ? ISOFS.TAG_FCI : ISOFS.TAG_FCP;
+        } else if (response != ISOFS.SELECT_RESPONSE_NONE) {
+            tag = response == ISOFS.SELECT_RESPONSE_FCI ? ISOFS.TAG_FCI : ISOFS.TAG_FCP;
             // Written after room for the longer header, moved down a byte when the short one fits.
             n = controlParameters(f, buf, (short) 3);
             if (n < 128) {
@@ -182,7 +184,7 @@ public class FileSystem implements SharedFiles {
                 head = 3;
             }
         }
-        if (response != 0x0C) {
+        if (response != ISOFS.SELECT_RESPONSE_NONE) {
             buf[0] = tag;
             buf[(short) (head - 1)] = (byte) n;
             sendBuffer(apdu, (short) (n + head));
@@ -397,10 +399,11 @@ public class FileSystem implements SharedFiles {
     /** P1 b8 = 1: SFI in P1 b5-b1, offset P2; else offset P1-P2 (15 bits) in the current EF. */
     private TransparentFile binaryFile(byte[] buf, byte operation) {
         byte p1 = buf[ISO7816.OFFSET_P1];
-        if (p1 < 0 && (p1 & 0x60) != 0) {
+        boolean sfi = (p1 & ISOFS.BINARY_P1_SFI) != 0;
+        if (sfi && (p1 & ISOFS.BINARY_P1_RFU) != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        ISOFile f = currentEF(p1 < 0 ? (byte) (p1 & 0x1F) : 0);
+        ISOFile f = currentEF(sfi ? (byte) (p1 & ISOFS.SFI_MASK) : 0);
         if (!(f instanceof TransparentFile)) {
             ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
         }
@@ -409,7 +412,7 @@ public class FileSystem implements SharedFiles {
     }
 
     private static short binaryOffset(byte[] buf) {
-        return buf[ISO7816.OFFSET_P1] < 0 ? (short) (buf[ISO7816.OFFSET_P2] & 0xFF)
+        return (buf[ISO7816.OFFSET_P1] & ISOFS.BINARY_P1_SFI) != 0 ? (short) (buf[ISO7816.OFFSET_P2] & 0xFF)
                 : Util.getShort(buf, ISO7816.OFFSET_P1);
     }
 
@@ -425,18 +428,18 @@ public class FileSystem implements SharedFiles {
     private void readRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
-        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & 0x07);
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
         RecordFile f = recordFile(buf, ISOFS.AC_READ);
         short ne = apdu.setOutgoing();
-        if (mode == 0x05 || mode == 0x06) {
+        if (mode == ISOFS.RECORDS_FROM_P1 || mode == ISOFS.RECORDS_TO_P1) {
             // READ RECORDS: from P1 to the last (101) or from the last to P1 (110), each in tag 04.
             if (ne == 0) {
                 ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
             }
-            short n = recordNumber(f, p1, (byte) 0x04);
+            short n = recordNumber(f, p1, ISOFS.RECORD_NUMBER);
             short last = (short) (f.count & 0xFF);
             short step = 1;
-            if (mode == 0x06) {
+            if (mode == ISOFS.RECORDS_TO_P1) {
                 short t = n;
                 n = last;
                 last = t;
@@ -477,9 +480,9 @@ public class FileSystem implements SharedFiles {
     private void updateRecord(APDU apdu, byte ins) {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
-        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & 0x07);
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
         RecordFile f = recordFile(buf, ISOFS.AC_UPDATE);
-        if (ins == ISOFS.INS_UPDATE_RECORD && mode == 0x03 && p1 == 0 && f instanceof CyclicRecordFile) {
+        if (ins == ISOFS.INS_UPDATE_RECORD && mode == ISOFS.RECORD_PREVIOUS && p1 == 0 && f instanceof CyclicRecordFile) {
             // UPDATE RECORD "previous" on a cyclic EF writes the oldest record, which becomes record 1.
             f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
             pointer[0] = 1;
@@ -498,7 +501,7 @@ public class FileSystem implements SharedFiles {
 
     private void appendRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
-        if (buf[ISO7816.OFFSET_P1] != 0 || (buf[ISO7816.OFFSET_P2] & 0x07) != 0) {
+        if (buf[ISO7816.OFFSET_P1] != 0 || (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE) != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         RecordFile f = recordFile(buf, ISOFS.AC_APPEND);
@@ -514,14 +517,14 @@ public class FileSystem implements SharedFiles {
     private void searchRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
-        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & 0x07);
-        if (mode != 0x04 && mode != 0x05) {
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
+        if (mode != ISOFS.SEARCH_FORWARD && mode != ISOFS.SEARCH_BACKWARD) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         RecordFile f = recordFile(buf, ISOFS.AC_READ);
         short len = receive(apdu, false);
         short count = (short) (f.count & 0xFF);
-        short step = mode == 0x04 ? (short) 1 : (short) -1;
+        short step = mode == ISOFS.SEARCH_FORWARD ? (short) 1 : (short) -1;
         short n = p1 != 0 ? f.check(p1) : (step == 1 ? (short) 1 : count);
         // Move the search string to the end of the buffer; record numbers go to its start.
         short str = (short) (buf.length - len);
@@ -555,7 +558,7 @@ public class FileSystem implements SharedFiles {
 
     /** The record EF named by P2 b8-b4 (SFI; 0: the current EF), checked for the operation. */
     private RecordFile recordFile(byte[] buf, byte operation) {
-        ISOFile f = currentEF((byte) ((buf[ISO7816.OFFSET_P2] >> 3) & 0x1F));
+        ISOFile f = currentEF((byte) ((buf[ISO7816.OFFSET_P2] >> ISOFS.RECORD_P2_SFI_SHIFT) & ISOFS.SFI_MASK));
         if (!(f instanceof RecordFile)) {
             ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
         }
@@ -572,18 +575,18 @@ public class FileSystem implements SharedFiles {
     private short recordNumber(RecordFile f, byte p1, byte mode) {
         short count = (short) (f.count & 0xFF);
         short n = (short) (pointer[0] & 0xFF);
-        if (mode == 0x04) {
+        if (mode == ISOFS.RECORD_NUMBER) {
             return f.check(p1 != 0 ? p1 : (byte) n);
         }
-        if (mode > 0x03 || p1 != 0) {
+        if (mode > ISOFS.RECORD_PREVIOUS || p1 != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         boolean cyclic = f instanceof CyclicRecordFile;
-        if (mode == 0x00) {
+        if (mode == ISOFS.RECORD_FIRST) {
             n = 1;
-        } else if (mode == 0x01) {
+        } else if (mode == ISOFS.RECORD_LAST) {
             n = count;
-        } else if (mode == 0x02) {
+        } else if (mode == ISOFS.RECORD_NEXT) {
             n = (short) (n == count && cyclic ? 1 : n + 1);
         } else {
             n = (short) (n <= 1 && (cyclic || n == 0) ? count : n - 1);
