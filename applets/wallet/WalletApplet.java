@@ -1,5 +1,6 @@
 package cardsuite.wallet;
 
+import cardsuite.isofs.ISOFS;
 import cardsuite.isofs.ISOFile;
 import javacard.framework.APDU;
 import javacard.framework.Applet;
@@ -19,8 +20,8 @@ import javacard.security.Signature;
  * ([P002]). docs/wallet-apdu.md is the APDU reference.
  *
  * Life cycle: INSTALLED → PERSONALISED (PERSONALISE, once) → ACTIVE (SET STATUS) ⇄ BLOCKED, and
- * TERMINATED from any of them. Each command names the states it runs in (allowedStates); others
- * get 6985.
+ * TERMINATED from any of them. Each instruction's class, states and PIN requirement are one row of
+ * POLICY.
  *
  * Every update of several persistent values runs in one transaction; PIN try counters are the
  * deliberate exception (PinCode). All objects are allocated in the constructor (install time):
@@ -41,6 +42,43 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
     private static final short WORK_COUNTER = (short) (WORK_BALANCE + AMOUNT);
     private static final short WORK_RECORD = (short) (WORK_COUNTER + COUNTER);
     private static final short WORK_SIZE = (short) (WORK_RECORD + LOG_RECORD);
+
+    /*
+     * Command policy, one row per instruction: INS, the class it takes, the life cycle states it runs
+     * in (a mask of STATE_* bits; others get 6985) and whether it needs the PIN verified since
+     * selection (6982 otherwise). process() consults it once, before dispatch, in this order: class,
+     * state, PIN; a command's own checks (P1-P2, length, data) come after. Rows of bytes in one
+     * static array: the converter stores a constant primitive array in the package's static field
+     * image, so nothing is allocated at run time (no enums or object arrays in Java Card 3.0.5).
+     */
+    private static final short POLICY_CLA = (short) 1;
+    private static final short POLICY_STATES = (short) 2;
+    private static final short POLICY_FLAGS = (short) 3;
+    private static final short POLICY_ROW = (short) 4;
+    private static final byte NEEDS_PIN = (byte) 0x01;
+    private static final byte[] POLICY = {
+        // INS                      class            states                              flags
+        INS_GET_STATUS,             CLA_PROPRIETARY, STATES_ALL,                         0,
+        INS_INITIALIZE_UPDATE,      CLA_PROPRIETARY, STATES_LIVE,                        0,
+        INS_EXTERNAL_AUTHENTICATE,  CLA_PROPRIETARY, STATES_LIVE,                        0,
+        INS_PERSONALISE,            CLA_SECURE,      STATE_INSTALLED,                    0,
+        INS_SET_LIMITS,             CLA_SECURE,      STATES_HOLDER,                      0,
+        INS_CREDIT,                 CLA_SECURE,      STATE_ACTIVE,                       0,
+        INS_SET_STATUS,             CLA_SECURE,      STATES_LIVE,                        0, // setStatus checks the transition
+        INS_GET_PUBLIC_KEY,         CLA_PROPRIETARY, STATES_HOLDER | STATE_BLOCKED,      0,
+        INS_VERIFY,                 CLA_ISO,         STATES_HOLDER,                      0,
+        INS_CHANGE_REFERENCE_DATA,  CLA_ISO,         STATES_HOLDER,                      0, // checks the old PIN itself
+        INS_RESET_RETRY_COUNTER,    CLA_ISO,         STATES_HOLDER,                      0, // checks the PUK itself
+        INS_GET_BALANCE,            CLA_PROPRIETARY, STATES_HOLDER,                      NEEDS_PIN,
+        INS_PAY,                    CLA_PROPRIETARY, STATE_ACTIVE,                       NEEDS_PIN, // + step-up
+        INS_READ_RECORD,            CLA_ISO,         STATES_HOLDER,                      NEEDS_PIN,
+        INS_ECASH_PERSONALISE,      CLA_SECURE,      STATES_HOLDER,                      0,
+        INS_ECASH_GET_KEY,          CLA_PROPRIETARY, STATES_HOLDER,                      0,
+        INS_ECASH_LOAD_RANGE,       CLA_PROPRIETARY, STATE_ACTIVE,                       0,
+        INS_ECASH_PAY,              CLA_PROPRIETARY, STATE_ACTIVE,                       NEEDS_PIN,
+        INS_ECASH_LAST_TOKEN,       CLA_PROPRIETARY, STATES_HOLDER,                      NEEDS_PIN,
+        INS_ECASH_STATUS,           CLA_PROPRIETARY, STATES_HOLDER,                      NEEDS_PIN,
+    };
 
     private byte state;
     private final byte[] balance;
@@ -118,13 +156,17 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
             // Before anything else, so card and host counters advance together for every wrapped command.
             plain = channel.unwrap(apdu);
         }
-        byte required = requiredClass(ins);
+        short row = policyRow(ins);
+        byte required = POLICY[(short) (row + POLICY_CLA)];
         if (cla != required) {
             ISOException.throwIt(required == CLA_SECURE && cla == CLA_PROPRIETARY
                     ? ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED : ISO7816.SW_CLA_NOT_SUPPORTED);
         }
-        if ((byte) (allowedStates(ins) & state) == 0) {
+        if ((byte) (POLICY[(short) (row + POLICY_STATES)] & state) == 0) {
             ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
+        }
+        if ((byte) (POLICY[(short) (row + POLICY_FLAGS)] & NEEDS_PIN) != 0 && ram[RAM_PIN_VERIFIED] == 0) {
+            ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
         }
         switch (ins) {
             case INS_GET_STATUS:
@@ -179,15 +221,12 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
                 purse.loadRange(apdu);
                 return;
             case INS_ECASH_PAY:
-                requirePinVerified();
                 purse.pay(apdu);
                 return;
             case INS_ECASH_LAST_TOKEN:
-                requirePinVerified();
                 purse.lastToken(apdu);
                 return;
             case INS_ECASH_STATUS:
-                requirePinVerified();
                 purse.status(apdu);
                 return;
             default:
@@ -195,60 +234,15 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
         }
     }
 
-    /** The class byte each instruction takes; 6D00 for an unknown instruction. */
-    private static byte requiredClass(byte ins) {
-        switch (ins) {
-            case INS_VERIFY:
-            case INS_CHANGE_REFERENCE_DATA:
-            case INS_RESET_RETRY_COUNTER:
-            case INS_READ_RECORD:
-                return CLA_ISO;
-            case INS_GET_STATUS:
-            case INS_INITIALIZE_UPDATE:
-            case INS_EXTERNAL_AUTHENTICATE:
-            case INS_GET_PUBLIC_KEY:
-            case INS_GET_BALANCE:
-            case INS_PAY:
-            case INS_ECASH_GET_KEY:
-            case INS_ECASH_LOAD_RANGE:
-            case INS_ECASH_PAY:
-            case INS_ECASH_LAST_TOKEN:
-            case INS_ECASH_STATUS:
-                return CLA_PROPRIETARY;
-            case INS_PERSONALISE:
-            case INS_ECASH_PERSONALISE:
-            case INS_SET_LIMITS:
-            case INS_CREDIT:
-            case INS_SET_STATUS:
-                return CLA_SECURE;
-            default:
-                ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
-                return 0;
+    /** The row of POLICY for an instruction; 6D00 for an unknown one. */
+    private static short policyRow(byte ins) {
+        for (short row = 0; row < (short) POLICY.length; row += POLICY_ROW) {
+            if (POLICY[row] == ins) {
+                return row;
+            }
         }
-    }
-
-    /** The life cycle states each instruction runs in (a mask of STATE_* bits). */
-    private static byte allowedStates(byte ins) {
-        switch (ins) {
-            case INS_GET_STATUS:
-                return STATES_ALL;
-            case INS_INITIALIZE_UPDATE:
-            case INS_EXTERNAL_AUTHENTICATE:
-                return STATES_LIVE;
-            case INS_PERSONALISE:
-                return STATE_INSTALLED;
-            case INS_SET_STATUS: // the transition itself is checked by setStatus
-                return STATES_LIVE;
-            case INS_GET_PUBLIC_KEY:
-                return (byte) (STATES_HOLDER | STATE_BLOCKED);
-            case INS_PAY:
-            case INS_CREDIT:
-            case INS_ECASH_LOAD_RANGE:
-            case INS_ECASH_PAY:
-                return STATE_ACTIVE;
-            default: // PIN commands, GET BALANCE, READ RECORD, SET LIMITS, ECASH PERSONALISE / GET KEY / STATUS / LAST TOKEN
-                return STATES_HOLDER;
-        }
+        ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
+        return 0;
     }
 
     // ------------------------------------------------------------------ helpers
@@ -272,12 +266,6 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
     private static void requireP1P2(byte[] buf, byte p1, byte p2) {
         if (buf[ISO7816.OFFSET_P1] != p1 || buf[ISO7816.OFFSET_P2] != p2) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
-        }
-    }
-
-    private void requirePinVerified() {
-        if (ram[RAM_PIN_VERIFIED] == 0) {
-            ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
         }
     }
 
@@ -513,7 +501,6 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
         byte[] buf = apdu.getBuffer();
         requireP1P2(buf, (byte) 0, (byte) 0);
         receive(apdu, (short) 0);
-        requirePinVerified();
         Util.arrayCopyNonAtomic(balance, (short) 0, buf, (short) 0, AMOUNT);
         apdu.setOutgoingAndSend((short) 0, AMOUNT);
     }
@@ -531,7 +518,6 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
         if (len <= PAY_ITEM || len > (short) (PAY_ITEM + ITEM_MAX)) {
             ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
         }
-        requirePinVerified();
         short data = ISO7816.OFFSET_CDATA;
         short itemLen = (short) (buf[(short) (data + PAY_ITEM_LEN)] & 0xFF);
         short amount = (short) (data + PAY_AMOUNT);
@@ -572,19 +558,18 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
         apdu.setOutgoingAndSend((short) 0, r);
     }
 
-    /** READ RECORD (ISO 7816-4 11.3.3) of the log, P1 record number (1 = newest), P2 = 04 or SFI 1 (0C); PIN. */
+    /** READ RECORD (ISO 7816-4 11.3.3) of the log, P1 record number (1 = newest), P2 = 04 or SFI 1 (0C). */
     private void readRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         byte p2 = buf[ISO7816.OFFSET_P2];
-        if ((byte) (p2 & 0x07) != 0x04) {
+        if ((byte) (p2 & ISOFS.RECORD_P2_MODE) != ISOFS.RECORD_NUMBER) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        byte sfi = (byte) ((p2 >> 3) & 0x1F);
+        byte sfi = (byte) ((p2 >> ISOFS.RECORD_P2_SFI_SHIFT) & ISOFS.SFI_MASK);
         if (sfi != 0 && sfi != LOG_SFI) {
             ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
         }
         receive(apdu, (short) 0);
-        requirePinVerified();
         ISOFile.sendExact(apdu, log.read(buf[ISO7816.OFFSET_P1], buf, (short) 0));
     }
 }

@@ -29,7 +29,7 @@ public interface WalletConstants {
     byte INS_CREDIT = (byte) 0x52;
     byte INS_SET_STATUS = (byte) 0xF0;
 
-    // ---- life cycle: one bit each, so a command's allowed states are a mask (WalletApplet.allowedStates)
+    // ---- life cycle: one bit each, so a command's allowed states are a mask (WalletApplet.POLICY)
     byte STATE_INSTALLED = (byte) 0x01;
     byte STATE_PERSONALISED = (byte) 0x02;
     byte STATE_ACTIVE = (byte) 0x04;
