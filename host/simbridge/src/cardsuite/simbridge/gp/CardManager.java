@@ -21,6 +21,19 @@ public final class CardManager {
     public static final int CARD_LOCKED = 0x7F;
     public static final int TERMINATED = 0xFF;
 
+    /** The instructions the ISD answers (GP Card Spec v2.3.1 §11, Amendment D for SCP03); others get 6D00. */
+    static final int INS_SELECT = 0xA4;
+    static final int INS_INITIALIZE_UPDATE = 0x50;
+    static final int INS_EXTERNAL_AUTHENTICATE = 0x82;
+    static final int INS_GET_DATA = 0xCA;
+    static final int INS_GET_STATUS = 0xF2;
+    static final int INS_INSTALL = 0xE6;
+    static final int INS_LOAD = 0xE8;
+    static final int INS_DELETE = 0xE4;
+    static final int INS_SET_STATUS = 0xF0;
+    /** SELECT P1: by DF name (ISO 7816-4 table 39). */
+    private static final int SELECT_BY_NAME = 0x04;
+
     public static final int DEFAULT_AUTHENTICATION_LIMIT = 10;
     /** Response data is kept under 256 bytes, R-MAC included. */
     private static final int MAX_RESPONSE = 240;
@@ -199,7 +212,7 @@ public final class CardManager {
     }
 
     private static boolean isSelectByName(byte[] raw) {
-        return raw.length >= 4 && (raw[0] & 0xFC) == 0x00 && raw[1] == (byte) 0xA4 && raw[2] == 0x04;
+        return raw.length >= 4 && (raw[0] & 0xFC) == 0x00 && (raw[1] & 0xFF) == INS_SELECT && raw[2] == SELECT_BY_NAME;
     }
 
     /**
@@ -243,18 +256,18 @@ public final class CardManager {
         if ((command.cla & 0x03) != 0 || (command.cla & 0x70) != 0) {
             throw new GpException(Sw.CLA_NOT_SUPPORTED, "basic channel, classes 00/80/84 only");
         }
-        if (cardLifeCycle == TERMINATED && command.ins != 0xCA) {
+        if (cardLifeCycle == TERMINATED && command.ins != INS_GET_DATA) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the card is TERMINATED: GET DATA only (§5.1.1.5)");
         }
         switch (command.ins) {
-            case 0x50: return initializeUpdate(command);
-            case 0x82: return externalAuthenticate(command);
-            case 0xCA: return getData(command);
-            case 0xF2: return getStatus(authenticated(command));
-            case 0xE6: return install(authenticated(command));
-            case 0xE8: return load(authenticated(command));
-            case 0xE4: return delete(authenticated(command));
-            case 0xF0: return setStatus(authenticated(command));
+            case INS_INITIALIZE_UPDATE: return initializeUpdate(command);
+            case INS_EXTERNAL_AUTHENTICATE: return externalAuthenticate(command);
+            case INS_GET_DATA: return getData(command);
+            case INS_GET_STATUS: return getStatus(authenticated(command));
+            case INS_INSTALL: return install(authenticated(command));
+            case INS_LOAD: return load(authenticated(command));
+            case INS_DELETE: return delete(authenticated(command));
+            case INS_SET_STATUS: return setStatus(authenticated(command));
             default: throw new GpException(Sw.INS_NOT_SUPPORTED, "not a card manager command");
         }
     }
