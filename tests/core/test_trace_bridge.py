@@ -40,7 +40,8 @@ def test_the_bridge_reads_the_rules_as_the_host_does(project: Project) -> None:
     start_jvm(project)
     import jpype
 
-    rules = jpype.JClass("cardsuite.simbridge.MaskRules").load(jpype.JClass("java.nio.file.Paths").get(str(RULES_FILE)))
+    paths = jpype.JClass("java.nio.file.Paths")
+    rules = jpype.JClass("cardsuite.simbridge.vpcd.MaskRules").load(paths.get(str(RULES_FILE)))
     trace = Trace()
     for command, response in EXCHANGES:
         shown_command = str(rules.command(jpype.JArray(jpype.JByte)(command.to_bytes())))
@@ -56,7 +57,7 @@ def test_without_rules_the_bridge_hides_all_data(project: Project) -> None:
     start_jvm(project)
     import jpype
 
-    rules = jpype.JClass("cardsuite.simbridge.MaskRules").hideAll()
+    rules = jpype.JClass("cardsuite.simbridge.vpcd.MaskRules").hideAll()
     command = CommandAPDU(0x00, 0xB0, 0x00, 0x00, SECRET, le=16)
     assert str(rules.command(jpype.JArray(jpype.JByte)(command.to_bytes()))) == \
         "00 B0 00 00 10 [16 bytes masked: no mask rules given] Le=16"

@@ -119,7 +119,7 @@ class VpcdSimulator:
         """The bridge logs to ``log_path`` itself (mode 0600) and masks its trace with the host's rules."""
         classpath = ":".join(bridge_classpath(self.project))
         cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
-               "cardsuite.simbridge.VpcdMain", "--port", str(self.port),
+               "cardsuite.simbridge.vpcd.VpcdMain", "--port", str(self.port),
                "--classpath", str(self.project.sim_classes), "--log", str(self.log_path),
                "--mask-rules", str(RULES_FILE), "--exit-on-stdin-eof"]
         for applet in self.applets:

@@ -1,5 +1,6 @@
-package cardsuite.simbridge;
+package cardsuite.simbridge.vpcd;
 
+import cardsuite.simbridge.gp.Bytes;
 import java.io.IOException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Files;
@@ -167,11 +168,11 @@ public final class MaskRules {
         byte[] sw = Arrays.copyOfRange(response, dataLength, response.length);
         carriedToGetResponse = (sw[0] & 0xFF) == SW1_MORE_DATA ? responseHidden : null;
         if (dataLength == 0) {
-            return Hex.encode(sw);
+            return Bytes.hex(sw);
         }
         String data = responseHidden != null ? masked(dataLength, responseHidden)
                 : spaced(Arrays.copyOf(response, dataLength));
-        return data + " " + Hex.encode(sw);
+        return data + " " + Bytes.hex(sw);
     }
 
     private static int le(byte value) {
@@ -185,7 +186,7 @@ public final class MaskRules {
     private static String spaced(byte[] bytes) {
         StringBuilder text = new StringBuilder();
         for (int i = 0; i < bytes.length; i++) {
-            text.append(i == 0 ? "" : " ").append(Hex.encode(new byte[] {bytes[i]}));
+            text.append(i == 0 ? "" : " ").append(Bytes.hex(new byte[] {bytes[i]}));
         }
         return text.toString();
     }

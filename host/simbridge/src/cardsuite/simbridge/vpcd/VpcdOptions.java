@@ -1,5 +1,6 @@
-package cardsuite.simbridge;
+package cardsuite.simbridge.vpcd;
 
+import cardsuite.simbridge.gp.Bytes;
 import java.util.ArrayList;
 import java.util.List;
 
@@ -57,8 +58,8 @@ final class VpcdOptions {
             if (parts.length < 2 || parts.length > 3 || parts[1].isEmpty()) {
                 throw new IllegalArgumentException("--applet wants AIDHEX:class[:PARAMSHEX], got " + text);
             }
-            return new AppletSpec(Hex.decode(parts[0]), parts[1],
-                    parts.length == 3 ? Hex.decode(parts[2]) : new byte[0]);
+            return new AppletSpec(Bytes.fromHex(parts[0]), parts[1],
+                    parts.length == 3 ? Bytes.fromHex(parts[2]) : new byte[0]);
         }
     }
 
@@ -110,11 +111,11 @@ final class VpcdOptions {
                 case "--scp-i": options.scpParameter = parseInt(value(args, ++i, option), 16, 0, 0xFF, option); break;
                 case "--key-version": options.keyVersion = parseInt(value(args, ++i, option), 0, 1, 127, option); break;
                 case "--auth-limit": options.authLimit = parseInt(value(args, ++i, option), 10, 1, 1 << 20, option); break;
-                case "--card-serial": options.cardSerial = Hex.decode(value(args, ++i, option)); break;
+                case "--card-serial": options.cardSerial = Bytes.fromHex(value(args, ++i, option)); break;
                 case "--card-life-cycle": options.cardLifeCycle = lifeCycle(value(args, ++i, option)); break;
                 case "--loadable": options.loadables.add(pair(value(args, ++i, option), option)); break;
                 case "--applet-class": options.appletClasses.add(pair(value(args, ++i, option), option)); break;
-                case "--preload": options.preloads.add(Hex.decode(value(args, ++i, option))); break;
+                case "--preload": options.preloads.add(Bytes.fromHex(value(args, ++i, option))); break;
                 case "--kill-host-at": options.killHost = HostKiller.parse(value(args, ++i, option)); break;
                 case "-h": case "--help": options.help = true; break;
                 default: throw new IllegalArgumentException("unknown option " + option);
@@ -136,7 +137,7 @@ final class VpcdOptions {
         if (colon <= 0 || colon == text.length() - 1) {
             throw new IllegalArgumentException(option + " wants AIDHEX:name, got " + text);
         }
-        Hex.decode(text.substring(0, colon));
+        Bytes.fromHex(text.substring(0, colon));
         return new String[] {text.substring(0, colon), text.substring(colon + 1)};
     }
 

@@ -1,4 +1,4 @@
-package cardsuite.simbridge;
+package cardsuite.simbridge.vpcd;
 
 import java.io.Closeable;
 import java.io.DataInputStream;

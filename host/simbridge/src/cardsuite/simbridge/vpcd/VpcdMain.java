@@ -4,8 +4,10 @@
  * Java 8 class files.
  *   javac --release 11 -cp 'deps/java/*' -d build/simbridge/classes $(find host/simbridge/src -name '*.java')
  */
-package cardsuite.simbridge;
+package cardsuite.simbridge.vpcd;
 
+import cardsuite.simbridge.SimulatedCard;
+import cardsuite.simbridge.gp.Bytes;
 import cardsuite.simbridge.gp.CardManager;
 import cardsuite.simbridge.gp.StaticKeys;
 import java.io.EOFException;
@@ -111,10 +113,10 @@ public final class VpcdMain {
                     throw new IllegalArgumentException("--loadable version is MAJOR.MINOR, got " + nameAndVersion[1]);
                 }
             }
-            card.registerLoadable(Hex.decode(loadable[0]), nameAndVersion[0], major, minor);
+            card.registerLoadable(Bytes.fromHex(loadable[0]), nameAndVersion[0], major, minor);
         }
         for (String[] applet : options.appletClasses) {
-            card.registerAppletClass(Hex.decode(applet[0]), applet[1]);
+            card.registerAppletClass(Bytes.fromHex(applet[0]), applet[1]);
         }
         for (byte[] packageAid : options.preloads) {
             card.preload(packageAid);
@@ -162,7 +164,7 @@ public final class VpcdMain {
         if (options.exitOnStdinEof) {
             watchParent();
         }
-        System.out.println("READY port=" + options.port + " atr=" + Hex.encode(card.atr()));
+        System.out.println("READY port=" + options.port + " atr=" + Bytes.hex(card.atr()));
         System.out.flush();
         log("connected to vpcd at " + options.host + ":" + options.port + ", " + options.applets.size()
                 + " applet(s) installed" + (card.cardManager() == null ? "" : ", card manager "
