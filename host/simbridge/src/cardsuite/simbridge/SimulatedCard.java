@@ -33,8 +33,12 @@ public final class SimulatedCard {
     private final Registry registry = new Registry();
     private CardManager cardManager;
 
-    /** @param appletClassPath where the applet classes are (directories or jars, File.pathSeparator-separated) */
+    /**
+     * @param appletClassPath where the applet classes are (directories or jars, File.pathSeparator-separated)
+     * @throws IllegalStateException if jCardSim's deterministic random source is in use (see {@link RandomSource})
+     */
     public SimulatedCard(String appletClassPath) {
+        RandomSource.check(); // before any key is generated
         loader = new AppletClassLoader(appletClassPath);
         simulator.changeProtocol("T=1"); // what jCardSim's ATR announces
     }
