@@ -74,6 +74,15 @@ class Project:
         return self.build / "simbridge" / "classes"
 
     @property
+    def bridge_test_applets(self) -> Path:
+        """The bridge's own test applets (transactions, tearing): built with it, run by tests/sim."""
+        return self.root / "host" / "simbridge" / "test-applets"
+
+    @property
+    def bridge_test_classes(self) -> Path:
+        return self.build / "simbridge" / "test-applets"
+
+    @property
     def sim_classes(self) -> Path:
         """Applet classes compiled against jCardSim's API, which the simulator runs."""
         return self.build / "sim" / "classes"

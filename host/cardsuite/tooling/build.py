@@ -89,6 +89,15 @@ def compile_bridge(project: Project, log: Log) -> bool:
                         what="simulator bridge", log=log)
 
 
+def compile_bridge_test_applets(project: Project, log: Log) -> bool:
+    """The bridge's test applets, Java 8 class files against jCardSim's API like every applet."""
+    sources = _java_sources(project.bridge_test_applets)
+    if not sources:
+        raise ToolchainError(f"no bridge test applets in {project.bridge_test_applets}")
+    return compile_java(sources, [str(project.jcardsim_jar())], project.bridge_test_classes,
+                        release=APPLET_RELEASE, what="bridge test applets", log=log)
+
+
 def compile_sim_classes(project: Project, manifest: Manifest, log: Log) -> bool:
     """All packages in one javac run against jCardSim's Java Card API: what the simulator executes."""
     sources: list[Path] = []
@@ -216,6 +225,8 @@ def build(project: Project, require_cap: bool = False, log: Log = print) -> Buil
     result = BuildResult()
     if compile_bridge(project, log):
         result.compiled.append("simulator bridge")
+    if compile_bridge_test_applets(project, log):
+        result.compiled.append("bridge test applets")
     if compile_sim_classes(project, manifest, log):
         result.compiled.append("simulator applet classes")
     toolchain, problems = locate_cap_toolchain(project)

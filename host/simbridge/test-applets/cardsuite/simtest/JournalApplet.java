@@ -19,7 +19,9 @@ import javacard.framework.Util;
  * INS 14 update, then NullPointerException             INS 30 write the transient arrays only
  * INS 15 update, then return with the transaction open INS 40 read everything (see read())
  * INS 16 update bytes outside any transaction          INS 41 store a new object in the object array, in a
- *                                                              transaction
+ * INS 17 in a transaction: update everything to P1,           transaction
+ *        then again to P1 + 1, then abort
+ * INS 18 in a transaction: Util.arrayCopy/setShort (atomic on their own) into bytes, a field, then abort
  */
 public class JournalApplet extends Applet {
     private final byte[] bytes = new byte[16];
@@ -85,6 +87,20 @@ public class JournalApplet extends Applet {
             case 0x15:
                 JCSystem.beginTransaction();
                 updateAll(value);
+                break;
+            case 0x17:
+                JCSystem.beginTransaction();
+                updateAll(value);
+                updateAll((byte) (value + 1)); // the same cells again: an undo must restore the oldest value
+                JCSystem.abortTransaction();
+                break;
+            case 0x18:
+                JCSystem.beginTransaction();
+                Util.arrayFillNonAtomic(buffer, (short) 0, (short) 16, value);
+                Util.arrayCopy(buffer, (short) 0, bytes, (short) 0, (short) 14);
+                Util.setShort(bytes, (short) 14, Util.makeShort(value, value));
+                counter.value = value;
+                JCSystem.abortTransaction();
                 break;
             case 0x16:
                 for (short i = 0; i < bytes.length; i++) {
