@@ -78,6 +78,20 @@ def test_verification_ends_with_the_selection(wallet: WalletClient) -> None:
     assert _sw(wallet, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982
 
 
+@pytest.mark.parametrize("command", [
+    CommandAPDU(0x80, 0x5C, 1, 0, le=4),  # GET BALANCE, bad P1
+    CommandAPDU(0x80, 0x5C, 0, 0, b"\x00", le=4),  # GET BALANCE with data
+    CommandAPDU(0x80, 0x54, 0, 0, bytes(3), le=256),  # PAY, too short
+    CommandAPDU(0x00, 0xB2, 1, 0x0D, le=29),  # READ RECORD, bad P2
+    CommandAPDU(0x80, 0x5A, 9, 0, le=256),  # ECASH STATUS, bad slot
+], ids=["balance-p1", "balance-data", "pay-length", "record-p2", "ecash-status-p1"])
+def test_the_pin_is_checked_before_the_parameters(wallet: WalletClient, command: CommandAPDU) -> None:
+    """The command policy (WalletApplet.POLICY) checks class, state and PIN before a command parses anything:
+    without the PIN a malformed command learns nothing more than a well-formed one."""
+    wallet.select()
+    assert _sw(wallet, command) == 0x6982
+
+
 @pytest.mark.parametrize("command, sw", [
     (CommandAPDU(0x00, 0x20, 0x00, 0x82, pin_block(PIN)), 0x6A86),  # unknown reference
     (CommandAPDU(0x00, 0x20, 0x01, 0x81, pin_block(PIN)), 0x6A86),
