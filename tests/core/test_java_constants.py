@@ -188,3 +188,44 @@ def test_the_doc_and_the_policy_agree_on_class_and_pin(wallet_java: dict[str, in
         assert doc[name]["security"].startswith("PIN") == needs_pin, name
         # and the host sends it with that class
         assert (cla == "CLA_SECURE") == (doc[name]["security"] == "session"), name
+
+
+def _state_masks(wallet_java: dict[str, int]) -> dict[str, int]:
+    """STATE_* and the derived STATES_* masks of WalletConstants (`(byte) (A | B | ...)`)."""
+    masks = {n: v for n, v in wallet_java.items() if n.startswith("STATE_")}
+    text = (WALLET_SOURCES / "WalletConstants.java").read_text()
+    for name, expression in re.findall(r"byte\s+(STATES_[A-Z]+)\s*=\s*\(byte\)\s*\(([A-Z_| ]+)\);", text):
+        masks[name] = _or(masks, expression)
+    return masks
+
+
+def _or(masks: dict[str, int], expression: str) -> int:
+    value = 0
+    for name in expression.split("|"):
+        value |= masks[name.strip()]
+    return value
+
+
+def _doc_states(wallet_java: dict[str, int]) -> dict[str, int]:
+    """Java INS name -> allowed states from the doc: the e-cash table's column and the wallet's states table."""
+    masks = _state_masks(wallet_java)
+    def parse(text: str) -> int:
+        if text == "all":
+            return masks["STATES_ALL"]
+        if text == "all but TERMINATED":
+            return masks["STATES_ALL"] & ~masks["STATE_TERMINATED"]
+        return _or(masks, "|".join("STATE_" + state.strip() for state in text.split(",")))
+    states = {name: parse(row["states"]) for name, row in _doc_commands().items() if "states" in row}
+    lines = APDU_DOC.read_text().split("| command | states |", 1)[1].split("\n\n", 1)[0].splitlines()
+    for line in lines[2:]:
+        commands, allowed = (cell.strip() for cell in line.strip("|").split("|"))
+        for command in commands.split(","):
+            states[DOC_NAMES.get(command.strip(), "INS_" + command.strip().replace(" ", "_"))] = parse(allowed)
+    return states
+
+
+def test_the_doc_and_the_policy_agree_on_states(wallet_java: dict[str, int]) -> None:
+    masks = _state_masks(wallet_java)
+    assert masks["STATES_HOLDER"] == 0x06 and masks["STATES_ALL"] == 0x1F  # the reader works
+    policy = {name: _or(masks, states) for name, (_, states, _) in _policy().items()}
+    assert _doc_states(wallet_java) == policy
