@@ -482,7 +482,8 @@ public class FileSystem implements SharedFiles {
         byte p1 = buf[ISO7816.OFFSET_P1];
         byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
         RecordFile f = recordFile(buf, ISOFS.AC_UPDATE);
-        if (ins == ISOFS.INS_UPDATE_RECORD && mode == ISOFS.RECORD_PREVIOUS && p1 == 0 && f instanceof CyclicRecordFile) {
+        if (ins == ISOFS.INS_UPDATE_RECORD && mode == ISOFS.RECORD_PREVIOUS && p1 == 0
+                && f instanceof CyclicRecordFile) {
             // UPDATE RECORD "previous" on a cyclic EF writes the oldest record, which becomes record 1.
             f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
             pointer[0] = 1;

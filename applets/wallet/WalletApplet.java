@@ -64,7 +64,7 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
         INS_PERSONALISE,            CLA_SECURE,      STATE_INSTALLED,                    0,
         INS_SET_LIMITS,             CLA_SECURE,      STATES_HOLDER,                      0,
         INS_CREDIT,                 CLA_SECURE,      STATE_ACTIVE,                       0,
-        INS_SET_STATUS,             CLA_SECURE,      STATES_LIVE,                        0, // setStatus checks the transition
+        INS_SET_STATUS,             CLA_SECURE,      STATES_LIVE,                        0, // transition: setStatus
         INS_GET_PUBLIC_KEY,         CLA_PROPRIETARY, STATES_HOLDER | STATE_BLOCKED,      0,
         INS_VERIFY,                 CLA_ISO,         STATES_HOLDER,                      0,
         INS_CHANGE_REFERENCE_DATA,  CLA_ISO,         STATES_HOLDER,                      0, // checks the old PIN itself

@@ -7,7 +7,8 @@ import java.util.List;
 /** VpcdMain's command line. */
 final class VpcdOptions {
     static final String USAGE = String.join("\n",
-            "usage: java -cp <jcardsim, asm, bridge> cardsuite.simbridge.VpcdMain --port PORT --classpath APPLET_CP",
+            "usage: java -cp <bridge, jcardsim, asm> cardsuite.simbridge.vpcd.VpcdMain",
+            "           --port PORT --classpath APPLET_CP",
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
             "           [--connect-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE] [--exit-on-stdin-eof]",
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
