@@ -178,6 +178,20 @@ def test_unknown_key_version_is_an_error_and_guarded(guard: BrickGuard) -> None:
     assert not isinstance(caught.value, AuthenticationError) and guard.failures()[0].sw == 0x6A88
 
 
+def test_end_session_forgets_the_channel_and_the_isd_selection(guard: BrickGuard) -> None:
+    """A caller selecting another application (deploy, reading a wallet) ends the card manager's session:
+    nothing is wrapped for the old channel any more, and the next card manager command selects the ISD."""
+    card = ScriptedCardManager()
+    gp = GlobalPlatform(card, guard=guard)
+    _open(gp)
+    gp.end_session()
+    assert gp.channel is None and gp.selected is None
+    sent = len(card.sent)
+    assert gp.card_identity() == Cplc(CPLC).identity
+    select, get_cplc = card.sent[sent:]
+    assert (select.ins, select.data) == (0xA4, ISD) and (get_cplc.cla, get_cplc.ins) == (0x80, 0xCA)
+
+
 def test_no_card_manager() -> None:
     with pytest.raises(GPError, match="no card manager answers"):
         GlobalPlatform(ScriptedCardManager(), isd=h("A0000001510000FF")).select()

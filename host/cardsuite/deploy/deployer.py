@@ -420,7 +420,7 @@ class Deployer:
         states: dict[bytes, LifeCycle | None] = {}
         for inst in needs.instances:
             if inst.app.personalise is not None and registry.application(inst.instance) is not None:
-                self.gp.channel = None  # selecting the applet ends the secure channel on the card too
+                self.gp.end_session()  # the applet's SELECT ends the card manager's session
                 states[inst.instance] = _wallet_state(self.transport, inst.instance)
         return states
 
@@ -469,7 +469,7 @@ class Deployer:
         pin = read_env(perso.pin_env, f"the PIN of {inst.app.name}", self.options.env)
         puk = read_env(perso.puk_env, f"the PUK of {inst.app.name}", self.options.env)
         db = self.wallet_db
-        self.gp.channel = None  # selecting the wallet ends the card manager's secure channel
+        self.gp.end_session()  # selecting the wallet ends the card manager's secure channel
         client = WalletClient(self.transport, inst.instance)
         with WalletRegistry(db) as registry:
             issuer = Issuer(registry, secret, perso.iin)

@@ -428,6 +428,13 @@ class GlobalPlatform:
             "no card manager answers (a simulated card needs its card manager enabled)"
         raise GPError(response.sw, what)
 
+    def end_session(self) -> None:
+        """For a caller about to select another application on this card: that SELECT ends the secure
+        channel on the card (a session belongs to the security domain selected when it opened, [GPCS]) and
+        deselects the ISD, so the client forgets both; the next command needing the ISD selects it again."""
+        self.channel = None
+        self.selected = None
+
     def _require_isd(self) -> None:
         if self.selected is None or self.selected != self.isd:
             self.select()
