@@ -7,12 +7,10 @@ never kept, the trace stores only its length.
 
 from __future__ import annotations
 
-import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
 
 from cardsuite.apdu import CommandAPDU, ResponseAPDU, sw_meaning
 from cardsuite.masking import Masking, MaskRules, default_rules, masked
@@ -78,11 +76,3 @@ class Trace:
     def format(self) -> str:
         return "\n".join(entry.format() for entry in self.entries)
 
-
-def stream_sink(stream: TextIO | None = None) -> Callable[[TraceEntry], None]:
-    """A sink printing each entry to ``stream`` (looked up at each entry when None: tests swap sys.stderr)."""
-
-    def sink(entry: TraceEntry) -> None:
-        print(entry.format(), file=stream if stream is not None else sys.stderr)
-
-    return sink

@@ -11,6 +11,7 @@ import io
 from pathlib import Path
 
 import pytest
+from cardsuite.cli.common import stream_sink
 from cardsuite.cli.main import main
 from cardsuite.deploy.deployer import Deployer, DeployOptions
 from cardsuite.deploy.inventory import Inventory
@@ -20,7 +21,7 @@ from cardsuite.gp.guard import BrickGuard
 from cardsuite.project import Project
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
-from cardsuite.trace import Trace, stream_sink
+from cardsuite.trace import Trace
 from cardsuite.wallet import sm
 from cardsuite.wallet.card import INS_PERSONALISE, pin_block, puk_block
 from cardsuite.wallet.issuer import IssuerSecret

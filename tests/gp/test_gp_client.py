@@ -14,6 +14,7 @@ from cardsuite.gp.client import (
     STATUS_ISD,
     STATUS_LOAD_FILES_AND_MODULES,
     AuthenticationError,
+    CardManagerError,
     Cplc,
     GlobalPlatform,
     GPError,
@@ -176,6 +177,34 @@ def test_unknown_key_version_is_an_error_and_guarded(guard: BrickGuard) -> None:
                        "\\(referenced data not found \\(no such key set") as caught:
         _open(GlobalPlatform(card, guard=guard))
     assert not isinstance(caught.value, AuthenticationError) and guard.failures()[0].sw == 0x6A88
+
+
+def test_failures_the_card_does_not_count_are_not_recorded(guard: BrickGuard) -> None:
+    """The guard records what moves the card's counter, nothing else: another protocol than the one asked for
+    (found before EXTERNAL AUTHENTICATE) or INITIALIZE UPDATE refused as unknown (6D00) leave no record."""
+    card = ScriptedCardManager()
+    gp = GlobalPlatform(card, guard=guard)
+    with pytest.raises(CardManagerError, match="SCP03 for key version 0x30, SCP02 was asked for"):
+        gp.open_secure_channel(KEYS, scp=2, host_challenge=HOST_CHALLENGE)
+    card.queue(0x50, 0x30, 0x00, ResponseAPDU(b"", 0x6D00))
+    with pytest.raises(GPError, match="6D00"):
+        _open(gp)
+    assert guard.failures() == [] and card.auth_attempts == 0
+    _open(gp)  # and nothing stands in the way of the right keys
+
+
+def test_end_session_forgets_the_channel_and_the_isd_selection(guard: BrickGuard) -> None:
+    """A caller selecting another application (deploy, reading a wallet) ends the card manager's session:
+    nothing is wrapped for the old channel any more, and the next card manager command selects the ISD."""
+    card = ScriptedCardManager()
+    gp = GlobalPlatform(card, guard=guard)
+    _open(gp)
+    gp.end_session()
+    assert gp.channel is None and gp.selected is None
+    sent = len(card.sent)
+    assert gp.card_identity() == Cplc(CPLC).identity
+    select, get_cplc = card.sent[sent:]
+    assert (select.ins, select.data) == (0xA4, ISD) and (get_cplc.cla, get_cplc.ins) == (0x80, 0xCA)
 
 
 def test_no_card_manager() -> None:

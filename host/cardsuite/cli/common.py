@@ -8,11 +8,11 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
-from typing import NoReturn
+from typing import NoReturn, TextIO
 
 from cardsuite.errors import ConfigurationError
 from cardsuite.sim.targets import open_transport
-from cardsuite.trace import Trace, stream_sink
+from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport, apdu_timeout
 from cardsuite.transport.pcsc import PcscTransport
 
@@ -48,6 +48,16 @@ def card_spec(text: str) -> str:
     if text == "vpcd" or (slot and slot.isascii() and slot.isdigit()):
         return text
     raise argparse.ArgumentTypeError(f"unknown card {text!r}: use sim, vpcd[:slot number] or reader:<name or index>")
+
+
+def stream_sink(stream: TextIO | None = None) -> Callable[[TraceEntry], None]:
+    """A trace sink printing each entry to ``stream`` (looked up at each entry when None: tests swap
+    sys.stderr). The CLI's: the library below it never prints."""
+
+    def sink(entry: TraceEntry) -> None:
+        print(entry.format(), file=stream if stream is not None else sys.stderr)
+
+    return sink
 
 
 def connect(args: argparse.Namespace) -> Transport:

@@ -21,6 +21,7 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from cardsuite import settings
+from cardsuite.cli.common import stream_sink
 from cardsuite.cli.gp import default_guard_path
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Step, render_plan
 from cardsuite.deploy.inventory import Inventory
@@ -30,7 +31,7 @@ from cardsuite.project import Project
 from cardsuite.settings import ENV_DB, ENV_GUARD, ENV_INVENTORY
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
-from cardsuite.trace import Trace, stream_sink
+from cardsuite.trace import Trace
 from cardsuite.transport.base import Transport
 
 AddOptions = Callable[[argparse.ArgumentParser], None]

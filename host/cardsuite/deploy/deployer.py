@@ -2,11 +2,9 @@
 contents (GET STATUS), load what is missing in dependency order, install the instances, personalise the
 wallet, and record every step in the card inventory.
 
-The wallet's personalisation is write-ahead: the issuer's database commits the card (state 'personalising',
-with the chip and instance it goes onto) before PERSONALISE is sent, and marks it done once the card is
-active. The plan counts a wallet as done only when the card says ACTIVE (or later) *and* the issuer's
-database holds a finished record of it on this chip; a pending record is finished from wherever the card
-got to, and a personalised wallet no database knows is reported with what a person has to do.
+Personalisation is the application's own (cardsuite.deploy.personalisers, found by the profile's
+``[personalise]`` kind): the wallet's is write-ahead, the issuer's database committing the card before
+PERSONALISE is sent, so a deploy stopped anywhere is finished by the next (cardsuite.wallet.personaliser).
 
 Idempotent by construction: the plan is made from what the card says it holds, so a deploy interrupted
 anywhere (power lost, reader pulled, a failing step) is finished by running it again; nothing is loaded
@@ -27,8 +25,8 @@ from pathlib import Path
 import jinja2
 
 from cardsuite import settings
-from cardsuite.apdu import StatusError
 from cardsuite.deploy.inventory import Inventory
+from cardsuite.deploy.personalisers import Personaliser, personaliser_for
 from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import ISD_AID, CardManagerError, Cplc, GlobalPlatform, GPError, Registry
@@ -38,11 +36,6 @@ from cardsuite.project import Project
 from cardsuite.tooling.cap import Cap, read_cap
 from cardsuite.tooling.manifest import Manifest, PackageSpec, load_manifest
 from cardsuite.transport.base import Transport
-from cardsuite.wallet.card import LifeCycle, WalletClient
-from cardsuite.wallet.issuer import Issuer, IssuerSecret
-from cardsuite.wallet.registry import CardRow
-from cardsuite.wallet.registry import Registry as WalletRegistry
-from cardsuite.wallet.sm import IssuerKeys
 
 log = logging.getLogger(__name__)
 
@@ -236,38 +229,9 @@ class DeployPlan:
         return [s for s in self.steps if not s.done]
 
 
-def _wallet_state(transport: Transport, aid: bytes) -> LifeCycle | None:
-    try:
-        client = WalletClient(transport, aid)
-        client.select()
-        return client.status().state
-    except (StatusError, CardsuiteError, ValueError) as exc:
-        log.info("cannot read the wallet's state at %s: %s", aid.hex().upper(), exc)
-        return None
-
-
-_ISSUED_STATES = (LifeCycle.ACTIVE, LifeCycle.BLOCKED, LifeCycle.TERMINATED)
-
-
-def _personalise_step(inst: InstanceNeed, state: LifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
-    """Done, and what the plan says: done only when the card is issued and the issuer's record is finished."""
-    perso = inst.app.personalise
-    assert perso is not None
-    on_card = f"wallet {state.name} on the card" if state is not None else "wallet state unreadable"
-    if record is not None and record.pending:
-        return False, f"finish card {record.masked} of account {record.account_id} (recorded, {on_card})"
-    if state in _ISSUED_STATES and record is not None:
-        return True, f"wallet {state.name}, card {record.masked} of account {record.account_id}"
-    if state is not None and state != LifeCycle.INSTALLED:
-        return False, f"{on_card} but not in the issuer's database: needs a person (the deploy says what)"
-    return False, (f"wallet for {perso.holder}, IIN {perso.iin}, limits {perso.limits.max_balance}/"
-                   f"{perso.limits.max_payment}/{perso.limits.step_up}")
-
-
 def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, card: str, key_source: str,
-              wallet_states: Mapping[bytes, LifeCycle | None],
-              issued: Mapping[bytes, CardRow | None] | None = None) -> DeployPlan:
-    """``issued``: the issuer's newest record of each wallet instance on this chip (None: no record)."""
+              personalised: Mapping[bytes, tuple[bool, str]]) -> DeployPlan:
+    """``personalised``: what each personalised instance's personaliser says of it (done, detail)."""
     steps: list[Step] = []
     for need in needs.packages:
         present = registry.load_file(need.aid)
@@ -282,10 +246,9 @@ def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, 
             + (f", privileges {', '.join(inst.app.privileges)}" if inst.app.privileges else ""))
         steps.append(Step("install", inst.app.name, inst.instance, app is not None, detail, instance=inst))
     for inst in needs.instances:
-        perso = inst.app.personalise
-        if perso is None:
+        if inst.app.personalise is None:
             continue
-        done, detail = _personalise_step(inst, wallet_states.get(inst.instance), (issued or {}).get(inst.instance))
+        done, detail = personalised[inst.instance]
         steps.append(Step("personalise", inst.app.name, inst.instance, done, detail, instance=inst))
     life = registry.isd.state if registry.isd is not None else "unknown"
     return DeployPlan(profile, card, life, key_source, steps, registry)
@@ -384,9 +347,8 @@ class Deployer:
         self._record_card(registry=registry)
         self._record_event("seen", "ok", self.profile.name,
                            f"{len(registry.load_files)} packages, {len(registry.applications)} applications")
-        states = self._wallet_states(needs, registry)
         plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
-                         wallet_states=states, issued=self._issued(needs, states))
+                         personalised=self._personalised(needs, registry))
         if self.options.plan_only:
             return DeployResult(plan, [], registry)
         self._record_event("deploy", "started", self.profile.name,
@@ -416,21 +378,27 @@ class Deployer:
                            f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
         return DeployResult(plan, performed, registry)
 
-    def _wallet_states(self, needs: Requirements, registry: Registry) -> dict[bytes, LifeCycle | None]:
-        states: dict[bytes, LifeCycle | None] = {}
-        for inst in needs.instances:
-            if inst.app.personalise is not None and registry.application(inst.instance) is not None:
-                self.gp.channel = None  # selecting the applet ends the secure channel on the card too
-                states[inst.instance] = _wallet_state(self.transport, inst.instance)
-        return states
+    def _personaliser(self, inst: InstanceNeed) -> Personaliser:
+        perso = inst.app.personalise
+        assert perso is not None
+        env = self.options.env
+        return personaliser_for(perso.kind)(
+            spec=perso, name=inst.app.name, instance=inst.instance, params=inst.params, chip=self.card,
+            simulated=self.profile.card_type == "simulated", database=self.wallet_db,
+            secret=lambda name, what: read_env(name, what, env), env=env)
 
-    def _issued(self, needs: Requirements, states: Mapping[bytes, LifeCycle | None]) -> dict[bytes, CardRow | None]:
-        """The issuer's newest record of each installed wallet on this chip. Read only: a plan neither creates
-        the database nor migrates it; a deploy opens it for writing (migrating an older file) when it exists."""
-        if not states or not self.wallet_db.is_file():
-            return {}
-        with WalletRegistry(self.wallet_db, read_only=self.options.plan_only) as wallets:
-            return {aid: next(iter(wallets.cards_on_chip(self.card, aid)), None) for aid in states}
+    def _personalised(self, needs: Requirements, registry: Registry) -> dict[bytes, tuple[bool, str]]:
+        """What each personaliser says of its instance; read only for a plan (nothing created or migrated)."""
+        found: dict[bytes, tuple[bool, str]] = {}
+        for inst in needs.instances:
+            if inst.app.personalise is None:
+                continue
+            installed = registry.application(inst.instance) is not None
+            if installed:
+                self.gp.end_session()  # the applet's SELECT ends the card manager's session
+            found[inst.instance] = self._personaliser(inst).plan(self.transport, installed=installed,
+                                                                 read_only=self.options.plan_only)
+        return found
 
     def _perform(self, step: Step) -> str:
         if step.action == "load":
@@ -453,41 +421,6 @@ class Deployer:
         return f"{cap.path.name} v{cap.package.version}, {len(cap.load_file())} bytes in {blocks} blocks"
 
     def _personalise(self, inst: InstanceNeed) -> str:
-        perso = inst.app.personalise
-        assert perso is not None
-        if perso.issuer_secret == "development":
-            if self.profile.card_type != "simulated":
-                raise DeployError(f"application {inst.app.name}: the public development issuer secret is for "
-                                  "simulated cards; set issuer_secret = \"environment\" for a real card")
-            secret = IssuerSecret.development()
-        else:
-            secret = IssuerSecret.load(self.options.env)
-        try:
-            transport_keys = IssuerKeys.from_install_params(inst.params)
-        except ValueError as exc:
-            raise DeployError(f"application {inst.app.name}: {exc}") from None
-        pin = read_env(perso.pin_env, f"the PIN of {inst.app.name}", self.options.env)
-        puk = read_env(perso.puk_env, f"the PUK of {inst.app.name}", self.options.env)
-        db = self.wallet_db
-        self.gp.channel = None  # selecting the wallet ends the card manager's secure channel
-        client = WalletClient(self.transport, inst.instance)
-        with WalletRegistry(db) as registry:
-            issuer = Issuer(registry, secret, perso.iin)
-            pending = issuer.pending_on(self.card, inst.instance)
-            if pending is not None:  # a run stopped between the record and the card's activation
-                issuer.complete(client, pending, transport_keys, pin=pin, puk=puk)
-                return (f"card {pending.masked}, account {pending.account_id} in {db} "
-                        "(finished a personalisation stopped part-way)")
-            client.select()
-            state = client.status().state
-            if state != LifeCycle.INSTALLED:
-                raise DeployError(
-                    f"application {inst.app.name}: the wallet {inst.instance.hex().upper()} on card {self.card} is "
-                    f"{state.name}, but the issuer's database {db} has no record of it on this card (personalised "
-                    "through another database, or before cardsuite recorded cards ahead of personalising them). "
-                    "Deploy with --wallet-db pointing at the database that issued it; if none has it, nobody "
-                    "holds its keys: delete the instance (cardsuite gp delete AID) and deploy again to issue it "
-                    "afresh")
-            issued = issuer.issue(client, transport_keys, holder=perso.holder, limits=perso.limits, pin=pin, puk=puk,
-                                  chip=self.card)
-        return f"card {issued.masked}, account {issued.account_id} in {db}"
+        personaliser = self._personaliser(inst)
+        self.gp.end_session()  # selecting the application ends the card manager's secure channel
+        return personaliser.personalise(self.transport)

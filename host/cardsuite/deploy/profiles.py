@@ -18,7 +18,7 @@
       instance = "F0636172641001"    # instance AID; default: the applet AID
       params = "manifest"            # install parameters: "manifest", hex, or "env:NAME"; default none
       privileges = []                # GlobalPlatform privilege names
-      [personalise]                  # optional; kind "wallet": cardsuite.wallet.issuer issues the card
+      [personalise]                  # optional; kind "wallet": cardsuite.wallet.personaliser issues it
       kind = "wallet"
       holder = "Hong Gildong"
       limits = { max_balance = 1000000, max_payment = 300000, step_up = 50000 }
@@ -45,13 +45,14 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import PRIVILEGE_NAMES, encode_privileges
 from cardsuite.gp.keys import DEVELOPMENT_KEY, KeyChoice, development_keys, keys_from_profile, parse_kvn
 from cardsuite.gp.scp import LEVELS
 from cardsuite.tooling.manifest import parse_aid
-from cardsuite.wallet.card import Limits
+from cardsuite.wallet.personaliser import Limits
 
 CARD_TYPES = ("simulated", "javacard")
 ISSUER_SECRET_SOURCES = ("development", "environment")
@@ -182,6 +183,7 @@ def load_key_profile(path: Path) -> KeyProfile:
 
 @dataclass(frozen=True)
 class WalletPersonalisation:
+    kind: ClassVar[str] = "wallet"  # finds its personaliser (cardsuite.deploy.personalisers)
     holder: str
     limits: Limits
     pin_env: str

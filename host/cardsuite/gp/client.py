@@ -12,13 +12,16 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, sw_meaning
 from cardsuite.errors import CardsuiteError
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import (
+    INS_EXTERNAL_AUTHENTICATE,
+    INS_INITIALIZE_UPDATE,
     CardCryptogramError,
     InitializeUpdateResponse,
     KeySet,
@@ -89,6 +92,13 @@ GP_MEANINGS = {
 
 SW_CARD_LOCKED = 0x6283  # SELECT of the ISD on a CARD_LOCKED card ([GPCS] 11.9.2.3)
 
+# INITIALIZE UPDATE refused for these keys: security status, authentication blocked, failed
+_AUTHENTICATION_REFUSED = (0x6982, 0x6983, 0x6300)
+# What the brick guard records of a refused INITIALIZE UPDATE: 6A88 (no such key version) too, since many
+# cards count any INITIALIZE UPDATE not followed by a successful EXTERNAL AUTHENTICATE, and retrying the
+# same key set cannot go better
+_INITIALIZE_UPDATE_COUNTED = (*_AUTHENTICATION_REFUSED, 0x6A88)
+
 
 class GPError(StatusError):
     """A card manager command failed; carries the status word and its GlobalPlatform meaning."""
@@ -129,6 +139,21 @@ class AlreadyLoadedError(GPError):
 
 class CardManagerError(CardsuiteError):
     """The card manager's answer cannot be understood, or a request makes no sense."""
+
+
+def counted_failure(exc: Exception) -> str | None:
+    """What the brick guard records of a failed authentication, or None for a failure the card does not
+    count (a SELECT refused, another secure channel protocol offered, the reader gone): a card cryptogram
+    that does not verify, a refused INITIALIZE UPDATE (_INITIALIZE_UPDATE_COUNTED), a refused EXTERNAL
+    AUTHENTICATE (any status word)."""
+    if isinstance(exc, CardCryptogramError):
+        return str(exc)
+    if isinstance(exc, GPError) and exc.command is not None:
+        if exc.command.ins == INS_INITIALIZE_UPDATE and exc.sw in _INITIALIZE_UPDATE_COUNTED:
+            return "INITIALIZE UPDATE refused"
+        if exc.command.ins == INS_EXTERNAL_AUTHENTICATE:
+            return "EXTERNAL AUTHENTICATE refused"
+    return None
 
 
 # ---------------------------------------------------------------- results
@@ -428,6 +453,13 @@ class GlobalPlatform:
             "no card manager answers (a simulated card needs its card manager enabled)"
         raise GPError(response.sw, what)
 
+    def end_session(self) -> None:
+        """For a caller about to select another application on this card: that SELECT ends the secure
+        channel on the card (a session belongs to the security domain selected when it opened, [GPCS]) and
+        deselects the ISD, so the client forgets both; the next command needing the ISD selects it again."""
+        self.channel = None
+        self.selected = None
+
     def _require_isd(self) -> None:
         if self.selected is None or self.selected != self.isd:
             self.select()
@@ -452,10 +484,24 @@ class GlobalPlatform:
         Every INITIALIZE UPDATE counts towards the card manager's lock until EXTERNAL AUTHENTICATE succeeds,
         a key version the card lacks (6A88) included: probing key versions burns tries (docs/gp.md). With a
         brick guard, a card on which these keys failed before is refused before anything is sent unless
-        ``force``; any failure is recorded, any success clears the record."""
-        identity = self.card_identity() if self.guard is not None else ""
-        if self.guard is not None:
-            self.guard.check(identity, keys, force)
+        ``force``; any failure the card counts is recorded, any success clears the record (_guarded)."""
+        with self._guarded(keys, force):
+            channel = self._authenticate(keys, level, scp, scp02_i, host_challenge)
+        self.channel = channel
+        return channel
+
+    @contextmanager
+    def _guarded(self, keys: KeySet, force: bool) -> Iterator[None]:
+        """The brick guard around one authentication (BrickGuard.attempt), when there is one. The card is
+        identified first, before any INITIALIZE UPDATE."""
+        if self.guard is None:
+            yield
+            return
+        with self.guard.attempt(self.card_identity(), keys, force, counts=counted_failure):
+            yield
+
+    def _authenticate(self, keys: KeySet, level: SecurityLevel, scp: int | None, scp02_i: int | None,
+                      host_challenge: bytes | None) -> SecureChannel:
         # anything sent between INITIALIZE UPDATE and EXTERNAL AUTHENTICATE aborts the session: ask first
         i = scp02_i if scp02_i is not None else self._scp02_i()
         self._require_isd()
@@ -464,11 +510,7 @@ class GlobalPlatform:
         command = initialize_update(keys.kvn, host_challenge)
         response = self.transport.transmit(command)
         if response.sw != SW_OK:
-            # 6A88 (no such key version) too: many cards count any INITIALIZE UPDATE not followed by a
-            # successful EXTERNAL AUTHENTICATE, and retrying the same key set cannot go better
-            if response.sw in (0x6982, 0x6983, 0x6300, 0x6A88) and self.guard is not None:
-                self.guard.record_failure(identity, keys, "INITIALIZE UPDATE refused", response.sw)
-            kind = AuthenticationError if response.sw in (0x6982, 0x6983, 0x6300) else GPError
+            kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
             raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{keys.kvn:02X})", command, response.data)
         info = InitializeUpdateResponse.parse(response.data)
         if scp is not None and info.scp != scp:
@@ -476,22 +518,12 @@ class GlobalPlatform:
                                    f"SCP{scp:02X} was asked for")
         if keys.kvn and info.kvn != keys.kvn:
             log.warning("asked for key version 0x%02X, the card answered for 0x%02X", keys.kvn, info.kvn)
-        try:
-            channel = open_channel(keys, host_challenge, info, i)
-        except CardCryptogramError as exc:
-            if self.guard is not None:
-                self.guard.record_failure(identity, keys, str(exc))
-            raise
+        channel = open_channel(keys, host_challenge, info, i)  # CardCryptogramError: the wrong keys
         auth = channel.external_authenticate(level)
         response = self.transport.transmit(auth)
         if response.sw != SW_OK:
-            if self.guard is not None:
-                self.guard.record_failure(identity, keys, "EXTERNAL AUTHENTICATE refused", response.sw)
             raise AuthenticationError(response.sw, "EXTERNAL AUTHENTICATE", auth, response.data)
         channel.opened()
-        if self.guard is not None:
-            self.guard.record_success(identity, keys)
-        self.channel = channel
         log.info("secure channel SCP%02X open, key version 0x%02X, level %02X", channel.scp, info.kvn, int(level))
         return channel
 

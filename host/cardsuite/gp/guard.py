@@ -17,7 +17,8 @@ import hashlib
 import hmac
 import sqlite3
 import time
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,6 +95,22 @@ class BrickGuard:
             f"authentication with this key set (key version 0x{failed.kvn:02X}) already failed on this card at "
             f"{when}: {failed.reason}{sw}. Not trying again: each failure counts towards locking the card. "
             "Check the keys, then retry explicitly (--retry-auth / force=True)")
+
+    @contextmanager
+    def attempt(self, card: str, keys: KeySet, force: bool = False, *,
+                counts: Callable[[Exception], str | None]) -> Iterator[None]:
+        """One authentication under the guard: refused before the body runs (nothing sent) when these keys
+        already failed on this card, unless ``force``; an exception the card counts (``counts`` gives the
+        reason to record, None for one it does not count) is recorded and raised again; success clears."""
+        self.check(card, keys, force)
+        try:
+            yield
+        except Exception as exc:
+            reason = counts(exc)
+            if reason is not None:
+                self.record_failure(card, keys, reason, getattr(exc, "sw", None))
+            raise
+        self.record_success(card, keys)
 
     def record_failure(self, card: str, keys: KeySet, reason: str, sw: int | None = None) -> None:
         now = time.time()

@@ -1,0 +1,83 @@
+"""The deploy personalises through the registry of personalisers, keyed by the profile's [personalise]
+kind, and knows of the wallet only its personaliser (cardsuite.wallet.personaliser)."""
+
+from __future__ import annotations
+
+import ast
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cardsuite.deploy import personalisers
+from cardsuite.deploy.deployer import Deployer, DeployOptions
+from cardsuite.deploy.profiles import load_card_profile
+from cardsuite.errors import ConfigurationError
+from cardsuite.gp.guard import BrickGuard
+from cardsuite.project import Project
+from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.transport.base import Transport
+from cardsuite.wallet.personaliser import WalletPersonaliser
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "host" / "cardsuite" / "deploy"
+SUITE = ROOT / "profiles" / "cards" / "sim-suite.toml"
+ENTRY_POINT = "cardsuite.wallet.personaliser"
+
+
+def _imported(path: Path) -> set[str]:
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+def test_deploy_imports_of_the_wallet_are_its_personaliser_only() -> None:
+    wallet = {f"{path.name}: {module}" for path in DEPLOY.rglob("*.py") for module in _imported(path)
+              if module.startswith("cardsuite.wallet") and module != ENTRY_POINT}
+    assert not wallet, "deploy reaches into the wallet beyond its personaliser:\n" + "\n".join(sorted(wallet))
+
+
+def test_the_wallet_kind_is_registered_and_an_unknown_kind_says_which_are_known() -> None:
+    assert personalisers.personaliser_for("wallet") is WalletPersonaliser
+    with pytest.raises(ConfigurationError, match=r"no personaliser for kind 'purse' \(known: wallet\)"):
+        personalisers.personaliser_for("purse")
+
+
+@pytest.fixture
+def empty_card(project: Project) -> Iterator[Transport]:
+    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
+    transport.connect()
+    yield transport
+    transport.disconnect()
+
+
+def test_the_deployer_asks_the_registered_personaliser(project: Project, tmp_path: Path, empty_card: Transport,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever the registry holds for the kind makes the plan's personalise step (a real wallet personaliser
+    here, recording how it was made and asked)."""
+    made: list[dict] = []
+    asked: list[tuple[bool, bool]] = []
+
+    class Recording(WalletPersonaliser):
+        def __init__(self, **kwargs: object) -> None:
+            made.append(kwargs)
+            super().__init__(**kwargs)  # type: ignore[arg-type]
+
+        def plan(self, transport: Transport, *, installed: bool, read_only: bool) -> tuple[bool, str]:
+            asked.append((installed, read_only))
+            return super().plan(transport, installed=installed, read_only=read_only)
+
+    monkeypatch.setitem(personalisers.PERSONALISERS, "wallet", Recording)
+    options = DeployOptions(plan_only=True, wallet_db=tmp_path / "wallet.db", env={})
+    result = Deployer(project, load_card_profile(SUITE), empty_card, None, BrickGuard(tmp_path / "guard.db"),
+                      options=options).run()
+    [step] = [s for s in result.plan.steps if s.action == "personalise"]
+    assert not step.done and step.detail.startswith("wallet for ")
+    assert asked == [(False, True)]  # nothing installed yet; a plan reads only
+    [kwargs] = made
+    assert (kwargs["instance"], kwargs["simulated"], kwargs["database"]) == (step.aid, True, tmp_path / "wallet.db")
+    assert not (tmp_path / "wallet.db").exists()
