@@ -116,19 +116,6 @@ def puk_block(puk: str) -> bytes:
     return pin_block(puk, (8, 8))
 
 
-def luhn_valid(number: str) -> bool:
-    """ISO/IEC 7812-1 check digit (Luhn)."""
-    if not number.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def v_card(pkc: bytes, h_r_card: bytes) -> bytes:
     """V-Card = H(PKC ‖ H(R-Card)): what the issuer stores instead of the card number ([P001])."""
     return hashlib.sha256(pkc + h_r_card).digest()
@@ -478,6 +465,6 @@ class WalletClient:
 
 __all__ = [
     "WALLET_AID", "IssuerKeys", "LifeCycle", "Limits", "LogRecord", "LogType", "Payment", "Personalisation",
-    "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus", "luhn_valid",
+    "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus",
     "manifest_transport_keys", "pin_block", "puk_block", "v_card",
 ]
