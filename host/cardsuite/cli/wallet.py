@@ -31,6 +31,7 @@ from pathlib import Path
 
 from cardsuite import settings
 from cardsuite.cli.common import read_secret
+from cardsuite.codec import parse_hex
 from cardsuite.project import Project
 from cardsuite.settings import ENV_DB
 from cardsuite.transport.base import Transport
@@ -66,10 +67,7 @@ def _amount(text: str) -> int:
 
 def _item(args: argparse.Namespace) -> bytes:
     if args.item_hex is not None:
-        try:
-            return bytes.fromhex("".join(args.item_hex.split()))
-        except ValueError:
-            raise WalletError(f"--item-hex is not hex: {args.item_hex!r}") from None
+        return parse_hex(args.item_hex, "--item-hex")
     return args.item.encode()
 
 

@@ -28,6 +28,7 @@ import jinja2
 
 from cardsuite import settings
 from cardsuite.apdu import StatusError
+from cardsuite.codec import HexError, parse_hex
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
@@ -177,10 +178,10 @@ class Requirements:
         if app.params.startswith("env:"):
             text = read_env(app.params[4:], f"the install parameters of {app.name}", self.env)
             try:
-                return bytes.fromhex("".join(text.split()))
-            except ValueError:
-                raise DeployError(f"${app.params[4:]} (install parameters of {app.name}) is not hex") from None
-        return bytes.fromhex("".join(app.params.split()))
+                return parse_hex(text, f"${app.params[4:]} (install parameters of {app.name})", secret=True)
+            except HexError as exc:
+                raise DeployError(str(exc)) from None
+        return parse_hex(app.params, f"application {app.name}: params", secret=True)
 
     def _load_order(self) -> list[PackageNeed]:
         """Imported packages before their importers; otherwise in the profile's order."""

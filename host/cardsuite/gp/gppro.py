@@ -21,6 +21,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardsuite.codec import parse_aid
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import (
     CARD_STATES,
@@ -59,7 +60,7 @@ class GPProResult:
 
 
 def _aid(text: str) -> bytes:
-    return bytes.fromhex(text.strip())
+    return parse_aid(text, "an AID in the gp tool's output")
 
 
 def parse_list_output(text: str) -> Registry:

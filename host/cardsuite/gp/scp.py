@@ -68,7 +68,7 @@ class KeySet:
     def __post_init__(self) -> None:
         for name in ("enc", "mac", "dek"):
             key = getattr(self, name)
-            if len(key) not in (16, 24, 32):
+            if len(key) not in KEY_LENGTHS:
                 raise ValueError(f"the {name.upper()} key must be 16, 24 or 32 bytes, got {len(key)}")
         if not 0 <= self.kvn <= 0x7F:
             raise ValueError(f"key version number must be 0..127 (0x00..0x7F), got {self.kvn}")
@@ -108,6 +108,9 @@ def scp02_session_key(static_key: bytes, constant: bytes, sequence_counter: byte
 
 
 # ---------------------------------------------------------------- INITIALIZE UPDATE
+
+
+KEY_LENGTHS = (16, 24, 32)  # two- and three-key 3DES (SCP02); AES-128/192/256 (SCP03)
 
 
 @dataclass(frozen=True)

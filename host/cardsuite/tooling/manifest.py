@@ -7,22 +7,12 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 
 SUPPORTED_TARGETS = ("3.0.4", "3.0.5", "3.1.0", "3.2.0")
 _JAVA_PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 _JAVA_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-
-
-def parse_aid(text: str, what: str = "AID") -> bytes:
-    """An AID from hex (spaces and colons allowed), 5 to 16 bytes, or ConfigurationError naming ``what``."""
-    try:
-        aid = bytes.fromhex("".join(text.split()).replace(":", ""))
-    except ValueError:
-        raise ConfigurationError(f"{what} {text!r} is not hex") from None
-    if not 5 <= len(aid) <= 16:
-        raise ConfigurationError(f"{what} {text!r} has {len(aid)} bytes; an AID has 5 to 16")
-    return aid
 
 
 @dataclass(frozen=True)
@@ -120,7 +110,7 @@ def _package(entry: dict, index: int) -> PackageSpec:
                 f"{where}: applet {cls} AID {applet_aid.hex().upper()} does not start with the package RID "
                 f"{aid[:5].hex().upper()} (the converter and the card require it)"
             )
-        params = bytes.fromhex(raw.get("params", ""))
+        params = parse_hex(raw.get("params", ""), f"{where}: applet {cls} params", secret=True)
         applets.append(AppletSpec(cls, applet_aid, params))
     library = bool(entry.get("library", False))
     if library and applets:

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError
+from cardsuite.codec import parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.masking import opaque_eq
 from cardsuite.tooling.manifest import load_manifest
@@ -125,7 +126,7 @@ def encode_iin(iin: str) -> bytes:
     """An IIN of 6 or 8 digits as 4 BCD bytes, F-padded."""
     if not (iin.isdigit() and len(iin) in (6, 8)):
         raise WalletError("an IIN has 6 or 8 digits (ISO/IEC 7812-1)")
-    return bytes.fromhex(iin.ljust(8, "F"))
+    return parse_hex(iin.ljust(8, "F"), "IIN")  # BCD: the checked digits read as hex
 
 
 def decode_iin(raw: bytes) -> str:

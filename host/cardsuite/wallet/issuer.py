@@ -37,6 +37,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cardsuite.apdu import StatusError
+from cardsuite.codec import HexError, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.wallet.card import (
     HOLDER_MAX,
@@ -134,8 +135,8 @@ class IssuerSecret:
             raise ConfigurationError(f"the issuer key file {path} is readable by others: chmod 600 {path}")
         text = raw.strip()
         try:
-            secret = bytes.fromhex(text.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
+            secret = parse_hex(text.decode("ascii"), f"the issuer key file {path}", secret=True)
+        except (UnicodeDecodeError, HexError):
             secret = raw
         return cls(secret, f"key file {path}")
 
@@ -161,10 +162,7 @@ class IssuerSecret:
         if env.get(ENV_KEY_FILE):
             return cls.from_key_file(Path(env[ENV_KEY_FILE]))
         if env.get(ENV_SECRET):
-            try:
-                return cls(bytes.fromhex(env[ENV_SECRET]), ENV_SECRET)
-            except ValueError:
-                raise ConfigurationError(f"{ENV_SECRET} is not hex") from None
+            return cls(parse_hex(env[ENV_SECRET], ENV_SECRET, secret=True), ENV_SECRET)
         raise ConfigurationError(f"no issuer master secret: set {ENV_SECRET} (hex) or {ENV_KEY_FILE}, or pass "
                                  "--issuer-key-file; --dev-keys uses the public development secret (simulator only)")
 
@@ -188,8 +186,9 @@ def load_transport_keys(manifest: Path, environ: Mapping[str, str] | None = None
     simulated cards' development keys from the manifest."""
     env = os.environ if environ is None else environ
     if env.get(ENV_TRANSPORT_KEYS):
+        params = parse_hex(env[ENV_TRANSPORT_KEYS], ENV_TRANSPORT_KEYS, secret=True)
         try:
-            return IssuerKeys.from_install_params(bytes.fromhex(env[ENV_TRANSPORT_KEYS]))
+            return IssuerKeys.from_install_params(params)
         except ValueError as exc:
             raise ConfigurationError(f"{ENV_TRANSPORT_KEYS}: {exc}") from None
     if dev:
