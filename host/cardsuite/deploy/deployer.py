@@ -37,7 +37,7 @@ from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import LEVELS
 from cardsuite.project import Project
 from cardsuite.tooling.cap import Cap, read_cap
-from cardsuite.tooling.manifest import Manifest, PackageSpec, load_manifest
+from cardsuite.tooling.manifest import ImportCycleError, Manifest, PackageSpec, import_order, load_manifest
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import LifeCycle, WalletClient
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
@@ -184,25 +184,16 @@ class Requirements:
         return parse_hex(app.params, f"application {app.name}: params", secret=True)
 
     def _load_order(self) -> list[PackageNeed]:
-        """Imported packages before their importers; otherwise in the profile's order."""
-        ordered: list[PackageNeed] = []
-        visiting: set[bytes] = set()
-
-        def visit(need: PackageNeed) -> None:
-            if need in ordered:
-                return
-            if need.aid in visiting:
-                raise DeployError(f"package {need.name} imports itself through a cycle")
-            visiting.add(need.aid)
-            for aid in need.imports:
-                if aid in self._packages:
-                    visit(self._packages[aid])
-            visiting.discard(need.aid)
-            ordered.append(need)
-
-        for need in list(self._packages.values()):
-            visit(need)
-        return ordered
+        """Imported packages before their importers; otherwise in the profile's order. Imports that are not
+        in the profile (the platform's, or already on the card) do not order anything."""
+        try:
+            aids = import_order(self._packages, lambda aid: [a for a in self._packages[aid].imports
+                                                             if a in self._packages])
+        except ImportCycleError as exc:
+            cycle = " -> ".join(self._packages[aid].name for aid in exc.chain)
+            raise DeployError(f"package {self._packages[exc.chain[0]].name} imports itself through a cycle "
+                              f"({cycle})") from None
+        return [self._packages[aid] for aid in aids]
 
 
 # ---------------------------------------------------------------- the plan
