@@ -22,7 +22,7 @@ from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import Limits, WalletClient, manifest_transport_keys
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.merchant import Merchant, pay_with_card
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 PIN = "2468"
 PUK = "97531864"
@@ -48,7 +48,7 @@ class _Counting:
 def _payments(project: Project, transport: Transport, database: Path, count: int) -> dict:
     counter = _Counting(transport)
     client = WalletClient(transport)
-    with Registry(database) as registry:
+    with WalletStore(database) as registry:
         # the bench's own throw-away issuer on a simulated card: the development secret, asked for by name
         issuer = Issuer(registry, IssuerSecret.development())
         merchant = Merchant(registry, "BENCH001", {issuer.iin: issuer})

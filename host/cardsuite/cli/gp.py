@@ -35,9 +35,9 @@ from cardsuite.gp.client import (
     CARD_STATES,
     ISD_AID,
     PRIVILEGE_NAMES,
+    CardContents,
     GlobalPlatform,
     GPError,
-    Registry,
     encode_privileges,
 )
 from cardsuite.gp.guard import BrickGuard
@@ -98,7 +98,7 @@ def session(args: argparse.Namespace, connect: Connect, authenticate: bool = Tru
         yield gp
 
 
-def format_registry(registry: Registry) -> str:
+def format_registry(registry: CardContents) -> str:
     lines = []
     tab = "     "
     if registry.isd is not None:

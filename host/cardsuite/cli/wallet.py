@@ -39,7 +39,7 @@ from cardsuite.wallet.card import Limits, LogType, WalletClient, WalletError
 from cardsuite.wallet.cardnumber import CardNumber
 from cardsuite.wallet.issuer import DEFAULT_IIN, Issuer, IssuerSecret, load_transport_keys
 from cardsuite.wallet.merchant import Merchant, PaymentRefused, item_info, merchant_id, pay_with_card, verify_evidence
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
@@ -86,15 +86,15 @@ class _Wallet:
         self.args = args
         self.connect = connect
         self.transport: Transport | None = None
-        self.registry: Registry | None = None
+        self.registry: WalletStore | None = None
 
     def issuer(self) -> Issuer:
         secret = IssuerSecret.load(key_file=self.args.issuer_key_file, dev=self.args.dev_keys)
         return Issuer(self.open_registry(), secret, self.args.iin)
 
-    def open_registry(self) -> Registry:
+    def open_registry(self) -> WalletStore:
         if self.registry is None:
-            self.registry = Registry(self.args.db)
+            self.registry = WalletStore(self.args.db)
         return self.registry
 
     def card(self) -> WalletClient:
@@ -166,7 +166,7 @@ def cmd_block(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace, connect: Connect) -> int:
-    with Registry(args.db, read_only=True) as registry:
+    with WalletStore(args.db, read_only=True) as registry:
         accounts = registry.accounts()
         if not accounts:
             print(f"no accounts in {args.db}")
@@ -182,7 +182,7 @@ def cmd_accounts(args: argparse.Namespace, connect: Connect) -> int:
 def cmd_evidence(args: argparse.Namespace, connect: Connect) -> int:
     """Re-verifies every stored payment with only what is stored (what a third party can do)."""
     failures = 0
-    with Registry(args.db, read_only=True) as registry:
+    with WalletStore(args.db, read_only=True) as registry:
         records = registry.all_evidence()
         if not records:
             print(f"no evidence in {args.db}")

@@ -32,18 +32,17 @@ from cardsuite.codec import HexError, parse_hex
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
-from cardsuite.gp.client import ISD_AID, CardManagerError, Cplc, GlobalPlatform, GPError, Registry
+from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, GlobalPlatform, GPError
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import LEVELS
 from cardsuite.project import Project
 from cardsuite.tooling.cap import Cap, read_cap
 from cardsuite.tooling.manifest import ImportCycleError, Manifest, PackageSpec, import_order, load_manifest
 from cardsuite.transport.base import Transport
-from cardsuite.wallet.card import LifeCycle, WalletClient
+from cardsuite.wallet.card import WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
-from cardsuite.wallet.registry import CardRow
-from cardsuite.wallet.registry import Registry as WalletRegistry
 from cardsuite.wallet.sm import IssuerKeys
+from cardsuite.wallet.store import CardRow, WalletStore
 
 log = logging.getLogger(__name__)
 
@@ -221,14 +220,14 @@ class DeployPlan:
     life_cycle: str
     key_source: str
     steps: list[Step]
-    registry: Registry
+    registry: CardContents
 
     @property
     def todo(self) -> list[Step]:
         return [s for s in self.steps if not s.done]
 
 
-def _wallet_state(transport: Transport, aid: bytes) -> LifeCycle | None:
+def _wallet_state(transport: Transport, aid: bytes) -> WalletLifeCycle | None:
     try:
         client = WalletClient(transport, aid)
         client.select()
@@ -238,10 +237,10 @@ def _wallet_state(transport: Transport, aid: bytes) -> LifeCycle | None:
         return None
 
 
-_ISSUED_STATES = (LifeCycle.ACTIVE, LifeCycle.BLOCKED, LifeCycle.TERMINATED)
+_ISSUED_STATES = (WalletLifeCycle.ACTIVE, WalletLifeCycle.BLOCKED, WalletLifeCycle.TERMINATED)
 
 
-def _personalise_step(inst: InstanceNeed, state: LifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
+def _personalise_step(inst: InstanceNeed, state: WalletLifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
     """Done, and what the plan says: done only when the card is issued and the issuer's record is finished."""
     perso = inst.app.personalise
     assert perso is not None
@@ -250,14 +249,14 @@ def _personalise_step(inst: InstanceNeed, state: LifeCycle | None, record: CardR
         return False, f"finish card {record.masked} of account {record.account_id} (recorded, {on_card})"
     if state in _ISSUED_STATES and record is not None:
         return True, f"wallet {state.name}, card {record.masked} of account {record.account_id}"
-    if state is not None and state != LifeCycle.INSTALLED:
+    if state is not None and state != WalletLifeCycle.INSTALLED:
         return False, f"{on_card} but not in the issuer's database: needs a person (the deploy says what)"
     return False, (f"wallet for {perso.holder}, IIN {perso.iin}, limits {perso.limits.max_balance}/"
                    f"{perso.limits.max_payment}/{perso.limits.step_up}")
 
 
-def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, card: str, key_source: str,
-              wallet_states: Mapping[bytes, LifeCycle | None],
+def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents, *, card: str, key_source: str,
+              wallet_states: Mapping[bytes, WalletLifeCycle | None],
               issued: Mapping[bytes, CardRow | None] | None = None) -> DeployPlan:
     """``issued``: the issuer's newest record of each wallet instance on this chip (None: no record)."""
     steps: list[Step] = []
@@ -311,7 +310,7 @@ class DeployOptions:
 class DeployResult:
     plan: DeployPlan
     performed: list[Step]
-    registry: Registry
+    registry: CardContents
 
 
 class Deployer:
@@ -408,20 +407,21 @@ class Deployer:
                            f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
         return DeployResult(plan, performed, registry)
 
-    def _wallet_states(self, needs: Requirements, registry: Registry) -> dict[bytes, LifeCycle | None]:
-        states: dict[bytes, LifeCycle | None] = {}
+    def _wallet_states(self, needs: Requirements, registry: CardContents) -> dict[bytes, WalletLifeCycle | None]:
+        states: dict[bytes, WalletLifeCycle | None] = {}
         for inst in needs.instances:
             if inst.app.personalise is not None and registry.application(inst.instance) is not None:
                 self.gp.channel = None  # selecting the applet ends the secure channel on the card too
                 states[inst.instance] = _wallet_state(self.transport, inst.instance)
         return states
 
-    def _issued(self, needs: Requirements, states: Mapping[bytes, LifeCycle | None]) -> dict[bytes, CardRow | None]:
+    def _issued(self, needs: Requirements,
+                states: Mapping[bytes, WalletLifeCycle | None]) -> dict[bytes, CardRow | None]:
         """The issuer's newest record of each installed wallet on this chip. Read only: a plan neither creates
         the database nor migrates it; a deploy opens it for writing (migrating an older file) when it exists."""
         if not states or not self.wallet_db.is_file():
             return {}
-        with WalletRegistry(self.wallet_db, read_only=self.options.plan_only) as wallets:
+        with WalletStore(self.wallet_db, read_only=self.options.plan_only) as wallets:
             return {aid: next(iter(wallets.cards_on_chip(self.card, aid)), None) for aid in states}
 
     def _perform(self, step: Step) -> str:
@@ -463,7 +463,7 @@ class Deployer:
         db = self.wallet_db
         self.gp.channel = None  # selecting the wallet ends the card manager's secure channel
         client = WalletClient(self.transport, inst.instance)
-        with WalletRegistry(db) as registry:
+        with WalletStore(db) as registry:
             issuer = Issuer(registry, secret, perso.iin)
             pending = issuer.pending_on(self.card, inst.instance)
             if pending is not None:  # a run stopped between the record and the card's activation
@@ -472,7 +472,7 @@ class Deployer:
                         "(finished a personalisation stopped part-way)")
             client.select()
             state = client.status().state
-            if state != LifeCycle.INSTALLED:
+            if state != WalletLifeCycle.INSTALLED:
                 raise DeployError(
                     f"application {inst.app.name}: the wallet {inst.instance.hex().upper()} on card {self.card} is "
                     f"{state.name}, but the issuer's database {db} has no record of it on this card (personalised "

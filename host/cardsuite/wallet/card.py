@@ -30,10 +30,10 @@ from cardsuite.wallet.cardnumber import CardNumber
 from cardsuite.wallet.sm import (
     CHALLENGE,
     CLA_SECURE,
-    InitializeUpdateResponse,
     IssuerKeys,
     IssuerSession,
     SecureMessagingError,
+    WalletInitializeUpdateResponse,
 )
 
 
@@ -89,7 +89,7 @@ class WalletError(CardsuiteError):
     """A wallet operation the host refuses before sending anything (bad input, no session)."""
 
 
-class LifeCycle(IntEnum):
+class WalletLifeCycle(IntEnum):
     INSTALLED = 0x01
     PERSONALISED = 0x02
     ACTIVE = 0x04
@@ -192,7 +192,7 @@ class Personalisation:
 
 @dataclass(frozen=True)
 class WalletStatus:
-    state: LifeCycle
+    state: WalletLifeCycle
     key_version: int
     pin_tries: int
     puk_tries: int
@@ -202,7 +202,7 @@ class WalletStatus:
     def parse(cls, data: bytes) -> WalletStatus:
         if len(data) != 8:
             raise WalletError(f"GET STATUS answered {len(data)} bytes, expected 8")
-        return cls(LifeCycle(data[0]), data[1], data[2], data[3], int.from_bytes(data[4:8], "big"))
+        return cls(WalletLifeCycle(data[0]), data[1], data[2], data[3], int.from_bytes(data[4:8], "big"))
 
 
 @dataclass(frozen=True)
@@ -320,9 +320,9 @@ class WalletClient:
         return WalletStatus.parse(self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_STATUS, le=8)).data)
 
     # -- issuer session ([P000])
-    def initialize_update(self, host_challenge: bytes, key_version: int = 0) -> InitializeUpdateResponse:
+    def initialize_update(self, host_challenge: bytes, key_version: int = 0) -> WalletInitializeUpdateResponse:
         command = CommandAPDU(CLA_PROPRIETARY, INS_INITIALIZE_UPDATE, key_version, 0, host_challenge, le=256)
-        return InitializeUpdateResponse.parse(self._send(command).data)
+        return WalletInitializeUpdateResponse.parse(self._send(command).data)
 
     def external_authenticate(self, host_cryptogram: bytes) -> None:
         self._send(CommandAPDU(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, host_cryptogram))
@@ -364,22 +364,22 @@ class WalletClient:
         ts = int(time.time() * 1000) if timestamp is None else timestamp
         self.secure(INS_CREDIT, data=_u32(amount, "amount") + ts.to_bytes(8, "big") + _fixed(reference, 8, "reference"))
 
-    def set_status(self, state: LifeCycle) -> None:
+    def set_status(self, state: WalletLifeCycle) -> None:
         self.secure(INS_SET_STATUS, p1=int(state))
-        if state == LifeCycle.TERMINATED:
+        if state == WalletLifeCycle.TERMINATED:
             self.session = None
 
     def activate(self) -> None:
-        self.set_status(LifeCycle.ACTIVE)
+        self.set_status(WalletLifeCycle.ACTIVE)
 
     def block(self) -> None:
-        self.set_status(LifeCycle.BLOCKED)
+        self.set_status(WalletLifeCycle.BLOCKED)
 
     def unblock(self) -> None:
-        self.set_status(LifeCycle.ACTIVE)
+        self.set_status(WalletLifeCycle.ACTIVE)
 
     def terminate(self) -> None:
-        self.set_status(LifeCycle.TERMINATED)
+        self.set_status(WalletLifeCycle.TERMINATED)
 
     def provision(self, transport_keys: IssuerKeys, perso: Personalisation, activate: bool = True) -> bytes:
         """A fresh card to issued: personalise with the transport keys, then (with the new issuer keys)
@@ -465,7 +465,7 @@ class WalletClient:
 
 
 __all__ = [
-    "WALLET_AID", "IssuerKeys", "LifeCycle", "Limits", "LogRecord", "LogType", "Payment", "Personalisation",
+    "WALLET_AID", "IssuerKeys", "WalletLifeCycle", "Limits", "LogRecord", "LogType", "Payment", "Personalisation",
     "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus",
     "manifest_transport_keys", "pin_block", "puk_block", "v_card",
 ]

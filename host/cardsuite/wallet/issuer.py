@@ -41,17 +41,17 @@ from cardsuite.codec import HexError, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.wallet.card import (
     HOLDER_MAX,
-    LifeCycle,
     Limits,
     Personalisation,
     Sigma,
     WalletClient,
     WalletError,
+    WalletLifeCycle,
     manifest_transport_keys,
 )
 from cardsuite.wallet.cardnumber import CardNumber, check_iin
-from cardsuite.wallet.registry import CardRow, Registry
 from cardsuite.wallet.sm import KEY_LENGTH, IssuerKeys, SecureMessagingError
+from cardsuite.wallet.store import CardRow, WalletStore
 
 log = logging.getLogger(__name__)
 
@@ -274,7 +274,7 @@ def _check_limits(limits: Limits) -> None:
 class Issuer:
     """One issuer (one IIN) on a registry file."""
 
-    def __init__(self, registry: Registry, secret: IssuerSecret, iin: str = DEFAULT_IIN) -> None:
+    def __init__(self, registry: WalletStore, secret: IssuerSecret, iin: str = DEFAULT_IIN) -> None:
         self.registry = registry
         self.secret = secret
         self.iin = check_iin(iin)
@@ -378,12 +378,12 @@ class Issuer:
         with client.flow():  # no other program's command between reading the state and acting on it
             client.select()
             state = client.status().state
-            if state == LifeCycle.INSTALLED:
+            if state == WalletLifeCycle.INSTALLED:
                 limits = Limits(card.max_balance, card.max_payment, card.step_up)
                 perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)
                 pkc = client.provision(transport_keys, perso)
-            elif state in (LifeCycle.PERSONALISED, LifeCycle.ACTIVE):
-                if state == LifeCycle.PERSONALISED:
+            elif state in (WalletLifeCycle.PERSONALISED, WalletLifeCycle.ACTIVE):
+                if state == WalletLifeCycle.PERSONALISED:
                     self._session(client, card)  # fails clearly if the card holds another card's keys
                     client.activate()
                 pkc = client.get_public_key()
