@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from cardsuite.codec import parse_hex
 from cardsuite.errors import CardsuiteError
 from cardsuite.masking import default_rules, masked, opaque_eq
 
@@ -147,12 +148,8 @@ class CommandAPDU:
 
     @classmethod
     def from_hex(cls, text: str) -> CommandAPDU:
-        cleaned = "".join(text.split()).replace(":", "")
-        try:
-            raw = bytes.fromhex(cleaned)
-        except ValueError:
-            raise ValueError(f"not a hex APDU: {text!r}") from None
-        return cls.from_bytes(raw)
+        # an APDU may carry a PIN or a key: the message never repeats it
+        return cls.from_bytes(parse_hex(text, "APDU", secret=True))
 
     def with_le(self, le: int | None) -> CommandAPDU:
         return CommandAPDU(self.cla, self.ins, self.p1, self.p2, self.data, le)

@@ -8,14 +8,14 @@ from cardsuite.transport.pcsc import PcscTransport
 from cardsuite.wallet.card import WalletClient
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.merchant import PaymentRequest, pay_with_card
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 SECRET = IssuerSecret(bytes.fromhex("5a" * 32), "test secret")
 
 
 def main(role: str, reader: str, pin: str, db: str, *, rounds: int, account: int) -> int:
     failures = 0
-    registry = Registry(db) if role == "credit" else None
+    registry = WalletStore(db) if role == "credit" else None
     with PcscTransport(reader) as transport:
         client = WalletClient(transport)
         for n in range(rounds):

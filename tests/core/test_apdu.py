@@ -26,7 +26,7 @@ def test_cases_1_to_4_round_trip(raw: str, expected: CommandAPDU) -> None:
         ("00A4", "at least 4 header bytes"),
         ("00D6000005AABB", "Lc=5 does not match the 2 bytes"),
         ("00D60000000001AA", "extended length"),
-        ("zz", "not a hex APDU"),
+        ("zz", "APDU is not hex"),
     ],
 )
 def test_malformed_apdus_are_rejected_with_the_reason(raw: str, message: str) -> None:

@@ -25,7 +25,7 @@ from cardsuite.trace import Trace
 from cardsuite.wallet import sm
 from cardsuite.wallet.card import INS_PERSONALISE, pin_block, puk_block
 from cardsuite.wallet.issuer import IssuerSecret
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 ROOT = Path(__file__).resolve().parents[2]
 PIN, PUK = "8642", "97531864"
@@ -76,7 +76,7 @@ def _compact(text: str) -> str:
 def _assert_nothing_decrypts(shown: str, sent: list[tuple[bytes, bytes]], wallet_db: Path) -> None:
     """No PIN, PUK, K_E, K_A; no PERSONALISE ciphertext; no challenge from which session keys derive."""
     compact = _compact(shown)
-    with Registry(wallet_db) as registry:
+    with WalletStore(wallet_db) as registry:
         row = registry.current_card(1)
     assert row is not None
     keys = IssuerSecret.development().card_keys(row.number_hash)
@@ -91,8 +91,8 @@ def _assert_nothing_decrypts(shown: str, sent: list[tuple[bytes, bytes]], wallet
     assert len(opened) >= 2  # the card manager's and the wallet's sessions
     for command, response in opened:
         data = response[:-2]
-        card_challenge = (sm.InitializeUpdateResponse.parse(data).card_challenge if len(data) == 17
-                          else gp_scp.InitializeUpdateResponse.parse(data).card_challenge)
+        card_challenge = (sm.WalletInitializeUpdateResponse.parse(data).card_challenge if len(data) == 17
+                          else gp_scp.GPInitializeUpdateResponse.parse(data).card_challenge)
         for secret in (command[5:13], card_challenge):
             assert secret.hex().upper() not in compact, "an INITIALIZE UPDATE challenge in the trace"
 

@@ -19,9 +19,9 @@ from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.transport.base import DEFAULT_APDU_TIMEOUT, apdu_timeout
 from cardsuite.transport.pcsc import PcscTransport
-from cardsuite.wallet.card import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys
+from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletLifeCycle, manifest_transport_keys
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 from support import ECHO_AID
 
 PIN = "2580"
@@ -95,7 +95,7 @@ def test_a_flow_that_verified_the_pin_ends_with_it_gone(card, project) -> None:
     assert _pay(client).sw == SW_SECURITY_STATUS
     with card.exclusive():  # a flow with no security command leaves the card as it was
         client.select()
-    assert client.status().state == LifeCycle.ACTIVE  # still selected: no reset
+    assert client.status().state == WalletLifeCycle.ACTIVE  # still selected: no reset
 
 
 def test_a_locked_card_manager_says_the_card_is_locked(project) -> None:
@@ -165,7 +165,7 @@ def test_another_program_cannot_use_the_pin_this_one_verified(vpcd_card, project
 
 
 def test_a_credit_over_secure_messaging_races_payments_without_a_failure(vpcd_card, project, tmp_path: Path) -> None:
-    registry = Registry(tmp_path / "issuer.db")
+    registry = WalletStore(tmp_path / "issuer.db")
     issuer = Issuer(registry, SECRET)
     with PcscTransport(vpcd_card.reader) as transport:
         client = WalletClient(transport)

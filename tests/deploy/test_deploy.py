@@ -25,10 +25,10 @@ from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.transport.base import Transport
-from cardsuite.wallet.card import INS_PERSONALISE, LifeCycle, WalletClient
+from cardsuite.wallet.card import INS_PERSONALISE, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.merchant import Merchant, pay_with_card
-from cardsuite.wallet.registry import Registry as WalletRegistry
+from cardsuite.wallet.store import WalletStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "profiles" / "cards" / "sim-suite.toml"
@@ -145,8 +145,8 @@ def test_the_personalised_wallet_answers_and_pays(station: Station, empty_card: 
     client = WalletClient(empty_card, WALLET)
     client.select()
     status = client.status()
-    assert status.state == LifeCycle.ACTIVE and status.pin_tries > 0  # personalised and activated
-    with WalletRegistry(station.tmp / "wallet.db") as registry:
+    assert status.state == WalletLifeCycle.ACTIVE and status.pin_tries > 0  # personalised and activated
+    with WalletStore(station.tmp / "wallet.db") as registry:
         issuer = Issuer(registry, IssuerSecret.development(), "940001")
         [account] = registry.accounts()
         assert account.holder == "Hong Gildong"
@@ -203,16 +203,16 @@ def test_power_lost_during_personalisation_then_rerun(station: Station, empty_ca
     empty_card.reset()
     client = WalletClient(empty_card, WALLET)
     client.select()
-    assert client.status().state == LifeCycle.INSTALLED  # PERSONALISE is atomic: nothing half-written
-    with WalletRegistry(station.tmp / "wallet.db") as registry:  # recorded before PERSONALISE went out
+    assert client.status().state == WalletLifeCycle.INSTALLED  # PERSONALISE is atomic: nothing half-written
+    with WalletStore(station.tmp / "wallet.db") as registry:  # recorded before PERSONALISE went out
         [pending] = registry.cards()
         assert pending.state == "personalising" and pending.instance == WALLET.hex().upper()
 
     resumed = station.deploy(empty_card)
     assert [(s.action, s.name) for s in resumed.performed] == [("personalise", "wallet")]
     client.select()
-    assert client.status().state == LifeCycle.ACTIVE
-    with WalletRegistry(station.tmp / "wallet.db") as registry:  # the same card finished, not a second one
+    assert client.status().state == WalletLifeCycle.ACTIVE
+    with WalletStore(station.tmp / "wallet.db") as registry:  # the same card finished, not a second one
         assert len(registry.accounts()) == 1
         [card] = registry.cards()
         assert (card.id, card.state) == (pending.id, "personalised")

@@ -39,9 +39,9 @@ from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots, slot_has_card
 from cardsuite.transport.base import Transport
 from cardsuite.transport.pcsc import PcscTransport
-from cardsuite.wallet.card import INS_GET_PUBLIC_KEY, INS_PERSONALISE, INS_SET_STATUS, LifeCycle, WalletClient
+from cardsuite.wallet.card import INS_GET_PUBLIC_KEY, INS_PERSONALISE, INS_SET_STATUS, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
-from cardsuite.wallet.registry import Registry as WalletRegistry
+from cardsuite.wallet.store import WalletStore
 
 ROOT = Path(__file__).resolve().parents[2]
 SUITE = ROOT / "profiles" / "cards" / "sim-suite.toml"
@@ -94,8 +94,8 @@ def _assert_consistent(transport: Transport, wallet_db: Path, inventory: Invento
     chip = gp.cplc().identity
     client = WalletClient(transport, WALLET)
     client.select()
-    assert client.status().state == LifeCycle.ACTIVE, where
-    with WalletRegistry(wallet_db) as wallets:
+    assert client.status().state == WalletLifeCycle.ACTIVE, where
+    with WalletStore(wallet_db) as wallets:
         [account] = wallets.accounts()
         [card] = wallets.cards()
         assert (card.state, card.chip, card.instance) == ("personalised", chip, WALLET.hex().upper()), where
@@ -173,7 +173,7 @@ def test_a_personalised_wallet_no_database_knows_is_not_nothing_to_do(project: P
                 Deployer(project, load_card_profile(SUITE), card, inventory, None,
                          options=DeployOptions(wallet_db=tmp_path / "station-b" / "w.db", env=ENV)).run()
             assert not (tmp_path / "station-b" / "w.db").exists() or \
-                WalletRegistry(tmp_path / "station-b" / "w.db").cards() == []
+                WalletStore(tmp_path / "station-b" / "w.db").cards() == []
     finally:
         card.disconnect()
 

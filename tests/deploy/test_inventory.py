@@ -18,7 +18,7 @@ import pytest
 from cardsuite.deploy.deployer import Deployer, DeployOptions
 from cardsuite.deploy.inventory import Inventory, InventoryError
 from cardsuite.deploy.profiles import load_card_profile
-from cardsuite.gp.client import Application, LoadFile, Registry
+from cardsuite.gp.client import Application, CardContents, LoadFile
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.project import Project
 from cardsuite.sim.bridge import CardManagerConfig
@@ -76,7 +76,7 @@ def inventory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Invent
         yield inv
 
 
-REGISTRY = Registry(
+REGISTRY = CardContents(
     Application(h("A000000151000000"), 0x01, h("9EFE80"), "ISD"),
     [Application(h("0011223344552001"), 0x07, h("00"), "APP", h("00112233445520")),
      Application(h("F0636172641001"), 0x07, h("04"), "APP", h("F06361726410"))],
@@ -103,7 +103,7 @@ def test_cards_contents_and_events(inventory: Inventory) -> None:
         ("PKG", "001122334455", "LOADED", None, "v1.0"),
         ("PKG", "00112233445520", "LOADED", None, "v1.0 0011223344552001")]
 
-    emptied = Registry(REGISTRY.isd, [], [REGISTRY.load_files[0]])
+    emptied = CardContents(REGISTRY.isd, [], [REGISTRY.load_files[0]])
     inventory.record_card(card, registry=emptied)
     assert [(c.kind, c.aid) for c in inventory.contents(card)] == [("PKG", "001122334455")]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from cardsuite.apdu import StatusError
-from cardsuite.fs.client import Access, LifeCycle, SelectReturn, Structure, encode_fcp
+from cardsuite.fs.client import Access, FileLifeCycle, SelectReturn, Structure, encode_fcp
 from support.fsmodel import ALWAYS5, PIN, next_fid, open_iso, scratch_df, swof, xchg
 
 pytestmark = pytest.mark.e2e
@@ -71,7 +71,7 @@ def test_create_every_structure_and_read_back_its_fcp(card) -> None:
         fs.create_file(encode_fcp(0x0D01, Structure.TRANSPARENT, size=5, sfi=1, life_cycle=0x03))
         fcp = fs.select_ef(0x0D01)
         assert (fcp.structure, fcp.size, fcp.sfi) == (Structure.TRANSPARENT, 5, 1)
-        assert fcp.life_cycle is LifeCycle.INITIALISATION
+        assert fcp.life_cycle is FileLifeCycle.INITIALISATION
         assert fcp.access == bytes(5)  # the scratch DF's create condition: always
         fs.select_fid(df)
         fs.create_file(encode_fcp(0x0D02, Structure.CYCLIC, record_size=3, records=7, sfi=2))
@@ -184,7 +184,7 @@ def test_life_cycle_transitions(card) -> None:
     with scratch_df(card, plain, created) as (fs, df):
         fs.deactivate_file(0x0E01)
         assert swof(card, "00 A4 02 04 02 0E01 00") == 0x6283  # selected, with the warning after the FCP
-        assert fs.select_ef(0x0E01).life_cycle is LifeCycle.DEACTIVATED
+        assert fs.select_ef(0x0E01).life_cycle is FileLifeCycle.DEACTIVATED
         assert swof(card, "00 B0 00 00 01") == 0x6985
         assert swof(card, "00 D6 00 00 01 00") == 0x6985
         fs.deactivate_file()  # again: allowed, 04 → 04
@@ -193,7 +193,7 @@ def test_life_cycle_transitions(card) -> None:
         fs.select_fid(df)
         assert sw_of(lambda: fs.deactivate_file(0x0E02)) == 0x6985  # creation state: only activate
         fs.activate_file(0x0E02)
-        assert fs.select_ef(0x0E02).life_cycle is LifeCycle.ACTIVATED
+        assert fs.select_ef(0x0E02).life_cycle is FileLifeCycle.ACTIVATED
         fs.terminate_ef()
         assert swof(card, "00 A4 02 0C 02 0E02") == 0x6285
         assert swof(card, "00 B0 00 00 01") == 0x6985

@@ -8,8 +8,8 @@ from cardsuite.apdu import StatusError
 from cardsuite.fs.client import (
     Access,
     FileControlParameters,
+    FileLifeCycle,
     FileRef,
-    LifeCycle,
     Occurrence,
     SelectReturn,
     Structure,
@@ -63,7 +63,7 @@ def test_decoded_fcp_of_each_structure(iso) -> None:
     mf = iso.select_mf()
     assert (mf.fid, mf.structure, mf.children, mf.df_name) == (0x3F00, Structure.DF, (0x5000, 0x6000), None)
     df = iso.select_fid(0x5000)
-    assert (df.df_name, df.life_cycle, df.access) == (NAME_APP, LifeCycle.ACTIVATED, bytes.fromhex("FFFF010101"))
+    assert (df.df_name, df.life_cycle, df.access) == (NAME_APP, FileLifeCycle.ACTIVATED, bytes.fromhex("FFFF010101"))
     assert df.children == (0x5001, 0x5002, 0x5003, 0x5004, 0x5005)
     expected = {
         0x5001: (Structure.TRANSPARENT, 128, None, None, 1),
@@ -89,7 +89,7 @@ def test_fcp_decoder_handles_nested_templates_and_two_byte_counts() -> None:
     counted = FileControlParameters.decode(bytes.fromhex("6208 8206 06410008 0102"))
     assert (counted.structure, counted.record_size, counted.record_count) == (Structure.CYCLIC, 8, 0x102)
     plain = FileControlParameters.decode(bytes.fromhex("8A0104 8800 C00101"))
-    assert plain.life_cycle is LifeCycle.DEACTIVATED and plain.sfi is None and plain.proprietary == {0xC0: b"\x01"}
+    assert plain.life_cycle is FileLifeCycle.DEACTIVATED and plain.sfi is None and plain.proprietary == {0xC0: b"\x01"}
 
 
 def test_select_by_fid_near_rules(card, iso) -> None:

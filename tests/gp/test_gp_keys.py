@@ -42,7 +42,7 @@ def test_three_keys_from_the_environment() -> None:
     ({"CARDSUITE_GP_KEY_ENC": KEY_A}, "missing CARDSUITE_GP_KEY_MAC, CARDSUITE_GP_KEY_DEK"),
     ({"CARDSUITE_GP_KEY": KEY_A, "CARDSUITE_GP_KEY_ENC": KEY_A}, "not both"),
     ({"CARDSUITE_GP_KEY": "4041"}, "16, 24 or 32 bytes, got 2"),
-    ({"CARDSUITE_GP_KEY": "zz"}, "not a hex key"),
+    ({"CARDSUITE_GP_KEY": "zz"}, "CARDSUITE_GP_KEY is not hex"),
     ({"CARDSUITE_GP_KEY": KEY_A, "CARDSUITE_GP_KVN": "200"}, "0..127"),
 ])
 def test_bad_environment(env: dict, message: str) -> None:

@@ -26,7 +26,7 @@ from cardsuite.gp.scp import (
     SCP02_R_MAC,
     SCP03,
     CardCryptogramError,
-    InitializeUpdateResponse,
+    GPInitializeUpdateResponse,
     KeySet,
     SecureChannelError,
     SecurityLevel,
@@ -52,11 +52,11 @@ SCP02_CASES = [  # plain command -> wrapped, in this order (the C-MAC chains)
 
 
 def _scp02(i: int = 0x55) -> SCP02:
-    return SCP02(SCP02_KEYS, SCP02_HOST_CHALLENGE, InitializeUpdateResponse.parse(SCP02_INIT_UPDATE), i=i)
+    return SCP02(SCP02_KEYS, SCP02_HOST_CHALLENGE, GPInitializeUpdateResponse.parse(SCP02_INIT_UPDATE), i=i)
 
 
 def test_scp02_initialize_update_response_fields() -> None:
-    r = InitializeUpdateResponse.parse(SCP02_INIT_UPDATE)
+    r = GPInitializeUpdateResponse.parse(SCP02_INIT_UPDATE)
     assert (r.kvn, r.scp, r.sequence_counter, r.card_challenge) == (0x70, 0x02, h("0001"), h("6B4524ABEE7C"))
     assert r.card_cryptogram == h("F32EA3838BC148F3")
 
@@ -83,10 +83,10 @@ def test_scp02_icv_encryption_is_what_makes_the_chain_match() -> None:
 def test_scp02_wrong_keys_fail_on_the_card_cryptogram() -> None:
     wrong = KeySet.single(DEV_KEY, 0x20)
     with pytest.raises(CardCryptogramError, match="wrong keys"):
-        SCP02(wrong, SCP02_HOST_CHALLENGE, InitializeUpdateResponse.parse(SCP02_INIT_UPDATE))
+        SCP02(wrong, SCP02_HOST_CHALLENGE, GPInitializeUpdateResponse.parse(SCP02_INIT_UPDATE))
     tampered = SCP02_INIT_UPDATE[:-1] + b"\xff"
     with pytest.raises(CardCryptogramError):
-        SCP02(SCP02_KEYS, SCP02_HOST_CHALLENGE, InitializeUpdateResponse.parse(tampered))
+        SCP02(SCP02_KEYS, SCP02_HOST_CHALLENGE, GPInitializeUpdateResponse.parse(tampered))
 
 
 def test_scp02_session_keys_match_omfgp() -> None:
@@ -169,7 +169,7 @@ def test_scp03_session_matches_pysim(name: str) -> None:
     keys, init_cmd, init_rsp, ext_auth, eid_cmd, eid_rsp, cases = SCP03_SESSIONS[name]
     host_challenge = h(init_cmd)[5:13]
     assert initialize_update(keys.kvn, host_challenge).to_bytes() == h(init_cmd)
-    response = InitializeUpdateResponse.parse(h(init_rsp))
+    response = GPInitializeUpdateResponse.parse(h(init_rsp))
     assert (response.scp, response.i, response.kvn) == (0x03, 0x70, keys.kvn)
     channel = SCP03(keys, host_challenge, response)
     assert channel.external_authenticate(SecurityLevel(h(ext_auth)[2])).to_bytes() == h(ext_auth)
@@ -182,7 +182,7 @@ def test_scp03_session_matches_pysim(name: str) -> None:
 
 def test_scp03_tampered_response_mac_is_refused() -> None:
     keys, init_cmd, init_rsp, ext_auth, _, eid_rsp, _ = SCP03_SESSIONS["aes128-level11"]
-    channel = SCP03(keys, h(init_cmd)[5:13], InitializeUpdateResponse.parse(h(init_rsp)))
+    channel = SCP03(keys, h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))
     channel.external_authenticate(SecurityLevel(h(ext_auth)[2]))
     channel.opened()
     channel.wrap(CommandAPDU.from_hex(GET_EID))
@@ -195,7 +195,7 @@ def test_scp03_tampered_response_mac_is_refused() -> None:
 def test_scp03_wrong_keys_fail_on_the_card_cryptogram() -> None:
     _, init_cmd, init_rsp, *_ = SCP03_SESSIONS["aes128-level11"]
     with pytest.raises(CardCryptogramError, match="SCP03"):
-        SCP03(KeySet.single(DEV_KEY, 0x30), h(init_cmd)[5:13], InitializeUpdateResponse.parse(h(init_rsp)))
+        SCP03(KeySet.single(DEV_KEY, 0x30), h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))
 
 
 # ---------------------------------------------------------------- SCP03 KDF [omfgp]
@@ -234,7 +234,7 @@ def test_key_set_validation(kwargs: dict, message: str) -> None:
 
 def test_levels_that_make_no_sense_are_refused() -> None:
     keys, init_cmd, init_rsp, *_ = SCP03_SESSIONS["aes128-level11"]
-    channel = SCP03(keys, h(init_cmd)[5:13], InitializeUpdateResponse.parse(h(init_rsp)))
+    channel = SCP03(keys, h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))
     with pytest.raises(ValueError, match="C-DECRYPTION needs C-MAC"):
         channel.external_authenticate(SecurityLevel.C_DECRYPTION)
     with pytest.raises(SecureChannelError, match="not open"):
@@ -247,7 +247,7 @@ def test_levels_that_make_no_sense_are_refused() -> None:
 ])
 def test_scp03_block_room(level: SecurityLevel, room: int) -> None:
     keys, init_cmd, init_rsp, *_ = SCP03_SESSIONS["aes128-level11"]
-    channel = SCP03(keys, h(init_cmd)[5:13], InitializeUpdateResponse.parse(h(init_rsp)))
+    channel = SCP03(keys, h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))
     channel.external_authenticate(level)
     channel.opened()
     assert channel.max_data() == room

@@ -20,7 +20,7 @@ from cardsuite.deploy.inventory import Inventory, InventoryError
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.project import Project
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 from test_gp_sim import _cli, _open_card
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -119,13 +119,13 @@ def test_wallet_accounts_on_a_missing_database_creates_nothing(tmp_path: Path,
 
 def test_reading_a_wallet_database_leaves_it_as_it_was(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "w.db"
-    with Registry(path) as registry, registry.transaction():
+    with WalletStore(path) as registry, registry.transaction():
         registry.add_account("Kim")
     before = _digest(path)
     assert main(["wallet", "accounts", "--db", str(path)]) == 0
     assert "account 1: Kim" in capsys.readouterr().out
     assert _digest(path) == before and sorted(p.name for p in tmp_path.iterdir()) == ["w.db"]
-    with Registry(path, read_only=True) as reader, pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with WalletStore(path, read_only=True) as reader, pytest.raises(sqlite3.OperationalError, match="readonly"):
         reader.add_account("Lee")
 
 

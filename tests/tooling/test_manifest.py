@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 from cardsuite.errors import ConfigurationError
-from cardsuite.tooling.manifest import load_manifest
+from cardsuite.tooling.manifest import ImportCycleError, import_order, load_manifest
 
 LIBRARY = """
 [[package]]
@@ -75,5 +75,26 @@ def test_import_cycles_are_refused(tmp_path: Path) -> None:
     text = LIBRARY.replace("library = true", 'library = true\nimports = ["lib2"]') + LIBRARY.replace(
         '"lib"', '"lib2"').replace("x.lib", "x.lib2").replace("A000000001", "A000000002").replace(
         "library = true", 'library = true\nimports = ["lib"]')
-    with pytest.raises(ConfigurationError, match="import cycle"):
+    with pytest.raises(ConfigurationError, match="import cycle lib -> lib2 -> lib"):
         load_manifest(_manifest(tmp_path, text))
+
+
+IMPORTS = {"wallet": ["crypto", "util"], "ecash": ["wallet", "util"], "crypto": ["util"], "util": [], "echo": []}
+
+
+def test_import_order_puts_imports_first_and_keeps_the_given_order_otherwise() -> None:
+    order = import_order(["echo", "ecash", "wallet", "crypto", "util"], IMPORTS.__getitem__)
+    assert order == ["echo", "util", "crypto", "wallet", "ecash"]
+    assert import_order(["util", "echo"], IMPORTS.__getitem__) == ["util", "echo"]
+    for package, imported in IMPORTS.items():
+        assert all(order.index(i) < order.index(package) for i in imported)
+
+
+def test_import_order_names_the_cycle() -> None:
+    graph = {"a": ["b"], "b": ["c"], "c": ["b"], "d": []}
+    with pytest.raises(ImportCycleError) as cycle:
+        import_order(["d", "a"], graph.__getitem__)
+    assert cycle.value.chain == ["b", "c", "b"]
+    assert str(cycle.value) == "import cycle b -> c -> b"
+    with pytest.raises(ImportCycleError, match="import cycle a -> a"):
+        import_order(["a"], {"a": ["a"]}.__getitem__)

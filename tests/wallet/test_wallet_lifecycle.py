@@ -8,10 +8,10 @@ from cardsuite.apdu import CommandAPDU, StatusError
 from cardsuite.errors import TransportError
 from cardsuite.wallet.card import (
     WALLET_AID,
-    LifeCycle,
     Limits,
     Personalisation,
     WalletClient,
+    WalletLifeCycle,
     manifest_transport_keys,
     pin_block,
 )
@@ -60,14 +60,14 @@ def _sw(wallet: WalletClient, command: CommandAPDU) -> int:
 @pytest.mark.e2e
 def test_life_cycle_from_installed_to_terminated(fresh: WalletClient, transport_keys: IssuerKeys) -> None:
     status = fresh.status()
-    assert (status.state, status.key_version) == (LifeCycle.INSTALLED, 0xFF)
+    assert (status.state, status.key_version) == (WalletLifeCycle.INSTALLED, 0xFF)
     for name, command in HOLDER_COMMANDS.items():
         assert _sw(fresh, command) == 0x6985, name
     assert _sw(fresh, CommandAPDU(0x80, 0x48, 0, 0, le=65)) == 0x6985  # no key pair yet
 
     fresh.open_issuer_session(transport_keys)
     fresh.personalise(_perso())
-    assert fresh.status().state == LifeCycle.PERSONALISED
+    assert fresh.status().state == WalletLifeCycle.PERSONALISED
     assert len(fresh.get_public_key()) == 65
     fresh.verify_pin(PIN)  # the holder may already use the PIN
     assert _sw(fresh, HOLDER_COMMANDS["PAY"]) == 0x6985  # but not pay
@@ -83,7 +83,7 @@ def test_life_cycle_from_installed_to_terminated(fresh: WalletClient, transport_
     fresh.pay(10, MERCHANT, ITEM)
 
     fresh.block()
-    assert fresh.status().state == LifeCycle.BLOCKED
+    assert fresh.status().state == WalletLifeCycle.BLOCKED
     for name, command in HOLDER_COMMANDS.items():
         assert _sw(fresh, command) == 0x6985, name
     with pytest.raises(StatusError) as caught:
@@ -95,7 +95,7 @@ def test_life_cycle_from_installed_to_terminated(fresh: WalletClient, transport_
 
     fresh.open_issuer_session(ISSUER)
     fresh.terminate()
-    assert fresh.status().state == LifeCycle.TERMINATED
+    assert fresh.status().state == WalletLifeCycle.TERMINATED
     for name, command in {**HOLDER_COMMANDS, "GET PUBLIC KEY": CommandAPDU(0x80, 0x48, 0, 0, le=65),
                           "INITIALIZE UPDATE": CommandAPDU(0x80, 0x50, 0, 0, bytes(8), le=256)}.items():
         assert _sw(fresh, command) == 0x6985, name
@@ -110,11 +110,12 @@ def test_transitions_the_life_cycle_does_not_allow(fresh: WalletClient, transpor
     assert caught.value.sw == 0x6985
     fresh.personalise(_perso())
     fresh.open_issuer_session(ISSUER)
-    for target, sw in ((LifeCycle.BLOCKED, 0x6985), (LifeCycle.PERSONALISED, 0x6A86), (LifeCycle.INSTALLED, 0x6A86)):
+    for target, sw in ((WalletLifeCycle.BLOCKED, 0x6985), (WalletLifeCycle.PERSONALISED, 0x6A86),
+                       (WalletLifeCycle.INSTALLED, 0x6A86)):
         with pytest.raises(StatusError) as caught:
             fresh.set_status(target)
         assert caught.value.sw == sw
-    assert fresh.status().state == LifeCycle.PERSONALISED
+    assert fresh.status().state == WalletLifeCycle.PERSONALISED
 
 
 @pytest.mark.isolated
@@ -128,9 +129,9 @@ def test_bad_personalisation_leaves_the_card_installed(fresh: WalletClient, tran
         with pytest.raises(StatusError) as caught:
             fresh.secure(0x30, data=data)
         assert caught.value.sw == sw
-    assert fresh.status().state == LifeCycle.INSTALLED
+    assert fresh.status().state == WalletLifeCycle.INSTALLED
     fresh.personalise(_perso())  # the same session still works; the transport keys were kept
-    assert fresh.status().state == LifeCycle.PERSONALISED
+    assert fresh.status().state == WalletLifeCycle.PERSONALISED
 
 
 @pytest.mark.isolated

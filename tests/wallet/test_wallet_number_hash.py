@@ -12,8 +12,8 @@ import pytest
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, manifest_transport_keys
 from cardsuite.wallet.cardnumber import CardNumber, luhn_check_digit
 from cardsuite.wallet.issuer import Issuer, IssuerSecret, load_transport_keys
-from cardsuite.wallet.registry import Registry
 from cardsuite.wallet.sm import IssuerKeys
+from cardsuite.wallet.store import WalletStore
 from support import ecashkit
 
 PIN = "4812"
@@ -49,7 +49,7 @@ def _by_for_card(client: WalletClient, project) -> tuple[CardNumber, bytes]:
 
 
 def _by_issuer(client: WalletClient, project, tmp_path) -> tuple[CardNumber, bytes]:
-    registry = Registry(tmp_path / "issuer.db")
+    registry = WalletStore(tmp_path / "issuer.db")
     try:
         issuer = Issuer(registry, SECRET)
         issued = issuer.issue(client, load_transport_keys(project.manifest, environ={}, dev=True),

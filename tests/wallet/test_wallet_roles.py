@@ -39,7 +39,7 @@ from cardsuite.wallet.merchant import (
     pay_with_card,
     verify_evidence,
 )
-from cardsuite.wallet.registry import SCHEMA_VERSION, Registry
+from cardsuite.wallet.store import SCHEMA_VERSION, WalletStore
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
@@ -62,7 +62,7 @@ class Clock:
 class Roles:
     """One issuer and one merchant on one database file, and the module's enrolled card."""
 
-    def __init__(self, registry: Registry, transport_keys) -> None:
+    def __init__(self, registry: WalletStore, transport_keys) -> None:
         self.registry = registry
         self.issuer = Issuer(registry, SECRET)
         self.clock = Clock()
@@ -84,7 +84,7 @@ class Roles:
 
 @pytest.fixture(scope="module")
 def roles(tmp_path_factory, project) -> Iterator[Roles]:
-    registry = Registry(tmp_path_factory.mktemp("wallet") / "issuer-merchant.db")
+    registry = WalletStore(tmp_path_factory.mktemp("wallet") / "issuer-merchant.db")
     yield Roles(registry, load_transport_keys(project.manifest, environ={}, dev=True))
     registry.close()
 
@@ -297,7 +297,7 @@ def test_a_third_party_verifies_the_stored_evidence_with_the_stored_pkc_only(
     """A copy of the merchant's database is all an auditor gets: no card, no issuer secret."""
     receipt = roles.merchant.complete(roles.answer(holder, 12_345, "evidence item"))
     copy = roles.registry.export(tmp_path / "audit.db")
-    with Registry(copy) as audit:
+    with WalletStore(copy) as audit:
         record = audit.evidence(receipt.evidence_id)
         assert record is not None
         sigma = verify_evidence(record)
@@ -516,7 +516,7 @@ def test_above_the_threshold_a_payment_without_a_fresh_pin_is_refused(roles: Rol
 
 
 def test_the_merchant_asks_the_issuer_of_the_iin_in_sigma(roles: Roles, holder: WalletClient, tmp_path) -> None:
-    with Registry(tmp_path / "other-issuer.db") as other_db:
+    with WalletStore(tmp_path / "other-issuer.db") as other_db:
         other = Issuer(other_db, IssuerSecret(bytes(range(32)), "other"), iin="951234")
         shop = Merchant(roles.registry, "SHOP0003", {other.iin: other}, clock=roles.clock)
         with pytest.raises(PaymentRefused) as caught:

@@ -17,7 +17,7 @@ from cardsuite.wallet.issuer import (
     IssuerSecret,
     load_transport_keys,
 )
-from cardsuite.wallet.registry import SCHEMA_VERSION, Registry, RegistryError
+from cardsuite.wallet.store import SCHEMA_VERSION, WalletStore, WalletStoreError
 
 HEX_SECRET = "0f" * 32
 
@@ -79,9 +79,9 @@ def test_transport_keys_from_the_environment_or_explicitly_the_development_ones(
 
 def test_a_database_belongs_to_one_master_secret(tmp_path) -> None:
     path = tmp_path / "issuer.db"
-    with Registry(path) as registry:
+    with WalletStore(path) as registry:
         Issuer(registry, IssuerSecret(bytes.fromhex(HEX_SECRET), "first"))
-    with Registry(path) as registry:
+    with WalletStore(path) as registry:
         Issuer(registry, IssuerSecret(bytes.fromhex(HEX_SECRET), "again"))  # the same secret: fine
         with pytest.raises(ConfigurationError, match="another master secret"):
             Issuer(registry, IssuerSecret.development())
@@ -89,31 +89,31 @@ def test_a_database_belongs_to_one_master_secret(tmp_path) -> None:
 
 def test_schema_created_once_and_versioned(tmp_path) -> None:
     path = tmp_path / "w.db"
-    with Registry(path) as registry:
+    with WalletStore(path) as registry:
         assert registry.schema_version == SCHEMA_VERSION
         account = registry.add_account("Lee")
-    with Registry(path) as registry:  # opened again: nothing re-created, the data is there
+    with WalletStore(path) as registry:  # opened again: nothing re-created, the data is there
         assert registry.account(account).holder == "Lee"  # type: ignore[union-attr]
     with sqlite3.connect(path) as raw:
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-    with pytest.raises(RegistryError, match="upgrade cardsuite"):
-        Registry(path)
+    with pytest.raises(WalletStoreError, match="upgrade cardsuite"):
+        WalletStore(path)
 
 
 def test_foreign_files_are_refused(tmp_path) -> None:
     other = tmp_path / "other.db"
     with sqlite3.connect(other) as raw:
         raw.execute("CREATE TABLE t (x)")
-    with pytest.raises(RegistryError, match="not a cardsuite database"):
-        Registry(other)
+    with pytest.raises(WalletStoreError, match="not a cardsuite database"):
+        WalletStore(other)
     text = tmp_path / "notes.txt"
     text.write_text("this is not SQLite at all, just some text that is long enough to have a header" * 10)
-    with pytest.raises(RegistryError, match="not a usable cardsuite database"):
-        Registry(text)
+    with pytest.raises(WalletStoreError, match="not a usable cardsuite database"):
+        WalletStore(text)
 
 
 def test_a_failed_transaction_leaves_nothing(tmp_path) -> None:
-    with Registry(tmp_path / "w.db") as registry:
+    with WalletStore(tmp_path / "w.db") as registry:
         with pytest.raises(RuntimeError), registry.transaction():
             registry.add_account("Half")
             with registry.transaction():  # nested: a savepoint

@@ -9,7 +9,7 @@ from dataclasses import replace
 
 import pytest
 from cardsuite.apdu import CommandAPDU, StatusError
-from cardsuite.wallet.card import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys
+from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletLifeCycle, manifest_transport_keys
 from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys, IssuerSession, SecureMessagingError, session_keys
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
@@ -162,7 +162,7 @@ def test_changed_header_fails_the_mac(wallet: WalletClient) -> None:
     good = _wrap_independently(s_e, s_a, 1, 0xF0, 0x08, b"")  # SET STATUS blocked
     redirected = CommandAPDU(0x84, 0xF0, 0x10, 0, good.data)  # ... turned into TERMINATE
     assert wallet.transport.transmit(redirected).sw == 0x6988
-    assert wallet.status().state == LifeCycle.ACTIVE
+    assert wallet.status().state == WalletLifeCycle.ACTIVE
 
 
 def test_replayed_command_is_refused(wallet: WalletClient) -> None:
@@ -197,7 +197,7 @@ def test_issuer_commands_outside_a_session_are_refused(wallet: WalletClient, ins
     wallet.select()
     for cla in (0x84, 0x80):
         assert wallet.transport.transmit(CommandAPDU(cla, ins, p1, 0, os.urandom(24))).sw == 0x6982
-    assert wallet.status().state == LifeCycle.ACTIVE
+    assert wallet.status().state == WalletLifeCycle.ACTIVE
     assert wallet.status().counter == counter
     assert _balance(wallet) == before
 

@@ -9,7 +9,14 @@ import os
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
-from cardsuite.wallet.card import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys, pin_block
+from cardsuite.wallet.card import (
+    Limits,
+    Personalisation,
+    WalletClient,
+    WalletLifeCycle,
+    manifest_transport_keys,
+    pin_block,
+)
 from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys, IssuerSession
 from hypothesis import HealthCheck, given, settings
@@ -144,12 +151,12 @@ def test_personalise_torn_leaves_an_installed_card_with_its_transport_keys(card,
         except CardTornError:
             _power_cycle(client)
             status = client.status()
-            assert (status.state, status.key_version) == (LifeCycle.INSTALLED, 0xFF), f"torn at write {point}"
+            assert (status.state, status.key_version) == (WalletLifeCycle.INSTALLED, 0xFF), f"torn at write {point}"
             point += 1
             continue
         break
     assert point > 5
-    assert client.status().state == LifeCycle.PERSONALISED
+    assert client.status().state == WalletLifeCycle.PERSONALISED
 
 
 # ---------------------------------------------------------------- random APDUs
@@ -186,7 +193,7 @@ def test_random_apdus_never_move_the_balance(project, commands: list[CommandAPDU
     client.verify_pin(PIN)
     assert client.get_balance() == 5_000
     assert status.counter == counter
-    assert status.state == LifeCycle.ACTIVE
+    assert status.state == WalletLifeCycle.ACTIVE
 
 
 @pytest.mark.isolated

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import json
 import platform
-import statistics
 import tempfile
-import time
 from pathlib import Path
 
+from cardsuite.bench.stats import summary, timed
 from cardsuite.ecash.card import EcashCard
 from cardsuite.ecash.primitives import (
     MAX_UNITS_PER_PAYMENT,
@@ -59,15 +58,8 @@ def _purse(transport: Transport, project: Project, broker: Broker, ca: Certifica
 
 
 def _time(card: EcashCard, amount: int, point_of, count: int) -> dict[str, float]:
-    samples = []
-    for i in range(count):
-        command = EcashCard.pay_command(amount, new_reference(), point_of(i))
-        started = time.perf_counter()
-        card.transport.send(command)
-        samples.append(time.perf_counter() - started)
-    samples.sort()
-    return {"count": count, "median_ms": round(statistics.median(samples) * 1000, 3),
-            "p90_ms": round(samples[int(0.9 * (count - 1))] * 1000, 3)}
+    commands = [EcashCard.pay_command(amount, new_reference(), point_of(i)) for i in range(count)]
+    return summary(timed(lambda i: card.transport.send(commands[i]), count))
 
 
 def _measure(transport: Transport, project: Project, store: EcashStore, count: int) -> dict:

@@ -10,6 +10,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from cardsuite.bench.stats import ms
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import load_card_profile
@@ -41,8 +42,8 @@ def _per_package(project: Project, transport: Transport) -> list[dict[str, objec
             gp.install_for_install(package.aid, inst.applet, inst.instance, params=inst.params)
         done = time.perf_counter()
         rows.append({"package": package.name, "load_bytes": len(cap.load_file()), "blocks": blocks,
-                     "load_ms": round((loaded - start) * 1000, 2), "instances": len(instances),
-                     "install_ms": round((done - loaded) * 1000, 2),
+                     "load_ms": ms(loaded - start, 2), "instances": len(instances),
+                     "install_ms": ms(done - loaded, 2),
                      "bytes_per_second": round(len(cap.load_file()) / (loaded - start))})
     return rows
 
@@ -57,8 +58,8 @@ def _whole_profile(project: Project, transport: Transport, work: Path) -> dict[s
         again = Deployer(project, profile, transport, inventory, None,
                          options=DeployOptions(wallet_db=work / "wallet.db", env=BENCH_ENV)).run()
         second = time.perf_counter()
-    return {"steps": len(result.performed), "deploy_ms": round((first - start) * 1000, 1),
-            "rerun_steps": len(again.performed), "rerun_ms": round((second - first) * 1000, 1)}
+    return {"steps": len(result.performed), "deploy_ms": ms(first - start, 1),
+            "rerun_steps": len(again.performed), "rerun_ms": ms(second - first, 1)}
 
 
 def _in_process(project: Project) -> SimulatorTransport:

@@ -8,7 +8,7 @@ import os
 import platform
 
 from cardsuite.apdu import CommandAPDU
-from cardsuite.bench.stats import _measure
+from cardsuite.bench.stats import measure_interleaved
 from cardsuite.project import Project
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator
@@ -28,14 +28,14 @@ def run_transport_bench(project: Project, count: int = 2000) -> dict:
         card.select(echo_aid)
         for size in SIZES:
             command = _echo(size)
-            results.update(_measure({f"inprocess_host_layer_{size}": lambda c=command: card.send(c)}, count))
+            results.update(measure_interleaved({f"inprocess_host_layer_{size}": lambda c=command: card.send(c)}, count))
     with VpcdSimulator(project, slot=0) as simulator, simulator.transport() as card:
         card.select(echo_aid)
         raw_connection = card._require()  # the same pyscard connection, used without our layer
         for size in SIZES:
             command = _echo(size)
             raw = list(command.to_bytes())
-            results.update(_measure({
+            results.update(measure_interleaved({
                 f"vpcd_host_layer_{size}": lambda c=command: card.send(c),
                 f"vpcd_raw_pyscard_{size}": lambda r=raw: raw_connection.transmit(r),
             }, count))
@@ -56,7 +56,7 @@ def run_transport_bench(project: Project, count: int = 2000) -> dict:
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"{'case':34} {'rt/s':>10} {'median ms':>10} {'p99 ms':>10}")
     for name, figures in results.items():
-        print(f"{name:34} {figures['round_trips_per_second']:>10} {figures['median_ms']:>10} {figures['p99_ms']:>10}")
+        print(f"{name:34} {figures['per_second']:>10} {figures['median_ms']:>10} {figures['p99_ms']:>10}")
     for size, ratio in overhead.items():
         print(f"host layer overhead over raw pyscard, {size} bytes: {ratio * 100:+.1f}%")
     print(f"written {out.relative_to(project.root)}")

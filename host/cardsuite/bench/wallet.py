@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 import os
 import platform
-import statistics
 import tempfile
 import time
 from pathlib import Path
 
+from cardsuite.bench.stats import summary
 from cardsuite.project import Project
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, free_slots
@@ -23,22 +23,13 @@ from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import Limits, WalletClient, manifest_transport_keys
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.merchant import Merchant, pay_with_card
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 PIN = "2468"
 PUK = "97531864"
 AMOUNT = 100
 LIMITS = Limits(max_balance=4_000_000_000, max_payment=1_000_000, step_up=1_000_000)
 WARM_UP = 20
-
-
-def _ms(samples: list[float]) -> dict[str, float]:
-    ordered = sorted(samples)
-    return {
-        "median_ms": round(statistics.median(ordered) * 1000, 3),
-        "p99_ms": round(ordered[int(0.99 * (len(ordered) - 1))] * 1000, 3),
-        "mean_ms": round(statistics.fmean(ordered) * 1000, 3),
-    }
 
 
 class _Counting:
@@ -55,7 +46,7 @@ def _payments(project: Project, transport: Transport, database: Path, count: int
     counter = _Counting()
     transport.trace = Trace(limit=1, sinks=[counter])  # the trace's entries are masked: nothing secret kept
     client = WalletClient(transport)
-    with Registry(database) as registry:
+    with WalletStore(database) as registry:
         # the bench's own throw-away issuer on a simulated card: the development secret, asked for by name
         issuer = Issuer(registry, IssuerSecret.development())
         merchant = Merchant(registry, "BENCH001", {issuer.iin: issuer})
@@ -85,10 +76,10 @@ def _payments(project: Project, transport: Transport, database: Path, count: int
         "payments": count,
         "approved": approved - WARM_UP,
         "apdus_per_payment": apdus,
-        "end_to_end": _ms(total),
-        "card_part": _ms(card),
-        "merchant_and_issuer_part": _ms(host),
-        "payments_per_second": round(count / sum(total), 1),
+        "end_to_end": summary(total),
+        "card_part": summary(card),
+        "merchant_and_issuer_part": summary(host),
+        "payments_per_second": summary(total)["per_second"],
     }
 
 

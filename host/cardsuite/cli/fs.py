@@ -22,6 +22,7 @@ from collections.abc import Callable
 
 from cardsuite.apdu import StatusError
 from cardsuite.cli.common import read_secret
+from cardsuite.codec import HexError, parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.fs.client import FID_MF, FileRef, IsoFileSystem, TreeNode, parse_path
 from cardsuite.transport.base import Transport
@@ -34,19 +35,12 @@ AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
 
 
-def _hex_bytes(text: str) -> bytes:
-    try:
-        return bytes.fromhex("".join(text.split()).replace(":", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not hex: {text!r}") from None
-
-
 def _aid(text: str) -> bytes:
-    """An application identifier: 5 to 16 bytes (ISO 7816-4 8.2.1.2, ISO 7816-5), or empty for none."""
-    aid = _hex_bytes(text)
-    if aid and not 5 <= len(aid) <= 16:
-        raise argparse.ArgumentTypeError(f"an AID has 5 to 16 bytes, got {len(aid)}: {text!r}")
-    return aid
+    """An application identifier (ISO 7816-4 8.2.1.2, ISO 7816-5), or empty for none."""
+    try:
+        return parse_aid(text, "AID") if text.strip() else b""
+    except HexError as exc:  # argparse shows an ArgumentTypeError's message, a ValueError's only as "invalid"
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _file_ref(text: str) -> FileRef:
@@ -76,10 +70,10 @@ def _number(text: str) -> int:
 def _payload(args: argparse.Namespace, text: str) -> bytes:
     if args.text:
         return text.encode()
-    try:
-        return _hex_bytes(text)
-    except argparse.ArgumentTypeError as exc:  # checked here, not by argparse: --text decides
-        raise ConfigurationError(f"{args.fs_command} data: {exc} (--text sends it as text)") from None
+    try:  # checked here, not by argparse: --text decides
+        return parse_hex(text, f"{args.fs_command} data")
+    except HexError as exc:
+        raise ConfigurationError(f"{exc} (--text sends it as text)") from None
 
 
 def read_pin() -> bytes:

@@ -29,14 +29,15 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cardsuite import settings
+from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import (
     CARD_STATES,
     ISD_AID,
     PRIVILEGE_NAMES,
+    CardContents,
     GlobalPlatform,
     GPError,
-    Registry,
     encode_privileges,
 )
 from cardsuite.gp.guard import BrickGuard
@@ -44,18 +45,10 @@ from cardsuite.gp.keys import ENV_PROFILE, parse_kvn, resolve_keys
 from cardsuite.gp.scp import LEVELS
 from cardsuite.settings import ENV_GUARD
 from cardsuite.tooling.cap import read_cap
-from cardsuite.tooling.manifest import parse_aid
 from cardsuite.transport.base import Transport
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
-
-
-def parse_hex(text: str, what: str) -> bytes:
-    try:
-        return bytes.fromhex("".join(text.split()).replace(":", ""))
-    except ValueError:
-        raise ConfigurationError(f"{what} {text!r} is not hex") from None
 
 
 def default_guard_path() -> Path:
@@ -105,7 +98,7 @@ def session(args: argparse.Namespace, connect: Connect, authenticate: bool = Tru
         yield gp
 
 
-def format_registry(registry: Registry) -> str:
+def format_registry(registry: CardContents) -> str:
     lines = []
     tab = "     "
     if registry.isd is not None:
@@ -141,7 +134,7 @@ def _privileges(args: argparse.Namespace) -> bytes:
 
 def cmd_load(args: argparse.Namespace, connect: Connect) -> int:
     cap = read_cap(args.cap)
-    params = parse_hex(args.params, "--params") if args.params else b""
+    params = parse_hex(args.params, "--params", secret=True) if args.params else b""
     privileges = _privileges(args)
     with session(args, connect) as gp:
         blocks = gp.load_cap(cap, progress=_progress, block_size=args.block_size,
@@ -168,7 +161,7 @@ def cmd_install(args: argparse.Namespace, connect: Connect) -> int:
     instance = parse_aid(args.instance, "--instance") if args.instance else None
     if instance is not None and len(applets) > 1:
         raise ConfigurationError("--instance names one instance; the CAP file has several applets (add --applet)")
-    params = parse_hex(args.params, "--params") if args.params else b""
+    params = parse_hex(args.params, "--params", secret=True) if args.params else b""
     privileges = _privileges(args)
     with session(args, connect) as gp:
         for applet in applets:
@@ -178,7 +171,7 @@ def cmd_install(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, connect: Connect) -> int:
-    aid = parse_aid(args.aid)
+    aid = parse_aid(args.aid, "AID")
     with session(args, connect) as gp:
         gp.delete(aid, related=args.related)
     print(f"deleted {aid.hex().upper()}{' and related objects' if args.related else ''}")
@@ -186,7 +179,7 @@ def cmd_delete(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_lock(args: argparse.Namespace, connect: Connect) -> int:
-    aid = parse_aid(args.aid)
+    aid = parse_aid(args.aid, "AID")
     locked = args.gp_command == "lock"
     with session(args, connect) as gp:
         gp.set_application_lock(aid, locked)

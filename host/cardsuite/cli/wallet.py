@@ -31,6 +31,7 @@ from pathlib import Path
 
 from cardsuite import settings
 from cardsuite.cli.common import read_secret
+from cardsuite.codec import parse_hex
 from cardsuite.project import Project
 from cardsuite.settings import ENV_DB
 from cardsuite.transport.base import Transport
@@ -38,7 +39,7 @@ from cardsuite.wallet.card import Limits, LogType, WalletClient, WalletError
 from cardsuite.wallet.cardnumber import CardNumber
 from cardsuite.wallet.issuer import DEFAULT_IIN, Issuer, IssuerSecret, load_transport_keys
 from cardsuite.wallet.merchant import Merchant, PaymentRefused, item_info, merchant_id, pay_with_card, verify_evidence
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
@@ -66,10 +67,7 @@ def _amount(text: str) -> int:
 
 def _item(args: argparse.Namespace) -> bytes:
     if args.item_hex is not None:
-        try:
-            return bytes.fromhex("".join(args.item_hex.split()))
-        except ValueError:
-            raise WalletError(f"--item-hex is not hex: {args.item_hex!r}") from None
+        return parse_hex(args.item_hex, "--item-hex")
     return args.item.encode()
 
 
@@ -88,15 +86,15 @@ class _Wallet:
         self.args = args
         self.connect = connect
         self.transport: Transport | None = None
-        self.registry: Registry | None = None
+        self.registry: WalletStore | None = None
 
     def issuer(self) -> Issuer:
         secret = IssuerSecret.load(key_file=self.args.issuer_key_file, dev=self.args.dev_keys)
         return Issuer(self.open_registry(), secret, self.args.iin)
 
-    def open_registry(self) -> Registry:
+    def open_registry(self) -> WalletStore:
         if self.registry is None:
-            self.registry = Registry(self.args.db)
+            self.registry = WalletStore(self.args.db)
         return self.registry
 
     def card(self) -> WalletClient:
@@ -168,7 +166,7 @@ def cmd_block(args: argparse.Namespace, connect: Connect) -> int:
 
 
 def cmd_accounts(args: argparse.Namespace, connect: Connect) -> int:
-    with Registry(args.db, read_only=True) as registry:
+    with WalletStore(args.db, read_only=True) as registry:
         accounts = registry.accounts()
         if not accounts:
             print(f"no accounts in {args.db}")
@@ -184,7 +182,7 @@ def cmd_accounts(args: argparse.Namespace, connect: Connect) -> int:
 def cmd_evidence(args: argparse.Namespace, connect: Connect) -> int:
     """Re-verifies every stored payment with only what is stored (what a third party can do)."""
     failures = 0
-    with Registry(args.db, read_only=True) as registry:
+    with WalletStore(args.db, read_only=True) as registry:
         records = registry.all_evidence()
         if not records:
             print(f"no evidence in {args.db}")

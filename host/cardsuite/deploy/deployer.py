@@ -25,16 +25,17 @@ from pathlib import Path
 import jinja2
 
 from cardsuite import settings
+from cardsuite.codec import HexError, parse_hex
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.personalisers import Personaliser, personaliser_for
 from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
-from cardsuite.gp.client import ISD_AID, CardManagerError, Cplc, GlobalPlatform, GPError, Registry
+from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, GlobalPlatform, GPError
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import LEVELS
 from cardsuite.project import Project
 from cardsuite.tooling.cap import Cap, read_cap
-from cardsuite.tooling.manifest import Manifest, PackageSpec, load_manifest
+from cardsuite.tooling.manifest import ImportCycleError, Manifest, PackageSpec, import_order, load_manifest
 from cardsuite.transport.base import Transport
 
 log = logging.getLogger(__name__)
@@ -170,31 +171,22 @@ class Requirements:
         if app.params.startswith("env:"):
             text = read_env(app.params[4:], f"the install parameters of {app.name}", self.env)
             try:
-                return bytes.fromhex("".join(text.split()))
-            except ValueError:
-                raise DeployError(f"${app.params[4:]} (install parameters of {app.name}) is not hex") from None
-        return bytes.fromhex("".join(app.params.split()))
+                return parse_hex(text, f"${app.params[4:]} (install parameters of {app.name})", secret=True)
+            except HexError as exc:
+                raise DeployError(str(exc)) from None
+        return parse_hex(app.params, f"application {app.name}: params", secret=True)
 
     def _load_order(self) -> list[PackageNeed]:
-        """Imported packages before their importers; otherwise in the profile's order."""
-        ordered: list[PackageNeed] = []
-        visiting: set[bytes] = set()
-
-        def visit(need: PackageNeed) -> None:
-            if need in ordered:
-                return
-            if need.aid in visiting:
-                raise DeployError(f"package {need.name} imports itself through a cycle")
-            visiting.add(need.aid)
-            for aid in need.imports:
-                if aid in self._packages:
-                    visit(self._packages[aid])
-            visiting.discard(need.aid)
-            ordered.append(need)
-
-        for need in list(self._packages.values()):
-            visit(need)
-        return ordered
+        """Imported packages before their importers; otherwise in the profile's order. Imports that are not
+        in the profile (the platform's, or already on the card) do not order anything."""
+        try:
+            aids = import_order(self._packages, lambda aid: [a for a in self._packages[aid].imports
+                                                             if a in self._packages])
+        except ImportCycleError as exc:
+            cycle = " -> ".join(self._packages[aid].name for aid in exc.chain)
+            raise DeployError(f"package {self._packages[exc.chain[0]].name} imports itself through a cycle "
+                              f"({cycle})") from None
+        return [self._packages[aid] for aid in aids]
 
 
 # ---------------------------------------------------------------- the plan
@@ -222,14 +214,14 @@ class DeployPlan:
     life_cycle: str
     key_source: str
     steps: list[Step]
-    registry: Registry
+    registry: CardContents
 
     @property
     def todo(self) -> list[Step]:
         return [s for s in self.steps if not s.done]
 
 
-def make_plan(profile: CardProfile, needs: Requirements, registry: Registry, *, card: str, key_source: str,
+def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents, *, card: str, key_source: str,
               personalised: Mapping[bytes, tuple[bool, str]]) -> DeployPlan:
     """``personalised``: what each personalised instance's personaliser says of it (done, detail)."""
     steps: list[Step] = []
@@ -282,7 +274,7 @@ class DeployOptions:
 class DeployResult:
     plan: DeployPlan
     performed: list[Step]
-    registry: Registry
+    registry: CardContents
 
 
 class Deployer:
@@ -387,7 +379,7 @@ class Deployer:
             simulated=self.profile.card_type == "simulated", database=self.wallet_db,
             secret=lambda name, what: read_env(name, what, env), env=env)
 
-    def _personalised(self, needs: Requirements, registry: Registry) -> dict[bytes, tuple[bool, str]]:
+    def _personalised(self, needs: Requirements, registry: CardContents) -> dict[bytes, tuple[bool, str]]:
         """What each personaliser says of its instance; read only for a plan (nothing created or migrated)."""
         found: dict[bytes, tuple[bool, str]] = {}
         for inst in needs.instances:

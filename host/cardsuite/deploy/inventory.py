@@ -22,7 +22,7 @@ from typing import Any
 
 from cardsuite import settings
 from cardsuite.errors import ConfigurationError
-from cardsuite.gp.client import Registry
+from cardsuite.gp.client import CardContents
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS inv_cards (
@@ -143,7 +143,7 @@ class Inventory:
             if read_only and not path.is_file():
                 raise InventoryError(f"no inventory at {path}")
             try:
-                if read_only:  # mode=rw: never creates the file (see registry.Registry for why not ro)
+                if read_only:  # mode=rw: never creates the file (see store.WalletStore for why not ro)
                     self._db: Any = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10,
                                                     isolation_level=None)
                     self._db.execute("PRAGMA query_only = ON")
@@ -226,7 +226,8 @@ class Inventory:
 
     # -- writing
     def record_card(self, card: str, *, cplc: bytes | None = None, atr: bytes | None = None,
-                    card_type: str | None = None, registry: Registry | None = None, profile: str | None = None) -> None:
+                    card_type: str | None = None, registry: CardContents | None = None,
+                    profile: str | None = None) -> None:
         """The card as seen now: identity, life cycle and, with ``registry``, its whole contents."""
         now = time.time()
         life = registry.isd.state if registry is not None and registry.isd is not None else None
@@ -296,7 +297,7 @@ class _Cursor:
         self._cursor.close()
 
 
-def _content_rows(registry: Registry) -> list[tuple[str, str, str, str | None, str | None]]:
+def _content_rows(registry: CardContents) -> list[tuple[str, str, str, str | None, str | None]]:
     rows = []
     for app in registry.applications:
         rows.append((app.aid.hex().upper(), app.kind, app.state,

@@ -47,11 +47,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import ClassVar
 
+from cardsuite.codec import HexError, parse_aid, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import PRIVILEGE_NAMES, encode_privileges
 from cardsuite.gp.keys import DEVELOPMENT_KEY, KeyChoice, development_keys, keys_from_profile, parse_kvn
 from cardsuite.gp.scp import LEVELS
-from cardsuite.tooling.manifest import parse_aid
 from cardsuite.wallet.personaliser import Limits
 
 CARD_TYPES = ("simulated", "javacard")
@@ -158,8 +158,8 @@ def load_key_profile(path: Path) -> KeyProfile:
             references[name] = value
             continue
         try:
-            literal = bytes.fromhex("".join(value.split()))
-        except ValueError:
+            literal = parse_hex(value, f"{where}: keys.{name}", secret=True)
+        except HexError:
             literal = b""
         if not (development and literal == DEVELOPMENT_KEY):
             raise ProfileError(f"{where}: keys.{name} holds a key value; key profiles name where keys come from "
@@ -257,9 +257,9 @@ def parse_app_profile(data: Mapping, source: Path, where: str) -> AppProfile:
     params = _string(data, "params", where)
     if params is not None and params != "manifest" and not params.startswith("env:"):
         try:
-            bytes.fromhex("".join(params.split()))
-        except ValueError:
-            raise ProfileError(f"{where}: params must be \"manifest\", hex or \"env:NAME\", got {params!r}") from None
+            parse_hex(params, f"{where}: params", secret=True)
+        except HexError as exc:
+            raise ProfileError(f"{exc}; params are \"manifest\", hex or \"env:NAME\"") from None
     privileges = data.get("privileges", [])
     if not isinstance(privileges, list) or not all(isinstance(p, str) for p in privileges):
         raise ProfileError(f"{where}: privileges must be a list of names ({', '.join(PRIVILEGE_NAMES)})")

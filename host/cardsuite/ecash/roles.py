@@ -1,6 +1,6 @@
 """The e-cash roles of [P004] (CA, broker, vendor, and the customer's own records), on SQLite.
 
-The tables live in the wallet roles' database file (``registry.Registry``: same file, its transactions,
+The tables live in the wallet roles' database file (``store.WalletStore``: same file, its transactions,
 its schema check first); ours are prefixed ``ecash_``, created on first use, and versioned by the meta key
 ``ecash_schema``. Each role reads and writes only its own tables, which is what limited traceability
 rests on: the CA's tables link identity and PID and hold no token; the broker's tables hold PIDs and
@@ -39,7 +39,7 @@ from cardsuite.ecash.primitives import (
     token_key,
     vendor_id,
 )
-from cardsuite.wallet.registry import Registry
+from cardsuite.wallet.store import WalletStore
 
 ECASH_SCHEMA = 1
 
@@ -88,7 +88,7 @@ def _now() -> float:
 class EcashStore:
     """Our tables in a registry file. ``with store.transaction():`` around every change."""
 
-    def __init__(self, registry: Registry) -> None:
+    def __init__(self, registry: WalletStore) -> None:
         self.registry = registry
         self.db = registry.db
         current = registry.meta("ecash_schema")
@@ -103,7 +103,7 @@ class EcashStore:
 
     @classmethod
     def open(cls, path: Path | str) -> EcashStore:
-        return cls(Registry(path))
+        return cls(WalletStore(path))
 
     def close(self) -> None:
         self.registry.close()
@@ -300,7 +300,7 @@ def trace(broker: Broker, ca: CertificateAuthority, report_id: int) -> str:
 
 
 @dataclass(frozen=True)
-class Receipt:
+class TokenReceipt:
     token_id: int
     amount: int
 
@@ -319,7 +319,7 @@ class Vendor:
         self.vendor_id = vendor_id(self.public_point)
 
     def accept(self, ca_cert: CaCertificate, ranges: list[RangeCertificate], token: Token, price: int,
-               reference: bytes) -> Receipt:
+               reference: bytes) -> TokenReceipt:
         """Verifies a payment of ``price`` for the order ``reference``; raises EcashError saying why not."""
         if not ca_cert.verify(self.ca_point):
             raise EcashError("the CA certificate does not verify")
@@ -376,7 +376,7 @@ class Vendor:
             cursor = db.execute("INSERT INTO ecash_vendor_tokens (vendor, pid, amount, token, state, at) "
                                 "VALUES (?, ?, ?, ?, 'accepted', ?)",
                                 (self.name, token.pid, price, token.encode(), _now()))
-        return Receipt(int(cursor.lastrowid), price)
+        return TokenReceipt(int(cursor.lastrowid), price)
 
     def keep(self, token: Token, amount: int) -> int:
         """Stores a token as accepted without checks: what a cheating vendor does (tests)."""

@@ -127,7 +127,7 @@ _DESCRIPTORS = {Structure.DF: 0x38, Structure.TRANSPARENT: 0x01, Structure.LINEA
                 Structure.LINEAR_VARIABLE: 0x04, Structure.CYCLIC: 0x06}
 
 
-class LifeCycle(enum.Enum):
+class FileLifeCycle(enum.Enum):
     """Life cycle status byte (ISO/IEC 7816-4 table 15)."""
 
     NO_INFORMATION = "no information"
@@ -139,7 +139,7 @@ class LifeCycle(enum.Enum):
     PROPRIETARY = "proprietary"
 
     @classmethod
-    def decode(cls, value: int) -> LifeCycle:
+    def decode(cls, value: int) -> FileLifeCycle:
         if value == 0x00:
             return cls.NO_INFORMATION
         if value == 0x01:
@@ -191,7 +191,7 @@ class FileControlParameters:
     record_count: int | None = None  # records present (cardsuite.isofs)
     df_name: bytes | None = None
     sfi: int | None = None
-    life_cycle: LifeCycle = LifeCycle.NO_INFORMATION
+    life_cycle: FileLifeCycle = FileLifeCycle.NO_INFORMATION
     access: bytes | None = None  # tag 86, the library's five conditions (see Access)
     children: tuple[int, ...] | None = None  # tag 85 of a DF (cardsuite.isofs)
     proprietary: dict[int, bytes] = field(default_factory=dict)
@@ -211,7 +211,7 @@ class FileControlParameters:
             elif tag == TAG_SFI:
                 values["sfi"] = (value[0] >> 3) or None if value else None  # b8-b4; 88 00: no SFI
             elif tag == TAG_LCS and value:
-                values["life_cycle"] = LifeCycle.decode(value[0])
+                values["life_cycle"] = FileLifeCycle.decode(value[0])
             elif tag == TAG_SECURITY:
                 values["access"] = bytes(value)
             elif tag == TAG_CHILDREN and len(value) % 2 == 0:

@@ -23,7 +23,7 @@ from cardsuite.gp.scp import (
     INS_EXTERNAL_AUTHENTICATE,
     INS_INITIALIZE_UPDATE,
     CardCryptogramError,
-    InitializeUpdateResponse,
+    GPInitializeUpdateResponse,
     KeySet,
     SecureChannel,
     SecurityLevel,
@@ -231,7 +231,7 @@ class LoadFile:
 
 
 @dataclass(frozen=True)
-class Registry:
+class CardContents:
     isd: Application | None
     applications: list[Application] = field(default_factory=list)
     load_files: list[LoadFile] = field(default_factory=list)
@@ -512,7 +512,7 @@ class GlobalPlatform:
         if response.sw != SW_OK:
             kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
             raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{keys.kvn:02X})", command, response.data)
-        info = InitializeUpdateResponse.parse(response.data)
+        info = GPInitializeUpdateResponse.parse(response.data)
         if scp is not None and info.scp != scp:
             raise CardManagerError(f"the card answered with SCP{info.scp:02X} for key version 0x{info.kvn:02X}, "
                                    f"SCP{scp:02X} was asked for")
@@ -577,7 +577,7 @@ class GlobalPlatform:
         entries = _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
         return entries
 
-    def registry(self) -> Registry:
+    def registry(self) -> CardContents:
         isd = [e for e in self.get_status(STATUS_ISD) if isinstance(e, Application)]
         apps = [e for e in self.get_status(STATUS_APPLICATIONS) if isinstance(e, Application)]
         try:
@@ -586,7 +586,7 @@ class GlobalPlatform:
             if exc.sw not in (0x6A80, 0x6A86):
                 raise
             files = self.get_status(STATUS_LOAD_FILES)
-        return Registry(isd[0] if isd else None, apps, [f for f in files if isinstance(f, LoadFile)])
+        return CardContents(isd[0] if isd else None, apps, [f for f in files if isinstance(f, LoadFile)])
 
     # -- loading and installing
     def install_for_load(self, load_file_aid: bytes, domain: bytes | None = None, block_hash: bytes = b"",

@@ -7,7 +7,7 @@ line, and always explicitly: without keys gp.jar quietly falls back to the test 
 how cards get locked. Verbose and debug options are never passed (gp.jar then prints its GP_*
 environment), and anything that looks like one of the keys is masked in the output kept.
 
-`--list` output (GPCommands.listRegistry) is parsed into cardsuite.gp's Registry; failures become
+`--list` output (GPCommands.listRegistry) is parsed into cardsuite.gp's CardContents; failures become
 GPError with the status word, card cryptogram failures CardCryptogramError; the brick guard applies.
 """
 
@@ -21,15 +21,16 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardsuite.codec import parse_aid
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import (
     CARD_STATES,
     PRIVILEGE_NAMES,
     Application,
     AuthenticationError,
+    CardContents,
     GPError,
     LoadFile,
-    Registry,
     encode_privileges,
 )
 from cardsuite.gp.guard import BrickGuard
@@ -59,11 +60,11 @@ class GPProResult:
 
 
 def _aid(text: str) -> bytes:
-    return bytes.fromhex(text.strip())
+    return parse_aid(text, "an AID in the gp tool's output")
 
 
-def parse_list_output(text: str) -> Registry:
-    """`gp --list` into a Registry: `KIND: AID (STATE)` lines, each followed by indented fields."""
+def parse_list_output(text: str) -> CardContents:
+    """`gp --list` into CardContents: `KIND: AID (STATE)` lines, each followed by indented fields."""
     isd: Application | None = None
     apps: list[Application] = []
     files: list[LoadFile] = []
@@ -105,7 +106,7 @@ def parse_list_output(text: str) -> Registry:
             else:
                 current[name] = value
     flush()
-    return Registry(isd, apps, files)
+    return CardContents(isd, apps, files)
 
 
 class GPPro:
@@ -190,7 +191,7 @@ class GPPro:
         raise GPProError(f"{operation}: gp.jar failed (exit {result.returncode}): {message}")
 
     # -- operations
-    def list(self, keys: KeySet, force: bool = False) -> Registry:
+    def list(self, keys: KeySet, force: bool = False) -> CardContents:
         return parse_list_output(self.run(["--list"], keys, force, "gp.jar --list").stdout)
 
     def load(self, cap: Path, keys: KeySet, force: bool = False) -> GPProResult:

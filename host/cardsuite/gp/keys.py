@@ -24,8 +24,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardsuite.codec import parse_hex
 from cardsuite.errors import ConfigurationError
-from cardsuite.gp.scp import KeySet
+from cardsuite.gp.scp import KEY_LENGTHS, KeySet
 
 log = logging.getLogger(__name__)
 
@@ -45,14 +46,7 @@ class KeyChoice:
 
 
 def _hex_key(text: str, where: str) -> bytes:
-    cleaned = "".join(text.split())
-    try:
-        key = bytes.fromhex(cleaned)
-    except ValueError:
-        raise ConfigurationError(f"{where} is not a hex key") from None
-    if len(key) not in (16, 24, 32):
-        raise ConfigurationError(f"{where} must be 16, 24 or 32 bytes, got {len(key)}")
-    return key
+    return parse_hex(text, where, length=KEY_LENGTHS, secret=True)
 
 
 def parse_kvn(text: str | int, where: str) -> int:

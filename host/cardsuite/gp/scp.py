@@ -68,7 +68,7 @@ class KeySet:
     def __post_init__(self) -> None:
         for name in ("enc", "mac", "dek"):
             key = getattr(self, name)
-            if len(key) not in (16, 24, 32):
+            if len(key) not in KEY_LENGTHS:
                 raise ValueError(f"the {name.upper()} key must be 16, 24 or 32 bytes, got {len(key)}")
         if not 0 <= self.kvn <= 0x7F:
             raise ValueError(f"key version number must be 0..127 (0x00..0x7F), got {self.kvn}")
@@ -110,8 +110,11 @@ def scp02_session_key(static_key: bytes, constant: bytes, sequence_counter: byte
 # ---------------------------------------------------------------- INITIALIZE UPDATE
 
 
+KEY_LENGTHS = (16, 24, 32)  # two- and three-key 3DES (SCP02); AES-128/192/256 (SCP03)
+
+
 @dataclass(frozen=True)
-class InitializeUpdateResponse:
+class GPInitializeUpdateResponse:
     """[GPCS] Table E-4 (SCP02) and [AmD] Table 7-3 (SCP03)."""
 
     key_diversification_data: bytes
@@ -123,7 +126,7 @@ class InitializeUpdateResponse:
     card_cryptogram: bytes
 
     @classmethod
-    def parse(cls, data: bytes) -> InitializeUpdateResponse:
+    def parse(cls, data: bytes) -> GPInitializeUpdateResponse:
         if len(data) < 12:
             raise SecureChannelError(f"INITIALIZE UPDATE answered {len(data)} bytes, too short")
         kdd, kvn, scp = data[:10], data[10], data[11]
@@ -156,7 +159,7 @@ class SecureChannel(ABC):
     scp: int
     block: int  # cipher block size: padding and maximum data
 
-    def __init__(self, keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse) -> None:
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse) -> None:
         self.keys = keys
         self.host_challenge = host_challenge
         self.response = response
@@ -240,7 +243,7 @@ class SCP02(SecureChannel):
     scp = 0x02
     block = 8
 
-    def __init__(self, keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse,
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
                  i: int = 0x55) -> None:
         super().__init__(keys, host_challenge, response)
         if len(keys.enc) != 16:
@@ -291,7 +294,7 @@ class SCP03(SecureChannel):
     scp = 0x03
     block = 16
 
-    def __init__(self, keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse) -> None:
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse) -> None:
         super().__init__(keys, host_challenge, response)
         bits = len(keys.enc) * 8
         context = host_challenge + response.card_challenge
@@ -347,7 +350,7 @@ class SCP03(SecureChannel):
         return aes_cbc(self.keys.dek, data, bytes(16))
 
 
-def open_channel(keys: KeySet, host_challenge: bytes, response: InitializeUpdateResponse,
+def open_channel(keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
                  scp02_i: int = 0x55) -> SecureChannel:
     """The channel the card's INITIALIZE UPDATE response asks for; raises CardCryptogramError on wrong keys."""
     if response.scp == 0x02:

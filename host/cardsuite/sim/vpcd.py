@@ -9,6 +9,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from cardsuite.codec import parse_hex
 from cardsuite.errors import TransportError
 from cardsuite.masking import RULES_FILE
 from cardsuite.project import Project
@@ -169,7 +170,7 @@ class VpcdSimulator:
                 break
             if line.startswith("READY"):
                 fields = dict(part.split("=", 1) for part in line.split()[1:] if "=" in part)
-                self.atr = bytes.fromhex(fields.get("atr", ""))
+                self.atr = parse_hex(fields.get("atr", ""), "the bridge's ATR")
                 try:
                     self._wait_for_card(deadline)
                 except TransportError:

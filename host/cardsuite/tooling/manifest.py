@@ -4,25 +4,53 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
+from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 
 SUPPORTED_TARGETS = ("3.0.4", "3.0.5", "3.1.0", "3.2.0")
 _JAVA_PACKAGE = re.compile(r"^[a-z_][a-z0-9_]*(\.[a-z_][a-z0-9_]*)*$")
 _JAVA_CLASS = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+K = TypeVar("K", bound=Hashable)
 
-def parse_aid(text: str, what: str = "AID") -> bytes:
-    """An AID from hex (spaces and colons allowed), 5 to 16 bytes, or ConfigurationError naming ``what``."""
-    try:
-        aid = bytes.fromhex("".join(text.split()).replace(":", ""))
-    except ValueError:
-        raise ConfigurationError(f"{what} {text!r} is not hex") from None
-    if not 5 <= len(aid) <= 16:
-        raise ConfigurationError(f"{what} {text!r} has {len(aid)} bytes; an AID has 5 to 16")
-    return aid
+
+class ImportCycleError(ConfigurationError):
+    """Packages that import each other in a circle; ``chain`` runs from a package back to itself."""
+
+    def __init__(self, chain: list) -> None:
+        super().__init__(f"import cycle {' -> '.join(map(str, chain))}")
+        self.chain = chain
+
+
+def import_order(packages: Iterable[K], imports: Callable[[K], Iterable[K]]) -> list[K]:
+    """``packages`` with each one after every package it imports, otherwise in the given order (depth first,
+    so a package's imports come right before it); ImportCycleError on a cycle. The one ordering for the build
+    (the converter needs an import's export file) and for loading onto a card ([GPCS] 9.3.5: a load file's
+    imports must be on the card)."""
+    order: list[K] = []
+    done: set[K] = set()
+    chain: list[K] = []
+
+    def visit(package: K) -> None:
+        if package in done:
+            return
+        if package in chain:
+            raise ImportCycleError([*chain[chain.index(package):], package])
+        chain.append(package)
+        for imported in imports(package):
+            visit(imported)
+        chain.pop()
+        done.add(package)
+        order.append(package)
+
+    for package in packages:
+        visit(package)
+    return order
 
 
 @dataclass(frozen=True)
@@ -74,20 +102,8 @@ class Manifest:
 
     def build_order(self) -> list[PackageSpec]:
         """Packages after every package they import (checked acyclic at load)."""
-        done: list[PackageSpec] = []
-        seen: set[str] = set()
-
-        def visit(package: PackageSpec) -> None:
-            if package.name in seen:
-                return
-            seen.add(package.name)
-            for dep in package.imports:
-                visit(self.package(dep))
-            done.append(package)
-
-        for package in self.packages:
-            visit(package)
-        return done
+        names = import_order([p.name for p in self.packages], lambda name: self.package(name).imports)
+        return [self.package(name) for name in names]
 
     def simulated_applets(self) -> list[tuple[PackageSpec, AppletSpec]]:
         return [(p, a) for p in self.build_order() if p.simulator for a in p.applets]
@@ -120,7 +136,7 @@ def _package(entry: dict, index: int) -> PackageSpec:
                 f"{where}: applet {cls} AID {applet_aid.hex().upper()} does not start with the package RID "
                 f"{aid[:5].hex().upper()} (the converter and the card require it)"
             )
-        params = bytes.fromhex(raw.get("params", ""))
+        params = parse_hex(raw.get("params", ""), f"{where}: applet {cls} params", secret=True)
         applets.append(AppletSpec(cls, applet_aid, params))
     library = bool(entry.get("library", False))
     if library and applets:
@@ -178,18 +194,7 @@ def _check_imports(path: Path, manifest: Manifest) -> None:
                 raise ConfigurationError(f"{path}: package {package.name!r} imports unknown package {dep!r}")
             if not names[dep].library:
                 raise ConfigurationError(f"{path}: package {package.name!r} imports {dep!r}, which is not a library")
-    # cycle check
-    state: dict[str, int] = {}
-
-    def visit(name: str, chain: list[str]) -> None:
-        if state.get(name) == 1:
-            raise ConfigurationError(f"{path}: import cycle {' -> '.join(chain + [name])}")
-        if state.get(name) == 2:
-            return
-        state[name] = 1
-        for dep in names[name].imports:
-            visit(dep, chain + [name])
-        state[name] = 2
-
-    for name in names:
-        visit(name, [])
+    try:
+        import_order(names, lambda name: names[name].imports)
+    except ImportCycleError as exc:
+        raise ConfigurationError(f"{path}: {exc}") from None

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError
+from cardsuite.codec import parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.masking import opaque_eq
 from cardsuite.tooling.manifest import load_manifest
@@ -29,10 +30,10 @@ from cardsuite.wallet.cardnumber import CardNumber
 from cardsuite.wallet.sm import (
     CHALLENGE,
     CLA_SECURE,
-    InitializeUpdateResponse,
     IssuerKeys,
     IssuerSession,
     SecureMessagingError,
+    WalletInitializeUpdateResponse,
 )
 
 
@@ -88,7 +89,7 @@ class WalletError(CardsuiteError):
     """A wallet operation the host refuses before sending anything (bad input, no session)."""
 
 
-class LifeCycle(IntEnum):
+class WalletLifeCycle(IntEnum):
     INSTALLED = 0x01
     PERSONALISED = 0x02
     ACTIVE = 0x04
@@ -116,19 +117,6 @@ def puk_block(puk: str) -> bytes:
     return pin_block(puk, (8, 8))
 
 
-def luhn_valid(number: str) -> bool:
-    """ISO/IEC 7812-1 check digit (Luhn)."""
-    if not number.isdigit():
-        return False
-    total = 0
-    for i, ch in enumerate(reversed(number)):
-        d = int(ch)
-        if i % 2:
-            d = d * 2 - 9 if d > 4 else d * 2
-        total += d
-    return total % 10 == 0
-
-
 def v_card(pkc: bytes, h_r_card: bytes) -> bytes:
     """V-Card = H(PKC ‖ H(R-Card)): what the issuer stores instead of the card number ([P001])."""
     return hashlib.sha256(pkc + h_r_card).digest()
@@ -138,7 +126,7 @@ def encode_iin(iin: str) -> bytes:
     """An IIN of 6 or 8 digits as 4 BCD bytes, F-padded."""
     if not (iin.isdigit() and len(iin) in (6, 8)):
         raise WalletError("an IIN has 6 or 8 digits (ISO/IEC 7812-1)")
-    return bytes.fromhex(iin.ljust(8, "F"))
+    return parse_hex(iin.ljust(8, "F"), "IIN")  # BCD: the checked digits read as hex
 
 
 def decode_iin(raw: bytes) -> str:
@@ -204,7 +192,7 @@ class Personalisation:
 
 @dataclass(frozen=True)
 class WalletStatus:
-    state: LifeCycle
+    state: WalletLifeCycle
     key_version: int
     pin_tries: int
     puk_tries: int
@@ -214,7 +202,7 @@ class WalletStatus:
     def parse(cls, data: bytes) -> WalletStatus:
         if len(data) != 8:
             raise WalletError(f"GET STATUS answered {len(data)} bytes, expected 8")
-        return cls(LifeCycle(data[0]), data[1], data[2], data[3], int.from_bytes(data[4:8], "big"))
+        return cls(WalletLifeCycle(data[0]), data[1], data[2], data[3], int.from_bytes(data[4:8], "big"))
 
 
 @dataclass(frozen=True)
@@ -332,9 +320,9 @@ class WalletClient:
         return WalletStatus.parse(self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_STATUS, le=8)).data)
 
     # -- issuer session ([P000])
-    def initialize_update(self, host_challenge: bytes, key_version: int = 0) -> InitializeUpdateResponse:
+    def initialize_update(self, host_challenge: bytes, key_version: int = 0) -> WalletInitializeUpdateResponse:
         command = CommandAPDU(CLA_PROPRIETARY, INS_INITIALIZE_UPDATE, key_version, 0, host_challenge, le=256)
-        return InitializeUpdateResponse.parse(self._send(command).data)
+        return WalletInitializeUpdateResponse.parse(self._send(command).data)
 
     def external_authenticate(self, host_cryptogram: bytes) -> None:
         self._send(CommandAPDU(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, host_cryptogram))
@@ -376,22 +364,22 @@ class WalletClient:
         ts = int(time.time() * 1000) if timestamp is None else timestamp
         self.secure(INS_CREDIT, data=_u32(amount, "amount") + ts.to_bytes(8, "big") + _fixed(reference, 8, "reference"))
 
-    def set_status(self, state: LifeCycle) -> None:
+    def set_status(self, state: WalletLifeCycle) -> None:
         self.secure(INS_SET_STATUS, p1=int(state))
-        if state == LifeCycle.TERMINATED:
+        if state == WalletLifeCycle.TERMINATED:
             self.session = None
 
     def activate(self) -> None:
-        self.set_status(LifeCycle.ACTIVE)
+        self.set_status(WalletLifeCycle.ACTIVE)
 
     def block(self) -> None:
-        self.set_status(LifeCycle.BLOCKED)
+        self.set_status(WalletLifeCycle.BLOCKED)
 
     def unblock(self) -> None:
-        self.set_status(LifeCycle.ACTIVE)
+        self.set_status(WalletLifeCycle.ACTIVE)
 
     def terminate(self) -> None:
-        self.set_status(LifeCycle.TERMINATED)
+        self.set_status(WalletLifeCycle.TERMINATED)
 
     def provision(self, transport_keys: IssuerKeys, perso: Personalisation, activate: bool = True) -> bytes:
         """A fresh card to issued: personalise with the transport keys, then (with the new issuer keys)
@@ -477,7 +465,7 @@ class WalletClient:
 
 
 __all__ = [
-    "WALLET_AID", "IssuerKeys", "LifeCycle", "Limits", "LogRecord", "LogType", "Payment", "Personalisation",
-    "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus", "luhn_valid",
+    "WALLET_AID", "IssuerKeys", "WalletLifeCycle", "Limits", "LogRecord", "LogType", "Payment", "Personalisation",
+    "SecureMessagingError", "Sigma", "WalletClient", "WalletError", "WalletStatus",
     "manifest_transport_keys", "pin_block", "puk_block", "v_card",
 ]

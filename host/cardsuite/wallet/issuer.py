@@ -37,20 +37,21 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cardsuite.apdu import StatusError
+from cardsuite.codec import HexError, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.wallet.card import (
     HOLDER_MAX,
-    LifeCycle,
     Limits,
     Personalisation,
     Sigma,
     WalletClient,
     WalletError,
+    WalletLifeCycle,
     manifest_transport_keys,
 )
 from cardsuite.wallet.cardnumber import CardNumber, check_iin
-from cardsuite.wallet.registry import CardRow, Registry
 from cardsuite.wallet.sm import KEY_LENGTH, IssuerKeys, SecureMessagingError
+from cardsuite.wallet.store import CardRow, WalletStore
 
 log = logging.getLogger(__name__)
 
@@ -134,8 +135,8 @@ class IssuerSecret:
             raise ConfigurationError(f"the issuer key file {path} is readable by others: chmod 600 {path}")
         text = raw.strip()
         try:
-            secret = bytes.fromhex(text.decode("ascii"))
-        except (UnicodeDecodeError, ValueError):
+            secret = parse_hex(text.decode("ascii"), f"the issuer key file {path}", secret=True)
+        except (UnicodeDecodeError, HexError):
             secret = raw
         return cls(secret, f"key file {path}")
 
@@ -161,10 +162,7 @@ class IssuerSecret:
         if env.get(ENV_KEY_FILE):
             return cls.from_key_file(Path(env[ENV_KEY_FILE]))
         if env.get(ENV_SECRET):
-            try:
-                return cls(bytes.fromhex(env[ENV_SECRET]), ENV_SECRET)
-            except ValueError:
-                raise ConfigurationError(f"{ENV_SECRET} is not hex") from None
+            return cls(parse_hex(env[ENV_SECRET], ENV_SECRET, secret=True), ENV_SECRET)
         raise ConfigurationError(f"no issuer master secret: set {ENV_SECRET} (hex) or {ENV_KEY_FILE}, or pass "
                                  "--issuer-key-file; --dev-keys uses the public development secret (simulator only)")
 
@@ -188,8 +186,9 @@ def load_transport_keys(manifest: Path, environ: Mapping[str, str] | None = None
     simulated cards' development keys from the manifest."""
     env = os.environ if environ is None else environ
     if env.get(ENV_TRANSPORT_KEYS):
+        params = parse_hex(env[ENV_TRANSPORT_KEYS], ENV_TRANSPORT_KEYS, secret=True)
         try:
-            return IssuerKeys.from_install_params(bytes.fromhex(env[ENV_TRANSPORT_KEYS]))
+            return IssuerKeys.from_install_params(params)
         except ValueError as exc:
             raise ConfigurationError(f"{ENV_TRANSPORT_KEYS}: {exc}") from None
     if dev:
@@ -275,7 +274,7 @@ def _check_limits(limits: Limits) -> None:
 class Issuer:
     """One issuer (one IIN) on a registry file."""
 
-    def __init__(self, registry: Registry, secret: IssuerSecret, iin: str = DEFAULT_IIN) -> None:
+    def __init__(self, registry: WalletStore, secret: IssuerSecret, iin: str = DEFAULT_IIN) -> None:
         self.registry = registry
         self.secret = secret
         self.iin = check_iin(iin)
@@ -379,12 +378,12 @@ class Issuer:
         with client.flow():  # no other program's command between reading the state and acting on it
             client.select()
             state = client.status().state
-            if state == LifeCycle.INSTALLED:
+            if state == WalletLifeCycle.INSTALLED:
                 limits = Limits(card.max_balance, card.max_payment, card.step_up)
                 perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)
                 pkc = client.provision(transport_keys, perso)
-            elif state in (LifeCycle.PERSONALISED, LifeCycle.ACTIVE):
-                if state == LifeCycle.PERSONALISED:
+            elif state in (WalletLifeCycle.PERSONALISED, WalletLifeCycle.ACTIVE):
+                if state == WalletLifeCycle.PERSONALISED:
                     self._session(client, card)  # fails clearly if the card holds another card's keys
                     client.activate()
                 pkc = client.get_public_key()

@@ -27,7 +27,7 @@ from cardsuite.apdu import StatusError
 from cardsuite.errors import CardsuiteError
 from cardsuite.wallet.card import ITEM_MAX, Payment, Sigma, WalletClient, WalletError, v_card
 from cardsuite.wallet.issuer import AuthorisationRequest, AuthorisationResponse
-from cardsuite.wallet.registry import EvidenceRow, Registry
+from cardsuite.wallet.store import EvidenceRow, WalletStore
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class CardPayment:
 
 
 @dataclass(frozen=True)
-class Receipt:
+class PaymentReceipt:
     evidence_id: int
     auth_code: str
     merchant_id: bytes
@@ -174,7 +174,7 @@ def _now_ms() -> int:
 class Merchant:
     """A merchant with its payment gateway: requests, verification, authorisation by IIN, evidence."""
 
-    def __init__(self, registry: Registry, mid: str | bytes, issuers: Mapping[str, AuthorisationService], *,
+    def __init__(self, registry: WalletStore, mid: str | bytes, issuers: Mapping[str, AuthorisationService], *,
                  window_ms: int = DEFAULT_WINDOW_MS, clock: Callable[[], int] = _now_ms) -> None:
         self.registry = registry
         self.id = merchant_id(mid)
@@ -200,7 +200,7 @@ class Merchant:
         log.info("payment at TS_M %d refused: %s", ts_m, reason.value)
         return PaymentRefused(reason, detail, issuer)
 
-    def complete(self, answer: CardPayment) -> Receipt:
+    def complete(self, answer: CardPayment) -> PaymentReceipt:
         """Steps 5, 6 and 9: verify, authorise with the issuer, keep the evidence.
 
         Every check reads σ as parsed here from the bytes the signature covers: the parsed fields of the
@@ -246,4 +246,5 @@ class Merchant:
                                                      auth_code=response.auth_code)
             self.registry.close_request(self.id, sigma.ts_m, "approved", response.auth_code)
         log.info("payment at TS_M %d approved", sigma.ts_m)
-        return Receipt(evidence_id, response.auth_code, self.id, sigma.amount, sigma.ts_m, sigma.iin, sigma.counter)
+        return PaymentReceipt(evidence_id, response.auth_code, self.id, sigma.amount, sigma.ts_m, sigma.iin,
+                              sigma.counter)

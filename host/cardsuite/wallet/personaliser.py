@@ -19,16 +19,16 @@ from typing import Protocol
 from cardsuite.apdu import StatusError
 from cardsuite.errors import CardsuiteError
 from cardsuite.transport.base import Transport
-from cardsuite.wallet.card import LifeCycle, Limits, WalletClient
+from cardsuite.wallet.card import Limits, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
-from cardsuite.wallet.registry import CardRow, Registry
 from cardsuite.wallet.sm import IssuerKeys
+from cardsuite.wallet.store import CardRow, WalletStore
 
 __all__ = ["Limits", "PersonalisationError", "WalletPersonaliser", "WalletSpec", "wallet_state"]  # what deploy uses
 
 log = logging.getLogger(__name__)
 
-_ISSUED_STATES = (LifeCycle.ACTIVE, LifeCycle.BLOCKED, LifeCycle.TERMINATED)
+_ISSUED_STATES = (WalletLifeCycle.ACTIVE, WalletLifeCycle.BLOCKED, WalletLifeCycle.TERMINATED)
 
 
 class PersonalisationError(CardsuiteError):
@@ -46,7 +46,7 @@ class WalletSpec(Protocol):
     iin: str
 
 
-def wallet_state(transport: Transport, aid: bytes) -> LifeCycle | None:
+def wallet_state(transport: Transport, aid: bytes) -> WalletLifeCycle | None:
     """The wallet's life cycle state (SELECT, GET STATUS), None when it cannot be read."""
     try:
         client = WalletClient(transport, aid)
@@ -91,17 +91,17 @@ class WalletPersonaliser:
         """The issuer's newest record of this instance on this chip."""
         if not self.database.is_file():
             return None
-        with Registry(self.database, read_only=read_only) as wallets:
+        with WalletStore(self.database, read_only=read_only) as wallets:
             return next(iter(wallets.cards_on_chip(self.chip, self.instance)), None)
 
-    def _describe(self, state: LifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
+    def _describe(self, state: WalletLifeCycle | None, record: CardRow | None) -> tuple[bool, str]:
         spec = self.spec
         on_card = f"wallet {state.name} on the card" if state is not None else "wallet state unreadable"
         if record is not None and record.pending:
             return False, f"finish card {record.masked} of account {record.account_id} (recorded, {on_card})"
         if state in _ISSUED_STATES and record is not None:
             return True, f"wallet {state.name}, card {record.masked} of account {record.account_id}"
-        if state is not None and state != LifeCycle.INSTALLED:
+        if state is not None and state != WalletLifeCycle.INSTALLED:
             return False, f"{on_card} but not in the issuer's database: needs a person (the deploy says what)"
         return False, (f"wallet for {spec.holder}, IIN {spec.iin}, limits {spec.limits.max_balance}/"
                        f"{spec.limits.max_payment}/{spec.limits.step_up}")
@@ -125,7 +125,7 @@ class WalletPersonaliser:
         puk = self.secret(spec.puk_env, f"the PUK of {self.name}")
         db = self.database
         client = WalletClient(transport, self.instance)
-        with Registry(db) as registry:
+        with WalletStore(db) as registry:
             issuer = Issuer(registry, issuer_secret, spec.iin)
             pending = issuer.pending_on(self.chip, self.instance)
             if pending is not None:  # a run stopped between the record and the card's activation
@@ -134,7 +134,7 @@ class WalletPersonaliser:
                         "(finished a personalisation stopped part-way)")
             client.select()
             state = client.status().state
-            if state != LifeCycle.INSTALLED:
+            if state != WalletLifeCycle.INSTALLED:
                 raise PersonalisationError(
                     f"application {self.name}: the wallet {self.instance.hex().upper()} on card {self.chip} is "
                     f"{state.name}, but the issuer's database {db} has no record of it on this card (personalised "

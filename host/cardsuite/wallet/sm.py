@@ -101,7 +101,7 @@ def session_keys(keys: IssuerKeys, host_challenge: bytes, card_challenge: bytes)
 
 
 @dataclass(frozen=True)
-class InitializeUpdateResponse:
+class WalletInitializeUpdateResponse:
     """The card's answer to INITIALIZE UPDATE: key version ‖ r2 ‖ card cryptogram."""
 
     key_version: int
@@ -109,7 +109,7 @@ class InitializeUpdateResponse:
     card_cryptogram: bytes
 
     @classmethod
-    def parse(cls, data: bytes) -> InitializeUpdateResponse:
+    def parse(cls, data: bytes) -> WalletInitializeUpdateResponse:
         if len(data) != 1 + CHALLENGE + MAC_LENGTH:
             raise SecureMessagingError(f"INITIALIZE UPDATE answered {len(data)} bytes, expected 17")
         return cls(data[0], data[1:9], data[9:17])
@@ -128,7 +128,8 @@ class IssuerSession:
     counter: int = 0
 
     @classmethod
-    def start(cls, master: IssuerKeys, host_challenge: bytes, response: InitializeUpdateResponse) -> IssuerSession:
+    def start(cls, master: IssuerKeys, host_challenge: bytes,
+              response: WalletInitializeUpdateResponse) -> IssuerSession:
         """Derives the session keys and checks the card cryptogram: the card proves it has the keys."""
         keys = session_keys(master, host_challenge, response.card_challenge)
         session = cls(keys, host_challenge, response.card_challenge, response.key_version)

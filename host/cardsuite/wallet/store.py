@@ -149,7 +149,7 @@ _MIGRATIONS: dict[int, str] = {
 }
 
 
-class RegistryError(ConfigurationError):
+class WalletStoreError(ConfigurationError):
     """The database file cannot be used (newer schema, not a cardsuite database, unreadable)."""
 
 
@@ -247,7 +247,7 @@ class RequestRow:
 # ---------------------------------------------------------------- the file
 
 
-class Registry:
+class WalletStore:
     """One SQLite file; ``transaction()`` around every change. ``read_only`` opens an existing file for
     reading: nothing is created (no folder, no file, no table), nothing migrated, every write refused."""
 
@@ -256,7 +256,7 @@ class Registry:
         self.read_only = read_only
         self._depth = 0
         if read_only and not self.path.is_file():
-            raise RegistryError(f"no database at {self.path} (nothing recorded there yet)")
+            raise WalletStoreError(f"no database at {self.path} (nothing recorded there yet)")
         try:
             if read_only:
                 # mode=rw (not ro): the file must exist, and the last reader to close removes the -wal and
@@ -274,7 +274,7 @@ class Registry:
                 self.db.execute("PRAGMA synchronous = FULL")
             self.db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
-            raise RegistryError(f"{self.path}: not a usable cardsuite database ({exc})") from None
+            raise WalletStoreError(f"{self.path}: not a usable cardsuite database ({exc})") from None
 
     def close(self) -> None:
         self.db.close()
@@ -292,7 +292,7 @@ class Registry:
         candidates = [self.path, self.path.with_name(self.path.name + "-wal")]
         return [p for p in candidates if p.exists()]
 
-    def __enter__(self) -> Registry:
+    def __enter__(self) -> WalletStore:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -301,21 +301,21 @@ class Registry:
     def _check_readable(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version == 0:
-            raise RegistryError(f"{self.path} is not a cardsuite database")
+            raise WalletStoreError(f"{self.path} is not a cardsuite database")
         if version > SCHEMA_VERSION:
-            raise RegistryError(f"{self.path} has schema version {version}; this cardsuite knows up to "
+            raise WalletStoreError(f"{self.path} has schema version {version}; this cardsuite knows up to "
                                 f"{SCHEMA_VERSION}: upgrade cardsuite")
         if version < SCHEMA_VERSION:
-            raise RegistryError(f"{self.path} has the older schema version {version}: any command that writes "
+            raise WalletStoreError(f"{self.path} has the older schema version {version}: any command that writes "
                                 "to it (e.g. wallet personalise) upgrades it")
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
         if version > SCHEMA_VERSION:
-            raise RegistryError(f"{self.path} has schema version {version}; this cardsuite knows up to "
+            raise WalletStoreError(f"{self.path} has schema version {version}; this cardsuite knows up to "
                                 f"{SCHEMA_VERSION}: upgrade cardsuite")
         if version == 0 and self.db.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise RegistryError(f"{self.path} is an SQLite file but not a cardsuite database")
+            raise WalletStoreError(f"{self.path} is an SQLite file but not a cardsuite database")
         # foreign keys off while tables are rebuilt (PRAGMA foreign_keys is a no-op inside a transaction);
         # checked as a whole before each commit instead
         self.db.execute("PRAGMA foreign_keys = OFF")
@@ -325,7 +325,7 @@ class Registry:
                     if statement.strip():
                         self.db.execute(statement)
                 if self.db.execute("PRAGMA foreign_key_check").fetchone() is not None:
-                    raise RegistryError(f"{self.path}: migration to schema {target} broke a reference")
+                    raise WalletStoreError(f"{self.path}: migration to schema {target} broke a reference")
                 self.db.execute(f"PRAGMA user_version = {target}")
 
     @property
@@ -335,7 +335,7 @@ class Registry:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """BEGIN IMMEDIATE … COMMIT, or ROLLBACK on any exception. Nested, it is a savepoint inside the
-        outer transaction (an issuer and a merchant sharing one Registry)."""
+        outer transaction (an issuer and a merchant sharing one WalletStore)."""
         if self._depth:
             name = f"sp{self._depth}"
             self.db.execute(f"SAVEPOINT {name}")
