@@ -28,7 +28,7 @@ PYTHON = {
     "gp": "cardsuite.gp.client",
     "scp": "cardsuite.gp.scp",
 }
-WALLET_STATES = ("wallet", "LifeCycle")  # members INSTALLED ... TERMINATED = Java STATE_*
+WALLET_STATES = ("wallet", "WalletLifeCycle")  # members INSTALLED ... TERMINATED = Java STATE_*
 WALLET_LOG_TYPES = ("wallet", "LogType")  # members PAYMENT, CREDIT = Java LOG_TYPE_*
 
 # Java name -> (Python module key, Python name) where the names differ or the constant lives elsewhere
