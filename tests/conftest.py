@@ -7,6 +7,8 @@ import os
 import shutil
 import tempfile
 
+pytest_plugins = ["pytester"]  # tests/core/test_plugin.py runs the plugin in pytest sessions of its own
+
 _STATE = tempfile.mkdtemp(prefix="cardsuite-test-state-")
 os.environ["CARDSUITE_STATE"] = _STATE  # at import: before the plugin's fixtures and every test's subprocesses
 for _name in ("CARDSUITE_GP_GUARD", "CARDSUITE_DB", "CARDSUITE_INVENTORY"):

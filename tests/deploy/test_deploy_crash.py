@@ -277,7 +277,7 @@ def _wait_until_connectable(simulator: VpcdSimulator, timeout: float = 10.0) -> 
 @pytest.mark.e2e
 def test_a_deploy_killed_at_every_step_over_vpcd_is_finished_by_the_next(
         project: Project, tmp_path: Path, pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    if pytestconfig.getoption("--card") != "vpcd":
+    if pytestconfig.getoption("--cardsuite-card") != "vpcd":
         pytest.skip("kills a host process talking to pcscd: run with --card vpcd")
     ensure_pcscd()
     slots = free_slots()

@@ -159,7 +159,7 @@ def test_try_counter_is_spent_before_the_comparison(fresh: WalletClient) -> None
 
 
 def test_wrong_pin_makes_exactly_one_write(wallet: WalletClient, request) -> None:
-    if request.config.getoption("--card") != "sim":
+    if request.config.getoption("--cardsuite-card") != "sim":
         pytest.skip("counts persistent writes on the in-process simulator")
     assert _verify(wallet, "0000") == 0x63C2
     assert wallet.transport.persistent_write_count() == 1
