@@ -10,7 +10,8 @@ import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.fs.client import IsoFileSystem, Structure, encode_fcp
 from cardsuite.testing.tearing import TearAtEveryWrite
-from support.fsmodel import ALWAYS5, ISO_AID, PIN, next_fid
+from support import BASELINE_AIDS, ISO_AID, PAPER_AIDS
+from support.fsmodel import ALWAYS5, PIN, next_fid
 
 pytestmark = [pytest.mark.sim_only, pytest.mark.isolated]
 
@@ -120,15 +121,15 @@ def test_create_and_delete_file_torn(card, tear_at_every_write: TearAtEveryWrite
     assert children(reopen(card, path)) == (0x0105,)
 
 
-@pytest.mark.parametrize("aid", ["0011223344556603", "0011223344557703"])
-def test_paper_cyclic_append_torn(card, tear_at_every_write: TearAtEveryWrite, aid: str) -> None:
+@pytest.mark.parametrize("aid", [PAPER_AIDS["cyclic"], BASELINE_AIDS["cyclic"]], ids=bytes.hex)
+def test_paper_cyclic_append_torn(card, tear_at_every_write: TearAtEveryWrite, aid: bytes) -> None:
     """The paper's cyclic applet, with and without the library: an append is atomic too."""
-    card.select(bytes.fromhex(aid))
+    card.select(aid)
     for i in range(6):
         card.send(CommandAPDU(0x00, 0x25, 0x00, 0x00, bytes([i]) * 32))
 
     def records() -> list[bytes]:
-        card.select(bytes.fromhex(aid))
+        card.select(aid)
         return [card.exchange(CommandAPDU(0x00, 0x24, n, 0x00, le=32)).data for n in range(1, 6)]
 
     old = records()
@@ -137,6 +138,6 @@ def test_paper_cyclic_append_torn(card, tear_at_every_write: TearAtEveryWrite, a
         assert records() == old, f"torn at write {point}"
 
     done = tear_at_every_write(lambda: card.exchange(CommandAPDU(0x00, 0x25, 0x00, 0x00, b"\xEE" * 32)),
-                               prepare=lambda: card.select(bytes.fromhex(aid)), after_tear=torn)
+                               prepare=lambda: card.select(aid), after_tear=torn)
     assert done.torn >= 2
     assert records() == [b"\xEE" * 32, *old[:4]]
