@@ -20,6 +20,7 @@ def package_aid(name: str) -> bytes:
 
 ECHO_AID = MANIFEST.applet_aid("echo")
 ECHO_PACKAGE_AID = package_aid("echo")
+ABSENT_AID = ECHO_AID[:-1] + b"\x99"  # the echo package's prefix, an instance no card here holds
 WALLET_AID = MANIFEST.applet_aid("wallet")
 WALLET_PACKAGE_AID = package_aid("wallet")
 ISOFS_PACKAGE_AID = package_aid("isofs")
@@ -30,6 +31,11 @@ FILE_KINDS = ("transparent", "record", "cyclic")
 PAPER_AIDS = {kind: MANIFEST.applet_aid(f"paper_{kind}") for kind in FILE_KINDS}  # [P003]'s applets
 BASELINE_AIDS = {kind: MANIFEST.applet_aid(f"baseline_{kind}") for kind in FILE_KINDS}  # the same, no library
 PAPER_PACKAGE_AIDS = {kind: package_aid(f"paper_{kind}") for kind in FILE_KINDS}
+
+def select_hex(aid: bytes) -> str:
+    """SELECT by name (ISO 7816-4 11.2.2) as the CLI's `send` takes it."""
+    return f"00A40400{len(aid):02X}{aid.hex().upper()}"
+
 
 # The wallet's test holder: one PIN and PUK for every test that only needs "the right one".
 PIN = "2468"
