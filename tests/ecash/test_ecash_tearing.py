@@ -14,11 +14,6 @@ from support.ecashkit import Customer, World, new_customer
 pytestmark = [pytest.mark.sim_only]
 
 
-@pytest.fixture
-def world(tmp_path) -> World:
-    return World.create(tmp_path / "roles.db")
-
-
 def _snapshot(customer: Customer) -> tuple:
     customer.reselect()
     return customer.card.status(), tuple(customer.card.vendor_slots()), customer.card.last_token()

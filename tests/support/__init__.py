@@ -37,6 +37,11 @@ def select_hex(aid: bytes) -> str:
     return f"00A40400{len(aid):02X}{aid.hex().upper()}"
 
 
+def status_word(via, command) -> int:
+    """The card's status word for `command`, unchecked; `via` is a transport or a client holding one."""
+    return getattr(via, "transport", via).transmit(command).sw
+
+
 # The wallet's test holder: one PIN and PUK for every test that only needs "the right one".
 PIN = "2468"
 PUK = "13572468"

@@ -11,17 +11,13 @@ from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
 from cardsuite.testing.tearing import TearAtEveryWrite
 from cardsuite.wallet.card import LifeCycle, Limits, Personalisation, WalletClient, manifest_transport_keys, pin_block
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys, IssuerSession
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
+from support import NUMBER_SECRET, PIN, PUK
 
 pytestmark = [pytest.mark.sim_only]
 
-PIN = "4321"
-PUK = "87654321"
 LIMITS = Limits(max_balance=1_000_000, max_payment=100_000, step_up=100_000)
 ISSUER = IssuerKeys(bytes(range(16)), bytes(range(16, 32)))
 MERCHANT = b"TEAR0001"
