@@ -8,6 +8,13 @@ from cardsuite.apdu import CommandAPDU
 from cardsuite.testing.tearing import TearAtEveryWrite
 from support import ECHO_AID
 
+
+def run(pytester: pytest.Pytester, *args: str) -> pytest.RunResult:
+    """A pytest session of its own in a child process: the plugin's JPype import and this session's JVM stay
+    apart (an in-process run would drop and re-import modules the running simulator uses)."""
+    return pytester.runpytest_subprocess("-p", "no:cacheprovider", *args)
+
+
 SHOW_CARD = """
 def test_show(request):
     print("CARD=" + request.config.getoption("--cardsuite-card"))
@@ -28,14 +35,14 @@ def test_the_card_option_alias_and_environment(pytester: pytest.Pytester, monkey
     else:
         monkeypatch.setenv("CARDSUITE_CARD", env)
     pytester.makepyfile(SHOW_CARD)
-    result = pytester.runpytest("-p", "no:cacheprovider", "-s", *argv)
+    result = run(pytester, "-s", *argv)
     result.assert_outcomes(passed=1)
     result.stdout.fnmatch_lines([f"*CARD={expected}"])
 
 
 def test_a_bad_card_spec_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SHOW_CARD)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--cardsuite-card", "floppy")
+    result = run(pytester, "--cardsuite-card", "floppy")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*--cardsuite-card 'floppy': use sim, vpcd or reader:<name or index>*"])
 
@@ -52,7 +59,7 @@ def test_an_unknown_marker_fails_the_run_at_collection(pytester: pytest.Pytester
         def test_right():
             pass
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_misspelt: unknown marker 'sim_onyl' (cardsuite's: e2e, isolated, sim_only)*"])
     result.stdout.no_fnmatch_line("*passed*")
@@ -66,14 +73,14 @@ def test_our_markers_take_no_arguments(pytester: pytest.Pytester) -> None:
         def test_with_argument():
             pass
     """)
-    result = pytester.runpytest("-p", "no:cacheprovider")
+    result = run(pytester)
     assert result.ret == pytest.ExitCode.USAGE_ERROR
     result.stderr.fnmatch_lines(["*test_with_argument: marker 'isolated' takes no arguments*"])
 
 
 def test_the_header_records_card_simulator_and_sdk(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SHOW_CARD)
-    result = pytester.runpytest("-p", "no:cacheprovider", "--card", "vpcd")
+    result = run(pytester, "--card", "vpcd")
     result.stdout.fnmatch_lines([
         "cardsuite card: vpcd",
         "cardsuite simulator: jcardsim-*, bridge built; *",
