@@ -7,6 +7,13 @@ import os
 import shutil
 import tempfile
 
+import pytest
+from cardsuite.project import Project
+from cardsuite.wallet.card import manifest_transport_keys
+from cardsuite.wallet.sm import IssuerKeys
+
+pytest_plugins = ["pytester"]  # tests/core/test_plugin.py runs the plugin in pytest sessions of its own
+
 _STATE = tempfile.mkdtemp(prefix="cardsuite-test-state-")
 os.environ["CARDSUITE_STATE"] = _STATE  # at import: before the plugin's fixtures and every test's subprocesses
 for _name in ("CARDSUITE_GP_GUARD", "CARDSUITE_DB", "CARDSUITE_INVENTORY"):
@@ -15,3 +22,9 @@ for _name in ("CARDSUITE_GP_GUARD", "CARDSUITE_DB", "CARDSUITE_INVENTORY"):
 
 def pytest_unconfigure() -> None:
     shutil.rmtree(_STATE, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def transport_keys(project: Project) -> IssuerKeys:
+    """The wallet's transport keys from the manifest's install parameters: what PERSONALISE opens with."""
+    return manifest_transport_keys(project.manifest)

@@ -6,7 +6,6 @@ import os
 
 import pytest
 from cardsuite.apdu import CommandAPDU
-from support import ECHO_AID
 
 pytestmark = pytest.mark.e2e
 
@@ -27,12 +26,6 @@ MALFORMED = {
     "SELECT, 128-byte name": SELECT_BY_NAME + b"\x80" + bytes(128),
     "SELECT, 255-byte name and Le": SELECT_BY_NAME + b"\xff" + bytes(255) + b"\x00",
 }
-
-
-@pytest.fixture
-def echo(card):
-    card.select(ECHO_AID)
-    return card
 
 
 def _echo_works(card) -> bool:

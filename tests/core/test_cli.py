@@ -3,6 +3,7 @@
 import pytest
 from cardsuite.cli.main import main
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
+from support import ABSENT_AID, ECHO_AID, select_hex
 
 
 @pytest.fixture(scope="module")
@@ -17,7 +18,7 @@ def reader_card(project):
 
 def test_send_over_a_pcsc_reader_and_the_card_keeps_its_state(reader_card, capsys) -> None:
     spec = f"vpcd:{reader_card.slot}"
-    assert main(["send", "--card", spec, "00A4040007F0636172640101", "8001000003010203"]) == 0
+    assert main(["send", "--card", spec, select_hex(ECHO_AID), "8001000003010203"]) == 0
     assert capsys.readouterr().out.splitlines() == ["9000 (success)", "010203 9000 (success)"]
     # a second program finds the card as the first left it: still powered, echo still selected
     assert main(["send", "--card", spec, "8001000001AA"]) == 0
@@ -25,7 +26,7 @@ def test_send_over_a_pcsc_reader_and_the_card_keeps_its_state(reader_card, capsy
 
 
 def test_a_status_word_other_than_9000_is_exit_status_2(reader_card, capsys) -> None:
-    assert main(["send", "--card", f"vpcd:{reader_card.slot}", "00A4040007F0636172640199"]) == 2
+    assert main(["send", "--card", f"vpcd:{reader_card.slot}", select_hex(ABSENT_AID)]) == 2
     assert "6A82 (file or application not found)" in capsys.readouterr().out
 
 

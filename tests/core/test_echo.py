@@ -4,15 +4,9 @@ import os
 
 import pytest
 from cardsuite.apdu import CommandAPDU, StatusError
-from support import ECHO_AID
+from support import ABSENT_AID, ECHO_AID
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-def echo(card):
-    card.select(ECHO_AID)
-    return card
 
 
 @pytest.mark.parametrize("size", [1, 32, 250])
@@ -45,7 +39,7 @@ def test_unknown_instruction_and_class_get_their_status_words(echo) -> None:
 
 
 def test_selecting_an_absent_applet_is_file_not_found(card) -> None:
-    assert card.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, bytes.fromhex("F0636172640199"))).sw == 0x6A82
+    assert card.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, ABSENT_AID)).sw == 0x6A82
 
 
 @pytest.mark.isolated

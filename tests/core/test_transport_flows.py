@@ -22,7 +22,7 @@ from cardsuite.transport.pcsc import PcscTransport
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletLifeCycle, manifest_transport_keys
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.store import WalletStore
-from support import ECHO_AID
+from support import ECHO_AID, select_hex
 
 PIN = "2580"
 PUK = "11223344"
@@ -128,7 +128,7 @@ def test_a_card_that_stops_answering_times_out(vpcd_card) -> None:
 def test_the_cli_takes_the_timeout_from_the_environment(vpcd_card) -> None:
     os.kill(vpcd_card.process.pid, signal.SIGSTOP)
     try:
-        done = subprocess.run([*CLI, "send", "--card", f"vpcd:{vpcd_card.slot}", "00A4040007F0636172640101"],
+        done = subprocess.run([*CLI, "send", "--card", f"vpcd:{vpcd_card.slot}", select_hex(ECHO_AID)],
                               env={**os.environ, "CARDSUITE_APDU_TIMEOUT": "1"}, capture_output=True, text=True,
                               timeout=30)
     finally:

@@ -29,15 +29,9 @@ from cardsuite.wallet.card import INS_PERSONALISE, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.merchant import Merchant, pay_with_card
 from cardsuite.wallet.store import WalletStore
+from support import DEPLOY_ENV, PIN, PUK, ROOT, SUITE, SUITE_INSTANCES, SUITE_PACKAGES, WALLET_AID
 
-ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / "profiles" / "cards" / "sim-suite.toml"
-PIN, PUK = "2468", "13572468"
-ENV = {"CARDSUITE_PIN": PIN, "CARDSUITE_PUK": PUK}
 h = bytes.fromhex
-PACKAGES = ["001122334455", "00112233445501", "00112233445502", "00112233445503", "00112233445520", "F06361726410"]
-INSTANCES = ["0011223344552001", "0011223344556601", "0011223344556602", "0011223344556603", "F0636172641001"]
-WALLET = h("F0636172641001")
 
 
 @dataclass
@@ -49,7 +43,7 @@ class Station:
     inventory: Inventory
 
     def deploy(self, transport: Transport, **options: object) -> DeployResult:
-        opts = DeployOptions(wallet_db=self.tmp / "wallet.db", env=ENV, **options)  # type: ignore[arg-type]
+        opts = DeployOptions(wallet_db=self.tmp / "wallet.db", env=DEPLOY_ENV, **options)  # type: ignore[arg-type]
         profile = load_card_profile(SUITE)
         return Deployer(self.project, profile, transport, self.inventory, BrickGuard(self.tmp / "guard.db"),
                         options=opts).run()
@@ -59,19 +53,6 @@ class Station:
 def station(project: Project, tmp_path: Path) -> Iterator[Station]:
     with Inventory(f"sqlite:///{tmp_path / 'inventory.db'}", station="test-station") as inventory:
         yield Station(project, tmp_path, inventory)
-
-
-def _empty_card(project: Project) -> SimulatorTransport:
-    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
-    transport.connect()
-    return transport
-
-
-@pytest.fixture
-def empty_card(project: Project) -> Iterator[SimulatorTransport]:
-    transport = _empty_card(project)
-    yield transport
-    transport.disconnect()
 
 
 def _contents(transport: Transport) -> tuple[list[str], list[str]]:
@@ -87,11 +68,9 @@ def _actions(inventory: Inventory, card: str, outcome: str = "ok") -> list[tuple
 
 
 @pytest.fixture(params=["in-process", "vpcd"])
-def any_empty_card(request: pytest.FixtureRequest, project: Project) -> Iterator[Transport]:
+def any_empty_card(request: pytest.FixtureRequest, project: Project, empty_cards) -> Iterator[Transport]:
     if request.param == "in-process":
-        transport: Transport = _empty_card(project)
-        yield transport
-        transport.disconnect()
+        yield empty_cards()
         return
     ensure_pcscd()
     slots = free_slots()
@@ -113,7 +92,7 @@ def test_deploy_from_empty_then_again_changes_nothing(station: Station, any_empt
         ("load", "paper_record"), ("load", "paper_cyclic"), ("install", "isoapplet"), ("install", "wallet"),
         ("install", "paper_transparent"), ("install", "paper_record"), ("install", "paper_cyclic"),
         ("personalise", "wallet")]
-    assert _contents(any_empty_card) == (PACKAGES, INSTANCES)
+    assert _contents(any_empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
     loaded = [name for name, done, total in progress if done == total]
     assert loaded == ["isofs", "isoapplet", "wallet", "paper_transparent", "paper_record", "paper_cyclic"]
 
@@ -125,8 +104,8 @@ def test_deploy_from_empty_then_again_changes_nothing(station: Station, any_empt
                                                                                    "sim-suite")
     assert record.cplc is not None and len(record.cplc) == 84 and record.station == "test-station"
     contents = {(c.kind, c.aid): c.state for c in station.inventory.contents(card)}
-    assert {aid for kind, aid in contents if kind == "PKG"} == set(PACKAGES)
-    assert {aid for kind, aid in contents if kind == "APP"} == set(INSTANCES)
+    assert {aid for kind, aid in contents if kind == "PKG"} == set(SUITE_PACKAGES)
+    assert {aid for kind, aid in contents if kind == "APP"} == set(SUITE_INSTANCES)
     steps = [(s.action, s.name) for s in first.performed]
     assert _actions(station.inventory, card)[1:] == steps + [("deploy", "sim-suite")]  # after "seen"
 
@@ -134,7 +113,7 @@ def test_deploy_from_empty_then_again_changes_nothing(station: Station, any_empt
     events_before = len(station.inventory.events(card))
     second = station.deploy(any_empty_card)
     assert second.performed == [] and all(s.done for s in second.plan.steps)
-    assert _contents(any_empty_card) == (PACKAGES, INSTANCES)
+    assert _contents(any_empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
     new = station.inventory.events(card)[events_before:]
     assert [(e.action, e.outcome) for e in new] == [("seen", "ok"), ("deploy", "started"), ("deploy", "ok")]
     assert len(station.inventory.cards()) == 1
@@ -142,7 +121,7 @@ def test_deploy_from_empty_then_again_changes_nothing(station: Station, any_empt
 
 def test_the_personalised_wallet_answers_and_pays(station: Station, empty_card: SimulatorTransport) -> None:
     station.deploy(empty_card)
-    client = WalletClient(empty_card, WALLET)
+    client = WalletClient(empty_card, WALLET_AID)
     client.select()
     status = client.status()
     assert status.state == WalletLifeCycle.ACTIVE and status.pin_tries > 0  # personalised and activated
@@ -180,7 +159,7 @@ def test_a_deploy_stopped_between_steps_is_finished_by_running_it_again(station:
     resumed = station.deploy(empty_card)
     assert [s.name for s in resumed.performed if s.action == "load"] == ["paper_transparent", "paper_record",
                                                                          "paper_cyclic"]
-    assert _contents(empty_card) == (PACKAGES, INSTANCES)
+    assert _contents(empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
     loads = [target for action, target in _actions(station.inventory, card) if action == "load"]
     assert sorted(loads) == sorted(set(loads)) and len(loads) == 6  # each package loaded exactly once
 
@@ -201,12 +180,12 @@ def test_power_lost_during_personalisation_then_rerun(station: Station, empty_ca
         station.deploy(empty_card, before_step=arm)
     empty_card.transmit_raw = send  # type: ignore[method-assign]
     empty_card.reset()
-    client = WalletClient(empty_card, WALLET)
+    client = WalletClient(empty_card, WALLET_AID)
     client.select()
     assert client.status().state == WalletLifeCycle.INSTALLED  # PERSONALISE is atomic: nothing half-written
     with WalletStore(station.tmp / "wallet.db") as registry:  # recorded before PERSONALISE went out
         [pending] = registry.cards()
-        assert pending.state == "personalising" and pending.instance == WALLET.hex().upper()
+        assert pending.state == "personalising" and pending.instance == WALLET_AID.hex().upper()
 
     resumed = station.deploy(empty_card)
     assert [(s.action, s.name) for s in resumed.performed] == [("personalise", "wallet")]

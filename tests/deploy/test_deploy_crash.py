@@ -42,14 +42,8 @@ from cardsuite.transport.pcsc import PcscTransport
 from cardsuite.wallet.card import INS_GET_PUBLIC_KEY, INS_PERSONALISE, INS_SET_STATUS, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.store import WalletStore
+from support import DEPLOY_ENV, PIN, SUITE, SUITE_INSTANCES, SUITE_PACKAGES, WALLET_AID
 
-ROOT = Path(__file__).resolve().parents[2]
-SUITE = ROOT / "profiles" / "cards" / "sim-suite.toml"
-PIN, PUK = "2468", "13572468"
-ENV = {"CARDSUITE_PIN": PIN, "CARDSUITE_PUK": PUK}
-WALLET = bytes.fromhex("F0636172641001")
-PACKAGES = ["001122334455", "00112233445501", "00112233445502", "00112233445503", "00112233445520", "F06361726410"]
-INSTANCES = ["0011223344552001", "0011223344556601", "0011223344556602", "0011223344556603", "F0636172641001"]
 INS_INSTALL = 0xE6
 
 
@@ -90,15 +84,15 @@ def _assert_consistent(transport: Transport, wallet_db: Path, inventory: Invento
     gp.open_secure_channel(development_keys().keys)
     registry = gp.registry()
     assert (sorted(f.aid.hex().upper() for f in registry.load_files),
-            sorted(a.aid.hex().upper() for a in registry.applications)) == (PACKAGES, INSTANCES), where
+            sorted(a.aid.hex().upper() for a in registry.applications)) == (SUITE_PACKAGES, SUITE_INSTANCES), where
     chip = gp.cplc().identity
-    client = WalletClient(transport, WALLET)
+    client = WalletClient(transport, WALLET_AID)
     client.select()
     assert client.status().state == WalletLifeCycle.ACTIVE, where
     with WalletStore(wallet_db) as wallets:
         [account] = wallets.accounts()
         [card] = wallets.cards()
-        assert (card.state, card.chip, card.instance) == ("personalised", chip, WALLET.hex().upper()), where
+        assert (card.state, card.chip, card.instance) == ("personalised", chip, WALLET_AID.hex().upper()), where
         issuer = Issuer(wallets, IssuerSecret.development(), card.iin)
         issuer.enrol(client, account.id, evidence="passport checked", pin=PIN)  # the issuer holds its keys
         assert issuer.credit(client, account.id, 1_000, "TOPUP") == 1_000, where
@@ -111,21 +105,15 @@ def _assert_consistent(transport: Transport, wallet_db: Path, inventory: Invento
 # ---------------------------------------------------------------- in-process
 
 
-def _empty_card(project: Project) -> SimulatorTransport:
-    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
-    transport.connect()
-    return transport
-
-
 def _deploy(project: Project, transport: Transport, inventory: Inventory, tmp: Path) -> None:
     Deployer(project, load_card_profile(SUITE), transport, inventory, BrickGuard(tmp / "guard.db"),
-             options=DeployOptions(wallet_db=tmp / "wallet.db", env=ENV)).run()
+             options=DeployOptions(wallet_db=tmp / "wallet.db", env=DEPLOY_ENV)).run()
 
 
 def test_a_host_dying_anywhere_in_the_personalisation_leaves_a_card_the_next_run_finishes(
-        project: Project, tmp_path: Path) -> None:
+        project: Project, tmp_path: Path, empty_cards: Callable[[], SimulatorTransport]) -> None:
     reference: list[bytes] = []
-    card = _empty_card(project)
+    card = empty_cards()
     _counting(card, reference)
     with Inventory(f"sqlite:///{tmp_path / 'reference.db'}") as inventory:
         _deploy(project, card, inventory, tmp_path / "reference")
@@ -142,7 +130,7 @@ def test_a_host_dying_anywhere_in_the_personalisation_leaves_a_card_the_next_run
     for at in points:
         work = tmp_path / f"at{at}"
         work.mkdir()
-        card = _empty_card(project)
+        card = empty_cards()
         try:
             with Inventory(f"sqlite:///{work / 'inventory.db'}") as inventory:
                 undo = _dies_at(card, at)
@@ -156,22 +144,23 @@ def test_a_host_dying_anywhere_in_the_personalisation_leaves_a_card_the_next_run
             card.disconnect()
 
 
-def test_a_personalised_wallet_no_database_knows_is_not_nothing_to_do(project: Project, tmp_path: Path,
-                                                                      capsys: pytest.CaptureFixture[str]) -> None:
-    card = _empty_card(project)
+def test_a_personalised_wallet_no_database_knows_is_not_nothing_to_do(
+        project: Project, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        empty_cards: Callable[[], SimulatorTransport]) -> None:
+    card = empty_cards()
     try:
         with Inventory(f"sqlite:///{tmp_path / 'inventory.db'}") as inventory:
             _deploy(project, card, inventory, tmp_path / "station-a")
             (tmp_path / "station-b").mkdir()
             plan = Deployer(project, load_card_profile(SUITE), card, inventory, None,
                             options=DeployOptions(plan_only=True, wallet_db=tmp_path / "station-b" / "w.db",
-                                                  env=ENV)).run().plan
+                                                  env=DEPLOY_ENV)).run().plan
             [step] = plan.todo
             assert step.action == "personalise" and "not in the issuer's database" in step.detail
             with pytest.raises(Exception, match=r"is ACTIVE, but the issuer's database .* has no record of it.*"
                                r"--wallet-db.*gp delete"):
                 Deployer(project, load_card_profile(SUITE), card, inventory, None,
-                         options=DeployOptions(wallet_db=tmp_path / "station-b" / "w.db", env=ENV)).run()
+                         options=DeployOptions(wallet_db=tmp_path / "station-b" / "w.db", env=DEPLOY_ENV)).run()
             assert not (tmp_path / "station-b" / "w.db").exists() or \
                 WalletStore(tmp_path / "station-b" / "w.db").cards() == []
     finally:
@@ -277,14 +266,14 @@ def _wait_until_connectable(simulator: VpcdSimulator, timeout: float = 10.0) -> 
 @pytest.mark.e2e
 def test_a_deploy_killed_at_every_step_over_vpcd_is_finished_by_the_next(
         project: Project, tmp_path: Path, pytestconfig: pytest.Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    if pytestconfig.getoption("--card") != "vpcd":
+    if pytestconfig.getoption("--cardsuite-card") != "vpcd":
         pytest.skip("kills a host process talking to pcscd: run with --card vpcd")
     ensure_pcscd()
     slots = free_slots()
     if not slots:
         pytest.skip("every vpcd slot already holds a card")
     sweep = Sweep(project, slots[0], CardManagerConfig("scp03"), tmp_path)
-    for name, value in ENV.items():
+    for name, value in DEPLOY_ENV.items():
         monkeypatch.setenv(name, value)
 
     # the reference: the same command in this process, every command APDU counted

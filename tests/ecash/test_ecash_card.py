@@ -26,6 +26,7 @@ from cardsuite.trace import Trace
 from cardsuite.wallet.card import WalletClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import status_word
 from support.ecashkit import PIN, SEED_COUNTS, Customer, World, issue_wallet, new_customer
 
 
@@ -37,16 +38,6 @@ def world(tmp_path_factory) -> World:
 @pytest.fixture(scope="module")
 def customer(module_card, project, world) -> Customer:
     return new_customer(module_card, project, world)
-
-
-@pytest.fixture
-def purse(card, customer) -> Customer:
-    customer.reselect()
-    return customer
-
-
-def _sw(purse: Customer, command: CommandAPDU) -> int:
-    return purse.wallet.transport.transmit(command).sw
 
 
 @pytest.mark.e2e
@@ -145,15 +136,15 @@ def test_range_certificates_are_checked(purse: Customer, world: World) -> None:
              (RangeCertificate(good.body, b"\x30\x02\x01\x01"), 0x6982),
              (_range(world, pid, status.last_sn), 0x6985)]  # an SN loaded before
     for cert, sw in cases:
-        assert _sw(purse, EcashCard.load_range_command(cert)) == sw, cert
+        assert status_word(purse.wallet, EcashCard.load_range_command(cert)) == sw, cert
     assert card.status() == status
     card.load_range(good)
-    assert _sw(purse, EcashCard.load_range_command(good)) == 0x6985  # the same certificate twice
+    assert status_word(purse.wallet, EcashCard.load_range_command(good)) == 0x6985  # the same certificate twice
     after = card.status()
     assert after.last_sn == good.body.sn
     assert [a - b for a, b in zip(after.limits, status.limits, strict=True)] == [1, 2, 3, 4, 5]
     purse.ranges.append(good)
-    assert _sw(purse, CommandAPDU(0x80, 0x3A, 0, 0, bytes(32))) == 0x6700
+    assert status_word(purse.wallet, CommandAPDU(0x80, 0x3A, 0, 0, bytes(32))) == 0x6700
 
 
 # ---------------------------------------------------------------- refusals
@@ -176,17 +167,17 @@ def test_pay_refusals_have_exact_status_words(purse: Customer, world: World) -> 
         (CommandAPDU(0x80, 0x5A, 8, 0, le=256), 0x6A88),  # a slot not used yet
     ]
     for command, sw in cases:
-        assert _sw(purse, command) == sw, command
+        assert status_word(purse.wallet, command) == sw, command
     assert purse.card.status() == status
     purse.wallet.select()  # PIN no longer verified
-    assert _sw(purse, good) == 0x6982
-    assert _sw(purse, CommandAPDU(0x80, 0x5A, 0, 0, le=256)) == 0x6982
-    assert _sw(purse, CommandAPDU(0x80, 0x58, 0, 0, le=256)) == 0x6982
+    assert status_word(purse.wallet, good) == 0x6982
+    assert status_word(purse.wallet, CommandAPDU(0x80, 0x5A, 0, 0, le=256)) == 0x6982
+    assert status_word(purse.wallet, CommandAPDU(0x80, 0x58, 0, 0, le=256)) == 0x6982
 
 
 def test_personalise_once_through_the_issuer_session_only(purse: Customer, world: World) -> None:
     keys = world.broker.signature_point + world.broker.dh_point
-    assert _sw(purse, CommandAPDU(0x80, INS_ECASH_PERSONALISE, 0, 0, keys)) == 0x6982  # CLA 80: no SM
+    assert status_word(purse.wallet, CommandAPDU(0x80, INS_ECASH_PERSONALISE, 0, 0, keys)) == 0x6982  # CLA 80: no SM
     purse.wallet.open_issuer_session(purse.issuer)
     with pytest.raises(StatusError) as again:
         EcashCard(purse.wallet).personalise(world.broker.signature_point, world.broker.dh_point)

@@ -25,11 +25,6 @@ from cardsuite.ecash.roles import Broker, CertificateAuthority, EcashStore, trac
 from support.ecashkit import Customer, World, new_customer
 
 
-@pytest.fixture
-def world(tmp_path) -> World:
-    return World.create(tmp_path / "roles.db")
-
-
 @pytest.fixture(scope="module")
 def shared(tmp_path_factory) -> World:
     return World.create(tmp_path_factory.mktemp("ecash-roles") / "roles.db")
@@ -38,12 +33,6 @@ def shared(tmp_path_factory) -> World:
 @pytest.fixture(scope="module")
 def customer(module_card, project, shared) -> Customer:
     return new_customer(module_card, project, shared)
-
-
-@pytest.fixture
-def purse(card, customer) -> Customer:
-    customer.reselect()
-    return customer
 
 
 def _soft(world: World, identity: str, counts, honest: bool = False):

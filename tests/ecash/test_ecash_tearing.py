@@ -8,15 +8,10 @@ from __future__ import annotations
 import pytest
 from cardsuite.ecash.card import EcashCard
 from cardsuite.ecash.primitives import Token, new_reference
-from cardsuite.errors import CardTornError
+from cardsuite.testing.tearing import TearAtEveryWrite
 from support.ecashkit import Customer, World, new_customer
 
 pytestmark = [pytest.mark.sim_only]
-
-
-@pytest.fixture
-def world(tmp_path) -> World:
-    return World.create(tmp_path / "roles.db")
 
 
 def _snapshot(customer: Customer) -> tuple:
@@ -24,29 +19,32 @@ def _snapshot(customer: Customer) -> tuple:
     return customer.card.status(), tuple(customer.card.vendor_slots()), customer.card.last_token()
 
 
-def _tear_everywhere(customer: Customer, command_of, untorn=lambda response: None) -> tuple[int, set[bool]]:
+def _tear_everywhere(tear: TearAtEveryWrite, customer: Customer, command_of,
+                     untorn=lambda response: None) -> tuple[int, set[bool]]:
     card = customer.wallet.transport
+    assert card is tear.card
     before = _snapshot(customer)
-    untorn(card.send(command_of()))
-    writes = card.persistent_write_count()
+    response, writes = tear.count_writes(lambda: card.send(command_of()))
+    untorn(response)
     assert _snapshot(customer) != before
     outcomes = set()
-    for point in range(1, writes + 1):
-        start = _snapshot(customer)
-        card.tear_after_writes(point)
-        with pytest.raises(CardTornError):
-            card.transmit(command_of())
-        card.reset()
-        end = _snapshot(customer)
+    starts: list[tuple] = []
+
+    def torn(point: int) -> None:
+        start, end = starts[-1], _snapshot(customer)
         outcomes.add(end == start)
         if end != start:  # completed: the purse moved on exactly as an untorn payment would
             assert end[0].spent != start[0].spent, f"torn at write {point} of {writes}"
+
+    tear(lambda: card.transmit(command_of()), prepare=lambda: starts.append(_snapshot(customer)), after_tear=torn,
+         writes=writes)
     return writes, outcomes
 
 
 @pytest.mark.isolated
 @pytest.mark.parametrize("vendor_known", [True, False], ids=["known-vendor", "new-vendor"])
-def test_payment_is_all_or_nothing_at_every_tear_point(card, project, world: World, vendor_known: bool) -> None:
+def test_payment_is_all_or_nothing_at_every_tear_point(card, project, world: World, vendor_known: bool,
+                                                       tear_at_every_write: TearAtEveryWrite) -> None:
     customer = new_customer(card, project, world)
     vendor = world.vendor("tear")
     if vendor_known:
@@ -63,7 +61,7 @@ def test_payment_is_all_or_nothing_at_every_tear_point(card, project, world: Wor
         if vendor_known:
             vendor.accept(customer.ca_cert, customer.ranges, Token.parse(response.data), 20_430, references[-1])
 
-    writes, outcomes = _tear_everywhere(customer, command, hand_to_vendor)
+    writes, outcomes = _tear_everywhere(tear_at_every_write, customer, command, hand_to_vendor)
     assert writes > 5
     assert outcomes == {True}  # every write is inside the transaction: a tear rolls the payment back
     customer.reselect()
@@ -74,9 +72,11 @@ def test_payment_is_all_or_nothing_at_every_tear_point(card, project, world: Wor
 
 
 @pytest.mark.isolated
-def test_load_range_is_all_or_nothing_at_every_tear_point(card, project, world: World) -> None:
+def test_load_range_is_all_or_nothing_at_every_tear_point(card, project, world: World,
+                                                          tear_at_every_write: TearAtEveryWrite) -> None:
     customer = new_customer(card, project, world)
     certs = iter([world.broker.buy(customer.ca_cert, (1, 2, 3, 4, 5)) for _ in range(40)])
-    writes, outcomes = _tear_everywhere(customer, lambda: EcashCard.load_range_command(next(certs)))
+    writes, outcomes = _tear_everywhere(tear_at_every_write, customer,
+                                        lambda: EcashCard.load_range_command(next(certs)))
     assert writes > 3
     assert outcomes == {True}

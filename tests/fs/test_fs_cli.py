@@ -10,7 +10,8 @@ from cardsuite.cli import fs as fs_cli
 from cardsuite.cli import main as cli
 from cardsuite.errors import ConfigurationError
 from cardsuite.trace import Trace
-from support.fsmodel import ISO_AID, PIN, swof
+from support import ISO_AID
+from support.fsmodel import PIN, swof
 
 pytestmark = pytest.mark.e2e
 

@@ -6,19 +6,13 @@ from __future__ import annotations
 import pytest
 from cardsuite.apdu import StatusError
 from cardsuite.fs.client import Access, FileLifeCycle, SelectReturn, Structure, encode_fcp
-from support.fsmodel import ALWAYS5, PIN, next_fid, open_iso, scratch_df, swof, xchg
+from support.fsmodel import ALWAYS5, PIN, next_fid, open_iso, scratch_df, sw_of, swof, xchg
 
 pytestmark = pytest.mark.e2e
 
 
 def forget_pin(card) -> None:
     assert swof(card, "00 20 FF 01") == 0x9000
-
-
-def sw_of(call) -> int:
-    with pytest.raises(StatusError) as caught:
-        call()
-    return caught.value.sw
 
 
 def test_pin_protected_ef_with_and_without_the_pin(card) -> None:

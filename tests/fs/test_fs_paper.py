@@ -8,14 +8,12 @@ import pytest
 from cardsuite.apdu import CommandAPDU
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support import BASELINE_AIDS, PAPER_AIDS
 from support.fsmodel import xchg
 
 pytestmark = pytest.mark.e2e
 
-APPLETS = {
-    "paper": {"transparent": "0011223344556601", "record": "0011223344556602", "cyclic": "0011223344556603"},
-    "baseline": {"transparent": "0011223344557701", "record": "0011223344557702", "cyclic": "0011223344557703"},
-}
+APPLETS = {"paper": PAPER_AIDS, "baseline": BASELINE_AIDS}
 WRITE, READ, APPEND = 0x23, 0x24, 0x25
 SIZE = 32
 
@@ -26,7 +24,7 @@ def variant(request) -> str:
 
 
 def select(card, variant: str, kind: str) -> None:
-    _, sw = xchg(card, 0x00, 0xA4, 0x04, 0x00, bytes.fromhex(APPLETS[variant][kind]))
+    _, sw = xchg(card, 0x00, 0xA4, 0x04, 0x00, APPLETS[variant][kind])
     assert sw == 0x9000
 
 
@@ -40,7 +38,7 @@ def read(card, p1: int, le: int | None = SIZE) -> tuple[bytes, int]:
 
 @pytest.mark.parametrize("kind", ["transparent", "record", "cyclic"])
 def test_select_answers_9000_without_data(card, variant: str, kind: str) -> None:
-    response = card.exchange(CommandAPDU(0x00, 0xA4, 0x04, 0x00, bytes.fromhex(APPLETS[variant][kind]), le=256))
+    response = card.exchange(CommandAPDU(0x00, 0xA4, 0x04, 0x00, APPLETS[variant][kind], le=256))
     assert (response.data, response.sw) == (b"", 0x9000)
 
 

@@ -1,12 +1,12 @@
 """The ISO applet's PIN counter (ISO 7816-4 7.5.6) under power loss: the try is spent in a committed write
 before the comparison, so tearing VERIFY at any of its writes never gives an attacker an extra try, and a
-torn right PIN is neither verified nor refunded. In-process simulator only (tear_after_writes)."""
+torn right PIN is neither verified nor refunded. In-process simulator only (the plugin's `tear_at_every_write`)."""
 
 from __future__ import annotations
 
 import pytest
 from cardsuite.apdu import CommandAPDU
-from cardsuite.errors import CardTornError
+from cardsuite.testing.tearing import TearAtEveryWrite
 from support.fsmodel import PIN, open_iso
 
 pytestmark = [pytest.mark.sim_only, pytest.mark.isolated]
@@ -51,16 +51,21 @@ def test_the_try_that_blocks_answers_63c0_then_6983(card) -> None:
 
 
 @pytest.mark.parametrize("pin", [WRONG, PIN], ids=["wrong", "right"])
-def test_tearing_verify_at_every_write_never_gives_a_try(card, pin: bytes) -> None:
+def test_tearing_verify_at_every_write_never_gives_a_try(card, tear_at_every_write: TearAtEveryWrite,
+                                                         pin: bytes) -> None:
     writes = _writes(card, pin)
     assert writes == (1 if pin == WRONG else 2)
-    for point in range(1, writes + 1):
+    befores: list[int] = []
+
+    def prepare() -> None:
         open_iso(card).verify(PIN)  # a full counter and a known state
-        before = _tries(card)
+        befores.append(_tries(card))
         open_iso(card)
-        card.tear_after_writes(point)
-        with pytest.raises(CardTornError):
-            card.transmit(_verify(pin))
-        after = _tries(card)
+
+    def torn(point: int) -> None:
+        before, after = befores[-1], _tries(card)
         # torn at the decrement: nothing was compared; torn later: the try is spent, never refunded
         assert after == (before if point == 1 else before - 1), f"torn at write {point} of {writes}"
+
+    done = tear_at_every_write(lambda: card.transmit(_verify(pin)), prepare=prepare, after_tear=torn, writes=writes)
+    assert len(befores) == done.torn == writes

@@ -4,9 +4,8 @@ linear variable and cyclic EFs, each test on fresh files in a scratch DF."""
 from __future__ import annotations
 
 import pytest
-from cardsuite.apdu import StatusError
 from cardsuite.fs.client import RecordMode, Structure, encode_fcp
-from support.fsmodel import ALWAYS5, scratch_df, swof, xchg
+from support.fsmodel import ALWAYS5, scratch_df, sw_of, swof, xchg
 
 pytestmark = pytest.mark.e2e
 
@@ -21,12 +20,6 @@ F, V, C, T = 1, 2, 3, 4  # SFIs
 def files(card):
     with scratch_df(card, FIXED, VARIABLE, CYCLIC, BINARY) as (fs, _):
         yield fs
-
-
-def sw_of(call) -> int:
-    with pytest.raises(StatusError) as caught:
-        call()
-    return caught.value.sw
 
 
 def test_fcp_counts_the_records_present(files) -> None:

@@ -16,7 +16,8 @@ from cardsuite.fs.client import (
     format_path,
     parse_path,
 )
-from support.fsmodel import ISO_AID, open_iso, raw, swof, xchg
+from support import ISO_AID
+from support.fsmodel import open_iso, raw, swof, xchg
 
 pytestmark = pytest.mark.e2e
 

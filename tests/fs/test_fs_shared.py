@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from cardsuite.apdu import StatusError
 from cardsuite.fs.client import IsoFileSystem, Structure
-from support.fsmodel import FSCLIENT_AID, ISO_AID, PIN, raw, swof, xchg
+from support import FSCLIENT_AID, ISO_AID
+from support.fsmodel import PIN, raw, swof, xchg
 
 pytestmark = pytest.mark.e2e
 

@@ -13,6 +13,7 @@ from cardsuite.project import Project
 from cardsuite.tlv import parse_tlv
 from cardsuite.tooling.cap import LOAD_ORDER, CapError, read_cap, read_components
 from cardsuite.tooling.manifest import load_manifest
+from support import ECHO_AID, ECHO_PACKAGE_AID
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "caps"
 ECHO = FIXTURES / "echo.cap"
@@ -31,8 +32,8 @@ def _built_caps() -> list[Path]:
 def test_echo_fixture_contents() -> None:
     cap = read_cap(ECHO)
     assert cap.cap_version == (2, 1)
-    assert cap.package_aid == h("F06361726401") and cap.package.version == "1.0"
-    assert cap.applet_aids == [h("F0636172640101")]
+    assert cap.package_aid == ECHO_PACKAGE_AID and cap.package.version == "1.0"  # the manifest's echo package
+    assert cap.applet_aids == [ECHO_AID]
     imported = {p.aid.hex().upper(): p.version for p in cap.imports}
     assert imported["A0000000620101"].startswith("1.")  # javacard.framework
     assert "A0000000620001" in imported  # java.lang

@@ -24,12 +24,14 @@ from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.tooling.cap import read_cap
 from cardsuite.trace import Trace
+from support import ABSENT_AID, ECHO_AID, ECHO_PACKAGE_AID
 
 pytestmark = pytest.mark.sim_only  # needs JPype access to the simulated card to enable its card manager
 
 ECHO = read_cap(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
 DEV = KeySet.single(bytes(range(0x40, 0x50)))
 ECHO_INS = 0x01  # the echo applet's loopback instruction
+APP, PKG = ECHO_AID.hex().upper(), ECHO_PACKAGE_AID.hex().upper()  # as the CLI prints them
 h = bytes.fromhex
 
 
@@ -103,7 +105,7 @@ def test_load_install_use_delete_reinstall(gp_card: GpCard, level: SecurityLevel
 def test_install_an_instance_under_its_own_aid(gp_card: GpCard) -> None:
     gp = gp_card.authenticated()
     gp.load_cap(ECHO)
-    instance = h("F0636172640199")
+    instance = ABSENT_AID
     gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0], instance, privileges=b"\x00", params=b"")
     assert gp.registry().application(instance) is not None
     assert gp_card.echo(instance) == b"\x01\x02\x03"
@@ -121,7 +123,7 @@ def test_loading_a_package_already_on_the_card_says_so(gp_card: GpCard, level: S
     with pytest.raises(AlreadyLoadedError) as again:
         gp.load_cap(ECHO)
     assert again.value.sw == 0x6985 and again.value.load_file.aid == ECHO.package_aid  # the card's own answer
-    assert "already loaded" in str(again.value) and "F06361726401 v1.0" in str(again.value)
+    assert "already loaded" in str(again.value) and f"{PKG} v1.0" in str(again.value)
     assert "AID is taken" not in str(again.value)
     # the channel still works, and the loaded package is untouched
     assert gp.registry().load_file(ECHO.package_aid) is not None
@@ -273,14 +275,14 @@ def test_cli_load_list_delete(project: Project, tmp_path: Path, capsys: pytest.C
     fixture = str(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
     status, out, err = _cli(card, ["gp", "load", fixture, "--install", "--dev-keys", "--level", "enc"], capsys)
     assert status == 0, err
-    assert "LOAD 3/3 blocks" in err and "installed F0636172640101" in out
+    assert "LOAD 3/3 blocks" in err and f"installed {APP}" in out
     status, out, _ = _cli(card, ["gp", "list", "--dev-keys"], capsys)
-    assert "APP: F0636172640101 (SELECTABLE)" in out and "PKG: F06361726401 (LOADED) v1.0" in out
-    assert "     Applet:  F0636172640101" in out
+    assert f"APP: {APP} (SELECTABLE)" in out and f"PKG: {PKG} (LOADED) v1.0" in out
+    assert f"     Applet:  {APP}" in out
     status, _, err = _cli(card, ["gp", "load", fixture, "--dev-keys"], capsys)
-    assert status == 1 and err.startswith("Error: package F06361726401 v1.0 is already loaded on the card")
-    status, out, _ = _cli(card, ["gp", "delete", "F06361726401", "--related", "--dev-keys"], capsys)
-    assert status == 0 and "deleted F06361726401 and related objects" in out
+    assert status == 1 and err.startswith(f"Error: package {PKG} v1.0 is already loaded on the card")
+    status, out, _ = _cli(card, ["gp", "delete", PKG, "--related", "--dev-keys"], capsys)
+    assert status == 0 and f"deleted {PKG} and related objects" in out
     status, out, _ = _cli(card, ["gp", "cplc"], capsys)
     assert status == 0 and "identity" in out and "cplc:" in out
 

@@ -11,13 +11,10 @@ from cardsuite.ecash.primitives import CaCertificate, RangeCertificate, new_refe
 from cardsuite.ecash.roles import Broker, CertificateAuthority, EcashStore, Vendor
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, manifest_transport_keys
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys
 
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
+from support import NUMBER_SECRET, PIN, PUK
 
-PIN = "2468"
-PUK = "11223344"
 SEED_COUNTS = (5000, 1000, 800, 50, 10)  # [P004]'s example certificate
 
 

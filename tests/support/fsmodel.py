@@ -14,13 +14,14 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
-from cardsuite.apdu import CommandAPDU
+import pytest
+from cardsuite.apdu import CommandAPDU, StatusError
 from cardsuite.fs.client import IsoFileSystem, SelectReturn, Structure, encode_fcp
 from cardsuite.transport.base import Transport
 
-ISO_AID = bytes.fromhex("0011223344552001")
-FSCLIENT_AID = bytes.fromhex("0011223344553001")
-PIN = b"1234"
+from support import ISO_AID
+
+PIN = b"1234"  # the ISO applet's PIN (its install parameters), not the wallet's
 ALWAYS5 = bytes(5)
 
 OK = 0x9000
@@ -37,6 +38,13 @@ def raw(card: Transport, text: str) -> tuple[bytes, int]:
     """A raw exchange from hex, e.g. raw(card, '00 A4 00 04 02 5000 00')."""
     response = card.exchange(CommandAPDU.from_hex(text))
     return response.data, response.sw
+
+
+def sw_of(call) -> int:
+    """The status word of a client call that must fail (the client raises StatusError on it)."""
+    with pytest.raises(StatusError) as caught:
+        call()
+    return caught.value.sw
 
 
 def swof(card: Transport, text: str) -> int:

@@ -12,15 +12,11 @@ from cardsuite.wallet.card import (
     Personalisation,
     WalletClient,
     WalletLifeCycle,
-    manifest_transport_keys,
     pin_block,
 )
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys
+from support import NUMBER_SECRET, PIN, status_word
 
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
-
-PIN = "0852"
 LIMITS = Limits(max_balance=50_000, max_payment=20_000, step_up=10_000)
 ISSUER = IssuerKeys.generate()
 ITEM = b"ticket"
@@ -47,30 +43,21 @@ def fresh(card, project) -> WalletClient:
     return client
 
 
-@pytest.fixture(scope="module")
-def transport_keys(project) -> IssuerKeys:
-    return manifest_transport_keys(project.manifest)
-
-
-def _sw(wallet: WalletClient, command: CommandAPDU) -> int:
-    return wallet.transport.transmit(command).sw
-
-
 @pytest.mark.isolated
 @pytest.mark.e2e
 def test_life_cycle_from_installed_to_terminated(fresh: WalletClient, transport_keys: IssuerKeys) -> None:
     status = fresh.status()
     assert (status.state, status.key_version) == (WalletLifeCycle.INSTALLED, 0xFF)
     for name, command in HOLDER_COMMANDS.items():
-        assert _sw(fresh, command) == 0x6985, name
-    assert _sw(fresh, CommandAPDU(0x80, 0x48, 0, 0, le=65)) == 0x6985  # no key pair yet
+        assert status_word(fresh, command) == 0x6985, name
+    assert status_word(fresh, CommandAPDU(0x80, 0x48, 0, 0, le=65)) == 0x6985  # no key pair yet
 
     fresh.open_issuer_session(transport_keys)
     fresh.personalise(_perso())
     assert fresh.status().state == WalletLifeCycle.PERSONALISED
     assert len(fresh.get_public_key()) == 65
     fresh.verify_pin(PIN)  # the holder may already use the PIN
-    assert _sw(fresh, HOLDER_COMMANDS["PAY"]) == 0x6985  # but not pay
+    assert status_word(fresh, HOLDER_COMMANDS["PAY"]) == 0x6985  # but not pay
     fresh.open_issuer_session(ISSUER)
     with pytest.raises(StatusError) as caught:
         fresh.personalise(_perso())
@@ -85,7 +72,7 @@ def test_life_cycle_from_installed_to_terminated(fresh: WalletClient, transport_
     fresh.block()
     assert fresh.status().state == WalletLifeCycle.BLOCKED
     for name, command in HOLDER_COMMANDS.items():
-        assert _sw(fresh, command) == 0x6985, name
+        assert status_word(fresh, command) == 0x6985, name
     with pytest.raises(StatusError) as caught:
         fresh.credit(1)
     assert caught.value.sw == 0x6985
@@ -98,8 +85,8 @@ def test_life_cycle_from_installed_to_terminated(fresh: WalletClient, transport_
     assert fresh.status().state == WalletLifeCycle.TERMINATED
     for name, command in {**HOLDER_COMMANDS, "GET PUBLIC KEY": CommandAPDU(0x80, 0x48, 0, 0, le=65),
                           "INITIALIZE UPDATE": CommandAPDU(0x80, 0x50, 0, 0, bytes(8), le=256)}.items():
-        assert _sw(fresh, command) == 0x6985, name
-    assert _sw(fresh, CommandAPDU(0x84, 0xF0, 0x04, 0, bytes(16))) == 0x6982  # the session ended too
+        assert status_word(fresh, command) == 0x6985, name
+    assert status_word(fresh, CommandAPDU(0x84, 0xF0, 0x04, 0, bytes(16))) == 0x6982  # the session ended too
 
 
 @pytest.mark.isolated
@@ -149,7 +136,7 @@ def test_issuer_limits_and_credit(fresh: WalletClient, transport_keys: IssuerKey
     fresh.set_limits(Limits(max_balance=100_000, max_payment=5, step_up=5))
     fresh.credit(1)
     fresh.verify_pin(PIN)
-    assert _sw(fresh, WalletClient.pay_command(6, MERCHANT, ITEM, 1)) == 0x6A80  # the new per-payment limit
+    assert status_word(fresh, WalletClient.pay_command(6, MERCHANT, ITEM, 1)) == 0x6A80  # the new per-payment limit
     fresh.pay(5, MERCHANT, ITEM)
     assert fresh.get_balance() == LIMITS.max_balance + 1 - 5
     log = fresh.read_log()
@@ -168,7 +155,7 @@ def test_issuer_limits_and_credit(fresh: WalletClient, transport_keys: IssuerKey
     (CommandAPDU(0x80, 0x50, 0, 1, bytes(8), le=256), 0x6A86),
 ])
 def test_class_instruction_and_parameter_checks(fresh: WalletClient, command: CommandAPDU, sw: int) -> None:
-    assert _sw(fresh, command) == sw
+    assert status_word(fresh, command) == sw
 
 
 @pytest.mark.sim_only

@@ -14,10 +14,8 @@ from cardsuite.wallet.cardnumber import CardNumber, luhn_check_digit
 from cardsuite.wallet.issuer import Issuer, IssuerSecret, load_transport_keys
 from cardsuite.wallet.sm import IssuerKeys
 from cardsuite.wallet.store import WalletStore
-from support import ecashkit
+from support import PIN, PUK, ecashkit
 
-PIN = "4812"
-PUK = "24681357"
 LIMITS = Limits(max_balance=100_000, max_payment=50_000, step_up=50_000)
 SECRET = IssuerSecret.generate("number hash test")
 

@@ -22,15 +22,12 @@ from cardsuite.wallet.card import (
     v_card,
 )
 from cardsuite.wallet.cardnumber import CardNumber
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
-
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
+from support import NUMBER_SECRET, PIN, status_word
 
 CARD_NUMBER = "9410123456789010"  # Luhn-valid, IIN 941012
-PIN = "8642"
 ISSUER = IssuerKeys.generate()
 LIMITS = Limits(max_balance=500_000, max_payment=100_000, step_up=30_000)
 MERCHANT = b"SHOP0001"
@@ -61,10 +58,6 @@ def wallet(card, pkc) -> WalletClient:
 
 def _state(wallet: WalletClient) -> tuple[int, int, list]:
     return wallet.get_balance(), wallet.status().counter, wallet.read_log()
-
-
-def _sw(wallet: WalletClient, command: CommandAPDU) -> int:
-    return wallet.transport.transmit(command).sw
 
 
 @pytest.mark.e2e
@@ -135,7 +128,7 @@ def test_every_card_generates_its_own_key_pair(card, pkc, project) -> None:
 def test_amount_outside_the_limits(wallet: WalletClient, amount: int, sw: int) -> None:
     before = _state(wallet)
     wallet.verify_pin(PIN)  # step-up satisfied: only the limit can refuse
-    assert _sw(wallet, WalletClient.pay_command(amount, MERCHANT, ITEM, 1)) == sw
+    assert status_word(wallet, WalletClient.pay_command(amount, MERCHANT, ITEM, 1)) == sw
     assert _state(wallet) == before
 
 
@@ -146,7 +139,7 @@ def test_balance_cannot_go_negative(card, project) -> None:
     client.open_issuer_session(ISSUER)
     client.credit(500)
     client.verify_pin(PIN)
-    assert _sw(client, WalletClient.pay_command(501, MERCHANT, ITEM, 1)) == 0x6985
+    assert status_word(client, WalletClient.pay_command(501, MERCHANT, ITEM, 1)) == 0x6985
     assert client.get_balance() == 500
     client.pay(500, MERCHANT, ITEM)
     assert client.get_balance() == 0
@@ -155,11 +148,11 @@ def test_balance_cannot_go_negative(card, project) -> None:
 def test_step_up_needs_a_verification_immediately_before(wallet: WalletClient, pkc) -> None:
     large = LIMITS.step_up + 1
     balance = wallet.get_balance()  # the verification is no longer "immediately before"
-    assert _sw(wallet, WalletClient.pay_command(large, MERCHANT, ITEM, 1)) == 0x6982
+    assert status_word(wallet, WalletClient.pay_command(large, MERCHANT, ITEM, 1)) == 0x6982
     wallet.verify_pin(PIN)
     assert wallet.pay(large, MERCHANT, ITEM).verify(pkc)
     # used up by that payment
-    assert _sw(wallet, WalletClient.pay_command(large, MERCHANT, ITEM, 1)) == 0x6982
+    assert status_word(wallet, WalletClient.pay_command(large, MERCHANT, ITEM, 1)) == 0x6982
     # at the threshold itself no step-up is needed
     wallet.pay(LIMITS.step_up, MERCHANT, ITEM)
     assert wallet.get_balance() == balance - large - LIMITS.step_up
@@ -167,7 +160,7 @@ def test_step_up_needs_a_verification_immediately_before(wallet: WalletClient, p
 
 def test_pay_needs_the_pin(wallet: WalletClient) -> None:
     wallet.select()
-    assert _sw(wallet, WalletClient.pay_command(10, MERCHANT, ITEM, 1)) == 0x6982
+    assert status_word(wallet, WalletClient.pay_command(10, MERCHANT, ITEM, 1)) == 0x6982
 
 
 @pytest.mark.parametrize("data, sw", [
@@ -177,7 +170,7 @@ def test_pay_needs_the_pin(wallet: WalletClient) -> None:
 ])
 def test_malformed_pay(wallet: WalletClient, data: bytes, sw: int) -> None:
     counter = wallet.status().counter
-    assert _sw(wallet, CommandAPDU(0x80, 0x54, 0, 0, data, le=256)) == sw
+    assert status_word(wallet, CommandAPDU(0x80, 0x54, 0, 0, data, le=256)) == sw
     assert wallet.status().counter == counter
 
 
@@ -194,14 +187,14 @@ def test_log_is_a_ring_newest_first(wallet: WalletClient) -> None:
 
 def test_read_record(wallet: WalletClient) -> None:
     wallet.pay(1, MERCHANT, ITEM)
-    assert _sw(wallet, CommandAPDU(0x00, 0xB2, 1, 0x04, le=29)) == 0x9000  # current EF
+    assert status_word(wallet, CommandAPDU(0x00, 0xB2, 1, 0x04, le=29)) == 0x9000  # current EF
     assert wallet.transport.exchange(CommandAPDU(0x00, 0xB2, 1, 0x0C, le=10)).sw == 0x6C1D  # Le: the record size
-    assert _sw(wallet, CommandAPDU(0x00, 0xB2, 0, 0x0C, le=29)) == 0x6A83
-    assert _sw(wallet, CommandAPDU(0x00, 0xB2, 11, 0x0C, le=29)) == 0x6A83
-    assert _sw(wallet, CommandAPDU(0x00, 0xB2, 1, 0x14, le=29)) == 0x6A82  # SFI 2: no such file
-    assert _sw(wallet, CommandAPDU(0x00, 0xB2, 1, 0x0D, le=29)) == 0x6A86
+    assert status_word(wallet, CommandAPDU(0x00, 0xB2, 0, 0x0C, le=29)) == 0x6A83
+    assert status_word(wallet, CommandAPDU(0x00, 0xB2, 11, 0x0C, le=29)) == 0x6A83
+    assert status_word(wallet, CommandAPDU(0x00, 0xB2, 1, 0x14, le=29)) == 0x6A82  # SFI 2: no such file
+    assert status_word(wallet, CommandAPDU(0x00, 0xB2, 1, 0x0D, le=29)) == 0x6A86
     wallet.select()
-    assert _sw(wallet, CommandAPDU(0x00, 0xB2, 1, 0x0C, le=29)) == 0x6982  # PIN first
+    assert status_word(wallet, CommandAPDU(0x00, 0xB2, 1, 0x0C, le=29)) == 0x6982  # PIN first
 
 
 @pytest.mark.isolated

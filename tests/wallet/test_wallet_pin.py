@@ -7,13 +7,9 @@ import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, manifest_transport_keys, pin_block
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys
+from support import NUMBER_SECRET, PIN, PUK, status_word
 
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
-
-PIN = "1357"
-PUK = "98765432"
 LIMITS = Limits(max_balance=100_000, max_payment=10_000, step_up=5_000)
 
 
@@ -46,12 +42,8 @@ def fresh(card, project) -> WalletClient:
     return _issue(card, project)
 
 
-def _sw(wallet: WalletClient, command: CommandAPDU) -> int:
-    return wallet.transport.transmit(command).sw
-
-
 def _verify(wallet: WalletClient, pin: str) -> int:
-    return _sw(wallet, CommandAPDU(0x00, 0x20, 0x00, 0x81, pin_block(pin)))
+    return status_word(wallet, CommandAPDU(0x00, 0x20, 0x00, 0x81, pin_block(pin)))
 
 
 @pytest.mark.e2e
@@ -68,14 +60,14 @@ def test_wrong_verify_cancels_an_earlier_verification(wallet: WalletClient) -> N
     wallet.verify_pin(PIN)
     assert wallet.get_balance() >= 0
     assert _verify(wallet, "9999") == 0x63C2
-    assert _sw(wallet, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982
+    assert status_word(wallet, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982
     wallet.verify_pin(PIN)
 
 
 def test_verification_ends_with_the_selection(wallet: WalletClient) -> None:
     wallet.verify_pin(PIN)
     wallet.select()
-    assert _sw(wallet, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982
+    assert status_word(wallet, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982
 
 
 @pytest.mark.parametrize("command", [
@@ -89,7 +81,7 @@ def test_the_pin_is_checked_before_the_parameters(wallet: WalletClient, command:
     """The command policy (WalletApplet.POLICY) checks class, state and PIN before a command parses anything:
     without the PIN a malformed command learns nothing more than a well-formed one."""
     wallet.select()
-    assert _sw(wallet, command) == 0x6982
+    assert status_word(wallet, command) == 0x6982
 
 
 @pytest.mark.parametrize("command, sw", [
@@ -104,14 +96,14 @@ def test_the_pin_is_checked_before_the_parameters(wallet: WalletClient, command:
     (CommandAPDU(0x80, 0x20, 0x00, 0x81, pin_block(PIN)), 0x6E00),  # ISO command in a proprietary class
 ])
 def test_malformed_pin_commands_cost_no_try(wallet: WalletClient, command: CommandAPDU, sw: int) -> None:
-    assert _sw(wallet, command) == sw
+    assert status_word(wallet, command) == sw
     assert wallet.status().pin_tries == 3
     assert wallet.status().puk_tries == 10
 
 
 @pytest.mark.e2e
 def test_change_pin(wallet: WalletClient) -> None:
-    assert _sw(wallet, CommandAPDU(0x00, 0x24, 0, 0x81, pin_block("0000") + pin_block("24682468"))) == 0x63C2
+    assert status_word(wallet, CommandAPDU(0x00, 0x24, 0, 0x81, pin_block("0000") + pin_block("24682468"))) == 0x63C2
     wallet.change_pin(PIN, "24682468")
     assert wallet.get_balance() >= 0  # the change verified the holder
     wallet.select()
@@ -125,14 +117,14 @@ def test_three_wrong_pins_block_and_the_puk_unblocks(fresh: WalletClient) -> Non
     assert [_verify(fresh, "0000") for _ in range(3)] == [0x63C2, 0x63C1, 0x63C0]
     assert _verify(fresh, PIN) == 0x6983  # blocked: even the right PIN is refused
     assert fresh.pin_tries_left() == 0
-    assert _sw(fresh, CommandAPDU(0x00, 0x24, 0, 0x81, pin_block(PIN) + pin_block("1111"))) == 0x6983
+    assert status_word(fresh, CommandAPDU(0x00, 0x24, 0, 0x81, pin_block(PIN) + pin_block("1111"))) == 0x6983
     # a wrong PUK costs a PUK try and leaves the PIN blocked
-    assert _sw(fresh, CommandAPDU(0x00, 0x2C, 0, 0x81, pin_block("11111111") + pin_block("4444"))) == 0x63C9
+    assert status_word(fresh, CommandAPDU(0x00, 0x2C, 0, 0x81, pin_block("11111111") + pin_block("4444"))) == 0x63C9
     assert fresh.status().puk_tries == 9
     fresh.unblock_pin(PUK, "4444")
     status = fresh.status()
     assert (status.pin_tries, status.puk_tries) == (3, 10)
-    assert _sw(fresh, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982  # RESET RETRY COUNTER does not verify
+    assert status_word(fresh, CommandAPDU(0x80, 0x5C, 0, 0, le=4)) == 0x6982  # RESET RETRY COUNTER does not verify
     assert _verify(fresh, PIN) == 0x63C2  # the old PIN is gone
     fresh.verify_pin("4444")
 
@@ -147,9 +139,9 @@ def test_puk_without_new_pin_keeps_the_pin(fresh: WalletClient) -> None:
 
 @pytest.mark.isolated
 def test_ten_wrong_puks_block_the_puk(fresh: WalletClient) -> None:
-    sws = [_sw(fresh, CommandAPDU(0x00, 0x2C, 1, 0x81, b"00000000")) for _ in range(10)]
+    sws = [status_word(fresh, CommandAPDU(0x00, 0x2C, 1, 0x81, b"00000000")) for _ in range(10)]
     assert sws == [0x63C0 | n for n in range(9, -1, -1)]
-    assert _sw(fresh, CommandAPDU(0x00, 0x2C, 1, 0x81, PUK.encode())) == 0x6983
+    assert status_word(fresh, CommandAPDU(0x00, 0x2C, 1, 0x81, PUK.encode())) == 0x6983
     fresh.verify_pin(PIN)  # the PIN itself still works
 
 
@@ -173,7 +165,7 @@ def test_try_counter_is_spent_before_the_comparison(fresh: WalletClient) -> None
 
 
 def test_wrong_pin_makes_exactly_one_write(wallet: WalletClient, request) -> None:
-    if request.config.getoption("--card") != "sim":
+    if request.config.getoption("--cardsuite-card") != "sim":
         pytest.skip("counts persistent writes on the in-process simulator")
     assert _verify(wallet, "0000") == 0x63C2
     assert wallet.transport.persistent_write_count() == 1

@@ -42,9 +42,8 @@ from cardsuite.wallet.merchant import (
 from cardsuite.wallet.store import SCHEMA_VERSION, WalletStore
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from support import PIN, PUK
 
-PIN = "2580"
-PUK = "11223344"
 LIMITS = Limits(max_balance=5_000_000, max_payment=200_000, step_up=30_000)
 SECRET = IssuerSecret(bytes.fromhex("5a" * 32), "test secret")
 

@@ -11,9 +11,8 @@ import pytest
 from cardsuite.cli import common as cli_common
 from cardsuite.cli import main as cli
 from cardsuite.transport.base import Transport
+from support import PIN, PUK
 
-PIN = "4827"
-PUK = "55667788"
 MASKED = re.compile(r"\b940001\*{6}\d{4}\b")
 _LONG_DIGITS = re.compile(r"\d{12,}")
 _HEX_TOKENS = re.compile(r"V-Card [0-9a-f]+…|auth code [0-9A-F]+")  # hex that may happen to be all digits

@@ -10,15 +10,12 @@ from dataclasses import replace
 import pytest
 from cardsuite.apdu import CommandAPDU, StatusError
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletLifeCycle, manifest_transport_keys
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys, IssuerSession, SecureMessagingError, session_keys
 from cryptography.hazmat.decrepit.ciphers.algorithms import TripleDES
 from cryptography.hazmat.primitives.ciphers import Cipher, modes
-
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
+from support import NUMBER_SECRET, PIN
 
 CARD_NUMBER = "4111111111111111"
-PIN = "2468"
 ISSUER = IssuerKeys(bytes.fromhex("00112233445566778899AABBCCDDEEFF"),
                     bytes.fromhex("0F1E2D3C4B5A69788796A5B4C3D2E1F0"))
 LIMITS = Limits(max_balance=1_000_000, max_payment=100_000, step_up=20_000)

@@ -1,6 +1,6 @@
 """Power lost at every persistent write of PAY, CREDIT, VERIFY and PERSONALISE leaves balance, counter,
 log and try counters either fully updated or untouched; random APDUs never move the balance and never
-get 6F00. In-process simulator only (SimulatorTransport.tear_after_writes)."""
+get 6F00. In-process simulator only (the plugin's `tear_at_every_write`, SimulatorTransport.tear_after_writes)."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError
+from cardsuite.testing.tearing import TearAtEveryWrite
 from cardsuite.wallet.card import (
     Limits,
     Personalisation,
@@ -17,17 +18,13 @@ from cardsuite.wallet.card import (
     manifest_transport_keys,
     pin_block,
 )
-from cardsuite.wallet.issuer import IssuerSecret
 from cardsuite.wallet.sm import IssuerKeys, IssuerSession
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keyed hash
+from support import NUMBER_SECRET, PIN, PUK
 
 pytestmark = [pytest.mark.sim_only]
 
-PIN = "4321"
-PUK = "87654321"
 LIMITS = Limits(max_balance=1_000_000, max_payment=100_000, step_up=100_000)
 ISSUER = IssuerKeys(bytes(range(16)), bytes(range(16, 32)))
 MERCHANT = b"TEAR0001"
@@ -59,29 +56,32 @@ def _power_cycle(client: WalletClient) -> None:
     client.select()
 
 
-def _tear_every_write(client: WalletClient, prepare, command_of, expect_writes: int | None = None) -> tuple:
+def _tear_every_write(tear: TearAtEveryWrite, client: WalletClient, prepare, command_of,
+                      expect_writes: int | None = None) -> tuple:
     """Runs the command once untorn to count its writes, then once torn at each of them. Returns the
     snapshots before and after the untorn run; every torn run must end in one of the two."""
     card = client.transport
     before = _snapshot(client)
     prepare()
-    card.send(command_of())
-    writes = card.persistent_write_count()
+    _, writes = tear.count_writes(lambda: card.send(command_of()))
     after = _snapshot(client)
     assert after != before
     if expect_writes is not None:
         assert writes == expect_writes
     outcomes = set()
-    for point in range(1, writes + 1):
-        start = _snapshot(client)
+    starts: list[tuple] = []
+
+    def snapshot_and_prepare() -> None:
+        starts.append(_snapshot(client))
         prepare()
-        card.tear_after_writes(point)
-        with pytest.raises(CardTornError):
-            card.transmit(command_of())
-        _power_cycle(client)
-        end = _snapshot(client)
+
+    def torn(point: int) -> None:
+        start, end = starts[-1], _snapshot(client)
         assert end in (start, _advanced(start, before, after)), f"torn at write {point} of {writes}"
         outcomes.add(end == start)
+
+    tear(lambda: card.transmit(command_of()), prepare=snapshot_and_prepare, recover=lambda: _power_cycle(client),
+         after_tear=torn, writes=writes)
     return writes, outcomes
 
 
@@ -92,22 +92,23 @@ def _advanced(start: tuple, before: tuple, after: tuple) -> tuple:
 
 
 @pytest.mark.isolated
-def test_pay_is_all_or_nothing_at_every_tear_point(card, project) -> None:
+def test_pay_is_all_or_nothing_at_every_tear_point(card, project, tear_at_every_write: TearAtEveryWrite) -> None:
     client = _issue(card, project)
-    writes, outcomes = _tear_every_write(client, lambda: client.verify_pin(PIN),
+    writes, outcomes = _tear_every_write(tear_at_every_write, client, lambda: client.verify_pin(PIN),
                                          lambda: WalletClient.pay_command(250, MERCHANT, b"item", 7))
     assert writes > 3
     assert outcomes == {True}  # every write is inside the transaction: a tear always rolls back
 
 
 @pytest.mark.isolated
-def test_credit_is_all_or_nothing_at_every_tear_point(card, project) -> None:
+def test_credit_is_all_or_nothing_at_every_tear_point(card, project, tear_at_every_write: TearAtEveryWrite) -> None:
     client = _issue(card, project)
 
     def command() -> CommandAPDU:
         return client.session.wrap(0x84, 0x52, 0, 0, (1_000).to_bytes(4, "big") + bytes(16))
 
-    writes, outcomes = _tear_every_write(client, lambda: client.open_issuer_session(ISSUER), command)
+    writes, outcomes = _tear_every_write(tear_at_every_write, client, lambda: client.open_issuer_session(ISSUER),
+                                         command)
     assert writes > 3
     assert outcomes == {True}
 
@@ -138,24 +139,22 @@ def test_right_pin_torn_after_the_decrement_costs_a_try(card, project) -> None:
 
 
 @pytest.mark.isolated
-def test_personalise_torn_leaves_an_installed_card_with_its_transport_keys(card, project) -> None:
+def test_personalise_torn_leaves_an_installed_card_with_its_transport_keys(
+        card, project, tear_at_every_write: TearAtEveryWrite) -> None:
     transport_keys = manifest_transport_keys(project.manifest)
     client = WalletClient(card)
-    point = 1
-    while True:
+
+    def prepare() -> None:
         client.select()
         client.open_issuer_session(transport_keys)
-        card.tear_after_writes(point)
-        try:
-            client.personalise(_perso())
-        except CardTornError:
-            _power_cycle(client)
-            status = client.status()
-            assert (status.state, status.key_version) == (WalletLifeCycle.INSTALLED, 0xFF), f"torn at write {point}"
-            point += 1
-            continue
-        break
-    assert point > 5
+
+    def torn(point: int) -> None:
+        status = client.status()
+        assert (status.state, status.key_version) == (WalletLifeCycle.INSTALLED, 0xFF), f"torn at write {point}"
+
+    done = tear_at_every_write(lambda: client.personalise(_perso()), prepare=prepare,
+                               recover=lambda: _power_cycle(client), after_tear=torn)
+    assert done.torn >= 5
     assert client.status().state == WalletLifeCycle.PERSONALISED
 
 

@@ -1,12 +1,21 @@
 """pytest plugin: the `card` fixture over the in-process simulator, the simulator behind vpcd, or a
 real reader, with the APDU trace of every failing test attached to its report.
 
-Options (environment fallback in brackets):
-  --card sim | vpcd | reader:<name or index>   [CARDSUITE_CARD]  default sim
-Markers:
+Options (group "cardsuite"; a command-line value overrides the environment, in brackets):
+  --cardsuite-card sim | vpcd | reader:<name or index>   [CARDSUITE_CARD]  default sim
+                   (`--card` is the same option, kept for existing command lines)
+Markers (checked at collection: a marker no plugin registered, e.g. a misspelt `sim_onyl`, or one of ours
+given arguments, is a usage error rather than a test that silently runs everywhere):
   e2e           also part of the end-to-end subset run over vpcd
   isolated      the test gets a fresh card of its own instead of the module's card
   sim_only      needs the in-process simulator (tearing); skipped on other cards
+Fixtures:
+  card                 the card for this test (the module's, or a fresh one when `isolated`), traced
+  module_card, card_factory, project
+  tear_at_every_write  a `TearAtEveryWrite` on `card`: sends a command torn at each of its persistent writes,
+                       resets the card and calls the test's check after each tear (sim only: skips elsewhere)
+The report header records the provenance of a run: the card, the jCardSim jar, whether the Oracle SDK
+(CAP files) is configured.
 """
 
 from __future__ import annotations
@@ -16,45 +25,82 @@ from collections.abc import Iterator
 
 import pytest
 
-from cardsuite.errors import TransportError
+from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.project import Project
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
+from cardsuite.testing.tearing import TearAtEveryWrite
+from cardsuite.tooling.toolchain import locate_cap_toolchain
 from cardsuite.trace import Trace
 from cardsuite.transport.base import Transport
 from cardsuite.transport.pcsc import PcscTransport
 
 _TRACE_KEY = pytest.StashKey[Trace]()
+CARD_OPTION = "cardsuite_card"  # the dest of --cardsuite-card and its alias --card
+MARKERS = {
+    "e2e": "end-to-end test, also run over vpcd",
+    "isolated": "give this test a fresh card of its own",
+    "sim_only": "needs the in-process simulator (e.g. tearing)",
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("cardsuite", "cardsuite cards")
     group.addoption(
-        "--card",
+        "--cardsuite-card", "--card",
+        dest=CARD_OPTION,
         default=os.environ.get("CARDSUITE_CARD", "sim"),
         help="card to test: sim (in-process jCardSim, default), vpcd (simulator behind pcscd/vpcd), "
         "reader:<name or index> (a real card; never used unless asked) [env CARDSUITE_CARD]",
     )
 
 
+def card_spec(config: pytest.Config) -> str:
+    return config.getoption(CARD_OPTION)
+
+
 def pytest_configure(config: pytest.Config) -> None:
-    config.addinivalue_line("markers", "e2e: end-to-end test, also run over vpcd")
-    config.addinivalue_line("markers", "isolated: give this test a fresh card of its own")
-    config.addinivalue_line("markers", "sim_only: needs the in-process simulator (e.g. tearing)")
-    card = config.getoption("--card")
+    for name, text in MARKERS.items():
+        config.addinivalue_line("markers", f"{name}: {text}")
+    card = card_spec(config)
     if not (card in ("sim", "vpcd") or card.startswith("reader:")):
-        raise pytest.UsageError(f"--card {card!r}: use sim, vpcd or reader:<name or index>")
+        raise pytest.UsageError(f"--cardsuite-card {card!r}: use sim, vpcd or reader:<name or index>")
 
 
-def pytest_report_header(config: pytest.Config) -> str:
-    return f"cardsuite card: {config.getoption('--card')}"
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Provenance: what the results were obtained on, so a report read later says which card and which
+    simulator (the jCardSim jar the bridge runs on) and whether the CAP-file tests could run."""
+    try:
+        project = Project.locate()
+        simulator = project.jcardsim_jar().stem
+    except ConfigurationError as error:
+        return [f"cardsuite card: {card_spec(config)}", f"cardsuite simulator: none ({error})"]
+    bridge = "built" if project.bridge_classes.is_dir() else "not built"
+    toolchain, _ = locate_cap_toolchain(project)
+    sdk = f"Oracle SDK {toolchain.kit.path.name}" if toolchain is not None else "no Oracle SDK (CAP tests skip)"
+    return [f"cardsuite card: {card_spec(config)}", f"cardsuite simulator: {simulator}, bridge {bridge}; {sdk}"]
+
+
+def _check_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """An unregistered marker is almost always a misspelt one of ours: fail the run instead of running it."""
+    registered = {line.split(":", 1)[0].split("(", 1)[0].strip() for line in config.getini("markers")}
+    wrong = []
+    for item in items:
+        for mark in item.iter_markers():
+            if mark.name not in registered:
+                wrong.append(f"{item.nodeid}: unknown marker {mark.name!r} (cardsuite's: {', '.join(MARKERS)})")
+            elif mark.name in MARKERS and (mark.args or mark.kwargs):
+                wrong.append(f"{item.nodeid}: marker {mark.name!r} takes no arguments")
+    if wrong:
+        raise pytest.UsageError("\n".join(sorted(set(wrong))))
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    card = config.getoption("--card")
+    _check_markers(config, items)
+    card = card_spec(config)
     if card == "sim":
         return
-    skip = pytest.mark.skip(reason=f"needs the in-process simulator, running on --card {card}")
+    skip = pytest.mark.skip(reason=f"needs the in-process simulator, running on --cardsuite-card {card}")
     for item in items:
         if item.get_closest_marker("sim_only"):
             item.add_marker(skip)
@@ -105,7 +151,7 @@ class _CardFactory:
 
 @pytest.fixture(scope="session")
 def card_factory(request: pytest.FixtureRequest, project: Project) -> _CardFactory:
-    return _CardFactory(request.config.getoption("--card"), project)
+    return _CardFactory(card_spec(request.config), project)
 
 
 @pytest.fixture(scope="module")
@@ -132,6 +178,15 @@ def card(request: pytest.FixtureRequest, card_factory: _CardFactory) -> Iterator
         transport.trace = None
         if isolated:
             card_factory.close(transport)
+
+
+@pytest.fixture
+def tear_at_every_write(card: Transport) -> TearAtEveryWrite:
+    """Tearing needs the in-process simulator: elsewhere the test skips (mark it `sim_only` too, so that
+    it is skipped at collection and not after its card was opened)."""
+    if not isinstance(card, SimulatorTransport):
+        pytest.skip("tearing needs the in-process simulator")
+    return TearAtEveryWrite(card)
 
 
 @pytest.hookimpl(hookwrapper=True)
