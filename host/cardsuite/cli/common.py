@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from cardsuite.errors import ConfigurationError
+from cardsuite.settings import ENV_APDU_TIMEOUT, ENV_CARD, ENV_TRACE
 from cardsuite.sim.targets import open_transport
 from cardsuite.trace import Trace, stream_sink
 from cardsuite.transport.base import Transport, apdu_timeout
@@ -61,9 +62,6 @@ def connect(args: argparse.Namespace) -> Transport:
     return transport
 
 
-ENV_PIN = "CARDSUITE_PIN"
-
-
 def read_secret(env: str, what: str, confirm: bool = False) -> str:
     """A PIN or PUK from the environment, else from a prompt on the terminal; never from argv."""
     value = os.environ.get(env)
@@ -80,16 +78,16 @@ def read_secret(env: str, what: str, confirm: bool = False) -> str:
 
 def add_card_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c", "--card", type=card_spec, default=os.environ.get("CARDSUITE_CARD", "sim"),
+        "-c", "--card", type=card_spec, default=os.environ.get(ENV_CARD, "sim"),
         help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index> "
-        "[env CARDSUITE_CARD, default sim]",
+        f"[env {ENV_CARD}, default sim]",
     )
     parser.add_argument(
-        "-t", "--trace", action="store_true", default=os.environ.get("CARDSUITE_TRACE", "") not in ("", "0"),
-        help="print every APDU exchange to stderr, secrets masked [env CARDSUITE_TRACE]",
+        "-t", "--trace", action="store_true", default=os.environ.get(ENV_TRACE, "") not in ("", "0"),
+        help=f"print every APDU exchange to stderr, secrets masked [env {ENV_TRACE}]",
     )
     parser.add_argument(
         "--apdu-timeout", metavar="SECONDS", default=None,
         help="how long a PC/SC card may take to answer one APDU (LOAD, INSTALL, DELETE 4x) "
-        "[env CARDSUITE_APDU_TIMEOUT, default 30]",
+        f"[env {ENV_APDU_TIMEOUT}, default 30]",
     )

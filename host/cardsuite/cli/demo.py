@@ -13,6 +13,7 @@ from unittest import mock
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
+from cardsuite.settings import ENV_CARD, ENV_DB, ENV_PIN
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator
 from cardsuite.tooling.manifest import load_manifest
@@ -44,7 +45,7 @@ def run_demo(project: Project) -> None:
 
     with tempfile.TemporaryDirectory() as scratch:
         # a throwaway database and the public development PIN and keys: this is a demonstration card
-        env = {"CARDSUITE_DB": str(Path(scratch) / "demo.db"), "CARDSUITE_PIN": "2580", "CARDSUITE_CARD": "sim"}
+        env = {ENV_DB: str(Path(scratch) / "demo.db"), ENV_PIN: "2580", ENV_CARD: "sim"}
         with mock.patch.dict(os.environ, env):
             for title, argv in (("the ISO applet's file tree", ["fs", "tree"]),
                                 ("wallet: personalise, enrol, credit, pay, log", ["wallet", "demo", "--dev-keys"]),

@@ -36,14 +36,14 @@ from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import PRIVILEGE_NAMES, encode_privileges
 from cardsuite.gp.keys import KeyProfile, load_key_profile
-from cardsuite.keysource import EnvironmentSource
 from cardsuite.gp.scp import LEVELS
+from cardsuite.keysource import EnvironmentSource
 from cardsuite.tooling.manifest import parse_aid
 from cardsuite.wallet.card import Limits
 

@@ -32,10 +32,15 @@ from pathlib import Path
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.scp import KeySet
 from cardsuite.keysource import DevelopmentSource, EnvironmentSource, KeySource, Offer, one_source, parse_hex, reference
-from cardsuite.settings import ENV_GP_KEY as ENV_KEY
-from cardsuite.settings import ENV_GP_KEY_DEK, ENV_GP_KEY_ENC, ENV_GP_KEY_MAC
-from cardsuite.settings import ENV_GP_KEY_PROFILE as ENV_PROFILE
-from cardsuite.settings import ENV_GP_KVN as ENV_KVN
+from cardsuite.settings import (
+    ENV_GP_KEY,
+    ENV_GP_KEY_DEK,
+    ENV_GP_KEY_ENC,
+    ENV_GP_KEY_MAC,
+    ENV_GP_KEY_PROFILE,
+    ENV_GP_KVN,
+)
+
 DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GP's well-known test key 40 41 .. 4F
 ROLES = ("enc", "mac", "dek")
 _ROLE_VARIABLES = {"enc": ENV_GP_KEY_ENC, "mac": ENV_GP_KEY_MAC, "dek": ENV_GP_KEY_DEK}
@@ -74,20 +79,20 @@ def parse_kvn(text: str | int, where: str) -> int:
 def keys_from_environment(env: Mapping[str, str] | None = None, kvn: int | None = None) -> KeyChoice | None:
     env = os.environ if env is None else env
     parts = {role: env.get(variable) for role, variable in _ROLE_VARIABLES.items()}
-    single = env.get(ENV_KEY)
+    single = env.get(ENV_GP_KEY)
     given = [name for name, value in parts.items() if value]
     if single and given:
-        raise ConfigurationError(f"set either {ENV_KEY} or {ENV_KEY}_ENC/_MAC/_DEK, not both")
+        raise ConfigurationError(f"set either {ENV_GP_KEY} or {ENV_GP_KEY}_ENC/_MAC/_DEK, not both")
     if given and len(given) != 3:
         missing = ", ".join(_ROLE_VARIABLES[n] for n in parts if n not in given)
-        raise ConfigurationError(f"{ENV_KEY}_ENC, _MAC and _DEK go together; missing {missing}")
+        raise ConfigurationError(f"{ENV_GP_KEY}_ENC, _MAC and _DEK go together; missing {missing}")
     if not single and not given:
         return None
-    version = kvn if kvn is not None else parse_kvn(env.get(ENV_KVN, "0"), ENV_KVN)
+    version = kvn if kvn is not None else parse_kvn(env.get(ENV_GP_KVN, "0"), ENV_GP_KVN)
     if single:
-        return KeyChoice(KeySet.single(_hex_key(single, ENV_KEY), version), f"${ENV_KEY}")
+        return KeyChoice(KeySet.single(_hex_key(single, ENV_GP_KEY), version), f"${ENV_GP_KEY}")
     keys = {n: _hex_key(v or "", _ROLE_VARIABLES[n]) for n, v in parts.items()}
-    return KeyChoice(KeySet(keys["enc"], keys["mac"], keys["dek"], version), f"${ENV_KEY}_ENC/_MAC/_DEK")
+    return KeyChoice(KeySet(keys["enc"], keys["mac"], keys["dek"], version), f"${ENV_GP_KEY}_ENC/_MAC/_DEK")
 
 
 # ---------------------------------------------------------------- key profile
@@ -104,24 +109,44 @@ class KeyProfile:
     development: bool = False
     references: Mapping[str, str] = field(default_factory=dict)  # key or enc/mac/dek -> "env:NAME"/"file:PATH"
 
+    def bind(self, env: Mapping[str, str] | None = None) -> BoundProfile:
+        return BoundProfile(self, os.environ if env is None else env)
+
     def resolve(self, env: Mapping[str, str] | None = None) -> KeyChoice:
         """The keys, read now from the environment or the key files (or the public development keys)."""
-        if self.development:
-            return KeyChoice(KeySet.single(DEVELOPMENT_KEY, self.kvn),
-                             f"the public development keys 40..4F (key profile {self.path.name})", self.scp)
-        values = {name: self._read(name, value, env) for name, value in self.references.items()}
-        if "key" in values:
-            keys = KeySet.single(values["key"], self.kvn)
-        else:
-            keys = KeySet(values["enc"], values["mac"], values["dek"], self.kvn)
-        return KeyChoice(keys, f"key profile {self.path}", self.scp)
+        return self.bind(env).choice()
 
-    def _read(self, name: str, value: str, env: Mapping[str, str] | None) -> bytes:
-        where = f"keys.{name} in {self.path}"
-        source, key_name = reference(value, where, self.path.parent, env)
+
+@dataclass(frozen=True)
+class BoundProfile:
+    """A key profile as a ``KeySource`` of the roles enc, mac and dek, reading the sources it names."""
+
+    profile: KeyProfile
+    env: Mapping[str, str] = field(repr=False)
+
+    def get(self, name: str) -> bytes:
+        if self.profile.development:
+            return DEVELOPMENT_KEY
+        role = "key" if "key" in self.profile.references else name
+        where = f"keys.{role} in {self.profile.path}"
+        source, key_name = reference(self.profile.references[role], where, self.profile.path.parent, self.env)
         if isinstance(source, EnvironmentSource):
             return _hex_key(source.text(key_name, where), f"${key_name} ({where})")
         return _key(source.get(key_name), where)
+
+    def describe(self, name: str) -> str:
+        return f"key profile {self.profile.path}"
+
+    def choice(self) -> KeyChoice:
+        profile = self.profile
+        if profile.development:
+            return KeyChoice(KeySet.single(DEVELOPMENT_KEY, profile.kvn),
+                             f"the public development keys 40..4F (key profile {profile.path.name})", profile.scp)
+        if "key" in profile.references:
+            keys = KeySet.single(self.get("key"), profile.kvn)
+        else:
+            keys = KeySet(*(self.get(role) for role in ROLES), profile.kvn)
+        return KeyChoice(keys, self.describe(""), profile.scp)
 
 
 def _read_profile(path: Path) -> dict:
@@ -208,17 +233,17 @@ def resolve_keys(profile: Path | None = None, dev_keys: bool = False, kvn: int |
     """The keys to use: from a key profile, the environment, or the development keys when (and only when)
     asked for; exactly one of them (``cardsuite.keysource.one_source``)."""
     env = os.environ if env is None else env
-    if profile is None and env.get(ENV_PROFILE):
-        profile = Path(env[ENV_PROFILE])  # --key-profile and its variable are one setting: the option wins
+    if profile is None and env.get(ENV_GP_KEY_PROFILE):
+        profile = Path(env[ENV_GP_KEY_PROFILE])  # --key-profile and its variable are one setting: the option wins
     from_env = keys_from_environment(env, kvn)
     chosen = one_source("GlobalPlatform keys", [
-        Offer("a key profile", EnvironmentSource(env)) if profile is not None else None,
-        Offer(f"${ENV_KEY}*", EnvironmentSource(env)) if from_env is not None else None,
+        Offer("a key profile", load_key_profile(profile).bind(env)) if profile is not None else None,
+        Offer(f"${ENV_GP_KEY}*", EnvironmentSource(env)) if from_env is not None else None,
         Offer("--dev-keys", DEVELOPMENT_SOURCE) if dev_keys else None,
-    ], how=f"set {ENV_KEY} (or {ENV_KEY}_ENC/_MAC/_DEK), give a key profile (--key-profile or ${ENV_PROFILE}), "
-           "or pass --dev-keys for the public test keys 40..4F")
-    if profile is not None:
-        choice = load_key_profile(profile).resolve(env)
+    ], how=f"set {ENV_GP_KEY} (or {ENV_GP_KEY}_ENC/_MAC/_DEK), give a key profile (--key-profile or "
+           f"${ENV_GP_KEY_PROFILE}), or pass --dev-keys for the public test keys 40..4F")
+    if isinstance(chosen.source, BoundProfile):
+        choice = chosen.source.choice()
         if kvn is not None:
             keys = KeySet(choice.keys.enc, choice.keys.mac, choice.keys.dek, kvn)
             choice = KeyChoice(keys, choice.source, choice.scp)
@@ -226,4 +251,4 @@ def resolve_keys(profile: Path | None = None, dev_keys: bool = False, kvn: int |
     if from_env is not None:
         return from_env
     assert chosen.label == "--dev-keys"
-    return development_keys(kvn if kvn is not None else parse_kvn(env.get(ENV_KVN, "0"), ENV_KVN))
+    return development_keys(kvn if kvn is not None else parse_kvn(env.get(ENV_GP_KVN, "0"), ENV_GP_KVN))
