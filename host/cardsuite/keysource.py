@@ -26,6 +26,9 @@ from typing import Protocol
 
 from cardsuite.errors import ConfigurationError
 
+GP_DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GlobalPlatform's well-known test key 40 41 .. 4F (public)
+KEY_LENGTHS = (16, 24, 32)  # AES-128/192/256 (SCP03); 3DES two- and three-key (SCP02 uses 16)
+
 
 class MissingSecret(ConfigurationError):
     """No source gives the secret; the message says how to supply it."""
@@ -47,6 +50,19 @@ def parse_hex(text: str, where: str, what: str = "hex") -> bytes:
         return bytes.fromhex("".join(text.split()))
     except ValueError:
         raise ConfigurationError(f"{where} is not {what}") from None
+
+
+def parse_key_list(text: str, where: str, count: int) -> tuple[bytes, ...]:
+    """``count`` keys as "K1:K2:..." in hex, or one hex key for all of them (CARDSUITE_SIM_KEYS's form, which
+    the bridge parses the same way); each 16, 24 or 32 bytes. Errors never show the text."""
+    parts = text.strip().split(":")
+    if len(parts) not in (1, count):
+        raise ConfigurationError(f"{where} holds {len(parts)} keys: give {count} separated by ':' or one for all")
+    keys = tuple(parse_hex(part, f"{where} (key {i + 1})", "a hex key") for i, part in enumerate(parts))
+    for i, key in enumerate(keys):
+        if len(key) not in KEY_LENGTHS:
+            raise ConfigurationError(f"{where} (key {i + 1}) must be 16, 24 or 32 bytes, got {len(key)}")
+    return keys * count if len(keys) == 1 else keys
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from typing import NoReturn
 
 from cardsuite.errors import ConfigurationError
+from cardsuite.keysource import EnvironmentSource, MissingSecret
 from cardsuite.settings import ENV_APDU_TIMEOUT, ENV_CARD, ENV_TRACE
 from cardsuite.sim.targets import open_transport
 from cardsuite.trace import Trace, stream_sink
@@ -63,14 +64,18 @@ def connect(args: argparse.Namespace) -> Transport:
 
 
 def read_secret(env: str, what: str, confirm: bool = False) -> str:
-    """A PIN or PUK from the environment, else from a prompt on the terminal; never from argv."""
-    value = os.environ.get(env)
-    if value is None:
-        if not sys.stdin.isatty():
-            raise ConfigurationError(f"the {what} is needed: set {env} (no terminal to ask on)")
-        value = getpass.getpass(f"{what}: ")
-        if confirm and getpass.getpass(f"{what} again: ") != value:
-            raise ConfigurationError(f"the two {what} entries differ")
+    """A PIN or PUK from the environment (``cardsuite.keysource``), else from a prompt on the terminal; never
+    from argv. Set but empty is an error, not a prompt: an empty variable is a mistake in a script."""
+    source = EnvironmentSource()
+    if env in source.env:
+        if not source.env[env]:
+            raise ConfigurationError(f"an empty {what} (${env} is set but empty)")
+        return source.text(env, what)
+    if not sys.stdin.isatty():
+        raise MissingSecret(f"the {what} is needed: set {env} (no terminal to ask on)")
+    value = getpass.getpass(f"{what}: ")
+    if confirm and getpass.getpass(f"{what} again: ") != value:
+        raise ConfigurationError(f"the two {what} entries differ")
     if not value:
         raise ConfigurationError(f"an empty {what}")
     return value

@@ -13,7 +13,7 @@ from cardsuite.cli.common import EXIT_ERROR, CliParser, add_card_options, connec
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.settings import ENV_ROOT, ENV_SIM_KEYS, ENV_STATE
-from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.sim.bridge import CardManagerConfig, simulator_keys
 from cardsuite.sim.vpcd import VpcdSimulator
 from cardsuite.transport.pcsc import PcscTransport
 
@@ -42,7 +42,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     project = Project.locate()
-    manager = CardManagerConfig(args.card_manager) if args.card_manager else None
+    manager = CardManagerConfig(args.card_manager, keys=simulator_keys()) if args.card_manager else None
     applets = [] if args.empty else None
     simulators = [VpcdSimulator(project, slot=slot, trace=args.trace, card_manager=manager, applets=applets)
                   for slot in range(args.slots)]

@@ -31,7 +31,16 @@ from pathlib import Path
 
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.scp import KeySet
-from cardsuite.keysource import DevelopmentSource, EnvironmentSource, KeySource, Offer, one_source, parse_hex, reference
+from cardsuite.keysource import (
+    GP_DEVELOPMENT_KEY,
+    DevelopmentSource,
+    EnvironmentSource,
+    KeySource,
+    Offer,
+    one_source,
+    parse_hex,
+    reference,
+)
 from cardsuite.settings import (
     ENV_GP_KEY,
     ENV_GP_KEY_DEK,
@@ -41,7 +50,7 @@ from cardsuite.settings import (
     ENV_GP_KVN,
 )
 
-DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GP's well-known test key 40 41 .. 4F
+DEVELOPMENT_KEY = GP_DEVELOPMENT_KEY
 ROLES = ("enc", "mac", "dek")
 _ROLE_VARIABLES = {"enc": ENV_GP_KEY_ENC, "mac": ENV_GP_KEY_MAC, "dek": ENV_GP_KEY_DEK}
 _PROFILE_ENTRIES = {"kvn", "scp", "development", "keys", "description"}
