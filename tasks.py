@@ -199,11 +199,12 @@ def sim(c, slots=1, trace=False, card_manager="", empty=False):
                          "profile": "card profile [default profiles/cards/sim-suite.toml]"})
 def install(c, card="", profile="profiles/cards/sim-suite.toml"):
     """Load, install and personalise the suite through our GlobalPlatform client (`cardsuite deploy`)."""
+    from cardsuite import settings
     from cardsuite.sim.bridge import CardManagerConfig
     from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 
     # the simulated wallet's PIN/PUK when none are set: a demo card, never a real one (--card)
-    env = dict(os.environ) if card else {"CARDSUITE_PIN": "1234", "CARDSUITE_PUK": "12345678", **os.environ}
+    env = dict(os.environ) if card else {settings.ENV_PIN: "1234", settings.ENV_PUK: "12345678", **os.environ}
     deploy = [sys.executable, "-m", "cardsuite", "deploy", str(ROOT / profile)]
     if card:
         _sh([*deploy, "--card", card], cwd=ROOT, env=env)

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardsuite.errors import ConfigurationError
+from cardsuite.settings import ENV_ROOT
 
 MANIFEST = Path("applets") / "manifest.toml"
 
@@ -17,18 +18,18 @@ def _looks_like_root(path: Path) -> bool:
 
 
 def find_root() -> Path:
-    env = os.environ.get("CARDSUITE_ROOT")
+    env = os.environ.get(ENV_ROOT)
     if env:
         root = Path(env).resolve()
         if not _looks_like_root(root):
-            raise ConfigurationError(f"CARDSUITE_ROOT={env} has no {MANIFEST}")
+            raise ConfigurationError(f"{ENV_ROOT}={env} has no {MANIFEST}")
         return root
     for start in (Path.cwd(), Path(__file__).resolve().parent):
         for candidate in (start, *start.parents):
             if _looks_like_root(candidate):
                 return candidate
     raise ConfigurationError(
-        f"cannot find the cardsuite project (a folder with {MANIFEST}); run from inside it or set CARDSUITE_ROOT"
+        f"cannot find the cardsuite project (a folder with {MANIFEST}); run from inside it or set {ENV_ROOT}"
     )
 
 

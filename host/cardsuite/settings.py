@@ -9,7 +9,9 @@ directory: a relative ``CARDSUITE_STATE`` is refused, a relative ``XDG_STATE_HOM
 specification says). The directory is created 0700 when something is first written, not when a path is
 only computed: reading never creates anything.
 
-Each variable is named here once, with its default.
+Each variable is named here once, with its default; every other module reads the names from here (a test
+fails on a ``"CARDSUITE_`` literal elsewhere, and on a name here that README or the option help does not
+document). The CLI's options override the variable of the same name.
 """
 
 from __future__ import annotations
@@ -24,6 +26,36 @@ ENV_STATE = "CARDSUITE_STATE"  # the state directory [default $XDG_STATE_HOME/ca
 ENV_GUARD = "CARDSUITE_GP_GUARD"  # the brick guard's database [default <state>/gp-guard.db]
 ENV_DB = "CARDSUITE_DB"  # the issuer's and merchant's database [default <state>/wallet.db]
 ENV_INVENTORY = "CARDSUITE_INVENTORY"  # the inventory's URL [default sqlite:///<state>/inventory.db]
+
+# -- where things are
+ENV_ROOT = "CARDSUITE_ROOT"  # the checkout (a folder with applets/manifest.toml) [default: found from the cwd]
+ENV_CACHE = "CARDSUITE_CACHE"  # downloaded SDKs and jars [default $XDG_CACHE_HOME/cardsuite]
+ENV_JC_HOME = "CARDSUITE_JC_HOME"  # the Oracle Java Card kit [default cardsuite.local.toml, else the cache]
+ENV_ANT_JAVACARD = "CARDSUITE_ANT_JAVACARD"  # ant-javacard.jar [default cardsuite.local.toml, else the cache]
+ENV_GP_JAR = "CARDSUITE_GP_JAR"  # GlobalPlatformPro's gp.jar, for the comparison tests [default: none]
+
+# -- the card and the link
+ENV_CARD = "CARDSUITE_CARD"  # --card: sim, vpcd[:slot], reader:<name or index> [default sim]
+ENV_TRACE = "CARDSUITE_TRACE"  # --trace: any value but "" and "0" traces APDUs (masked) [default off]
+ENV_APDU_TIMEOUT = "CARDSUITE_APDU_TIMEOUT"  # --apdu-timeout, seconds per APDU on PC/SC [default 30]
+ENV_AID = "CARDSUITE_AID"  # fs --aid: the file system application [default the ISO applet]
+ENV_IIN = "CARDSUITE_IIN"  # --iin: the issuer identification number [default 940001; e-cash 941012]
+
+# -- secrets (read through cardsuite.keysource; never from the command line)
+ENV_PIN = "CARDSUITE_PIN"  # the cardholder's PIN [default: a prompt on the terminal]
+ENV_NEW_PIN = "CARDSUITE_NEW_PIN"  # the new PIN of change-pin / unblock [default: a prompt]
+ENV_PUK = "CARDSUITE_PUK"  # the PUK [default: a prompt]
+ENV_GP_KEY = "CARDSUITE_GP_KEY"  # one GlobalPlatform key for ENC, MAC and DEK (hex); or the three below
+ENV_GP_KEY_ENC = "CARDSUITE_GP_KEY_ENC"
+ENV_GP_KEY_MAC = "CARDSUITE_GP_KEY_MAC"
+ENV_GP_KEY_DEK = "CARDSUITE_GP_KEY_DEK"
+ENV_GP_KVN = "CARDSUITE_GP_KVN"  # the key version number [default 0, the card's default set]
+ENV_GP_KEY_PROFILE = "CARDSUITE_GP_KEY_PROFILE"  # --key-profile [default: none]
+ENV_ISSUER_SECRET = "CARDSUITE_ISSUER_SECRET"  # the issuer master secret, hex [default: none]
+ENV_ISSUER_KEY_FILE = "CARDSUITE_ISSUER_KEY_FILE"  # --issuer-key-file [default: none]
+ENV_TRANSPORT_KEYS = "CARDSUITE_TRANSPORT_KEYS"  # a fresh wallet's transport keys, hex K_E || K_A [default: none]
+ENV_SIM_KEYS = "CARDSUITE_SIM_KEYS"  # the simulated card manager's keys, ENC:MAC:DEK or one key (hex)
+#                                      [default the public development keys: the simulator is a development card]
 
 GUARD_FILE = "gp-guard.db"
 WALLET_FILE = "wallet.db"

@@ -1,5 +1,5 @@
-"""Where GlobalPlatform keys come from (cardsuite.gp.keys): the environment or a key profile, the development
-keys only when asked, and two sources at once refused."""
+"""Where GlobalPlatform keys come from (cardsuite.gp.keys): the environment or a key profile naming variables
+and key files, the development keys only when asked, and two sources at once refused."""
 
 from __future__ import annotations
 
@@ -55,15 +55,37 @@ def test_two_sources_are_refused() -> None:
         resolve_keys(dev_keys=True, env={"CARDSUITE_GP_KEY": KEY_A})
 
 
-def test_key_profile_with_literal_and_environment_keys(tmp_path: Path) -> None:
+def test_key_profile_with_key_files_and_environment_keys(tmp_path: Path) -> None:
+    for name, text in (("enc.key", KEY_A + "\n"), ("dek.key", KEY_A)):
+        (tmp_path / name).write_text(text)
+        os.chmod(tmp_path / name, 0o600)
     profile = tmp_path / "keys.toml"
-    profile.write_text(f'kvn = 0x30\nscp = 3\n[keys]\nenc = "{KEY_A}"\nmac = "env:SHOP_MAC"\ndek = "{KEY_A}"\n')
-    os.chmod(profile, 0o600)
+    profile.write_text('kvn = 0x30\nscp = 3\n[keys]\nenc = "file:enc.key"\nmac = "env:SHOP_MAC"\n'
+                       f'dek = "file:{tmp_path / "dek.key"}"\n')
     choice = resolve_keys(profile=profile, env={"SHOP_MAC": KEY_B})
     assert choice.keys.kvn == 0x30 and choice.scp == 3 and choice.keys.mac == bytes.fromhex(KEY_B)
+    assert choice.keys.enc == choice.keys.dek == bytes.fromhex(KEY_A)
     assert str(profile) in choice.source
     via_env = resolve_keys(env={"CARDSUITE_GP_KEY_PROFILE": str(profile), "SHOP_MAC": KEY_B})
     assert via_env.keys == choice.keys
+
+
+def test_a_key_value_in_a_profile_is_refused(tmp_path: Path) -> None:
+    """One policy with deploy (tests/deploy/test_key_profiles.py): a profile may be committed, so it names
+    where keys are and never holds one; this profile was accepted by `cardsuite gp` before."""
+    profile = tmp_path / "keys.toml"
+    profile.write_text(f'[keys]\nkey = "{KEY_A}"\n')
+    os.chmod(profile, 0o600)
+    with pytest.raises(ConfigurationError, match="keys.key holds a key value") as refused:
+        resolve_keys(profile=profile, env={})
+    assert KEY_A not in str(refused.value)
+
+
+def test_development_profile_is_the_explicit_request(tmp_path: Path) -> None:
+    profile = tmp_path / "dev.toml"
+    profile.write_text("development = true\nkvn = 1\n")
+    choice = resolve_keys(profile=profile, env={})
+    assert choice.keys.enc == DEVELOPMENT_KEY and choice.keys.kvn == 1 and "development" in choice.source
 
 
 @pytest.mark.parametrize(("text", "message"), [
@@ -82,9 +104,19 @@ def test_bad_key_profiles(tmp_path: Path, text: str, message: str) -> None:
         resolve_keys(profile=profile, env={})
 
 
-def test_readable_profile_with_keys_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_key_file_readable_by_others_is_refused(tmp_path: Path) -> None:
+    key_file = tmp_path / "card.key"
+    key_file.write_text(KEY_A)
+    os.chmod(key_file, 0o644)
     profile = tmp_path / "keys.toml"
-    profile.write_text(f'[keys]\nkey = "{KEY_A}"\n')
-    os.chmod(profile, 0o644)
-    resolve_keys(profile=profile, env={})
-    assert "readable by others" in caplog.text and KEY_A not in caplog.text
+    profile.write_text('[keys]\nkey = "file:card.key"\n')
+    with pytest.raises(ConfigurationError, match="readable by others: chmod 600") as refused:
+        resolve_keys(profile=profile, env={})
+    assert KEY_A not in str(refused.value)
+    os.chmod(key_file, 0o600)
+    assert resolve_keys(profile=profile, env={}).keys.enc == bytes.fromhex(KEY_A)
+    (tmp_path / "short.key").write_text("4041")
+    os.chmod(tmp_path / "short.key", 0o600)
+    profile.write_text('[keys]\nkey = "file:short.key"\n')
+    with pytest.raises(ConfigurationError, match="16, 24 or 32 bytes, got 2"):
+        resolve_keys(profile=profile, env={})

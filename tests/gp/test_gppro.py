@@ -15,9 +15,10 @@ from pathlib import Path
 
 import pytest
 from cardsuite.gp.client import GPError
-from cardsuite.gp.gppro import ENV_JAR, GPPro, GPProError, parse_list_output
+from cardsuite.gp.gppro import GPPro, GPProError, parse_list_output
 from cardsuite.gp.guard import BrickGuard, BrickGuardError
 from cardsuite.gp.scp import CardCryptogramError, KeySet
+from cardsuite.settings import ENV_GP_JAR
 
 KEYS = KeySet(bytes.fromhex("00112233445566778899AABBCCDDEEFF"), bytes(range(16)), bytes(range(16, 32)), kvn=0x30)
 h = bytes.fromhex
@@ -142,7 +143,7 @@ def test_keys_are_masked_in_what_is_kept(tmp_path: Path, fake_java: Path) -> Non
 
 
 def test_configuration_errors(tmp_path: Path) -> None:
-    with pytest.raises(Exception, match=f"set {ENV_JAR}"):
+    with pytest.raises(Exception, match=f"set {ENV_GP_JAR}"):
         GPPro.from_environment(env={})
     with pytest.raises(Exception, match="gp.jar not found"):
         GPPro(tmp_path / "missing.jar")
@@ -153,9 +154,9 @@ def test_configuration_errors(tmp_path: Path) -> None:
 
 @pytest.fixture
 def gp_jar() -> Path:
-    jar = os.environ.get(ENV_JAR)
+    jar = os.environ.get(ENV_GP_JAR)
     if not jar:
-        pytest.skip(f"no GlobalPlatformPro: set {ENV_JAR} to a gp.jar (it is not on Maven Central here) "
+        pytest.skip(f"no GlobalPlatformPro: set {ENV_GP_JAR} to a gp.jar (it is not on Maven Central here) "
                     "to run the wrapper against a simulated card")
     return Path(jar)
 

@@ -8,11 +8,9 @@ import sqlite3
 
 import pytest
 from cardsuite.errors import ConfigurationError
+from cardsuite.settings import ENV_ISSUER_KEY_FILE, ENV_ISSUER_SECRET, ENV_TRANSPORT_KEYS
 from cardsuite.wallet.cardnumber import CardNumber
 from cardsuite.wallet.issuer import (
-    ENV_KEY_FILE,
-    ENV_SECRET,
-    ENV_TRANSPORT_KEYS,
     Issuer,
     IssuerSecret,
     load_transport_keys,
@@ -30,23 +28,23 @@ def test_no_secret_configured_is_an_error_not_the_development_key() -> None:
 def test_the_development_secret_only_when_asked_and_never_beside_a_real_one() -> None:
     assert IssuerSecret.load(environ={}, dev=True).is_development
     with pytest.raises(ConfigurationError, match="both given"):
-        IssuerSecret.load(environ={ENV_SECRET: HEX_SECRET}, dev=True)
+        IssuerSecret.load(environ={ENV_ISSUER_SECRET: HEX_SECRET}, dev=True)
 
 
 def test_secret_from_the_environment_or_a_private_key_file(tmp_path) -> None:
-    from_env = IssuerSecret.load(environ={ENV_SECRET: HEX_SECRET})
+    from_env = IssuerSecret.load(environ={ENV_ISSUER_SECRET: HEX_SECRET})
     key_file = tmp_path / "issuer.key"
     key_file.write_text(HEX_SECRET + "\n")
     key_file.chmod(0o600)
-    from_file = IssuerSecret.load(environ={ENV_KEY_FILE: str(key_file)})
+    from_file = IssuerSecret.load(environ={ENV_ISSUER_KEY_FILE: str(key_file)})
     assert from_env.check_value == from_file.check_value and not from_env.is_development
     key_file.chmod(0o644)
     with pytest.raises(ConfigurationError, match="chmod 600"):
         IssuerSecret.load(environ={}, key_file=key_file)
     with pytest.raises(ConfigurationError, match="at least 32"):
-        IssuerSecret.load(environ={ENV_SECRET: "00" * 16})
+        IssuerSecret.load(environ={ENV_ISSUER_SECRET: "00" * 16})
     with pytest.raises(ConfigurationError, match="not hex"):
-        IssuerSecret.load(environ={ENV_SECRET: "zz" * 32})
+        IssuerSecret.load(environ={ENV_ISSUER_SECRET: "zz" * 32})
 
 
 def test_the_secret_never_shows_in_a_repr() -> None:

@@ -17,13 +17,14 @@ from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.gp.keys import development_keys
 from cardsuite.project import Project
+from cardsuite.settings import ENV_PIN, ENV_PUK
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.transport.base import Transport
 
 PROFILE = Path("profiles") / "cards" / "sim-suite.toml"
-BENCH_ENV = {"CARDSUITE_PIN": "1234", "CARDSUITE_PUK": "12345678"}  # a simulated card's demo PIN
+BENCH_ENV = {ENV_PIN: "1234", ENV_PUK: "12345678"}  # a simulated card's demo PIN
 
 
 def _per_package(project: Project, transport: Transport) -> list[dict[str, object]]:

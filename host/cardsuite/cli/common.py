@@ -11,6 +11,8 @@ from collections.abc import Callable
 from typing import NoReturn, TextIO
 
 from cardsuite.errors import ConfigurationError
+from cardsuite.keysource import EnvironmentSource, MissingSecret
+from cardsuite.settings import ENV_APDU_TIMEOUT, ENV_CARD, ENV_TRACE
 from cardsuite.sim.targets import open_transport
 from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport, apdu_timeout
@@ -71,18 +73,19 @@ def connect(args: argparse.Namespace) -> Transport:
     return transport
 
 
-ENV_PIN = "CARDSUITE_PIN"
-
-
 def read_secret(env: str, what: str, confirm: bool = False) -> str:
-    """A PIN or PUK from the environment, else from a prompt on the terminal; never from argv."""
-    value = os.environ.get(env)
-    if value is None:
-        if not sys.stdin.isatty():
-            raise ConfigurationError(f"the {what} is needed: set {env} (no terminal to ask on)")
-        value = getpass.getpass(f"{what}: ")
-        if confirm and getpass.getpass(f"{what} again: ") != value:
-            raise ConfigurationError(f"the two {what} entries differ")
+    """A PIN or PUK from the environment (``cardsuite.keysource``), else from a prompt on the terminal; never
+    from argv. Set but empty is an error, not a prompt: an empty variable is a mistake in a script."""
+    source = EnvironmentSource()
+    if env in source.env:
+        if not source.env[env]:
+            raise ConfigurationError(f"an empty {what} (${env} is set but empty)")
+        return source.text(env, what)
+    if not sys.stdin.isatty():
+        raise MissingSecret(f"the {what} is needed: set {env} (no terminal to ask on)")
+    value = getpass.getpass(f"{what}: ")
+    if confirm and getpass.getpass(f"{what} again: ") != value:
+        raise ConfigurationError(f"the two {what} entries differ")
     if not value:
         raise ConfigurationError(f"an empty {what}")
     return value
@@ -90,16 +93,16 @@ def read_secret(env: str, what: str, confirm: bool = False) -> str:
 
 def add_card_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-c", "--card", type=card_spec, default=os.environ.get("CARDSUITE_CARD", "sim"),
+        "-c", "--card", type=card_spec, default=os.environ.get(ENV_CARD, "sim"),
         help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index> "
-        "[env CARDSUITE_CARD, default sim]",
+        f"[env {ENV_CARD}, default sim]",
     )
     parser.add_argument(
-        "-t", "--trace", action="store_true", default=os.environ.get("CARDSUITE_TRACE", "") not in ("", "0"),
-        help="print every APDU exchange to stderr, secrets masked [env CARDSUITE_TRACE]",
+        "-t", "--trace", action="store_true", default=os.environ.get(ENV_TRACE, "") not in ("", "0"),
+        help=f"print every APDU exchange to stderr, secrets masked [env {ENV_TRACE}]",
     )
     parser.add_argument(
         "--apdu-timeout", metavar="SECONDS", default=None,
         help="how long a PC/SC card may take to answer one APDU (LOAD, INSTALL, DELETE 4x) "
-        "[env CARDSUITE_APDU_TIMEOUT, default 30]",
+        f"[env {ENV_APDU_TIMEOUT}, default 30]",
     )

@@ -3,8 +3,9 @@
     cardsuite deploy profiles/cards/sim-suite.toml --card vpcd:0          load, install, personalise
     cardsuite deploy profiles/cards/sim-suite.toml --card vpcd:0 --plan   what it would do (reads the card only)
 
-Keys come from the profile's key profile (the environment, or the public development keys when the key
-profile says development = true); PINs from the environment variables the application profile names.
+Keys come from the profile's key profile, read as `cardsuite gp --key-profile` reads it (the environment
+variables or key files it names, or the public development keys when it says development = true); PINs from
+the environment variables the application profile names.
 Every card seen and every step go into the inventory (--db, env CARDSUITE_INVENTORY, default
 sqlite:///<state>/inventory.db; postgresql://… for a fleet), the issuer's records into --wallet-db, both in
 the state directory ($CARDSUITE_STATE, default ~/.local/state/cardsuite). A deploy that stopped part-way finishes when

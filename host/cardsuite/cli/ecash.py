@@ -26,7 +26,7 @@ from contextlib import ExitStack
 from pathlib import Path
 
 from cardsuite.cli.common import read_secret
-from cardsuite.cli.wallet import ENV_DB, ENV_PIN, default_db
+from cardsuite.cli.wallet import default_db
 from cardsuite.ecash.card import EcashCard
 from cardsuite.ecash.primitives import (
     UNITS,
@@ -50,6 +50,7 @@ from cardsuite.ecash.roles import (
 )
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
+from cardsuite.settings import ENV_DB, ENV_IIN, ENV_PIN
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, manifest_transport_keys
 from cardsuite.wallet.sm import IssuerKeys
@@ -318,7 +319,7 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
 
     p = command("personalise", cmd_personalise, "issuer: put the broker's keys on the account's card")
     p.add_argument("--account", type=int, required=True)
-    p.add_argument("--iin", default=os.environ.get("CARDSUITE_IIN", "941012"))
+    p.add_argument("--iin", default=os.environ.get(ENV_IIN, "941012"))
     p.add_argument("--dev-keys", action="store_true", help="the public development issuer secret (simulator only)")
     p.add_argument("--issuer-key-file", type=Path, metavar="PATH", help="file with the issuer master secret (hex)")
 

@@ -25,11 +25,11 @@ from cardsuite.cli.common import read_secret
 from cardsuite.codec import HexError, parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.fs.client import FID_MF, FileRef, IsoFileSystem, TreeNode, parse_path
+from cardsuite.settings import ENV_AID, ENV_PIN
 from cardsuite.transport.base import Transport
 
 ISO_APPLET_AID = bytes.fromhex("0011223344552001")
 SW_COMMAND_INCOMPATIBLE = 0x6981
-PIN_ENV = "CARDSUITE_PIN"
 
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
@@ -78,7 +78,7 @@ def _payload(args: argparse.Namespace, text: str) -> bytes:
 
 def read_pin() -> bytes:
     """The PIN from CARDSUITE_PIN, else from a prompt on the terminal."""
-    return read_secret(PIN_ENV, "PIN").encode()
+    return read_secret(ENV_PIN, "PIN").encode()
 
 
 class _Session:
@@ -200,11 +200,11 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
     def command(name: str, help_text: str, handler) -> argparse.ArgumentParser:
         parser = commands.add_parser(name, help=help_text)
         add_card_options(parser)
-        parser.add_argument("--aid", type=_aid, default=os.environ.get("CARDSUITE_AID", ISO_APPLET_AID.hex()),
+        parser.add_argument("--aid", type=_aid, default=os.environ.get(ENV_AID, ISO_APPLET_AID.hex()),
                             help="application to select first, hex; empty for none "
-                            f"[env CARDSUITE_AID, default {ISO_APPLET_AID.hex().upper()}]")
+                            f"[env {ENV_AID}, default {ISO_APPLET_AID.hex().upper()}]")
         parser.add_argument("--pin", action="store_true",
-                            help=f"verify the PIN first, taken from {PIN_ENV} or asked at a prompt")
+                            help=f"verify the PIN first, taken from {ENV_PIN} or asked at a prompt")
         parser.set_defaults(handler=lambda args: handler(args, connect))
         return parser
 

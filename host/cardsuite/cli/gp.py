@@ -41,9 +41,17 @@ from cardsuite.gp.client import (
     encode_privileges,
 )
 from cardsuite.gp.guard import BrickGuard
-from cardsuite.gp.keys import ENV_PROFILE, parse_kvn, resolve_keys
+from cardsuite.gp.keys import parse_kvn, resolve_keys
 from cardsuite.gp.scp import LEVELS
-from cardsuite.settings import ENV_GUARD
+from cardsuite.settings import (
+    ENV_GP_KEY,
+    ENV_GP_KEY_DEK,
+    ENV_GP_KEY_ENC,
+    ENV_GP_KEY_MAC,
+    ENV_GP_KEY_PROFILE,
+    ENV_GP_KVN,
+    ENV_GUARD,
+)
 from cardsuite.tooling.cap import read_cap
 from cardsuite.transport.base import Transport
 
@@ -63,10 +71,12 @@ def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOption
     if not auth:
         return
     parser.add_argument("--key-profile", type=Path, default=None,
-                        help=f"key profile (TOML): key version, where the keys come from [env {ENV_PROFILE}]")
+                        help=f"key profile (TOML): key version, where the keys come from (env:NAME, file:PATH) "
+                        f"[env {ENV_GP_KEY_PROFILE}; else the keys from env {ENV_GP_KEY}, or {ENV_GP_KEY_ENC}, "
+                        f"{ENV_GP_KEY_MAC} and {ENV_GP_KEY_DEK}]")
     parser.add_argument("--dev-keys", action="store_true",
                         help="use the public GlobalPlatform test keys 40..4F (explicit opt-in; never a fallback)")
-    parser.add_argument("--kvn", default=None, help="key version number (decimal or 0x..) [env CARDSUITE_GP_KVN]; "
+    parser.add_argument("--kvn", default=None, help=f"key version number (decimal or 0x..) [env {ENV_GP_KVN}]; "
                         "a version the card lacks still counts as a failed authentication: see `gp cplc`")
     parser.add_argument("--scp", default=None, help="require this secure channel protocol: 02 or 03")
     parser.add_argument("--level", default="mac", help=f"security level: {', '.join(LEVELS)} [default mac]")

@@ -12,7 +12,8 @@ from cardsuite.apdu import CommandAPDU, format_sw
 from cardsuite.cli.common import EXIT_ERROR, CliParser, add_card_options, connect, print_error
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
-from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.settings import ENV_ROOT, ENV_SIM_KEYS, ENV_STATE
+from cardsuite.sim.bridge import CardManagerConfig, simulator_keys
 from cardsuite.sim.vpcd import VpcdSimulator
 from cardsuite.transport.pcsc import PcscTransport
 
@@ -41,7 +42,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 def cmd_sim(args: argparse.Namespace) -> int:
     project = Project.locate()
-    manager = CardManagerConfig(args.card_manager) if args.card_manager else None
+    manager = CardManagerConfig(args.card_manager, keys=simulator_keys()) if args.card_manager else None
     applets = [] if args.empty else None
     simulators = [VpcdSimulator(project, slot=slot, trace=args.trace, card_manager=manager, applets=applets)
                   for slot in range(args.slots)]
@@ -63,7 +64,9 @@ def cmd_sim(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = CliParser(prog="cardsuite", description="Host tools for the cardsuite Java Card applets")
+    parser = CliParser(prog="cardsuite", description="Host tools for the cardsuite Java Card applets",
+                       epilog=f"The checkout (applets/manifest.toml) is found from the working folder, else set "
+                       f"{ENV_ROOT}; safety state lives in {ENV_STATE} [default $XDG_STATE_HOME/cardsuite].")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -81,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
     sim.add_argument("-t", "--trace", action="store_true", help="the simulators log APDUs to stderr")
     sim.add_argument("--card-manager", choices=("scp02", "scp03"),
                      help="a GlobalPlatform card manager (ISD) with this secure channel; keys from "
-                     "CARDSUITE_SIM_KEYS (ENC:MAC:DEK hex), else the public development keys")
+                     f"${ENV_SIM_KEYS} (ENC:MAC:DEK or one key, hex), else the public development keys")
     sim.add_argument("--empty", action="store_true", help="no applets installed at start (load them with gp)")
     sim.set_defaults(handler=cmd_sim)
 

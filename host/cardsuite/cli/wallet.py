@@ -33,7 +33,7 @@ from cardsuite import settings
 from cardsuite.cli.common import read_secret
 from cardsuite.codec import parse_hex
 from cardsuite.project import Project
-from cardsuite.settings import ENV_DB
+from cardsuite.settings import ENV_DB, ENV_IIN, ENV_ISSUER_KEY_FILE, ENV_ISSUER_SECRET, ENV_NEW_PIN, ENV_PIN, ENV_PUK
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import Limits, LogType, WalletClient, WalletError
 from cardsuite.wallet.cardnumber import CardNumber
@@ -44,10 +44,6 @@ from cardsuite.wallet.store import WalletStore
 AddOptions = Callable[[argparse.ArgumentParser], None]
 Connect = Callable[[argparse.Namespace], Transport]
 
-ENV_IIN = "CARDSUITE_IIN"
-ENV_PIN = "CARDSUITE_PIN"
-ENV_NEW_PIN = "CARDSUITE_NEW_PIN"
-ENV_PUK = "CARDSUITE_PUK"
 DEFAULT_MERCHANT = "SHOP0001"
 DEFAULT_LIMITS = Limits(max_balance=1_000_000, max_payment=300_000, step_up=50_000)
 
@@ -363,7 +359,7 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
                                 "keys (simulator only)")
             parser.add_argument("--issuer-key-file", type=Path, metavar="PATH",
                                 help="file holding the issuer master secret (hex), mode 600 "
-                                "[env CARDSUITE_ISSUER_KEY_FILE; or CARDSUITE_ISSUER_SECRET]")
+                                f"[env {ENV_ISSUER_KEY_FILE}; or {ENV_ISSUER_SECRET}]")
         parser.set_defaults(handler=lambda args: handler(args, connect), command_name=name)
         return parser
 

@@ -34,6 +34,7 @@ from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, G
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import LEVELS
 from cardsuite.project import Project
+from cardsuite.settings import ENV_ANT_JAVACARD, ENV_JC_HOME
 from cardsuite.tooling.cap import Cap, read_cap
 from cardsuite.tooling.manifest import ImportCycleError, Manifest, PackageSpec, import_order, load_manifest
 from cardsuite.transport.base import Transport
@@ -74,7 +75,7 @@ class PackageNeed:
         path = self.cap_path
         if path is None:
             looked = ", ".join(str(p) for p in self.cap_candidates)
-            how = ("build it with the Oracle Java Card SDK: CARDSUITE_JC_HOME=<kit> CARDSUITE_ANT_JAVACARD=<jar> "
+            how = (f"build it with the Oracle Java Card SDK: {ENV_JC_HOME}=<kit> {ENV_ANT_JAVACARD}=<jar> "
                    "invoke build" if self.spec is not None else "give the path of an existing CAP file")
             raise DeployError(f"the CAP file of package {self.name} ({self.aid.hex().upper()}) is missing "
                               f"(looked for {looked}); {how}")

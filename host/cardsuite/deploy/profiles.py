@@ -1,14 +1,8 @@
 """Deployment profiles ([P000]): what goes onto a card, described in TOML files under ``profiles/``.
 
-* A **key profile** (``profiles/keys/*.toml``): key version, key references, where the keys come from::
-
-      kvn = 0x30                     # key version number (0: the card's default set)
-      scp = 3                        # optional: the protocol the card must offer (2 or 3)
-      [keys]
-      key = "env:SHOP_GP_KEY"        # or enc/mac/dek separately, each "env:NAME"
-
-  Key values never go into a profile, with one exception: ``development = true`` says the file names the
-  public GlobalPlatform test keys 40..4F (and then ``key`` may be exactly those, or be left out).
+* A **key profile** (``profiles/keys/*.toml``): parsed by ``cardsuite.gp.keys.load_key_profile``, the same
+  parser and policy as ``cardsuite gp --key-profile`` (keys named by "env:NAME" or "file:PATH", never
+  written in the file; ``development = true`` for the public test keys).
 
 * An **application profile** (``profiles/apps/*.toml``, or ``[[application]]`` tables of a card profile)::
 
@@ -40,19 +34,19 @@ Everything is checked on load; every error names the file and the entry.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from cardsuite.codec import HexError, parse_aid, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import PRIVILEGE_NAMES, encode_privileges
-from cardsuite.gp.keys import DEVELOPMENT_KEY, KeyChoice, development_keys, keys_from_profile, parse_kvn
+from cardsuite.gp.keys import KeyProfile, load_key_profile
 from cardsuite.gp.scp import LEVELS
-from cardsuite.wallet.personaliser import Limits
+from cardsuite.keysource import EnvironmentSource
+from cardsuite.wallet.card import Limits
 
 CARD_TYPES = ("simulated", "javacard")
 ISSUER_SECRET_SOURCES = ("development", "environment")
@@ -106,76 +100,7 @@ def _env_name(value: str, what: str) -> str:
 
 def read_env(name: str, what: str, env: Mapping[str, str] | None = None) -> str:
     """A secret named by a profile: present and non-empty, or a clear error (the value is never shown)."""
-    value = (os.environ if env is None else env).get(name)
-    if not value:
-        raise ConfigurationError(f"{what} comes from the environment variable {name}, which is not set")
-    return value
-
-
-# ---------------------------------------------------------------- key profile
-
-
-@dataclass(frozen=True)
-class KeyProfile:
-    path: Path
-    kvn: int = 0
-    scp: int | None = None
-    development: bool = False
-    references: Mapping[str, str] = field(default_factory=dict)  # enc/mac/dek or key -> "env:NAME"
-
-    def resolve(self, env: Mapping[str, str] | None = None) -> KeyChoice:
-        """The keys themselves, read now (from the environment, or the public development keys)."""
-        if self.development:
-            choice = development_keys(self.kvn)
-            return KeyChoice(choice.keys, f"the public development keys 40..4F (key profile {self.path.name})",
-                             self.scp)
-        return keys_from_profile(self.path, env)
-
-
-def load_key_profile(path: Path) -> KeyProfile:
-    data = _read(path)
-    where = f"key profile {path}"
-    _check_keys(data, {"kvn", "scp", "development", "keys", "description"}, where)
-    development = data.get("development", False)
-    if not isinstance(development, bool):
-        raise ProfileError(f"{where}: development must be true or false")
-    scp = data.get("scp")
-    if scp not in (None, 2, 3):
-        raise ProfileError(f"{where}: scp must be 2 or 3, got {scp!r}")
-    try:
-        kvn = parse_kvn(data.get("kvn", 0), f"kvn in {where}")
-    except ConfigurationError as exc:
-        raise ProfileError(str(exc)) from None
-    keys = data.get("keys", {})
-    if not isinstance(keys, dict):
-        raise ProfileError(f"{where}: [keys] must be a table")
-    _check_keys(keys, {"key", "enc", "mac", "dek"}, f"{where}, [keys]")
-    references: dict[str, str] = {}
-    for name, value in keys.items():
-        if not isinstance(value, str):
-            raise ProfileError(f"{where}: keys.{name} must be a string")
-        if value.startswith("env:"):
-            references[name] = value
-            continue
-        try:
-            literal = parse_hex(value, f"{where}: keys.{name}", secret=True)
-        except HexError:
-            literal = b""
-        if not (development and literal == DEVELOPMENT_KEY):
-            raise ProfileError(f"{where}: keys.{name} holds a key value; key profiles name where keys come from "
-                               "(\"env:NAME\"); only the public test keys 40..4F may appear, with development = true")
-    if development and references:
-        raise ProfileError(f"{where}: development = true uses the public test keys; drop the env: references")
-    if not development:
-        if not references:
-            raise ProfileError(f"{where}: no keys: give [keys] key = \"env:NAME\" (or enc/mac/dek), "
-                               "or development = true for the public test keys")
-        if "key" in references and len(references) > 1:
-            raise ProfileError(f"{where}: give key, or enc/mac/dek, not both")
-        missing = [n for n in ("enc", "mac", "dek") if n not in references]
-        if "key" not in references and missing:
-            raise ProfileError(f"{where}: [keys] lacks {', '.join(missing)}")
-    return KeyProfile(path, kvn, scp, development, references)
+    return (EnvironmentSource() if env is None else EnvironmentSource(env)).text(name, what)
 
 
 # ---------------------------------------------------------------- application profile
@@ -306,7 +231,10 @@ def load_card_profile(path: Path | str) -> CardProfile:
     key_ref = _string(data, "keys", where)
     if not key_ref:
         raise ProfileError(f"{where}: keys (the key profile's path) is required")
-    keys = load_key_profile((path.parent / key_ref).resolve())
+    try:  # the key profile: cardsuite.gp.keys's parser, the one `cardsuite gp --key-profile` uses
+        keys = load_key_profile((path.parent / key_ref).resolve())
+    except ConfigurationError as exc:  # the key profile's own error, which names its file
+        raise ProfileError(str(exc)) from None
     level = _string(data, "level", where, "mac") or "mac"
     if level not in LEVELS:
         raise ProfileError(f"{where}: level must be one of {', '.join(LEVELS)}, got {level!r}")

@@ -35,8 +35,8 @@ from cardsuite.gp.client import (
 )
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import CardCryptogramError, KeySet
+from cardsuite.settings import ENV_GP_JAR
 
-ENV_JAR = "CARDSUITE_GP_JAR"
 _SW = re.compile(r"\b(?:0x|SW[=: ]*)?(6[0-9A-F]{3})\b", re.IGNORECASE)
 _ENTRY = re.compile(r"^(ISD|APP|SSD|PKG|ExM|DOM|SD): ([0-9A-Fa-f]+) \(([^)]*)\)")
 _FIELD = re.compile(r"^\s+(Parent|From|Privs|Version|Applet):\s*(.*)$")
@@ -116,7 +116,7 @@ class GPPro:
                  guard: BrickGuard | None = None, identity: str | None = None, timeout: float = 300) -> None:
         self.jar = Path(jar)
         if not self.jar.is_file():
-            raise ConfigurationError(f"gp.jar not found at {self.jar} (set {ENV_JAR} to GlobalPlatformPro's gp.jar)")
+            raise ConfigurationError(f"gp.jar not found at {self.jar} (set {ENV_GP_JAR} to GlobalPlatformPro's gp.jar)")
         if shutil.which(java) is None:
             raise ConfigurationError(f"no Java runtime ({java!r}) to run gp.jar; install a JDK 11 or later")
         self.java = java
@@ -128,9 +128,9 @@ class GPPro:
     @classmethod
     def from_environment(cls, env: Mapping[str, str] | None = None, **kwargs: object) -> GPPro:
         env = os.environ if env is None else env
-        jar = env.get(ENV_JAR)
+        jar = env.get(ENV_GP_JAR)
         if not jar:
-            raise ConfigurationError(f"no GlobalPlatformPro configured: set {ENV_JAR} to the path of a gp.jar")
+            raise ConfigurationError(f"no GlobalPlatformPro configured: set {ENV_GP_JAR} to the path of a gp.jar")
         return cls(jar, **kwargs)  # type: ignore[arg-type]
 
     def command(self, args: Sequence[str]) -> list[str]:

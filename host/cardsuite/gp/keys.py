@@ -1,39 +1,59 @@
-"""Where GlobalPlatform keys come from: the environment or a key profile file, never the command line.
+"""Where GlobalPlatform keys come from: the environment, or a key profile naming variables or key files; never
+the command line, never a key value in a profile. The one policy is ``cardsuite.keysource``'s.
 
 Environment: ``CARDSUITE_GP_KEY`` (one key for ENC, MAC and DEK) or ``CARDSUITE_GP_KEY_ENC``,
 ``_MAC`` and ``_DEK`` together; ``CARDSUITE_GP_KVN`` the key version number (decimal or 0x..).
 
-Key profile ([P000]: key version, key references, where the keys come from), TOML::
+Key profile ([P000]: key version, key references, where the keys come from), TOML, read the same way by
+``cardsuite gp --key-profile`` and by ``cardsuite deploy`` (a card profile's ``keys``)::
 
     kvn = 0x30                 # key version number; 0 lets the card pick its default set
     scp = 3                    # optional: the protocol the card must offer (2 or 3)
     [keys]
-    key = "env:SHOP_GP_KEY"    # or enc/mac/dek separately; "env:NAME" reads a variable, else hex
+    key = "env:SHOP_GP_KEY"    # or enc/mac/dek separately; "env:NAME" or "file:PATH" (relative to the profile)
 
-The public development keys (40..4F) are used only when asked for explicitly (``--dev-keys``): a
-quiet fallback to them is how cards get locked.
+Key values never go into a profile: profiles live in the repository (``profiles/``), are copied, reviewed and
+committed, and a key written into one is a published key. The one exception names no secret:
+``development = true`` says the profile means the public test keys 40..4F (then ``key`` may be exactly those,
+or be left out). A key file must be readable by its owner only.
+
+The public development keys are used only when asked for by name (``--dev-keys``, ``development = true``):
+a quiet fallback to them is how cards get locked.
 """
 
 from __future__ import annotations
 
-import logging
 import os
-import stat
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardsuite.codec import parse_hex
 from cardsuite.errors import ConfigurationError
-from cardsuite.gp.scp import KEY_LENGTHS, KeySet
+from cardsuite.gp.scp import KeySet
+from cardsuite.keysource import (
+    GP_DEVELOPMENT_KEY,
+    DevelopmentSource,
+    EnvironmentSource,
+    KeySource,
+    Offer,
+    one_source,
+    reference,
+)
+from cardsuite.settings import (
+    ENV_GP_KEY,
+    ENV_GP_KEY_DEK,
+    ENV_GP_KEY_ENC,
+    ENV_GP_KEY_MAC,
+    ENV_GP_KEY_PROFILE,
+    ENV_GP_KVN,
+)
 
-log = logging.getLogger(__name__)
-
-ENV_KEY = "CARDSUITE_GP_KEY"
-ENV_KVN = "CARDSUITE_GP_KVN"
-ENV_PROFILE = "CARDSUITE_GP_KEY_PROFILE"
-DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GP's well-known test key 40 41 .. 4F
+DEVELOPMENT_KEY = GP_DEVELOPMENT_KEY
+ROLES = ("enc", "mac", "dek")
+_ROLE_VARIABLES = {"enc": ENV_GP_KEY_ENC, "mac": ENV_GP_KEY_MAC, "dek": ENV_GP_KEY_DEK}
+_PROFILE_ENTRIES = {"kvn", "scp", "development", "keys", "description"}
 
 
 @dataclass(frozen=True)
@@ -45,8 +65,14 @@ class KeyChoice:
     scp: int | None = None
 
 
+def _key(value: bytes, where: str) -> bytes:
+    if len(value) not in (16, 24, 32):
+        raise ConfigurationError(f"{where} must be 16, 24 or 32 bytes, got {len(value)}")
+    return value
+
+
 def _hex_key(text: str, where: str) -> bytes:
-    return parse_hex(text, where, length=KEY_LENGTHS, secret=True)
+    return _key(parse_hex(text, where, secret=True), where)
 
 
 def parse_kvn(text: str | int, where: str) -> int:
@@ -61,38 +87,82 @@ def parse_kvn(text: str | int, where: str) -> int:
 
 def keys_from_environment(env: Mapping[str, str] | None = None, kvn: int | None = None) -> KeyChoice | None:
     env = os.environ if env is None else env
-    parts = {name: env.get(f"{ENV_KEY}_{name.upper()}") for name in ("enc", "mac", "dek")}
-    single = env.get(ENV_KEY)
+    parts = {role: env.get(variable) for role, variable in _ROLE_VARIABLES.items()}
+    single = env.get(ENV_GP_KEY)
     given = [name for name, value in parts.items() if value]
     if single and given:
-        raise ConfigurationError(f"set either {ENV_KEY} or {ENV_KEY}_ENC/_MAC/_DEK, not both")
+        raise ConfigurationError(f"set either {ENV_GP_KEY} or {ENV_GP_KEY}_ENC/_MAC/_DEK, not both")
     if given and len(given) != 3:
-        missing = ", ".join(f"{ENV_KEY}_{n.upper()}" for n in parts if n not in given)
-        raise ConfigurationError(f"{ENV_KEY}_ENC, _MAC and _DEK go together; missing {missing}")
+        missing = ", ".join(_ROLE_VARIABLES[n] for n in parts if n not in given)
+        raise ConfigurationError(f"{ENV_GP_KEY}_ENC, _MAC and _DEK go together; missing {missing}")
     if not single and not given:
         return None
-    version = kvn if kvn is not None else parse_kvn(env.get(ENV_KVN, "0"), ENV_KVN)
+    version = kvn if kvn is not None else parse_kvn(env.get(ENV_GP_KVN, "0"), ENV_GP_KVN)
     if single:
-        return KeyChoice(KeySet.single(_hex_key(single, ENV_KEY), version), f"${ENV_KEY}")
-    keys = {n: _hex_key(v or "", f"{ENV_KEY}_{n.upper()}") for n, v in parts.items()}
-    return KeyChoice(KeySet(keys["enc"], keys["mac"], keys["dek"], version), f"${ENV_KEY}_ENC/_MAC/_DEK")
+        return KeyChoice(KeySet.single(_hex_key(single, ENV_GP_KEY), version), f"${ENV_GP_KEY}")
+    keys = {n: _hex_key(v or "", _ROLE_VARIABLES[n]) for n, v in parts.items()}
+    return KeyChoice(KeySet(keys["enc"], keys["mac"], keys["dek"], version), f"${ENV_GP_KEY}_ENC/_MAC/_DEK")
 
 
-def _profile_value(value: object, where: str, env: Mapping[str, str]) -> bytes:
-    if not isinstance(value, str):
-        raise ConfigurationError(f"{where} must be a hex string or \"env:NAME\"")
-    if value.startswith("env:"):
-        name = value[4:]
-        if name not in env:
-            raise ConfigurationError(f"{where} names the environment variable {name}, which is not set")
-        return _hex_key(env[name], f"${name} ({where})")
-    return _hex_key(value, where)
+# ---------------------------------------------------------------- key profile
 
 
-def keys_from_profile(path: Path, env: Mapping[str, str] | None = None) -> KeyChoice:
-    env = os.environ if env is None else env
+@dataclass(frozen=True)
+class KeyProfile:
+    """A key profile checked on load (structure and policy); the keys themselves are read by ``resolve``,
+    when they are needed, from the sources the profile names."""
+
+    path: Path
+    kvn: int = 0
+    scp: int | None = None
+    development: bool = False
+    references: Mapping[str, str] = field(default_factory=dict)  # key or enc/mac/dek -> "env:NAME"/"file:PATH"
+
+    def bind(self, env: Mapping[str, str] | None = None) -> BoundProfile:
+        return BoundProfile(self, os.environ if env is None else env)
+
+    def resolve(self, env: Mapping[str, str] | None = None) -> KeyChoice:
+        """The keys, read now from the environment or the key files (or the public development keys)."""
+        return self.bind(env).choice()
+
+
+@dataclass(frozen=True)
+class BoundProfile:
+    """A key profile as a ``KeySource`` of the roles enc, mac and dek, reading the sources it names."""
+
+    profile: KeyProfile
+    env: Mapping[str, str] = field(repr=False)
+
+    def get(self, name: str) -> bytes:
+        if self.profile.development:
+            return DEVELOPMENT_KEY
+        role = "key" if "key" in self.profile.references else name
+        where = f"keys.{role} in {self.profile.path}"
+        source, key_name = reference(self.profile.references[role], where, self.profile.path.parent, self.env)
+        if isinstance(source, EnvironmentSource):
+            return _hex_key(source.text(key_name, where), f"${key_name} ({where})")
+        return _key(source.get(key_name), where)
+
+    def describe(self, name: str) -> str:
+        return f"key profile {self.profile.path}"
+
+    def choice(self) -> KeyChoice:
+        profile = self.profile
+        if profile.development:
+            return KeyChoice(KeySet.single(DEVELOPMENT_KEY, profile.kvn),
+                             f"the public development keys 40..4F (key profile {profile.path.name})", profile.scp)
+        if "key" in profile.references:
+            keys = KeySet.single(self.get("key"), profile.kvn)
+        else:
+            keys = KeySet(*(self.get(role) for role in ROLES), profile.kvn)
+        return KeyChoice(keys, self.describe(""), profile.scp)
+
+
+def _read_profile(path: Path) -> dict:
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"cannot read the key profile {path}: it does not exist") from None
     except OSError as exc:
         raise ConfigurationError(f"cannot read the key profile {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:  # TOML 1.0: a document is UTF-8 text
@@ -100,59 +170,94 @@ def keys_from_profile(path: Path, env: Mapping[str, str] | None = None) -> KeyCh
                                  f"{exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"the key profile {path} is not valid TOML: {exc}") from None
-    keys = data.get("keys")
-    if not isinstance(keys, dict):
-        raise ConfigurationError(f"the key profile {path} has no [keys] table")
-    unknown = set(keys) - {"key", "enc", "mac", "dek"}
+
+
+def load_key_profile(path: Path) -> KeyProfile:
+    """The one key profile parser (``cardsuite gp --key-profile`` and ``cardsuite deploy``): structure first,
+    then the policy (references only; a literal only for ``development = true`` and only the public key)."""
+    data = _read_profile(path)
+    where = f"key profile {path}"
+    unknown = set(data) - _PROFILE_ENTRIES
     if unknown:
-        raise ConfigurationError(f"the key profile {path}: unknown entries {', '.join(sorted(unknown))} in [keys] "
-                                 "(valid: key, enc, mac, dek)")
-    literal = any(isinstance(v, str) and not v.startswith("env:") for v in keys.values())
-    if literal and path.stat().st_mode & (stat.S_IRWXG | stat.S_IRWXO):
-        log.warning("key profile %s holds keys and is readable by others; chmod 600 it", path)
-    kvn = parse_kvn(data.get("kvn", 0), f"kvn in {path}")
+        raise ConfigurationError(f"{where}: unknown entries {', '.join(sorted(unknown))} "
+                                 f"(valid: {', '.join(sorted(_PROFILE_ENTRIES))})")
+    development = data.get("development", False)
+    if not isinstance(development, bool):
+        raise ConfigurationError(f"{where}: development must be true or false")
     scp = data.get("scp")
     if scp not in (None, 2, 3):
-        raise ConfigurationError(f"scp in {path} must be 2 or 3, got {scp!r}")
-    if "key" in keys:
-        if len(keys) > 1:
-            raise ConfigurationError(f"the key profile {path}: give key, or enc/mac/dek, not both")
-        single = _profile_value(keys["key"], f"keys.key in {path}", env)
-        return KeyChoice(KeySet.single(single, kvn), f"key profile {path}", scp)
-    missing = [n for n in ("enc", "mac", "dek") if n not in keys]
-    if missing:
-        raise ConfigurationError(f"the key profile {path} lacks {', '.join(missing)} in [keys]")
-    values = {n: _profile_value(keys[n], f"keys.{n} in {path}", env) for n in ("enc", "mac", "dek")}
-    return KeyChoice(KeySet(values["enc"], values["mac"], values["dek"], kvn), f"key profile {path}", scp)
+        raise ConfigurationError(f"scp in {where} must be 2 or 3, got {scp!r}")
+    kvn = parse_kvn(data.get("kvn", 0), f"kvn in {where}")
+    if "keys" not in data and not development:
+        raise ConfigurationError(f"{where}: no keys (no [keys] table): give [keys] key = \"env:NAME\" or "
+                                 "\"file:PATH\" (or enc/mac/dek), or development = true for the public test keys")
+    keys = data.get("keys", {})
+    if not isinstance(keys, dict):
+        raise ConfigurationError(f"{where}: [keys] must be a table")
+    unknown = set(keys) - {"key", *ROLES}
+    if unknown:
+        raise ConfigurationError(f"{where}: unknown entries {', '.join(sorted(unknown))} in [keys] "
+                                 "(valid: key, enc, mac, dek)")
+    if "key" in keys and len(keys) > 1:
+        raise ConfigurationError(f"{where}: give key, or enc/mac/dek, not both")
+    missing = [n for n in ROLES if n not in keys]
+    if keys and "key" not in keys and missing:
+        raise ConfigurationError(f"{where}: [keys] lacks {', '.join(missing)}")
+    references: dict[str, str] = {}
+    for name, value in keys.items():
+        if not isinstance(value, str):
+            raise ConfigurationError(f"{where}: keys.{name} must be a string (\"env:NAME\" or \"file:PATH\")")
+        if value.startswith(("env:", "file:")):
+            references[name] = value
+            continue
+        try:
+            literal = bytes.fromhex("".join(value.split()))
+        except ValueError:
+            literal = b""
+        if not (development and literal == DEVELOPMENT_KEY):
+            raise ConfigurationError(
+                f"{where}: keys.{name} holds a key value; key profiles name where keys come from "
+                "(\"env:NAME\" or \"file:PATH\"), since a profile may be committed; only the public test keys "
+                "40..4F may appear, with development = true")
+    if development and references:
+        raise ConfigurationError(f"{where}: development = true uses the public test keys; drop the references")
+    if not development and not references:
+        raise ConfigurationError(f"{where}: no keys: give [keys] key = \"env:NAME\" (or enc/mac/dek), "
+                                 "or development = true for the public test keys")
+    return KeyProfile(path, kvn, scp, development, references)
+
+
+# ---------------------------------------------------------------- the one choice
 
 
 def development_keys(kvn: int = 0) -> KeyChoice:
     return KeyChoice(KeySet.single(DEVELOPMENT_KEY, kvn), "the public development keys 40..4F (--dev-keys)")
 
 
+DEVELOPMENT_SOURCE: KeySource = DevelopmentSource(dict.fromkeys(ROLES, DEVELOPMENT_KEY))
+
+
 def resolve_keys(profile: Path | None = None, dev_keys: bool = False, kvn: int | None = None,
                  env: Mapping[str, str] | None = None) -> KeyChoice:
-    """The keys to use: a key profile, else the environment, else the development keys when (and only when)
-    asked for. Two sources at once is an error rather than a silent preference."""
+    """The keys to use: from a key profile, the environment, or the development keys when (and only when)
+    asked for; exactly one of them (``cardsuite.keysource.one_source``)."""
     env = os.environ if env is None else env
-    if profile is None and env.get(ENV_PROFILE):
-        profile = Path(env[ENV_PROFILE])
+    if profile is None and env.get(ENV_GP_KEY_PROFILE):
+        profile = Path(env[ENV_GP_KEY_PROFILE])  # --key-profile and its variable are one setting: the option wins
     from_env = keys_from_environment(env, kvn)
-    sources = [name for name, present in (("a key profile", profile is not None),
-                                          (f"${ENV_KEY}*", from_env is not None),
-                                          ("--dev-keys", dev_keys)) if present]
-    if len(sources) > 1:
-        raise ConfigurationError(f"keys given twice ({' and '.join(sources)}); give one source")
-    if profile is not None:
-        choice = keys_from_profile(profile, env)
+    chosen = one_source("GlobalPlatform keys", [
+        Offer("a key profile", load_key_profile(profile).bind(env)) if profile is not None else None,
+        Offer(f"${ENV_GP_KEY}*", EnvironmentSource(env)) if from_env is not None else None,
+        Offer("--dev-keys", DEVELOPMENT_SOURCE) if dev_keys else None,
+    ], how=f"set {ENV_GP_KEY} (or {ENV_GP_KEY}_ENC/_MAC/_DEK), give a key profile (--key-profile or "
+           f"${ENV_GP_KEY_PROFILE}), or pass --dev-keys for the public test keys 40..4F")
+    if isinstance(chosen.source, BoundProfile):
+        choice = chosen.source.choice()
         if kvn is not None:
             keys = KeySet(choice.keys.enc, choice.keys.mac, choice.keys.dek, kvn)
             choice = KeyChoice(keys, choice.source, choice.scp)
         return choice
     if from_env is not None:
         return from_env
-    if dev_keys:
-        return development_keys(kvn if kvn is not None else parse_kvn(env.get(ENV_KVN, "0"), ENV_KVN))
-    raise ConfigurationError(
-        f"no GlobalPlatform keys: set {ENV_KEY} (or {ENV_KEY}_ENC/_MAC/_DEK), give a key profile "
-        f"(--key-profile or ${ENV_PROFILE}), or pass --dev-keys for the public test keys 40..4F")
+    assert chosen.label == "--dev-keys"
+    return development_keys(kvn if kvn is not None else parse_kvn(env.get(ENV_GP_KVN, "0"), ENV_GP_KVN))

@@ -3,12 +3,16 @@ behind vpcd, with the manifest's applets installed at start."""
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from cardsuite.errors import ConfigurationError
+from cardsuite.keysource import GP_DEVELOPMENT_KEY, EnvironmentSource, parse_key_list
 from cardsuite.masking import opaque_eq
 from cardsuite.project import Project
+from cardsuite.settings import ENV_SIM_KEYS
 from cardsuite.tooling.manifest import load_manifest
 
 _jvm_lock = threading.Lock()
@@ -21,7 +25,7 @@ class AppletInstall:
     params: bytes = b""
 
 
-DEVELOPMENT_KEY = bytes(range(0x40, 0x50))  # GlobalPlatform's well-known test key
+DEVELOPMENT_KEY = GP_DEVELOPMENT_KEY
 
 
 @opaque_eq  # pytest's failed-`==` explanation would print the keys field by field
@@ -37,6 +41,17 @@ class CardManagerConfig:
     def __post_init__(self) -> None:
         if self.protocol not in ("scp02", "scp03"):
             raise ConfigurationError(f"card manager protocol {self.protocol!r}: use scp02 or scp03")
+
+
+def simulator_keys(env: Mapping[str, str] | None = None) -> tuple[bytes, bytes, bytes] | None:
+    """The simulated card manager's keys from $CARDSUITE_SIM_KEYS (ENC:MAC:DEK or one key, hex), else None:
+    the development keys. A default the host's key policy allows because this is the *card's* side: a
+    simulated card is a development card, and the host still needs --dev-keys to send those keys."""
+    source = EnvironmentSource(os.environ if env is None else env)
+    if not source.has(ENV_SIM_KEYS):
+        return None
+    enc, mac, dek = parse_key_list(source.text(ENV_SIM_KEYS), f"${ENV_SIM_KEYS}", 3)
+    return enc, mac, dek
 
 
 def manifest_packages(project: Project) -> list[tuple[bytes, str]]:

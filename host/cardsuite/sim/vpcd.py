@@ -13,6 +13,7 @@ from cardsuite.codec import parse_hex
 from cardsuite.errors import TransportError
 from cardsuite.masking import RULES_FILE
 from cardsuite.project import Project
+from cardsuite.settings import ENV_SIM_KEYS
 from cardsuite.sim.bridge import (
     JVM_OPTIONS,
     AppletInstall,
@@ -141,9 +142,9 @@ class VpcdSimulator:
     def environment(self) -> dict[str, str]:
         """Keys go to the bridge through its environment, never its command line (visible in `ps`)."""
         env = dict(os.environ)
-        env.pop("CARDSUITE_SIM_KEYS", None)
+        env.pop(ENV_SIM_KEYS, None)
         if self.card_manager is not None and self.card_manager.keys is not None:
-            env["CARDSUITE_SIM_KEYS"] = ":".join(key.hex() for key in self.card_manager.keys)
+            env[ENV_SIM_KEYS] = ":".join(key.hex() for key in self.card_manager.keys)
         return env
 
     def start(self, timeout: float = 20.0) -> VpcdSimulator:

@@ -27,6 +27,7 @@ import pytest
 
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.project import Project
+from cardsuite.settings import ENV_CARD
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.testing.tearing import TearAtEveryWrite
@@ -49,9 +50,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption(
         "--cardsuite-card", "--card",
         dest=CARD_OPTION,
-        default=os.environ.get("CARDSUITE_CARD", "sim"),
+        default=os.environ.get(ENV_CARD, "sim"),
         help="card to test: sim (in-process jCardSim, default), vpcd (simulator behind pcscd/vpcd), "
-        "reader:<name or index> (a real card; never used unless asked) [env CARDSUITE_CARD]",
+        f"reader:<name or index> (a real card; never used unless asked) [env {ENV_CARD}]",
     )
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
+from cardsuite.settings import ENV_ANT_JAVACARD, ENV_CACHE, ENV_JC_HOME
 
 PINS = Path(__file__).resolve().parent / "pins"
 
@@ -58,7 +59,7 @@ _KIT_JDKS = {"3.2": range(11, 22), "3.1": range(8, 12), "3.0": range(8, 9), "2.2
 
 
 def cache_dir() -> Path:
-    env = os.environ.get("CARDSUITE_CACHE")
+    env = os.environ.get(ENV_CACHE)
     if env:
         return Path(env)
     base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
@@ -152,19 +153,19 @@ def _local_config(project: Project) -> dict:
 def locate_cap_toolchain(project: Project) -> tuple[CapToolchain | None, list[str]]:
     """Finds the kit and ant-javacard. Returns (toolchain, []) or (None, what is missing and how to fix it)."""
     config = _local_config(project)
-    kit_setting = os.environ.get("CARDSUITE_JC_HOME") or config.get("jc_home")
-    jar_setting = os.environ.get("CARDSUITE_ANT_JAVACARD") or config.get("ant_javacard")
+    kit_setting = os.environ.get(ENV_JC_HOME) or config.get("jc_home")
+    jar_setting = os.environ.get(ENV_ANT_JAVACARD) or config.get("ant_javacard")
     cached_kit = cache_dir() / "sdks" / SDK_KIT_NAME
     cached_jar = cache_dir() / f"ant-javacard-{ANT_JAVACARD.version}.jar"
     problems: list[str] = []
 
     kit_path = Path(kit_setting).expanduser() if kit_setting else cached_kit
     if not kit_path.is_dir():
-        where = f"{kit_path} (from CARDSUITE_JC_HOME or cardsuite.local.toml) does not exist" if kit_setting else (
+        where = f"{kit_path} (from {ENV_JC_HOME} or cardsuite.local.toml) does not exist" if kit_setting else (
             "no Oracle Java Card SDK configured"
         )
         problems.append(
-            f"{where}: set CARDSUITE_JC_HOME to a kit folder (e.g. .../{SDK_KIT_NAME}), or put "
+            f"{where}: set {ENV_JC_HOME} to a kit folder (e.g. .../{SDK_KIT_NAME}), or put "
             f"`jc_home = \"...\"` under [toolchain] in cardsuite.local.toml, or run `invoke fetch-toolchain` "
             f"(online) to download the pinned kit into {cached_kit}"
         )
@@ -172,7 +173,7 @@ def locate_cap_toolchain(project: Project) -> tuple[CapToolchain | None, list[st
     if not jar_path.is_file():
         where = f"{jar_path} does not exist" if jar_setting else "no ant-javacard.jar configured"
         problems.append(
-            f"{where}: set CARDSUITE_ANT_JAVACARD to the jar (release {ANT_JAVACARD.version}), or put "
+            f"{where}: set {ENV_ANT_JAVACARD} to the jar (release {ANT_JAVACARD.version}), or put "
             f"`ant_javacard = \"...\"` under [toolchain] in cardsuite.local.toml, or run `invoke fetch-toolchain`"
         )
     if problems:
@@ -195,7 +196,7 @@ def _download(url: str, what: str) -> bytes:
     except OSError as exc:
         raise ToolchainError(
             f"cannot download {what} from {url} ({exc}). Offline? Supply a local copy instead: "
-            "CARDSUITE_JC_HOME / CARDSUITE_ANT_JAVACARD"
+            f"{ENV_JC_HOME} / {ENV_ANT_JAVACARD}"
         ) from None
 
 

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU
 from cardsuite.errors import ConfigurationError, TransportError
+from cardsuite.settings import ENV_APDU_TIMEOUT
 from cardsuite.trace import Trace
 
 GET_RESPONSE_INS = 0xC0
@@ -173,7 +174,6 @@ class Transport(ABC):
         return self.send(CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256), expected)
 
 
-APDU_TIMEOUT_ENV = "CARDSUITE_APDU_TIMEOUT"
 
 
 DEFAULT_APDU_TIMEOUT = 30.0  # seconds; a card's slowest usual command (on-card RSA key generation) fits
@@ -200,7 +200,7 @@ def apdu_timeout(value: float | str | None = None, environ: dict[str, str] | Non
     """The per-APDU timeout in seconds: ``value`` (a command-line option), else CARDSUITE_APDU_TIMEOUT,
     else the default."""
     env = os.environ if environ is None else environ
-    text = value if value is not None else env.get(APDU_TIMEOUT_ENV)
+    text = value if value is not None else env.get(ENV_APDU_TIMEOUT)
     if text is None or text == "":
         return DEFAULT_APDU_TIMEOUT
     try:
@@ -208,7 +208,7 @@ def apdu_timeout(value: float | str | None = None, environ: dict[str, str] | Non
     except ValueError:
         seconds = -1.0
     if not 0 < seconds < 86400:
-        raise ConfigurationError(f"APDU timeout {text!r}: a number of seconds above 0 [{APDU_TIMEOUT_ENV}]")
+        raise ConfigurationError(f"APDU timeout {text!r}: a number of seconds above 0 [{ENV_APDU_TIMEOUT}]")
     return seconds
 
 

@@ -6,13 +6,13 @@ import time
 from collections.abc import Callable
 
 from cardsuite.errors import TransportError
+from cardsuite.settings import ENV_APDU_TIMEOUT
 from cardsuite.transport.base import (
     _CONTENT_MANAGEMENT,
     _CONTENT_MANAGEMENT_FACTOR,
     _FLOW_WAIT_FACTOR,
     _REMOVAL_WAIT,
     _SCARD_PRESENT,
-    APDU_TIMEOUT_ENV,
     SELECT_INS,
     Transport,
     _socket_fds,
@@ -90,7 +90,7 @@ class PcscTransport(Transport):
             watchdog.stop()
             if watchdog.fired:
                 raise TransportError(f"the card in {self.name!r} did not answer within {self.timeout:g} s "
-                                     f"(set the APDU timeout with --apdu-timeout or {APDU_TIMEOUT_ENV})") from None
+                                     f"(set the APDU timeout with --apdu-timeout or {ENV_APDU_TIMEOUT})") from None
             raise TransportError(f"no card in reader {self.name!r}: {exc}") from exc
         watchdog.deadline = 0.0
         self._connection = connection
@@ -240,7 +240,7 @@ class PcscTransport(Transport):
         watchdog.deadline = 0.0
         if watchdog.fired:
             self._die(f"the card in {self.name!r} did not answer within {timeout:g} s "
-                      f"(set the APDU timeout with --apdu-timeout or {APDU_TIMEOUT_ENV})")
+                      f"(set the APDU timeout with --apdu-timeout or {ENV_APDU_TIMEOUT})")
         if hresult == SCARD_W_RESET_CARD and not self.in_flow:
             # another program reset the card between our flows (pcsc-lite says so once, sending nothing):
             # a SELECT starts afresh anyway and goes again; any other command would reach whatever the

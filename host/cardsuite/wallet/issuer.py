@@ -25,7 +25,6 @@ import hmac
 import logging
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -37,8 +36,9 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from cardsuite.apdu import StatusError
-from cardsuite.codec import HexError, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
+from cardsuite.keysource import DevelopmentSource, EnvironmentSource, KeyFileSource, Offer, one_source
+from cardsuite.settings import ENV_ISSUER_KEY_FILE, ENV_ISSUER_SECRET, ENV_TRANSPORT_KEYS
 from cardsuite.wallet.card import (
     HOLDER_MAX,
     Limits,
@@ -55,9 +55,6 @@ from cardsuite.wallet.store import CardRow, WalletStore
 
 log = logging.getLogger(__name__)
 
-ENV_SECRET = "CARDSUITE_ISSUER_SECRET"
-ENV_KEY_FILE = "CARDSUITE_ISSUER_KEY_FILE"
-ENV_TRANSPORT_KEYS = "CARDSUITE_TRANSPORT_KEYS"
 DEFAULT_IIN = "940001"
 MIN_SECRET = 32
 # Public on purpose, like every vendor's test key: usable only when asked for by name (--dev-keys).
@@ -126,45 +123,30 @@ class IssuerSecret:
     @classmethod
     def from_key_file(cls, path: Path) -> IssuerSecret:
         """A file holding the secret in hex (one line) or as raw bytes; readable by its owner only."""
-        try:
-            mode = path.stat().st_mode
-            raw = path.read_bytes()
-        except OSError as exc:
-            raise ConfigurationError(f"cannot read the issuer key file {path}: {exc.strerror}") from None
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            raise ConfigurationError(f"the issuer key file {path} is readable by others: chmod 600 {path}")
-        text = raw.strip()
-        try:
-            secret = parse_hex(text.decode("ascii"), f"the issuer key file {path}", secret=True)
-        except (UnicodeDecodeError, HexError):
-            secret = raw
-        return cls(secret, f"key file {path}")
+        return cls(KeyFileSource(path, "issuer key file").get(), f"key file {path}")
 
     @classmethod
     def load(cls, environ: Mapping[str, str] | None = None, key_file: Path | None = None,
              dev: bool = False) -> IssuerSecret:
-        """The secret from ``key_file``, else $CARDSUITE_ISSUER_KEY_FILE, else $CARDSUITE_ISSUER_SECRET (hex);
-        the development secret only when ``dev`` asks for it, and never alongside a configured one."""
+        """The secret from exactly one source (``cardsuite.keysource``): a key file (``key_file``, which
+        overrides $CARDSUITE_ISSUER_KEY_FILE), or $CARDSUITE_ISSUER_SECRET (hex), or with ``dev`` the
+        development secret. Two of them at once is an error: which one was meant is not ours to guess."""
         env = os.environ if environ is None else environ
-        configured: list[str] = []
-        if key_file is not None:
-            configured.append("--issuer-key-file")
-        if env.get(ENV_KEY_FILE):
-            configured.append(ENV_KEY_FILE)
-        if env.get(ENV_SECRET):
-            configured.append(ENV_SECRET)
-        if dev:
-            if configured:
-                raise ConfigurationError(f"--dev-keys and {configured[0]} both given: use one issuer secret")
+        path = key_file
+        if path is None and env.get(ENV_ISSUER_KEY_FILE):
+            path = Path(env[ENV_ISSUER_KEY_FILE])  # the option and its variable are one setting: the option wins
+        chosen = one_source("issuer master secret", [
+            Offer("--issuer-key-file" if key_file is not None else f"${ENV_ISSUER_KEY_FILE}",
+                  KeyFileSource(path, "issuer key file")) if path is not None else None,
+            Offer(f"${ENV_ISSUER_SECRET}", EnvironmentSource(env)) if env.get(ENV_ISSUER_SECRET) else None,
+            Offer("--dev-keys", DevelopmentSource({ENV_ISSUER_SECRET: _DEV_SECRET})) if dev else None,
+        ], how=f"set {ENV_ISSUER_SECRET} (hex) or {ENV_ISSUER_KEY_FILE}, or pass --issuer-key-file; --dev-keys uses "
+               "the public development secret (simulator only)")
+        if isinstance(chosen.source, DevelopmentSource):
             return cls.development()
-        if key_file is not None:
-            return cls.from_key_file(key_file)
-        if env.get(ENV_KEY_FILE):
-            return cls.from_key_file(Path(env[ENV_KEY_FILE]))
-        if env.get(ENV_SECRET):
-            return cls(parse_hex(env[ENV_SECRET], ENV_SECRET, secret=True), ENV_SECRET)
-        raise ConfigurationError(f"no issuer master secret: set {ENV_SECRET} (hex) or {ENV_KEY_FILE}, or pass "
-                                 "--issuer-key-file; --dev-keys uses the public development secret (simulator only)")
+        if isinstance(chosen.source, KeyFileSource):
+            return cls.from_key_file(chosen.source.path)
+        return cls(chosen.source.get(ENV_ISSUER_SECRET), ENV_ISSUER_SECRET)
 
     # -- derivation
     def _hkdf(self, info: bytes, length: int) -> bytes:
@@ -182,19 +164,20 @@ class IssuerSecret:
 
 
 def load_transport_keys(manifest: Path, environ: Mapping[str, str] | None = None, dev: bool = False) -> IssuerKeys:
-    """The keys a fresh card was installed with: $CARDSUITE_TRANSPORT_KEYS (hex K_E ‖ K_A), or with ``dev`` the
-    simulated cards' development keys from the manifest."""
+    """The keys a fresh card was installed with, from exactly one source: $CARDSUITE_TRANSPORT_KEYS (hex
+    K_E ‖ K_A), or with ``dev`` the simulated cards' development keys from the manifest."""
     env = os.environ if environ is None else environ
-    if env.get(ENV_TRANSPORT_KEYS):
-        params = parse_hex(env[ENV_TRANSPORT_KEYS], ENV_TRANSPORT_KEYS, secret=True)
-        try:
-            return IssuerKeys.from_install_params(params)
-        except ValueError as exc:
-            raise ConfigurationError(f"{ENV_TRANSPORT_KEYS}: {exc}") from None
+    offers = [Offer(f"${ENV_TRANSPORT_KEYS}", EnvironmentSource(env)) if env.get(ENV_TRANSPORT_KEYS) else None]
     if dev:
-        return manifest_transport_keys(manifest)
-    raise ConfigurationError(f"no transport keys for a fresh card: set {ENV_TRANSPORT_KEYS} (hex K_E ‖ K_A); "
-                             "--dev-keys uses the simulated cards' development keys")
+        development = manifest_transport_keys(manifest)
+        offers.append(Offer("--dev-keys", DevelopmentSource({ENV_TRANSPORT_KEYS: development.enc + development.mac})))
+    chosen = one_source("transport keys for a fresh card", offers,
+                        how=f"set {ENV_TRANSPORT_KEYS} (hex K_E ‖ K_A); --dev-keys uses the simulated cards' "
+                        "development keys")
+    try:
+        return IssuerKeys.from_install_params(chosen.source.get(ENV_TRANSPORT_KEYS))
+    except ValueError as exc:
+        raise ConfigurationError(f"{ENV_TRANSPORT_KEYS}: {exc}") from None
 
 
 # ---------------------------------------------------------------- messages
