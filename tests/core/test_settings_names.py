@@ -77,5 +77,5 @@ def test_every_name_is_documented() -> None:
 
 
 def test_the_bridge_reads_the_variable_the_host_sets() -> None:
-    java = (ROOT / "host" / "simbridge" / "src" / "cardsuite" / "simbridge" / "VpcdOptions.java").read_text()
+    java = (ROOT / "host" / "simbridge" / "src" / "cardsuite" / "simbridge" / "vpcd" / "VpcdOptions.java").read_text()
     assert re.search(rf'KEYS_VARIABLE = "{settings.ENV_SIM_KEYS}";', java)

@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from cardsuite import settings
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
@@ -67,5 +68,5 @@ def run_demo(project: Project) -> None:
         # a throwaway database and the public development PIN and keys: this is a demonstration card
         for title, argv in cli_steps(Path(scratch) / "demo.db"):
             print(f"\n== {title}: cardsuite {' '.join(argv)}", flush=True)
-            run_cli(project, argv, {"CARDSUITE_PIN": DEMO_PIN})
+            run_cli(project, argv, {settings.ENV_PIN: DEMO_PIN})
     print("demo: done")

@@ -46,7 +46,7 @@ from cardsuite.gp.client import PRIVILEGE_NAMES, encode_privileges
 from cardsuite.gp.keys import KeyProfile, load_key_profile
 from cardsuite.gp.scp import LEVELS
 from cardsuite.keysource import EnvironmentSource
-from cardsuite.wallet.card import Limits
+from cardsuite.wallet.personaliser import Limits
 
 CARD_TYPES = ("simulated", "javacard")
 ISSUER_SECRET_SOURCES = ("development", "environment")

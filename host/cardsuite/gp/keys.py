@@ -211,7 +211,7 @@ def load_key_profile(path: Path) -> KeyProfile:
             references[name] = value
             continue
         try:
-            literal = bytes.fromhex("".join(value.split()))
+            literal = parse_hex(value, f"{where}: keys.{name}", secret=True)
         except ValueError:
             literal = b""
         if not (development and literal == DEVELOPMENT_KEY):
