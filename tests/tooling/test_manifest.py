@@ -98,3 +98,14 @@ def test_import_order_names_the_cycle() -> None:
     assert str(cycle.value) == "import cycle b -> c -> b"
     with pytest.raises(ImportCycleError, match="import cycle a -> a"):
         import_order(["a"], {"a": ["a"]}.__getitem__)
+
+
+def test_the_host_defaults_name_the_manifest_applets() -> None:
+    """The host's default AIDs (a client needs one before any manifest is at hand) are the manifest's, not a
+    second definition that could drift from it."""
+    from cardsuite.cli.fs import ISO_APPLET_AID
+    from cardsuite.wallet.card import WALLET_AID
+    from support import ISO_AID
+    from support import WALLET_AID as MANIFEST_WALLET_AID
+
+    assert (WALLET_AID, ISO_APPLET_AID) == (MANIFEST_WALLET_AID, ISO_AID)
