@@ -1,19 +1,7 @@
 """The `cardsuite` command itself: raw APDUs to a card in a PC/SC reader, as a user types them."""
 
-import pytest
 from cardsuite.cli.main import main
-from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from support import ABSENT_AID, ECHO_AID, select_hex
-
-
-@pytest.fixture(scope="module")
-def reader_card(project):
-    ensure_pcscd()
-    slots = free_slots()
-    if not slots:
-        pytest.skip("every vpcd slot already holds a card")
-    with VpcdSimulator(project, slot=slots[0]) as simulator:
-        yield simulator
 
 
 def test_send_over_a_pcsc_reader_and_the_card_keeps_its_state(reader_card, capsys) -> None:

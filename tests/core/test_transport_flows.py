@@ -16,7 +16,6 @@ from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.gp.client import GlobalPlatform, GPError
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
-from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.transport.base import DEFAULT_APDU_TIMEOUT, apdu_timeout
 from cardsuite.transport.pcsc import PcscTransport
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletLifeCycle, manifest_transport_keys
@@ -46,16 +45,6 @@ def _provisioned(transport, project) -> WalletClient:
     client.open_issuer_session(keys)
     client.credit(1_000)
     return client
-
-
-@pytest.fixture
-def vpcd_card(project):
-    ensure_pcscd()
-    slots = free_slots()
-    if not slots:
-        pytest.skip("every vpcd slot already holds a card")
-    with VpcdSimulator(project, slot=slots[0]) as simulator:
-        yield simulator
 
 
 # ---------------------------------------------------------------- every transport
