@@ -19,6 +19,8 @@ from cardsuite.transport.base import Transport, apdu_timeout
 from cardsuite.transport.pcsc import PcscTransport
 
 Handler = Callable[[argparse.Namespace], int]
+AddOptions = Callable[[argparse.ArgumentParser], None]  # what a command group gets to add the card options
+Connect = Callable[[argparse.Namespace], Transport]  # ... and to open the card those options name
 
 
 EXIT_ERROR = 1

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 
 from cardsuite import settings
-from cardsuite.cli.common import stream_sink
+from cardsuite.cli.common import AddOptions, Connect, stream_sink
 from cardsuite.cli.gp import default_guard_path
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Step, render_plan
 from cardsuite.deploy.inventory import Inventory
@@ -34,9 +33,6 @@ from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.trace import Trace
 from cardsuite.transport.base import Transport
-
-AddOptions = Callable[[argparse.ArgumentParser], None]
-Connect = Callable[[argparse.Namespace], Transport]
 
 
 class ProgressPrinter:

@@ -21,11 +21,10 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
-from cardsuite.cli.common import read_secret
+from cardsuite.cli.common import AddOptions, Connect, read_secret
 from cardsuite.cli.wallet import default_db
 from cardsuite.ecash.card import EcashCard
 from cardsuite.ecash.primitives import (
@@ -54,9 +53,6 @@ from cardsuite.settings import ENV_DB, ENV_IIN, ENV_PIN
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import Limits, Personalisation, WalletClient, manifest_transport_keys
 from cardsuite.wallet.sm import IssuerKeys
-
-AddOptions = Callable[[argparse.ArgumentParser], None]
-Connect = Callable[[argparse.Namespace], Transport]
 
 
 class _Roles:

@@ -18,21 +18,17 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from collections.abc import Callable
 
 from cardsuite.apdu import StatusError
-from cardsuite.cli.common import read_secret
+from cardsuite.cli.common import AddOptions, Connect, read_secret
 from cardsuite.codec import HexError, parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.fs.client import FID_MF, FileRef, IsoFileSystem, TreeNode, parse_path
 from cardsuite.settings import ENV_AID, ENV_PIN
-from cardsuite.transport.base import Transport
 
 ISO_APPLET_AID = bytes.fromhex("0011223344552001")
 SW_COMMAND_INCOMPATIBLE = 0x6981
 
-AddOptions = Callable[[argparse.ArgumentParser], None]
-Connect = Callable[[argparse.Namespace], Transport]
 
 
 def _aid(text: str) -> bytes:

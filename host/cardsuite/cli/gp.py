@@ -29,6 +29,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from cardsuite import settings
+from cardsuite.cli.common import AddOptions, Connect
 from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import (
@@ -53,10 +54,6 @@ from cardsuite.settings import (
     ENV_GUARD,
 )
 from cardsuite.tooling.cap import read_cap
-from cardsuite.transport.base import Transport
-
-AddOptions = Callable[[argparse.ArgumentParser], None]
-Connect = Callable[[argparse.Namespace], Transport]
 
 
 def default_guard_path() -> Path:

@@ -24,13 +24,13 @@ from __future__ import annotations
 import argparse
 import os
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cardsuite import settings
-from cardsuite.cli.common import read_secret
+from cardsuite.cli.common import AddOptions, Connect, read_secret
 from cardsuite.codec import parse_hex
 from cardsuite.project import Project
 from cardsuite.settings import ENV_DB, ENV_IIN, ENV_ISSUER_KEY_FILE, ENV_ISSUER_SECRET, ENV_NEW_PIN, ENV_PIN, ENV_PUK
@@ -40,9 +40,6 @@ from cardsuite.wallet.cardnumber import CardNumber
 from cardsuite.wallet.issuer import DEFAULT_IIN, Issuer, IssuerSecret, load_transport_keys
 from cardsuite.wallet.merchant import Merchant, PaymentRefused, item_info, merchant_id, pay_with_card, verify_evidence
 from cardsuite.wallet.store import WalletStore
-
-AddOptions = Callable[[argparse.ArgumentParser], None]
-Connect = Callable[[argparse.Namespace], Transport]
 
 DEFAULT_MERCHANT = "SHOP0001"
 DEFAULT_LIMITS = Limits(max_balance=1_000_000, max_payment=300_000, step_up=50_000)
