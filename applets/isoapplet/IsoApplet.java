@@ -1,12 +1,12 @@
 package cardsuite.isoapplet;
 
+import cardsuite.isocmd.FileSystem;
+import cardsuite.isocmd.SecurityStatus;
 import cardsuite.isofs.CyclicRecordFile;
 import cardsuite.isofs.DedicatedFile;
-import cardsuite.isofs.FileSystem;
 import cardsuite.isofs.ISOFS;
 import cardsuite.isofs.ISOFile;
 import cardsuite.isofs.RecordFile;
-import cardsuite.isofs.SecurityStatus;
 import cardsuite.isofs.TransparentFile;
 import cardsuite.isofs.VariableRecordFile;
 import javacard.framework.AID;
@@ -22,7 +22,7 @@ import javacard.framework.Util;
  * The library's whole ISO 7816-4 command set over a small tree personalised at install (see
  * README.md), plus the PIN its access conditions refer to: VERIFY (00 20) and CHANGE REFERENCE
  * DATA (00 24). DF 6000 is shared with applets of other packages through
- * cardsuite.isofs.SharedFiles (getShareableInterfaceObject, parameter 00).
+ * cardsuite.isocmd.SharedFiles (getShareableInterfaceObject, parameter 00).
  *
  * Install parameters (application data, all optional): PIN length (4..8), PIN, then maximum file
  * count (1 byte) and maximum EF data bytes (2 bytes) of the tree. Without them the PIN is
