@@ -1,14 +1,11 @@
 package cardsuite.paper.cyclic;
 
-import cardsuite.isofs.CyclicRecordFile;
-import cardsuite.isofs.ISOFile;
-import javacard.framework.APDU;
-import javacard.framework.Applet;
-import javacard.framework.ISO7816;
-import javacard.framework.ISOException;
+import cardsuite.isofs.FileApplet;
+import cardsuite.isofs.ISOFS;
 
 /**
- * The paper's cyclic-file example applet, built on the file-system library: one cyclic EF of 5 records of 32 bytes;
+ * The paper's cyclic-file example applet, built on the file-system library (its
+ * FileApplet handles the commands, so the applet keeps only its file): one cyclic EF of 5 records of 32 bytes;
  * INS 23 write record P1, 24 read record P1, 25 append record.
  *
  * Behaviour, identical in cardsuite.paper.* (built on cardsuite.isofs) and cardsuite.baseline.*
@@ -28,54 +25,12 @@ import javacard.framework.ISOException;
  * new record 1 (the others move up one number); with 5 records present it overwrites the oldest.
  * Every write and append is atomic (one transaction).
  */
-public final class CyclicApplet extends Applet implements PaperConstants {
-    private final CyclicRecordFile file;
-
+public final class CyclicApplet extends FileApplet implements PaperConstants {
     private CyclicApplet() {
-        file = new CyclicRecordFile(FID, (byte) 0, RECORD_SIZE, RECORDS);
-        register();
+        super(FID, ISOFS.FDB_CYCLIC, RECORD_SIZE, RECORDS);
     }
 
     public static void install(byte[] bArray, short bOffset, byte bLength) {
         new CyclicApplet();
-    }
-
-    public void process(APDU apdu) {
-        if (selectingApplet()) {
-            return;
-        }
-        byte[] buf = apdu.getBuffer();
-        if (buf[ISO7816.OFFSET_CLA] != 0) {
-            ISOException.throwIt(ISO7816.SW_CLA_NOT_SUPPORTED);
-        }
-        byte ins = buf[ISO7816.OFFSET_INS];
-        if (ins < INS_WRITE || ins > INS_APPEND) {
-            ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
-        }
-        if (buf[ISO7816.OFFSET_P2] != 0) {
-            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
-        }
-        switch (ins) {
-            case INS_WRITE:
-                write(apdu, buf);
-                return;
-            case INS_READ:
-                read(apdu, buf);
-                return;
-            default:
-                append(apdu, buf);
-        }
-    }
-
-    private void write(APDU apdu, byte[] buf) {
-        file.updateRecord(buf[ISO7816.OFFSET_P1], buf, ISO7816.OFFSET_CDATA, apdu.setIncomingAndReceive());
-    }
-
-    private void read(APDU apdu, byte[] buf) {
-        ISOFile.sendExact(apdu, file.readRecord(buf[ISO7816.OFFSET_P1], buf, (short) 0));
-    }
-
-    private void append(APDU apdu, byte[] buf) {
-        file.appendRecord(buf, ISO7816.OFFSET_CDATA, apdu.setIncomingAndReceive());
     }
 }

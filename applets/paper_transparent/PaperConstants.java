@@ -1,10 +1,7 @@
 package cardsuite.paper.transparent;
 
-/** The paper's APDU interface (its Table 3) and file sizes; behaviour in the applet's class comment. */
+/** The paper's file (its commands, Table 3, are cardsuite.isofs.FileApplet's); behaviour in the applet's class comment. */
 public interface PaperConstants {
-    byte INS_WRITE = (byte) 0x23;
-    byte INS_READ = (byte) 0x24;
-    byte INS_APPEND = (byte) 0x25;
     short FID = (short) 0x3F01;
     short FILE_SIZE = 32;
 }

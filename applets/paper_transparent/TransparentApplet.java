@@ -1,15 +1,11 @@
 package cardsuite.paper.transparent;
 
-import cardsuite.isofs.ISOFile;
-import cardsuite.isofs.TransparentFile;
-import javacard.framework.APDU;
-import javacard.framework.Applet;
-import javacard.framework.ISO7816;
-import javacard.framework.ISOException;
-import javacard.framework.Util;
+import cardsuite.isofs.FileApplet;
+import cardsuite.isofs.ISOFS;
 
 /**
- * The paper's transparent-file example applet, built on the file-system library: one 32-byte
+ * The paper's transparent-file example applet, built on the file-system library (its
+ * FileApplet handles the commands, so the applet keeps only its file): one 32-byte
  * transparent EF, INS 23 write and 24 read at offset 0.
  *
  * Behaviour, identical in cardsuite.paper.* (built on cardsuite.isofs) and cardsuite.baseline.*
@@ -29,50 +25,12 @@ import javacard.framework.Util;
  * new record 1 (the others move up one number); with 5 records present it overwrites the oldest.
  * Every write and append is atomic (one transaction).
  */
-public final class TransparentApplet extends Applet implements PaperConstants {
-    private final TransparentFile file;
-
+public final class TransparentApplet extends FileApplet implements PaperConstants {
     private TransparentApplet() {
-        file = new TransparentFile(FID, (byte) 0, FILE_SIZE);
-        register();
+        super(FID, ISOFS.FDB_TRANSPARENT, FILE_SIZE, (byte) 0);
     }
 
     public static void install(byte[] bArray, short bOffset, byte bLength) {
         new TransparentApplet();
-    }
-
-    public void process(APDU apdu) {
-        if (selectingApplet()) {
-            return;
-        }
-        byte[] buf = apdu.getBuffer();
-        if (buf[ISO7816.OFFSET_CLA] != 0) {
-            ISOException.throwIt(ISO7816.SW_CLA_NOT_SUPPORTED);
-        }
-        byte ins = buf[ISO7816.OFFSET_INS];
-        if (ins != INS_WRITE && ins != INS_READ) {
-            ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
-        }
-        if (Util.getShort(buf, ISO7816.OFFSET_P1) != 0) {
-            ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
-        }
-        switch (ins) {
-            case INS_WRITE:
-                write(apdu, buf);
-                return;
-            default:
-                read(apdu, buf);
-        }
-    }
-
-    private void write(APDU apdu, byte[] buf) {
-        if (apdu.setIncomingAndReceive() != FILE_SIZE) {
-            ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
-        }
-        file.updateBinary((short) 0, buf, ISO7816.OFFSET_CDATA, FILE_SIZE);
-    }
-
-    private void read(APDU apdu, byte[] buf) {
-        ISOFile.sendExact(apdu, file.readBinary((short) 0, buf, (short) 0, FILE_SIZE));
     }
 }
