@@ -27,21 +27,25 @@ public abstract class FileApplet extends Applet {
     public static final byte INS_READ = (byte) 0x24;
     public static final byte INS_APPEND = (byte) 0x25;
 
-    private final ISOFile file;
+    /** The file when it is transparent, else null. */
+    private TransparentFile binary;
+    /** The file when it holds records, else null. */
+    private RecordFile records;
 
     /**
      * An applet offering a new EF with file identifier fid (no SFI): descriptor ISOFS.FDB_TRANSPARENT
-     * for size bytes (records is not used), ISOFS.FDB_CYCLIC or any other for linear fixed, with
-     * records records of size bytes. Creating the file here, rather than taking one, keeps every
-     * reference to the file classes out of the applet's package. Registers the applet.
+     * for size bytes (count is not used), ISOFS.FDB_CYCLIC or any other for linear fixed, with count
+     * records of size bytes. The file must fit the APDU buffer. Creating the file here, rather than
+     * taking one, keeps every reference to the file classes out of the applet's package. Registers
+     * the applet.
      */
-    protected FileApplet(short fid, byte descriptor, short size, byte records) {
+    protected FileApplet(short fid, byte descriptor, short size, byte count) {
         if (descriptor == ISOFS.FDB_TRANSPARENT) {
-            file = new TransparentFile(fid, (byte) 0, size);
+            binary = new TransparentFile(fid, (byte) 0, size);
         } else if (descriptor == ISOFS.FDB_CYCLIC) {
-            file = new CyclicRecordFile(fid, (byte) 0, size, records);
+            records = new CyclicRecordFile(fid, (byte) 0, size, count);
         } else {
-            file = new RecordFile(fid, (byte) 0, size, records);
+            records = new RecordFile(fid, (byte) 0, size, count);
         }
         register();
     }
@@ -56,29 +60,28 @@ public abstract class FileApplet extends Applet {
         }
         byte ins = buf[ISO7816.OFFSET_INS];
         byte p1 = buf[ISO7816.OFFSET_P1];
-        ISOFile f = file;
-        boolean records = f instanceof RecordFile;
-        if (ins < INS_WRITE || ins > (records ? INS_APPEND : INS_READ)) {
+        RecordFile r = records;
+        if (ins < INS_WRITE || ins > (r == null ? INS_READ : INS_APPEND)) {
             ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
         }
-        if (buf[ISO7816.OFFSET_P2] != 0 || (!records && p1 != 0)) {
+        if (buf[ISO7816.OFFSET_P2] != 0 || (r == null && p1 != 0)) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         if (ins == INS_READ) {
-            ISOFile.sendExact(apdu, records ? ((RecordFile) f).readRecord(p1, buf, (short) 0)
-                    : ((TransparentFile) f).readBinary((short) 0, buf, (short) 0, f.getSize()));
+            ISOFile.sendExact(apdu, r == null ? binary.readBinary((short) 0, buf, (short) 0, binary.getSize())
+                    : r.readRecord(p1, buf, (short) 0));
             return;
         }
         short len = apdu.setIncomingAndReceive();
-        if (!records) {
-            if (len != f.getSize()) {
+        if (r == null) {
+            if (len != binary.getSize()) {
                 ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
             }
-            f.store((short) 0, buf, ISO7816.OFFSET_CDATA, len);
+            binary.store((short) 0, buf, ISO7816.OFFSET_CDATA, len);
         } else if (ins == INS_WRITE) {
-            ((RecordFile) f).updateRecord(p1, buf, ISO7816.OFFSET_CDATA, len);
+            r.updateRecord(p1, buf, ISO7816.OFFSET_CDATA, len);
         } else {
-            ((RecordFile) f).appendRecord(buf, ISO7816.OFFSET_CDATA, len);
+            r.appendRecord(buf, ISO7816.OFFSET_CDATA, len);
         }
     }
 }

@@ -13,7 +13,7 @@ from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
 from cardsuite.tooling.build import BuildResult, build_caps
 from cardsuite.tooling.manifest import load_manifest
-from cardsuite.tooling.sizes import CapError, parse_cap, run_sizes, size_report
+from cardsuite.tooling.sizes import CapError, break_even, parse_cap, run_sizes, size_report
 from cardsuite.tooling.toolchain import locate_cap_toolchain
 
 MANIFEST = """
@@ -106,9 +106,21 @@ def test_not_a_cap(tmp_path: Path) -> None:
         parse_cap(_fake_cap(tmp_path / "y.cap", missing))
 
 
-def test_report_needs_every_package() -> None:
+def test_report_needs_every_package(tmp_path: Path) -> None:
     with pytest.raises(ToolchainError, match="isofs"):
         size_report({})
+    cap = parse_cap(_fake_cap(tmp_path / "x.cap", MINIMAL))
+    with pytest.raises(ToolchainError, match="isocmd"):  # the ISO processor has its own row
+        size_report({"isofs": cap})
+
+
+def test_break_even_reproduces_the_papers_figures() -> None:
+    # [P003] Table 4: library 789 bytes, cyclic applet 486 without and 295 with it; ten applets 4,860 -> 3,739.
+    assert break_even(789, 486, 295) == 5
+    assert 5 * 295 + 789 < 5 * 486 and 4 * 295 + 789 >= 4 * 486
+    assert break_even(2363, 574, 189) == 7  # exactly the smallest n with n x 189 + 2363 < n x 574
+    assert 7 * 189 + 2363 < 7 * 574 and 6 * 189 + 2363 >= 6 * 574
+    assert break_even(100, 50, 50) is None and break_even(100, 40, 50) is None
 
 
 def test_report_of_the_suite(toolchain, tmp_path: Path, monkeypatch) -> None:
@@ -119,10 +131,18 @@ def test_report_of_the_suite(toolchain, tmp_path: Path, monkeypatch) -> None:
     lines: list[str] = []
     report = run_sizes(project, log=lines.append)
     assert (tmp_path / "sizes.json").exists()
-    assert report["table4"]["paper_package"] == 789
-    for row in report["table4"]["applets"]:
-        assert row["load_with"] <= row["load_without"]  # an applet on the library is never larger
+    packages, t4 = report["packages"], report["table4"]
+    assert t4["paper_package"] == 789
+    assert (t4["package_load"], t4["package_method"]) == (packages["isofs"]["load"], packages["isofs"]["method"])
+    assert (t4["processor_load"], t4["processor_method"]) == (packages["isocmd"]["load"], packages["isocmd"]["method"])
+    for row in t4["applets"]:
+        # every applet on the core library is smaller than its twin without it ([P003]: never larger)
+        assert row["load_with"] < row["load_without"] and row["method_with"] < row["method_without"]
     ten = report["ten_cyclic_applets"]
-    assert ten["load"]["without"] == 10 * report["packages"]["baseline_cyclic"]["load"]
-    assert ten["load"]["with"] == 10 * report["packages"]["paper_cyclic"]["load"] + report["packages"]["isofs"]["load"]
-    assert "Table 4" in lines[0]
+    assert (ten["paper"]["without"], ten["paper"]["with"], ten["paper"]["change_percent"]) == (4860, 3739, -23.1)
+    assert ten["load"]["without"] == 10 * packages["baseline_cyclic"]["load"]
+    assert ten["load"]["with"] == 10 * packages["paper_cyclic"]["load"] + packages["isofs"]["load"]
+    # issue 11's goal: ten cyclic applets with the core at least 25% smaller than ten without it
+    assert ten["load"]["change_percent"] <= -25.0
+    assert ten["load"]["break_even_applets"] <= 10
+    assert "Table 4" in lines[0] and "ISO processor" in lines[0] and "pays off from" in lines[0]

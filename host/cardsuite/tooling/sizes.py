@@ -1,5 +1,7 @@
 """Code-size figures of the file-system library and the paper's applets (paper 003, Table 4), from
-the CAP files `invoke build` converts with the Oracle SDK.
+the CAP files `invoke build` converts with the Oracle SDK. The library is two packages: the core
+(isofs, the file classes the paper's applets import) and the ISO 7816-4 command processor (isocmd,
+which only applets handling the ISO commands load); the paper's comparison is with the core.
 
 A CAP file is a zip of components, each `tag (1) | size (2) | info[size]` (read by cardsuite.tooling.cap).
 GlobalPlatform loads all of them but Descriptor and Debug: their sum is the *load size*, what a
@@ -18,13 +20,13 @@ from cardsuite.project import Project
 from cardsuite.tooling.cap import NOT_LOADED, CapError, read_components
 from cardsuite.tooling.manifest import load_manifest
 
-__all__ = ["CapError", "CapFile", "Component", "parse_cap", "run_sizes", "size_report"]
+__all__ = ["CapError", "CapFile", "Component", "break_even", "parse_cap", "run_sizes", "size_report"]
 
 # The paper's Table 4 (bytes): the library package, and each applet without / with the API.
 PAPER_PACKAGE = 789
 PAPER_APPLETS = {"transparent": (251, 251), "record": (294, 253), "cyclic": (486, 295)}
-PAPER_TEN_CYCLIC = (4860, 3739)
 APPLET_KINDS = ("transparent", "record", "cyclic")
+CORE, PROCESSOR = "isofs", "isocmd"  # manifest names of the two library packages
 
 # Persistent memory each file costs beyond its data, from applets/isofs/README.md ("Persistent
 # memory per file"): field bytes, plus the 5-byte conditions array, plus one header per object.
@@ -70,6 +72,20 @@ def _savings(without: int, with_api: int) -> float:
     return round(100.0 * (without - with_api) / without, 1) if without else 0.0
 
 
+def break_even(library: int, applet_without: int, applet_with: int) -> int | None:
+    """The fewest applets for which n x applet_with + library < n x applet_without, or None when an
+    applet on the library is not smaller (the library then never pays off)."""
+    saved_each = applet_without - applet_with
+    return library // saved_each + 1 if saved_each > 0 else None
+
+
+def _ten(library: int, applet_without: int, applet_with: int) -> dict:
+    without, with_api = 10 * applet_without, 10 * applet_with + library
+    return {"without": without, "with": with_api, "change_percent": -_savings(without, with_api),
+            "library": library, "applet_without": applet_without, "applet_with": applet_with,
+            "break_even_applets": break_even(library, applet_without, applet_with)}
+
+
 def per_file_memory() -> dict[str, dict[str, object]]:
     rows: dict[str, dict[str, object]] = {}
     for kind, fields in FILE_FIELDS.items():
@@ -84,10 +100,10 @@ def per_file_memory() -> dict[str, dict[str, object]]:
 
 def size_report(caps: dict[str, CapFile]) -> dict:
     """The figures, from parsed CAP files keyed by manifest package name."""
-    for needed in ("isofs", *(f"{v}_{k}" for v in ("paper", "baseline") for k in APPLET_KINDS)):
+    for needed in (CORE, PROCESSOR, *(f"{v}_{k}" for v in ("paper", "baseline") for k in APPLET_KINDS)):
         if needed not in caps:
             raise ToolchainError(f"no CAP file for package {needed!r}: run `invoke build` with the Oracle SDK")
-    library = caps["isofs"]
+    library, processor = caps[CORE], caps[PROCESSOR]
     table = []
     for kind in APPLET_KINDS:
         base, paper = caps[f"baseline_{kind}"], caps[f"paper_{kind}"]
@@ -97,24 +113,19 @@ def size_report(caps: dict[str, CapFile]) -> dict:
             "load_without": base.load_size, "load_with": paper.load_size,
             "method_without": base.method_size, "method_with": paper.method_size,
         })
-    ten = {}
+    ten = {"paper": _ten(PAPER_PACKAGE, *PAPER_APPLETS["cyclic"])}
     for metric in ("load", "method"):
-        one_base = getattr(caps["baseline_cyclic"], f"{metric}_size")
-        one_paper = getattr(caps["paper_cyclic"], f"{metric}_size")
-        lib = getattr(library, f"{metric}_size")
-        without, with_api = 10 * one_base, 10 * one_paper + lib
-        saved_each = one_base - one_paper
-        ten[metric] = {"without": without, "with": with_api, "change_percent": -_savings(without, with_api),
-                       "library": lib, "applet_without": one_base, "applet_with": one_paper,
-                       "break_even_applets": (lib // saved_each + 1) if saved_each > 0 else None}
+        ten[metric] = _ten(getattr(library, f"{metric}_size"), getattr(caps["baseline_cyclic"], f"{metric}_size"),
+                           getattr(caps["paper_cyclic"], f"{metric}_size"))
     return {
         "packages": {name: {"cap_file": cap.file_size, "load": cap.load_size, "method": cap.method_size,
                             "components": {c.name: c.size for c in cap.components.values()}}
                      for name, cap in sorted(caps.items())},
-        "table4": {"paper_package": PAPER_PACKAGE, "package_load": library.load_size,
-                   "package_method": library.method_size, "applets": table},
-        "ten_cyclic_applets": {"paper": {"without": PAPER_TEN_CYCLIC[0], "with": PAPER_TEN_CYCLIC[1],
-                                         "change_percent": -_savings(*PAPER_TEN_CYCLIC)}, **ten},
+        "table4": {"paper_package": PAPER_PACKAGE, "core_package": CORE, "package_load": library.load_size,
+                   "package_method": library.method_size, "processor_package": PROCESSOR,
+                   "processor_load": processor.load_size, "processor_method": processor.method_size,
+                   "applets": table},
+        "ten_cyclic_applets": ten,
         "persistent_bytes_per_file": per_file_memory(),
     }
 
@@ -125,18 +136,19 @@ def format_report(report: dict) -> str:
         lines.append(f"{name:24} {row['cap_file']:9d} {row['load']:6d} {row['method']:7d}")
     t4 = report["table4"]
     lines += ["", "Table 4, bytes: paper without/with the API | ours, load size | ours, Method component",
-              f"{'library package':16} paper {t4['paper_package']:4d}      | load {t4['package_load']:5d}"
-              f"       | Method {t4['package_method']:5d}"]
+              f"{'core library':16} paper {t4['paper_package']:4d}      | load {t4['package_load']:5d}"
+              f"       | Method {t4['package_method']:5d}   ({t4['core_package']})",
+              f"{'ISO processor':16} paper    -      | load {t4['processor_load']:5d}"
+              f"       | Method {t4['processor_method']:5d}   ({t4['processor_package']}, not needed by "
+              "these applets)"]
     for row in t4["applets"]:
         lines.append(f"{row['applet']:16} paper {row['paper_without']:4d}/{row['paper_with']:<4d} "
                      f"| load {row['load_without']:5d}/{row['load_with']:<5d} "
                      f"| Method {row['method_without']:5d}/{row['method_with']:<5d}")
-    lines += ["", "Ten cyclic applets (10 x applet, + the library once with the API):"]
+    lines += ["", "Ten cyclic applets (10 x applet without the API -> 10 x applet + the core library once):"]
     for metric, row in report["ten_cyclic_applets"].items():
-        extra = ""
-        if metric != "paper":
-            even = row["break_even_applets"]
-            extra = f"  (library pays off from {even} applets)" if even else "  (the library never pays off)"
+        even = row["break_even_applets"]
+        extra = f"  (the library pays off from {even} applets)" if even else "  (the library never pays off)"
         lines.append(f"  {metric:7} {row['without']:6d} -> {row['with']:6d}  ({row['change_percent']:+.1f}%){extra}")
     lines += ["", "Persistent memory per file beyond its data (fields + conditions, objects, "
               f"total with {OBJECT_HEADER[0]}..{OBJECT_HEADER[1]}-byte object headers):"]
