@@ -1,5 +1,5 @@
 """Files shared between applets: the fsclient applet works on the ISO applet's DF 6000 through
-cardsuite.isofs.SharedFiles, under the owner's access conditions and PIN state."""
+cardsuite.isocmd.SharedFiles, under the owner's access conditions and PIN state."""
 
 from __future__ import annotations
 

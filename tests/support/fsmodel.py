@@ -1,8 +1,8 @@
 """Shared pieces of the file-system tests: the ISO applet's AIDs and tree, raw APDU helpers, scratch
-DFs (fresh files for a test on a shared card), and a Python model of cardsuite.isofs's command
+DFs (fresh files for a test on a shared card), and a Python model of cardsuite.isocmd's command
 processor that predicts the status word and data of every file command (see test_fs_model.py).
 
-The model follows applets/isofs/README.md: checks in the order P1-P2 → file → structure → life
+The model follows applets/isocmd/README.md: checks in the order P1-P2 → file → structure → life
 cycle → access → offset/record → length → room, the record pointer rules of READ RECORD modes
 000..011, the cyclic ring (record 1 the newest) and variable records packed with a length byte.
 """

@@ -26,7 +26,7 @@
       type = "simulated"             # simulated | javacard
       keys = "../keys/development.toml"
       level = "mac"                  # secure channel security level (mac, enc)
-      packages = ["isofs"]           # load files wanted without an instance of their own (libraries)
+      packages = ["isofs", "isocmd"] # load files wanted without an instance of their own (libraries)
       applications = ["../apps/isoapplet.toml", "../apps/wallet.toml"]
 
 Everything is checked on load; every error names the file and the entry.

@@ -53,7 +53,7 @@ TAG_TOTAL_SIZE = 0x81
 TAG_DESCRIPTOR = 0x82
 TAG_FID = 0x83
 TAG_DF_NAME = 0x84
-TAG_CHILDREN = 0x85  # cardsuite.isofs: the FIDs of a DF's children (applets/isofs/README.md)
+TAG_CHILDREN = 0x85  # cardsuite.isocmd: the FIDs of a DF's children (applets/isocmd/README.md)
 TAG_SECURITY = 0x86
 TAG_SFI = 0x88
 TAG_LCS = 0x8A
@@ -188,12 +188,12 @@ class FileControlParameters:
     structure: Structure = Structure.UNKNOWN
     data_coding: int | None = None
     record_size: int | None = None  # fixed record size, or the maximum for variable records
-    record_count: int | None = None  # records present (cardsuite.isofs)
+    record_count: int | None = None  # records present (cardsuite.isocmd)
     df_name: bytes | None = None
     sfi: int | None = None
     life_cycle: FileLifeCycle = FileLifeCycle.NO_INFORMATION
     access: bytes | None = None  # tag 86, the library's five conditions (see Access)
-    children: tuple[int, ...] | None = None  # tag 85 of a DF (cardsuite.isofs)
+    children: tuple[int, ...] | None = None  # tag 85 of a DF (cardsuite.isocmd)
     proprietary: dict[int, bytes] = field(default_factory=dict)
 
     @classmethod
@@ -614,7 +614,7 @@ class IsoFileSystem:
     # ---------------------------------------------------------------- the tree
     def tree(self, path: Sequence[int] = (FID_MF,)) -> TreeNode:
         """Walks the tree below ``path`` (absolute) through the children each DF's FCP lists (tag 85
-        of cardsuite.isofs), selecting every file by its path from the MF."""
+        of cardsuite.isocmd), selecting every file by its path from the MF."""
         absolute = tuple(path) if path and path[0] == FID_MF else (FID_MF, *path)
         return self._walk(absolute)
 
