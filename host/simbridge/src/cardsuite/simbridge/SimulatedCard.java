@@ -236,9 +236,13 @@ public final class SimulatedCard {
         return runtime.journal.operationCount(name);
     }
 
-    /** The card manager sees each APDU first when there is one (it answers for the ISD), else the runtime. */
+    /**
+     * The card manager sees each APDU of the basic channel first when there is one (it answers for the ISD), else
+     * the runtime. MANAGE CHANNEL and the other channels' commands are the runtime's (see {@link LogicalChannels}).
+     */
     private byte[] route(byte[] command) {
-        if (cardManager != null) {
+        if (cardManager != null && LogicalChannels.channelOf(command[0]) == 0
+                && !LogicalChannels.isManageChannel(command)) {
             byte[] response;
             try {
                 response = cardManager.process(command);
