@@ -459,6 +459,16 @@ final class CardRuntime extends SimulatorRuntime {
         memory.setContext(packageName);
     }
 
+    @Override
+    public short getMaxCommitCapacity() {
+        return (short) journal.capacity();
+    }
+
+    @Override
+    public short getUnusedCommitCapacity() {
+        return (short) journal.unused();
+    }
+
     /** The Java Card runtime aborts a transaction the applet left open when it returns or throws. */
     private void abortOpenTransaction() {
         if (getTransactionDepth() != 0 && !journal.powerLost()) {
