@@ -14,6 +14,7 @@ import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
 import javacard.framework.JCSystem;
 import javacard.framework.MultiSelectable;
+import javacard.framework.Shareable;
 import javacard.framework.SystemException;
 
 /**
@@ -457,6 +458,75 @@ final class CardRuntime extends SimulatorRuntime {
 
     private void setContext(String packageName) {
         memory.setContext(packageName);
+    }
+
+    // ---- The firewall at Shareable interface objects (JCRE 6.2.4-6.2.8): see Firewall.
+
+    /** A computation that may throw what an applet throws. */
+    interface ContextCall {
+        Object run() throws Throwable;
+    }
+
+    /**
+     * JCSystem.getAppletShareableInterfaceObject (JCRE 6.2.7.2): null for an absent server; else the server's
+     * getShareableInterfaceObject(client, parameter), called in the server's context, and its answer behind the
+     * firewall. jCardSim calls it in the client's context and hands the client the object itself.
+     */
+    @Override
+    public Shareable getSharedObject(AID serverAid, byte parameter) {
+        AID registered = serverAid == null ? null : lookupAID(serverAid);
+        Applet server = registered == null ? null : getApplet(registered);
+        if (server == null) {
+            return null;
+        }
+        AID client = currentAID;
+        String caller = contextPackage();
+        String serverContext = LogicalChannels.contextOf(server);
+        Shareable object;
+        try {
+            object = (Shareable) inContext(registered, serverContext,
+                    () -> server.getShareableInterfaceObject(client, parameter));
+        } catch (RuntimeException | Error e) {
+            throw e;
+        } catch (Throwable impossible) {
+            throw new IllegalStateException(impossible);
+        }
+        return object == null ? null : Firewall.guard(this, object, registered, serverContext, caller);
+    }
+
+    /** Runs {@code call} in the context of applet {@code aid} (package {@code context}), then switches back. */
+    Object inContext(AID aid, String context, ContextCall call) throws Throwable {
+        AID callerAid = currentAID;
+        AID callerPrevious = previousAID;
+        String callerContext = contextPackage();
+        currentAID = aid;
+        previousAID = callerAid;
+        setContext(context);
+        try {
+            return call.run();
+        } finally {
+            currentAID = callerAid;
+            previousAID = callerPrevious;
+            setContext(callerContext);
+        }
+    }
+
+    String contextPackage() {
+        return memory.context();
+    }
+
+    /** Global arrays cross every context (JCRE 6.2.2): the APDU buffers. */
+    boolean isGlobal(Object array) {
+        return array == shortApduBuffer || array == extendedApduBuffer;
+    }
+
+    private AID lookupAID(AID aid) {
+        for (AID installed : applets.keySet()) {
+            if (installed.equals(aid)) {
+                return installed;
+            }
+        }
+        return null;
     }
 
     @Override
