@@ -3,8 +3,8 @@ needs, measured by the bridge (SimulatedCard.commitBytes: a 6-byte entry plus th
 journaled write, every write counted; host/simbridge WriteJournal) against the simulated card's default commit
 buffer, 5,120 bytes as an NXP JCOP 4.
 
-``run_commit_bench(project)`` runs the applets' test folders in a child pytest with this module as a plugin
-(``--commit-record FILE``), which records after every in-process command the applet selected on the basic
+``run_commit_bench(project)`` runs the applets' test folders in a child pytest with CommitRecordPlugin, which
+records after every in-process command the applet selected on the basic
 channel, the INS and the commit bytes; it writes build/bench/commit.json. Tests that tear a command mid-way
 count too: a torn command needs no more than the whole one.
 """
@@ -56,23 +56,13 @@ def _selected_aid(command: bytes, response: bytes) -> bytes | None:
     return command[5:5 + command[4]]
 
 
-# ---- the pytest plugin (loaded with -p cardsuite.bench.commit in the bench's child pytest)
+# ---- the pytest plugin of the bench's child pytest (given to pytest.main there: see _CHILD)
 
-def pytest_addoption(parser: pytest.Parser) -> None:
-    parser.addoption("--commit-record", default=None, help="write each applet command's commit bytes here")
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    out = config.getoption("--commit-record")
-    if out:
-        config.pluginmanager.register(_RecordingPlugin(Path(out), config), "cardsuite-commit-record")
-
-
-class _RecordingPlugin:
-    """Wraps SimulatorTransport.transmit_raw for this child process only: the bench's measurement, not a
+class CommitRecordPlugin:
+    """Wraps SimulatorTransport.transmit_raw for the child process only: the bench's measurement, not a
     cost the transport pays elsewhere."""
 
-    def __init__(self, out: Path, config: pytest.Config) -> None:
+    def __init__(self, out: Path) -> None:
         self.out = out
         self.recorder = CommitRecorder()
         self.names = _applet_names(Project.locate())
@@ -118,13 +108,16 @@ def _applet_named(names: dict[bytes, str], aid: bytes) -> str | None:
 
 # ---- the bench
 
+# the child: pytest with the recorder, its output file first in argv, pytest's arguments after it
+_CHILD = ("import sys; from pathlib import Path; import pytest; from cardsuite.bench.commit import CommitRecordPlugin; "
+          "sys.exit(pytest.main(sys.argv[2:], plugins=[CommitRecordPlugin(Path(sys.argv[1]))]))")
+
 def run_commit_bench(project: Project, folders: tuple[str, ...] = TEST_FOLDERS) -> dict:
     """Runs ``folders`` in-process with the recorder; writes build/bench/commit.json and prints a table."""
     project.bench.mkdir(parents=True, exist_ok=True)
     raw = project.bench / "commit-record.json"
-    run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
-                          "cardsuite.bench.commit", "--card", "sim", f"--commit-record={raw}", *folders],
-                         cwd=project.root, check=False, capture_output=True, text=True)
+    run = subprocess.run([sys.executable, "-c", _CHILD, str(raw), "-q", "-p", "no:cacheprovider", "--card", "sim",
+                          *folders], cwd=project.root, check=False, capture_output=True, text=True)
     if not raw.is_file():
         raise RuntimeError(f"the recording pytest run wrote nothing (exit {run.returncode}):\n{run.stdout[-2000:]}")
     record = json.loads(raw.read_text())
