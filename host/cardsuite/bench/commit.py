@@ -25,7 +25,7 @@ from cardsuite.tooling.manifest import load_manifest
 
 DEFAULT_CAPACITY = 5120  # the bridge's WriteJournal.DEFAULT_COMMIT_CAPACITY
 ENTRY_HEADER = 6  # the bridge's WriteJournal.ENTRY_HEADER
-TEST_FOLDERS = ("tests/wallet", "tests/ecash", "tests/fs", "tests/gp")
+TEST_FOLDERS = ("tests/wallet", "tests/ecash", "tests/fs", "tests/gp", "tests/deploy")
 ISD_AID = bytes.fromhex("A000000151000000")  # the simulated card manager (GlobalPlatform ISD)
 # the applets whose largest transaction must stay this far under the default (the README states it)
 REQUIRED_MARGIN = {"wallet": 1024, "isoapplet": 1024}
