@@ -4,7 +4,7 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading)
+    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, commit buffer)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke sim         simulated cards behind vpcd until Ctrl-C
     invoke refresh-fixtures   the CAP test fixtures from a fresh build (needs the Oracle SDK)
@@ -159,17 +159,18 @@ def test(c, card="", k="", x=False):
         _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
 
 
-@task(pre=[build], help={"only": "transport, wallet, ecash or load; default: all four"})
+@task(pre=[build], help={"only": "transport, wallet, ecash, load or commit; default: all five"})
 def bench(c, only=""):
     """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json,
-    load.json (GlobalPlatform loads and the profile deploy)."""
+    load.json (GlobalPlatform loads and the profile deploy), commit.json (largest transaction per command)."""
+    from cardsuite.bench.commit import run_commit_bench
     from cardsuite.bench.ecash import run_ecash_bench
     from cardsuite.bench.load import run_load_bench
     from cardsuite.bench.transport import run_transport_bench
     from cardsuite.bench.wallet import run_wallet_bench
 
     runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench,
-            "load": run_load_bench}
+            "load": run_load_bench, "commit": run_commit_bench}
     if only and only not in runs:
         raise Exit(f"Error: --only takes one of {', '.join(runs)}", code=1)
     for name, run_bench in runs.items():

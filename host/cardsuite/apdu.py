@@ -87,10 +87,18 @@ def _byte(name: str, value: int) -> int:
     return value
 
 
+MAX_SHORT_NC = 255
+MAX_SHORT_NE = 256
+MAX_EXTENDED_NC = 65535
+MAX_EXTENDED_NE = 65536
+
+
 @opaque_eq  # a failed `==` in pytest shows the two reprs, not the data field by field
 @dataclass(frozen=True, repr=False)
 class CommandAPDU:
-    """A short command APDU. ``le`` is Ne: None for no Le field, 1..256 otherwise (256 is encoded 00).
+    """A command APDU. ``le`` is Ne: None for no Le field, 1..65536 otherwise. Short unless the data or Ne
+    need more (Nc > 255 or Ne > 256): then extended (ISO 7816-4 5.1, ISO 7816-3 12.1.3), which only a card
+    and an applet that take extended lengths (javacardx.apdu.ExtendedLength) accept.
     Its repr shows the data only where no masking rule hides it (a failing test prints reprs)."""
 
     cla: int
@@ -104,10 +112,16 @@ class CommandAPDU:
         for name in ("cla", "ins", "p1", "p2"):
             _byte(name, getattr(self, name))
         object.__setattr__(self, "data", bytes(self.data))
-        if len(self.data) > 255:
-            raise ValueError(f"command data of {len(self.data)} bytes needs an extended APDU (at most 255 here)")
-        if self.le is not None and not 1 <= self.le <= 256:
-            raise ValueError(f"Le must be 1..256 (256 is encoded as 00), got {self.le}")
+        if len(self.data) > MAX_EXTENDED_NC:
+            raise ValueError(f"command data of {len(self.data)} bytes: an APDU carries at most "
+                             f"{MAX_EXTENDED_NC}")
+        if self.le is not None and not 1 <= self.le <= MAX_EXTENDED_NE:
+            raise ValueError(f"Le must be 1..{MAX_EXTENDED_NE} (256 short is 00, 65536 extended is 0000), "
+                             f"got {self.le}")
+
+    @property
+    def extended(self) -> bool:
+        return len(self.data) > MAX_SHORT_NC or (self.le is not None and self.le > MAX_SHORT_NE)
 
     def __repr__(self) -> str:
         hidden = default_rules().for_command(self.cla, self.ins).data
@@ -120,15 +134,24 @@ class CommandAPDU:
 
     def to_bytes(self) -> bytes:
         out = bytes((self.cla, self.ins, self.p1, self.p2))
+        if not self.extended:
+            if self.data:
+                out += bytes((len(self.data),)) + self.data
+            if self.le is not None:
+                out += bytes((self.le & 0xFF,))
+            return out
+        # extended: 00 then two-byte Lc and/or Le; Le 65536 is 0000; the 00 only once, first
+        out += b"\x00"
         if self.data:
-            out += bytes((len(self.data),)) + self.data
+            out += len(self.data).to_bytes(2, "big") + self.data
         if self.le is not None:
-            out += bytes((self.le & 0xFF,))
+            out += (self.le & 0xFFFF).to_bytes(2, "big")
         return out
 
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | Iterable[int]) -> CommandAPDU:
-        """Parses a short APDU of case 1 to 4; rejects anything inconsistent with a clear message."""
+        """Parses a command APDU of case 1 to 4, short or extended (ISO 7816-3 12.1.3); rejects anything
+        inconsistent with a clear message."""
         raw = bytes(raw)
         if len(raw) < 4:
             raise ValueError(f"an APDU has at least 4 header bytes, got {len(raw)}")
@@ -138,13 +161,29 @@ class CommandAPDU:
         if len(body) == 1:
             return cls(*header, le=body[0] or 256)
         if body[0] == 0:
-            raise ValueError("extended length APDUs are not supported (Lc=00 followed by more bytes)")
+            return cls._from_extended(header, body)
         lc = body[0]
         if len(body) == 1 + lc:
             return cls(*header, data=body[1:])
         if len(body) == 2 + lc:
             return cls(*header, data=body[1 : 1 + lc], le=body[-1] or 256)
         raise ValueError(f"Lc={lc} does not match the {len(body) - 1} bytes that follow it")
+
+    @classmethod
+    def _from_extended(cls, header: bytes, body: bytes) -> CommandAPDU:
+        """After the header: 00 Le1 Le2 (2E), 00 Lc1 Lc2 data (3E), 00 Lc1 Lc2 data Le1 Le2 (4E)."""
+        if len(body) < 3:
+            raise ValueError("00 then one byte is neither a short nor an extended length")
+        if len(body) == 3:
+            return cls(*header, le=int.from_bytes(body[1:3], "big") or MAX_EXTENDED_NE)
+        lc = int.from_bytes(body[1:3], "big")
+        if lc == 0:
+            raise ValueError("extended length Lc 0000: Lc is never 0")
+        if len(body) == 3 + lc:
+            return cls(*header, data=body[3:])
+        if len(body) == 5 + lc:
+            return cls(*header, data=body[3 : 3 + lc], le=int.from_bytes(body[-2:], "big") or MAX_EXTENDED_NE)
+        raise ValueError(f"extended Lc={lc} does not match the {len(body) - 3} bytes that follow it")
 
     @classmethod
     def from_hex(cls, text: str) -> CommandAPDU:

@@ -12,6 +12,10 @@ from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, sw_meaning
         ("00B0000000", CommandAPDU(0x00, 0xB0, 0, 0, le=256)),
         ("00D6000003AABBCC", CommandAPDU(0x00, 0xD6, 0, 0, bytes.fromhex("AABBCC"))),
         ("8001000002010200", CommandAPDU(0x80, 0x01, 0, 0, b"\x01\x02", le=256)),
+        # extended (ISO 7816-3 12.1.3): 2E, 3E, 4E; Le 0000 is 65536
+        ("00B00000000101", CommandAPDU(0x00, 0xB0, 0, 0, le=257)),
+        ("00B00000000000", CommandAPDU(0x00, 0xB0, 0, 0, le=65536)),
+        ("00D6000000000201020000", CommandAPDU(0x00, 0xD6, 0, 0, b"\x01\x02", le=65536)),
     ],
 )
 def test_cases_1_to_4_round_trip(raw: str, expected: CommandAPDU) -> None:
@@ -25,7 +29,9 @@ def test_cases_1_to_4_round_trip(raw: str, expected: CommandAPDU) -> None:
     [
         ("00A4", "at least 4 header bytes"),
         ("00D6000005AABB", "Lc=5 does not match the 2 bytes"),
-        ("00D60000000001AA", "extended length"),
+        ("00D600000001", "neither a short nor an extended length"),
+        ("00D60000000000AA", "Lc 0000"),
+        ("00D60000000002AA", "extended Lc=2 does not match the 1 bytes"),
         ("zz", "APDU is not hex"),
     ],
 )
@@ -37,10 +43,21 @@ def test_malformed_apdus_are_rejected_with_the_reason(raw: str, message: str) ->
 def test_field_ranges_are_checked() -> None:
     with pytest.raises(ValueError, match="p1 must be a byte"):
         CommandAPDU(0, 0xA4, 256, 0)
-    with pytest.raises(ValueError, match="extended APDU"):
-        CommandAPDU(0, 0xD6, 0, 0, bytes(256))
-    with pytest.raises(ValueError, match="Le must be 1..256"):
+    with pytest.raises(ValueError, match="at most 65535"):
+        CommandAPDU(0, 0xD6, 0, 0, bytes(65536))
+    with pytest.raises(ValueError, match="Le must be 1..65536"):
         CommandAPDU(0, 0xB0, le=0)
+
+
+def test_long_data_or_le_is_encoded_extended() -> None:
+    """Nc > 255 or Ne > 256 need the extended form, with the 00 marker once and both lengths in 2 bytes."""
+    big = CommandAPDU(0x80, 0x10, 0, 0, bytes(300), le=256)
+    assert big.extended
+    assert big.to_bytes() == bytes.fromhex("80100000" "00012C") + bytes(300) + bytes.fromhex("0100")
+    assert CommandAPDU.from_bytes(big.to_bytes()) == big
+    assert not CommandAPDU(0x80, 0x10, 0, 0, bytes(255), le=256).extended
+    # a short command sent in the extended form parses to the same command (and is sent short)
+    assert CommandAPDU.from_hex("00D60000000001AA") == CommandAPDU(0x00, 0xD6, 0, 0, b"\xAA")
 
 
 def test_status_words_have_their_iso_meaning() -> None:

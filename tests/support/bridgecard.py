@@ -11,6 +11,12 @@ from cardsuite.sim.bridge import start_jvm
 
 JOURNAL_AID = bytes.fromhex("F0000000AA0101")
 JOURNAL_CLASS = "cardsuite.simtest.JournalApplet"
+# ChannelApplet (test-applets/cardsuite/simtest/multi): MultiSelectable, a package of its own; installed twice by
+# the multi_card fixture, the second told to refuse selection
+MULTI_AID = bytes.fromhex("F0000000AA0201")
+REFUSING_AID = bytes.fromhex("F0000000AA0202")
+MULTI_CLASS = "cardsuite.simtest.multi.ChannelApplet"
+MULTI_INFO = 0x50
 
 
 @dataclass
@@ -97,3 +103,31 @@ class BridgeCard:
             self.send(ins, value, data)
         self.card.reset()
         self.select()
+
+
+def install_channel_applets(card: BridgeCard) -> BridgeCard:
+    card.card.install(card._jbytes(MULTI_AID), MULTI_CLASS, card._jbytes(b""))
+    card.card.install(card._jbytes(REFUSING_AID), MULTI_CLASS, card._jbytes(b"\x00"))
+    return card
+
+
+def cla(channel: int, proprietary: bool = False) -> int:
+    """ISO 7816-4 5.4.1: 0x0X with the channel in b2 b1 for 0-3, 0x4X with channel - 4 in b4..b1 for 4-19."""
+    base = channel if channel < 4 else 0x40 | (channel - 4)
+    return base | 0x80 if proprietary else base
+
+
+def select(card: BridgeCard, channel: int, aid: bytes) -> int:
+    return card.transmit(bytes([cla(channel), 0xA4, 0x04, 0x00, len(aid)]) + aid)[1]
+
+
+def manage(card: BridgeCard, origin: int, p1: int, p2: int, le: bytes = b"") -> tuple[bytes, int]:
+    """MANAGE CHANNEL (ISO 7816-4 11.1.2) from ``origin``: P1 00 open, 80 close."""
+    return card.transmit(bytes([cla(origin), 0x70, p1, p2]) + le)
+
+
+def info(card: BridgeCard, channel: int, proprietary: bool = True) -> bytes:
+    """ChannelApplet's INFO on ``channel`` (its class comment lists the bytes)."""
+    data, sw = card.transmit(bytes([cla(channel, proprietary), MULTI_INFO, 0, 0, 0]))
+    assert sw == 0x9000
+    return data

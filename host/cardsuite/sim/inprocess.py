@@ -19,8 +19,10 @@ class SimulatorTransport(Transport):
     """One independent simulated card in this process (its own jCardSim runtime)."""
 
     def __init__(self, project: Project | None = None, applets: list[AppletInstall] | None = None,
-                 name: str = "sim", card_manager: CardManagerConfig | None = None) -> None:
+                 name: str = "sim", card_manager: CardManagerConfig | None = None,
+                 commit_capacity: int | None = None) -> None:
         super().__init__()
+        self.commit_capacity = commit_capacity  # bytes; None: the bridge's default (5,120, an NXP JCOP 4's)
         self.project = project or Project.locate()
         self.applets = applets
         self.name = name
@@ -38,6 +40,8 @@ class SimulatorTransport(Transport):
         self._jbytes = jpype.JArray(jpype.JByte)
         self._tear_exception = jpype.JClass("cardsuite.simbridge.CardTearException")
         card = bridge(jpype.JString(str(self.project.sim_classes)))
+        if self.commit_capacity is not None:
+            card.setCommitCapacity(self.commit_capacity)
         if self.card_manager is not None:
             self.manager = self._enable_card_manager(card, self.card_manager)
         for applet in self.applets if self.applets is not None else manifest_applets(self.project):
@@ -90,6 +94,11 @@ class SimulatorTransport(Transport):
     def persistent_write_count(self) -> int:
         """How many persistent writes the last command made: the tear points it has."""
         return int(self._require().persistentWriteCount())
+
+    def commit_bytes(self) -> int:
+        """Commit buffer bytes of the largest transaction the last command ran (the bridge's WriteJournal
+        says how writes are counted: a 6-byte entry plus the overwritten bytes each)."""
+        return int(self._require().commitBytes())
 
     def operation_count(self, name: str) -> int:
         """How often the last command called a crypto operation of the applet's code, measured by the

@@ -93,10 +93,12 @@ class VpcdSimulator:
 
     def __init__(self, project: Project | None = None, slot: int = 0, applets: list[AppletInstall] | None = None,
                  trace: bool = False, card_manager: CardManagerConfig | None = None, *,
-                 kill_host_at: tuple[int, Path] | None = None) -> None:
+                 kill_host_at: tuple[int, Path] | None = None, applet_classpath: Path | None = None) -> None:
         """``kill_host_at`` (tests): (N, PID file): the bridge SIGKILLs the process named in the file right
-        after the card processed the Nth command APDU, before answering it (bridge option --kill-host-at)."""
+        after the card processed the Nth command APDU, before answering it (bridge option --kill-host-at).
+        ``applet_classpath``: where the applets' classes are (default the build's simulator classes)."""
         self.project = project or Project.locate()
+        self.applet_classpath = applet_classpath or self.project.sim_classes
         self.kill_host_at = kill_host_at
         self.slot = slot
         self.applets = applets if applets is not None else manifest_applets(self.project)
@@ -122,7 +124,7 @@ class VpcdSimulator:
         classpath = ":".join(bridge_classpath(self.project))
         cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
                "cardsuite.simbridge.vpcd.VpcdMain", "--port", str(self.port),
-               "--classpath", str(self.project.sim_classes), "--log", str(self.log_path),
+               "--classpath", str(self.applet_classpath), "--log", str(self.log_path),
                "--mask-rules", str(RULES_FILE), "--exit-on-stdin-eof"]
         for applet in self.applets:
             spec = f"{applet.aid.hex().upper()}:{applet.class_name}"

@@ -1,6 +1,8 @@
 package cardsuite.simbridge;
 
 import javacard.framework.Util;
+import javacard.security.Key;
+import javacard.security.KeyBuilder;
 
 /**
  * The persistent-write entry points that {@link PersistentWriteInstrumenter} puts into applet bytecode in place of
@@ -127,6 +129,28 @@ public final class PersistentMemory {
             journal.beforeAtomicWrite(bArray, bOff, 2);
         }
         return Util.setShort(bArray, bOff, sValue);
+    }
+
+    // ---- javacard.security.KeyBuilder, same signatures: a transient key is cleared with its event
+
+    public static Key buildKey(byte keyType, short keyLength, boolean keyEncryption) {
+        Key key = KeyBuilder.buildKey(keyType, keyLength, keyEncryption);
+        registerKey(key, ContextTransientMemory.eventOfKeyType(keyType));
+        return key;
+    }
+
+    /** JC 3.0.5's variant: the memory type is JCSystem.MEMORY_TYPE_* (1 = CLEAR_ON_RESET, 2 = CLEAR_ON_DESELECT). */
+    public static Key buildKey(byte algorithmicKeyType, byte keyMemoryType, short keyLength, boolean keyEncryption) {
+        Key key = KeyBuilder.buildKey(algorithmicKeyType, keyMemoryType, keyLength, keyEncryption);
+        registerKey(key, keyMemoryType);
+        return key;
+    }
+
+    private static void registerKey(Key key, byte event) {
+        CardRuntime card = CardRuntime.active();
+        if (card != null) {
+            card.registerTransientKey(key, event);
+        }
     }
 
     /** Counts a crypto operation (MessageDigest.doFinal, Signature.sign, ...) of the active card's command. */

@@ -20,6 +20,11 @@ import org.objectweb.asm.Type;
 final class PersistentWriteInstrumenter {
     private static final String HOOKS = Type.getInternalName(PersistentMemory.class);
     private static final String UTIL = "javacard/framework/Util";
+    /** KeyBuilder.buildKey calls go through a hook that registers transient keys with the card's memory. */
+    private static final String KEY_BUILDER = "javacard/security/KeyBuilder";
+    private static final Set<String> KEY_BUILDERS = Set.of(
+            "buildKey(BSZ)Ljavacard/security/Key;",
+            "buildKey(BBSZ)Ljavacard/security/Key;");
     /** Crypto calls counted per command, so benchmarks report measured on-card work, not a model of it. */
     private static final java.util.Set<String> COUNTED_OPERATIONS = java.util.Set.of(
             "MessageDigest.doFinal", "Signature.sign", "Signature.verify", "KeyAgreement.generateSecret",
@@ -117,6 +122,11 @@ final class PersistentWriteInstrumenter {
                 }
             }
             if (opcode == Opcodes.INVOKESTATIC && owner.equals(UTIL) && UTIL_WRITERS.contains(name + descriptor)) {
+                callHook(name, descriptor);
+                return;
+            }
+            if (opcode == Opcodes.INVOKESTATIC && owner.equals(KEY_BUILDER)
+                    && KEY_BUILDERS.contains(name + descriptor)) {
                 callHook(name, descriptor);
                 return;
             }

@@ -231,14 +231,38 @@ public final class SimulatedCard {
         return lastCommandWrites;
     }
 
+    /**
+     * Sets the commit buffer size (default {@value WriteJournal#DEFAULT_COMMIT_CAPACITY} bytes, an NXP JCOP 4's):
+     * what JCSystem.getMaxCommitCapacity answers and where a transaction's writes throw
+     * TransactionException.BUFFER_FULL. How writes are counted: see {@link WriteJournal}.
+     *
+     * @throws IllegalArgumentException outside 7..32767
+     */
+    public void setCommitCapacity(int bytes) {
+        runtime.journal.setCapacity(bytes);
+    }
+
+    public int commitCapacity() {
+        return runtime.journal.capacity();
+    }
+
+    /** The commit buffer bytes of the largest transaction the last transmit ran (0 when it journaled nothing). */
+    public int commitBytes() {
+        return runtime.journal.commandPeak();
+    }
+
     /** How often the last transmit called a crypto operation, e.g. "MessageDigest.doFinal", "Signature.sign". */
     public int operationCount(String name) {
         return runtime.journal.operationCount(name);
     }
 
-    /** The card manager sees each APDU first when there is one (it answers for the ISD), else the runtime. */
+    /**
+     * The card manager sees each APDU of the basic channel first when there is one (it answers for the ISD), else
+     * the runtime. MANAGE CHANNEL and the other channels' commands are the runtime's (see {@link LogicalChannels}).
+     */
     private byte[] route(byte[] command) {
-        if (cardManager != null) {
+        if (cardManager != null && LogicalChannels.channelOf(command[0]) == 0
+                && !LogicalChannels.isManageChannel(command)) {
             byte[] response;
             try {
                 response = cardManager.process(command);

@@ -5,6 +5,7 @@ import javacard.framework.Applet;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
 import javacard.framework.JCSystem;
+import javacard.framework.TransactionException;
 import javacard.framework.Util;
 
 /**
@@ -22,6 +23,13 @@ import javacard.framework.Util;
  * INS 17 in a transaction: update everything to P1,           transaction
  *        then again to P1 + 1, then abort
  * INS 18 in a transaction: Util.arrayCopy/setShort (atomic on their own) into bytes, a field, then abort
+ *
+ * Commit capacity (a persistent array of BULK bytes):
+ * INS 60 JCSystem.getMaxCommitCapacity, getUnusedCommitCapacity outside a transaction, inside one before and after
+ *        one Util.setShort (2 bytes each, 8 bytes), then abort
+ * INS 61 P1P2 = n: in a transaction, bulk[0, n) := P1 ^ P2 ^ 0x5A by Util.arrayCopy in chunks of 255 bytes from
+ *        the APDU buffer, then commit; TransactionException.BUFFER_FULL answers 6A84 with the transaction open
+ * INS 62 P1P2 = n: bulk[0] and bulk[n - 1]
  */
 public class JournalApplet extends Applet {
     private final byte[] bytes = new byte[16];
@@ -32,6 +40,9 @@ public class JournalApplet extends Applet {
     private final byte[] resetRam;
     private final byte[] deselectRam;
     private static short staticValue;
+    private static final short BULK = 8000;
+    private static final short CHUNK = 255;
+    private final byte[] bulk = new byte[BULK];
 
     /** An inner (non-static) class: javac stores its outer instance before calling super(). */
     private class Counter {
@@ -134,9 +145,50 @@ public class JournalApplet extends Applet {
                 slots[0] = new Counter();
                 JCSystem.commitTransaction();
                 break;
+            case 0x60:
+                capacity(apdu);
+                break;
+            case 0x61:
+                fillBulk(buffer, Util.getShort(buffer, ISO7816.OFFSET_P1));
+                break;
+            case 0x62:
+                buffer[0] = bulk[0];
+                buffer[1] = bulk[(short) (Util.getShort(buffer, ISO7816.OFFSET_P1) - 1)];
+                apdu.setOutgoingAndSend((short) 0, (short) 2);
+                break;
             default:
                 ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
         }
+    }
+
+    private void capacity(APDU apdu) {
+        byte[] buffer = apdu.getBuffer();
+        Util.setShort(buffer, (short) 0, JCSystem.getMaxCommitCapacity());
+        Util.setShort(buffer, (short) 2, JCSystem.getUnusedCommitCapacity());
+        JCSystem.beginTransaction();
+        Util.setShort(buffer, (short) 4, JCSystem.getUnusedCommitCapacity());
+        Util.setShort(bytes, (short) 0, (short) 0x0102);
+        Util.setShort(buffer, (short) 6, JCSystem.getUnusedCommitCapacity());
+        JCSystem.abortTransaction();
+        apdu.setOutgoingAndSend((short) 0, (short) 8);
+    }
+
+    private void fillBulk(byte[] buffer, short length) {
+        byte value = (byte) (buffer[ISO7816.OFFSET_P1] ^ buffer[ISO7816.OFFSET_P2] ^ 0x5A);
+        Util.arrayFillNonAtomic(buffer, (short) 0, CHUNK, value);
+        JCSystem.beginTransaction();
+        try {
+            for (short done = 0; done < length; done += CHUNK) {
+                short n = (short) (length - done) < CHUNK ? (short) (length - done) : CHUNK;
+                Util.arrayCopy(buffer, (short) 0, bulk, done, n);
+            }
+        } catch (TransactionException e) {
+            if (e.getReason() == TransactionException.BUFFER_FULL) {
+                ISOException.throwIt(ISO7816.SW_FILE_FULL);
+            }
+            throw e;
+        }
+        JCSystem.commitTransaction();
     }
 
     private void updateAll(byte value) {

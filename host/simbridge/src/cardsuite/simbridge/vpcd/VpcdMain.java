@@ -76,6 +76,9 @@ public final class VpcdMain {
         SimulatedCard card;
         try {
             card = new SimulatedCard(options.classPath);
+            if (options.commitCapacity > 0) {
+                card.setCommitCapacity(options.commitCapacity);
+            }
             for (VpcdOptions.AppletSpec applet : options.applets) {
                 card.install(applet.aid, applet.className, applet.params);
             }

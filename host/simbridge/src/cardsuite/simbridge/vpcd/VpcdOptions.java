@@ -14,7 +14,7 @@ final class VpcdOptions {
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
             "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
-            "           [--kill-host-at N:PIDFILE]",
+            "           [--commit-capacity BYTES] [--kill-host-at N:PIDFILE]",
             "  --port             vpcd's port for the reader slot (Debian: 35963 + slot)",
             "  --host             vpcd's host (default 127.0.0.1)",
             "  --classpath        where the applet classes are (File.pathSeparator-separated)",
@@ -36,6 +36,7 @@ final class VpcdOptions {
             "  --loadable         a package AID the card may LOAD, and the Java package of its classes (repeatable)",
             "  --applet-class     the class of an applet AID of a loadable package (repeatable)",
             "  --preload          a loadable package present from the start, e.g. a library (repeatable)",
+            "  --commit-capacity  the commit buffer in bytes, 7..32767 (default 5120, an NXP JCOP 4's)",
             "  --kill-host-at     tests: SIGKILL the process whose PID is in PIDFILE right after the card has",
             "                     processed the Nth command APDU, before its response is sent (once)");
 
@@ -78,6 +79,7 @@ final class VpcdOptions {
     int scpParameter = -1;
     int keyVersion = 1;
     int authLimit;
+    int commitCapacity;
     byte[] cardSerial;
     int cardLifeCycle;
     /** --loadable: package AID hex → "java.package[:major.minor]". */
@@ -111,6 +113,9 @@ final class VpcdOptions {
                     break;
                 case "--scp-i": options.scpParameter = parseInt(value(args, ++i, option), 16, 0, 0xFF, option); break;
                 case "--key-version": options.keyVersion = parseInt(value(args, ++i, option), 0, 1, 127, option); break;
+                case "--commit-capacity":
+                    options.commitCapacity = parseInt(value(args, ++i, option), 10, 7, Short.MAX_VALUE, option);
+                    break;
                 case "--auth-limit": options.authLimit = parseInt(value(args, ++i, option), 10, 1, 1 << 20, option); break;
                 case "--card-serial": options.cardSerial = Bytes.fromHex(value(args, ++i, option)); break;
                 case "--card-life-cycle": options.cardLifeCycle = lifeCycle(value(args, ++i, option)); break;
