@@ -115,6 +115,26 @@ public final class Scp03 {
                 Cipher.DECRYPT_MODE));
     }
 
+    /** Amendment D §7.2.3: key values under the static DEK, AES-CBC with a zero ICV; whole blocks, else 6A80. */
+    public static byte[] decryptCbcZeroIcv(byte[] dek, byte[] encrypted) {
+        if (encrypted.length == 0 || encrypted.length % BLOCK != 0) {
+            throw new GpException(Sw.WRONG_DATA, "encrypted data is not whole AES blocks");
+        }
+        return Scp02.crypt("AES/CBC/NoPadding", dek, "AES", new byte[BLOCK], encrypted, Cipher.DECRYPT_MODE);
+    }
+
+    /** The host's side of {@link #decryptCbcZeroIcv}. */
+    public static byte[] encryptCbcZeroIcv(byte[] dek, byte[] plain) {
+        return Scp02.crypt("AES/CBC/NoPadding", dek, "AES", new byte[BLOCK], plain, Cipher.ENCRYPT_MODE);
+    }
+
+    /** Amendment D §7.2.3.1: the key check value of an AES key, the first 3 bytes of AES-ECB of sixteen 01 bytes. */
+    public static byte[] keyCheckValue(byte[] key) {
+        byte[] ones = new byte[BLOCK];
+        Arrays.fill(ones, (byte) 1);
+        return Arrays.copyOf(aesEcb(key, ones), 3);
+    }
+
     private static byte[] commandIcvBlock(long counter) {
         byte[] block = new byte[BLOCK];
         for (int i = 0; i < 8; i++) {

@@ -17,11 +17,13 @@ final class Scp03Channel extends SecureChannel {
     private byte[] chainingValue;
     private long encryptionCounter;
 
-    Scp03Channel(StaticKeys keys, int parameter, byte[] sdAid) {
-        super(keys, parameter, sdAid);
-        if (!keys.sameLengths()) {
-            throw new IllegalArgumentException("SCP03 keys of one key set have one length");
-        }
+    Scp03Channel(int parameter, byte[] sdAid) {
+        super(parameter, sdAid);
+    }
+
+    /** What an SCP03 key set is: three AES keys of one length. */
+    static boolean fits(StaticKeys keys) {
+        return keys.sameLengths();
     }
 
     @Override
@@ -48,6 +50,11 @@ final class Scp03Channel extends SecureChannel {
         byte[] head = {(byte) keys.version, 0x03, (byte) parameter};
         return seq == null ? Bytes.concat(head, cardChallenge, cryptogram)
                 : Bytes.concat(head, cardChallenge, cryptogram, seq);
+    }
+
+    @Override
+    byte[] decryptSensitive(byte[] encrypted) {
+        return Scp03.decryptCbcZeroIcv(keys.dek, encrypted);
     }
 
     @Override
