@@ -168,3 +168,19 @@ def test_a_torn_put_key_leaves_the_old_key_set(card: Card) -> None:
         break
     assert tear == writes + 1 == 5  # three keys staged, one commit: every one of them was torn once
     card.session(new)
+
+
+@pytest.mark.parametrize("level", [0x11, 0x33], ids=["rmac", "renc"])
+def test_external_authenticate_answers_without_an_r_mac(project: Project, level: int) -> None:
+    """[AmD] 6.2.5: the R-MAC covers the responses after EXTERNAL AUTHENTICATE; its own answer is the bare 9000."""
+    from cardsuite.gp.scp import SecurityLevel
+
+    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03", scp_i=0x70))
+    transport.connect()
+    answers: list[bytes] = []
+    transmit = transport.transmit_raw
+    transport.transmit_raw = lambda raw: answers.append(transmit(raw)) or answers[-1]  # type: ignore[method-assign]
+    gp = GlobalPlatform(transport)
+    gp.open_secure_channel(DEV, SecurityLevel(level))
+    assert answers[-1] == b"\x90\x00"
+    assert gp.cplc().fields()["ic_fabricator"] == b"\xCA\x5D"  # and the session's R-MAC chain still verifies

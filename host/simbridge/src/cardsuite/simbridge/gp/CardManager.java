@@ -354,7 +354,7 @@ public final class CardManager {
             throw e;
         }
         failedAuthentications = 0;
-        return respond(new byte[0], Sw.OK);
+        return sw(Sw.OK); // no R-MAC: it covers the responses after EXTERNAL AUTHENTICATE (Amendment D §6.2.5)
     }
 
     private void lockIfBlocked() {

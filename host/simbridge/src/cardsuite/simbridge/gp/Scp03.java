@@ -48,17 +48,32 @@ public final class Scp03 {
 
     /** §6.2.2.2: the card cryptogram, 8 bytes. */
     public static byte[] cardCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge) {
-        return kdf(sessionMac, CONSTANT_CARD_CRYPTOGRAM, 64, Bytes.concat(hostChallenge, cardChallenge));
+        return cardCryptogram(sessionMac, hostChallenge, cardChallenge, 64);
+    }
+
+    /** §6.2.2.2 with the length in bits: 64, or 128 in S16 mode (§6.2.1, i b1). */
+    public static byte[] cardCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge, int bits) {
+        return kdf(sessionMac, CONSTANT_CARD_CRYPTOGRAM, bits, Bytes.concat(hostChallenge, cardChallenge));
     }
 
     /** §6.2.2.3: the host cryptogram, 8 bytes. */
     public static byte[] hostCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge) {
-        return kdf(sessionMac, CONSTANT_HOST_CRYPTOGRAM, 64, Bytes.concat(hostChallenge, cardChallenge));
+        return hostCryptogram(sessionMac, hostChallenge, cardChallenge, 64);
+    }
+
+    /** §6.2.2.3 with the length in bits: 64, or 128 in S16 mode. */
+    public static byte[] hostCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge, int bits) {
+        return kdf(sessionMac, CONSTANT_HOST_CRYPTOGRAM, bits, Bytes.concat(hostChallenge, cardChallenge));
     }
 
     /** §6.2.2.1: a pseudo-random card challenge from K-ENC, the 3-byte sequence counter and the SD's AID. */
     public static byte[] pseudoRandomCardChallenge(byte[] staticEnc, byte[] sequenceCounter, byte[] sdAid) {
-        return kdf(staticEnc, CONSTANT_CARD_CHALLENGE, 64, Bytes.concat(sequenceCounter, sdAid));
+        return pseudoRandomCardChallenge(staticEnc, sequenceCounter, sdAid, 64);
+    }
+
+    /** §6.2.2.1 with the length in bits: 64, or 128 in S16 mode. */
+    public static byte[] pseudoRandomCardChallenge(byte[] staticEnc, byte[] sequenceCounter, byte[] sdAid, int bits) {
+        return kdf(staticEnc, CONSTANT_CARD_CHALLENGE, bits, Bytes.concat(sequenceCounter, sdAid));
     }
 
     /**
@@ -95,8 +110,14 @@ public final class Scp03 {
      * data and the status word; the first 8 bytes are appended to the response.
      */
     public static byte[] responseMac(byte[] sessionRmac, byte[] chainingValue, byte[] responseData, int sw) {
+        return responseMac(sessionRmac, chainingValue, responseData, sw, 8);
+    }
+
+    /** §6.2.5 with the R-MAC's length: 8, or 16 in S16 mode. */
+    public static byte[] responseMac(byte[] sessionRmac, byte[] chainingValue, byte[] responseData, int sw,
+                                     int length) {
         return Arrays.copyOf(aesCmac(sessionRmac, Bytes.concat(chainingValue, responseData,
-                new byte[] {(byte) (sw >> 8), (byte) sw})), 8);
+                new byte[] {(byte) (sw >> 8), (byte) sw})), length);
     }
 
     /** §6.2.7: R-ENCRYPTION, AES-CBC under S-ENC, ICV from the command counter with its first byte set to 80. */

@@ -57,7 +57,7 @@ abstract class SecureChannel {
         if (!supportsLevel(command.p1)) {
             throw new GpException(Sw.WRONG_P1P2, String.format("security level %02X not supported", command.p1));
         }
-        if (command.data.length != 16 || !command.secureMessaging()) {
+        if (command.data.length != cryptogramLength() + macLength() || !command.secureMessaging()) {
             throw new GpException(Sw.SECURITY_NOT_SATISFIED, "EXTERNAL AUTHENTICATE needs host cryptogram and C-MAC");
         }
         authenticate(command);
@@ -81,7 +81,7 @@ abstract class SecureChannel {
             }
             return command;
         }
-        if (command.data.length < 8) {
+        if (command.data.length < macLength()) {
             close();
             throw new GpException(Sw.SECURITY_NOT_SATISFIED, "secure messaging without a C-MAC");
         }
@@ -106,6 +106,15 @@ abstract class SecureChannel {
 
     /** The host challenge length INITIALIZE UPDATE takes: 8, or 16 in SCP03's S16 mode. */
     int challengeLength() {
+        return 8;
+    }
+
+    /** The length of the host cryptogram and of each C-MAC / R-MAC: 8, or 16 in SCP03's S16 mode. */
+    int cryptogramLength() {
+        return 8;
+    }
+
+    int macLength() {
         return 8;
     }
 
