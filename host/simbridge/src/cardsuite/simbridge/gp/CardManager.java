@@ -411,7 +411,10 @@ public final class CardManager {
 
     // ---------------------------------------------------------------- GET DATA, GET STATUS
 
-    /** §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, CIN 45, sequence counter C1 (SCP02). */
+    /**
+     * §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, IIN 42 (once stored), CIN 45, key diversification
+     * data CF, Card Capability Information 67, sequence counter C1 (SCP02; SCP03 with the pseudo-random challenge).
+     */
     private byte[] getData(CommandApdu command) {
         if (command.secureMessaging()) {
             command = authenticated(command);
@@ -429,9 +432,14 @@ public final class CardManager {
                 }
                 return respond(Tlv.encode(0x42, isdData.iin), Sw.OK);
             case 0x00CF: return respond(Tlv.encode(0xCF, isdData.kdd), Sw.OK);
+            case 0x0067: return respond(CardData.capabilities(channel.protocol(), channel.parameter, ISD_PRIVILEGES),
+                    Sw.OK);
             case 0x00C1:
                 if (channel instanceof Scp02Channel) {
                     return respond(Tlv.encode(0xC1, ((Scp02Channel) channel).sequenceCounter()), Sw.OK);
+                }
+                if (channel instanceof Scp03Channel && (channel.parameter & 0x10) != 0) {
+                    return respond(Tlv.encode(0xC1, ((Scp03Channel) channel).sequenceCounter()), Sw.OK);
                 }
                 // fall through: SCP03 cards keep no such counter unless i b5 is set
             default: throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, String.format("no data object %04X", tag));
