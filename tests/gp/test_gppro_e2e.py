@@ -45,10 +45,13 @@ class GpCard:
     simulator: VpcdSimulator
 
     def gp(self, *args: str, key: str | None = DEV, kvn: int | None = None, ok: bool = True,
-           enc: str | None = None) -> subprocess.CompletedProcess:
-        """gp.jar -r <the card's reader> ARGS, the keys in its environment (one key for ENC/MAC/DEK)."""
+           enc: str | None = None, kdf: str | None = None) -> subprocess.CompletedProcess:
+        """gp.jar -r <the card's reader> ARGS, the keys in its environment (one key for ENC/MAC/DEK; with ``kdf``
+        the master key the card's keys are diversified from)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GP_")}
-        if key is not None:
+        if kdf is not None and key is not None:
+            env.update(GP_KEY=key, GP_KEY_KDF=kdf)
+        elif key is not None:
             env.update(GP_KEY_ENC=enc or key, GP_KEY_MAC=key, GP_KEY_DEK=key)
         if kvn is not None:
             env["GP_KEY_VER"] = f"0x{kvn:02X}"
@@ -233,3 +236,12 @@ def test_scp02_i45_is_beyond_gp(card_for) -> None:
     card = card_for(CardManagerConfig("scp02", scp_i=0x45))
     done = card.gp("-l", ok=False)
     assert "GET STATUS failed for 80F28002024F0000 with 0x6982" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("protocol", "kdf"), [("scp02", "emv"), ("scp02", "visa2"), ("scp03", "kdf3")])
+def test_an_issued_card_with_diversified_keys(card_for, protocol: str, kdf: str) -> None:
+    """gp --key-kdf (here GP_KEY_KDF): the card's keys derived from the master key with its KDD."""
+    card = card_for(CardManagerConfig(protocol, keys=(h(ISSUER_AES),) * 3, kdf=kdf))
+    assert "ISD: A000000151000000" in card.listing(key=ISSUER_AES, kdf=kdf)
+    plain = card.gp("-l", key=ISSUER_AES, ok=False)  # the master key itself is not the card's key
+    assert "Card cryptogram invalid" in plain.stdout + plain.stderr

@@ -207,6 +207,22 @@ public final class CardManager {
         return CardData.cplc(serial, isdData.prePerso, isdData.perso);
     }
 
+    /**
+     * Gives the card static keys diversified from an issuer master key with its key diversification data (as
+     * issued cards hold them): the default key set is replaced, its version kept. Call after {@link #setSerial}.
+     *
+     * @param kdf "emv", "visa2" (SCP02, 3DES) or "kdf3" (SCP03, AES)
+     */
+    public void setDiversifiedKeys(String kdf, byte[] master) {
+        StaticKeys derived = KeyDiversification.derive(kdf, master, isdData.kdd, keys.defaultVersion());
+        if (channel.protocol() == 2 ? !Scp02Channel.fits(derived) : !Scp03Channel.fits(derived)) {
+            throw new IllegalArgumentException(kdf + " keys do not fit SCP0" + channel.protocol());
+        }
+        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = new java.util.LinkedHashMap<>();
+        next.put(derived.version, KeyStore.keySet(derived, keys.scpType()));
+        keys.publish(next);
+    }
+
     /** An application's life cycle byte, or -1 when there is no such application. */
     public int applicationLifeCycle(byte[] aid) {
         Registry.Application app = registry.application(aid);
