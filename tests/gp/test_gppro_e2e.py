@@ -65,10 +65,10 @@ class GpCard:
         """gp OPERATIONS -l: gp.jar lists the card after its other operations, in the same session."""
         return self.gp(*operations, "-l", **kwargs).stdout  # type: ignore[arg-type]
 
-    def apdus(self, *hex_apdus: str) -> list[str]:
+    def apdus(self, *hex_apdus: str, connect: str | None = None) -> list[str]:
         """APDUs sent in clear (gp -d -a, before anything else): their responses from gp's trace, data and status
-        word in hex."""
-        args = [arg for apdu in hex_apdus for arg in ("-a", apdu)]
+        word in hex. ``connect``: the ISD's AID, for a card whose default application hides it from gp."""
+        args = [arg for apdu in hex_apdus for arg in ("-a", apdu)] + (["-c", connect] if connect else [])
         lines = self.gp("-d", *args, key=None).stdout.splitlines()
         answers = ["".join(line.split()[3:]).upper() for line in lines if line.startswith("A<<")]  # A<< (n) (t) ..
         return answers[:len(hex_apdus)]
@@ -245,3 +245,21 @@ def test_an_issued_card_with_diversified_keys(card_for, protocol: str, kdf: str)
     assert "ISD: A000000151000000" in card.listing(key=ISSUER_AES, kdf=kdf)
     plain = card.gp("-l", key=ISSUER_AES, ok=False)  # the master key itself is not the card's key
     assert "Card cryptogram invalid" in plain.stdout + plain.stderr
+
+
+def test_default_selected_application(card_for) -> None:
+    """Card Reset at install (gp --privs CardReset: gp.jar 26.02.11's --default no longer adds it) and moved by gp
+    --make-default; the default application answers SELECT without an AID, so gp.jar, which finds the ISD that
+    way, is told the ISD's AID (-c) from then on, as with any card whose default is an applet."""
+    card = card_for(CardManagerConfig("scp03"))
+    card.gp("--install", str(ECHO_CAP), "--privs", "CardReset")
+    isd = ["-c", "A000000151000000"]
+    assert card.apdus("00A4040000", connect=isd[1])[0] == "9000"  # the echo applet's answer, not the ISD's FCI
+    listing = card.listing(*isd)
+    app = listing[listing.index(f"APP: {APPLET}"):]
+    assert "Privs:    CardReset" in app.split("PKG:")[0]
+    assert "CardReset" not in listing.split("APP:")[0]  # the ISD gave it up
+    card.gp(*isd, "--create", INSTANCE, "--applet", APPLET, "--package", PKG, "--make-default", INSTANCE)
+    listing = card.listing(*isd)
+    assert "Privs:    CardReset" in listing[listing.index(f"APP: {INSTANCE}"):].split("PKG:")[0]
+    assert "Privs:    CardReset" not in listing[listing.index(f"APP: {APPLET}"):listing.index(f"APP: {INSTANCE}")]
