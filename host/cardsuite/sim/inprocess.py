@@ -56,8 +56,15 @@ class SimulatorTransport(Transport):
         import jpype
 
         keys = config.keys or (DEVELOPMENT_KEY,) * 3
-        manager = card.enableCardManager(jpype.JString(config.protocol), -1, config.key_version,
+        scp_i = -1 if config.scp_i is None else config.scp_i
+        manager = card.enableCardManager(jpype.JString(config.protocol), scp_i, config.key_version,
                                          *map(self._jbytes, keys))
+        if config.auth_limit is not None:
+            manager.setAuthenticationLimit(config.auth_limit)
+        if config.serial is not None:
+            manager.setSerial(self._jbytes(config.serial))
+        if config.kdf is not None:
+            manager.setDiversifiedKeys(jpype.JString(config.kdf), self._jbytes(keys[0]))
         for aid, java_package in manifest_packages(self.project):
             card.registerLoadable(self._jbytes(aid), jpype.JString(java_package))
         return manager

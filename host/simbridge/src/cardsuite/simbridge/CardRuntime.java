@@ -279,6 +279,45 @@ final class CardRuntime extends SimulatorRuntime {
     }
 
     /**
+     * Runs one command in an applet without selecting it, as a security domain hands the STORE DATA of a
+     * personalisation to its application (GP Card Spec §11.11.2.2, §11.5.2.3.6): the applet's process() gets the
+     * APDU in its own context, its select() is not called, and the selection is as before afterwards.
+     */
+    byte[] processUnselected(AID aid, byte[] command) {
+        activateSimulatorRuntimeInstance();
+        Applet applet = getApplet(aid);
+        AID selected = currentAID;
+        currentAID = aid;
+        setContext(applet == null ? null : LogicalChannels.contextOf(applet));
+        try {
+            return super.transmitCommand(command);
+        } finally {
+            currentAID = selected;
+            setContext(null);
+        }
+    }
+
+    /**
+     * Selects an applet on the basic channel as the card does at power-up for its default-selected application
+     * (GP Card Spec §6.6, JC RE §4.1): its select() is called, no SELECT APDU reaches its process(). False when
+     * there is no such applet or its select() refuses; then nothing is selected.
+     */
+    boolean selectImplicitly(AID aid) {
+        activateSimulatorRuntimeInstance();
+        Applet applet = lookupApplet(aid) == null ? null : getApplet(aid);
+        if (applet == null) {
+            return false;
+        }
+        if (channels.applet(0) != null) {
+            deselectOn(0);
+        }
+        activeChannel = 0;
+        boolean accepted = selectOn(0, aid, applet);
+        setContext(null);
+        return accepted;
+    }
+
+    /**
      * Deselects the applet of {@code channel} (JCRE 4.6): MultiSelectable.deselect(boolean) when its context stays
      * active on another channel, Applet.deselect() otherwise; an open transaction is aborted; the context's
      * CLEAR_ON_DESELECT memory is cleared once no channel has it active.

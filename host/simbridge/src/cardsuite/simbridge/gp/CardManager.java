@@ -31,6 +31,8 @@ public final class CardManager {
     static final int INS_LOAD = 0xE8;
     static final int INS_DELETE = 0xE4;
     static final int INS_SET_STATUS = 0xF0;
+    static final int INS_PUT_KEY = 0xD8;
+    static final int INS_STORE_DATA = 0xE2;
     /** SELECT P1: by DF name (ISO 7816-4 table 39). */
     private static final int SELECT_BY_NAME = 0x04;
 
@@ -38,7 +40,10 @@ public final class CardManager {
     /** Response data is kept under 256 bytes, R-MAC included. */
     private static final int MAX_RESPONSE = 240;
     private static final int MAX_LOAD_FILE = 1 << 20;
-    /** ISD privileges: Security Domain, Card Lock, Card Terminate, CVM Management; Trusted Path ... (§11.1.2). */
+    /**
+     * ISD privileges: Security Domain, Card Lock, Card Terminate, Card Reset, CVM Management; Trusted Path ...
+     * (§11.1.2). Card Reset passes to an application given it, and back when none has it.
+     */
     private static final byte[] ISD_PRIVILEGES = Bytes.fromHex("9EFE80");
 
     /** What the card manager needs from the Java Card runtime underneath. */
@@ -58,14 +63,30 @@ public final class CardManager {
 
         /** The concrete javacard.framework.Applet classes of a Java package in the applet class path. */
         List<String> appletClassesIn(String javaPackage);
+
+        /**
+         * One persistent write of the card manager's own memory, counted with the applets' writes: false when the
+         * power fails at it (an armed tear), and then the card manager must not complete the update.
+         */
+        boolean persistentWrite();
+
+        /** Selects an applet at power-up, as the default-selected application: select() only. */
+        boolean selectImplicitly(byte[] aid);
+
+        /** Sends the runtime a SELECT of this applet by its full AID; the runtime's response. */
+        byte[] selectApplet(byte[] aid);
+
+        /** Runs a command in an applet without selecting it (STORE DATA of a personalisation); its response. */
+        byte[] processUnselected(byte[] aid, byte[] command);
     }
 
     private final SecureChannel channel;
-    private final StaticKeys keys;
+    private final KeyStore keys;
     private final Registry registry;
     private final Platform platform;
     private final Imports imports;
     private byte[] serial = SecureChannel.random(4);
+    private IsdData isdData = IsdData.factory(serial);
     private int cardLifeCycle = OP_READY;
     private int failedAuthentications;
     private int authenticationLimit = DEFAULT_AUTHENTICATION_LIMIT;
@@ -76,6 +97,11 @@ public final class CardManager {
     private int nextBlock;
     private ByteArrayOutputStream loadData;
 
+    // INSTALL [for personalization] (§11.5.2.3.6): the application the session's STORE DATA commands go to
+    private byte[] personalizing;
+    // STORE DATA to the ISD: the block number the next command must have (§11.11.2.1, P2)
+    private int nextStoreBlock;
+
     // GET STATUS paging: the entries not yet sent for the last P1 (§11.4.2.1, P2 b1 "next occurrence")
     private int statusP1 = -1;
     private List<byte[]> statusPending = new ArrayList<>();
@@ -85,14 +111,21 @@ public final class CardManager {
      * @param scpParameter the "i" parameter: SCP02 0x15 or 0x55; SCP03 0x00, 0x10, 0x30 or 0x70
      */
     public CardManager(int protocol, int scpParameter, StaticKeys keys, Registry registry, Platform platform) {
-        this.keys = keys;
         this.registry = registry;
         this.platform = platform;
         this.imports = new Imports(registry);
         if (protocol == 2) {
-            channel = new Scp02Channel(keys, scpParameter, ISD_AID);
+            if (!Scp02Channel.fits(keys)) {
+                throw new IllegalArgumentException("SCP02 keys are 16-byte 3DES keys");
+            }
+            channel = new Scp02Channel(scpParameter, ISD_AID);
+            this.keys = new KeyStore(keys, KeyStore.TYPE_DES);
         } else if (protocol == 3) {
-            channel = new Scp03Channel(keys, scpParameter, ISD_AID);
+            if (!Scp03Channel.fits(keys)) {
+                throw new IllegalArgumentException("SCP03 keys of one key set have one length");
+            }
+            channel = new Scp03Channel(scpParameter, ISD_AID);
+            this.keys = new KeyStore(keys, KeyStore.TYPE_AES);
         } else {
             throw new IllegalArgumentException("secure channel protocol 2 or 3, got " + protocol);
         }
@@ -108,8 +141,14 @@ public final class CardManager {
         return channel.parameter;
     }
 
+    /** The version of the default key set (the one INITIALIZE UPDATE P1 00 uses). */
     public int keyVersion() {
-        return keys.version;
+        return keys.defaultVersion();
+    }
+
+    /** The key versions on the card, in the order the Key Information Template lists them. */
+    public int[] keyVersions() {
+        return keys.snapshot().keySet().stream().mapToInt(Integer::intValue).toArray();
     }
 
     public Registry registry() {
@@ -159,12 +198,29 @@ public final class CardManager {
         if (serial == null || serial.length != 4) {
             throw new IllegalArgumentException("the IC serial number has 4 bytes");
         }
+        isdData = isdData.withSerial(this.serial, serial);
         this.serial = serial.clone();
     }
 
     /** The CPLC data object as GET DATA 9F7F returns it (tag, length, 42 bytes). */
     public byte[] cplc() {
-        return CardData.cplc(serial);
+        return CardData.cplc(serial, isdData.prePerso, isdData.perso);
+    }
+
+    /**
+     * Gives the card static keys diversified from an issuer master key with its key diversification data (as
+     * issued cards hold them): the default key set is replaced, its version kept. Call after {@link #setSerial}.
+     *
+     * @param kdf "emv", "visa2" (SCP02, 3DES) or "kdf3" (SCP03, AES)
+     */
+    public void setDiversifiedKeys(String kdf, byte[] master) {
+        StaticKeys derived = KeyDiversification.derive(kdf, master, isdData.kdd, keys.defaultVersion());
+        if (channel.protocol() == 2 ? !Scp02Channel.fits(derived) : !Scp03Channel.fits(derived)) {
+            throw new IllegalArgumentException(kdf + " keys do not fit SCP0" + channel.protocol());
+        }
+        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = new java.util.LinkedHashMap<>();
+        next.put(derived.version, KeyStore.keySet(derived, keys.scpType()));
+        keys.publish(next);
     }
 
     /** An application's life cycle byte, or -1 when there is no such application. */
@@ -179,12 +235,37 @@ public final class CardManager {
 
     // ---------------------------------------------------------------- the card's side
 
-    /** Power-up: the ISD is the implicitly selected application; any session or load in progress is gone. */
+    /**
+     * Power-up: the default-selected application (Card Reset privilege, §6.6) is implicitly selected, else the ISD;
+     * any session or load in progress is gone.
+     */
     public void powerUp() {
         selected = true;
         channel.close();
         abortLoad();
         statusPending = new ArrayList<>();
+        Registry.Application defaultApp = selectableDefault();
+        if (defaultApp != null && platform.selectImplicitly(defaultApp.aid)) {
+            selected = false;
+        }
+    }
+
+    /** The default-selected application when it may be selected now (SELECTABLE, the card not locked), else null. */
+    private Registry.Application selectableDefault() {
+        Registry.Application app = registry.defaultSelected();
+        if (app == null || !app.selectable() || cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED) {
+            return null;
+        }
+        return app;
+    }
+
+    /** The ISD's privileges as GET STATUS shows them: without Card Reset while an application holds it. */
+    private byte[] isdPrivileges() {
+        byte[] privileges = ISD_PRIVILEGES.clone();
+        if (registry.defaultSelected() != null) {
+            privileges[0] &= ~Registry.CARD_RESET;
+        }
+        return privileges;
     }
 
     /**
@@ -229,6 +310,10 @@ public final class CardManager {
             return selected ? sw(e.sw()) : null;
         }
         byte[] aid = command.data;
+        Registry.Application defaultApp = selectableDefault();
+        if (aid.length == 0 && defaultApp != null) {
+            return selectDefault(defaultApp);
+        }
         if (aid.length == 0 || (aid.length >= 5 && Registry.startsWith(ISD_AID, aid))) {
             platform.deselectApplet();
             selected = true;
@@ -252,6 +337,14 @@ public final class CardManager {
         return null;
     }
 
+    /** SELECT without an AID while an application holds Card Reset: that application, as after power-up. */
+    private byte[] selectDefault(Registry.Application app) {
+        selected = false;
+        channel.close();
+        abortLoad();
+        return platform.selectApplet(app.aid);
+    }
+
     private byte[] dispatch(CommandApdu command) {
         if ((command.cla & 0x03) != 0 || (command.cla & 0x70) != 0) {
             throw new GpException(Sw.CLA_NOT_SUPPORTED, "basic channel, classes 00/80/84 only");
@@ -268,6 +361,8 @@ public final class CardManager {
             case INS_LOAD: return load(authenticated(command));
             case INS_DELETE: return delete(authenticated(command));
             case INS_SET_STATUS: return setStatus(authenticated(command));
+            case INS_PUT_KEY: return putKey(authenticated(command));
+            case INS_STORE_DATA: return storeData(authenticated(command));
             default: throw new GpException(Sw.INS_NOT_SUPPORTED, "not a card manager command");
         }
     }
@@ -299,16 +394,17 @@ public final class CardManager {
             cardLifeCycle = cardLifeCycle == TERMINATED ? TERMINATED : CARD_LOCKED;
             throw new GpException(Sw.AUTH_BLOCKED, "too many failed authentications");
         }
-        if (command.data.length != 8) {
-            throw new GpException(Sw.WRONG_LENGTH, "the host challenge has 8 bytes");
+        if (command.data.length != channel.challengeLength()) {
+            throw new GpException(Sw.WRONG_LENGTH, "the host challenge has " + channel.challengeLength() + " bytes");
         }
         failedAuthentications++;
-        if (command.p1 != 0 && command.p1 != keys.version) {
+        StaticKeys sessionKeys = keys.scpKeys(command.p1);
+        if (sessionKeys == null) {
             lockIfBlocked();
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no key set with version " + command.p1);
         }
-        return respond(Bytes.concat(CardData.keyDiversificationData(serial), channel.initializeUpdate(command.data)),
-                Sw.OK);
+        return respond(Bytes.concat(isdData.kdd,
+                channel.initializeUpdate(command.data, sessionKeys)), Sw.OK);
     }
 
     /** §11.8 / Amendment D §7.2: 6300 wrong host cryptogram, 6982 wrong C-MAC; the session is then closed. */
@@ -320,7 +416,7 @@ public final class CardManager {
             throw e;
         }
         failedAuthentications = 0;
-        return respond(new byte[0], Sw.OK);
+        return sw(Sw.OK); // no R-MAC: it covers the responses after EXTERNAL AUTHENTICATE (Amendment D §6.2.5)
     }
 
     private void lockIfBlocked() {
@@ -331,21 +427,35 @@ public final class CardManager {
 
     // ---------------------------------------------------------------- GET DATA, GET STATUS
 
-    /** §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, CIN 45, sequence counter C1 (SCP02). */
+    /**
+     * §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, IIN 42 (once stored), CIN 45, key diversification
+     * data CF, Card Capability Information 67, sequence counter C1 (SCP02; SCP03 with the pseudo-random challenge).
+     */
     private byte[] getData(CommandApdu command) {
         if (command.secureMessaging()) {
             command = authenticated(command);
         }
         int tag = command.p1 << 8 | command.p2;
         switch (tag) {
-            case 0x9F7F: return respond(CardData.cplc(serial), Sw.OK);
+            case 0x9F7F: return respond(cplc(), Sw.OK);
             case 0x0066: return respond(Tlv.encode(0x66, CardData.recognitionData(channel.protocol(),
                     channel.parameter)), Sw.OK);
-            case 0x00E0: return respond(CardData.keyInformation(keys, channel.protocol()), Sw.OK);
-            case 0x0045: return respond(CardData.cin(serial), Sw.OK);
+            case 0x00E0: return respond(CardData.keyInformation(keys.information()), Sw.OK);
+            case 0x0045: return respond(Tlv.encode(0x45, isdData.cin), Sw.OK);
+            case 0x0042:
+                if (isdData.iin == null) {
+                    throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no IIN stored yet");
+                }
+                return respond(Tlv.encode(0x42, isdData.iin), Sw.OK);
+            case 0x00CF: return respond(Tlv.encode(0xCF, isdData.kdd), Sw.OK);
+            case 0x0067: return respond(CardData.capabilities(channel.protocol(), channel.parameter, ISD_PRIVILEGES),
+                    Sw.OK);
             case 0x00C1:
                 if (channel instanceof Scp02Channel) {
                     return respond(Tlv.encode(0xC1, ((Scp02Channel) channel).sequenceCounter()), Sw.OK);
+                }
+                if (channel instanceof Scp03Channel && (channel.parameter & 0x10) != 0) {
+                    return respond(Tlv.encode(0xC1, ((Scp03Channel) channel).sequenceCounter()), Sw.OK);
                 }
                 // fall through: SCP03 cards keep no such counter unless i b5 is set
             default: throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, String.format("no data object %04X", tag));
@@ -372,7 +482,7 @@ public final class CardManager {
                 throw new GpException(Sw.WRONG_DATA, "GET STATUS needs a search criterion 4F");
             }
             statusP1 = p1;
-            statusPending = Status.entries(p1, filter, tlv, registry, cardLifeCycle, ISD_PRIVILEGES);
+            statusPending = Status.entries(p1, filter, tlv, registry, cardLifeCycle, isdPrivileges());
             if (statusPending.isEmpty()) {
                 throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "nothing matches");
             }
@@ -396,6 +506,8 @@ public final class CardManager {
             case 0x02: return installForLoad(fields);
             case 0x04: case 0x0C: return installForInstall(fields, command.p1 == 0x0C);
             case 0x08: return makeSelectable(fields);
+            case 0x20: return installForPersonalization(fields);
+            case 0x40: return installForRegistryUpdate(fields);
             default: throw new GpException(Sw.WRONG_P1P2, String.format("INSTALL P1 %02X not supported", command.p1));
         }
     }
@@ -442,7 +554,7 @@ public final class CardManager {
         nextBlock++;
         if (loadData.size() > MAX_LOAD_FILE) {
             abortLoad();
-            throw new GpException(0x6A84, "load file too large"); // not enough memory
+            throw new GpException(Sw.NOT_ENOUGH_MEMORY, "load file too large");
         }
         if ((command.p1 & 0x80) == 0) {
             return respond(new byte[] {0}, Sw.OK);
@@ -508,6 +620,7 @@ public final class CardManager {
             }
             appletParameters = c9;
         }
+        checkPrivileges(privileges);
         String className = appletClass(moduleAid, file.javaPackage);
         byte[] bArray = Bytes.concat(new byte[] {(byte) instanceAid.length}, instanceAid,
                 new byte[] {(byte) privileges.length}, privileges, new byte[] {(byte) appletParameters.length},
@@ -520,9 +633,59 @@ public final class CardManager {
         } catch (IllegalArgumentException | IllegalStateException e) {
             throw new GpException(Sw.WRONG_DATA, "install() of " + className + " failed: " + e.getMessage());
         }
-        registry.addApplication(new Registry.Application(instanceAid, loadFileAid, moduleAid, className,
-                makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, privileges));
+        Registry.Application app = new Registry.Application(instanceAid, loadFileAid, moduleAid, className,
+                makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, new byte[3]);
+        registry.addApplication(app);
+        grant(app, privileges);
         return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.5.2.3.4 (Table 11-46): the security domain (empty: no extradition), an empty field, the application's AID,
+     * its new privileges (empty: unchanged), parameters, token. 6A88 for an unknown application or another security
+     * domain (this card has none), 6A80 for malformed privileges. Giving Card Reset takes it from the application
+     * (or the ISD) that had it.
+     */
+    private byte[] installForRegistryUpdate(Fields fields) {
+        byte[] domain = fields.next();
+        fields.next();
+        byte[] aid = fields.next();
+        byte[] privileges = fields.optional();
+        fields.optional();
+        fields.optional();
+        fields.end();
+        if (domain.length != 0 && !Arrays.equals(domain, ISD_AID)) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such security domain");
+        }
+        Registry.Application app = registry.application(aid);
+        if (app == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
+        }
+        if (privileges.length > 0) {
+            checkPrivileges(privileges);
+            persist(0);
+            grant(app, privileges);
+        }
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    private static void checkPrivileges(byte[] privileges) {
+        if (privileges.length != 1 && privileges.length != 3) {
+            throw new GpException(Sw.WRONG_DATA, "privileges have 1 or 3 bytes");
+        }
+    }
+
+    /** Sets an application's privileges (1 or 3 bytes, kept as 3); Card Reset is only ever one application's. */
+    private void grant(Registry.Application app, byte[] privileges) {
+        byte[] full = Arrays.copyOf(privileges, 3);
+        if ((full[0] & Registry.CARD_RESET) != 0) {
+            Registry.Application previous = registry.defaultSelected();
+            if (previous != null && previous != app) {
+                previous.privileges = previous.privileges.clone();
+                previous.privileges[0] &= ~Registry.CARD_RESET;
+            }
+        }
+        app.privileges = full;
     }
 
     /** §11.5.2.3.3: INSTALL [for make selectable]: empty load file and module, the instance AID, privileges. */
@@ -530,14 +693,28 @@ public final class CardManager {
         fields.next();
         fields.next();
         byte[] instanceAid = fields.next();
+        byte[] privileges = fields.optional();
+        fields.optional(); // token
         Registry.Application app = registry.application(instanceAid);
         if (app == null) {
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
         }
-        if (app.lifeCycle != Registry.INSTALLED) {
+        if (privileges.length > 0) {
+            checkPrivileges(privileges);
+        }
+        boolean installed = app.lifeCycle == Registry.INSTALLED;
+        // gp --make-default sends this for an application already SELECTABLE with Card Reset: cards take it as
+        // a change of privileges, which GP 2.2 and later give INSTALL [for registry update]
+        if (!installed && (privileges.length == 0 || !app.selectable())) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the application is not INSTALLED");
         }
-        app.lifeCycle = Registry.SELECTABLE;
+        persist(0);
+        if (installed) {
+            app.lifeCycle = Registry.SELECTABLE;
+        }
+        if (privileges.length > 0) {
+            grant(app, privileges);
+        }
         return respond(new byte[] {0}, Sw.OK);
     }
 
@@ -559,12 +736,111 @@ public final class CardManager {
         loadingAid = null;
         loadData = null;
         nextBlock = 0;
+        personalizing = null; // a personalisation belongs to the session too
+        nextStoreBlock = 0;
     }
 
     private void requireContentManagement() {
         if (cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "no card content management while CARD_LOCKED");
         }
+    }
+
+    // ---------------------------------------------------------------- PUT KEY
+
+    /**
+     * §11.8: adds a key version (P1 00) or replaces the keys of the version P1 names, the key values encrypted
+     * under the session's DEK. Answers the new version and the keys' check values. The new keys are staged and
+     * then made the card's keys in one step, so a tear anywhere leaves the old key set in force; the session goes
+     * on with the keys it was opened with.
+     */
+    private byte[] putKey(CommandApdu command) {
+        PutKey put = PutKey.parse(command, channel);
+        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = put.apply(keys);
+        persist(put.stagedWrites());
+        keys.publish(next);
+        return respond(put.response(), Sw.OK);
+    }
+
+    /**
+     * The persistent writes of an update of the card manager's memory: {@code staged} writes of the new content
+     * beside the old, then the commit (one write that switches to it). A tear at any of them leaves the old
+     * content; the caller makes the change only after this returns.
+     */
+    private void persist(int staged) {
+        for (int i = 0; i <= staged; i++) {
+            if (!platform.persistentWrite()) {
+                throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "power lost"); // the host sees no answer
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- STORE DATA
+
+    /**
+     * §11.5.2.3.6: empty load file and module fields, the application's AID, then empty privileges, parameters and
+     * token. The application must be on the card and not LOCKED (6A88 otherwise); the session's STORE DATA commands
+     * go to it from now on.
+     */
+    private byte[] installForPersonalization(Fields fields) {
+        fields.next();
+        fields.next();
+        byte[] aid = fields.next();
+        fields.optional();
+        fields.optional();
+        fields.optional();
+        fields.end();
+        Registry.Application app = registry.application(aid);
+        if (app == null || (app.lifeCycle & Registry.LOCKED) != 0) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application to personalise");
+        }
+        abortLoad();
+        personalizing = app.aid.clone();
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.11: after INSTALL [for personalization] the command (its secure messaging removed) goes to the
+     * application's process() as it is, and its answer back to the host. Otherwise the ISD stores its own data
+     * objects: P1 b8 the last block, b7-b6 encryption (11: under the DEK; the ISD's objects are not secret and are
+     * taken in clear only), b5-b4 the structure (01 DGIs: 2-byte tag, length 1 or FF + 2 bytes; 10 BER-TLV; 00 either),
+     * P2 the block number from 00. Each block is checked whole before anything is stored (6A88 an object the ISD
+     * does not keep, 6A80 a malformed block or value), then stored in one step.
+     */
+    private byte[] storeData(CommandApdu command) {
+        if (personalizing != null) {
+            byte[] forwarded = command.data.length == 0
+                    ? new byte[] {(byte) command.cla, (byte) command.ins, (byte) command.p1, (byte) command.p2, 0}
+                    : Bytes.concat(command.headerAndData(command.data.length, command.data), new byte[] {0});
+            byte[] response = platform.processUnselected(personalizing, forwarded);
+            int sw = (response[response.length - 2] & 0xFF) << 8 | response[response.length - 1] & 0xFF;
+            return respond(Arrays.copyOf(response, response.length - 2), sw);
+        }
+        if (command.p2 != nextStoreBlock) {
+            int expected = nextStoreBlock;
+            nextStoreBlock = 0;
+            throw new GpException(Sw.WRONG_P1P2, "STORE DATA block " + command.p2 + ", " + expected + " expected");
+        }
+        if ((command.p1 & 0x60) != 0) {
+            throw new GpException(Sw.WRONG_DATA, "the ISD takes its data objects in clear");
+        }
+        int structure = command.p1 & 0x18;
+        if (structure == 0x18) {
+            throw new GpException(Sw.WRONG_P1P2, "STORE DATA structure 11 is reserved");
+        }
+        // without structure information (00, what gp --store-data and --store-dgi-file send) DGIs are told from
+        // BER-TLV by their first byte: no BER tag is 00 (ISO/IEC 8825-1 8.1.2), a DGI 00xx starts so; for the
+        // ISD's other objects (9F66 ..) the two codings are the same bytes
+        boolean dgis = structure == 0x08 || structure == 0 && command.data.length > 0 && command.data[0] == 0;
+        List<Tlv> objects = dgis ? Tlv.parseDgis(command.data) : Tlv.parse(command.data);
+        IsdData next = isdData;
+        for (Tlv object : objects) {
+            next = next.with(object.tag, object.value);
+        }
+        persist(objects.size());
+        isdData = next;
+        nextStoreBlock = (command.p1 & 0x80) != 0 ? 0 : (command.p2 + 1) & 0xFF;
+        return respond(new byte[0], Sw.OK);
     }
 
     // ---------------------------------------------------------------- DELETE, SET STATUS
