@@ -1,6 +1,6 @@
 package cardsuite.fsclient;
 
-import cardsuite.isofs.SharedFiles;
+import cardsuite.isocmd.SharedFiles;
 import javacard.framework.AID;
 import javacard.framework.APDU;
 import javacard.framework.Applet;
@@ -10,7 +10,7 @@ import javacard.framework.JCSystem;
 
 /**
  * A client of files another applet owns: every ISO 7816-4 file command it receives (CLA 00) goes to
- * the ISO applet's shared DF (6000) through cardsuite.isofs.SharedFiles. The calls cross the Java
+ * the ISO applet's shared DF (6000) through cardsuite.isocmd.SharedFiles. The calls cross the Java
  * Card firewall into the owner's context, so the owner's access conditions, life cycle and PIN
  * state apply; the client holds no file and no PIN. In the client's view the shared DF is the MF:
  * SELECT 3F00 selects it, EF 6001 and 6002 are its children.

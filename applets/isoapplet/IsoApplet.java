@@ -1,12 +1,12 @@
 package cardsuite.isoapplet;
 
+import cardsuite.isocmd.FileSystem;
+import cardsuite.isocmd.SecurityStatus;
 import cardsuite.isofs.CyclicRecordFile;
 import cardsuite.isofs.DedicatedFile;
-import cardsuite.isofs.FileSystem;
 import cardsuite.isofs.ISOFS;
 import cardsuite.isofs.ISOFile;
 import cardsuite.isofs.RecordFile;
-import cardsuite.isofs.SecurityStatus;
 import cardsuite.isofs.TransparentFile;
 import cardsuite.isofs.VariableRecordFile;
 import javacard.framework.AID;
@@ -23,7 +23,7 @@ import javacard.security.RandomData;
  * The library's whole ISO 7816-4 command set over a small tree personalised at install (see
  * README.md), plus the PIN its access conditions refer to: VERIFY (00 20), CHANGE REFERENCE DATA
  * (00 24), RESET RETRY COUNTER (00 2C) with the PUK, and GET CHALLENGE (00 84). DF 6000 is shared
- * with applets of other packages through cardsuite.isofs.SharedFiles (getShareableInterfaceObject,
+ * with applets of other packages through cardsuite.isocmd.SharedFiles (getShareableInterfaceObject,
  * parameter 00). The MF holds EF.DIR (2F00) and EF.ATR (2F01) for generic clients.
  *
  * Install parameters (application data, all optional): PIN length (4..8), PIN, then maximum file

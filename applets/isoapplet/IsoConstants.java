@@ -2,7 +2,7 @@ package cardsuite.isoapplet;
 
 /**
  * The ISO applet's own commands, PIN and personalised tree (documented in README.md). The file
- * commands themselves are the library's (cardsuite.isofs.ISOFS).
+ * commands themselves are the ISO command processor's (cardsuite.isocmd.ISOCMD).
  */
 public interface IsoConstants {
     byte INS_VERIFY = (byte) 0x20;

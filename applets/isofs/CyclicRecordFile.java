@@ -35,7 +35,7 @@ public class CyclicRecordFile extends RecordFile {
         endAtomic(own);
     }
 
-    short offsetOf(short n) {
+    public short offsetOf(short n) {
         short slot = (short) ((head & 0xFF) + 1 - n);
         if (slot < 0) {
             slot += (short) (maxRecords & 0xFF);

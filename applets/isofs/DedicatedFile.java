@@ -21,6 +21,16 @@ public class DedicatedFile extends ISOFile {
         }
     }
 
+    /** The DF name (the array itself), or null. */
+    public byte[] getName() {
+        return name;
+    }
+
+    /** The first child in creation order, or null. */
+    public ISOFile getFirstChild() {
+        return firstChild;
+    }
+
     /** The child with this file identifier, or null. */
     public ISOFile findChild(short id) {
         ISOFile f = firstChild;
@@ -41,7 +51,7 @@ public class DedicatedFile extends ISOFile {
 
     /**
      * Links a new file as the last child (one transaction). Status 6A89 when a child already has its
-     * file identifier or short EF identifier. DF names are not checked here (FileSystem checks them
+     * file identifier or short EF identifier. DF names are not checked here (the command processor checks them
      * for CREATE FILE).
      */
     public void addChild(ISOFile f) {

@@ -12,8 +12,8 @@ import javacard.framework.Util;
  *
  * An EF's content lives in one persistent array, {@code data}, allocated by the constructor and
  * never reallocated. The data methods of the subclasses do not check access conditions or the life
- * cycle: the applet that owns a file is trusted; the command processor ({@link FileSystem}) checks
- * both before it calls them.
+ * cycle: the applet that owns a file is trusted; the command processor (cardsuite.isocmd.FileSystem)
+ * checks both before it calls them.
  */
 public abstract class ISOFile {
     short fid;
@@ -64,6 +64,16 @@ public abstract class ISOFile {
         return parent;
     }
 
+    /** The next child of the same DF, in creation order, or null. */
+    public ISOFile getSibling() {
+        return sibling;
+    }
+
+    /** The file's content (the array itself, for the command processor), or null for a DF. */
+    public byte[] getData() {
+        return data;
+    }
+
     /** Number of data bytes the file holds (tag 80); 0 for a DF. */
     public short getSize() {
         return data == null ? 0 : (short) data.length;
@@ -76,7 +86,7 @@ public abstract class ISOFile {
 
     /**
      * Sets the five access conditions (creation time: allocates five bytes the first time).
-     * Each is ISOFS.AC_ALWAYS, ISOFS.AC_NEVER or a reference checked by SecurityStatus.
+     * Each is ISOFS.AC_ALWAYS, ISOFS.AC_NEVER or a reference checked by cardsuite.isocmd.SecurityStatus.
      */
     public void setAccess(byte read, byte update, byte append, byte delete, byte admin) {
         if (ac == null) {
@@ -99,7 +109,7 @@ public abstract class ISOFile {
     }
 
     /** Opens a transaction unless one is already open; returns whether this call opened it. */
-    static boolean beginAtomic() {
+    public static boolean beginAtomic() {
         if (JCSystem.getTransactionDepth() != 0) {
             return false;
         }
@@ -107,7 +117,8 @@ public abstract class ISOFile {
         return true;
     }
 
-    static void endAtomic(boolean own) {
+    /** Commits the transaction when own (beginAtomic opened it). */
+    public static void endAtomic(boolean own) {
         if (own) {
             JCSystem.commitTransaction();
         }
@@ -126,7 +137,7 @@ public abstract class ISOFile {
     }
 
     /** The file after f in a pre-order walk of the subtree rooted at top, or null at its end. */
-    static ISOFile next(ISOFile f, ISOFile top) {
+    public static ISOFile next(ISOFile f, ISOFile top) {
         if (f instanceof DedicatedFile && ((DedicatedFile) f).firstChild != null) {
             return ((DedicatedFile) f).firstChild;
         }

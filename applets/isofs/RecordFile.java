@@ -75,7 +75,7 @@ public class RecordFile extends ISOFile {
     }
 
     /** The record number as 1..count; status 6A83 otherwise. */
-    short check(byte recNo) {
+    public short check(byte recNo) {
         short n = (short) (recNo & 0xFF);
         if (n == 0 || n > (short) (count & 0xFF)) {
             ISOException.throwIt(ISO7816.SW_RECORD_NOT_FOUND);
@@ -91,12 +91,12 @@ public class RecordFile extends ISOFile {
     }
 
     /** Offset in data of the first byte of existing record n. */
-    short offsetOf(short n) {
+    public short offsetOf(short n) {
         return (short) ((short) (n - 1) * recordSize);
     }
 
     /** Length of existing record n. */
-    short lengthOf(short n) {
+    public short lengthOf(short n) {
         return recordSize;
     }
 }

@@ -37,7 +37,7 @@ public class TransparentFile extends ISOFile {
     }
 
     /** Bytes from offset to the end of the file; status 6B00 when offset is outside it. */
-    short available(short offset) {
+    public short available(short offset) {
         if (offset < 0 || offset >= (short) data.length) {
             ISOException.throwIt(ISO7816.SW_WRONG_P1P2);
         }

@@ -77,7 +77,7 @@ public class VariableRecordFile extends RecordFile {
         }
     }
 
-    short offsetOf(short n) {
+    public short offsetOf(short n) {
         short off = 1;
         while (--n > 0) {
             off += (short) ((data[(short) (off - 1)] & 0xFF) + 1);
@@ -85,7 +85,7 @@ public class VariableRecordFile extends RecordFile {
         return off;
     }
 
-    short lengthOf(short n) {
+    public short lengthOf(short n) {
         return (short) (data[(short) (offsetOf(n) - 1)] & 0xFF);
     }
 }

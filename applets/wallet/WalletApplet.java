@@ -1,6 +1,5 @@
 package cardsuite.wallet;
 
-import cardsuite.isofs.ISOFS;
 import cardsuite.isofs.ISOFile;
 import javacard.framework.APDU;
 import javacard.framework.Applet;
@@ -562,10 +561,10 @@ public final class WalletApplet extends Applet implements WalletConstants, Ecash
     private void readRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         byte p2 = buf[ISO7816.OFFSET_P2];
-        if ((byte) (p2 & ISOFS.RECORD_P2_MODE) != ISOFS.RECORD_NUMBER) {
+        if ((byte) (p2 & RECORD_P2_MODE) != RECORD_NUMBER) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        byte sfi = (byte) ((p2 >> ISOFS.RECORD_P2_SFI_SHIFT) & ISOFS.SFI_MASK);
+        byte sfi = (byte) ((p2 >> RECORD_P2_SFI_SHIFT) & SFI_MASK);
         if (sfi != 0 && sfi != LOG_SFI) {
             ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
         }

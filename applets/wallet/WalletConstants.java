@@ -88,7 +88,12 @@ public interface WalletConstants {
     // ---- CREDIT plaintext: amount ‖ timestamp ‖ reference (logged as TS_M and merchant ID)
     short CREDIT_DATA = (short) 20;
 
-    // ---- transaction log: a cyclic EF of the isofs library
+    // ---- transaction log: a cyclic EF of the isofs library, read with READ RECORD
+    // READ RECORD P2 (ISO 7816-4 7.3.2, table 49): b8-b4 the SFI (0: the current EF), b3-b1 the mode.
+    byte RECORD_P2_SFI_SHIFT = (byte) 3;
+    byte SFI_MASK = (byte) 0x1F;
+    byte RECORD_P2_MODE = (byte) 0x07;
+    byte RECORD_NUMBER = (byte) 0x04; // the record numbered P1
     short LOG_FID = (short) 0xEF01;
     byte LOG_SFI = (byte) 1;
     byte LOG_RECORDS = (byte) 10;

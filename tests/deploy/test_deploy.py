@@ -88,13 +88,14 @@ def test_deploy_from_empty_then_again_changes_nothing(station: Station, any_empt
     progress: list[tuple[str, int, int]] = []
     first = station.deploy(any_empty_card, progress=lambda name, done, total: progress.append((name, done, total)))
     assert [(s.action, s.name) for s in first.performed] == [
-        ("load", "isofs"), ("load", "isoapplet"), ("load", "wallet"), ("load", "paper_transparent"),
-        ("load", "paper_record"), ("load", "paper_cyclic"), ("install", "isoapplet"), ("install", "wallet"),
+        ("load", "isofs"), ("load", "isocmd"), ("load", "isoapplet"), ("load", "wallet"),
+        ("load", "paper_transparent"), ("load", "paper_record"), ("load", "paper_cyclic"),
+        ("install", "isoapplet"), ("install", "wallet"),
         ("install", "paper_transparent"), ("install", "paper_record"), ("install", "paper_cyclic"),
         ("personalise", "wallet")]
     assert _contents(any_empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
     loaded = [name for name, done, total in progress if done == total]
-    assert loaded == ["isofs", "isoapplet", "wallet", "paper_transparent", "paper_record", "paper_cyclic"]
+    assert loaded == ["isofs", "isocmd", "isoapplet", "wallet", "paper_transparent", "paper_record", "paper_cyclic"]
 
     # the inventory: the card by its CPLC identity, what is on it, every step
     card = first.plan.card
@@ -142,16 +143,16 @@ def test_the_personalised_wallet_answers_and_pays(station: Station, empty_card: 
 
 def test_a_deploy_stopped_between_steps_is_finished_by_running_it_again(station: Station,
                                                                        empty_card: SimulatorTransport) -> None:
-    def stop_at_the_fourth(step: Step) -> None:
-        stop_at_the_fourth.count += 1  # type: ignore[attr-defined]
-        if stop_at_the_fourth.count == 4:  # type: ignore[attr-defined]
+    def stop_at_the_fifth(step: Step) -> None:
+        stop_at_the_fifth.count += 1  # type: ignore[attr-defined]
+        if stop_at_the_fifth.count == 5:  # type: ignore[attr-defined]
             raise DeployInterrupted(f"operator stop before {step.action} {step.name}")
 
-    stop_at_the_fourth.count = 0  # type: ignore[attr-defined]
+    stop_at_the_fifth.count = 0  # type: ignore[attr-defined]
     with pytest.raises(DeployInterrupted):
-        station.deploy(empty_card, before_step=stop_at_the_fourth)
+        station.deploy(empty_card, before_step=stop_at_the_fifth)
     packages, instances = _contents(empty_card)
-    assert packages == ["001122334455", "00112233445520", "F06361726410"] and instances == []
+    assert packages == ["001122334455", "00112233445520", "001122334456", "F06361726410"] and instances == []
     card = station.inventory.cards()[0].card
     assert station.inventory.events(card)[-1].outcome == "failed"
     assert "run the deploy again" in (station.inventory.events(card)[-1].detail or "")
@@ -161,7 +162,7 @@ def test_a_deploy_stopped_between_steps_is_finished_by_running_it_again(station:
                                                                          "paper_cyclic"]
     assert _contents(empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
     loads = [target for action, target in _actions(station.inventory, card) if action == "load"]
-    assert sorted(loads) == sorted(set(loads)) and len(loads) == 6  # each package loaded exactly once
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == 7  # each package loaded exactly once
 
 
 def test_power_lost_during_personalisation_then_rerun(station: Station, empty_card: SimulatorTransport) -> None:
@@ -201,9 +202,9 @@ def test_plan_reads_the_card_and_changes_nothing(station: Station, empty_card: S
     result = station.deploy(empty_card, plan_only=True)
     assert _contents(empty_card) == ([], [])
     text = render_plan(result.plan)
-    assert "12 of 12 steps to do; nothing was changed on the card." in text
+    assert "13 of 13 steps to do; nothing was changed on the card." in text
     assert "DO   load        isofs" in text and "DO   personalise wallet" in text
-    assert text.index("isofs") < text.index("isoapplet")  # the library first
+    assert text.index("isofs") < text.index("isocmd") < text.index("isoapplet")  # the libraries first
     assert station.inventory.cards() == []  # a plan reads: not even the inventory is written
     assert not (station.tmp / "wallet.db").exists()
 
@@ -220,10 +221,10 @@ def test_cli_deploy_and_plan(project: Project, tmp_path: Path, capsys: pytest.Ca
               "--guard-db", str(tmp_path / "guard.db")]
     assert main(["deploy", str(SUITE), "--plan", *common]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("Deploy plan: sim-suite (simulated card)") and "12 of 12 steps to do" in out
+    assert out.startswith("Deploy plan: sim-suite (simulated card)") and "13 of 13 steps to do" in out
     assert main(["deploy", str(SUITE), *common]) == 0
     out = capsys.readouterr().out
-    assert "personalise wallet" in out and "12 steps done, 0 already there" in out
+    assert "personalise wallet" in out and "13 steps done, 0 already there" in out
     assert PIN not in out
 
 

@@ -84,7 +84,8 @@ def test_fixture_matches_a_fresh_build(fixture: Path) -> None:
 def test_the_fixtures_cover_the_suite_profile() -> None:
     """CI deploys profiles/cards/sim-suite.toml from the fixtures: each package it needs has one."""
     names = {p.stem for p in FIXTURES.glob("*.cap")}
-    assert {"echo", "isofs", "isoapplet", "wallet", "paper_transparent", "paper_record", "paper_cyclic"} <= names
+    assert {"echo", "isofs", "isocmd", "isoapplet", "wallet", "paper_transparent", "paper_record",
+            "paper_cyclic"} <= names
 
 
 def test_every_built_cap_matches_the_manifest() -> None:

@@ -173,7 +173,7 @@ def test_deploy_plan_creates_no_inventory_and_no_issuer_database(project: Projec
     monkeypatch.chdir(work)
     before = _databases(project.build, work)
     assert main(["deploy", str(SUITE), "--card", "sim", "--plan", "--guard-db", str(tmp_path / "g.db")]) == 0
-    assert "12 of 12 steps to do" in capsys.readouterr().out
+    assert "13 of 13 steps to do" in capsys.readouterr().out
     assert not state.exists() and _databases(project.build, work) == before  # nothing created, nothing touched
 
 

@@ -24,6 +24,7 @@ ABSENT_AID = ECHO_AID[:-1] + b"\x99"  # the echo package's prefix, an instance n
 WALLET_AID = MANIFEST.applet_aid("wallet")
 WALLET_PACKAGE_AID = package_aid("wallet")
 ISOFS_PACKAGE_AID = package_aid("isofs")
+ISOCMD_PACKAGE_AID = package_aid("isocmd")
 ISO_AID = MANIFEST.applet_aid("isoapplet")
 ISO_PACKAGE_AID = package_aid("isoapplet")
 FSCLIENT_AID = MANIFEST.applet_aid("fsclient")
@@ -49,7 +50,8 @@ NUMBER_SECRET = IssuerSecret.generate("tests")  # H(R-Card) is the issuer's keye
 
 # What profiles/cards/sim-suite.toml puts on an empty card: its packages and instances (hex, sorted as the
 # card's registry lists them).
-SUITE_PACKAGES = sorted(aid.hex().upper() for aid in (ISOFS_PACKAGE_AID, *PAPER_PACKAGE_AIDS.values(),
-                                                      ISO_PACKAGE_AID, WALLET_PACKAGE_AID))
+SUITE_PACKAGES = sorted(aid.hex().upper() for aid in (ISOFS_PACKAGE_AID, ISOCMD_PACKAGE_AID,
+                                                      *PAPER_PACKAGE_AIDS.values(), ISO_PACKAGE_AID,
+                                                      WALLET_PACKAGE_AID))
 SUITE_INSTANCES = sorted(aid.hex().upper() for aid in (ISO_AID, *PAPER_AIDS.values(), WALLET_AID))
 DEPLOY_ENV = {"CARDSUITE_PIN": PIN, "CARDSUITE_PUK": PUK}  # what a loading station gives `cardsuite deploy`

@@ -123,3 +123,24 @@ def test_a_missing_export_file_is_named(toolchain, tmp_path: Path) -> None:
     # the importer alone: the library was never converted, so its export file does not exist
     with pytest.raises(ToolchainError, match="(?i)export"):
         convert_package(project, ant_file, manifest.package("user"), log=lambda _: None)
+
+
+def test_a_class_removed_from_the_sources_leaves_the_cap(toolchain, tmp_path: Path) -> None:
+    """Moving a class to another package must take it out of the old package's CAP: javac only adds class
+    files, so the converter would otherwise keep converting the one compiled before."""
+    manifest = """
+    [[package]]
+    name = "lib"
+    java = "demo.lib"
+    aid = "A00000000202"
+    version = "1.0"
+    library = true
+    """
+    project = _scratch_project(tmp_path, manifest, {
+        "lib/Lib.java": "package demo.lib;\npublic class Lib { public static short one() { return 1; } }\n",
+        "lib/Gone.java": "package demo.lib;\npublic class Gone { public static short two() { return 2; } }\n"})
+    build_caps(project, load_manifest(project.manifest), toolchain, BuildResult(), log=lambda _: None)
+    assert "Gone" in (project.build / "jca" / "lib.jca").read_text()
+    (project.applets / "lib" / "Gone.java").unlink()
+    build_caps(project, load_manifest(project.manifest), toolchain, BuildResult(), log=lambda _: None)
+    assert "Gone" not in (project.build / "jca" / "lib.jca").read_text()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -177,6 +178,8 @@ def render_ant_file(project: Project, manifest: Manifest, toolchain: CapToolchai
 def convert_package(project: Project, ant_file: Path, package: PackageSpec, log: Log) -> None:
     out = cap_outputs(project, package)
     out.cap.unlink(missing_ok=True)  # a stale CAP must never pass for a fresh one
+    # javac only adds class files: one whose source moved or was deleted would be converted again
+    shutil.rmtree(out.classes, ignore_errors=True)
     (project.build / "jca").mkdir(parents=True, exist_ok=True)
     log(f"converting {package.java} -> {out.cap.relative_to(project.root)}")
     try:

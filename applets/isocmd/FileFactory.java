@@ -1,5 +1,11 @@
-package cardsuite.isofs;
+package cardsuite.isocmd;
 
+import cardsuite.isofs.CyclicRecordFile;
+import cardsuite.isofs.DedicatedFile;
+import cardsuite.isofs.ISOFile;
+import cardsuite.isofs.RecordFile;
+import cardsuite.isofs.TransparentFile;
+import cardsuite.isofs.VariableRecordFile;
 import javacard.framework.APDU;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
@@ -26,18 +32,18 @@ final class FileFactory {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         DedicatedFile parent = fs.getCurrentDF();
-        fs.check(parent, ISOFS.AC_APPEND);
+        fs.check(parent, ISOCMD.AC_APPEND);
         short len = FileSystem.receive(apdu, false);
         short end = (short) (ISO7816.OFFSET_CDATA + len);
         short p = (short) (ISO7816.OFFSET_CDATA + 2);
         byte template = buf[ISO7816.OFFSET_CDATA];
-        if ((template != ISOFS.TAG_FCP && template != ISOFS.TAG_FCI)
+        if ((template != ISOCMD.TAG_FCP && template != ISOCMD.TAG_FCI)
                 || buf[(short) (ISO7816.OFFSET_CDATA + 1)] != (byte) (len - 2)) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
         short size = 0;
         short totalSize = 0;
-        short fid = ISOFS.FID_RFU;
+        short fid = ISOCMD.FID_RFU;
         short recordSize = 0;
         short records = 0;
         short nameOff = -1;
@@ -45,7 +51,7 @@ final class FileFactory {
         byte fdb = 0;
         byte sfi = 0;
         byte nameLen = 0;
-        byte lcs = ISOFS.LCS_ACTIVATED;
+        byte lcs = ISOCMD.LCS_ACTIVATED;
         while (p < end) {
             byte tag = buf[p];
             short l = buf[(short) (p + 1)];
@@ -55,7 +61,7 @@ final class FileFactory {
                 ISOException.throwIt(ISO7816.SW_WRONG_DATA);
             }
             switch (tag) {
-                case ISOFS.TAG_SIZE:
+                case ISOCMD.TAG_SIZE:
                     valueLength(l, (short) 2, (short) 2);
                     size = Util.getShort(buf, v);
                     break;
@@ -63,7 +69,7 @@ final class FileFactory {
                     valueLength(l, (short) 2, (short) 2);
                     totalSize = Util.getShort(buf, v);
                     break;
-                case ISOFS.TAG_DESCRIPTOR:
+                case ISOCMD.TAG_DESCRIPTOR:
                     valueLength(l, (short) 1, (short) 6);
                     fdb = buf[v];
                     if (l == 3) {
@@ -77,16 +83,16 @@ final class FileFactory {
                         records = Util.getShort(buf, (short) (v + 4));
                     }
                     break;
-                case ISOFS.TAG_FID:
+                case ISOCMD.TAG_FID:
                     valueLength(l, (short) 2, (short) 2);
                     fid = Util.getShort(buf, v);
                     break;
-                case ISOFS.TAG_DF_NAME:
+                case ISOCMD.TAG_DF_NAME:
                     valueLength(l, (short) 1, (short) 16);
                     nameOff = v;
                     nameLen = (byte) l;
                     break;
-                case ISOFS.TAG_SFI:
+                case ISOCMD.TAG_SFI:
                     valueLength(l, (short) 0, (short) 1);
                     if (l == 1) {
                         sfi = buf[v];
@@ -96,16 +102,16 @@ final class FileFactory {
                         sfi = (byte) ((sfi >> 3) & 0x1F);
                     }
                     break;
-                case ISOFS.TAG_LCS:
+                case ISOCMD.TAG_LCS:
                     valueLength(l, (short) 1, (short) 1);
                     lcs = buf[v];
-                    if (lcs != ISOFS.LCS_CREATION && lcs != ISOFS.LCS_INITIALISATION
-                            && lcs != ISOFS.LCS_DEACTIVATED && lcs != ISOFS.LCS_ACTIVATED) {
+                    if (lcs != ISOCMD.LCS_CREATION && lcs != ISOCMD.LCS_INITIALISATION
+                            && lcs != ISOCMD.LCS_DEACTIVATED && lcs != ISOCMD.LCS_ACTIVATED) {
                         ISOException.throwIt(ISO7816.SW_WRONG_DATA);
                     }
                     break;
-                case ISOFS.TAG_SECURITY:
-                    valueLength(l, ISOFS.AC_COUNT, ISOFS.AC_COUNT);
+                case ISOCMD.TAG_SECURITY:
+                    valueLength(l, ISOCMD.AC_COUNT, ISOCMD.AC_COUNT);
                     acOff = v;
                     break;
                 default: // other objects are accepted and ignored
@@ -115,14 +121,14 @@ final class FileFactory {
         if (size == 0) {
             size = totalSize;
         }
-        if (fid == ISOFS.FID_MF || fid == ISOFS.FID_PATH || fid == ISOFS.FID_RFU) {
+        if (fid == ISOCMD.FID_MF || fid == ISOCMD.FID_PATH || fid == ISOCMD.FID_RFU) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
         // Sizes by structure; any other descriptor byte is refused.
-        if (fdb == ISOFS.FDB_DF) {
+        if (fdb == ISOCMD.FDB_DF) {
             size = 0;
             sfi = 0;
-        } else if (fdb == ISOFS.FDB_LINEAR_FIXED || fdb == ISOFS.FDB_CYCLIC) {
+        } else if (fdb == ISOCMD.FDB_LINEAR_FIXED || fdb == ISOCMD.FDB_CYCLIC) {
             if (records == 0 && recordSize > 0) {
                 records = (short) (size / recordSize);
             }
@@ -131,36 +137,36 @@ final class FileFactory {
                 ISOException.throwIt(ISO7816.SW_WRONG_DATA);
             }
             size = (short) (recordSize * records);
-        } else if (fdb == ISOFS.FDB_LINEAR_VARIABLE) {
+        } else if (fdb == ISOCMD.FDB_LINEAR_VARIABLE) {
             if (recordSize == 0) {
                 recordSize = 255;
             }
             if (recordSize < 1 || recordSize > 255) {
                 ISOException.throwIt(ISO7816.SW_WRONG_DATA);
             }
-        } else if (fdb != ISOFS.FDB_TRANSPARENT) {
+        } else if (fdb != ISOCMD.FDB_TRANSPARENT) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
-        if (fdb != ISOFS.FDB_DF && size < 1) {
+        if (fdb != ISOCMD.FDB_DF && size < 1) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
-        if (parent.findChild(fid) != null || fid == parent.fid
+        if (parent.findChild(fid) != null || fid == parent.getFID()
                 || (sfi != 0 && parent.findSFI(sfi) != null)) {
-            ISOException.throwIt(ISOFS.SW_FILE_EXISTS);
+            ISOException.throwIt(ISOCMD.SW_FILE_EXISTS);
         }
         // The whole tree (from its top, not only this processor's view) counts against the limits.
         ISOFile top = parent;
-        while (top.parent != null) {
-            top = top.parent;
+        while (top.getParent() != null) {
+            top = top.getParent();
         }
         short files = 1;
         short bytes = size;
         for (ISOFile f = top; f != null; f = ISOFile.next(f, top)) {
             if (nameOff >= 0 && f instanceof DedicatedFile) {
-                byte[] name = ((DedicatedFile) f).name;
+                byte[] name = ((DedicatedFile) f).getName();
                 if (name != null && name.length == nameLen
                         && Util.arrayCompare(name, (short) 0, buf, nameOff, nameLen) == 0) {
-                    ISOException.throwIt(ISOFS.SW_DF_NAME_EXISTS);
+                    ISOException.throwIt(ISOCMD.SW_DF_NAME_EXISTS);
                 }
             }
             files++;
@@ -175,24 +181,24 @@ final class FileFactory {
         }
         JCSystem.beginTransaction();
         ISOFile f;
-        if (fdb == ISOFS.FDB_DF) {
+        if (fdb == ISOCMD.FDB_DF) {
             f = new DedicatedFile(fid, nameOff < 0 ? null : buf, nameOff, nameLen);
-        } else if (fdb == ISOFS.FDB_TRANSPARENT) {
+        } else if (fdb == ISOCMD.FDB_TRANSPARENT) {
             f = new TransparentFile(fid, sfi, size);
-        } else if (fdb == ISOFS.FDB_LINEAR_FIXED) {
+        } else if (fdb == ISOCMD.FDB_LINEAR_FIXED) {
             f = new RecordFile(fid, sfi, recordSize, (byte) records);
-        } else if (fdb == ISOFS.FDB_CYCLIC) {
+        } else if (fdb == ISOCMD.FDB_CYCLIC) {
             f = new CyclicRecordFile(fid, sfi, recordSize, (byte) records);
         } else {
             f = new VariableRecordFile(fid, sfi, recordSize, size);
         }
-        f.lcs = lcs;
+        f.setLifeCycle(lcs);
         if (acOff >= 0) {
             f.setAccess(buf[acOff], buf[(short) (acOff + 1)], buf[(short) (acOff + 2)],
                     buf[(short) (acOff + 3)], buf[(short) (acOff + 4)]);
         } else {
             // Without tag 86 every operation needs what creating the file needed.
-            byte c = parent.getAccess(ISOFS.AC_APPEND);
+            byte c = parent.getAccess(ISOCMD.AC_APPEND);
             f.setAccess(c, c, c, c, c);
         }
         parent.addChild(f);

@@ -1,4 +1,4 @@
-package cardsuite.isofs;
+package cardsuite.isocmd;
 
 import javacard.framework.APDU;
 import javacard.framework.Shareable;

@@ -1,4 +1,4 @@
-package cardsuite.isofs;
+package cardsuite.isocmd;
 
 /**
  * Implemented by the applet that owns a tree: it keeps the PINs and keys, the library only asks.

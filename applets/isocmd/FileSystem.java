@@ -1,5 +1,10 @@
-package cardsuite.isofs;
+package cardsuite.isocmd;
 
+import cardsuite.isofs.CyclicRecordFile;
+import cardsuite.isofs.DedicatedFile;
+import cardsuite.isofs.ISOFile;
+import cardsuite.isofs.RecordFile;
+import cardsuite.isofs.TransparentFile;
 import javacard.framework.AID;
 import javacard.framework.APDU;
 import javacard.framework.ISO7816;
@@ -87,40 +92,40 @@ public class FileSystem implements SharedFiles {
     public boolean process(APDU apdu) {
         byte ins = apdu.getBuffer()[ISO7816.OFFSET_INS];
         switch (ins) {
-            case ISOFS.INS_SELECT:
+            case ISOCMD.INS_SELECT:
                 select(apdu);
                 break;
-            case ISOFS.INS_READ_BINARY:
+            case ISOCMD.INS_READ_BINARY:
                 readBinary(apdu);
                 break;
-            case ISOFS.INS_UPDATE_BINARY:
-            case ISOFS.INS_WRITE_BINARY:
-            case ISOFS.INS_ERASE_BINARY:
+            case ISOCMD.INS_UPDATE_BINARY:
+            case ISOCMD.INS_WRITE_BINARY:
+            case ISOCMD.INS_ERASE_BINARY:
                 updateBinary(apdu, ins);
                 break;
-            case ISOFS.INS_READ_RECORD:
+            case ISOCMD.INS_READ_RECORD:
                 readRecord(apdu);
                 break;
-            case ISOFS.INS_UPDATE_RECORD:
-            case ISOFS.INS_WRITE_RECORD:
+            case ISOCMD.INS_UPDATE_RECORD:
+            case ISOCMD.INS_WRITE_RECORD:
                 updateRecord(apdu, ins);
                 break;
-            case ISOFS.INS_APPEND_RECORD:
+            case ISOCMD.INS_APPEND_RECORD:
                 appendRecord(apdu);
                 break;
-            case ISOFS.INS_SEARCH_RECORD:
+            case ISOCMD.INS_SEARCH_RECORD:
                 searchRecord(apdu);
                 break;
-            case ISOFS.INS_CREATE_FILE:
+            case ISOCMD.INS_CREATE_FILE:
                 FileFactory.create(this, apdu);
                 break;
-            case ISOFS.INS_DELETE_FILE:
+            case ISOCMD.INS_DELETE_FILE:
                 deleteFile(apdu);
                 break;
-            case ISOFS.INS_ACTIVATE_FILE:
-            case ISOFS.INS_DEACTIVATE_FILE:
-            case ISOFS.INS_TERMINATE_DF:
-            case ISOFS.INS_TERMINATE_EF:
+            case ISOCMD.INS_ACTIVATE_FILE:
+            case ISOCMD.INS_DEACTIVATE_FILE:
+            case ISOCMD.INS_TERMINATE_DF:
+            case ISOCMD.INS_TERMINATE_EF:
                 lifeCycle(apdu, ins);
                 break;
             default:
@@ -142,7 +147,7 @@ public class FileSystem implements SharedFiles {
         current[1] = null;
         pointer[0] = 0;
         byte[] buf = apdu.getBuffer();
-        sendBuffer(apdu, template(root, (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.SELECT_P2_RESPONSE), buf, true));
+        sendBuffer(apdu, template(root, (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.SELECT_P2_RESPONSE), buf, true));
     }
 
     // ---- SELECT (ISO 7816-4 7.1.1, P1 table 39, P2 table 40) ----
@@ -152,17 +157,17 @@ public class FileSystem implements SharedFiles {
         byte p1 = buf[ISO7816.OFFSET_P1];
         byte p2 = buf[ISO7816.OFFSET_P2];
         short len = receive(apdu, true);
-        byte occurrence = (byte) (p2 & ISOFS.SELECT_P2_OCCURRENCE);
+        byte occurrence = (byte) (p2 & ISOCMD.SELECT_P2_OCCURRENCE);
         // Only a DF name can have a next occurrence; last and previous are not supported.
-        if ((p2 & ISOFS.SELECT_P2_RFU) != 0 || (occurrence != ISOFS.SELECT_OCCURRENCE_FIRST
-                && (p1 != ISOFS.SELECT_P1_DF_NAME || occurrence != ISOFS.SELECT_OCCURRENCE_NEXT))) {
+        if ((p2 & ISOCMD.SELECT_P2_RFU) != 0 || (occurrence != ISOCMD.SELECT_OCCURRENCE_FIRST
+                && (p1 != ISOCMD.SELECT_P1_DF_NAME || occurrence != ISOCMD.SELECT_OCCURRENCE_NEXT))) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         DedicatedFile df = getCurrentDF();
         short id = len == 2 ? Util.getShort(buf, ISO7816.OFFSET_CDATA) : 0;
         ISOFile f = null;
         switch (p1) {
-            case ISOFS.SELECT_P1_FID: // no data: the MF
+            case ISOCMD.SELECT_P1_FID: // no data: the MF
                 if (len == 0) {
                     f = root;
                 } else {
@@ -170,43 +175,43 @@ public class FileSystem implements SharedFiles {
                     f = findNear(df, id);
                 }
                 break;
-            case ISOFS.SELECT_P1_CHILD_DF:
-            case ISOFS.SELECT_P1_CHILD_EF: // under the current DF
+            case ISOCMD.SELECT_P1_CHILD_DF:
+            case ISOCMD.SELECT_P1_CHILD_EF: // under the current DF
                 lengthIs(len, (short) 2);
                 f = df.findChild(id);
-                if (f != null && (f instanceof DedicatedFile) != (p1 == ISOFS.SELECT_P1_CHILD_DF)) {
+                if (f != null && (f instanceof DedicatedFile) != (p1 == ISOCMD.SELECT_P1_CHILD_DF)) {
                     f = null;
                 }
                 break;
-            case ISOFS.SELECT_P1_PARENT_DF:
+            case ISOCMD.SELECT_P1_PARENT_DF:
                 lengthIs(len, (short) 0);
                 if (df != root) {
-                    f = df.parent;
+                    f = df.getParent();
                 }
                 break;
-            case ISOFS.SELECT_P1_DF_NAME: // first or next occurrence
+            case ISOCMD.SELECT_P1_DF_NAME: // first or next occurrence
                 if (len == 0 || len > 16) {
                     ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
                 }
-                f = occurrence == ISOFS.SELECT_OCCURRENCE_FIRST ? root : ISOFile.next(df, root);
+                f = occurrence == ISOCMD.SELECT_OCCURRENCE_FIRST ? root : ISOFile.next(df, root);
                 while (f != null && !nameStarts(f, buf, len)) {
                     f = ISOFile.next(f, root);
                 }
                 break;
-            case ISOFS.SELECT_P1_PATH_FROM_MF: // without 3F00
+            case ISOCMD.SELECT_P1_PATH_FROM_MF: // without 3F00
                 f = walk(root, buf, len);
                 break;
-            case ISOFS.SELECT_P1_PATH_FROM_DF:
+            case ISOCMD.SELECT_P1_PATH_FROM_DF:
                 f = walk(df, buf, len);
                 break;
             default:
                 ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        if (f == null || f.lcs == ISOFS.LCS_DELETED) {
+        if (f == null || f.getLifeCycle() == ISOCMD.LCS_DELETED) {
             ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
         }
         // The answer first: a 6Cxx for it must leave the selection as it was.
-        short n = template(f, (byte) (p2 & ISOFS.SELECT_P2_RESPONSE), buf, false);
+        short n = template(f, (byte) (p2 & ISOCMD.SELECT_P2_RESPONSE), buf, false);
         short ne = apdu.setOutgoing();
         if (ne != 0 && ne < n) {
             ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | n));
@@ -215,26 +220,26 @@ public class FileSystem implements SharedFiles {
         if (ne != 0 && n != 0) {
             sendData(apdu, buf, (short) 0, n, LE_ANY);
         }
-        if (f.lcs == ISOFS.LCS_DEACTIVATED) {
-            ISOException.throwIt(ISOFS.SW_SELECTED_DEACTIVATED);
+        if (f.getLifeCycle() == ISOCMD.LCS_DEACTIVATED) {
+            ISOException.throwIt(ISOCMD.SW_SELECTED_DEACTIVATED);
         }
-        if (f.lcs >= ISOFS.LCS_TERMINATED) {
-            ISOException.throwIt(ISOFS.SW_SELECTED_TERMINATED);
+        if (f.getLifeCycle() >= ISOCMD.LCS_TERMINATED) {
+            ISOException.throwIt(ISOCMD.SW_SELECTED_TERMINATED);
         }
     }
 
     /** P1 = 00: the MF, the current DF, a child of it, its parent or a sibling of it. */
     private ISOFile findNear(DedicatedFile df, short id) {
-        if (id == ISOFS.FID_MF) {
+        if (id == ISOCMD.FID_MF) {
             return root;
         }
-        if (id == df.fid) {
+        if (id == df.getFID()) {
             return df;
         }
         ISOFile f = df.findChild(id);
         if (f == null && df != root) {
-            DedicatedFile up = df.parent;
-            f = up.fid == id ? up : up.findChild(id);
+            DedicatedFile up = df.getParent();
+            f = up.getFID() == id ? up : up.findChild(id);
         }
         return f;
     }
@@ -243,7 +248,7 @@ public class FileSystem implements SharedFiles {
         if (!(f instanceof DedicatedFile)) {
             return false;
         }
-        byte[] name = ((DedicatedFile) f).name;
+        byte[] name = ((DedicatedFile) f).getName();
         return name != null && len <= (short) name.length
                 && Util.arrayCompare(name, (short) 0, buf, ISO7816.OFFSET_CDATA, len) == 0;
     }
@@ -269,16 +274,16 @@ public class FileSystem implements SharedFiles {
      * is the root answering the applet's selection (its DF name is the applet's AID).
      */
     private short template(ISOFile f, byte response, byte[] buf, boolean application) {
-        if (response == ISOFS.SELECT_RESPONSE_NONE) {
+        if (response == ISOCMD.SELECT_RESPONSE_NONE) {
             return 0;
         }
         short n;
         short head = 2; // 62 nn, or 62 81 nn for 128 bytes and more
-        byte tag = ISOFS.TAG_FMD;
-        if (response == ISOFS.SELECT_RESPONSE_FMD) {
+        byte tag = ISOCMD.TAG_FMD;
+        if (response == ISOCMD.SELECT_RESPONSE_FMD) {
             n = (short) (nameObject(f, buf, (short) 2, application) - 2);
         } else {
-            tag = response == ISOFS.SELECT_RESPONSE_FCI ? ISOFS.TAG_FCI : ISOFS.TAG_FCP;
+            tag = response == ISOCMD.SELECT_RESPONSE_FCI ? ISOCMD.TAG_FCI : ISOCMD.TAG_FCP;
             // Written after room for the longer header, moved down a byte when the short one fits.
             n = controlParameters(f, buf, (short) 3, application);
             if (n < 128) {
@@ -299,7 +304,7 @@ public class FileSystem implements SharedFiles {
             current[0] = f;
             current[1] = null;
         } else {
-            current[0] = f.parent;
+            current[0] = f.getParent();
             current[1] = f;
         }
         pointer[0] = 0;
@@ -308,43 +313,43 @@ public class FileSystem implements SharedFiles {
     /** Writes the FCP data objects of f at off; returns their length. */
     private short controlParameters(ISOFile f, byte[] buf, short off, boolean application) {
         short start = off;
-        boolean ef = f.data != null;
+        boolean ef = f.getData() != null;
         if (ef) {
-            off = tlvShort(buf, off, ISOFS.TAG_SIZE, f.getSize());
+            off = tlvShort(buf, off, ISOCMD.TAG_SIZE, f.getSize());
         }
-        buf[off++] = ISOFS.TAG_DESCRIPTOR;
+        buf[off++] = ISOCMD.TAG_DESCRIPTOR;
         if (f instanceof RecordFile) {
             RecordFile r = (RecordFile) f;
             buf[off++] = 5;
-            buf[off++] = f.descriptor;
-            buf[off++] = ISOFS.DCB;
-            off = Util.setShort(buf, off, r.recordSize);
-            buf[off++] = r.count;
+            buf[off++] = f.getDescriptor();
+            buf[off++] = ISOCMD.DCB;
+            off = Util.setShort(buf, off, r.getRecordSize());
+            buf[off++] = r.getRecordCount();
         } else if (ef) {
             buf[off++] = 2;
-            buf[off++] = f.descriptor;
-            buf[off++] = ISOFS.DCB;
+            buf[off++] = f.getDescriptor();
+            buf[off++] = ISOCMD.DCB;
         } else {
             buf[off++] = 1;
-            buf[off++] = f.descriptor;
+            buf[off++] = f.getDescriptor();
         }
-        off = tlvShort(buf, off, ISOFS.TAG_FID, f.fid);
+        off = tlvShort(buf, off, ISOCMD.TAG_FID, f.getFID());
         off = nameObject(f, buf, off, application);
         if (ef) {
-            buf[off++] = ISOFS.TAG_SFI;
-            if (f.sfi == 0) {
+            buf[off++] = ISOCMD.TAG_SFI;
+            if (f.getSFI() == 0) {
                 buf[off++] = 0;
             } else {
                 buf[off++] = 1;
-                buf[off++] = (byte) (f.sfi << 3);
+                buf[off++] = (byte) (f.getSFI() << 3);
             }
         }
-        buf[off++] = ISOFS.TAG_LCS;
+        buf[off++] = ISOCMD.TAG_LCS;
         buf[off++] = 1;
-        buf[off++] = f.lcs;
-        buf[off++] = ISOFS.TAG_SECURITY;
-        buf[off++] = ISOFS.AC_COUNT;
-        for (byte i = 0; i < ISOFS.AC_COUNT; i++) {
+        buf[off++] = f.getLifeCycle();
+        buf[off++] = ISOCMD.TAG_SECURITY;
+        buf[off++] = ISOCMD.AC_COUNT;
+        for (byte i = 0; i < ISOCMD.AC_COUNT; i++) {
             buf[off++] = f.getAccess(i);
         }
         off = compactSecurity(f, ef, buf, off);
@@ -362,7 +367,7 @@ public class FileSystem implements SharedFiles {
     private static short childList(DedicatedFile df, byte[] buf, short off) {
         short room = (short) ((short) ((buf.length < 256 ? buf.length : 256) - off - 3) / 2);
         short k = 0;
-        for (ISOFile c = df.firstChild; c != null && k < room; c = c.sibling) {
+        for (ISOFile c = df.getFirstChild(); c != null && k < room; c = c.getSibling()) {
             k++;
         }
         buf[off++] = TAG_CHILDREN;
@@ -370,8 +375,8 @@ public class FileSystem implements SharedFiles {
             buf[off++] = (byte) 0x81;
         }
         buf[off++] = (byte) (k * 2);
-        for (ISOFile c = df.firstChild; k > 0; c = c.sibling, k--) {
-            off = Util.setShort(buf, off, c.fid);
+        for (ISOFile c = df.getFirstChild(); k > 0; c = c.getSibling(), k--) {
+            off = Util.setShort(buf, off, c.getFID());
         }
         return off;
     }
@@ -389,11 +394,11 @@ public class FileSystem implements SharedFiles {
         buf[off] = TAG_COMPACT;
         off += 2;
         short mode = off++;
-        byte admin = securityCondition(f.getAccess(ISOFS.AC_ADMIN));
-        byte append = f.getAccess(ISOFS.AC_APPEND);
-        byte update = f.getAccess(ISOFS.AC_UPDATE);
+        byte admin = securityCondition(f.getAccess(ISOCMD.AC_ADMIN));
+        byte append = f.getAccess(ISOCMD.AC_APPEND);
+        byte update = f.getAccess(ISOCMD.AC_UPDATE);
         byte am = (byte) (AM_DELETE_SELF | AM_TERMINATE | AM_ACTIVATE | AM_DEACTIVATE);
-        buf[off++] = securityCondition(f.getAccess(ISOFS.AC_DELETE));
+        buf[off++] = securityCondition(f.getAccess(ISOCMD.AC_DELETE));
         buf[off++] = admin;
         buf[off++] = admin;
         buf[off++] = admin;
@@ -404,7 +409,7 @@ public class FileSystem implements SharedFiles {
             }
             am |= (byte) (AM_EF_UPDATE_ERASE | AM_EF_READ_SEARCH);
             buf[off++] = securityCondition(update);
-            buf[off++] = securityCondition(f.getAccess(ISOFS.AC_READ));
+            buf[off++] = securityCondition(f.getAccess(ISOCMD.AC_READ));
         } else {
             am |= (byte) (AM_DF_CREATE_DF | AM_DF_CREATE_EF);
             buf[off++] = securityCondition(append);
@@ -417,8 +422,8 @@ public class FileSystem implements SharedFiles {
 
     /** The SC byte of a condition: always, never, or user authentication under the reference as SE. */
     private static byte securityCondition(byte condition) {
-        if (condition == ISOFS.AC_ALWAYS || condition == ISOFS.AC_NEVER) {
-            return condition == ISOFS.AC_ALWAYS ? SC_ALWAYS : SC_NEVER;
+        if (condition == ISOCMD.AC_ALWAYS || condition == ISOCMD.AC_NEVER) {
+            return condition == ISOCMD.AC_ALWAYS ? SC_ALWAYS : SC_NEVER;
         }
         return (byte) (SC_USER_AUTHENTICATION | (condition > 0 && condition <= SC_SE_LAST ? condition : 0));
     }
@@ -430,15 +435,15 @@ public class FileSystem implements SharedFiles {
     private static short nameObject(ISOFile f, byte[] buf, short off, boolean application) {
         if (application) {
             AID aid = JCSystem.getAID();
-            buf[off] = ISOFS.TAG_DF_NAME;
+            buf[off] = ISOCMD.TAG_DF_NAME;
             byte len = aid.getBytes(buf, (short) (off + 2));
             buf[(short) (off + 1)] = len;
             return (short) (off + 2 + len);
         }
         if (f instanceof DedicatedFile) {
-            byte[] name = ((DedicatedFile) f).name;
+            byte[] name = ((DedicatedFile) f).getName();
             if (name != null) {
-                buf[off++] = ISOFS.TAG_DF_NAME;
+                buf[off++] = ISOCMD.TAG_DF_NAME;
                 buf[off++] = (byte) name.length;
                 off = Util.arrayCopyNonAtomic(name, (short) 0, buf, off, (short) name.length);
             }
@@ -457,7 +462,7 @@ public class FileSystem implements SharedFiles {
     private void readBinary(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         short start = startPointer(binarySFI(buf));
-        TransparentFile f = binaryFile(buf, ISOFS.AC_READ);
+        TransparentFile f = binaryFile(buf, ISOCMD.AC_READ);
         short off = binaryOffset(buf);
         short n = f.available(off);
         short ne = apdu.setOutgoing();
@@ -468,17 +473,17 @@ public class FileSystem implements SharedFiles {
             n = ne;
         }
         complete(f, start);
-        sendData(apdu, f.data, off, n, ne);
+        sendData(apdu, f.getData(), off, n, ne);
     }
 
     private void updateBinary(APDU apdu, byte ins) {
         byte[] buf = apdu.getBuffer();
         short start = startPointer(binarySFI(buf));
-        TransparentFile f = binaryFile(buf, ISOFS.AC_UPDATE);
+        TransparentFile f = binaryFile(buf, ISOCMD.AC_UPDATE);
         short off = binaryOffset(buf);
-        short len = receive(apdu, ins == ISOFS.INS_ERASE_BINARY);
+        short len = receive(apdu, ins == ISOCMD.INS_ERASE_BINARY);
         short end = f.getSize();
-        if (ins == ISOFS.INS_ERASE_BINARY) {
+        if (ins == ISOCMD.INS_ERASE_BINARY) {
             // Data absent: erase to the end; else two bytes, the offset of the first byte kept.
             if (len != 0) {
                 lengthIs(len, (short) 2);
@@ -508,8 +513,8 @@ public class FileSystem implements SharedFiles {
         if (len > f.available(off)) {
             ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
         }
-        if (ins == ISOFS.INS_WRITE_BINARY) {
-            orInto(buf, f.data, off, len);
+        if (ins == ISOCMD.INS_WRITE_BINARY) {
+            orInto(buf, f.getData(), off, len);
         }
         f.updateBinary(off, buf, ISO7816.OFFSET_CDATA, len);
         complete(f, start);
@@ -518,25 +523,25 @@ public class FileSystem implements SharedFiles {
     /** The SFI of a binary command: P1 b5-b1 when b8 is set, else 0 (the current EF). */
     private static byte binarySFI(byte[] buf) {
         byte p1 = buf[ISO7816.OFFSET_P1];
-        return (p1 & ISOFS.BINARY_P1_SFI) != 0 ? (byte) (p1 & ISOFS.SFI_MASK) : 0;
+        return (p1 & ISOCMD.BINARY_P1_SFI) != 0 ? (byte) (p1 & ISOCMD.SFI_MASK) : 0;
     }
 
     /** P1 b8 = 1: SFI in P1 b5-b1, offset P2; else offset P1-P2 (15 bits) in the current EF. */
     private TransparentFile binaryFile(byte[] buf, byte operation) {
         byte p1 = buf[ISO7816.OFFSET_P1];
-        if ((p1 & ISOFS.BINARY_P1_SFI) != 0 && (p1 & ISOFS.BINARY_P1_RFU) != 0) {
+        if ((p1 & ISOCMD.BINARY_P1_SFI) != 0 && (p1 & ISOCMD.BINARY_P1_RFU) != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         ISOFile f = namedEF(binarySFI(buf));
         if (!(f instanceof TransparentFile)) {
-            ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
+            ISOException.throwIt(ISOCMD.SW_COMMAND_INCOMPATIBLE);
         }
         check(f, operation);
         return (TransparentFile) f;
     }
 
     private static short binaryOffset(byte[] buf) {
-        return (buf[ISO7816.OFFSET_P1] & ISOFS.BINARY_P1_SFI) != 0 ? (short) (buf[ISO7816.OFFSET_P2] & 0xFF)
+        return (buf[ISO7816.OFFSET_P1] & ISOCMD.BINARY_P1_SFI) != 0 ? (short) (buf[ISO7816.OFFSET_P2] & 0xFF)
                 : Util.getShort(buf, ISO7816.OFFSET_P1);
     }
 
@@ -552,19 +557,19 @@ public class FileSystem implements SharedFiles {
     private void readRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
-        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.RECORD_P2_MODE);
         short start = startPointer(recordSFI(buf));
-        RecordFile f = recordFile(buf, ISOFS.AC_READ);
+        RecordFile f = recordFile(buf, ISOCMD.AC_READ);
         short ne = apdu.setOutgoing();
-        if (mode == ISOFS.RECORDS_FROM_P1 || mode == ISOFS.RECORDS_TO_P1) {
+        if (mode == ISOCMD.RECORDS_FROM_P1 || mode == ISOCMD.RECORDS_TO_P1) {
             // READ RECORDS: from P1 to the last (101) or from the last to P1 (110), each in tag 04.
             if (ne == 0) {
                 ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
             }
-            short n = recordNumber(f, p1, ISOFS.RECORD_NUMBER, start);
-            short last = (short) (f.count & 0xFF);
+            short n = recordNumber(f, p1, ISOCMD.RECORD_NUMBER, start);
+            short last = (short) (f.getRecordCount() & 0xFF);
             short step = 1;
-            if (mode == ISOFS.RECORDS_TO_P1) {
+            if (mode == ISOCMD.RECORDS_TO_P1) {
                 short t = n;
                 n = last;
                 last = t;
@@ -580,12 +585,12 @@ public class FileSystem implements SharedFiles {
                     all = false;
                     break;
                 }
-                buf[off++] = ISOFS.TAG_RECORD;
+                buf[off++] = ISOCMD.TAG_RECORD;
                 if (head == 3) {
                     buf[off++] = (byte) 0x81;
                 }
                 buf[off++] = (byte) len;
-                off = Util.arrayCopyNonAtomic(f.data, f.offsetOf(n), buf, off, len);
+                off = Util.arrayCopyNonAtomic(f.getData(), f.offsetOf(n), buf, off, len);
                 if (n == last) {
                     break;
                 }
@@ -601,16 +606,16 @@ public class FileSystem implements SharedFiles {
             ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | len));
         }
         complete(f, moved(mode, n, start));
-        sendData(apdu, f.data, f.offsetOf(n), len, ne);
+        sendData(apdu, f.getData(), f.offsetOf(n), len, ne);
     }
 
     private void updateRecord(APDU apdu, byte ins) {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
-        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.RECORD_P2_MODE);
         short start = startPointer(recordSFI(buf));
-        RecordFile f = recordFile(buf, ISOFS.AC_UPDATE);
-        if (ins == ISOFS.INS_UPDATE_RECORD && mode == ISOFS.RECORD_PREVIOUS && p1 == 0
+        RecordFile f = recordFile(buf, ISOCMD.AC_UPDATE);
+        if (ins == ISOCMD.INS_UPDATE_RECORD && mode == ISOCMD.RECORD_PREVIOUS && p1 == 0
                 && f instanceof CyclicRecordFile) {
             // UPDATE RECORD "previous" on a cyclic EF writes the oldest record, which becomes record 1.
             f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
@@ -619,11 +624,11 @@ public class FileSystem implements SharedFiles {
         }
         short n = recordNumber(f, p1, mode, start);
         short len = receive(apdu, false);
-        if (ins == ISOFS.INS_WRITE_RECORD) {
+        if (ins == ISOCMD.INS_WRITE_RECORD) {
             if (len != f.lengthOf(n)) {
                 ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
             }
-            orInto(buf, f.data, f.offsetOf(n), len);
+            orInto(buf, f.getData(), f.offsetOf(n), len);
         }
         f.updateRecord((byte) n, buf, ISO7816.OFFSET_CDATA, len);
         complete(f, moved(mode, n, start));
@@ -631,12 +636,12 @@ public class FileSystem implements SharedFiles {
 
     private void appendRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
-        if (buf[ISO7816.OFFSET_P1] != 0 || (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE) != 0) {
+        if (buf[ISO7816.OFFSET_P1] != 0 || (buf[ISO7816.OFFSET_P2] & ISOCMD.RECORD_P2_MODE) != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        RecordFile f = recordFile(buf, ISOFS.AC_APPEND);
+        RecordFile f = recordFile(buf, ISOCMD.AC_APPEND);
         f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
-        complete(f, f instanceof CyclicRecordFile ? 1 : (short) (f.count & 0xFF));
+        complete(f, f instanceof CyclicRecordFile ? 1 : (short) (f.getRecordCount() & 0xFF));
     }
 
     /**
@@ -647,14 +652,14 @@ public class FileSystem implements SharedFiles {
     private void searchRecord(APDU apdu) {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
-        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOFS.RECORD_P2_MODE);
-        if (mode != ISOFS.SEARCH_FORWARD && mode != ISOFS.SEARCH_BACKWARD) {
+        byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.RECORD_P2_MODE);
+        if (mode != ISOCMD.SEARCH_FORWARD && mode != ISOCMD.SEARCH_BACKWARD) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        RecordFile f = recordFile(buf, ISOFS.AC_READ);
+        RecordFile f = recordFile(buf, ISOCMD.AC_READ);
         short len = receive(apdu, false);
-        short count = (short) (f.count & 0xFF);
-        short step = mode == ISOFS.SEARCH_FORWARD ? (short) 1 : (short) -1;
+        short count = (short) (f.getRecordCount() & 0xFF);
+        short step = mode == ISOCMD.SEARCH_FORWARD ? (short) 1 : (short) -1;
         short n = p1 != 0 ? f.check(p1) : (step == 1 ? (short) 1 : count);
         // Move the search string to the end of the buffer; record numbers go to its start.
         short str = (short) (buf.length - len);
@@ -665,7 +670,7 @@ public class FileSystem implements SharedFiles {
             short recLen = f.lengthOf(n);
             short recOff = f.offsetOf(n);
             for (short i = 0; (short) (i + len) <= recLen; i++) {
-                if (Util.arrayCompare(f.data, (short) (recOff + i), buf, str, len) == 0) {
+                if (Util.arrayCompare(f.getData(), (short) (recOff + i), buf, str, len) == 0) {
                     if (found == str) {
                         all = false;
                     } else {
@@ -688,14 +693,14 @@ public class FileSystem implements SharedFiles {
 
     /** The SFI of a record command: P2 b8-b4 (0: the current EF). */
     private static byte recordSFI(byte[] buf) {
-        return (byte) ((buf[ISO7816.OFFSET_P2] >> ISOFS.RECORD_P2_SFI_SHIFT) & ISOFS.SFI_MASK);
+        return (byte) ((buf[ISO7816.OFFSET_P2] >> ISOCMD.RECORD_P2_SFI_SHIFT) & ISOCMD.SFI_MASK);
     }
 
     /** The record EF named by P2 b8-b4 (SFI; 0: the current EF), checked for the operation. */
     private RecordFile recordFile(byte[] buf, byte operation) {
         ISOFile f = namedEF(recordSFI(buf));
         if (!(f instanceof RecordFile)) {
-            ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
+            ISOException.throwIt(ISOCMD.SW_COMMAND_INCOMPATIBLE);
         }
         check(f, operation);
         return (RecordFile) f;
@@ -708,20 +713,20 @@ public class FileSystem implements SharedFiles {
      * nothing: the command moves the pointer once it completes (see moved).
      */
     private static short recordNumber(RecordFile f, byte p1, byte mode, short start) {
-        short count = (short) (f.count & 0xFF);
+        short count = (short) (f.getRecordCount() & 0xFF);
         short n = start;
-        if (mode == ISOFS.RECORD_NUMBER) {
+        if (mode == ISOCMD.RECORD_NUMBER) {
             return f.check(p1 != 0 ? p1 : (byte) n);
         }
-        if (mode > ISOFS.RECORD_PREVIOUS || p1 != 0) {
+        if (mode > ISOCMD.RECORD_PREVIOUS || p1 != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
         boolean cyclic = f instanceof CyclicRecordFile;
-        if (mode == ISOFS.RECORD_FIRST) {
+        if (mode == ISOCMD.RECORD_FIRST) {
             n = 1;
-        } else if (mode == ISOFS.RECORD_LAST) {
+        } else if (mode == ISOCMD.RECORD_LAST) {
             n = count;
-        } else if (mode == ISOFS.RECORD_NEXT) {
+        } else if (mode == ISOCMD.RECORD_NEXT) {
             n = (short) (n == count && cyclic ? 1 : n + 1);
         } else {
             n = (short) (n <= 1 && (cyclic || n == 0) ? count : n - 1);
@@ -731,7 +736,7 @@ public class FileSystem implements SharedFiles {
 
     /** The record pointer after a completed command: on record n for first / last / next / previous. */
     private static short moved(byte mode, short n, short start) {
-        return mode < ISOFS.RECORD_NUMBER ? n : start;
+        return mode < ISOCMD.RECORD_NUMBER ? n : start;
     }
 
     // ---- DELETE FILE, ACTIVATE / DEACTIVATE FILE, TERMINATE DF / EF (7816-9) ----
@@ -741,14 +746,14 @@ public class FileSystem implements SharedFiles {
         if (f == root) {
             ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
         }
-        check(f, ISOFS.AC_DELETE);
-        DedicatedFile up = f.parent;
+        check(f, ISOCMD.AC_DELETE);
+        DedicatedFile up = f.getParent();
         up.removeChild(f);
-        if (getCurrentDF().lcs == ISOFS.LCS_DELETED) {
+        if (getCurrentDF().getLifeCycle() == ISOCMD.LCS_DELETED) {
             current[0] = up;
         }
         ISOFile ef = getCurrentEF();
-        if (ef != null && ef.lcs == ISOFS.LCS_DELETED) {
+        if (ef != null && ef.getLifeCycle() == ISOCMD.LCS_DELETED) {
             current[1] = null;
             pointer[0] = 0;
         }
@@ -758,26 +763,26 @@ public class FileSystem implements SharedFiles {
     }
 
     private void lifeCycle(APDU apdu, byte ins) {
-        ISOFile f = target(apdu, ins == ISOFS.INS_TERMINATE_DF);
-        if ((ins == ISOFS.INS_TERMINATE_DF) != (f instanceof DedicatedFile)
-                && ins != ISOFS.INS_ACTIVATE_FILE && ins != ISOFS.INS_DEACTIVATE_FILE) {
-            ISOException.throwIt(ISOFS.SW_COMMAND_INCOMPATIBLE);
+        ISOFile f = target(apdu, ins == ISOCMD.INS_TERMINATE_DF);
+        if ((ins == ISOCMD.INS_TERMINATE_DF) != (f instanceof DedicatedFile)
+                && ins != ISOCMD.INS_ACTIVATE_FILE && ins != ISOCMD.INS_DEACTIVATE_FILE) {
+            ISOException.throwIt(ISOCMD.SW_COMMAND_INCOMPATIBLE);
         }
-        check(f, ISOFS.AC_ADMIN);
-        byte lcs = f.lcs;
-        byte next = ISOFS.LCS_TERMINATED;
-        if (ins == ISOFS.INS_ACTIVATE_FILE) {
-            next = ISOFS.LCS_ACTIVATED;
-        } else if (ins == ISOFS.INS_DEACTIVATE_FILE) {
-            next = ISOFS.LCS_DEACTIVATED;
-            if (lcs < ISOFS.LCS_DEACTIVATED) {
+        check(f, ISOCMD.AC_ADMIN);
+        byte lcs = f.getLifeCycle();
+        byte next = ISOCMD.LCS_TERMINATED;
+        if (ins == ISOCMD.INS_ACTIVATE_FILE) {
+            next = ISOCMD.LCS_ACTIVATED;
+        } else if (ins == ISOCMD.INS_DEACTIVATE_FILE) {
+            next = ISOCMD.LCS_DEACTIVATED;
+            if (lcs < ISOCMD.LCS_DEACTIVATED) {
                 ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
             }
         }
-        if (lcs >= ISOFS.LCS_TERMINATED) {
+        if (lcs >= ISOCMD.LCS_TERMINATED) {
             ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
         }
-        f.lcs = next;
+        f.setLifeCycle(next);
     }
 
     /**
@@ -833,7 +838,7 @@ public class FileSystem implements SharedFiles {
 
     /** A command on ef completed: ef is the current EF (its DF the current DF), the pointer on record n. */
     private void complete(ISOFile ef, short n) {
-        current[0] = ef.parent;
+        current[0] = ef.getParent();
         current[1] = ef;
         pointer[0] = (byte) n;
     }
@@ -843,17 +848,17 @@ public class FileSystem implements SharedFiles {
      * initialisation or activated state; 6982 unless its access condition for the operation is met.
      */
     void check(ISOFile f, byte operation) {
-        byte lcs = f.lcs;
-        if (lcs == ISOFS.LCS_DELETED) {
+        byte lcs = f.getLifeCycle();
+        if (lcs == ISOCMD.LCS_DELETED) {
             ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
         }
-        if (operation < ISOFS.AC_DELETE && lcs != ISOFS.LCS_ACTIVATED && lcs != ISOFS.LCS_CREATION
-                && lcs != ISOFS.LCS_INITIALISATION) {
+        if (operation < ISOCMD.AC_DELETE && lcs != ISOCMD.LCS_ACTIVATED && lcs != ISOCMD.LCS_CREATION
+                && lcs != ISOCMD.LCS_INITIALISATION) {
             ISOException.throwIt(ISO7816.SW_CONDITIONS_NOT_SATISFIED);
         }
         byte condition = f.getAccess(operation);
-        if (condition == ISOFS.AC_NEVER
-                || (condition != ISOFS.AC_ALWAYS && !security.isSatisfied(condition))) {
+        if (condition == ISOCMD.AC_NEVER
+                || (condition != ISOCMD.AC_ALWAYS && !security.isSatisfied(condition))) {
             ISOException.throwIt(ISO7816.SW_SECURITY_STATUS_NOT_SATISFIED);
         }
     }
@@ -896,7 +901,7 @@ public class FileSystem implements SharedFiles {
         apdu.setOutgoingLength(n);
         apdu.sendBytesLong(src, off, n);
         if (n < ne && ne != LE_ANY) {
-            ISOException.throwIt(ISOFS.SW_END_REACHED);
+            ISOException.throwIt(ISOCMD.SW_END_REACHED);
         }
     }
 
