@@ -41,7 +41,7 @@ public final class IsoApplet extends Applet implements SecurityStatus, IsoConsta
     private static final byte[] LABEL_SHARED = {'c', 'a', 'r', 'd', 's', 'u', 'i', 't', 'e', ' ', 's', 'h', 'a',
         'r', 'e', 'd'};
     /**
-     * EF.ATR: card capabilities (tag 47, ISO 7816-4 table 117-119): DF selection by full and partial
+     * EF.ATR: card capabilities (tag 47, ISO 7816-4 "card capabilities"): DF selection by full and partial
      * name, path and FID, short EF identifiers and record numbers (F6); data coding byte 41 (WRITE is
      * an OR, one-byte units); no chaining, no extended lengths, one logical channel (00): the applet
      * is not multiselectable.

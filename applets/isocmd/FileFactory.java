@@ -20,7 +20,7 @@ import javacard.framework.Util;
  */
 final class FileFactory {
     private static final short MARGIN = 64; // object headers and fields of a new file, roughly
-    /** FCP object: total number of bytes of the file (ISO 7816-4 table 12); used when 80 is absent. */
+    /** FCP object: total number of bytes of the file (ISO 7816-4 FCP tag 81); used when 80 is absent. */
     private static final byte TAG_TOTAL_SIZE = (byte) 0x81;
 
     private FileFactory() {

@@ -31,9 +31,9 @@ public class FileSystem implements SharedFiles {
     private static final short LE_ANY = 256; // Le = 00 in a short APDU: "as much as there is"
     /** Proprietary FCP object of a DF listing its children's file identifiers (see childList). */
     private static final byte TAG_CHILDREN = (byte) 0x85;
-    /** FCP object: security attributes in ISO 7816-4's compact format (AM byte, SC bytes; 5.4.3.1). */
+    /** FCP object: security attributes in ISO 7816-4's compact format (AM byte, SC bytes). */
     private static final byte TAG_COMPACT = (byte) 0x8C;
-    // AM byte (b8 = 0): one SC byte follows for each bit set, from b7 down to b1 (tables 16 / 17).
+    // AM byte (b8 = 0): one SC byte follows for each bit set, from b7 down to b1 (EF and DF codings).
     private static final byte AM_DELETE_SELF = (byte) 0x40;
     private static final byte AM_TERMINATE = (byte) 0x20;
     private static final byte AM_ACTIVATE = (byte) 0x10;
@@ -43,7 +43,7 @@ public class FileSystem implements SharedFiles {
     private static final byte AM_EF_READ_SEARCH = (byte) 0x01; // READ BINARY / RECORD, SEARCH RECORD
     private static final byte AM_DF_CREATE_DF = (byte) 0x04;
     private static final byte AM_DF_CREATE_EF = (byte) 0x02;
-    // SC byte (table 18): 00 always, FF never; b5 user authentication, b4-b1 the security environment.
+    // SC byte: 00 always, FF never; b5 user authentication, b4-b1 the security environment.
     private static final byte SC_ALWAYS = (byte) 0x00;
     private static final byte SC_NEVER = (byte) 0xFF;
     private static final byte SC_USER_AUTHENTICATION = (byte) 0x10;
@@ -147,7 +147,8 @@ public class FileSystem implements SharedFiles {
         current[1] = null;
         pointer[0] = 0;
         byte[] buf = apdu.getBuffer();
-        sendBuffer(apdu, template(root, (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.SELECT_P2_RESPONSE), buf, true));
+        byte response = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.SELECT_P2_RESPONSE);
+        sendBuffer(apdu, template(root, response, buf, true));
     }
 
     // ---- SELECT (ISO 7816-4 7.1.1, P1 table 39, P2 table 40) ----
