@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from cardsuite.fs.client import FileControlParameters, Structure
 from cardsuite.tlv import parse_tlv
-from support import ISO_AID, select_hex
+from support import ECHO_AID, ISO_AID, select_hex
 from support.fsmodel import PIN, next_fid, open_iso, raw, scratch_df, sw_of, swof, xchg
 
 pytestmark = pytest.mark.e2e
@@ -73,21 +73,46 @@ def test_ef_atr_says_what_the_applet_supports(card) -> None:
 
 
 @pytest.mark.parametrize(("cla", "sw"), [
-    (0x0C, 0x6882), (0x04, 0x6882), (0x08, 0x6882), (0x60, 0x6882), (0x6F, 0x6882),  # secure messaging
-    (0x10, 0x6884), (0x50, 0x6884), (0x13, 0x6884),  # chaining
-    (0x80, 0x6E00), (0x84, 0x6E00), (0x20, 0x6E00), (0x3F, 0x6E00), (0xFF, 0x6E00),  # proprietary, RFU
+    (0x0C, 0x6882), (0x04, 0x6882), (0x08, 0x6882), (0x1C, 0x6882),  # secure messaging (before chaining)
+    (0x10, 0x6884),  # chaining
+    (0x80, 0x6E00), (0x84, 0x6E00), (0x20, 0x6E00), (0xFF, 0x6E00),  # proprietary, RFU
 ])
 def test_classes_it_does_not_support(card, cla: int, sw: int) -> None:
     open_iso(card)
-    assert swof(card, f"{cla:02X} A4 00 0C 02 3F00") == sw
+    assert swof(card, f"{cla:02X} A4 00 0C 02 3F00") == sw  # (all 6E00 before, but for none)
 
 
-@pytest.mark.parametrize("cla", [0x00, 0x01, 0x02, 0x03, 0x40, 0x45, 0x4F])
-def test_interindustry_classes_with_channel_bits(card, cla: int) -> None:
-    """This simulator has no logical channels: it hands every class to the selected applet, whose
-    channel the runtime reports for each (APDU.getCLAChannel vs JCSystem.getAssignedChannel)."""
+@pytest.mark.parametrize(("cla", "sw"), [
+    (0x01, 0x9000), (0x02, 0x9000), (0x03, 0x9000), (0x40, 0x9000), (0x45, 0x9000), (0x4F, 0x9000),
+    (0x0D, 0x6882), (0x60, 0x6882), (0x6F, 0x6882), (0x13, 0x6884), (0x50, 0x6884), (0x3F, 0x6E00),
+])
+def test_classes_with_channel_bits(card, cla: int, sw: int) -> None:
+    """A class naming another channel: where the runtime hands it to the applet whatever the channel (a
+    simulator without logical channels), the applet's answer for the class; where the channel is not
+    open, the runtime's 6881. Never 6E00 for an interindustry class (the answer before)."""
     open_iso(card)
-    assert swof(card, f"{cla:02X} A4 00 0C 02 3F00") in (0x9000, 0x6881)  # was 6E00 for all but 00
+    assert swof(card, f"{cla:02X} A4 00 0C 02 3F00") in (sw, 0x6881)
+
+
+@pytest.mark.isolated
+def test_classes_on_a_second_logical_channel(card) -> None:
+    """On a runtime with logical channels (MANAGE CHANNEL, ISO 7816-4 11.1.2): the applet is not
+    multiselectable, so selecting it on a second channel while the basic channel has it is refused
+    (the runtime's 6985); once it is selected there alone, it takes that channel's classes."""
+    open_iso(card)
+    data, sw = xchg(card, 0x00, 0x70, 0x00, 0x00, le=1)
+    if sw != 0x9000:
+        pytest.skip(f"the simulator has no logical channels (MANAGE CHANNEL answered {sw:04X})")
+    channel = data[0]
+    try:
+        assert swof(card, f"{channel:02X} A4 04 0C 08 {ISO_AID.hex()}") == 0x6985  # active on channel 0
+        card.select(ECHO_AID)  # the basic channel leaves it
+        assert swof(card, f"{channel:02X} A4 04 0C 08 {ISO_AID.hex()}") == 0x9000
+        assert swof(card, f"{channel:02X} A4 00 0C 02 5000") == 0x9000
+        assert swof(card, f"{channel | 0x0C:02X} A4 00 0C 02 5000") == 0x6882
+        assert swof(card, f"{channel | 0x10:02X} A4 00 0C 02 5000") == 0x6884
+    finally:
+        xchg(card, 0x00, 0x70, 0x80, channel)  # MANAGE CHANNEL close
 
 
 def test_get_challenge(card) -> None:
