@@ -30,6 +30,7 @@ DEPS = ROOT / "deps"
 APT_PACKAGES = [
     "openjdk-17-jdk-headless", "maven", "ant", "pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "swig",
     "postgresql",  # the inventory's PostgreSQL tests start a throwaway server
+    "opensc",  # opensc-tool and opensc-explorer: a generic ISO 7816-4 client in tests/fs/test_fs_opensc.py
 ]
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 

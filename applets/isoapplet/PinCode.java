@@ -39,6 +39,17 @@ final class PinCode {
         return tries[0];
     }
 
+    /** The reference's length (CHANGE REFERENCE DATA with the current PIN splits the data after it). */
+    byte length() {
+        return length[0];
+    }
+
+    /** Gives back every try (RESET RETRY COUNTER with the PUK alone); one byte, one atomic write. */
+    void restoreTries() {
+        tries[0] = limit;
+        verified[0] = false;
+    }
+
     boolean isVerified() {
         return verified[0];
     }

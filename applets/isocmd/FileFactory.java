@@ -14,10 +14,14 @@ import javacard.framework.Util;
 
 /**
  * CREATE FILE (ISO 7816-9 6.1): validates the whole FCP template before anything is allocated, then
- * creates the file in the current DF in one transaction and makes it the current file.
+ * creates the file in the current DF in one transaction and makes it the current file. The template
+ * may also be an FCI (6F) and give the size in tag 81 (total bytes) instead of 80, as generic clients
+ * (OpenSC's iso7816_construct_fci) send it; 80 wins when both are there.
  */
 final class FileFactory {
     private static final short MARGIN = 64; // object headers and fields of a new file, roughly
+    /** FCP object: total number of bytes of the file (ISO 7816-4 FCP tag 81); used when 80 is absent. */
+    private static final byte TAG_TOTAL_SIZE = (byte) 0x81;
 
     private FileFactory() {
     }
@@ -32,11 +36,13 @@ final class FileFactory {
         short len = FileSystem.receive(apdu, false);
         short end = (short) (ISO7816.OFFSET_CDATA + len);
         short p = (short) (ISO7816.OFFSET_CDATA + 2);
-        if (buf[ISO7816.OFFSET_CDATA] != ISOCMD.TAG_FCP
+        byte template = buf[ISO7816.OFFSET_CDATA];
+        if ((template != ISOCMD.TAG_FCP && template != ISOCMD.TAG_FCI)
                 || buf[(short) (ISO7816.OFFSET_CDATA + 1)] != (byte) (len - 2)) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);
         }
         short size = 0;
+        short totalSize = 0;
         short fid = ISOCMD.FID_RFU;
         short recordSize = 0;
         short records = 0;
@@ -58,6 +64,10 @@ final class FileFactory {
                 case ISOCMD.TAG_SIZE:
                     valueLength(l, (short) 2, (short) 2);
                     size = Util.getShort(buf, v);
+                    break;
+                case TAG_TOTAL_SIZE:
+                    valueLength(l, (short) 2, (short) 2);
+                    totalSize = Util.getShort(buf, v);
                     break;
                 case ISOCMD.TAG_DESCRIPTOR:
                     valueLength(l, (short) 1, (short) 6);
@@ -107,6 +117,9 @@ final class FileFactory {
                 default: // other objects are accepted and ignored
                     break;
             }
+        }
+        if (size == 0) {
+            size = totalSize;
         }
         if (fid == ISOCMD.FID_MF || fid == ISOCMD.FID_PATH || fid == ISOCMD.FID_RFU) {
             ISOException.throwIt(ISO7816.SW_WRONG_DATA);

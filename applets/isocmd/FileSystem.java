@@ -5,6 +5,7 @@ import cardsuite.isofs.DedicatedFile;
 import cardsuite.isofs.ISOFile;
 import cardsuite.isofs.RecordFile;
 import cardsuite.isofs.TransparentFile;
+import javacard.framework.AID;
 import javacard.framework.APDU;
 import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
@@ -20,11 +21,33 @@ import javacard.framework.Util;
  * → structure (6981) → life cycle (6985) → access condition (6982) → offset or record (6B00, 6A83)
  * → length (6700) → space (6A84). The limits on CREATE FILE (file count, data bytes) are the ones
  * the applet passes to the constructor.
+ *
+ * The current DF, current EF and record pointer change only when a command completes (ISO 7816-4
+ * 7.3.1: "if the process is completed, then the identified EF becomes current and the record pointer
+ * is reset"): an error, 6Cxx included, leaves them as they were, so that the re-sent command finds
+ * the same file and record; a warning (6282, 6283, 6285) completes the command.
  */
 public class FileSystem implements SharedFiles {
     private static final short LE_ANY = 256; // Le = 00 in a short APDU: "as much as there is"
     /** Proprietary FCP object of a DF listing its children's file identifiers (see childList). */
     private static final byte TAG_CHILDREN = (byte) 0x85;
+    /** FCP object: security attributes in ISO 7816-4's compact format (AM byte, SC bytes). */
+    private static final byte TAG_COMPACT = (byte) 0x8C;
+    // AM byte (b8 = 0): one SC byte follows for each bit set, from b7 down to b1 (EF and DF codings).
+    private static final byte AM_DELETE_SELF = (byte) 0x40;
+    private static final byte AM_TERMINATE = (byte) 0x20;
+    private static final byte AM_ACTIVATE = (byte) 0x10;
+    private static final byte AM_DEACTIVATE = (byte) 0x08;
+    private static final byte AM_EF_WRITE_APPEND = (byte) 0x04; // WRITE BINARY / RECORD, APPEND RECORD
+    private static final byte AM_EF_UPDATE_ERASE = (byte) 0x02; // UPDATE BINARY / RECORD, ERASE BINARY
+    private static final byte AM_EF_READ_SEARCH = (byte) 0x01; // READ BINARY / RECORD, SEARCH RECORD
+    private static final byte AM_DF_CREATE_DF = (byte) 0x04;
+    private static final byte AM_DF_CREATE_EF = (byte) 0x02;
+    // SC byte: 00 always, FF never; b5 user authentication, b4-b1 the security environment.
+    private static final byte SC_ALWAYS = (byte) 0x00;
+    private static final byte SC_NEVER = (byte) 0xFF;
+    private static final byte SC_USER_AUTHENTICATION = (byte) 0x10;
+    private static final byte SC_SE_LAST = (byte) 0x0E;
 
     private final DedicatedFile root;
     private final SecurityStatus security;
@@ -111,6 +134,23 @@ public class FileSystem implements SharedFiles {
         return true;
     }
 
+    /**
+     * Answers the SELECT by AID that selected the applet (call it when Applet.selectingApplet()): the
+     * root of this view is the current DF with no current EF, and P2 b4-b3 ask, as in any SELECT, for
+     * its FCI (00), FCP (04), FMD (08) or nothing (0C). There the root's DF name (84) is the applet's
+     * AID, so that a generic client sees which application it entered (ISO 7816-4 7.1.1, 8.2.1.1).
+     * Le absent: no data; Le shorter than the template: 6Cxx.
+     */
+    public void selectApplication(APDU apdu) {
+        receive(apdu, true);
+        current[0] = null;
+        current[1] = null;
+        pointer[0] = 0;
+        byte[] buf = apdu.getBuffer();
+        byte response = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.SELECT_P2_RESPONSE);
+        sendBuffer(apdu, template(root, response, buf, true));
+    }
+
     // ---- SELECT (ISO 7816-4 7.1.1, P1 table 39, P2 table 40) ----
 
     private void select(APDU apdu) {
@@ -171,28 +211,15 @@ public class FileSystem implements SharedFiles {
         if (f == null || f.getLifeCycle() == ISOCMD.LCS_DELETED) {
             ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
         }
-        makeCurrent(f);
-        short n = 0;
-        short head = 2; // 62 nn, or 62 81 nn for 128 bytes and more
-        byte tag = ISOCMD.TAG_FMD;
-        byte response = (byte) (p2 & ISOCMD.SELECT_P2_RESPONSE);
-        if (response == ISOCMD.SELECT_RESPONSE_FMD) {
-            n = (short) (nameObject(f, buf, (short) 2) - 2);
-        } else if (response != ISOCMD.SELECT_RESPONSE_NONE) {
-            tag = response == ISOCMD.SELECT_RESPONSE_FCI ? ISOCMD.TAG_FCI : ISOCMD.TAG_FCP;
-            // Written after room for the longer header, moved down a byte when the short one fits.
-            n = controlParameters(f, buf, (short) 3);
-            if (n < 128) {
-                Util.arrayCopyNonAtomic(buf, (short) 3, buf, (short) 2, n);
-            } else {
-                buf[1] = (byte) 0x81;
-                head = 3;
-            }
+        // The answer first: a 6Cxx for it must leave the selection as it was.
+        short n = template(f, (byte) (p2 & ISOCMD.SELECT_P2_RESPONSE), buf, false);
+        short ne = apdu.setOutgoing();
+        if (ne != 0 && ne < n) {
+            ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | n));
         }
-        if (response != ISOCMD.SELECT_RESPONSE_NONE) {
-            buf[0] = tag;
-            buf[(short) (head - 1)] = (byte) n;
-            sendBuffer(apdu, (short) (n + head));
+        makeCurrent(f);
+        if (ne != 0 && n != 0) {
+            sendData(apdu, buf, (short) 0, n, LE_ANY);
         }
         if (f.getLifeCycle() == ISOCMD.LCS_DEACTIVATED) {
             ISOException.throwIt(ISOCMD.SW_SELECTED_DEACTIVATED);
@@ -242,6 +269,36 @@ public class FileSystem implements SharedFiles {
         return f;
     }
 
+    /**
+     * Writes at the start of buf what SELECT returns for response (P2 b4-b3): FCI 6F or FCP 62 with the
+     * control parameters, FMD 64 with the DF name, nothing for 0C; returns its length. application: f
+     * is the root answering the applet's selection (its DF name is the applet's AID).
+     */
+    private short template(ISOFile f, byte response, byte[] buf, boolean application) {
+        if (response == ISOCMD.SELECT_RESPONSE_NONE) {
+            return 0;
+        }
+        short n;
+        short head = 2; // 62 nn, or 62 81 nn for 128 bytes and more
+        byte tag = ISOCMD.TAG_FMD;
+        if (response == ISOCMD.SELECT_RESPONSE_FMD) {
+            n = (short) (nameObject(f, buf, (short) 2, application) - 2);
+        } else {
+            tag = response == ISOCMD.SELECT_RESPONSE_FCI ? ISOCMD.TAG_FCI : ISOCMD.TAG_FCP;
+            // Written after room for the longer header, moved down a byte when the short one fits.
+            n = controlParameters(f, buf, (short) 3, application);
+            if (n < 128) {
+                Util.arrayCopyNonAtomic(buf, (short) 3, buf, (short) 2, n);
+            } else {
+                buf[1] = (byte) 0x81;
+                head = 3;
+            }
+        }
+        buf[0] = tag;
+        buf[(short) (head - 1)] = (byte) n;
+        return (short) (n + head);
+    }
+
     /** Makes f the current file: a DF becomes the current DF, an EF the current EF (in its DF). */
     void makeCurrent(ISOFile f) {
         if (f instanceof DedicatedFile) {
@@ -255,7 +312,7 @@ public class FileSystem implements SharedFiles {
     }
 
     /** Writes the FCP data objects of f at off; returns their length. */
-    private short controlParameters(ISOFile f, byte[] buf, short off) {
+    private short controlParameters(ISOFile f, byte[] buf, short off, boolean application) {
         short start = off;
         boolean ef = f.getData() != null;
         if (ef) {
@@ -278,7 +335,7 @@ public class FileSystem implements SharedFiles {
             buf[off++] = f.getDescriptor();
         }
         off = tlvShort(buf, off, ISOCMD.TAG_FID, f.getFID());
-        off = nameObject(f, buf, off);
+        off = nameObject(f, buf, off, application);
         if (ef) {
             buf[off++] = ISOCMD.TAG_SFI;
             if (f.getSFI() == 0) {
@@ -296,6 +353,7 @@ public class FileSystem implements SharedFiles {
         for (byte i = 0; i < ISOCMD.AC_COUNT; i++) {
             buf[off++] = f.getAccess(i);
         }
+        off = compactSecurity(f, ef, buf, off);
         if (!ef) {
             off = childList((DedicatedFile) f, buf, off);
         }
@@ -324,8 +382,65 @@ public class FileSystem implements SharedFiles {
         return off;
     }
 
-    /** Writes tag 84 with the DF name of f, if it has one; returns the new offset. */
-    private static short nameObject(ISOFile f, byte[] buf, short off) {
+    /**
+     * The conditions of tag 86 again in ISO 7816-4's compact form (8C), for generic clients: the AM
+     * byte then the SC bytes from b7 down. EF: delete, terminate, activate, deactivate (the admin
+     * condition for all three), write/append, update/erase, read; b3 is left out when WRITE (which
+     * needs the update condition here) and APPEND differ, since one SC byte cannot say both. DF: delete,
+     * the three admin ones, create DF and create EF (the append condition). A reference r becomes
+     * "user authentication in security environment r" (10 | r; 10 alone for references above 0E).
+     */
+    private static short compactSecurity(ISOFile f, boolean ef, byte[] buf, short off) {
+        short start = off;
+        buf[off] = TAG_COMPACT;
+        off += 2;
+        short mode = off++;
+        byte admin = securityCondition(f.getAccess(ISOCMD.AC_ADMIN));
+        byte append = f.getAccess(ISOCMD.AC_APPEND);
+        byte update = f.getAccess(ISOCMD.AC_UPDATE);
+        byte am = (byte) (AM_DELETE_SELF | AM_TERMINATE | AM_ACTIVATE | AM_DEACTIVATE);
+        buf[off++] = securityCondition(f.getAccess(ISOCMD.AC_DELETE));
+        buf[off++] = admin;
+        buf[off++] = admin;
+        buf[off++] = admin;
+        if (ef) {
+            if (update == append) {
+                am |= AM_EF_WRITE_APPEND;
+                buf[off++] = securityCondition(append);
+            }
+            am |= (byte) (AM_EF_UPDATE_ERASE | AM_EF_READ_SEARCH);
+            buf[off++] = securityCondition(update);
+            buf[off++] = securityCondition(f.getAccess(ISOCMD.AC_READ));
+        } else {
+            am |= (byte) (AM_DF_CREATE_DF | AM_DF_CREATE_EF);
+            buf[off++] = securityCondition(append);
+            buf[off++] = securityCondition(append);
+        }
+        buf[mode] = am;
+        buf[(short) (start + 1)] = (byte) (off - start - 2);
+        return off;
+    }
+
+    /** The SC byte of a condition: always, never, or user authentication under the reference as SE. */
+    private static byte securityCondition(byte condition) {
+        if (condition == ISOCMD.AC_ALWAYS || condition == ISOCMD.AC_NEVER) {
+            return condition == ISOCMD.AC_ALWAYS ? SC_ALWAYS : SC_NEVER;
+        }
+        return (byte) (SC_USER_AUTHENTICATION | (condition > 0 && condition <= SC_SE_LAST ? condition : 0));
+    }
+
+    /**
+     * Writes tag 84 with the DF name of f, if it has one, or with the applet's AID for the root answering
+     * the applet's selection; returns the new offset.
+     */
+    private static short nameObject(ISOFile f, byte[] buf, short off, boolean application) {
+        if (application) {
+            AID aid = JCSystem.getAID();
+            buf[off] = ISOCMD.TAG_DF_NAME;
+            byte len = aid.getBytes(buf, (short) (off + 2));
+            buf[(short) (off + 1)] = len;
+            return (short) (off + 2 + len);
+        }
         if (f instanceof DedicatedFile) {
             byte[] name = ((DedicatedFile) f).getName();
             if (name != null) {
@@ -347,6 +462,7 @@ public class FileSystem implements SharedFiles {
 
     private void readBinary(APDU apdu) {
         byte[] buf = apdu.getBuffer();
+        short start = startPointer(binarySFI(buf));
         TransparentFile f = binaryFile(buf, ISOCMD.AC_READ);
         short off = binaryOffset(buf);
         short n = f.available(off);
@@ -357,11 +473,13 @@ public class FileSystem implements SharedFiles {
         if (n > ne) {
             n = ne;
         }
+        complete(f, start);
         sendData(apdu, f.getData(), off, n, ne);
     }
 
     private void updateBinary(APDU apdu, byte ins) {
         byte[] buf = apdu.getBuffer();
+        short start = startPointer(binarySFI(buf));
         TransparentFile f = binaryFile(buf, ISOCMD.AC_UPDATE);
         short off = binaryOffset(buf);
         short len = receive(apdu, ins == ISOCMD.INS_ERASE_BINARY);
@@ -390,6 +508,7 @@ public class FileSystem implements SharedFiles {
                 len -= n;
             }
             ISOFile.endAtomic(own);
+            complete(f, start);
             return;
         }
         if (len > f.available(off)) {
@@ -399,16 +518,22 @@ public class FileSystem implements SharedFiles {
             orInto(buf, f.getData(), off, len);
         }
         f.updateBinary(off, buf, ISO7816.OFFSET_CDATA, len);
+        complete(f, start);
+    }
+
+    /** The SFI of a binary command: P1 b5-b1 when b8 is set, else 0 (the current EF). */
+    private static byte binarySFI(byte[] buf) {
+        byte p1 = buf[ISO7816.OFFSET_P1];
+        return (p1 & ISOCMD.BINARY_P1_SFI) != 0 ? (byte) (p1 & ISOCMD.SFI_MASK) : 0;
     }
 
     /** P1 b8 = 1: SFI in P1 b5-b1, offset P2; else offset P1-P2 (15 bits) in the current EF. */
     private TransparentFile binaryFile(byte[] buf, byte operation) {
         byte p1 = buf[ISO7816.OFFSET_P1];
-        boolean sfi = (p1 & ISOCMD.BINARY_P1_SFI) != 0;
-        if (sfi && (p1 & ISOCMD.BINARY_P1_RFU) != 0) {
+        if ((p1 & ISOCMD.BINARY_P1_SFI) != 0 && (p1 & ISOCMD.BINARY_P1_RFU) != 0) {
             ISOException.throwIt(ISO7816.SW_INCORRECT_P1P2);
         }
-        ISOFile f = currentEF(sfi ? (byte) (p1 & ISOCMD.SFI_MASK) : 0);
+        ISOFile f = namedEF(binarySFI(buf));
         if (!(f instanceof TransparentFile)) {
             ISOException.throwIt(ISOCMD.SW_COMMAND_INCOMPATIBLE);
         }
@@ -434,6 +559,7 @@ public class FileSystem implements SharedFiles {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
         byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.RECORD_P2_MODE);
+        short start = startPointer(recordSFI(buf));
         RecordFile f = recordFile(buf, ISOCMD.AC_READ);
         short ne = apdu.setOutgoing();
         if (mode == ISOCMD.RECORDS_FROM_P1 || mode == ISOCMD.RECORDS_TO_P1) {
@@ -441,7 +567,7 @@ public class FileSystem implements SharedFiles {
             if (ne == 0) {
                 ISOException.throwIt(ISO7816.SW_WRONG_LENGTH);
             }
-            short n = recordNumber(f, p1, ISOCMD.RECORD_NUMBER);
+            short n = recordNumber(f, p1, ISOCMD.RECORD_NUMBER, start);
             short last = (short) (f.getRecordCount() & 0xFF);
             short step = 1;
             if (mode == ISOCMD.RECORDS_TO_P1) {
@@ -471,14 +597,16 @@ public class FileSystem implements SharedFiles {
                 }
                 n += step;
             }
+            complete(f, start);
             sendData(apdu, buf, (short) 0, off, all ? LE_ANY : ne);
             return;
         }
-        short n = recordNumber(f, p1, mode);
+        short n = recordNumber(f, p1, mode, start);
         short len = f.lengthOf(n);
-        if (ne < len) {
+        if (ne < len) { // the pointer stays: the re-sent command reads the same record
             ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | len));
         }
+        complete(f, moved(mode, n, start));
         sendData(apdu, f.getData(), f.offsetOf(n), len, ne);
     }
 
@@ -486,15 +614,16 @@ public class FileSystem implements SharedFiles {
         byte[] buf = apdu.getBuffer();
         byte p1 = buf[ISO7816.OFFSET_P1];
         byte mode = (byte) (buf[ISO7816.OFFSET_P2] & ISOCMD.RECORD_P2_MODE);
+        short start = startPointer(recordSFI(buf));
         RecordFile f = recordFile(buf, ISOCMD.AC_UPDATE);
         if (ins == ISOCMD.INS_UPDATE_RECORD && mode == ISOCMD.RECORD_PREVIOUS && p1 == 0
                 && f instanceof CyclicRecordFile) {
             // UPDATE RECORD "previous" on a cyclic EF writes the oldest record, which becomes record 1.
             f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
-            pointer[0] = 1;
+            complete(f, (short) 1);
             return;
         }
-        short n = recordNumber(f, p1, mode);
+        short n = recordNumber(f, p1, mode, start);
         short len = receive(apdu, false);
         if (ins == ISOCMD.INS_WRITE_RECORD) {
             if (len != f.lengthOf(n)) {
@@ -503,6 +632,7 @@ public class FileSystem implements SharedFiles {
             orInto(buf, f.getData(), f.offsetOf(n), len);
         }
         f.updateRecord((byte) n, buf, ISO7816.OFFSET_CDATA, len);
+        complete(f, moved(mode, n, start));
     }
 
     private void appendRecord(APDU apdu) {
@@ -512,7 +642,7 @@ public class FileSystem implements SharedFiles {
         }
         RecordFile f = recordFile(buf, ISOCMD.AC_APPEND);
         f.appendRecord(buf, ISO7816.OFFSET_CDATA, receive(apdu, false));
-        pointer[0] = f instanceof CyclicRecordFile ? 1 : f.getRecordCount();
+        complete(f, f instanceof CyclicRecordFile ? 1 : (short) (f.getRecordCount() & 0xFF));
     }
 
     /**
@@ -554,17 +684,22 @@ public class FileSystem implements SharedFiles {
         if (found == 0) {
             ISOException.throwIt(ISO7816.SW_RECORD_NOT_FOUND);
         }
-        pointer[0] = buf[0];
         short ne = apdu.setOutgoing();
         if (ne < found) {
             ISOException.throwIt((short) (ISO7816.SW_CORRECT_LENGTH_00 | found));
         }
+        complete(f, (short) (buf[0] & 0xFF));
         sendData(apdu, buf, (short) 0, found, all ? LE_ANY : ne);
+    }
+
+    /** The SFI of a record command: P2 b8-b4 (0: the current EF). */
+    private static byte recordSFI(byte[] buf) {
+        return (byte) ((buf[ISO7816.OFFSET_P2] >> ISOCMD.RECORD_P2_SFI_SHIFT) & ISOCMD.SFI_MASK);
     }
 
     /** The record EF named by P2 b8-b4 (SFI; 0: the current EF), checked for the operation. */
     private RecordFile recordFile(byte[] buf, byte operation) {
-        ISOFile f = currentEF((byte) ((buf[ISO7816.OFFSET_P2] >> ISOCMD.RECORD_P2_SFI_SHIFT) & ISOCMD.SFI_MASK));
+        ISOFile f = namedEF(recordSFI(buf));
         if (!(f instanceof RecordFile)) {
             ISOException.throwIt(ISOCMD.SW_COMMAND_INCOMPATIBLE);
         }
@@ -573,14 +708,14 @@ public class FileSystem implements SharedFiles {
     }
 
     /**
-     * Resolves P1 and P2 b3-b1 to an existing record number: 100 record P1 (00: the current record,
-     * pointer unchanged); with P1 = 00, 000 first, 001 last, 010 next, 011 previous (these move the
-     * record pointer; next and previous wrap in a cyclic EF). 6A86 for other modes, 6A83 when the
-     * record does not exist.
+     * Resolves P1 and P2 b3-b1 to an existing record number, from the record pointer start: 100 record
+     * P1 (00: the current record); with P1 = 00, 000 first, 001 last, 010 next, 011 previous (next and
+     * previous wrap in a cyclic EF). 6A86 for other modes, 6A83 when the record does not exist. Moves
+     * nothing: the command moves the pointer once it completes (see moved).
      */
-    private short recordNumber(RecordFile f, byte p1, byte mode) {
+    private static short recordNumber(RecordFile f, byte p1, byte mode, short start) {
         short count = (short) (f.getRecordCount() & 0xFF);
-        short n = (short) (pointer[0] & 0xFF);
+        short n = start;
         if (mode == ISOCMD.RECORD_NUMBER) {
             return f.check(p1 != 0 ? p1 : (byte) n);
         }
@@ -597,9 +732,12 @@ public class FileSystem implements SharedFiles {
         } else {
             n = (short) (n <= 1 && (cyclic || n == 0) ? count : n - 1);
         }
-        f.check((byte) n);
-        pointer[0] = (byte) n;
-        return n;
+        return f.check((byte) n);
+    }
+
+    /** The record pointer after a completed command: on record n for first / last / next / previous. */
+    private static short moved(byte mode, short n, short start) {
+        return mode < ISOCMD.RECORD_NUMBER ? n : start;
     }
 
     // ---- DELETE FILE, ACTIVATE / DEACTIVATE FILE, TERMINATE DF / EF (7816-9) ----
@@ -674,21 +812,36 @@ public class FileSystem implements SharedFiles {
 
     // ---- shared helpers ----
 
-    /** The EF with this SFI in the current DF (it becomes the current EF), or the current EF for 0. */
-    private ISOFile currentEF(byte sfi) {
+    /**
+     * The EF a command names: the one with this SFI in the current DF, or the current EF for 0 (6A82,
+     * 6986 when there is none). It becomes current only when the command completes (see complete).
+     */
+    private ISOFile namedEF(byte sfi) {
         ISOFile f = getCurrentEF();
         if (sfi != 0) {
             f = getCurrentDF().findSFI(sfi);
             if (f == null) {
                 ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
             }
-            if (f != current[1]) {
-                makeCurrent(f);
-            }
         } else if (f == null) {
             ISOException.throwIt(ISO7816.SW_COMMAND_NOT_ALLOWED);
         }
         return f;
+    }
+
+    /**
+     * The record pointer a command starts from: none when it names its EF by SFI, which resets the
+     * pointer even of the current EF (ISO 7816-4 7.3.1), else the current one.
+     */
+    private short startPointer(byte sfi) {
+        return sfi != 0 ? 0 : (short) (pointer[0] & 0xFF);
+    }
+
+    /** A command on ef completed: ef is the current EF (its DF the current DF), the pointer on record n. */
+    private void complete(ISOFile ef, short n) {
+        current[0] = ef.getParent();
+        current[1] = ef;
+        pointer[0] = (byte) n;
     }
 
     /**

@@ -55,8 +55,10 @@ def test_sfi_addressing(card) -> None:
     assert swof(card, "00 B0 C1 00 01") == 0x6A86  # b7 set with b8
     assert swof(card, "00 B0 A1 00 01") == 0x6A86  # b6 set with b8
     assert swof(card, "00 B0 82 00 01") == 0x6981  # SFI 2 is a record EF
-    assert xchg(card, 0x00, 0xB2, 0x00, 0x04, le=1)[1] == 0x6A83  # it is current now, with no record pointer
-    assert swof(card, "00 B0 00 00 01") == 0x6981
+    # a failed command selects nothing (ISO 7816-4 7.3.1): 5001 is still current
+    assert xchg(card, 0x00, 0xB0, 0x00, 0x03, le=2) == (b"\xAA\xBB", 0x9000)
+    assert xchg(card, 0x00, 0xB2, 0x00, 0x14, le=256)[1] == 0x6A83  # SFI 2, current record: the SFI reset it
+    assert swof(card, "00 B0 00 00 01") == 0x9000  # ... and, failed, that selected nothing either
 
 
 def test_update_and_its_errors(card, ef) -> None:

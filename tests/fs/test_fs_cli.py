@@ -36,10 +36,12 @@ def test_tree_lists_every_file(run) -> None:
     status, out = run("tree")
     assert status == 0
     lines = out.splitlines()
-    assert len(lines) == 10
+    assert len(lines) == 12
     assert lines[0].startswith("3F00, DF")
     assert lines[2].startswith("    5001, transparent, 128 bytes, SFI 01")
-    assert lines[-1].startswith("    6002, cyclic, ")
+    assert lines[-3].startswith("    6002, cyclic, ")
+    assert lines[-2].startswith("  2F00, linear variable, 3 records of up to 32 bytes in 96, SFI 1E")  # EF.DIR
+    assert lines[-1].startswith("  2F01, transparent, 5 bytes, SFI 1D")  # EF.ATR
     assert run("tree", "3F00/6000")[1].splitlines()[0].startswith("6000, DF, name F063617264465302")
 
 

@@ -137,7 +137,7 @@ def test_the_file_count_limit(card) -> None:
                 assert exc.sw == 0x6A84
                 break
             created += 1
-        assert created == 24 - 11  # 24 files in the tree at most: 10 installed, the scratch DF, and these
+        assert created == 24 - 13  # 24 files in the tree at most: 12 installed, the scratch DF, and these
 
 
 def test_delete_file(card) -> None:
@@ -239,5 +239,6 @@ def test_change_reference_data(card) -> None:
     assert fs.pin_status() != 0x9000  # verify again after a change
     assert fs.verify(PIN, expected=(0x63C2,)).sw == 0x63C2
     fs.verify(b"56789")
-    assert swof(card, "00 24 00 01 04 31323334") == 0x6A86
+    assert swof(card, "00 24 00 01 04 31323334") == 0x6700  # P1 00: the current PIN and the new one
+    assert swof(card, "00 24 02 01 04 31323334") == 0x6A86
     assert swof(card, "00 24 01 01 09 313233343536373839") == 0x6700

@@ -47,13 +47,15 @@ def binary_p1p2(sfi: int, offset: int) -> tuple[int, int]:
 
 @st.composite
 def commands(draw) -> CommandAPDU:
-    kind = draw(st.sampled_from(["select", "select_df", "read_binary", "update_binary", "write_binary",
+    kind = draw(st.sampled_from(["select", "select", "select_df", "read_binary", "update_binary", "write_binary",
                                  "read_record", "read_record", "read_record", "read_records", "update_record",
                                  "write_record", "append", "append", "append", "append", "search"]))
     sfi = draw(sfis)
     if kind == "select":
         fid = draw(st.sampled_from([FID_T, FID_F, FID_V, FID_C, 0x0A09]))
-        return CommandAPDU(0x00, 0xA4, 0x02, 0x0C, fid.to_bytes(2, "big"))
+        # the FCP / FCI with a random Le: 6Cxx must select nothing (the re-sent SELECT then succeeds)
+        p2 = draw(st.sampled_from([0x0C, 0x0C, 0x04, 0x00]))
+        return CommandAPDU(0x00, 0xA4, 0x02, p2, fid.to_bytes(2, "big"), le=None if p2 == 0x0C else draw(le))
     if kind == "select_df":
         return CommandAPDU(0x00, 0xA4, 0x00, 0x0C, b"")  # the DF's FID is filled in by the test
     if kind.endswith("binary"):

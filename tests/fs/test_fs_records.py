@@ -50,13 +50,15 @@ def test_linear_fixed_append_read_update_write(card, files) -> None:
 
 def test_read_record_exact_le_and_warnings(card, files) -> None:
     files.append_record(b"ABCD", sfi=F)
+    assert xchg(card, 0x00, 0xB2, 0x00, 0x04, le=256) == (b"ABCD", 0x9000)  # P1 00: where APPEND left the pointer
     assert xchg(card, 0x00, 0xB2, 0x01, 0x0C, le=4) == (b"ABCD", 0x9000)
     assert xchg(card, 0x00, 0xB2, 0x01, 0x0C, le=3) == (b"", 0x6C04)
     assert xchg(card, 0x00, 0xB2, 0x01, 0x0C) == (b"", 0x6C04)  # Le absent
     assert xchg(card, 0x00, 0xB2, 0x01, 0x0C, le=9) == (b"ABCD", 0x6282)  # Ne beyond the record
     assert xchg(card, 0x00, 0xB2, 0x01, 0x0C, le=256) == (b"ABCD", 0x9000)
     assert xchg(card, 0x00, 0xB2, 0x02, 0x0C, le=256)[1] == 0x6A83
-    assert xchg(card, 0x00, 0xB2, 0x00, 0x0C, le=256) == (b"ABCD", 0x9000)  # P1 00: where APPEND left the pointer
+    # P1 00 by SFI: naming the EF by its SFI resets the pointer, even of the current EF (7816-4 7.3.1)
+    assert xchg(card, 0x00, 0xB2, 0x00, 0x0C, le=256) == (b"", 0x6A83)
     files.select_ef(0x0C01)
     assert xchg(card, 0x00, 0xB2, 0x00, 0x04, le=256)[1] == 0x6A83  # a fresh selection has no current record
 
@@ -92,8 +94,8 @@ def test_cyclic_ring_through_several_wraparounds(card, files) -> None:
     for i in range(11):
         files.append_record(bytes([i, i]), sfi=C)
         appended.append(bytes([i, i]))
-        assert files.read_all_records(sfi=C) == appended[::-1][:3]  # record 1 newest, three at most
         assert files.read_record(0) == bytes([i, i])  # the pointer is on record 1
+        assert files.read_all_records(sfi=C) == appended[::-1][:3]  # record 1 newest, three at most
     assert files.select_ef(0x0C03).record_count == 3
     # next and previous wrap around the ring
     assert files.read_first() == b"\x0A\x0A"
@@ -104,8 +106,8 @@ def test_cyclic_ring_through_several_wraparounds(card, files) -> None:
     assert files.read_next() == b"\x0A\x0A"
     # UPDATE RECORD previous writes a new record 1 over the oldest, like APPEND
     files.update_record(0, b"\xEE\xEE", mode=RecordMode.PREVIOUS)
-    assert files.read_all_records(sfi=C) == [b"\xEE\xEE", b"\x0A\x0A", b"\x09\x09"]
     assert files.read_record(0) == b"\xEE\xEE"
+    assert files.read_all_records(sfi=C) == [b"\xEE\xEE", b"\x0A\x0A", b"\x09\x09"]
     files.update_record(2, b"\x22\x22")
     assert files.read_records_from(1) == [b"\xEE\xEE", b"\x22\x22", b"\x09\x09"]
     assert sw_of(lambda: files.append_record(b"\x01\x02\x03")) == 0x6700  # never full, only length
@@ -171,6 +173,8 @@ def test_search_record_forward_backward(card, files) -> None:
 def test_record_commands_refuse_other_files(card, files) -> None:
     assert swof(card, "00 B2 01 04 00") == 0x6986  # a DF is current
     assert swof(card, "00 B2 01 24 00") == 0x6981  # SFI 4: transparent
+    assert swof(card, "00 B2 01 04 00") == 0x6986  # the failed command selected nothing: still the DF
+    files.select_ef(0x0C04)
     for apdu in ("00 DC 01 04 01 00", "00 D2 01 04 01 00", "00 E2 00 00 01 00", "00 A2 01 04 01 00"):
         assert swof(card, apdu) == 0x6981, apdu
     assert swof(card, "00 B2 01 2C 00") == 0x6A82  # no SFI 5

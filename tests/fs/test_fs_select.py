@@ -23,10 +23,11 @@ pytestmark = pytest.mark.e2e
 
 NAME_APP = bytes.fromhex("F063617264465301")
 NAME_SHARED = bytes.fromhex("F063617264465302")
-FCP_MF = bytes.fromhex("6217 820138 83023F00 8A0105 8605FFFF010101 850450006000")
-FCP_5000 = bytes.fromhex("6227 820138 83025000 8408F063617264465301 8A0105 8605FFFF010101"
+# 8C: the conditions of 86 in ISO's compact form (AM byte, then SC bytes; 11 = the PIN, see test_fs_generic)
+FCP_MF = bytes.fromhex("6224 820138 83023F00 8A0105 8605FFFF010101 8C077E111111111111 8508 5000 6000 2F00 2F01")
+FCP_5000 = bytes.fromhex("6230 820138 83025000 8408F063617264465301 8A0105 8605FFFF010101 8C077E111111111111"
                          "850A 5001 5002 5003 5004 5005")
-FCP_5001 = bytes.fromhex("6219 80020080 82020141 83025001 880108 8A0105 86050000000101")
+FCP_5001 = bytes.fromhex("6223 80020080 82020141 83025001 880108 8A0105 86050000000101 8C087F11111111000000")
 
 
 @pytest.fixture
@@ -55,14 +56,15 @@ def test_p2_0c_and_le_absent_return_no_data(card, iso) -> None:
 
 def test_short_le_gets_6cxx_with_the_response_length(card, iso) -> None:
     iso.select_fid(0x5000)
-    assert raw(card, "00 A4 00 04 02 5001 10") == (b"", 0x6C1B)
-    assert raw(card, "00 A4 00 04 02 5001 1B") == (FCP_5001, 0x9000)
-    assert raw(card, "00 A4 00 04 02 5000 01") == (b"", 0x6C29)
+    assert raw(card, "00 A4 00 04 02 5001 10") == (b"", 0x6C25)
+    assert raw(card, "00 A4 00 04 02 5001 25") == (FCP_5001, 0x9000)
+    assert raw(card, "00 A4 00 04 02 5000 01") == (b"", 0x6C32)
 
 
 def test_decoded_fcp_of_each_structure(iso) -> None:
     mf = iso.select_mf()
-    assert (mf.fid, mf.structure, mf.children, mf.df_name) == (0x3F00, Structure.DF, (0x5000, 0x6000), None)
+    assert (mf.fid, mf.structure, mf.children, mf.df_name) == (0x3F00, Structure.DF,
+                                                              (0x5000, 0x6000, 0x2F00, 0x2F01), None)
     df = iso.select_fid(0x5000)
     assert (df.df_name, df.life_cycle, df.access) == (NAME_APP, FileLifeCycle.ACTIVATED, bytes.fromhex("FFFF010101"))
     assert df.children == (0x5001, 0x5002, 0x5003, 0x5004, 0x5005)
@@ -180,6 +182,7 @@ def test_tree_walks_every_file(iso) -> None:
         "3F00/5000/5002": Structure.LINEAR_FIXED, "3F00/5000/5003": Structure.LINEAR_VARIABLE,
         "3F00/5000/5004": Structure.CYCLIC, "3F00/5000/5005": Structure.TRANSPARENT,
         "3F00/6000": Structure.DF, "3F00/6000/6001": Structure.TRANSPARENT, "3F00/6000/6002": Structure.CYCLIC,
+        "3F00/2F00": Structure.LINEAR_VARIABLE, "3F00/2F01": Structure.TRANSPARENT,
     }
     assert [format_path(c.path) for c in iso.tree([0x5000]).children][:2] == ["3F00/5000/5001", "3F00/5000/5002"]
 

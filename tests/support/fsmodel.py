@@ -5,6 +5,9 @@ processor that predicts the status word and data of every file command (see test
 The model follows applets/isocmd/README.md: checks in the order P1-P2 → file → structure → life
 cycle → access → offset/record → length → room, the record pointer rules of READ RECORD modes
 000..011, the cyclic ring (record 1 the newest) and variable records packed with a length byte.
+State changes only when a command completes (ISO/IEC 7816-4 7.3.1: "if the process is completed,
+then the identified EF becomes current and the record pointer is reset"): an error, 6Cxx included,
+leaves the current EF and the record pointer as they were; a warning (6282) completes the command.
 """
 
 from __future__ import annotations
@@ -144,15 +147,18 @@ class FsModel:
                 return ef
         raise ModelError(0x6A82)
 
-    def _current_ef(self, sfi: int) -> EF:
+    def _named_ef(self, sfi: int) -> tuple[EF, int]:
+        """The EF a command names and the record pointer it starts from. Named by SFI, the EF becomes
+        current with its pointer reset once the command completes, even if it was current already."""
         if sfi:
-            ef = self._by_sfi(sfi)
-            if ef is not self.current:
-                self.current, self.pointer = ef, 0
-            return ef
+            return self._by_sfi(sfi), 0
         if self.current is None:
             _fail(0x6986)
-        return self.current  # type: ignore[return-value]
+        return self.current, self.pointer  # type: ignore[return-value]
+
+    def _complete(self, ef: EF, pointer: int) -> None:
+        """What a completed command leaves: ef current, the record pointer on `pointer` (0: none)."""
+        self.current, self.pointer = ef, pointer
 
     def run(self, command: CommandAPDU) -> tuple[bytes, int]:
         """The card's answer to one command: (data, status word)."""
@@ -161,7 +167,7 @@ class FsModel:
         except ModelError as exc:
             return b"", exc.sw
 
-    # -- SELECT: P1 00 (DF itself) and P1 02 (EF), P2 0C
+    # -- SELECT: P1 00 (DF itself, P2 0C) and P1 02 (EF; P2 0C, or 00 / 04 for its FCI / FCP)
     def _ins_A4(self, c: CommandAPDU) -> tuple[bytes, int]:
         fid = int.from_bytes(c.data, "big")
         if c.p1 == 0x00 and fid == self.df_fid:
@@ -169,19 +175,36 @@ class FsModel:
             return b"", OK
         for ef in self.efs:
             if ef.fid == fid:
+                response = b"" if c.p2 == 0x0C or not c.le else self.fcp_of(ef, 0x6F if c.p2 == 0x00 else 0x62)
+                if len(response) > (c.le or 0):
+                    return b"", 0x6C00 | len(response)  # not selected: the re-sent SELECT finds the same file
                 self.current, self.pointer = ef, 0
-                return b"", OK
+                return response, OK
         return b"", 0x6A82
 
+    @staticmethod
+    def fcp_of(ef: EF, tag: int = 0x62) -> bytes:
+        """What SELECT returns for one of the model's EFs (applets/isofs/README.md, FCP contents): every
+        condition 'always', so the compact attributes (8C) give all seven commands of the AM byte 00."""
+        if ef.structure is Structure.TRANSPARENT:
+            descriptor = bytes.fromhex("82020141")
+        else:
+            descriptor = bytes((0x82, 5, ef.structure.descriptor, 0x41, 0, ef.record_size, len(ef.records)))
+        body = (bytes((0x80, 2)) + ef.size.to_bytes(2, "big") + descriptor + bytes((0x83, 2))
+                + ef.fid.to_bytes(2, "big") + bytes((0x88, 1, ef.sfi << 3, 0x8A, 1, 0x05, 0x86, 5)) + ALWAYS5
+                + bytes((0x8C, 8, 0x7F)) + bytes(7))
+        return bytes((tag, len(body))) + body
+
     # -- binary
-    def _binary(self, c: CommandAPDU) -> tuple[EF, int]:
+    def _binary(self, c: CommandAPDU) -> tuple[EF, int, int]:
+        """The transparent EF, the offset and the record pointer to leave on completion."""
         if c.p1 & 0x80 and c.p1 & 0x60:
             _fail(0x6A86)
-        ef = self._current_ef(c.p1 & 0x1F if c.p1 & 0x80 else 0)
+        ef, pointer = self._named_ef(c.p1 & 0x1F if c.p1 & 0x80 else 0)
         if ef.structure is not Structure.TRANSPARENT:
             _fail(0x6981)
         offset = c.p2 if c.p1 & 0x80 else (c.p1 << 8) | c.p2
-        return ef, offset
+        return ef, offset, pointer
 
     @staticmethod
     def _available(ef: EF, offset: int) -> int:
@@ -190,16 +213,17 @@ class FsModel:
         return ef.size - offset
 
     def _ins_B0(self, c: CommandAPDU) -> tuple[bytes, int]:
-        ef, offset = self._binary(c)
+        ef, offset, pointer = self._binary(c)
         n = self._available(ef, offset)
         ne = c.le or 0
         if ne == 0:
             return b"", 0x6C00 | (0 if n > 255 else n)
         n = min(n, ne)
+        self._complete(ef, pointer)
         return bytes(ef.data[offset : offset + n]), OK if ne in (n, 256) else 0x6282
 
     def _ins_D6(self, c: CommandAPDU, write: bool = False) -> tuple[bytes, int]:
-        ef, offset = self._binary(c)
+        ef, offset, pointer = self._binary(c)
         if not c.data:
             _fail(0x6700)
         if len(c.data) > self._available(ef, offset):
@@ -208,17 +232,19 @@ class FsModel:
         if write:
             data = bytes(a | b for a, b in zip(data, ef.data[offset:], strict=False))
         ef.data[offset : offset + len(data)] = data
+        self._complete(ef, pointer)
         return b"", OK
 
     def _ins_D0(self, c: CommandAPDU) -> tuple[bytes, int]:
         return self._ins_D6(c, write=True)
 
     # -- records
-    def _record_file(self, c: CommandAPDU) -> EF:
-        ef = self._current_ef((c.p2 >> 3) & 0x1F)
+    def _record_file(self, c: CommandAPDU) -> tuple[EF, int]:
+        """The record EF P2 names and the record pointer the command starts from."""
+        ef, pointer = self._named_ef((c.p2 >> 3) & 0x1F)
         if not ef.structure.is_record:
             _fail(0x6981)
-        return ef
+        return ef, pointer
 
     @staticmethod
     def _check(ef: EF, number: int) -> int:
@@ -226,8 +252,9 @@ class FsModel:
             _fail(0x6A83)
         return number
 
-    def _record_number(self, ef: EF, p1: int, mode: int) -> int:
-        count, n = len(ef.records), self.pointer
+    def _record_number(self, ef: EF, p1: int, mode: int, pointer: int) -> int:
+        """The record P1 and the mode name, from the pointer the command starts from; moves nothing."""
+        count, n = len(ef.records), pointer
         if mode == 4:
             return self._check(ef, p1 or n)
         if mode > 3 or p1:
@@ -241,18 +268,21 @@ class FsModel:
             n = 1 if n == count and cyclic else n + 1
         else:
             n = count if n <= 1 and (cyclic or n == 0) else n - 1
-        self._check(ef, n)
-        self.pointer = n
-        return n
+        return self._check(ef, n)
+
+    @staticmethod
+    def _moved(mode: int, n: int, pointer: int) -> int:
+        """The pointer after a completed command: on the record for first/last/next/previous."""
+        return n if mode < 4 else pointer
 
     def _ins_B2(self, c: CommandAPDU) -> tuple[bytes, int]:
-        ef = self._record_file(c)
+        ef, pointer = self._record_file(c)
         mode = c.p2 & 0x07
         ne = c.le or 0
         if mode in (5, 6):
             if ne == 0:
                 _fail(0x6700)
-            first = self._record_number(ef, c.p1, 4)
+            first = self._record_number(ef, c.p1, 4, pointer)
             numbers = list(range(first, len(ef.records) + 1))
             if mode == 6:
                 numbers.reverse()
@@ -265,11 +295,13 @@ class FsModel:
                     complete = False
                     break
                 out += item
+            self._complete(ef, pointer)
             return out, OK if complete or len(out) == ne or ne == 256 else 0x6282
-        n = self._record_number(ef, c.p1, mode)
+        n = self._record_number(ef, c.p1, mode, pointer)
         record = ef.records[n - 1]
         if ne < len(record):
-            return b"", 0x6C00 | len(record)
+            return b"", 0x6C00 | len(record)  # the re-sent command must find the same record
+        self._complete(ef, self._moved(mode, n, pointer))
         return record, OK if len(record) == ne or ne == 256 else 0x6282
 
     def _length_ok(self, ef: EF, length: int) -> None:
@@ -296,15 +328,15 @@ class FsModel:
             del ef.records[ef.capacity :]
 
     def _ins_DC(self, c: CommandAPDU, write: bool = False) -> tuple[bytes, int]:
-        ef = self._record_file(c)
+        ef, pointer = self._record_file(c)
         mode = c.p2 & 0x07
         if not write and mode == 3 and c.p1 == 0 and ef.structure is Structure.CYCLIC:
             if not c.data:
                 _fail(0x6700)
             self._append(ef, c.data)
-            self.pointer = 1
+            self._complete(ef, 1)
             return b"", OK
-        n = self._record_number(ef, c.p1, mode)
+        n = self._record_number(ef, c.p1, mode, pointer)
         if not c.data:
             _fail(0x6700)
         data = c.data
@@ -317,6 +349,7 @@ class FsModel:
         if ef.structure is Structure.LINEAR_VARIABLE and len(data) - len(old) > ef.size - ef.used:
             _fail(0x6A84)
         ef.records[n - 1] = data
+        self._complete(ef, self._moved(mode, n, pointer))
         return b"", OK
 
     def _ins_D2(self, c: CommandAPDU) -> tuple[bytes, int]:
@@ -325,18 +358,18 @@ class FsModel:
     def _ins_E2(self, c: CommandAPDU) -> tuple[bytes, int]:
         if c.p1 or c.p2 & 0x07:
             _fail(0x6A86)
-        ef = self._record_file(c)
+        ef, _ = self._record_file(c)
         if not c.data:
             _fail(0x6700)
         self._append(ef, c.data)
-        self.pointer = 1 if ef.structure is Structure.CYCLIC else len(ef.records)
+        self._complete(ef, 1 if ef.structure is Structure.CYCLIC else len(ef.records))
         return b"", OK
 
     def _ins_A2(self, c: CommandAPDU) -> tuple[bytes, int]:
         mode = c.p2 & 0x07
         if mode not in (4, 5):
             _fail(0x6A86)
-        ef = self._record_file(c)
+        ef, _ = self._record_file(c)
         if not c.data:
             _fail(0x6700)
         count = len(ef.records)
@@ -346,8 +379,8 @@ class FsModel:
         found = bytes(n for n in numbers if c.data in ef.records[n - 1])
         if not found:
             _fail(0x6A83)
-        self.pointer = found[0]
         ne = c.le or 0
         if ne < len(found):
             return b"", 0x6C00 | len(found)
+        self._complete(ef, found[0])
         return found, OK

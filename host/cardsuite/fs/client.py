@@ -29,6 +29,8 @@ INS_DEACTIVATE_FILE = 0x04
 INS_ERASE_BINARY = 0x0E
 INS_VERIFY = 0x20
 INS_CHANGE_REFERENCE_DATA = 0x24
+INS_RESET_RETRY_COUNTER = 0x2C
+INS_GET_CHALLENGE = 0x84
 INS_ACTIVATE_FILE = 0x44
 INS_SEARCH_RECORD = 0xA2
 INS_SELECT = 0xA4
@@ -56,6 +58,7 @@ TAG_DF_NAME = 0x84
 TAG_CHILDREN = 0x85  # cardsuite.isocmd: the FIDs of a DF's children (applets/isocmd/README.md)
 TAG_SECURITY = 0x86
 TAG_SFI = 0x88
+TAG_SECURITY_COMPACT = 0x8C  # ISO/IEC 7816-4 compact security attributes: AM byte, SC bytes
 TAG_LCS = 0x8A
 TAG_RECORD = 0x04  # each record in a READ RECORDS response
 
@@ -193,6 +196,7 @@ class FileControlParameters:
     sfi: int | None = None
     life_cycle: FileLifeCycle = FileLifeCycle.NO_INFORMATION
     access: bytes | None = None  # tag 86, the library's five conditions (see Access)
+    compact: bytes | None = None  # tag 8C: the same conditions in ISO's compact form (AM byte, SC bytes)
     children: tuple[int, ...] | None = None  # tag 85 of a DF (cardsuite.isocmd)
     proprietary: dict[int, bytes] = field(default_factory=dict)
 
@@ -214,6 +218,8 @@ class FileControlParameters:
                 values["life_cycle"] = FileLifeCycle.decode(value[0])
             elif tag == TAG_SECURITY:
                 values["access"] = bytes(value)
+            elif tag == TAG_SECURITY_COMPACT:
+                values["compact"] = bytes(value)
             elif tag == TAG_CHILDREN and len(value) % 2 == 0:
                 values["children"] = tuple(int.from_bytes(value[i : i + 2], "big") for i in range(0, len(value), 2))
             else:
@@ -608,8 +614,26 @@ class IsoFileSystem:
         """VERIFY without data: 9000 verified, 63Cx not verified with x tries left, 6983 blocked."""
         return self.transport.transmit(CommandAPDU(self.cla, INS_VERIFY, 0x00, reference)).sw
 
-    def change_pin(self, new_pin: bytes, reference: int = 0x01) -> None:
-        self._send(INS_CHANGE_REFERENCE_DATA, 0x01, reference, new_pin)
+    def change_pin(self, new_pin: bytes, reference: int = 0x01, old_pin: bytes | None = None) -> None:
+        """CHANGE REFERENCE DATA: P1 01 with the new PIN only (the PIN verified before), or P1 00 with
+        the current PIN followed by the new one (ISO/IEC 7816-4 7.5.7)."""
+        if old_pin is None:
+            self._send(INS_CHANGE_REFERENCE_DATA, 0x01, reference, new_pin)
+        else:
+            self._send(INS_CHANGE_REFERENCE_DATA, 0x00, reference, old_pin + new_pin)
+
+    def reset_retry_counter(self, puk: bytes, new_pin: bytes | None = None, reference: int = 0x01) -> None:
+        """RESET RETRY COUNTER (7.5.10): P1 00 the PUK then a new PIN, P1 01 the PUK alone."""
+        if new_pin is None:
+            self._send(INS_RESET_RETRY_COUNTER, 0x01, reference, puk)
+        else:
+            self._send(INS_RESET_RETRY_COUNTER, 0x00, reference, puk + new_pin)
+
+    def get_challenge(self, length: int = 8) -> bytes:
+        """GET CHALLENGE (7.5.3): `length` (1..256) random bytes."""
+        if not 1 <= length <= 256:
+            raise ValueError(f"a challenge has 1..256 bytes, got {length}")
+        return self._send(INS_GET_CHALLENGE, 0x00, 0x00, le=length).data
 
     # ---------------------------------------------------------------- the tree
     def tree(self, path: Sequence[int] = (FID_MF,)) -> TreeNode:
