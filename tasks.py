@@ -4,7 +4,7 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading)
+    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, build)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke sim         simulated cards behind vpcd until Ctrl-C
     invoke refresh-fixtures   the CAP test fixtures from a fresh build (needs the Oracle SDK)
@@ -59,16 +59,28 @@ def _stamp(name: str, digest: str) -> None:
 
 
 def _missing_debian_packages() -> list[str]:
-    missing = []
-    for package in APT_PACKAGES:
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-        if "install ok installed" not in status.stdout:
-            missing.append(package)
-    return missing
+    # one dpkg-query for all of them: every `invoke build` pays for this check (it exits 1 when one is unknown)
+    status = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\n", *APT_PACKAGES], capture_output=True,
+                            text=True)
+    installed = {line.split()[0].split(":")[0] for line in status.stdout.splitlines()
+                 if line.endswith("install ok installed")}
+    return [package for package in APT_PACKAGES if package not in installed]
 
 
 def _installed_from_here() -> bool:
-    """Whether `import cardsuite` finds this checkout (another clone may have installed its own)."""
+    """Whether `import cardsuite` finds this checkout (another clone may have installed its own). pip's record
+    of an editable install answers in 10 ms; only when it names no folder or another does a new interpreter
+    (100 ms, on every `invoke build`) look."""
+    import importlib.metadata
+    import json
+    from urllib.parse import unquote, urlparse
+
+    try:
+        record = json.loads(importlib.metadata.distribution("cardsuite").read_text("direct_url.json") or "{}")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    if record.get("dir_info", {}).get("editable") and Path(unquote(urlparse(record.get("url", "")).path)) == ROOT:
+        return True
     probe = subprocess.run([sys.executable, "-c", "import cardsuite; print(cardsuite.__file__)"],
                            capture_output=True, text=True, cwd="/")
     return probe.returncode == 0 and Path(probe.stdout.strip()).resolve().is_relative_to(ROOT / "host")
@@ -159,17 +171,18 @@ def test(c, card="", k="", x=False):
         _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
 
 
-@task(pre=[build], help={"only": "transport, wallet, ecash or load; default: all four"})
+@task(pre=[build], help={"only": "transport, wallet, ecash, load or build; default: all five"})
 def bench(c, only=""):
     """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json,
-    load.json (GlobalPlatform loads and the profile deploy)."""
+    load.json (GlobalPlatform loads and the profile deploy), build.json (clean and no-op builds, SDK needed)."""
+    from cardsuite.bench.build import run_build_bench
     from cardsuite.bench.ecash import run_ecash_bench
     from cardsuite.bench.load import run_load_bench
     from cardsuite.bench.transport import run_transport_bench
     from cardsuite.bench.wallet import run_wallet_bench
 
     runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench,
-            "load": run_load_bench}
+            "load": run_load_bench, "build": run_build_bench}
     if only and only not in runs:
         raise Exit(f"Error: --only takes one of {', '.join(runs)}", code=1)
     for name, run_bench in runs.items():
