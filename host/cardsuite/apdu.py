@@ -119,12 +119,12 @@ class CommandAPDU:
                 f"data={data}, Le={self.le})")
 
     def to_bytes(self) -> bytes:
-        out = bytes((self.cla, self.ins, self.p1, self.p2))
-        if self.data:
-            out += bytes((len(self.data),)) + self.data
-        if self.le is not None:
-            out += bytes((self.le & 0xFF,))
-        return out
+        data, le = self.data, self.le
+        if data:
+            out = bytes((self.cla, self.ins, self.p1, self.p2, len(data))) + data
+            return out if le is None else out + bytes((le & 0xFF,))
+        header = (self.cla, self.ins, self.p1, self.p2)
+        return bytes(header) if le is None else bytes((*header, le & 0xFF))
 
     @classmethod
     def from_bytes(cls, raw: bytes | bytearray | Iterable[int]) -> CommandAPDU:
@@ -164,7 +164,9 @@ class ResponseAPDU:
     def from_bytes(cls, raw: bytes) -> ResponseAPDU:
         if len(raw) < 2:
             raise ValueError(f"a response APDU has at least 2 status bytes, got {len(raw)}")
-        return cls(bytes(raw[:-2]), (raw[-2] << 8) | raw[-1])
+        if raw.__class__ is not bytes:
+            raw = bytes(raw)
+        return cls(raw[:-2], (raw[-2] << 8) | raw[-1])
 
     def to_bytes(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")

@@ -76,9 +76,13 @@ class SimulatorTransport(Transport):
         return self.atr
 
     def transmit_raw(self, command: bytes) -> bytes:
-        card = self._require()
+        card = self._card
+        if card is None:
+            self._require()
         try:
-            return bytes(card.transmit(self._jbytes(command)))
+            # JPype converts bytes to the byte[] parameter itself, faster than building a JArray first; the
+            # byte[] answer comes back through the buffer protocol, one copy
+            return bytes(card.transmit(command))
         except self._tear_exception:
             raise CardTornError("power lost in the middle of the command (simulated tear); reset the card") from None
 
