@@ -6,6 +6,7 @@
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
     invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, build)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
+    invoke coverage    the applets' line and branch coverage (JaCoCo) of a test run into build/coverage/
     invoke sim         simulated cards behind vpcd until Ctrl-C
     invoke refresh-fixtures   the CAP test fixtures from a fresh build (needs the Oracle SDK)
     invoke install     build, then deploy profiles/cards/sim-suite.toml onto a simulated card (or --card)
@@ -102,10 +103,13 @@ def setup(c):
     _command_on_path()
     pom = ROOT / "host" / "simbridge" / "pom.xml"
     maven = _digest(pom)
-    if not _stamped("maven", maven) or not list((DEPS / "java").glob("jcardsim-*.jar")):
-        shutil.rmtree(DEPS / "java", ignore_errors=True)
-        _sh(["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={DEPS / 'm2'}",
-             f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / 'java'}"])
+    resolved = list((DEPS / "java").glob("jcardsim-*.jar")) and list((DEPS / "jacoco").glob("org.jacoco.*.jar"))
+    if not _stamped("maven", maven) or not resolved:
+        # the simulator's classpath (deps/java) is every jar there: JaCoCo's jars go to deps/jacoco instead
+        for folder, selection in (("java", "-DexcludeGroupIds=org.jacoco"), ("jacoco", "-DincludeGroupIds=org.jacoco")):
+            shutil.rmtree(DEPS / folder, ignore_errors=True)
+            _sh(["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={DEPS / 'm2'}",
+                 f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / folder}", selection])
         _stamp("maven", maven)
     print("setup: done")
 
@@ -196,6 +200,32 @@ def sizes(c):
     from cardsuite.tooling.sizes import run_sizes
 
     _guard(lambda: run_sizes(_project()))
+
+
+@task(pre=[build], help={"vpcd": "also run the end-to-end subset over vpcd, under the same agent",
+                         "k": "pytest -k expression"})
+def coverage(c, vpcd=False, k=""):
+    """JaCoCo on every simulator JVM of a pytest run (in-process, and over vpcd with --vpcd): the applets' line
+    and branch coverage as build/coverage/html/index.html, coverage.xml and summary.json."""
+    from cardsuite import settings
+    from cardsuite.tooling.coverage import fresh_exec_file, write_report
+
+    project = _project()
+    exec_path = fresh_exec_file(project)
+    env = {**os.environ, settings.ENV_COVERAGE: str(exec_path)}
+    runs = [["--card", "sim"]] + ([["--card", "vpcd", "-m", "e2e"]] if vpcd else [])
+    failed = 0
+    for run_args in runs:
+        cmd = [sys.executable, "-m", "pytest", "-q", *run_args, *(["-k", k] if k else [])]
+        print("+ " + " ".join(cmd), flush=True)
+        failed = failed or subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    summary = _guard(lambda: write_report(project, exec_path))
+    print(f"applet coverage: lines {summary.lines.percent}% ({summary.lines.covered}/"
+          f"{summary.lines.covered + summary.lines.missed}), branches {summary.branches.percent}% "
+          f"({summary.branches.covered}/{summary.branches.covered + summary.branches.missed}); "
+          f"report: {(project.coverage / 'html' / 'index.html').relative_to(ROOT)}")
+    if failed:
+        raise Exit("Error: some tests failed (the coverage report covers the run as it was)", code=failed)
 
 
 @task(pre=[build], help={"slots": "how many simulated cards (vpcd slots 0 and 1)", "trace": "log APDUs",
