@@ -196,10 +196,13 @@ def bench(c, only=""):
 
 @task(pre=[build])
 def sizes(c):
-    """CAP and load sizes of every package next to the paper's Table 4, in build/reports/sizes.json."""
-    from cardsuite.tooling.sizes import run_sizes
+    """CAP and load sizes of every package next to the paper's Table 4, in build/reports/sizes.json; then each
+    applet's memory footprint measured by the simulator bridge (install, CREATE FILE), in footprint.json."""
+    from cardsuite.bench.footprint import run_footprint
+    from cardsuite.tooling.sizes import format_footprint, run_sizes
 
-    _guard(lambda: run_sizes(_project()))
+    report = _guard(lambda: run_sizes(_project()))
+    print(format_footprint(_guard(lambda: run_footprint(_project())), report))
 
 
 @task(pre=[build], help={"vpcd": "also run the end-to-end subset over vpcd, under the same agent",

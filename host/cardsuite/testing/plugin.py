@@ -96,6 +96,25 @@ def _check_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
         raise pytest.UsageError("\n".join(sorted(set(wrong))))
 
 
+# pytest-xdist (`pytest -n auto`): every worker is a process of its own with its own in-process cards (its own
+# JVM). The tests that use pcscd/vpcd share its two slots: a worker holds one lock of the run (a file lock) from
+# the first vpcd test of a module to the end of its last, so they run one module at a time, as in a serial run
+# (xdist's own grouping, --dist loadgroup, did not group with pytest 9 here).
+_VPCD_NAMES = ("VpcdSimulator", "ensure_pcscd", "free_slots", "PcscTransport")
+_VPCD_LOCK = pytest.StashKey[object]()
+
+
+def _uses_vpcd(item: pytest.Item, card: str) -> bool:
+    """Whether a test may touch a vpcd slot: every test on --card vpcd, else a test with a vpcd fixture or in a
+    module that starts simulators behind vpcd or opens PC/SC readers."""
+    if card != "sim":
+        return True
+    if any("vpcd" in name or name == "reader_card" for name in getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(hasattr(module, name) for name in _VPCD_NAMES)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_markers(config, items)
     card = card_spec(config)
@@ -188,6 +207,32 @@ def tear_at_every_write(card: Transport) -> TearAtEveryWrite:
     if not isinstance(card, SimulatorTransport):
         pytest.skip("tearing needs the in-process simulator")
     return TearAtEveryWrite(card)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under xdist, the vpcd lock around a module's vpcd tests: taken at its first, released after its last on
+    this worker, once its module fixtures (and the slots they hold) are torn down."""
+    worker = getattr(item.config, "workerinput", None)
+    if worker is None or not _uses_vpcd(item, card_spec(item.config)):
+        yield
+        return
+    held = item.config.stash.get(_VPCD_LOCK, None)
+    if held is None:
+        import fcntl
+        import tempfile
+
+        path = os.path.join(tempfile.gettempdir(), f"cardsuite-vpcd-{worker['testrunuid']}.lock")
+        held = open(path, "w")  # noqa: SIM115 - held across tests, closed below
+        fcntl.flock(held, fcntl.LOCK_EX)
+        item.config.stash[_VPCD_LOCK] = held
+    try:
+        yield
+    finally:
+        card = card_spec(item.config)
+        if nextitem is None or nextitem.module is not item.module or not _uses_vpcd(nextitem, card):
+            del item.config.stash[_VPCD_LOCK]
+            held.close()  # closing the file releases the lock
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -15,6 +15,7 @@ from xml.etree import ElementTree
 
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
+from cardsuite.settings import ENV_COVERAGE
 from cardsuite.tooling.manifest import load_manifest
 
 EXEC_FILE = "jacoco.exec"
@@ -119,7 +120,7 @@ def write_report(project: Project, exec_path: Path | None = None, out: Path | No
     exec_path = exec_path or exec_file(project)
     classes = class_dump(exec_path.resolve())
     if not exec_path.exists() or not classes.is_dir():
-        raise ToolchainError(f"no coverage data in {exec_path}: run the tests with CARDSUITE_COVERAGE={exec_path}")
+        raise ToolchainError(f"no coverage data in {exec_path}: run the tests with {ENV_COVERAGE}={exec_path}")
     html, xml = out / "html", out / "coverage.xml"
     shutil.rmtree(html, ignore_errors=True)
     cmd = ["java", "-jar", str(project.jacoco_jar("cli")), "report", str(exec_path),
