@@ -71,6 +71,20 @@ def _checked(transmit_raw: Callable[[Transport, bytes], bytes]) -> Callable[[Tra
     return transmit_raw_checked
 
 
+def _noted_reset(reset: Callable[[Transport], bytes]) -> Callable[[Transport], bytes]:
+    """Wraps a backend's reset: the trace hears of it (a transcript replays resets)."""
+
+    def reset_noted(self: Transport) -> bytes:
+        atr = reset(self)
+        if self.trace is not None:
+            self.trace.reset_seen()
+        return atr
+
+    reset_noted.__doc__ = reset.__doc__
+    reset_noted.noted = True  # type: ignore[attr-defined]
+    return reset_noted
+
+
 class Transport(ABC):
     """A link to one card."""
 
@@ -82,6 +96,9 @@ class Transport(ABC):
         raw = cls.__dict__.get("transmit_raw")
         if raw is not None and not getattr(raw, "checked", False):
             cls.transmit_raw = _checked(raw)  # type: ignore[method-assign]
+        reset = cls.__dict__.get("reset")
+        if reset is not None and not getattr(reset, "noted", False):
+            cls.reset = _noted_reset(reset)  # type: ignore[method-assign]
 
     def __init__(self) -> None:
         self.trace: Trace | None = None
