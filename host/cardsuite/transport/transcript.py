@@ -51,7 +51,7 @@ class HiddenCommand:
 
 
 @dataclass(frozen=True)
-class Step:
+class TranscriptStep:
     line: int
     command: CommandAPDU | HiddenCommand | None = None  # None: a reset
     response: bytes | None = None  # the whole response with its status word; None when hidden
@@ -91,12 +91,12 @@ class TranscriptRecorder(Trace):
         self._out.close()
 
 
-def read_transcript(path: Path) -> list[Step]:
+def read_transcript(path: Path) -> list[TranscriptStep]:
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
     except (OSError, UnicodeDecodeError) as exc:
         raise TranscriptError(f"cannot read the transcript {path}: {exc}") from None
-    steps: list[Step] = []
+    steps: list[TranscriptStep] = []
     for number, text in enumerate(lines, start=1):
         try:
             entry = json.loads(text)
@@ -105,7 +105,7 @@ def read_transcript(path: Path) -> list[Step]:
                     raise ValueError(f"not a cardsuite transcript of format {FORMAT}")
                 continue
             if entry.get("reset"):
-                steps.append(Step(number))
+                steps.append(TranscriptStep(number))
                 continue
             sent, answer = entry["command"], entry["response"]
             if isinstance(sent, dict):
@@ -114,10 +114,10 @@ def read_transcript(path: Path) -> list[Step]:
             else:
                 command = CommandAPDU.from_bytes(bytes.fromhex(sent))
             if isinstance(answer, dict):
-                steps.append(Step(number, command, None, answer["length"], int(answer["sw"], 16)))
+                steps.append(TranscriptStep(number, command, None, answer["length"], int(answer["sw"], 16)))
             else:
                 raw = bytes.fromhex(answer)
-                steps.append(Step(number, command, raw, sw=ResponseAPDU.from_bytes(raw).sw))
+                steps.append(TranscriptStep(number, command, raw, sw=ResponseAPDU.from_bytes(raw).sw))
         except (ValueError, KeyError, TypeError) as exc:
             raise TranscriptError(f"{path}:{number}: {exc}") from None
     return steps
