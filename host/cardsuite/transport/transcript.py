@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO
 
 from cardsuite.apdu import CommandAPDU, ResponseAPDU, format_sw
+from cardsuite.codec import parse_hex
 from cardsuite.errors import TransportError
 from cardsuite.masking import Masking
 from cardsuite.trace import Trace
@@ -109,14 +110,14 @@ def read_transcript(path: Path) -> list[TranscriptStep]:
                 continue
             sent, answer = entry["command"], entry["response"]
             if isinstance(sent, dict):
-                command: CommandAPDU | HiddenCommand = HiddenCommand(bytes.fromhex(sent["header"]), sent["lc"],
+                command: CommandAPDU | HiddenCommand = HiddenCommand(parse_hex(sent["header"], "a header"), sent["lc"],
                                                                      sent["le"], sent["hidden"])
             else:
-                command = CommandAPDU.from_bytes(bytes.fromhex(sent))
+                command = CommandAPDU.from_bytes(parse_hex(sent, "a command"))
             if isinstance(answer, dict):
                 steps.append(TranscriptStep(number, command, None, answer["length"], int(answer["sw"], 16)))
             else:
-                raw = bytes.fromhex(answer)
+                raw = parse_hex(answer, "a response")
                 steps.append(TranscriptStep(number, command, raw, sw=ResponseAPDU.from_bytes(raw).sw))
         except (ValueError, KeyError, TypeError) as exc:
             raise TranscriptError(f"{path}:{number}: {exc}") from None
