@@ -4,8 +4,9 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, commit buffer)
+    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, commit buffer, build)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
+    invoke coverage    the applets' line and branch coverage (JaCoCo) of a test run into build/coverage/
     invoke sim         simulated cards behind vpcd until Ctrl-C
     invoke refresh-fixtures   the CAP test fixtures from a fresh build (needs the Oracle SDK)
     invoke install     build, then deploy profiles/cards/sim-suite.toml onto a simulated card (or --card)
@@ -60,16 +61,28 @@ def _stamp(name: str, digest: str) -> None:
 
 
 def _missing_debian_packages() -> list[str]:
-    missing = []
-    for package in APT_PACKAGES:
-        status = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
-        if "install ok installed" not in status.stdout:
-            missing.append(package)
-    return missing
+    # one dpkg-query for all of them: every `invoke build` pays for this check (it exits 1 when one is unknown)
+    status = subprocess.run(["dpkg-query", "-W", "-f=${Package} ${Status}\n", *APT_PACKAGES], capture_output=True,
+                            text=True)
+    installed = {line.split()[0].split(":")[0] for line in status.stdout.splitlines()
+                 if line.endswith("install ok installed")}
+    return [package for package in APT_PACKAGES if package not in installed]
 
 
 def _installed_from_here() -> bool:
-    """Whether `import cardsuite` finds this checkout (another clone may have installed its own)."""
+    """Whether `import cardsuite` finds this checkout (another clone may have installed its own). pip's record
+    of an editable install answers in 10 ms; only when it names no folder or another does a new interpreter
+    (100 ms, on every `invoke build`) look."""
+    import importlib.metadata
+    import json
+    from urllib.parse import unquote, urlparse
+
+    try:
+        record = json.loads(importlib.metadata.distribution("cardsuite").read_text("direct_url.json") or "{}")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    if record.get("dir_info", {}).get("editable") and Path(unquote(urlparse(record.get("url", "")).path)) == ROOT:
+        return True
     probe = subprocess.run([sys.executable, "-c", "import cardsuite; print(cardsuite.__file__)"],
                            capture_output=True, text=True, cwd="/")
     return probe.returncode == 0 and Path(probe.stdout.strip()).resolve().is_relative_to(ROOT / "host")
@@ -91,10 +104,13 @@ def setup(c):
     _command_on_path()
     pom = ROOT / "host" / "simbridge" / "pom.xml"
     maven = _digest(pom)
-    if not _stamped("maven", maven) or not list((DEPS / "java").glob("jcardsim-*.jar")):
-        shutil.rmtree(DEPS / "java", ignore_errors=True)
-        _sh(["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={DEPS / 'm2'}",
-             f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / 'java'}"])
+    resolved = list((DEPS / "java").glob("jcardsim-*.jar")) and list((DEPS / "jacoco").glob("org.jacoco.*.jar"))
+    if not _stamped("maven", maven) or not resolved:
+        # the simulator's classpath (deps/java) is every jar there: JaCoCo's jars go to deps/jacoco instead
+        for folder, selection in (("java", "-DexcludeGroupIds=org.jacoco"), ("jacoco", "-DincludeGroupIds=org.jacoco")):
+            shutil.rmtree(DEPS / folder, ignore_errors=True)
+            _sh(["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={DEPS / 'm2'}",
+                 f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / folder}", selection])
         _stamp("maven", maven)
     print("setup: done")
 
@@ -160,10 +176,12 @@ def test(c, card="", k="", x=False):
         _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
 
 
-@task(pre=[build], help={"only": "transport, wallet, ecash, load or commit; default: all five"})
+@task(pre=[build], help={"only": "transport, wallet, ecash, load, commit or build; default: all six"})
 def bench(c, only=""):
     """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json,
-    load.json (GlobalPlatform loads and the profile deploy), commit.json (largest transaction per command)."""
+    load.json (GlobalPlatform loads and the profile deploy), commit.json (largest transaction per command),
+    build.json (clean and no-op builds, SDK needed)."""
+    from cardsuite.bench.build import run_build_bench
     from cardsuite.bench.commit import run_commit_bench
     from cardsuite.bench.ecash import run_ecash_bench
     from cardsuite.bench.load import run_load_bench
@@ -171,7 +189,7 @@ def bench(c, only=""):
     from cardsuite.bench.wallet import run_wallet_bench
 
     runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench,
-            "load": run_load_bench, "commit": run_commit_bench}
+            "load": run_load_bench, "commit": run_commit_bench, "build": run_build_bench}
     if only and only not in runs:
         raise Exit(f"Error: --only takes one of {', '.join(runs)}", code=1)
     for name, run_bench in runs.items():
@@ -181,10 +199,39 @@ def bench(c, only=""):
 
 @task(pre=[build])
 def sizes(c):
-    """CAP and load sizes of every package next to the paper's Table 4, in build/reports/sizes.json."""
-    from cardsuite.tooling.sizes import run_sizes
+    """CAP and load sizes of every package next to the paper's Table 4, in build/reports/sizes.json; then each
+    applet's memory footprint measured by the simulator bridge (install, CREATE FILE), in footprint.json."""
+    from cardsuite.bench.footprint import run_footprint
+    from cardsuite.tooling.sizes import format_footprint, run_sizes
 
-    _guard(lambda: run_sizes(_project()))
+    report = _guard(lambda: run_sizes(_project()))
+    print(format_footprint(_guard(lambda: run_footprint(_project())), report))
+
+
+@task(pre=[build], help={"vpcd": "also run the end-to-end subset over vpcd, under the same agent",
+                         "k": "pytest -k expression"})
+def coverage(c, vpcd=False, k=""):
+    """JaCoCo on every simulator JVM of a pytest run (in-process, and over vpcd with --vpcd): the applets' line
+    and branch coverage as build/coverage/html/index.html, coverage.xml and summary.json."""
+    from cardsuite import settings
+    from cardsuite.tooling.coverage import fresh_exec_file, write_report
+
+    project = _project()
+    exec_path = fresh_exec_file(project)
+    env = {**os.environ, settings.ENV_COVERAGE: str(exec_path)}
+    runs = [["--card", "sim"]] + ([["--card", "vpcd", "-m", "e2e"]] if vpcd else [])
+    failed = 0
+    for run_args in runs:
+        cmd = [sys.executable, "-m", "pytest", "-q", *run_args, *(["-k", k] if k else [])]
+        print("+ " + " ".join(cmd), flush=True)
+        failed = failed or subprocess.run(cmd, cwd=ROOT, env=env).returncode
+    summary = _guard(lambda: write_report(project, exec_path))
+    print(f"applet coverage: lines {summary.lines.percent}% ({summary.lines.covered}/"
+          f"{summary.lines.covered + summary.lines.missed}), branches {summary.branches.percent}% "
+          f"({summary.branches.covered}/{summary.branches.covered + summary.branches.missed}); "
+          f"report: {(project.coverage / 'html' / 'index.html').relative_to(ROOT)}")
+    if failed:
+        raise Exit("Error: some tests failed (the coverage report covers the run as it was)", code=failed)
 
 
 @task(pre=[build], help={"slots": "how many simulated cards (vpcd slots 0 and 1)", "trace": "log APDUs",

@@ -133,19 +133,19 @@ class CommandAPDU:
                 f"data={data}, Le={self.le})")
 
     def to_bytes(self) -> bytes:
-        out = bytes((self.cla, self.ins, self.p1, self.p2))
+        data, le = self.data, self.le
+        header = (self.cla, self.ins, self.p1, self.p2)
         if not self.extended:
-            if self.data:
-                out += bytes((len(self.data),)) + self.data
-            if self.le is not None:
-                out += bytes((self.le & 0xFF,))
-            return out
+            if data:
+                out = bytes((*header, len(data))) + data
+                return out if le is None else out + bytes((le & 0xFF,))
+            return bytes(header) if le is None else bytes((*header, le & 0xFF))
         # extended: 00 then two-byte Lc and/or Le; Le 65536 is 0000; the 00 only once, first
-        out += b"\x00"
-        if self.data:
-            out += len(self.data).to_bytes(2, "big") + self.data
-        if self.le is not None:
-            out += (self.le & 0xFFFF).to_bytes(2, "big")
+        out = bytes((*header, 0))
+        if data:
+            out += len(data).to_bytes(2, "big") + data
+        if le is not None:
+            out += (le & 0xFFFF).to_bytes(2, "big")
         return out
 
     @classmethod
@@ -203,7 +203,9 @@ class ResponseAPDU:
     def from_bytes(cls, raw: bytes) -> ResponseAPDU:
         if len(raw) < 2:
             raise ValueError(f"a response APDU has at least 2 status bytes, got {len(raw)}")
-        return cls(bytes(raw[:-2]), (raw[-2] << 8) | raw[-1])
+        if raw.__class__ is not bytes:
+            raw = bytes(raw)
+        return cls(raw[:-2], (raw[-2] << 8) | raw[-1])
 
     def to_bytes(self) -> bytes:
         return self.data + self.sw.to_bytes(2, "big")

@@ -59,6 +59,23 @@ class Project:
         return self.root / "deps" / "java"
 
     @property
+    def jacoco_jars(self) -> Path:
+        """JaCoCo's agent and command line, resolved by Maven apart from the simulator's classpath."""
+        return self.root / "deps" / "jacoco"
+
+    def jacoco_jar(self, kind: str) -> Path:
+        """``kind`` "agent" (org.jacoco.agent, runtime) or "cli" (org.jacoco.cli, nodeps)."""
+        artifact = {"agent": "org.jacoco.agent-*-runtime.jar", "cli": "org.jacoco.cli-*-nodeps.jar"}[kind]
+        jars = sorted(self.jacoco_jars.glob(artifact))
+        if not jars:
+            raise ConfigurationError(f"JaCoCo's {kind} jar is not in {self.jacoco_jars}; run `invoke setup`")
+        return jars[-1]
+
+    @property
+    def coverage(self) -> Path:
+        return self.build / "coverage"
+
+    @property
     def maven_repo(self) -> Path:
         return self.root / "deps" / "m2"
 

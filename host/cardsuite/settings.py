@@ -33,6 +33,7 @@ ENV_CACHE = "CARDSUITE_CACHE"  # downloaded SDKs and jars [default $XDG_CACHE_HO
 ENV_JC_HOME = "CARDSUITE_JC_HOME"  # the Oracle Java Card kit [default cardsuite.local.toml, else the cache]
 ENV_ANT_JAVACARD = "CARDSUITE_ANT_JAVACARD"  # ant-javacard.jar [default cardsuite.local.toml, else the cache]
 ENV_GP_JAR = "CARDSUITE_GP_JAR"  # GlobalPlatformPro's gp.jar, for the comparison tests [default: none]
+ENV_COVERAGE = "CARDSUITE_COVERAGE"  # a JaCoCo exec file: every simulator JVM records applet coverage into it
 
 # -- the card and the link
 ENV_CARD = "CARDSUITE_CARD"  # --card: sim, vpcd[:slot], reader:<name or index> [default sim]

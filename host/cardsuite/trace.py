@@ -60,6 +60,7 @@ class Trace:
         if command.ins == INS_GET_RESPONSE and self._hidden_response and not masking.response:
             masking = Masking(masking.data, self._hidden_response)
         self._hidden_response = masking.response if response.sw1 == 0x61 else None
+        self.recorded(command, response, masking)
         shown_response = response.data.hex(" ").upper()
         if response.data and masking.response:
             shown_response = masked(len(response.data), masking.response)
@@ -68,6 +69,12 @@ class Trace:
         self.entries.append(entry)
         for sink in self.sinks:
             sink(entry)
+
+    def recorded(self, command: CommandAPDU, response: ResponseAPDU, masking: Masking) -> None:
+        """Hook for a subclass keeping more than the trace (a transcript): the exchange and what hides it."""
+
+    def reset_seen(self) -> None:
+        """Hook: the card was reset (a transcript replays resets)."""
 
     def clear(self) -> None:
         self.entries.clear()

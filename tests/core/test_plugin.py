@@ -44,7 +44,7 @@ def test_a_bad_card_spec_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(SHOW_CARD)
     result = run(pytester, "--cardsuite-card", "floppy")
     assert result.ret == pytest.ExitCode.USAGE_ERROR
-    result.stderr.fnmatch_lines(["*--cardsuite-card 'floppy': use sim, vpcd or reader:<name or index>*"])
+    result.stderr.fnmatch_lines(["*--cardsuite-card 'floppy': use sim, vpcd, reader:<name or index> or replay:FILE*"])
 
 
 def test_an_unknown_marker_fails_the_run_at_collection(pytester: pytest.Pytester) -> None:

@@ -1,6 +1,7 @@
 """The build pipeline: simulator classes always, CAP files where the Oracle SDK is configured, clear
 errors for the mistakes users make, and nothing redone when nothing changed."""
 
+import re
 import shutil
 import textwrap
 from pathlib import Path
@@ -8,7 +9,16 @@ from pathlib import Path
 import pytest
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
-from cardsuite.tooling.build import BuildResult, build, build_caps, convert_package, render_ant_file
+from cardsuite.tooling.build import (
+    BuildResult,
+    build,
+    build_caps,
+    convert_package,
+    plan_groups,
+    render_ant_file,
+    verifier_errors,
+    verify_package,
+)
 from cardsuite.tooling.manifest import load_manifest
 from cardsuite.tooling.toolchain import JavaCardKit, locate_cap_toolchain
 
@@ -123,6 +133,92 @@ def test_a_missing_export_file_is_named(toolchain, tmp_path: Path) -> None:
     # the importer alone: the library was never converted, so its export file does not exist
     with pytest.raises(ToolchainError, match="(?i)export"):
         convert_package(project, ant_file, manifest.package("user"), log=lambda _: None)
+
+
+LIBRARY_AND_USER = ONE_PACKAGE.format(pkg="user").replace('version = "1.0"', 'version = "1.0"\nimports = ["lib"]') + """
+    [[package]]
+    name = "lib"
+    java = "demo.lib"
+    aid = "A00000000202"
+    version = "1.0"
+    library = true
+"""
+LIBRARY = "package demo.lib;\npublic class Lib { public static short one() { return 1; } }\n"
+USER = APPLET.format(pkg="user", body="apdu.getBuffer()[0] = (byte) demo.lib.Lib.one();")
+
+
+def test_every_cap_is_verified_and_a_broken_cap_exp_pair_is_rejected(toolchain, tmp_path: Path) -> None:
+    """The off-card verifier's verdict is read from its output (it exits 0 on errors): the user's CAP passes
+    against the library it was converted with, and fails, with the verifier's message, once the library's
+    export file is one the CAP was not built against (the library changed, its user not converted again)."""
+    project = _scratch_project(tmp_path, LIBRARY_AND_USER, {"lib/Lib.java": LIBRARY, "user/App.java": USER})
+    manifest = load_manifest(project.manifest)
+    result = BuildResult()
+    build_caps(project, manifest, toolchain, result, log=lambda _: None)
+    assert sorted(result.converted) == ["lib", "user"]
+    for name in ("lib", "user"):
+        assert "Verification completed with 0 warnings and 0 errors" in (
+            project.reports / "convert" / f"{name}.log").read_text()
+    ant_file = project.build / "ant" / "build.xml"
+    verify_package(project, ant_file, manifest.package("user"))  # the pair as built: passes
+
+    # the library converted again with another API and major version; the user's CAP left as it was
+    (project.applets / "lib" / "Lib.java").write_text(
+        "package demo.lib;\npublic class Lib { public static byte two() { return 2; } }\n")
+    text, changed = re.subn(r'version = "1.0"(\s+library = true)', r'version = "2.0"\1', project.manifest.read_text())
+    assert changed == 1
+    project.manifest.write_text(text)
+    manifest = load_manifest(project.manifest)
+    ant_file = render_ant_file(project, manifest, toolchain)
+    convert_package(project, ant_file, manifest.package("lib"), log=lambda _: None)
+    with pytest.raises(ToolchainError, match="verifying package 'user' failed") as caught:
+        verify_package(project, ant_file, manifest.package("user"))
+    message = str(caught.value)
+    assert "off-card verifier: Error: Version number mismatch on imported package demo/lib" in message
+    assert "Verification completed with 0 warnings and 1 error" in message
+
+
+def test_verifier_output_without_a_clean_summary_is_an_error() -> None:
+    failed = ("[verifycap] [ INFO ] Verifying CAP file x.cap\n"
+              "[verifycap] [ SEVERE ] Error: Cannot find export file for imported package 0:11:22:33:44:55\n"
+              "[verifycap] Verification completed with 0 warnings and 1 error.\n")
+    assert verifier_errors(failed) == [
+        "off-card verifier: Error: Cannot find export file for imported package 0:11:22:33:44:55",
+        "off-card verifier: Verification completed with 0 warnings and 1 error."]
+    assert verifier_errors("[verifycap] [ INFO ] Verification completed with 2 warnings and 0 errors.") == []
+    assert verifier_errors("[javacard] nothing verified here") == ["the off-card verifier did not run"]
+
+
+def test_packages_linked_by_imports_convert_in_one_group_in_build_order(tmp_path: Path) -> None:
+    manifest = load_manifest(Project.locate().manifest)
+    order = manifest.build_order()
+    groups = plan_groups(manifest, order, workers=2, weight=lambda p: 1)
+    assert sorted(p.name for g in groups for p in g) == sorted(p.name for p in order)
+    assert len(groups) == 2
+    where = {p.name: i for i, g in enumerate(groups) for p in g}
+    for group in groups:
+        names = [p.name for p in group]
+        for package in group:
+            for imported in package.imports:
+                assert where[imported] == where[package.name]
+                assert names.index(imported) < names.index(package.name)
+    assert plan_groups(manifest, order, workers=1, weight=lambda p: 1) == [order]
+    # only what is stale: one package alone is one group, whatever the number of workers
+    assert plan_groups(manifest, order[-1:], workers=4, weight=lambda p: 1) == [order[-1:]]
+
+
+def test_a_changed_source_converts_that_package_and_its_importers_only(toolchain, tmp_path: Path) -> None:
+    manifest_text = LIBRARY_AND_USER + ONE_PACKAGE.format(pkg="solo").replace("A00000000201", "A00000000203")
+    project = _scratch_project(tmp_path, manifest_text, {
+        "lib/Lib.java": LIBRARY, "user/App.java": USER,
+        "solo/App.java": APPLET.format(pkg="solo", body="return;")})
+    manifest = load_manifest(project.manifest)
+    build_caps(project, manifest, toolchain, BuildResult(), log=lambda _: None)
+    (project.applets / "lib" / "Lib.java").write_text(LIBRARY.replace("return 1;", "return 2;"))
+    again = BuildResult()
+    build_caps(project, manifest, toolchain, again, log=lambda _: None)
+    assert sorted(again.converted) == ["lib", "user"] and again.up_to_date == ["solo"]
+
 
 
 def test_a_class_removed_from_the_sources_leaves_the_cap(toolchain, tmp_path: Path) -> None:

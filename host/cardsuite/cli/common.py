@@ -8,6 +8,7 @@ import getpass
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import NoReturn, TextIO
 
 from cardsuite.errors import ConfigurationError
@@ -17,6 +18,7 @@ from cardsuite.sim.targets import open_transport
 from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport, apdu_timeout
 from cardsuite.transport.pcsc import PcscTransport
+from cardsuite.transport.transcript import TranscriptRecorder
 
 Handler = Callable[[argparse.Namespace], int]
 AddOptions = Callable[[argparse.ArgumentParser], None]  # what a command group gets to add the card options
@@ -46,12 +48,13 @@ class CliParser(argparse.ArgumentParser):
 
 def card_spec(text: str) -> str:
     """--card checked when the command line is read, before anything runs (open_transport opens it)."""
-    if text == "sim" or (text.startswith("reader:") and len(text) > len("reader:")):
+    if text == "sim" or any(text.startswith(kind) and len(text) > len(kind) for kind in ("reader:", "replay:")):
         return text
     slot = text[len("vpcd:"):] if text.startswith("vpcd:") else None
     if text == "vpcd" or (slot and slot.isascii() and slot.isdigit()):
         return text
-    raise argparse.ArgumentTypeError(f"unknown card {text!r}: use sim, vpcd[:slot number] or reader:<name or index>")
+    raise argparse.ArgumentTypeError(
+        f"unknown card {text!r}: use sim, vpcd[:slot number], reader:<name or index> or replay:<transcript>")
 
 
 def stream_sink(stream: TextIO | None = None) -> Callable[[TraceEntry], None]:
@@ -70,8 +73,12 @@ def connect(args: argparse.Namespace) -> Transport:
     if isinstance(transport, PcscTransport) and getattr(args, "apdu_timeout", None) is not None:
         transport.timeout = apdu_timeout(args.apdu_timeout)
     transport.connect()
-    if args.trace:
-        transport.trace = Trace(sinks=[stream_sink()])
+    sinks = [stream_sink()] if args.trace else []
+    record = getattr(args, "record", None)
+    if record:
+        transport.trace = TranscriptRecorder(Path(record), card=args.card, sinks=sinks)
+    elif args.trace:
+        transport.trace = Trace(sinks=sinks)
     return transport
 
 
@@ -96,12 +103,17 @@ def read_secret(env: str, what: str, confirm: bool = False) -> str:
 def add_card_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "-c", "--card", type=card_spec, default=os.environ.get(ENV_CARD, "sim"),
-        help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index> "
-        f"[env {ENV_CARD}, default sim]",
+        help="sim (in-process simulator), vpcd[:slot] (simulator behind pcscd), reader:<name or index>, "
+        f"replay:FILE (a simulated card after the recorded session FILE) [env {ENV_CARD}, default sim]",
     )
     parser.add_argument(
         "-t", "--trace", action="store_true", default=os.environ.get(ENV_TRACE, "") not in ("", "0"),
         help=f"print every APDU exchange to stderr, secrets masked [env {ENV_TRACE}]",
+    )
+    parser.add_argument(
+        "--record", metavar="FILE", default=None,
+        help="write every APDU exchange and reset to FILE, secrets masked: a transcript that "
+        "--card replay:FILE plays again on a simulated card",
     )
     parser.add_argument(
         "--apdu-timeout", metavar="SECONDS", default=None,

@@ -12,7 +12,7 @@ from cardsuite.apdu import CommandAPDU, format_sw
 from cardsuite.cli.common import EXIT_ERROR, CliParser, add_card_options, connect, print_error
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
-from cardsuite.settings import ENV_ROOT, ENV_SIM_KEYS, ENV_STATE
+from cardsuite.settings import ENV_COVERAGE, ENV_ROOT, ENV_SIM_KEYS, ENV_STATE
 from cardsuite.sim.bridge import CardManagerConfig, simulator_keys
 from cardsuite.sim.vpcd import VpcdSimulator
 from cardsuite.transport.pcsc import PcscTransport
@@ -79,7 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_card_options(send)
     send.set_defaults(handler=cmd_send)
 
-    sim = commands.add_parser("sim", help="run simulated cards behind vpcd until interrupted")
+    sim = commands.add_parser("sim", help="run simulated cards behind vpcd until interrupted",
+                              epilog=f"With ${ENV_COVERAGE} naming a file, every simulator records the applets' "
+                              "code coverage (JaCoCo) into it; `invoke coverage` reports it.")
     sim.add_argument("--slots", type=int, choices=(1, 2), default=1, help="how many cards (vpcd slots)")
     sim.add_argument("-t", "--trace", action="store_true", help="the simulators log APDUs to stderr")
     sim.add_argument("--card-manager", choices=("scp02", "scp03"),

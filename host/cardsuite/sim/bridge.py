@@ -7,12 +7,14 @@ import os
 import threading
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from cardsuite.errors import ConfigurationError
 from cardsuite.keysource import GP_DEVELOPMENT_KEY, EnvironmentSource, parse_key_list
 from cardsuite.masking import opaque_eq
 from cardsuite.project import Project
-from cardsuite.settings import ENV_SIM_KEYS
+from cardsuite.settings import ENV_COVERAGE, ENV_SIM_KEYS
+from cardsuite.tooling.coverage import agent_options
 from cardsuite.tooling.manifest import load_manifest
 
 _jvm_lock = threading.Lock()
@@ -81,6 +83,13 @@ JVM_OPTIONS = ("-Xmx256m", "-Dorg.slf4j.simpleLogger.defaultLogLevel=warn",
                "-Dcom.licel.jcardsim.randomdata.secure=1")
 
 
+def coverage_options(project: Project, env: Mapping[str, str] | None = None) -> list[str]:
+    """With $CARDSUITE_COVERAGE (an exec file), the JaCoCo agent's option for every simulator JVM, in-process or
+    behind vpcd (cardsuite.tooling.coverage)."""
+    exec_file = (os.environ if env is None else env).get(ENV_COVERAGE)
+    return agent_options(project, Path(exec_file)) if exec_file else []
+
+
 def bridge_classpath(project: Project) -> list[str]:
     """The bridge first: it replaces jCardSim's deterministic SecureRandomNullProvider."""
     return [str(project.bridge_classes)] + project.java_classpath()
@@ -98,7 +107,8 @@ def start_jvm(project: Project) -> None:
         if jpype.isJVMStarted():
             return
         _require_built(project)
-        jpype.startJVM(*JVM_OPTIONS, classpath=bridge_classpath(project), convertStrings=False)
+        jpype.startJVM(*JVM_OPTIONS, *coverage_options(project), classpath=bridge_classpath(project),
+                       convertStrings=False)
         # jCardSim prints chatter ("getInstance of ... is OK!") on System.out: drop it
         stream = jpype.JClass("java.io.PrintStream")
         jpype.JClass("java.lang.System").setOut(stream(jpype.JClass("java.io.OutputStream").nullOutputStream()))

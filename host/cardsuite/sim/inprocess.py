@@ -45,12 +45,30 @@ class SimulatorTransport(Transport):
         if self.card_manager is not None:
             self.manager = self._enable_card_manager(card, self.card_manager)
         for applet in self.applets if self.applets is not None else manifest_applets(self.project):
-            try:
-                card.install(self._jbytes(applet.aid), jpype.JString(applet.class_name), self._jbytes(applet.params))
-            except jpype.JException as exc:
-                raise TransportError(f"cannot install {applet.class_name} ({applet.aid.hex().upper()}): "
-                                     f"{exc.message()}") from None
+            self._install(card, applet)
         self._card = card
+
+    def _install(self, card, applet: AppletInstall) -> None:
+        import jpype
+
+        try:
+            card.install(self._jbytes(applet.aid), jpype.JString(applet.class_name), self._jbytes(applet.params))
+        except jpype.JException as exc:
+            raise TransportError(f"cannot install {applet.class_name} ({applet.aid.hex().upper()}): "
+                                 f"{exc.message()}") from None
+
+    def install(self, applet: AppletInstall) -> None:
+        """Installs one more applet instance on the connected card (its install() runs now)."""
+        self._install(self._require(), applet)
+
+    def allocations(self) -> tuple[int, int, int, int]:
+        """What applet code allocated in this JVM so far, counted by the bridge (AllocationMeter): persistent
+        bytes, CLEAR_ON_RESET bytes, CLEAR_ON_DESELECT bytes, API objects made with `new`. Read it before and
+        after an install or a command: the difference is what that one allocated."""
+        import jpype
+
+        persistent, on_reset, on_deselect, api = jpype.JClass("cardsuite.simbridge.AllocationMeter").totals()
+        return int(persistent), int(on_reset), int(on_deselect), int(api)
 
     def _enable_card_manager(self, card, config: CardManagerConfig):
         import jpype
@@ -87,9 +105,13 @@ class SimulatorTransport(Transport):
         return self.atr
 
     def transmit_raw(self, command: bytes) -> bytes:
-        card = self._require()
+        card = self._card
+        if card is None:
+            self._require()
         try:
-            return bytes(card.transmit(self._jbytes(command)))
+            # JPype converts bytes to the byte[] parameter itself, faster than building a JArray first; the
+            # byte[] answer comes back through the buffer protocol, one copy
+            return bytes(card.transmit(command))
         except self._tear_exception:
             raise CardTornError("power lost in the middle of the command (simulated tear); reset the card") from None
 

@@ -20,6 +20,7 @@ from cardsuite.sim.bridge import (
     CardManagerConfig,
     _require_built,
     bridge_classpath,
+    coverage_options,
     manifest_applets,
     manifest_packages,
 )
@@ -122,7 +123,7 @@ class VpcdSimulator:
     def command(self) -> list[str]:
         """The bridge logs to ``log_path`` itself (mode 0600) and masks its trace with the host's rules."""
         classpath = ":".join(bridge_classpath(self.project))
-        cmd = ["java", *JVM_OPTIONS, "-cp", classpath,
+        cmd = ["java", *JVM_OPTIONS, *coverage_options(self.project), "-cp", classpath,
                "cardsuite.simbridge.vpcd.VpcdMain", "--port", str(self.port),
                "--classpath", str(self.applet_classpath), "--log", str(self.log_path),
                "--mask-rules", str(RULES_FILE), "--exit-on-stdin-eof"]

@@ -2,7 +2,9 @@
 real reader, with the APDU trace of every failing test attached to its report.
 
 Options (group "cardsuite"; a command-line value overrides the environment, in brackets):
-  --cardsuite-card sim | vpcd | reader:<name or index>   [CARDSUITE_CARD]  default sim
+  --cardsuite-card sim | vpcd | reader:<name or index> | replay:FILE   [CARDSUITE_CARD]  default sim
+                   (replay:FILE: every card is a simulated card that first plays the recorded session FILE and
+                   fails at the first response that differs)
                    (`--card` is the same option, kept for existing command lines)
 Markers (checked at collection: a marker no plugin registered, e.g. a misspelt `sim_onyl`, or one of ours
 given arguments, is a usage error rather than a test that silently runs everywhere):
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -29,6 +32,7 @@ from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.project import Project
 from cardsuite.settings import ENV_CARD
 from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.sim.targets import REPLAY, ReplayTransport
 from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.testing.tearing import TearAtEveryWrite
 from cardsuite.tooling.toolchain import locate_cap_toolchain
@@ -64,8 +68,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name, text in MARKERS.items():
         config.addinivalue_line("markers", f"{name}: {text}")
     card = card_spec(config)
-    if not (card in ("sim", "vpcd") or card.startswith("reader:")):
-        raise pytest.UsageError(f"--cardsuite-card {card!r}: use sim, vpcd or reader:<name or index>")
+    if not (card in ("sim", "vpcd") or card.startswith(("reader:", REPLAY))):
+        raise pytest.UsageError(f"--cardsuite-card {card!r}: use sim, vpcd, reader:<name or index> or replay:FILE")
 
 
 def pytest_report_header(config: pytest.Config) -> list[str]:
@@ -96,10 +100,29 @@ def _check_markers(config: pytest.Config, items: list[pytest.Item]) -> None:
         raise pytest.UsageError("\n".join(sorted(set(wrong))))
 
 
+# pytest-xdist (`pytest -n auto`): every worker is a process of its own with its own in-process cards (its own
+# JVM). The tests that use pcscd/vpcd share its two slots: a worker holds one lock of the run (a file lock) from
+# the first vpcd test of a module to the end of its last, so they run one module at a time, as in a serial run
+# (xdist's own grouping, --dist loadgroup, did not group with pytest 9 here).
+_VPCD_NAMES = ("VpcdSimulator", "ensure_pcscd", "free_slots", "PcscTransport")
+_VPCD_LOCK = pytest.StashKey[object]()
+
+
+def _uses_vpcd(item: pytest.Item, card: str) -> bool:
+    """Whether a test may touch a vpcd slot: every test on --card vpcd, else a test with a vpcd fixture or in a
+    module that starts simulators behind vpcd or opens PC/SC readers."""
+    if card == "vpcd" or card.startswith("reader:"):
+        return True
+    if any("vpcd" in name or name == "reader_card" for name in getattr(item, "fixturenames", ())):
+        return True
+    module = getattr(item, "module", None)
+    return module is not None and any(hasattr(module, name) for name in _VPCD_NAMES)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     _check_markers(config, items)
     card = card_spec(config)
-    if card == "sim":
+    if card == "sim" or card.startswith(REPLAY):  # a replayed card is a simulated one
         return
     skip = pytest.mark.skip(reason=f"needs the in-process simulator, running on --cardsuite-card {card}")
     for item in items:
@@ -124,6 +147,8 @@ class _CardFactory:
     def open(self) -> Transport:
         if self.spec == "sim":
             transport: Transport = SimulatorTransport(self.project)
+        elif self.spec.startswith(REPLAY):  # a simulated card after the recorded session: it must answer alike
+            transport = ReplayTransport(Path(self.spec[len(REPLAY):]), self.project)
         elif self.spec == "vpcd":
             ensure_pcscd()
             used = {s.slot for s in self._simulators.values()}
@@ -188,6 +213,32 @@ def tear_at_every_write(card: Transport) -> TearAtEveryWrite:
     if not isinstance(card, SimulatorTransport):
         pytest.skip("tearing needs the in-process simulator")
     return TearAtEveryWrite(card)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """Under xdist, the vpcd lock around a module's vpcd tests: taken at its first, released after its last on
+    this worker, once its module fixtures (and the slots they hold) are torn down."""
+    worker = getattr(item.config, "workerinput", None)
+    if worker is None or not _uses_vpcd(item, card_spec(item.config)):
+        yield
+        return
+    held = item.config.stash.get(_VPCD_LOCK, None)
+    if held is None:
+        import fcntl
+        import tempfile
+
+        path = os.path.join(tempfile.gettempdir(), f"cardsuite-vpcd-{worker['testrunuid']}.lock")
+        held = open(path, "w")  # noqa: SIM115 - held across tests, closed below
+        fcntl.flock(held, fcntl.LOCK_EX)
+        item.config.stash[_VPCD_LOCK] = held
+    try:
+        yield
+    finally:
+        card = card_spec(item.config)
+        if nextitem is None or nextitem.module is not item.module or not _uses_vpcd(nextitem, card):
+            del item.config.stash[_VPCD_LOCK]
+            held.close()  # closing the file releases the lock
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 import shutil
 import subprocess
+import tempfile
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import jinja2
 
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
@@ -29,6 +32,8 @@ Log = Callable[[str], None]
 # The bridge uses jdk.net.ExtendedSocketOptions (JDK 10+); applets must stay Java 8 class files.
 BRIDGE_RELEASE = "11"
 APPLET_RELEASE = "8"
+# Every JVM the build starts is a short-lived tool: the JIT's first tier (C1) only, the serial collector.
+TOOL_JVM_OPTIONS = "-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
 
 
 @dataclass
@@ -37,6 +42,8 @@ class BuildResult:
     converted: list[str] = field(default_factory=list)
     up_to_date: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
+    # wall seconds of each step that ran (javac runs, each ant group): where a build's time went
+    timings: dict[str, float] = field(default_factory=dict)
 
     @property
     def caps_built(self) -> bool:
@@ -65,7 +72,7 @@ def compile_java(
 ) -> bool:
     """javac with a fingerprint stamp: returns False when nothing changed since the last compile."""
     stamp = output.parent / f".{output.name}.fingerprint"
-    fingerprint = _fingerprint(sources, release, *classpath)
+    fingerprint = _fingerprint(sources, release, _java_binary(), *classpath)
     if _stamp_ok(stamp, fingerprint, [output]):
         return False
     log(f"compiling {what} ({len(sources)} sources)")
@@ -74,7 +81,8 @@ def compile_java(
         for old in output.rglob("*.class"):
             old.unlink()
     output.mkdir(parents=True, exist_ok=True)
-    cmd = ["javac", "--release", release, "-nowarn", "-encoding", "UTF-8", "-d", str(output)]
+    cmd = ["javac", *(f"-J{o}" for o in TOOL_JVM_OPTIONS.split()), "--release", release, "-nowarn",
+           "-encoding", "UTF-8", "-d", str(output)]
     if classpath:
         cmd += ["-cp", ":".join(classpath)]
     run(cmd + [str(s) for s in sources], what=f"javac ({what})")
@@ -113,6 +121,15 @@ def compile_sim_classes(project: Project, manifest: Manifest, log: Log) -> bool:
 
 
 # ---------------------------------------------------------------- CAP conversion
+#
+# Where a clean build's time went (2 cores): one `ant` JVM per package, each compiling its package cold,
+# forking a converter JVM and loading the verifier again, about 2 s a package. Now one `ant` run per worker
+# converts a whole group of packages in one warm JVM; the groups (packages linked by imports stay together,
+# in build order) run side by side, one per core, next to the simulator's javac runs; every JVM is a
+# short-lived tool, so the JIT stops at its first tier (C1), which halves the CPU they burn.
+
+_TARGET_LINE = re.compile(r"^(?:cap|verify)-(\S+):$")
+_VERIFIED = re.compile(r"Verification completed with \d+ warnings? and 0 errors")
 
 
 @dataclass(frozen=True)
@@ -122,19 +139,29 @@ class CapOutputs:
     export: Path
     jar: Path
     classes: Path
+    exp_file: Path
 
 
 def cap_outputs(project: Project, package: PackageSpec) -> CapOutputs:
+    export = project.exp_dir / package.name
+    last = package.java.rsplit(".", 1)[-1]
     return CapOutputs(
         cap=project.cap_dir / f"{package.name}.cap",
         jca=project.build / "jca" / f"{package.name}.jca",
-        export=project.exp_dir / package.name,
-        jar=project.exp_dir / package.name / f"{package.java.rsplit('.', 1)[-1]}.jar",
+        export=export,
+        jar=export / f"{last}.jar",
         classes=project.build / "ant" / "classes" / package.name,
+        exp_file=export.joinpath(*package.java.split("."), "javacard", f"{last}.exp"),
     )
 
 
+def _template(project: Project) -> Path:
+    return project.root / "ant" / "build.xml.j2"
+
+
 def render_ant_file(project: Project, manifest: Manifest, toolchain: CapToolchain) -> Path:
+    import jinja2  # only when something is converted: the no-op build does not pay for it
+
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(project.root / "ant"),
         autoescape=jinja2.select_autoescape(["xml", "j2"]),
@@ -145,8 +172,10 @@ def render_ant_file(project: Project, manifest: Manifest, toolchain: CapToolchai
     packages = []
     for package in manifest.build_order():
         out = cap_outputs(project, package)
+        imported = [cap_outputs(project, manifest.package(i)) for i in package.imports]
         packages.append({
             "target": f"cap-{package.name}",
+            "name": package.name,
             "java": package.java,
             "library": package.library,
             "aid": package.aid.hex().upper(),
@@ -157,15 +186,13 @@ def render_ant_file(project: Project, manifest: Manifest, toolchain: CapToolchai
             "jca": out.jca,
             "export": out.export,
             "jar": out.jar,
+            "exp_file": out.exp_file,
             "applets": [{"qualified": package.qualified(a), "aid": a.aid.hex().upper()} for a in package.applets],
-            "imports": [
-                {"export": cap_outputs(project, manifest.package(i)).export,
-                 "jar": cap_outputs(project, manifest.package(i)).jar}
-                for i in package.imports
-            ],
+            "imports": [{"export": i.export, "jar": i.jar, "exp_file": i.exp_file} for i in imported],
         })
     text = env.get_template("build.xml.j2").render(
         root=project.root, ant_javacard=toolchain.ant_javacard, kit=toolchain.kit.path,
+        kit_lib=toolchain.kit.path / "lib", api_jars=toolchain.kit.api_jars(manifest.targetsdk),
         targetsdk=manifest.targetsdk, cap_dir=project.cap_dir, packages=packages,
     )
     target = project.build / "ant" / "build.xml"
@@ -175,68 +202,246 @@ def render_ant_file(project: Project, manifest: Manifest, toolchain: CapToolchai
     return target
 
 
-def convert_package(project: Project, ant_file: Path, package: PackageSpec, log: Log) -> None:
-    out = cap_outputs(project, package)
-    out.cap.unlink(missing_ok=True)  # a stale CAP must never pass for a fresh one
-    # javac only adds class files: one whose source moved or was deleted would be converted again
-    shutil.rmtree(out.classes, ignore_errors=True)
+def verifier_errors(output: str) -> list[str]:
+    """What Oracle's off-card verifier (run by each package's Ant target under the task name `verifycap`)
+    found wrong; its exit status is 0 even on errors, so its summary line is required and read."""
+    lines = [line.split("]", 1)[1].strip() for line in output.splitlines() if line.lstrip().startswith("[verifycap]")]
+    if not lines:
+        return ["the off-card verifier did not run"]
+    severe = [line.replace("[ SEVERE ]", "").strip() for line in lines if "[ SEVERE ]" in line]
+    if severe or not any(_VERIFIED.search(line) for line in lines):
+        summary = [line for line in lines if "Verification completed" in line]
+        return ["off-card verifier: " + e for e in (severe + summary or ["no verification summary in its output"])]
+    return []
+
+
+def _split_by_target(output: str) -> dict[str, str]:
+    """ant's output of several targets, per package (the lines under each `cap-NAME:` header)."""
+    parts: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in output.splitlines():
+        header = _TARGET_LINE.match(line)
+        if header:
+            current = parts.setdefault(header.group(1), [])
+        elif current is not None:
+            current.append(line)
+    return {name: "\n".join(lines) for name, lines in parts.items()}
+
+
+def _tool_env() -> dict[str, str]:
+    options = " ".join(filter(None, [os.environ.get("JAVA_TOOL_OPTIONS", ""), TOOL_JVM_OPTIONS]))
+    return dict(os.environ, JAVA_TOOL_OPTIONS=options)
+
+
+def _run_ant(ant_file: Path, packages: list[PackageSpec], action: str = "cap") -> tuple[str, int]:
+    """ant on the packages' targets in one JVM: its whole output (into a file, not a pipe, so that runs side by
+    side never wait on a reader) and its exit status."""
+    targets = [f"{action}-{p.name}" for p in packages]
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as output:
+        try:
+            status = subprocess.run(["ant", "-noinput", "-f", str(ant_file), *targets], stdout=output,
+                                    stderr=subprocess.STDOUT, env=_tool_env()).returncode
+        except FileNotFoundError:
+            raise ToolchainError("ant not found on PATH; run `invoke setup`") from None
+        output.seek(0)
+        return output.read(), status
+
+
+def _check_group(project: Project, packages: list[PackageSpec], output: str, returncode: int) -> list[str]:
+    """Each package's log written, its CAP and verifier checked: the packages that succeeded, in order, up to
+    the first failure, which raises ToolchainError with the converter's or verifier's message."""
+    segments = _split_by_target(output)
+    done: list[str] = []
+    for package in packages:
+        segment = segments.get(package.name)
+        if segment is None:  # ant stopped before this target
+            tail = [line.strip() for line in output.splitlines() if line.strip()][-8:]
+            raise ToolchainError(explain_converter_errors(package.name, tail or ["ant did not run the target"]))
+        log_file = project.reports / "convert" / f"{package.name}.log"
+        log_file.parent.mkdir(parents=True, exist_ok=True)
+        log_file.write_text(segment)
+        errors = converter_errors(segment)
+        if not errors and not cap_outputs(project, package).cap.exists():
+            errors = ["no CAP file was written"]
+        if not errors:
+            errors = verifier_errors(segment)
+        if errors:
+            raise ToolchainError(explain_converter_errors(package.name, errors) + f"\nFull log: {log_file}")
+        done.append(package.name)
+    if returncode != 0:
+        tail = [line.strip() for line in output.splitlines() if line.strip()][-8:]
+        raise ToolchainError(explain_converter_errors(packages[-1].name, tail))
+    return done
+
+
+def plan_groups(manifest: Manifest, stale: list[PackageSpec], workers: int,
+                weight: Callable[[PackageSpec], int]) -> list[list[PackageSpec]]:
+    """The stale packages split into at most ``workers`` groups for side-by-side ant runs: packages linked by
+    an import (both stale) always in the same group, so a library is converted before its users; the
+    heaviest chains first onto the lightest group. Each group keeps the manifest's build order."""
+    names = {p.name for p in stale}
+    component = {name: name for name in names}
+
+    def root(name: str) -> str:
+        while component[name] != name:
+            name = component[name]
+        return name
+
+    for package in stale:
+        for imported in package.imports:
+            if imported in names:
+                component[root(package.name)] = root(imported)
+    chains: dict[str, list[PackageSpec]] = {}
+    for package in stale:  # stale is in build order, and so each chain
+        chains.setdefault(root(package.name), []).append(package)
+    groups: list[list[PackageSpec]] = [[] for _ in range(max(1, min(workers, len(chains))))]
+    loads = [0] * len(groups)
+    for chain in sorted(chains.values(), key=lambda c: -sum(weight(p) for p in c)):
+        lightest = loads.index(min(loads))
+        groups[lightest] += chain
+        loads[lightest] += sum(weight(p) for p in chain)
+    order = {p.name: i for i, p in enumerate(manifest.build_order())}
+    return [sorted(g, key=lambda p: order[p.name]) for g in groups if g]
+
+
+def convert_groups(project: Project, ant_file: Path, groups: list[list[PackageSpec]], log: Log, *,
+                   on_done: Callable[[str], None], timings: dict[str, float] | None = None) -> None:
+    """Runs one ant per group side by side; ``on_done`` for every package converted and verified; the first
+    failure (in group order) raised after all runs have ended, so no ant is left writing."""
     (project.build / "jca").mkdir(parents=True, exist_ok=True)
-    log(f"converting {package.java} -> {out.cap.relative_to(project.root)}")
-    try:
-        result = subprocess.run(["ant", "-noinput", "-f", str(ant_file), f"cap-{package.name}"],
-                                capture_output=True, text=True)
-    except FileNotFoundError:
-        raise ToolchainError("ant not found on PATH; run `invoke setup`") from None
-    output = result.stdout + result.stderr
-    log_file = project.reports / "convert" / f"{package.name}.log"
-    log_file.parent.mkdir(parents=True, exist_ok=True)
-    log_file.write_text(output)
-    errors = converter_errors(output)
-    if result.returncode != 0 and not errors:
-        errors = [line.strip() for line in output.splitlines() if line.strip()][-8:]
-    if errors or not out.cap.exists():
-        raise ToolchainError(explain_converter_errors(package.name, errors or ["no CAP file was written"])
-                             + f"\nFull log: {log_file}")
+    for group in groups:
+        for package in group:
+            # a stale CAP must never pass for a fresh one, nor classes of a deleted source or an old API
+            cap_outputs(project, package).cap.unlink(missing_ok=True)
+            shutil.rmtree(cap_outputs(project, package).classes, ignore_errors=True)
+            log(f"converting {package.java} -> {cap_outputs(project, package).cap.relative_to(project.root)}")
+    steps = {", ".join(p.name for p in group): (lambda g=group: _run_ant(ant_file, g)) for group in groups}
+    runs = _side_by_side(steps, timings if timings is not None else {}, prefix="ant: ")
+    failure: ToolchainError | None = None
+    for group, (output, status) in zip(groups, runs.values(), strict=True):
+        try:
+            for name in _check_group(project, group, output, status):
+                on_done(name)
+        except ToolchainError as exc:
+            failure = failure or exc
+    if failure:
+        raise failure
 
 
-def build_caps(project: Project, manifest: Manifest, toolchain: CapToolchain, result: BuildResult,
-               log: Log) -> None:
-    toolchain.kit.check(manifest.targetsdk, java_major())
-    ant_file = render_ant_file(project, manifest, toolchain)
+def convert_package(project: Project, ant_file: Path, package: PackageSpec, log: Log) -> None:
+    """One package alone (its imports already converted)."""
+    convert_groups(project, ant_file, [[package]], log, on_done=lambda _: None)
+
+
+def verify_package(project: Project, ant_file: Path, package: PackageSpec) -> None:
+    """Oracle's off-card verifier on the package's CAP as it is now, against the export files of the packages it
+    imports as they are now (ant's verify-NAME target; the same check each conversion ends with)."""
+    output, status = _run_ant(ant_file, [package], action="verify")
+    errors = verifier_errors(_split_by_target(output).get(package.name, output))
+    if errors or status != 0:
+        raise ToolchainError(f"verifying package {package.name!r} failed:\n  " + "\n  ".join(
+            errors or [line.strip() for line in output.splitlines() if line.strip()][-8:]))
+
+
+def _java_binary() -> str:
+    """The JDK in use, for the fingerprints: another JDK converts again (and is checked against the kit)."""
+    found = shutil.which("java")
+    return os.path.realpath(found) if found else "no java"
+
+
+def cap_fingerprints(project: Project, manifest: Manifest, toolchain: CapToolchain) -> dict[str, str]:
+    """Per package: its sources, the kit, ant-javacard, the JDK, the build template, target, AIDs, version,
+    applets, and the fingerprints of the packages it imports (a changed library converts its users again)."""
     fingerprints: dict[str, str] = {}
+    common = (manifest.targetsdk, str(toolchain.kit.path), str(toolchain.ant_javacard), _java_binary(),
+              TOOL_JVM_OPTIONS)
+    template = [_template(project)]
     for package in manifest.build_order():
-        out = cap_outputs(project, package)
         sources = _java_sources(package.source_dir(project.applets))
-        fingerprint = _fingerprint(
-            sources, manifest.targetsdk, str(toolchain.kit.path), str(toolchain.ant_javacard),
+        fingerprints[package.name] = _fingerprint(
+            sources + template, *common,
             package.aid.hex(), package.version, json.dumps([[a.class_name, a.aid.hex()] for a in package.applets]),
             *(fingerprints[i] for i in package.imports),
         )
-        fingerprints[package.name] = fingerprint
-        stamp = project.build / "stamps" / f"{package.name}.cap.fingerprint"
-        if _stamp_ok(stamp, fingerprint, [out.cap, out.export]):
+    return fingerprints
+
+
+def _conversion_cost(project: Project, package: PackageSpec) -> int:
+    """A package's conversion time, in source bytes: measured about 1 s a package (the converter's JVM) plus 1 s
+    per 60 KB of source."""
+    return 60_000 + sum(s.stat().st_size for s in _java_sources(package.source_dir(project.applets)))
+
+
+def _stamp_path(project: Project, package: PackageSpec) -> Path:
+    return project.build / "stamps" / f"{package.name}.cap.fingerprint"
+
+
+def build_caps(project: Project, manifest: Manifest, toolchain: CapToolchain, result: BuildResult,
+               log: Log, *, workers: int | None = None) -> None:
+    fingerprints = cap_fingerprints(project, manifest, toolchain)
+    stale: list[PackageSpec] = []
+    for package in manifest.build_order():
+        out = cap_outputs(project, package)
+        if _stamp_ok(_stamp_path(project, package), fingerprints[package.name], [out.cap, out.export]):
             result.up_to_date.append(package.name)
-            continue
-        convert_package(project, ant_file, package, log)
+        else:
+            stale.append(package)
+    if not stale:
+        return
+    toolchain.kit.check(manifest.targetsdk, java_major())
+    ant_file = render_ant_file(project, manifest, toolchain)
+    groups = plan_groups(manifest, stale, workers or os.cpu_count() or 1, lambda p: _conversion_cost(project, p))
+
+    def done(name: str) -> None:
+        stamp = _stamp_path(project, manifest.package(name))
         stamp.parent.mkdir(parents=True, exist_ok=True)
-        stamp.write_text(fingerprint)
-        result.converted.append(package.name)
+        stamp.write_text(fingerprints[name])
+        result.converted.append(name)
+
+    convert_groups(project, ant_file, groups, log, on_done=done, timings=result.timings)
+
+
+def _side_by_side(steps: dict[str, Callable[[], object]], timings: dict[str, float],
+                  prefix: str = "") -> dict[str, object]:
+    """Runs each step in a thread of its own (each waits on its own tool process); the results by name, or the
+    first step's error (in the given order) once all have ended."""
+    outcomes: dict[str, object] = {}
+    errors: dict[str, BaseException] = {}
+
+    def run_step(name: str) -> None:
+        started = time.perf_counter()
+        try:
+            outcomes[name] = steps[name]()
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            errors[name] = exc
+        timings[prefix + name] = round(time.perf_counter() - started, 3)
+
+    threads = [threading.Thread(target=run_step, args=(name,), name=f"build: {name}") for name in steps]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for name in steps:
+        if name in errors:
+            raise errors[name]
+    return {name: outcomes[name] for name in steps}
 
 
 def build(project: Project, require_cap: bool = False, log: Log = print) -> BuildResult:
+    """The simulator's three javac runs and the CAP conversions side by side (each is its own process)."""
     manifest = load_manifest(project.manifest)
     result = BuildResult()
-    if compile_bridge(project, log):
-        result.compiled.append("simulator bridge")
-    if compile_bridge_test_applets(project, log):
-        result.compiled.append("bridge test applets")
-    if compile_sim_classes(project, manifest, log):
-        result.compiled.append("simulator applet classes")
     toolchain, problems = locate_cap_toolchain(project)
-    if toolchain is None:
-        result.missing = problems
-        if require_cap:
-            raise ToolchainError("cannot build CAP files:\n- " + "\n- ".join(problems))
-        return result
-    build_caps(project, manifest, toolchain, result, log)
+    result.missing = problems
+    steps: dict[str, Callable[[], object]] = {
+        "simulator bridge": lambda: compile_bridge(project, log),
+        "bridge test applets": lambda: compile_bridge_test_applets(project, log),
+        "simulator applet classes": lambda: compile_sim_classes(project, manifest, log),
+    }
+    if toolchain:
+        steps["CAP files"] = lambda: build_caps(project, manifest, toolchain, result, log)
+    outcomes = _side_by_side(steps, result.timings)
+    result.compiled += [name for name in list(steps)[:3] if outcomes[name]]
+    if toolchain is None and require_cap:
+        raise ToolchainError("cannot build CAP files:\n- " + "\n- ".join(problems))
     return result

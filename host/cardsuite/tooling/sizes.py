@@ -176,3 +176,21 @@ def run_sizes(project: Project, log: Callable[[str], None] = print) -> dict:
     log(f"\nwritten to {target}")
     return report
 
+
+
+# ---------------------------------------------------------------- memory footprint (measured by the bridge)
+
+
+def format_footprint(footprint: dict, sizes: dict | None = None) -> str:
+    """The bridge's footprint report (cardsuite.bench.footprint) as a table, next to each package's CAP load
+    size when the sizes report is given."""
+    packages = (sizes or {}).get("packages", {})
+    lines = [f"{'install':24} {'load':>6} {'persistent':>10} {'RESET':>6} {'DESELECT':>8} {'API objects':>11}"]
+    for name, row in footprint["install"].items():
+        load = packages.get(name, {}).get("load", "-")
+        lines.append(f"{name:24} {load:>6} {row['persistent']:10d} {row['clear_on_reset']:6d} "
+                     f"{row['clear_on_deselect']:8d} {row['api_objects']:11d}")
+    lines.append(f"{'CREATE FILE (isoapplet)':31} {'persistent':>10} {'RESET':>6} {'DESELECT':>8}")
+    for kind, row in footprint["create_file_isoapplet"].items():
+        lines.append(f"{kind:31} {row['persistent']:10d} {row['clear_on_reset']:6d} {row['clear_on_deselect']:8d}")
+    return "\n".join(lines)

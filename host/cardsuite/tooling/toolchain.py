@@ -13,14 +13,11 @@
 from __future__ import annotations
 
 import hashlib
-import io
 import os
 import re
 import shutil
 import subprocess
-import tarfile
 import tomllib
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,6 +127,11 @@ class JavaCardKit:
             return old
         raise ToolchainError(f"the kit {self.path} has no API jar for Java Card {target}")
 
+    def api_jars(self, target: str) -> list[Path]:
+        """What code for ``target`` compiles against, as ant-javacard does: the API and its annotations."""
+        annotations = self.path / "lib" / f"api_classic_annotations-{target}.jar"
+        return [self.api_jar(target)] + ([annotations] if annotations.exists() else [])
+
     def check(self, target: str, jdk: int) -> None:
         if not (self.path / "lib" / "tools.jar").exists() and not (self.path / "lib" / "converter.jar").exists():
             raise ToolchainError(f"{self.path} is not a Java Card SDK kit (no lib/tools.jar or lib/converter.jar)")
@@ -206,6 +208,8 @@ def sha256_of(path: Path) -> str:
 
 
 def _download(url: str, what: str) -> bytes:
+    import urllib.request  # here, not at the top: every build imports this module, few download
+
     try:
         with urllib.request.urlopen(url, timeout=60) as response:
             return response.read()
@@ -249,6 +253,9 @@ def fetch_kit(log=print) -> JavaCardKit:
     if all((sdks / name).is_file() for name in sums):
         return JavaCardKit(kit)
     log(f"downloading the Oracle Java Card SDK ({SDK_KIT_NAME}) ...")
+    import io
+    import tarfile
+
     body = _download(SDK_ARCHIVE.url, "the Java Card SDK archive")
     staging = sdks / f".{SDK_KIT_NAME}.partial"
     shutil.rmtree(staging, ignore_errors=True)
@@ -299,7 +306,7 @@ def fetch_toolchain(log=print) -> CapToolchain:
 
 
 _SEVERE = re.compile(
-    r"^\s*\[(?:convert|verify|javacard|compile|cap|exp)\]\s*(?:SEVERE:\s*)?(.*\berror\b.*|.*\bfailed\b.*)$",
+    r"^\s*\[(?:convert|verify|javacard|compile|javac|cap|exp)\]\s*(?:SEVERE:\s*)?(.*\berror\b.*|.*\bfailed\b.*)$",
     re.IGNORECASE,
 )
 _DETAIL = re.compile(r"^\s*\[(?:convert|verify)\]\s*SEVERE:\s*(.+)$")

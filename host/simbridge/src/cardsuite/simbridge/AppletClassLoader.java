@@ -94,7 +94,7 @@ final class AppletClassLoader extends URLClassLoader {
         }
         byte[] instrumented;
         try {
-            instrumented = PersistentWriteInstrumenter.instrument(original);
+            instrumented = AllocationMeter.instrument(PersistentWriteInstrumenter.instrument(original));
         } catch (RuntimeException e) {
             throw new ClassNotFoundException("cannot instrument " + classFile + ": " + e.getMessage(), e);
         }

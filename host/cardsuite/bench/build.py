@@ -1,0 +1,110 @@
+"""Build benchmark (issue 13): a clean build with the Oracle SDK (simulator classes, every CAP converted and
+verified) and a no-op build, each in a fresh Python process as `invoke build` runs it, on a scratch copy of
+the project's sources, so the checkout's own build/ is left alone. Written to build/bench/build.json."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from cardsuite.bench.stats import summary
+from cardsuite.errors import ToolchainError
+from cardsuite.project import Project
+from cardsuite.tooling.manifest import load_manifest
+from cardsuite.tooling.toolchain import locate_cap_toolchain
+
+TARGETS = {"clean_median_ms_max": 12_000, "noop_median_ms_max": 300}
+# what a build reads; everything else of the checkout stays out of the copy
+SOURCES = ("applets", "ant", "host/simbridge/src", "host/simbridge/test-applets", "host/simbridge/pom.xml",
+           "cardsuite.local.toml")
+_BUILD = """
+import json, sys, time
+started = time.perf_counter()
+from pathlib import Path
+from cardsuite.project import Project
+from cardsuite.tooling.build import build
+result = build(Project(Path(sys.argv[1])), require_cap=True, log=lambda _: None)
+print(json.dumps({"seconds": time.perf_counter() - started, "converted": result.converted,
+                  "compiled": result.compiled, "timings": result.timings}))
+"""
+
+
+def scratch_project(project: Project, folder: Path) -> Project:
+    """The sources a build reads, copied under ``folder``; deps/ linked, not copied (Maven's jars)."""
+    for name in SOURCES:
+        source = project.root / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        elif source.exists():
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(source, folder / name)
+    (folder / "deps").symlink_to(project.root / "deps")
+    return Project(folder)
+
+
+def _timed_build(project: Project) -> dict:
+    """One build in a fresh interpreter (this package first on its path); its wall time from outside."""
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
+                                                       os.environ.get("PYTHONPATH", "")]))
+    clock = time.perf_counter
+    started = clock()
+    done = subprocess.run([sys.executable, "-c", _BUILD, str(project.root)], capture_output=True, text=True,
+                          env=env, cwd=project.root)
+    wall = clock() - started
+    if done.returncode != 0:
+        raise ToolchainError(f"the benchmarked build failed:\n{done.stderr.strip()[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["seconds_outside"] = wall
+    return figures
+
+
+def run_build_bench(project: Project, clean_runs: int = 3, noop_runs: int = 10) -> dict:
+    toolchain, problems = locate_cap_toolchain(project)
+    if toolchain is None:
+        raise ToolchainError("the build benchmark needs the Oracle SDK and ant-javacard:\n- " + "\n- ".join(problems))
+    packages = [p.name for p in load_manifest(project.manifest).packages]
+    clean: list[dict] = []
+    noop: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="cardsuite-build-bench-") as folder:
+        scratch = scratch_project(project, Path(folder))
+        for _ in range(clean_runs):
+            shutil.rmtree(scratch.build, ignore_errors=True)
+            clean.append(_timed_build(scratch))
+            if sorted(clean[-1]["converted"]) != sorted(packages):
+                raise ToolchainError(f"a clean build converted {clean[-1]['converted']}, not every package")
+        for _ in range(noop_runs):
+            noop.append(_timed_build(scratch))
+            if noop[-1]["converted"] or noop[-1]["compiled"]:
+                raise ToolchainError(f"a no-op build did work: {noop[-1]['compiled'] + noop[-1]['converted']}")
+    clean_s = [run["seconds_outside"] for run in clean]
+    noop_s = [run["seconds_outside"] for run in noop]
+    report = {
+        "what": "`invoke build` without invoke: a fresh Python process building a scratch copy of the sources "
+                "with the Oracle SDK (every CAP converted and verified), then with nothing changed",
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "system": platform.platform(),
+                    "load_average": [round(x, 2) for x in os.getloadavg()]},
+        "packages": len(packages),
+        "clean": summary(clean_s),
+        "noop": summary(noop_s),
+        # the fastest clean run's steps (wall seconds each; they overlap: the javac runs and ant groups run
+        # side by side)
+        "clean_steps_s": min(clean, key=lambda run: run["seconds_outside"])["timings"],
+        "targets": TARGETS,
+    }
+    project.bench.mkdir(parents=True, exist_ok=True)
+    out = project.bench / "build.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"build, {len(packages)} packages: clean {report['clean']['median_ms']:.0f} ms (median of {clean_runs}, "
+          f"target ≤ {TARGETS['clean_median_ms_max']}), no-op {report['noop']['median_ms']:.0f} ms (median of "
+          f"{noop_runs}, target ≤ {TARGETS['noop_median_ms_max']})")
+    for step, seconds in report["clean_steps_s"].items():
+        print(f"  {step:60} {seconds:>7} s")
+    print(f"written {out.relative_to(project.root)}")
+    return report
