@@ -41,7 +41,8 @@ def test_known_answers(derive, master: bytes, aes: bool, expected: tuple[str, st
 
 
 def test_kdf3_external_vector() -> None:
-    keys = diversify_kdf3(h("8C72C72CF908411653018807950D82FBAD947562F0828A0B10B8B9606ABF3BCD"), h("D9B1DE5D0362DEDCE4FB"))
+    master = h("8C72C72CF908411653018807950D82FBAD947562F0828A0B10B8B9606ABF3BCD")
+    keys = diversify_kdf3(master, h("D9B1DE5D0362DEDCE4FB"))
     assert keys.enc == h("9AAC5D0B3601F89438A0D9D0B6B256CFB47E6462DFA5228D3420C4AC7C224781")
 
 
