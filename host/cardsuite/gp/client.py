@@ -497,7 +497,7 @@ class GlobalPlatform:
         brick guard, a card on which these keys failed before is refused before anything is sent unless
         ``force``; any failure the card counts is recorded, any success clears the record (_guarded)."""
         with self._guarded(keys, force):
-            channel = self._authenticate(keys, level, scp, scp02_i, host_challenge, s16)
+            channel = self._authenticate(keys, level, scp, scp02_i, host_challenge=host_challenge, s16=s16)
         self.channel = channel
         return channel
 
@@ -511,7 +511,7 @@ class GlobalPlatform:
         with self.guard.attempt(self.card_identity(), keys, force, counts=counted_failure):
             yield
 
-    def _authenticate(self, keys: KeySet, level: SecurityLevel, scp: int | None, scp02_i: int | None,
+    def _authenticate(self, keys: KeySet, level: SecurityLevel, scp: int | None, scp02_i: int | None, *,
                       host_challenge: bytes | None, s16: bool | None) -> SecureChannel:
         # anything sent between INITIALIZE UPDATE and EXTERNAL AUTHENTICATE aborts the session: ask first
         i = scp02_i if scp02_i is not None else self._scp02_i()
