@@ -37,6 +37,7 @@ class CardManagerConfig:
     protocol: str = "scp03"  # or "scp02"
     key_version: int = 1
     keys: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
+    scp_i: int | None = None  # the "i" parameter; None: SCP02 55, SCP03 70 (the bridge's defaults)
 
     def __post_init__(self) -> None:
         if self.protocol not in ("scp02", "scp03"):

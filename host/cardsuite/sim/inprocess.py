@@ -52,7 +52,8 @@ class SimulatorTransport(Transport):
         import jpype
 
         keys = config.keys or (DEVELOPMENT_KEY,) * 3
-        manager = card.enableCardManager(jpype.JString(config.protocol), -1, config.key_version,
+        scp_i = -1 if config.scp_i is None else config.scp_i
+        manager = card.enableCardManager(jpype.JString(config.protocol), scp_i, config.key_version,
                                          *map(self._jbytes, keys))
         for aid, java_package in manifest_packages(self.project):
             card.registerLoadable(self._jbytes(aid), jpype.JString(java_package))

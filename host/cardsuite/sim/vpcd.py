@@ -135,6 +135,8 @@ class VpcdSimulator:
             cmd += ["--kill-host-at", f"{self.kill_host_at[0]}:{self.kill_host_at[1]}"]
         if self.card_manager is not None:
             cmd += ["--card-manager", self.card_manager.protocol, "--key-version", str(self.card_manager.key_version)]
+            if self.card_manager.scp_i is not None:
+                cmd += ["--scp-i", f"{self.card_manager.scp_i:02X}"]
             for aid, java_package in manifest_packages(self.project):
                 cmd += ["--loadable", f"{aid.hex().upper()}:{java_package}"]
         return cmd

@@ -130,6 +130,22 @@ final class CardRuntime extends SimulatorRuntime {
         }
     }
 
+    /**
+     * Runs one command in an applet without selecting it, as a security domain hands the STORE DATA of a
+     * personalisation to its application (GP Card Spec §11.11.2.2, §11.5.2.3.6): the applet's process() gets the
+     * APDU, its select() is not called, and the selection is as before afterwards.
+     */
+    byte[] processUnselected(AID aid, byte[] command) {
+        activateSimulatorRuntimeInstance();
+        AID selected = currentAID;
+        currentAID = aid;
+        try {
+            return transmitCommand(command);
+        } finally {
+            currentAID = selected;
+        }
+    }
+
     /** Removes an applet instance (DELETE): jCardSim deselects it if needed and calls its uninstall(). */
     void uninstall(AID aid) {
         deleteApplet(aid);

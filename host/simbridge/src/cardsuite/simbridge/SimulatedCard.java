@@ -286,6 +286,16 @@ public final class SimulatedCard {
             }
             return applets;
         }
+
+        @Override
+        public byte[] processUnselected(byte[] aid, byte[] command) {
+            return runtime.processUnselected(new AID(aid, (short) 0, (byte) aid.length), command);
+        }
+
+        @Override
+        public boolean persistentWrite() {
+            return runtime.journal.admitWrite();
+        }
     }
 
     private Class<? extends Applet> appletClass(String className) {

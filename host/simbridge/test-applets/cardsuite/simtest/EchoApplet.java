@@ -6,10 +6,16 @@ import javacard.framework.ISO7816;
 import javacard.framework.ISOException;
 import javacard.framework.Util;
 
-/** Bridge test applet: INS 00 echoes the command data; INS 02 returns the install parameters it was given. */
+/**
+ * Bridge test applet: INS 00 echoes the command data; INS 02 returns the install parameters it was given; INS E2
+ * (STORE DATA, as its security domain hands it over in a personalisation) answers its header and data, so a test
+ * sees what the applet received.
+ */
 public class EchoApplet extends Applet {
     private static final byte INS_ECHO = 0x00;
     private static final byte INS_INSTALL_PARAMS = 0x02;
+    private static final byte INS_STORE_DATA = (byte) 0xE2;
+    private static final short HEADER = 4;
 
     private final byte[] installParams;
 
@@ -38,6 +44,11 @@ public class EchoApplet extends Applet {
             case INS_INSTALL_PARAMS:
                 Util.arrayCopyNonAtomic(installParams, (short) 0, buffer, (short) 0, (short) installParams.length);
                 apdu.setOutgoingAndSend((short) 0, (short) installParams.length);
+                break;
+            case INS_STORE_DATA:
+                short received = apdu.setIncomingAndReceive();
+                Util.arrayCopyNonAtomic(buffer, ISO7816.OFFSET_CDATA, buffer, HEADER, received);
+                apdu.setOutgoingAndSend((short) 0, (short) (HEADER + received));
                 break;
             default:
                 ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);

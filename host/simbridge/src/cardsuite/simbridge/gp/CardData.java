@@ -30,12 +30,10 @@ final class CardData {
     }
 
     /** §11.3.3.1 (Table 11-31): Key Information Template, one C0 entry (id, version, type, length) per key. */
-    static byte[] keyInformation(StaticKeys keys, int scp) {
-        int type = scp == 0x03 ? 0x88 : 0x80; // AES or DES (Table 11-16)
+    static byte[] keyInformation(java.util.List<byte[]> keys) {
         byte[] entries = new byte[0];
-        for (int id = 1; id <= 3; id++) {
-            entries = Bytes.concat(entries, Tlv.encode(0xC0,
-                    new byte[] {(byte) id, (byte) keys.version, (byte) type, (byte) keys.length()}));
+        for (byte[] key : keys) {
+            entries = Bytes.concat(entries, Tlv.encode(0xC0, key));
         }
         return Tlv.encode(0xE0, entries);
     }
@@ -45,7 +43,7 @@ final class CardData {
      * decode): fabricator, IC type, OS, dates (YDDD), the IC serial number (per simulated card), batch, module and
      * personaliser fields.
      */
-    static byte[] cplc(byte[] serial) {
+    static byte[] cplc(byte[] serial, byte[] prePerso, byte[] perso) {
         byte[] data = Bytes.concat(
                 Bytes.fromHex("CA5D"),          // IC fabricator: the cardsuite simulator
                 Bytes.fromHex("0001"),          // IC type
@@ -59,18 +57,14 @@ final class CardData {
                 Bytes.fromHex("5032"),          // IC module packaging date
                 Bytes.fromHex("0000"),          // ICC manufacturer
                 Bytes.fromHex("5032"),          // IC embedding date
-                Bytes.fromHex("0000"),          // IC pre-personaliser
-                Bytes.fromHex("5032"),          // IC pre-perso equipment date
-                Bytes.fromHex("00000000"),      // IC pre-perso equipment id
-                Bytes.fromHex("0000"),          // IC personaliser
-                Bytes.fromHex("5032"),          // IC personalisation date
-                Bytes.fromHex("00000000"));     // IC personalisation equipment id
+                prePerso,                       // IC pre-personaliser, pre-perso date, equipment id (8)
+                perso);                         // IC personaliser, personalisation date, equipment id (8)
         return Tlv.encode(0x9F7F, data);
     }
 
-    /** §H.6: the Card Image Number, here derived from the serial (10 bytes, tag 45). */
-    static byte[] cin(byte[] serial) {
-        return Tlv.encode(0x45, Bytes.concat(Bytes.fromHex("CA5D0001"), serial, Bytes.fromHex("0000")));
+    /** §H.6: the Card Image Number of a card not personalised yet, derived from the serial (10 bytes). */
+    static byte[] cinValue(byte[] serial) {
+        return Bytes.concat(Bytes.fromHex("CA5D0001"), serial, Bytes.fromHex("0000"));
     }
 
     /** The key diversification data at the start of INITIALIZE UPDATE's response (10 bytes). */

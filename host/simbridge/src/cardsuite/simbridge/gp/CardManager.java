@@ -31,6 +31,8 @@ public final class CardManager {
     static final int INS_LOAD = 0xE8;
     static final int INS_DELETE = 0xE4;
     static final int INS_SET_STATUS = 0xF0;
+    static final int INS_PUT_KEY = 0xD8;
+    static final int INS_STORE_DATA = 0xE2;
     /** SELECT P1: by DF name (ISO 7816-4 table 39). */
     private static final int SELECT_BY_NAME = 0x04;
 
@@ -58,14 +60,24 @@ public final class CardManager {
 
         /** The concrete javacard.framework.Applet classes of a Java package in the applet class path. */
         List<String> appletClassesIn(String javaPackage);
+
+        /**
+         * One persistent write of the card manager's own memory, counted with the applets' writes: false when the
+         * power fails at it (an armed tear), and then the card manager must not complete the update.
+         */
+        boolean persistentWrite();
+
+        /** Runs a command in an applet without selecting it (STORE DATA of a personalisation); its response. */
+        byte[] processUnselected(byte[] aid, byte[] command);
     }
 
     private final SecureChannel channel;
-    private final StaticKeys keys;
+    private final KeyStore keys;
     private final Registry registry;
     private final Platform platform;
     private final Imports imports;
     private byte[] serial = SecureChannel.random(4);
+    private IsdData isdData = IsdData.factory(serial);
     private int cardLifeCycle = OP_READY;
     private int failedAuthentications;
     private int authenticationLimit = DEFAULT_AUTHENTICATION_LIMIT;
@@ -76,6 +88,11 @@ public final class CardManager {
     private int nextBlock;
     private ByteArrayOutputStream loadData;
 
+    // INSTALL [for personalization] (§11.5.2.3.6): the application the session's STORE DATA commands go to
+    private byte[] personalizing;
+    // STORE DATA to the ISD: the block number the next command must have (§11.11.2.1, P2)
+    private int nextStoreBlock;
+
     // GET STATUS paging: the entries not yet sent for the last P1 (§11.4.2.1, P2 b1 "next occurrence")
     private int statusP1 = -1;
     private List<byte[]> statusPending = new ArrayList<>();
@@ -85,14 +102,21 @@ public final class CardManager {
      * @param scpParameter the "i" parameter: SCP02 0x15 or 0x55; SCP03 0x00, 0x10, 0x30 or 0x70
      */
     public CardManager(int protocol, int scpParameter, StaticKeys keys, Registry registry, Platform platform) {
-        this.keys = keys;
         this.registry = registry;
         this.platform = platform;
         this.imports = new Imports(registry);
         if (protocol == 2) {
-            channel = new Scp02Channel(keys, scpParameter, ISD_AID);
+            if (!Scp02Channel.fits(keys)) {
+                throw new IllegalArgumentException("SCP02 keys are 16-byte 3DES keys");
+            }
+            channel = new Scp02Channel(scpParameter, ISD_AID);
+            this.keys = new KeyStore(keys, KeyStore.TYPE_DES);
         } else if (protocol == 3) {
-            channel = new Scp03Channel(keys, scpParameter, ISD_AID);
+            if (!Scp03Channel.fits(keys)) {
+                throw new IllegalArgumentException("SCP03 keys of one key set have one length");
+            }
+            channel = new Scp03Channel(scpParameter, ISD_AID);
+            this.keys = new KeyStore(keys, KeyStore.TYPE_AES);
         } else {
             throw new IllegalArgumentException("secure channel protocol 2 or 3, got " + protocol);
         }
@@ -108,8 +132,14 @@ public final class CardManager {
         return channel.parameter;
     }
 
+    /** The version of the default key set (the one INITIALIZE UPDATE P1 00 uses). */
     public int keyVersion() {
-        return keys.version;
+        return keys.defaultVersion();
+    }
+
+    /** The key versions on the card, in the order the Key Information Template lists them. */
+    public int[] keyVersions() {
+        return keys.snapshot().keySet().stream().mapToInt(Integer::intValue).toArray();
     }
 
     public Registry registry() {
@@ -159,12 +189,13 @@ public final class CardManager {
         if (serial == null || serial.length != 4) {
             throw new IllegalArgumentException("the IC serial number has 4 bytes");
         }
+        isdData = isdData.withSerial(this.serial, serial);
         this.serial = serial.clone();
     }
 
     /** The CPLC data object as GET DATA 9F7F returns it (tag, length, 42 bytes). */
     public byte[] cplc() {
-        return CardData.cplc(serial);
+        return CardData.cplc(serial, isdData.prePerso, isdData.perso);
     }
 
     /** An application's life cycle byte, or -1 when there is no such application. */
@@ -268,6 +299,8 @@ public final class CardManager {
             case INS_LOAD: return load(authenticated(command));
             case INS_DELETE: return delete(authenticated(command));
             case INS_SET_STATUS: return setStatus(authenticated(command));
+            case INS_PUT_KEY: return putKey(authenticated(command));
+            case INS_STORE_DATA: return storeData(authenticated(command));
             default: throw new GpException(Sw.INS_NOT_SUPPORTED, "not a card manager command");
         }
     }
@@ -299,16 +332,17 @@ public final class CardManager {
             cardLifeCycle = cardLifeCycle == TERMINATED ? TERMINATED : CARD_LOCKED;
             throw new GpException(Sw.AUTH_BLOCKED, "too many failed authentications");
         }
-        if (command.data.length != 8) {
-            throw new GpException(Sw.WRONG_LENGTH, "the host challenge has 8 bytes");
+        if (command.data.length != channel.challengeLength()) {
+            throw new GpException(Sw.WRONG_LENGTH, "the host challenge has " + channel.challengeLength() + " bytes");
         }
         failedAuthentications++;
-        if (command.p1 != 0 && command.p1 != keys.version) {
+        StaticKeys sessionKeys = keys.scpKeys(command.p1);
+        if (sessionKeys == null) {
             lockIfBlocked();
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no key set with version " + command.p1);
         }
-        return respond(Bytes.concat(CardData.keyDiversificationData(serial), channel.initializeUpdate(command.data)),
-                Sw.OK);
+        return respond(Bytes.concat(isdData.kdd,
+                channel.initializeUpdate(command.data, sessionKeys)), Sw.OK);
     }
 
     /** §11.8 / Amendment D §7.2: 6300 wrong host cryptogram, 6982 wrong C-MAC; the session is then closed. */
@@ -320,7 +354,7 @@ public final class CardManager {
             throw e;
         }
         failedAuthentications = 0;
-        return respond(new byte[0], Sw.OK);
+        return sw(Sw.OK); // no R-MAC: it covers the responses after EXTERNAL AUTHENTICATE (Amendment D §6.2.5)
     }
 
     private void lockIfBlocked() {
@@ -338,11 +372,17 @@ public final class CardManager {
         }
         int tag = command.p1 << 8 | command.p2;
         switch (tag) {
-            case 0x9F7F: return respond(CardData.cplc(serial), Sw.OK);
+            case 0x9F7F: return respond(cplc(), Sw.OK);
             case 0x0066: return respond(Tlv.encode(0x66, CardData.recognitionData(channel.protocol(),
                     channel.parameter)), Sw.OK);
-            case 0x00E0: return respond(CardData.keyInformation(keys, channel.protocol()), Sw.OK);
-            case 0x0045: return respond(CardData.cin(serial), Sw.OK);
+            case 0x00E0: return respond(CardData.keyInformation(keys.information()), Sw.OK);
+            case 0x0045: return respond(Tlv.encode(0x45, isdData.cin), Sw.OK);
+            case 0x0042:
+                if (isdData.iin == null) {
+                    throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no IIN stored yet");
+                }
+                return respond(Tlv.encode(0x42, isdData.iin), Sw.OK);
+            case 0x00CF: return respond(Tlv.encode(0xCF, isdData.kdd), Sw.OK);
             case 0x00C1:
                 if (channel instanceof Scp02Channel) {
                     return respond(Tlv.encode(0xC1, ((Scp02Channel) channel).sequenceCounter()), Sw.OK);
@@ -396,6 +436,7 @@ public final class CardManager {
             case 0x02: return installForLoad(fields);
             case 0x04: case 0x0C: return installForInstall(fields, command.p1 == 0x0C);
             case 0x08: return makeSelectable(fields);
+            case 0x20: return installForPersonalization(fields);
             default: throw new GpException(Sw.WRONG_P1P2, String.format("INSTALL P1 %02X not supported", command.p1));
         }
     }
@@ -442,7 +483,7 @@ public final class CardManager {
         nextBlock++;
         if (loadData.size() > MAX_LOAD_FILE) {
             abortLoad();
-            throw new GpException(0x6A84, "load file too large"); // not enough memory
+            throw new GpException(Sw.NOT_ENOUGH_MEMORY, "load file too large");
         }
         if ((command.p1 & 0x80) == 0) {
             return respond(new byte[] {0}, Sw.OK);
@@ -559,12 +600,107 @@ public final class CardManager {
         loadingAid = null;
         loadData = null;
         nextBlock = 0;
+        personalizing = null; // a personalisation belongs to the session too
+        nextStoreBlock = 0;
     }
 
     private void requireContentManagement() {
         if (cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "no card content management while CARD_LOCKED");
         }
+    }
+
+    // ---------------------------------------------------------------- PUT KEY
+
+    /**
+     * §11.8: adds a key version (P1 00) or replaces the keys of the version P1 names, the key values encrypted
+     * under the session's DEK. Answers the new version and the keys' check values. The new keys are staged and
+     * then made the card's keys in one step, so a tear anywhere leaves the old key set in force; the session goes
+     * on with the keys it was opened with.
+     */
+    private byte[] putKey(CommandApdu command) {
+        PutKey put = PutKey.parse(command, channel);
+        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = put.apply(keys);
+        persist(put.stagedWrites());
+        keys.publish(next);
+        return respond(put.response(), Sw.OK);
+    }
+
+    /**
+     * The persistent writes of an update of the card manager's memory: {@code staged} writes of the new content
+     * beside the old, then the commit (one write that switches to it). A tear at any of them leaves the old
+     * content; the caller makes the change only after this returns.
+     */
+    private void persist(int staged) {
+        for (int i = 0; i <= staged; i++) {
+            if (!platform.persistentWrite()) {
+                throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "power lost"); // the host sees no answer
+            }
+        }
+    }
+
+    // ---------------------------------------------------------------- STORE DATA
+
+    /**
+     * §11.5.2.3.6: empty load file and module fields, the application's AID, then empty privileges, parameters and
+     * token. The application must be on the card and not LOCKED (6A88 otherwise); the session's STORE DATA commands
+     * go to it from now on.
+     */
+    private byte[] installForPersonalization(Fields fields) {
+        fields.next();
+        fields.next();
+        byte[] aid = fields.next();
+        fields.optional();
+        fields.optional();
+        fields.optional();
+        fields.end();
+        Registry.Application app = registry.application(aid);
+        if (app == null || (app.lifeCycle & Registry.LOCKED) != 0) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application to personalise");
+        }
+        abortLoad();
+        personalizing = app.aid.clone();
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.11: after INSTALL [for personalization] the command (its secure messaging removed) goes to the
+     * application's process() as it is, and its answer back to the host. Otherwise the ISD stores its own data
+     * objects: P1 b8 the last block, b7-b6 encryption (11: under the DEK; the ISD's objects are not secret and are
+     * taken in clear only), b5-b4 the structure (01 DGIs: 2-byte tag, length 1 or FF + 2 bytes; 10 or 00 BER-TLV),
+     * P2 the block number from 00. Each block is checked whole before anything is stored (6A88 an object the ISD
+     * does not keep, 6A80 a malformed block or value), then stored in one step.
+     */
+    private byte[] storeData(CommandApdu command) {
+        if (personalizing != null) {
+            byte[] forwarded = command.data.length == 0
+                    ? new byte[] {(byte) command.cla, (byte) command.ins, (byte) command.p1, (byte) command.p2, 0}
+                    : Bytes.concat(command.headerAndData(command.data.length, command.data), new byte[] {0});
+            byte[] response = platform.processUnselected(personalizing, forwarded);
+            int sw = (response[response.length - 2] & 0xFF) << 8 | response[response.length - 1] & 0xFF;
+            return respond(Arrays.copyOf(response, response.length - 2), sw);
+        }
+        if (command.p2 != nextStoreBlock) {
+            int expected = nextStoreBlock;
+            nextStoreBlock = 0;
+            throw new GpException(Sw.WRONG_P1P2, "STORE DATA block " + command.p2 + ", " + expected + " expected");
+        }
+        if ((command.p1 & 0x60) != 0) {
+            throw new GpException(Sw.WRONG_DATA, "the ISD takes its data objects in clear");
+        }
+        int structure = command.p1 & 0x18;
+        if (structure == 0x18) {
+            throw new GpException(Sw.WRONG_P1P2, "STORE DATA structure 11 is reserved");
+        }
+        List<Tlv> objects = structure == 0x08 ? Tlv.parseDgis(command.data) : Tlv.parse(command.data);
+        IsdData next = isdData;
+        for (Tlv object : objects) {
+            next = next.with(object.tag, object.value);
+        }
+        persist(objects.size());
+        isdData = next;
+        nextStoreBlock = (command.p1 & 0x80) != 0 ? 0 : (command.p2 + 1) & 0xFF;
+        return respond(new byte[0], Sw.OK);
     }
 
     // ---------------------------------------------------------------- DELETE, SET STATUS

@@ -86,6 +86,24 @@ public final class Scp02 {
         return tripleDesCbc(sessionEnc, ZERO_ICV, Bytes.pad80(plain, 8));
     }
 
+    /** §E.4.7: sensitive data (key values) are 3DES-ECB encrypted under the session DEK. */
+    public static byte[] decryptEcb(byte[] key, byte[] encrypted) {
+        if (encrypted.length == 0 || encrypted.length % 8 != 0) {
+            throw new GpException(Sw.WRONG_DATA, "encrypted data is not whole 3DES blocks");
+        }
+        return crypt("DESede/ECB/NoPadding", tripleKey(key), "DESede", null, encrypted, Cipher.DECRYPT_MODE);
+    }
+
+    /** The host's side of {@link #decryptEcb}. */
+    public static byte[] encryptEcb(byte[] key, byte[] plain) {
+        return crypt("DESede/ECB/NoPadding", tripleKey(key), "DESede", null, plain, Cipher.ENCRYPT_MODE);
+    }
+
+    /** §E.4.7 / B.6: the key check value of a triple DES key, the first 3 bytes of 3DES-ECB of eight 00 bytes. */
+    public static byte[] keyCheckValue(byte[] key) {
+        return Arrays.copyOf(encryptEcb(key, new byte[8]), 3);
+    }
+
     static byte[] tripleDesCbc(byte[] key, byte[] icv, byte[] data) {
         return crypt("DESede/CBC/NoPadding", tripleKey(key), "DESede", icv, data, Cipher.ENCRYPT_MODE);
     }

@@ -15,11 +15,15 @@ final class Scp02Channel extends SecureChannel {
     private byte[] cardChallenge;
     private byte[] lastMac;
 
-    Scp02Channel(StaticKeys keys, int parameter, byte[] sdAid) {
-        super(keys, parameter, sdAid);
-        if (keys.length() != 16 || !keys.sameLengths()) {
-            throw new IllegalArgumentException("SCP02 keys are 16-byte 3DES keys");
-        }
+    private byte[] sessionDek;
+
+    Scp02Channel(int parameter, byte[] sdAid) {
+        super(parameter, sdAid);
+    }
+
+    /** What an SCP02 key set is: three 16-byte (two-key) triple DES keys. */
+    static boolean fits(StaticKeys keys) {
+        return keys.length() == 16 && keys.sameLengths();
     }
 
     @Override
@@ -38,11 +42,17 @@ final class Scp02Channel extends SecureChannel {
         this.hostChallenge = hostChallenge.clone();
         sessionEnc = Scp02.deriveSessionKey(keys.enc, Scp02.CONSTANT_S_ENC, seq);
         sessionMac = Scp02.deriveSessionKey(keys.mac, Scp02.CONSTANT_C_MAC, seq);
+        sessionDek = Scp02.deriveSessionKey(keys.dek, Scp02.CONSTANT_DEK, seq);
         // §E.4.2.1 with i b7: the card challenge is a MAC over the SD's AID under the C-MAC session key
         cardChallenge = (parameter & 0x40) != 0
                 ? Arrays.copyOf(Scp02.retailMac(sessionMac, new byte[8], sdAid), 6) : random(6);
         byte[] cryptogram = Scp02.cardCryptogram(sessionEnc, hostChallenge, seq, cardChallenge);
         return Bytes.concat(new byte[] {(byte) keys.version, 0x02}, seq, cardChallenge, cryptogram);
+    }
+
+    @Override
+    byte[] decryptSensitive(byte[] encrypted) {
+        return Scp02.decryptEcb(sessionDek, encrypted);
     }
 
     @Override

@@ -48,17 +48,32 @@ public final class Scp03 {
 
     /** §6.2.2.2: the card cryptogram, 8 bytes. */
     public static byte[] cardCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge) {
-        return kdf(sessionMac, CONSTANT_CARD_CRYPTOGRAM, 64, Bytes.concat(hostChallenge, cardChallenge));
+        return cardCryptogram(sessionMac, hostChallenge, cardChallenge, 64);
+    }
+
+    /** §6.2.2.2 with the length in bits: 64, or 128 in S16 mode (§6.2.1, i b1). */
+    public static byte[] cardCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge, int bits) {
+        return kdf(sessionMac, CONSTANT_CARD_CRYPTOGRAM, bits, Bytes.concat(hostChallenge, cardChallenge));
     }
 
     /** §6.2.2.3: the host cryptogram, 8 bytes. */
     public static byte[] hostCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge) {
-        return kdf(sessionMac, CONSTANT_HOST_CRYPTOGRAM, 64, Bytes.concat(hostChallenge, cardChallenge));
+        return hostCryptogram(sessionMac, hostChallenge, cardChallenge, 64);
+    }
+
+    /** §6.2.2.3 with the length in bits: 64, or 128 in S16 mode. */
+    public static byte[] hostCryptogram(byte[] sessionMac, byte[] hostChallenge, byte[] cardChallenge, int bits) {
+        return kdf(sessionMac, CONSTANT_HOST_CRYPTOGRAM, bits, Bytes.concat(hostChallenge, cardChallenge));
     }
 
     /** §6.2.2.1: a pseudo-random card challenge from K-ENC, the 3-byte sequence counter and the SD's AID. */
     public static byte[] pseudoRandomCardChallenge(byte[] staticEnc, byte[] sequenceCounter, byte[] sdAid) {
-        return kdf(staticEnc, CONSTANT_CARD_CHALLENGE, 64, Bytes.concat(sequenceCounter, sdAid));
+        return pseudoRandomCardChallenge(staticEnc, sequenceCounter, sdAid, 64);
+    }
+
+    /** §6.2.2.1 with the length in bits: 64, or 128 in S16 mode. */
+    public static byte[] pseudoRandomCardChallenge(byte[] staticEnc, byte[] sequenceCounter, byte[] sdAid, int bits) {
+        return kdf(staticEnc, CONSTANT_CARD_CHALLENGE, bits, Bytes.concat(sequenceCounter, sdAid));
     }
 
     /**
@@ -95,8 +110,14 @@ public final class Scp03 {
      * data and the status word; the first 8 bytes are appended to the response.
      */
     public static byte[] responseMac(byte[] sessionRmac, byte[] chainingValue, byte[] responseData, int sw) {
+        return responseMac(sessionRmac, chainingValue, responseData, sw, 8);
+    }
+
+    /** §6.2.5 with the R-MAC's length: 8, or 16 in S16 mode. */
+    public static byte[] responseMac(byte[] sessionRmac, byte[] chainingValue, byte[] responseData, int sw,
+                                     int length) {
         return Arrays.copyOf(aesCmac(sessionRmac, Bytes.concat(chainingValue, responseData,
-                new byte[] {(byte) (sw >> 8), (byte) sw})), 8);
+                new byte[] {(byte) (sw >> 8), (byte) sw})), length);
     }
 
     /** §6.2.7: R-ENCRYPTION, AES-CBC under S-ENC, ICV from the command counter with its first byte set to 80. */
@@ -113,6 +134,26 @@ public final class Scp03 {
         icv[0] = (byte) 0x80;
         return Bytes.unpad80(Scp02.crypt("AES/CBC/NoPadding", sessionEnc, "AES", aesEcb(sessionEnc, icv), encrypted,
                 Cipher.DECRYPT_MODE));
+    }
+
+    /** Amendment D §7.2.3: key values under the static DEK, AES-CBC with a zero ICV; whole blocks, else 6A80. */
+    public static byte[] decryptCbcZeroIcv(byte[] dek, byte[] encrypted) {
+        if (encrypted.length == 0 || encrypted.length % BLOCK != 0) {
+            throw new GpException(Sw.WRONG_DATA, "encrypted data is not whole AES blocks");
+        }
+        return Scp02.crypt("AES/CBC/NoPadding", dek, "AES", new byte[BLOCK], encrypted, Cipher.DECRYPT_MODE);
+    }
+
+    /** The host's side of {@link #decryptCbcZeroIcv}. */
+    public static byte[] encryptCbcZeroIcv(byte[] dek, byte[] plain) {
+        return Scp02.crypt("AES/CBC/NoPadding", dek, "AES", new byte[BLOCK], plain, Cipher.ENCRYPT_MODE);
+    }
+
+    /** Amendment D §7.2.3.1: the key check value of an AES key, the first 3 bytes of AES-ECB of sixteen 01 bytes. */
+    public static byte[] keyCheckValue(byte[] key) {
+        byte[] ones = new byte[BLOCK];
+        Arrays.fill(ones, (byte) 1);
+        return Arrays.copyOf(aesEcb(key, ones), 3);
     }
 
     private static byte[] commandIcvBlock(long counter) {

@@ -16,15 +16,15 @@ abstract class SecureChannel {
 
     static final SecureRandom RANDOM = new SecureRandom();
 
-    final StaticKeys keys;
+    /** The key set of the session INITIALIZE UPDATE opened (the card may hold several key versions). */
+    StaticKeys keys;
     final int parameter;
     final byte[] sdAid;
     private boolean initialized;
     private boolean authenticated;
     int securityLevel;
 
-    SecureChannel(StaticKeys keys, int parameter, byte[] sdAid) {
-        this.keys = keys;
+    SecureChannel(int parameter, byte[] sdAid) {
         this.parameter = parameter;
         this.sdAid = sdAid.clone();
     }
@@ -32,9 +32,13 @@ abstract class SecureChannel {
     /** "02" or "03". */
     abstract int protocol();
 
-    /** Starts a session from the host challenge: returns the INITIALIZE UPDATE response data after the KDD. */
-    final byte[] initializeUpdate(byte[] hostChallenge) {
+    /**
+     * Starts a session with one key set from the host challenge: returns the INITIALIZE UPDATE response data after
+     * the KDD.
+     */
+    final byte[] initializeUpdate(byte[] hostChallenge, StaticKeys keys) {
         close();
+        this.keys = keys;
         byte[] response = begin(hostChallenge);
         initialized = true;
         return response;
@@ -53,7 +57,7 @@ abstract class SecureChannel {
         if (!supportsLevel(command.p1)) {
             throw new GpException(Sw.WRONG_P1P2, String.format("security level %02X not supported", command.p1));
         }
-        if (command.data.length != 16 || !command.secureMessaging()) {
+        if (command.data.length != cryptogramLength() + macLength() || !command.secureMessaging()) {
             throw new GpException(Sw.SECURITY_NOT_SATISFIED, "EXTERNAL AUTHENTICATE needs host cryptogram and C-MAC");
         }
         authenticate(command);
@@ -77,7 +81,7 @@ abstract class SecureChannel {
             }
             return command;
         }
-        if (command.data.length < 8) {
+        if (command.data.length < macLength()) {
             close();
             throw new GpException(Sw.SECURITY_NOT_SATISFIED, "secure messaging without a C-MAC");
         }
@@ -99,6 +103,27 @@ abstract class SecureChannel {
         authenticated = false;
         securityLevel = 0;
     }
+
+    /** The host challenge length INITIALIZE UPDATE takes: 8, or 16 in SCP03's S16 mode. */
+    int challengeLength() {
+        return 8;
+    }
+
+    /** The length of the host cryptogram and of each C-MAC / R-MAC: 8, or 16 in SCP03's S16 mode. */
+    int cryptogramLength() {
+        return 8;
+    }
+
+    int macLength() {
+        return 8;
+    }
+
+    /**
+     * Decrypts sensitive data the host encrypted with the DEK (key values of PUT KEY, encrypted STORE DATA): SCP02
+     * 3DES-ECB under the session DEK (§E.4.7), SCP03 AES-CBC with a zero ICV under the static DEK (Amendment D
+     * §7.2.3). Whole blocks only, else 6A80.
+     */
+    abstract byte[] decryptSensitive(byte[] encrypted);
 
     abstract byte[] begin(byte[] hostChallenge);
 

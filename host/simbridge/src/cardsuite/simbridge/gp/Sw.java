@@ -13,10 +13,13 @@ final class Sw {
     static final int CONDITIONS_NOT_SATISFIED = 0x6985;
     static final int WRONG_DATA = 0x6A80;
     static final int NOT_FOUND = 0x6A82;
+    static final int NOT_ENOUGH_MEMORY = 0x6A84;
     static final int WRONG_P1P2 = 0x6A86;
     static final int REFERENCED_DATA_NOT_FOUND = 0x6A88;
     static final int INS_NOT_SUPPORTED = 0x6D00;
     static final int CLA_NOT_SUPPORTED = 0x6E00;
+    static final int ALGORITHM_NOT_SUPPORTED = 0x9484; // PUT KEY: a key type the card does not take (§11.8.3.2)
+    static final int INVALID_KCV = 0x9485;             // PUT KEY: the key check value does not match
 
     private Sw() {
     }

@@ -41,6 +41,30 @@ final class Tlv {
         return new byte[] {(byte) 0x83, (byte) (n >> 16), (byte) (n >> 8), (byte) n};
     }
 
+    /**
+     * Data Grouping Identifiers as STORE DATA carries them (GP Card Spec §11.11.2.2, the EMV CPS format): a 2-byte
+     * tag, a length of one byte or FF and two bytes, the value. Throws 6A80 when the data is not well formed.
+     */
+    static List<Tlv> parseDgis(byte[] data) {
+        List<Tlv> list = new ArrayList<>();
+        int at = 0;
+        while (at < data.length) {
+            require(at + 3 <= data.length);
+            int tag = (data[at] & 0xFF) << 8 | (data[at + 1] & 0xFF);
+            int length = data[at + 2] & 0xFF;
+            at += 3;
+            if (length == 0xFF) {
+                require(at + 2 <= data.length);
+                length = (data[at] & 0xFF) << 8 | (data[at + 1] & 0xFF);
+                at += 2;
+            }
+            require(at + length <= data.length);
+            list.add(new Tlv(tag, Arrays.copyOfRange(data, at, at + length)));
+            at += length;
+        }
+        return list;
+    }
+
     /** The top-level TLVs of {@code data}; throws 6A80 when it is not well formed. */
     static List<Tlv> parse(byte[] data) {
         List<Tlv> list = new ArrayList<>();
