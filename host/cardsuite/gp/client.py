@@ -517,6 +517,7 @@ class GlobalPlatform:
         i = scp02_i if scp02_i is not None else self._scp02_i()
         if s16 is None:  # [AmD] 7.1.1: the host must send a 16-byte challenge to an S16 key set; card data tells
             s16 = self._scp03_s16()
+        self._check_level(level)  # before INITIALIZE UPDATE: a level the card refuses costs a try
         self._require_isd()
         self.channel = None
         # fixed only by tests replaying published sessions
@@ -554,6 +555,21 @@ class GlobalPlatform:
         the host: both encrypt the ICV)."""
         scp = self._card_scp()
         return int(scp.split()[1], 16) if scp.startswith("02 ") else 0x55
+
+    def _check_level(self, level: SecurityLevel) -> None:
+        """Refuses a response security level the card's card data says it lacks: SCP02 R-MAC is not implemented
+        here, SCP03 needs i b6 (20) for R-MAC and b7 (40) for R-ENCRYPTION ([AmD] Table 4-1). Nothing is sent;
+        without card data the card decides (EXTERNAL AUTHENTICATE 6A86)."""
+        scp = self._card_scp()
+        if not scp or not level & (SecurityLevel.R_MAC | SecurityLevel.R_ENCRYPTION):
+            return
+        protocol, i = scp.split()[0], int(scp.split()[1], 16)
+        if protocol == "02":
+            raise CardManagerError("this client does not implement SCP02 R-MAC: use level mac or enc on an SCP02 "
+                                   "card (nothing was sent)")
+        if level & SecurityLevel.R_MAC and not i & 0x20 or level & SecurityLevel.R_ENCRYPTION and not i & 0x40:
+            raise CardManagerError(f"the card's SCP03 i={i:02X} offers no {'R-ENCRYPTION' if i & 0x20 else 'R-MAC'}"
+                                   f" (i b6 R-MAC, b7 R-ENCRYPTION): choose a lower level (nothing was sent)")
 
     def _scp03_s16(self) -> bool:
         """Whether card data announces SCP03 in S16 mode (i bit 1)."""
