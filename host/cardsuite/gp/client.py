@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -501,6 +501,34 @@ class GlobalPlatform:
         self.channel = channel
         return channel
 
+    def open_with_any(self, candidates: Sequence[KeySet], level: SecurityLevel = SecurityLevel.C_MAC, *,
+                      scp: int | None = None, force: bool = False, kvn: int | None = None) -> KeySet:
+        """One authentication with whichever of the key sets the card holds (a key rotation that may or may
+        not have happened): ONE INITIALIZE UPDATE (for key version ``kvn``, else the first candidate's), the
+        card cryptogram checked on the host against every candidate of the version the card answered for,
+        EXTERNAL AUTHENTICATE with the one that verifies. A wrong candidate costs nothing: the card counts
+        INITIALIZE UPDATEs, not host-side checks. Returns the key set used.
+
+        Brick guard: candidates already failed on this card are left out (unless ``force``); when the card
+        counts a failure, every candidate tried is recorded (one try spent for all of them)."""
+        identity = self.card_identity() if self.guard is not None else ""
+        usable = [k for k in candidates if force or self.guard is None or self.guard.failure(identity, k) is None]
+        if not usable:
+            assert self.guard is not None
+            self.guard.check(identity, candidates[0], force)  # raises, saying when and why
+        try:
+            channel, keys = self._handshake(usable, usable[0].kvn if kvn is None else kvn, level, scp, None)
+        except Exception as exc:
+            reason = counted_failure(exc)
+            if self.guard is not None and reason is not None:
+                for key_set in usable:
+                    self.guard.record_failure(identity, key_set, reason, getattr(exc, "sw", None))
+            raise
+        if self.guard is not None:
+            self.guard.record_success(identity, keys)
+        self.channel = channel
+        return keys
+
     @contextmanager
     def _guarded(self, keys: KeySet, force: bool) -> Iterator[None]:
         """The brick guard around one authentication (BrickGuard.attempt), when there is one. The card is
@@ -513,6 +541,14 @@ class GlobalPlatform:
 
     def _authenticate(self, keys: KeySet, level: SecurityLevel, scp: int | None, scp02_i: int | None, *,
                       host_challenge: bytes | None, s16: bool | None) -> SecureChannel:
+        channel, _ = self._handshake([keys], keys.kvn, level, scp, scp02_i, host_challenge=host_challenge, s16=s16)
+        return channel
+
+    def _handshake(self, candidates: Sequence[KeySet], kvn: int, level: SecurityLevel, scp: int | None,
+                   scp02_i: int | None, *, host_challenge: bytes | None = None,
+                   s16: bool | None = None) -> tuple[SecureChannel, KeySet]:
+        """One INITIALIZE UPDATE for ``kvn``, the card cryptogram checked against each candidate of the version
+        the card answered for (on the host: no cost), EXTERNAL AUTHENTICATE with the one that verifies."""
         # anything sent between INITIALIZE UPDATE and EXTERNAL AUTHENTICATE aborts the session: ask first
         i = scp02_i if scp02_i is not None else self._scp02_i()
         if s16 is None:  # [AmD] 7.1.1: the host must send a 16-byte challenge to an S16 key set; card data tells
@@ -522,26 +558,36 @@ class GlobalPlatform:
         self.channel = None
         # fixed only by tests replaying published sessions
         host_challenge = host_challenge or os.urandom(16 if s16 else 8)
-        command = initialize_update(keys.kvn, host_challenge)
+        command = initialize_update(kvn, host_challenge)
         response = self.transport.transmit(command)
         if response.sw != SW_OK:
             kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
-            raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{keys.kvn:02X})", command, response.data)
+            raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{kvn:02X})", command, response.data)
         info = GPInitializeUpdateResponse.parse(response.data)
         if scp is not None and info.scp != scp:
             raise CardManagerError(f"the card answered with SCP{info.scp:02X} for key version 0x{info.kvn:02X}, "
                                    f"SCP{scp:02X} was asked for")
-        if keys.kvn and info.kvn != keys.kvn:
-            log.warning("asked for key version 0x%02X, the card answered for 0x%02X", keys.kvn, info.kvn)
-        card_keys = keys.for_card(info.key_diversification_data)  # a master key: this card's own keys
-        channel = open_channel(card_keys, host_challenge, info, i)  # CardCryptogramError: the wrong keys
+        if kvn and info.kvn != kvn:
+            log.warning("asked for key version 0x%02X, the card answered for 0x%02X", kvn, info.kvn)
+        tried = [k for k in candidates if k.kvn in (0, info.kvn)] if len(candidates) > 1 else list(candidates)
+        channel = None
+        for keys in tried:
+            try:  # a master key: this card's own keys first
+                channel = open_channel(keys.for_card(info.key_diversification_data), host_challenge, info, i)
+                break
+            except CardCryptogramError:
+                if len(tried) == 1:
+                    raise
+        if channel is None:
+            raise CardCryptogramError(f"the card cryptogram (key version 0x{info.kvn:02X}) verifies with none of "
+                                      f"the {len(tried)} key sets of that version: none of them is the card's")
         auth = channel.external_authenticate(level)
         response = self.transport.transmit(auth)
         if response.sw != SW_OK:
             raise AuthenticationError(response.sw, "EXTERNAL AUTHENTICATE", auth, response.data)
         channel.opened()
         log.info("secure channel SCP%02X open, key version 0x%02X, level %02X", channel.scp, info.kvn, int(level))
-        return channel
+        return channel, keys
 
     def _card_scp(self) -> str:
         """The secure channel protocol and its i parameter from card data ("02 55", "03 70"), or ""."""
