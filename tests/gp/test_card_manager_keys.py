@@ -184,3 +184,16 @@ def test_external_authenticate_answers_without_an_r_mac(project: Project, level:
     gp.open_secure_channel(DEV, SecurityLevel(level))
     assert answers[-1] == b"\x90\x00"
     assert gp.cplc().fields()["ic_fabricator"] == b"\xCA\x5D"  # and the session's R-MAC chain still verifies
+
+
+def test_scp02_i45_without_icv_encryption(project: Project) -> None:
+    """i=45: pseudo-random card challenge, C-MAC chaining without ICV encryption ([GPCS] E.1.1, Table E-1)."""
+    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp02", scp_i=0x45))
+    transport.connect()
+    gp = GlobalPlatform(transport)
+    gp.open_secure_channel(DEV, scp02_i=0x45)
+    assert gp.registry().isd is not None and gp.registry().isd.state == "OP_READY"  # several chained C-MACs
+    gp.open_secure_channel(DEV, scp02_i=0x55)
+    with pytest.raises(GPError) as refused:  # an encrypted ICV is not this card's
+        gp.registry()
+    assert refused.value.sw == 0x6982

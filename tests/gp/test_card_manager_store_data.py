@@ -148,3 +148,10 @@ def test_after_install_for_personalization_the_application_gets_store_data(proje
         assert refused.sw == 0x6A88
     finally:
         card.disconnect()
+
+
+def test_without_structure_information_dgis_are_told_by_their_first_byte(card: SimulatorTransport) -> None:
+    """gp --store-dgi-file sends DGIs with P1 00/80 (no structure bits): DGI 0042 is the IIN, as BER-TLV 42 is."""
+    gp = session(card)
+    assert store(gp, b"\x00\x42\x02\x12\x34", p1=LAST) == 0x9000
+    assert get_data(card, 0x0042) == (b"\x42\x02\x12\x34", 0x9000)

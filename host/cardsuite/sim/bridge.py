@@ -38,6 +38,7 @@ class CardManagerConfig:
     key_version: int = 1
     keys: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
     scp_i: int | None = None  # the "i" parameter; None: SCP02 55, SCP03 70 (the bridge's defaults)
+    auth_limit: int | None = None  # failed authentications before the card locks; None: the bridge's 10
 
     def __post_init__(self) -> None:
         if self.protocol not in ("scp02", "scp03"):

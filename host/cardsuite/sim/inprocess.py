@@ -55,6 +55,8 @@ class SimulatorTransport(Transport):
         scp_i = -1 if config.scp_i is None else config.scp_i
         manager = card.enableCardManager(jpype.JString(config.protocol), scp_i, config.key_version,
                                          *map(self._jbytes, keys))
+        if config.auth_limit is not None:
+            manager.setAuthenticationLimit(config.auth_limit)
         for aid, java_package in manifest_packages(self.project):
             card.registerLoadable(self._jbytes(aid), jpype.JString(java_package))
         return manager

@@ -137,6 +137,8 @@ class VpcdSimulator:
             cmd += ["--card-manager", self.card_manager.protocol, "--key-version", str(self.card_manager.key_version)]
             if self.card_manager.scp_i is not None:
                 cmd += ["--scp-i", f"{self.card_manager.scp_i:02X}"]
+            if self.card_manager.auth_limit is not None:
+                cmd += ["--auth-limit", str(self.card_manager.auth_limit)]
             for aid, java_package in manifest_packages(self.project):
                 cmd += ["--loadable", f"{aid.hex().upper()}:{java_package}"]
         return cmd

@@ -667,7 +667,7 @@ public final class CardManager {
      * §11.11: after INSTALL [for personalization] the command (its secure messaging removed) goes to the
      * application's process() as it is, and its answer back to the host. Otherwise the ISD stores its own data
      * objects: P1 b8 the last block, b7-b6 encryption (11: under the DEK; the ISD's objects are not secret and are
-     * taken in clear only), b5-b4 the structure (01 DGIs: 2-byte tag, length 1 or FF + 2 bytes; 10 or 00 BER-TLV),
+     * taken in clear only), b5-b4 the structure (01 DGIs: 2-byte tag, length 1 or FF + 2 bytes; 10 BER-TLV; 00 either),
      * P2 the block number from 00. Each block is checked whole before anything is stored (6A88 an object the ISD
      * does not keep, 6A80 a malformed block or value), then stored in one step.
      */
@@ -692,7 +692,11 @@ public final class CardManager {
         if (structure == 0x18) {
             throw new GpException(Sw.WRONG_P1P2, "STORE DATA structure 11 is reserved");
         }
-        List<Tlv> objects = structure == 0x08 ? Tlv.parseDgis(command.data) : Tlv.parse(command.data);
+        // without structure information (00, what gp --store-data and --store-dgi-file send) DGIs are told from
+        // BER-TLV by their first byte: no BER tag is 00 (ISO/IEC 8825-1 8.1.2), a DGI 00xx starts so; for the
+        // ISD's other objects (9F66 ..) the two codings are the same bytes
+        boolean dgis = structure == 0x08 || structure == 0 && command.data.length > 0 && command.data[0] == 0;
+        List<Tlv> objects = dgis ? Tlv.parseDgis(command.data) : Tlv.parse(command.data);
         IsdData next = isdData;
         for (Tlv object : objects) {
             next = next.with(object.tag, object.value);

@@ -1,9 +1,7 @@
 package cardsuite.simbridge.gp;
 
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -156,17 +154,16 @@ final class PutKey {
         return next;
     }
 
-    /** Keys 1-3 of the secure channel's type must form a whole key set of one length that the protocol takes. */
+    /**
+     * A version that was an SCP key set, or that now has keys 1, 2 and 3, must be a whole ENC/MAC/DEK key set of the
+     * secure channel's type, of one length the protocol takes. A new version with fewer keys holds keys for another
+     * purpose (a DAP key, a token key: gp --put-key sends key 1 alone).
+     */
     private static void checkKeySet(KeyStore store, Map<Integer, KeyStore.Key> set, boolean wasKeySet) {
-        List<KeyStore.Key> scpKeys = new ArrayList<>();
-        for (int id = KeyStore.ID_ENC; id <= KeyStore.ID_DEK; id++) {
-            KeyStore.Key key = set.get(id);
-            if (key != null && key.type == store.scpType()) {
-                scpKeys.add(key);
-            }
-        }
-        if (!wasKeySet && scpKeys.isEmpty()) {
-            return; // another purpose's keys (a DAP key, a token key)
+        boolean whole = set.containsKey(KeyStore.ID_ENC) && set.containsKey(KeyStore.ID_MAC)
+                && set.containsKey(KeyStore.ID_DEK);
+        if (!wasKeySet && !whole) {
+            return;
         }
         if (!store.isScpKeySet(set)) {
             throw new GpException(Sw.WRONG_DATA, "keys 1-3 must be an ENC/MAC/DEK key set of one type and length");
