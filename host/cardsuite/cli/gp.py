@@ -37,22 +37,32 @@ from pathlib import Path
 
 from cardsuite import settings
 from cardsuite.cli.common import AddOptions, Connect
-from cardsuite.codec import HexError, parse_aid, parse_hex
+from cardsuite.cli.gp_common import (
+    SECURITY_LEVELS,
+    authentication,
+    card_state,
+    default_guard_path,
+    format_registry,
+    install_privileges,
+    install_targets,
+    read_data_file,
+    resolve_path,
+)
+from cardsuite.cli.gp_gppro import run_with_gppro
+from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import (
     CARD_STATES,
     DEFAULT_SELECTED,
     ISD_AID,
     PRIVILEGE_NAMES,
-    CardContents,
     GlobalPlatform,
     GPError,
     encode_privileges,
 )
 from cardsuite.gp.guard import BrickGuard
-from cardsuite.gp.keys import KeyChoice, load_key_profile, parse_kvn, resolve_keys
+from cardsuite.gp.keys import load_key_profile, parse_kvn
 from cardsuite.gp.perso import KEY_TYPES, STORE_FORMATS, PersoError, split_objects
-from cardsuite.gp.scp import LEVELS, MODES
 from cardsuite.settings import (
     ENV_GP_JAR,
     ENV_GP_KEY,
@@ -66,13 +76,7 @@ from cardsuite.settings import (
 from cardsuite.tooling.cap import read_cap
 
 # --level takes our names and gp's --mode names (clr, rmac, renc) for the same security levels
-SECURITY_LEVELS = {**LEVELS, **{name: level for name, level in MODES.items() if name not in LEVELS}}
 BACKENDS = ("cardsuite", "gppro")
-
-
-def default_guard_path() -> Path:
-    """In the state directory: the record must survive `rm -rf build` and a change of folder."""
-    return settings.guard_db()
 
 
 def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOptions, auth: bool = True) -> None:
@@ -105,26 +109,6 @@ def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOption
                         "each INITIALIZE UPDATE spends a try until EXTERNAL AUTHENTICATE succeeds")
 
 
-@dataclass(frozen=True)
-class Authentication:
-    """What `gp` authenticates with, checked before any card is touched."""
-
-    choice: KeyChoice
-    level: int
-    scp: int | None
-
-
-def authentication(args: argparse.Namespace) -> Authentication:
-    kvn = parse_kvn(args.kvn, "--kvn") if args.kvn is not None else None
-    choice = resolve_keys(args.key_profile, args.dev_keys, kvn)
-    if args.level not in SECURITY_LEVELS:
-        raise ConfigurationError(f"--level {args.level!r}: valid levels are {', '.join(SECURITY_LEVELS)}")
-    scp = {None: choice.scp, "02": 2, "2": 2, "03": 3, "3": 3}.get(args.scp, -1)
-    if scp == -1:
-        raise ConfigurationError(f"--scp {args.scp!r}: valid values are 02 and 03")
-    return Authentication(choice, int(SECURITY_LEVELS[args.level]), scp)
-
-
 @contextmanager
 def session(args: argparse.Namespace, connect: Connect, authenticate: bool = True) -> Iterator[GlobalPlatform]:
     """A connected card with the ISD selected and, when asked, a secure channel open; the whole session is one
@@ -142,40 +126,9 @@ def session(args: argparse.Namespace, connect: Connect, authenticate: bool = Tru
         yield gp
 
 
-def format_registry(registry: CardContents) -> str:
-    lines = []
-    tab = "     "
-    if registry.isd is not None:
-        isd = registry.isd
-        lines += [f"ISD: {isd.aid.hex().upper()} ({isd.state})", f"{tab}Privs:   {', '.join(isd.privilege_names)}"]
-    for app in registry.applications:
-        lines.append(f"{app.kind}: {app.aid.hex().upper()} ({app.state})")
-        if app.load_file:
-            lines.append(f"{tab}From:    {app.load_file.hex().upper()}")
-        lines.append(f"{tab}Privs:   {', '.join(app.privilege_names) or '(none)'}")
-    for load_file in registry.load_files:
-        version = f" v{load_file.version_string}" if load_file.version_string else ""
-        lines.append(f"PKG: {load_file.aid.hex().upper()} ({load_file.state}){version}")
-        lines += [f"{tab}Applet:  {m.hex().upper()}" for m in load_file.modules]
-    return "\n".join(lines)
-
-
 def _progress(done: int, total: int) -> None:
     end = "\n" if done == total else ""
     print(f"\rLOAD {done}/{total} blocks", end=end, file=sys.stderr, flush=True)
-
-
-def _path(args: argparse.Namespace, path: Path) -> Path:
-    """A path of the command line, or of a script line: relative to the script's folder."""
-    base = getattr(args, "base_dir", None)
-    return path if base is None or path.is_absolute() else base / path
-
-
-def _privileges(args: argparse.Namespace) -> bytes:
-    names = [n for n in (args.privs or "").split(",") if n.strip()]
-    if getattr(args, "default", False) and DEFAULT_SELECTED not in names:
-        names.append(DEFAULT_SELECTED)
-    return encode_privileges(names)
 
 
 # ---------------------------------------------------------------- operations: checked first, then run in a session
@@ -191,9 +144,9 @@ def prepare_list(args: argparse.Namespace) -> Step:
 
 
 def prepare_load(args: argparse.Namespace) -> Step:
-    cap = read_cap(_path(args, args.cap))
+    cap = read_cap(resolve_path(args, args.cap))
     params = parse_hex(args.params, "--params", secret=True) if args.params else b""
-    privileges = _privileges(args)
+    privileges = install_privileges(args)
 
     def step(gp: GlobalPlatform) -> list[str]:
         blocks = gp.load_cap(cap, progress=_progress, block_size=args.block_size,
@@ -208,28 +161,10 @@ def prepare_load(args: argparse.Namespace) -> Step:
     return step
 
 
-def install_targets(args: argparse.Namespace) -> tuple[bytes, list[bytes], bytes | None]:
-    """(package, applets, instance) of an install command, checked."""
-    if args.cap:
-        cap = read_cap(_path(args, args.cap))
-        package = cap.package_aid
-        applets = [parse_aid(args.applet, "--applet")] if args.applet else cap.applet_aids
-        if not applets:
-            raise ConfigurationError(f"{args.cap} holds no applet (a library package is loaded, not installed)")
-    elif args.package and args.applet:
-        package, applets = parse_aid(args.package, "--package"), [parse_aid(args.applet, "--applet")]
-    else:
-        raise ConfigurationError("give a CAP file, or both --package and --applet")
-    instance = parse_aid(args.instance, "--instance") if args.instance else None
-    if instance is not None and len(applets) > 1:
-        raise ConfigurationError("--instance names one instance; the CAP file has several applets (add --applet)")
-    return package, applets, instance
-
-
 def prepare_install(args: argparse.Namespace) -> Step:
     package, applets, instance = install_targets(args)
     params = parse_hex(args.params, "--params", secret=True) if args.params else b""
-    privileges = _privileges(args)
+    privileges = install_privileges(args)
 
     def step(gp: GlobalPlatform) -> list[str]:
         out = []
@@ -272,15 +207,6 @@ def prepare_make_default(args: argparse.Namespace) -> Step:
     return step
 
 
-def card_state(args: argparse.Namespace) -> str:
-    state = args.state.upper()
-    if state not in CARD_STATES:
-        raise ConfigurationError(f"card state {args.state!r}: valid states are {', '.join(CARD_STATES).lower()}")
-    if state == "TERMINATED" and not args.terminate:
-        raise ConfigurationError("TERMINATED is irreversible: the card is dead afterwards; add --terminate to confirm")
-    return state
-
-
 def prepare_card_state(args: argparse.Namespace) -> Step:
     state = card_state(args)
 
@@ -295,7 +221,7 @@ def prepare_put_key(args: argparse.Namespace) -> Step:
     """The new key set from a key profile (never the command line), read and checked before the card."""
     if args.key_type is not None and args.key_type not in KEY_TYPES:
         raise ConfigurationError(f"--type {args.key_type!r}: valid are {', '.join(KEY_TYPES)}")
-    choice = load_key_profile(_path(args, args.new_keys)).resolve()
+    choice = load_key_profile(resolve_path(args, args.new_keys)).resolve()
     if not 0x01 <= choice.keys.kvn <= 0x7F:
         raise ConfigurationError(f"{args.new_keys}: a key set put on a card needs a key version 1..127 (kvn)")
     replace = None
@@ -313,27 +239,10 @@ def prepare_put_key(args: argparse.Namespace) -> Step:
     return step
 
 
-def read_data_file(path: Path) -> bytes:
-    """Personalisation data from a file: hex text (whitespace and # comments allowed) or, failing that, binary."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read {path}: {exc.strerror}") from None
-    try:
-        text = raw.decode("ascii")
-    except UnicodeDecodeError:
-        return raw
-    hex_text = "".join(line.split("#", 1)[0] for line in text.splitlines())
-    try:
-        return parse_hex("".join(hex_text.split()), str(path), secret=True)
-    except HexError:
-        return raw
-
-
 def prepare_store_data(args: argparse.Namespace) -> Step:
     if args.format not in STORE_FORMATS:
         raise ConfigurationError(f"--format {args.format!r}: valid are {', '.join(STORE_FORMATS)}")
-    data = read_data_file(_path(args, args.file))
+    data = read_data_file(resolve_path(args, args.file))
     try:
         split_objects(data, args.format)
     except PersoError as exc:
@@ -534,8 +443,6 @@ OPERATIONS: dict[str, Operation] = {
 def _handler(name: str, op: Operation, connect: Connect) -> Callable[[argparse.Namespace], int]:
     def handle(args: argparse.Namespace) -> int:
         if args.backend == "gppro":
-            from cardsuite.cli.gp_gppro import run_with_gppro
-
             return run_with_gppro(name, args, connect)
         if name == "script":
             lines = parse_script(args.file, OPERATIONS)

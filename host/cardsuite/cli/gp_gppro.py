@@ -15,16 +15,16 @@ import os
 import sys
 
 from cardsuite.cli.common import Connect
-from cardsuite.cli.gp import (
+from cardsuite.cli.gp_common import (
     SECURITY_LEVELS,
-    _path,
-    _privileges,
     authentication,
     card_state,
     default_guard_path,
     format_registry,
+    install_privileges,
     install_targets,
     read_data_file,
+    resolve_path,
 )
 from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
@@ -69,7 +69,7 @@ def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int
     if name == "list":
         print(format_registry(gppro.list(keys, force, session)))
     elif name == "load":
-        cap = _path(args, args.cap)
+        cap = resolve_path(args, args.cap)
         gppro.load(cap, keys, force, session, progress=_progress)
         print(f"loaded {read_cap(cap).package_aid.hex().upper()} (gp.jar)")
         if args.install:
@@ -79,7 +79,7 @@ def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int
                 print(f"installed {applet.hex().upper()} (gp.jar)")
     elif name == "install":
         package, applets, instance = install_targets(args)
-        cap = _path(args, args.cap) if args.cap else None
+        cap = resolve_path(args, args.cap) if args.cap else None
         for applet in applets:
             gppro.install(cap, keys, package=package, applet=applet, instance=instance, params=_params(args),
                           privileges=_privilege_names(args), force=force, options=session)
@@ -110,7 +110,7 @@ def _params(args: argparse.Namespace) -> bytes:
 
 
 def _privilege_names(args: argparse.Namespace) -> list[str]:
-    return privilege_names(_privileges(args))
+    return privilege_names(install_privileges(args))
 
 
 def _progress(done: int, total: int) -> None:
@@ -123,7 +123,7 @@ def _store_data(gppro: GPPro, args: argparse.Namespace, keys: KeySet, force: boo
         raise ConfigurationError(f"gp store-data --format {args.format} --backend gppro: gp.jar takes such data only "
                                  "on its command line (--store-data HEX), visible in ps; use --format dgi (a file) "
                                  "or the cardsuite backend")
-    path = _path(args, args.file)
+    path = resolve_path(args, args.file)
     app = parse_aid(args.app, "--app") if args.app else None
     gppro.store_dgi_file(read_data_file(path), keys, app=app, force=force, options=session)
     print(f"stored {path.name} (DGI) to {app.hex().upper() if app else 'the security domain'} (gp.jar)")
