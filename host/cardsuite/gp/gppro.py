@@ -63,7 +63,7 @@ _CARD_STATE_OPTIONS = {"INITIALIZED": "--initialize-card", "SECURED": "--secure-
 
 # A LOAD command in gp.jar's -d trace (apdu4j: "A>> T=1 (4+0255) 84E80001 FF ..."): CLA 80/84, INS E8, P1
 _LOAD_TRACE = re.compile(r">>.*?\b8[04]E8([0-9A-F]{2})", re.IGNORECASE)
-LOAD_BLOCK = 223  # --bs for a LOAD: fits every security level (16-byte S16 MAC, a block of padding)
+LOAD_BLOCK = 223  # --bs for a LOAD (command data with its MAC): fits every level, S16 and padding included
 _MODE_BITS = ((SecurityLevel.C_MAC, "mac"), (SecurityLevel.C_DECRYPTION, "enc"), (SecurityLevel.R_MAC, "rmac"),
               (SecurityLevel.R_ENCRYPTION, "renc"))
 Progress = Callable[[int, int], None]
@@ -283,12 +283,14 @@ class GPPro:
     def load(self, cap: Path, keys: KeySet, force: bool = False, options: Sequence[str] = (),
              progress: Progress | None = None) -> GPProResult:
         """LOAD of a CAP file; ``progress(done, total)`` after each LOAD command gp.jar sends."""
-        total = 0
-        if progress is not None:
-            size = len(read_cap(cap).load_file())
-            total = -(-size // LOAD_BLOCK)
-        return self.run(["--load", str(cap), "--bs", str(LOAD_BLOCK), *options], keys, force,
-                        f"gp.jar --load {cap.name}", progress=progress, total=total)
+        # gp.jar 26.02.11 with --mode enc on SCP03 sizes --bs blocks for 3DES padding and cuts them wrongly: its own
+        # block size there
+        encrypted = "enc" in options
+        block = 239 if encrypted else LOAD_BLOCK - 8  # plain data per LOAD, for the expected total
+        total = -(-len(read_cap(cap).load_file()) // block) if progress is not None else 0
+        sizing = [] if encrypted else ["--bs", str(LOAD_BLOCK)]
+        return self.run(["--load", str(cap), *sizing, *options], keys, force, f"gp.jar --load {cap.name}",
+                        progress=progress, total=total)
 
     def install(self, cap: Path | None, keys: KeySet, *, package: bytes | None = None, applet: bytes | None = None,
                 instance: bytes | None = None, params: bytes = b"", privileges: Sequence[str] = (),
