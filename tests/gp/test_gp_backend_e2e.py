@@ -84,7 +84,7 @@ def test_the_gppro_backend_loads_installs_a_second_instance_lists_and_deletes(
 
 @pytest.mark.parametrize(("protocol", "kdf", "kvn"), [("scp03", "kdf3", 0x31), ("scp02", "emv", 0x21),
                                                        ("scp02", "visa2", 0x22)])
-def test_gp_jar_opens_the_keys_cardsuite_diversified(vpcd_card, gp_jar: Path, tmp_path: Path, protocol: str,
+def test_gp_jar_opens_the_keys_cardsuite_diversified(vpcd_card, gp_jar: Path, tmp_path: Path, *, protocol: str,
                                                      kdf: str, kvn: int) -> None:
     simulator = vpcd_card(protocol)
     master = MasterKeys.of(MASTER, kdf, kvn)
