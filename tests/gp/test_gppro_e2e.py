@@ -45,10 +45,13 @@ class GpCard:
     simulator: VpcdSimulator
 
     def gp(self, *args: str, key: str | None = DEV, kvn: int | None = None, ok: bool = True,
-           enc: str | None = None) -> subprocess.CompletedProcess:
-        """gp.jar -r <the card's reader> ARGS, the keys in its environment (one key for ENC/MAC/DEK)."""
+           enc: str | None = None, kdf: str | None = None) -> subprocess.CompletedProcess:
+        """gp.jar -r <the card's reader> ARGS, the keys in its environment (one key for ENC/MAC/DEK; with ``kdf``
+        the master key the card's keys are diversified from)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("GP_")}
-        if key is not None:
+        if kdf is not None and key is not None:
+            env.update(GP_KEY=key, GP_KEY_KDF=kdf)
+        elif key is not None:
             env.update(GP_KEY_ENC=enc or key, GP_KEY_MAC=key, GP_KEY_DEK=key)
         if kvn is not None:
             env["GP_KEY_VER"] = f"0x{kvn:02X}"
@@ -62,10 +65,10 @@ class GpCard:
         """gp OPERATIONS -l: gp.jar lists the card after its other operations, in the same session."""
         return self.gp(*operations, "-l", **kwargs).stdout  # type: ignore[arg-type]
 
-    def apdus(self, *hex_apdus: str) -> list[str]:
+    def apdus(self, *hex_apdus: str, connect: str | None = None) -> list[str]:
         """APDUs sent in clear (gp -d -a, before anything else): their responses from gp's trace, data and status
-        word in hex."""
-        args = [arg for apdu in hex_apdus for arg in ("-a", apdu)]
+        word in hex. ``connect``: the ISD's AID, for a card whose default application hides it from gp."""
+        args = [arg for apdu in hex_apdus for arg in ("-a", apdu)] + (["-c", connect] if connect else [])
         lines = self.gp("-d", *args, key=None).stdout.splitlines()
         answers = ["".join(line.split()[3:]).upper() for line in lines if line.startswith("A<<")]  # A<< (n) (t) ..
         return answers[:len(hex_apdus)]
@@ -233,3 +236,30 @@ def test_scp02_i45_is_beyond_gp(card_for) -> None:
     card = card_for(CardManagerConfig("scp02", scp_i=0x45))
     done = card.gp("-l", ok=False)
     assert "GET STATUS failed for 80F28002024F0000 with 0x6982" in done.stdout + done.stderr
+
+
+@pytest.mark.parametrize(("protocol", "kdf"), [("scp02", "emv"), ("scp02", "visa2"), ("scp03", "kdf3")])
+def test_an_issued_card_with_diversified_keys(card_for, protocol: str, kdf: str) -> None:
+    """gp --key-kdf (here GP_KEY_KDF): the card's keys derived from the master key with its KDD."""
+    card = card_for(CardManagerConfig(protocol, keys=(h(ISSUER_AES),) * 3, kdf=kdf))
+    assert "ISD: A000000151000000" in card.listing(key=ISSUER_AES, kdf=kdf)
+    plain = card.gp("-l", key=ISSUER_AES, ok=False)  # the master key itself is not the card's key
+    assert "Card cryptogram invalid" in plain.stdout + plain.stderr
+
+
+def test_default_selected_application(card_for) -> None:
+    """Card Reset at install (gp --privs CardReset: gp.jar 26.02.11's --default no longer adds it) and moved by gp
+    --make-default; the default application answers SELECT without an AID, so gp.jar, which finds the ISD that
+    way, is told the ISD's AID (-c) from then on, as with any card whose default is an applet."""
+    card = card_for(CardManagerConfig("scp03"))
+    card.gp("--install", str(ECHO_CAP), "--privs", "CardReset")
+    isd = ["-c", "A000000151000000"]
+    assert card.apdus("00A4040000", connect=isd[1])[0] == "9000"  # the echo applet's answer, not the ISD's FCI
+    listing = card.listing(*isd)
+    app = listing[listing.index(f"APP: {APPLET}"):]
+    assert "Privs:    CardReset" in app.split("PKG:")[0]
+    assert "CardReset" not in listing.split("APP:")[0]  # the ISD gave it up
+    card.gp(*isd, "--create", INSTANCE, "--applet", APPLET, "--package", PKG, "--make-default", INSTANCE)
+    listing = card.listing(*isd)
+    assert "Privs:    CardReset" in listing[listing.index(f"APP: {INSTANCE}"):].split("PKG:")[0]
+    assert "Privs:    CardReset" not in listing[listing.index(f"APP: {APPLET}"):listing.index(f"APP: {INSTANCE}")]

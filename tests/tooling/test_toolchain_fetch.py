@@ -2,6 +2,7 @@
 a local file (urllib reads file:// URLs) since this machine is offline."""
 
 import dataclasses
+import hashlib
 import io
 import os
 import tarfile
@@ -76,3 +77,27 @@ def test_offline_download_says_how_to_supply_a_local_copy(cache, monkeypatch) ->
     monkeypatch.setattr(toolchain, "ANT_JAVACARD", dataclasses.replace(toolchain.ANT_JAVACARD, url=missing))
     with pytest.raises(ToolchainError, match="Supply a local copy instead: CARDSUITE_JC_HOME / CARDSUITE_ANT_JAVACARD"):
         toolchain.fetch_ant_javacard(log=lambda _: None)
+
+
+def test_gp_jar_is_refused_while_no_release_checksum_is_pinned(cache, tmp_path, monkeypatch) -> None:
+    served = tmp_path / "gp.jar"
+    served.write_bytes(b"any jar")
+    monkeypatch.setattr(toolchain, "GP_JAR", dataclasses.replace(toolchain.GP_JAR, url=served.as_uri()))
+    assert toolchain.GP_JAR.sha256 is None  # see GP_JAR: no checksum of the release could be verified
+    with pytest.raises(ToolchainError, match="no SHA-256 is pinned for gp.jar v26.02.11 .*set CARDSUITE_GP_JAR"):
+        toolchain.fetch_gp_jar(log=lambda _: None)
+    assert not cache.exists() or not list(cache.iterdir())
+
+
+def test_a_pinned_gp_jar_is_fetched_and_checked(cache, tmp_path, monkeypatch) -> None:
+    served = tmp_path / "gp.jar"
+    served.write_bytes(b"the release")
+    pin = dataclasses.replace(toolchain.GP_JAR, url=served.as_uri(), sha256=hashlib.sha256(b"the release").hexdigest())
+    monkeypatch.setattr(toolchain, "GP_JAR", pin)
+    jar = toolchain.fetch_gp_jar(log=lambda _: None)
+    assert jar == cache / "gp-v26.02.11.jar" and jar.read_bytes() == b"the release"
+    served.write_bytes(b"an impostor")
+    jar.unlink()
+    with pytest.raises(ToolchainError, match=f"expected {pin.sha256}"):
+        toolchain.fetch_gp_jar(log=lambda _: None)
+    assert not jar.exists()

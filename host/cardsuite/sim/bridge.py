@@ -39,6 +39,10 @@ class CardManagerConfig:
     keys: tuple[bytes, bytes, bytes] | None = field(default=None, repr=False)
     scp_i: int | None = None  # the "i" parameter; None: SCP02 55, SCP03 70 (the bridge's defaults)
     auth_limit: int | None = None  # failed authentications before the card locks; None: the bridge's 10
+    # "emv", "visa2" (SCP02) or "kdf3" (SCP03): the card's keys are diversified from keys[0], the issuer's master
+    # key, with its key diversification data (an issued card); None: keys are the card's static keys as given
+    kdf: str | None = None
+    serial: bytes | None = None  # the CPLC IC serial number (4 bytes; the KDD derives from it); None: random
 
     def __post_init__(self) -> None:
         if self.protocol not in ("scp02", "scp03"):

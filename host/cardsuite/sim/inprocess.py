@@ -57,6 +57,10 @@ class SimulatorTransport(Transport):
                                          *map(self._jbytes, keys))
         if config.auth_limit is not None:
             manager.setAuthenticationLimit(config.auth_limit)
+        if config.serial is not None:
+            manager.setSerial(self._jbytes(config.serial))
+        if config.kdf is not None:
+            manager.setDiversifiedKeys(jpype.JString(config.kdf), self._jbytes(keys[0]))
         for aid, java_package in manifest_packages(self.project):
             card.registerLoadable(self._jbytes(aid), jpype.JString(java_package))
         return manager

@@ -139,6 +139,10 @@ class VpcdSimulator:
                 cmd += ["--scp-i", f"{self.card_manager.scp_i:02X}"]
             if self.card_manager.auth_limit is not None:
                 cmd += ["--auth-limit", str(self.card_manager.auth_limit)]
+            if self.card_manager.serial is not None:
+                cmd += ["--card-serial", self.card_manager.serial.hex().upper()]
+            if self.card_manager.kdf is not None:
+                cmd += ["--key-kdf", self.card_manager.kdf]
             for aid, java_package in manifest_packages(self.project):
                 cmd += ["--loadable", f"{aid.hex().upper()}:{java_package}"]
         return cmd

@@ -6,6 +6,8 @@
   or from `invoke fetch-toolchain`, which downloads the pinned upstream releases into a cache outside
   the repository and verifies every file by SHA-256.
 - Java libraries (jCardSim, ...): pinned in host/simbridge/pom.xml, resolved by Maven into deps/.
+- GlobalPlatformPro (gp.jar), for the tests that run the real client: a user-supplied CARDSUITE_GP_JAR, or
+  `invoke fetch-toolchain --gp-jar` once its release checksum is pinned (GP_JAR below).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from pathlib import Path
 
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
-from cardsuite.settings import ENV_ANT_JAVACARD, ENV_CACHE, ENV_JC_HOME
+from cardsuite.settings import ENV_ANT_JAVACARD, ENV_CACHE, ENV_GP_JAR, ENV_JC_HOME
 
 PINS = Path(__file__).resolve().parent / "pins"
 
@@ -34,7 +36,8 @@ class PinnedDownload:
     name: str
     version: str
     url: str
-    sha256: str | None  # None: the archive itself varies; its files are checked against a list instead
+    sha256: str | None  # None: the archive itself varies (its files are checked against a list), or unknown
+    checksum_source: str = ""  # where the SHA-256 was taken from, and whether it could be checked
 
 
 # The upstream release users download by hand; its SHA-256 is the one published for that release.
@@ -43,6 +46,19 @@ ANT_JAVACARD = PinnedDownload(
     "v26.05.15",
     "https://github.com/martinpaljak/ant-javacard/releases/download/v26.05.15/ant-javacard.jar",
     "14f5e25c07b184e4ec02ee148892c2ea7ad5d7e9db8b91109524df8f7d000589",
+    "unchecked: the newest release in the public source snapshot available when this was re-checked is v25.12.01;"
+    " no v26.05.15 release or its checksum could be seen (issue 12)",
+)
+# GlobalPlatformPro's release gp.jar, which field loaders download. No SHA-256 is pinned: none could be checked
+# where this was pinned (no network; the shared tools' gp.jar is a build from the v26.02.11 sources, SHA-256
+# db321b69655842a4071812f8b9b739d9eec721146d4f620a55432f8e6f96df4b, not the release file). Until someone checks
+# the release file and pins its SHA-256 here, fetch_gp_jar refuses rather than run an unverified jar.
+GP_JAR = PinnedDownload(
+    "GlobalPlatformPro",
+    "v26.02.11",
+    "https://github.com/martinpaljak/GlobalPlatformPro/releases/download/v26.02.11/gp.jar",
+    None,
+    "not pinned: no checksum of the release file could be verified",
 )
 # Oracle's kits as republished for build tools; a generated tarball is not byte-stable, so every file of
 # the kit we keep is verified against pins/<kit>.sha256 instead.
@@ -256,6 +272,25 @@ def fetch_kit(log=print) -> JavaCardKit:
     (staging / SDK_KIT_NAME).rename(kit)
     shutil.rmtree(staging, ignore_errors=True)
     return JavaCardKit(kit)
+
+
+def fetch_gp_jar(log=print) -> Path:
+    """The pinned GlobalPlatformPro release in the cache, downloaded when missing, checked by SHA-256; refused
+    while no checksum is pinned (GP_JAR)."""
+    if GP_JAR.sha256 is None:
+        raise ToolchainError(f"no SHA-256 is pinned for gp.jar {GP_JAR.version} ({GP_JAR.checksum_source}): "
+                             f"download {GP_JAR.url} yourself, check it, and set {ENV_GP_JAR} to it")
+    jar = cache_dir() / f"gp-{GP_JAR.version}.jar"
+    if jar.exists() and sha256_of(jar) == GP_JAR.sha256:
+        return jar
+    log(f"downloading GlobalPlatformPro {GP_JAR.version} ...")
+    body = _download(GP_JAR.url, "gp.jar")
+    actual = hashlib.sha256(body).hexdigest()
+    if actual != GP_JAR.sha256:
+        raise ToolchainError(f"gp.jar download has SHA-256 {actual}, expected {GP_JAR.sha256}")
+    jar.parent.mkdir(parents=True, exist_ok=True)
+    jar.write_bytes(body)
+    return jar
 
 
 def fetch_toolchain(log=print) -> CapToolchain:

@@ -146,6 +146,30 @@ final class CardRuntime extends SimulatorRuntime {
         }
     }
 
+    /**
+     * Selects an applet as the card does at power-up for its default-selected application (GP Card Spec §6.6, JC
+     * RE §4.1): its select() is called, no SELECT APDU reaches its process(). False when there is no such applet or
+     * its select() refuses; then nothing is selected.
+     */
+    boolean selectImplicitly(AID aid) {
+        activateSimulatorRuntimeInstance();
+        ApplicationInstance instance = lookupApplet(aid);
+        if (instance == null) {
+            return false;
+        }
+        currentAID = aid;
+        boolean accepted;
+        try {
+            accepted = instance.getApplet().select();
+        } catch (RuntimeException refused) {
+            accepted = false;
+        }
+        if (!accepted) {
+            currentAID = null;
+        }
+        return accepted;
+    }
+
     /** Removes an applet instance (DELETE): jCardSim deselects it if needed and calls its uninstall(). */
     void uninstall(AID aid) {
         deleteApplet(aid);

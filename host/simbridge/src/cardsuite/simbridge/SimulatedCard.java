@@ -288,6 +288,21 @@ public final class SimulatedCard {
         }
 
         @Override
+        public boolean selectImplicitly(byte[] aid) {
+            return runtime.selectImplicitly(new AID(aid, (short) 0, (byte) aid.length));
+        }
+
+        @Override
+        public byte[] selectApplet(byte[] aid) {
+            byte[] select = new byte[5 + aid.length + 1];
+            select[1] = (byte) 0xA4;
+            select[2] = 0x04;
+            select[4] = (byte) aid.length;
+            System.arraycopy(aid, 0, select, 5, aid.length);
+            return simulator.transmitCommand(select);
+        }
+
+        @Override
         public byte[] processUnselected(byte[] aid, byte[] command) {
             return runtime.processUnselected(new AID(aid, (short) 0, (byte) aid.length), command);
         }

@@ -29,6 +29,19 @@ final class CardData {
                         Tlv.encode(0x9F65, new byte[] {(byte) 0xFF})));
     }
 
+    /**
+     * Card Capability Information (tag 67, GP Card Spec v2.3.1 §H.4 / Amendment E): A0 the secure channel (80 the
+     * protocol, 81 its i parameter, for SCP03 82 the AES key lengths, b1 128, b2 192, b3 256), 81 the privileges its
+     * security domain has, 82 the application privileges this card acts on (Card Reset: the default selection).
+     * No LFDB hash or cipher suites: this card checks no DAP and issues no receipts.
+     */
+    static byte[] capabilities(int scp, int i, byte[] isdPrivileges) {
+        byte[] channel = Bytes.concat(Tlv.encode(0x80, new byte[] {(byte) scp}), Tlv.encode(0x81, new byte[] {(byte) i}),
+                scp == 0x03 ? Tlv.encode(0x82, new byte[] {0x07}) : new byte[0]);
+        return Tlv.encode(0x67, Tlv.encode(0xA0, channel), Tlv.encode(0x81, isdPrivileges),
+                Tlv.encode(0x82, new byte[] {Registry.CARD_RESET, 0, 0}));
+    }
+
     /** §11.3.3.1 (Table 11-31): Key Information Template, one C0 entry (id, version, type, length) per key. */
     static byte[] keyInformation(java.util.List<byte[]> keys) {
         byte[] entries = new byte[0];

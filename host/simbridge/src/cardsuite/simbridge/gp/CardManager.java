@@ -40,7 +40,10 @@ public final class CardManager {
     /** Response data is kept under 256 bytes, R-MAC included. */
     private static final int MAX_RESPONSE = 240;
     private static final int MAX_LOAD_FILE = 1 << 20;
-    /** ISD privileges: Security Domain, Card Lock, Card Terminate, CVM Management; Trusted Path ... (§11.1.2). */
+    /**
+     * ISD privileges: Security Domain, Card Lock, Card Terminate, Card Reset, CVM Management; Trusted Path ...
+     * (§11.1.2). Card Reset passes to an application given it, and back when none has it.
+     */
     private static final byte[] ISD_PRIVILEGES = Bytes.fromHex("9EFE80");
 
     /** What the card manager needs from the Java Card runtime underneath. */
@@ -66,6 +69,12 @@ public final class CardManager {
          * power fails at it (an armed tear), and then the card manager must not complete the update.
          */
         boolean persistentWrite();
+
+        /** Selects an applet at power-up, as the default-selected application: select() only. */
+        boolean selectImplicitly(byte[] aid);
+
+        /** Sends the runtime a SELECT of this applet by its full AID; the runtime's response. */
+        byte[] selectApplet(byte[] aid);
 
         /** Runs a command in an applet without selecting it (STORE DATA of a personalisation); its response. */
         byte[] processUnselected(byte[] aid, byte[] command);
@@ -198,6 +207,22 @@ public final class CardManager {
         return CardData.cplc(serial, isdData.prePerso, isdData.perso);
     }
 
+    /**
+     * Gives the card static keys diversified from an issuer master key with its key diversification data (as
+     * issued cards hold them): the default key set is replaced, its version kept. Call after {@link #setSerial}.
+     *
+     * @param kdf "emv", "visa2" (SCP02, 3DES) or "kdf3" (SCP03, AES)
+     */
+    public void setDiversifiedKeys(String kdf, byte[] master) {
+        StaticKeys derived = KeyDiversification.derive(kdf, master, isdData.kdd, keys.defaultVersion());
+        if (channel.protocol() == 2 ? !Scp02Channel.fits(derived) : !Scp03Channel.fits(derived)) {
+            throw new IllegalArgumentException(kdf + " keys do not fit SCP0" + channel.protocol());
+        }
+        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = new java.util.LinkedHashMap<>();
+        next.put(derived.version, KeyStore.keySet(derived, keys.scpType()));
+        keys.publish(next);
+    }
+
     /** An application's life cycle byte, or -1 when there is no such application. */
     public int applicationLifeCycle(byte[] aid) {
         Registry.Application app = registry.application(aid);
@@ -210,12 +235,37 @@ public final class CardManager {
 
     // ---------------------------------------------------------------- the card's side
 
-    /** Power-up: the ISD is the implicitly selected application; any session or load in progress is gone. */
+    /**
+     * Power-up: the default-selected application (Card Reset privilege, §6.6) is implicitly selected, else the ISD;
+     * any session or load in progress is gone.
+     */
     public void powerUp() {
         selected = true;
         channel.close();
         abortLoad();
         statusPending = new ArrayList<>();
+        Registry.Application defaultApp = selectableDefault();
+        if (defaultApp != null && platform.selectImplicitly(defaultApp.aid)) {
+            selected = false;
+        }
+    }
+
+    /** The default-selected application when it may be selected now (SELECTABLE, the card not locked), else null. */
+    private Registry.Application selectableDefault() {
+        Registry.Application app = registry.defaultSelected();
+        if (app == null || !app.selectable() || cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED) {
+            return null;
+        }
+        return app;
+    }
+
+    /** The ISD's privileges as GET STATUS shows them: without Card Reset while an application holds it. */
+    private byte[] isdPrivileges() {
+        byte[] privileges = ISD_PRIVILEGES.clone();
+        if (registry.defaultSelected() != null) {
+            privileges[0] &= ~Registry.CARD_RESET;
+        }
+        return privileges;
     }
 
     /**
@@ -260,6 +310,10 @@ public final class CardManager {
             return selected ? sw(e.sw()) : null;
         }
         byte[] aid = command.data;
+        Registry.Application defaultApp = selectableDefault();
+        if (aid.length == 0 && defaultApp != null) {
+            return selectDefault(defaultApp);
+        }
         if (aid.length == 0 || (aid.length >= 5 && Registry.startsWith(ISD_AID, aid))) {
             platform.deselectApplet();
             selected = true;
@@ -281,6 +335,14 @@ public final class CardManager {
             abortLoad();
         }
         return null;
+    }
+
+    /** SELECT without an AID while an application holds Card Reset: that application, as after power-up. */
+    private byte[] selectDefault(Registry.Application app) {
+        selected = false;
+        channel.close();
+        abortLoad();
+        return platform.selectApplet(app.aid);
     }
 
     private byte[] dispatch(CommandApdu command) {
@@ -365,7 +427,10 @@ public final class CardManager {
 
     // ---------------------------------------------------------------- GET DATA, GET STATUS
 
-    /** §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, CIN 45, sequence counter C1 (SCP02). */
+    /**
+     * §11.3: CPLC 9F7F, Card Data 66, Key Information Template E0, IIN 42 (once stored), CIN 45, key diversification
+     * data CF, Card Capability Information 67, sequence counter C1 (SCP02; SCP03 with the pseudo-random challenge).
+     */
     private byte[] getData(CommandApdu command) {
         if (command.secureMessaging()) {
             command = authenticated(command);
@@ -383,9 +448,14 @@ public final class CardManager {
                 }
                 return respond(Tlv.encode(0x42, isdData.iin), Sw.OK);
             case 0x00CF: return respond(Tlv.encode(0xCF, isdData.kdd), Sw.OK);
+            case 0x0067: return respond(CardData.capabilities(channel.protocol(), channel.parameter, ISD_PRIVILEGES),
+                    Sw.OK);
             case 0x00C1:
                 if (channel instanceof Scp02Channel) {
                     return respond(Tlv.encode(0xC1, ((Scp02Channel) channel).sequenceCounter()), Sw.OK);
+                }
+                if (channel instanceof Scp03Channel && (channel.parameter & 0x10) != 0) {
+                    return respond(Tlv.encode(0xC1, ((Scp03Channel) channel).sequenceCounter()), Sw.OK);
                 }
                 // fall through: SCP03 cards keep no such counter unless i b5 is set
             default: throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, String.format("no data object %04X", tag));
@@ -412,7 +482,7 @@ public final class CardManager {
                 throw new GpException(Sw.WRONG_DATA, "GET STATUS needs a search criterion 4F");
             }
             statusP1 = p1;
-            statusPending = Status.entries(p1, filter, tlv, registry, cardLifeCycle, ISD_PRIVILEGES);
+            statusPending = Status.entries(p1, filter, tlv, registry, cardLifeCycle, isdPrivileges());
             if (statusPending.isEmpty()) {
                 throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "nothing matches");
             }
@@ -437,6 +507,7 @@ public final class CardManager {
             case 0x04: case 0x0C: return installForInstall(fields, command.p1 == 0x0C);
             case 0x08: return makeSelectable(fields);
             case 0x20: return installForPersonalization(fields);
+            case 0x40: return installForRegistryUpdate(fields);
             default: throw new GpException(Sw.WRONG_P1P2, String.format("INSTALL P1 %02X not supported", command.p1));
         }
     }
@@ -549,6 +620,7 @@ public final class CardManager {
             }
             appletParameters = c9;
         }
+        checkPrivileges(privileges);
         String className = appletClass(moduleAid, file.javaPackage);
         byte[] bArray = Bytes.concat(new byte[] {(byte) instanceAid.length}, instanceAid,
                 new byte[] {(byte) privileges.length}, privileges, new byte[] {(byte) appletParameters.length},
@@ -561,9 +633,59 @@ public final class CardManager {
         } catch (IllegalArgumentException | IllegalStateException e) {
             throw new GpException(Sw.WRONG_DATA, "install() of " + className + " failed: " + e.getMessage());
         }
-        registry.addApplication(new Registry.Application(instanceAid, loadFileAid, moduleAid, className,
-                makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, privileges));
+        Registry.Application app = new Registry.Application(instanceAid, loadFileAid, moduleAid, className,
+                makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, new byte[3]);
+        registry.addApplication(app);
+        grant(app, privileges);
         return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.5.2.3.4 (Table 11-46): the security domain (empty: no extradition), an empty field, the application's AID,
+     * its new privileges (empty: unchanged), parameters, token. 6A88 for an unknown application or another security
+     * domain (this card has none), 6A80 for malformed privileges. Giving Card Reset takes it from the application
+     * (or the ISD) that had it.
+     */
+    private byte[] installForRegistryUpdate(Fields fields) {
+        byte[] domain = fields.next();
+        fields.next();
+        byte[] aid = fields.next();
+        byte[] privileges = fields.optional();
+        fields.optional();
+        fields.optional();
+        fields.end();
+        if (domain.length != 0 && !Arrays.equals(domain, ISD_AID)) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such security domain");
+        }
+        Registry.Application app = registry.application(aid);
+        if (app == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
+        }
+        if (privileges.length > 0) {
+            checkPrivileges(privileges);
+            persist(0);
+            grant(app, privileges);
+        }
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    private static void checkPrivileges(byte[] privileges) {
+        if (privileges.length != 1 && privileges.length != 3) {
+            throw new GpException(Sw.WRONG_DATA, "privileges have 1 or 3 bytes");
+        }
+    }
+
+    /** Sets an application's privileges (1 or 3 bytes, kept as 3); Card Reset is only ever one application's. */
+    private void grant(Registry.Application app, byte[] privileges) {
+        byte[] full = Arrays.copyOf(privileges, 3);
+        if ((full[0] & Registry.CARD_RESET) != 0) {
+            Registry.Application previous = registry.defaultSelected();
+            if (previous != null && previous != app) {
+                previous.privileges = previous.privileges.clone();
+                previous.privileges[0] &= ~Registry.CARD_RESET;
+            }
+        }
+        app.privileges = full;
     }
 
     /** §11.5.2.3.3: INSTALL [for make selectable]: empty load file and module, the instance AID, privileges. */
@@ -571,14 +693,28 @@ public final class CardManager {
         fields.next();
         fields.next();
         byte[] instanceAid = fields.next();
+        byte[] privileges = fields.optional();
+        fields.optional(); // token
         Registry.Application app = registry.application(instanceAid);
         if (app == null) {
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
         }
-        if (app.lifeCycle != Registry.INSTALLED) {
+        if (privileges.length > 0) {
+            checkPrivileges(privileges);
+        }
+        boolean installed = app.lifeCycle == Registry.INSTALLED;
+        // gp --make-default sends this for an application already SELECTABLE with Card Reset: cards take it as
+        // a change of privileges, which GP 2.2 and later give INSTALL [for registry update]
+        if (!installed && (privileges.length == 0 || !app.selectable())) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the application is not INSTALLED");
         }
-        app.lifeCycle = Registry.SELECTABLE;
+        persist(0);
+        if (installed) {
+            app.lifeCycle = Registry.SELECTABLE;
+        }
+        if (privileges.length > 0) {
+            grant(app, privileges);
+        }
         return respond(new byte[] {0}, Sw.OK);
     }
 

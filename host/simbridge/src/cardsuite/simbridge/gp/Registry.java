@@ -21,6 +21,8 @@ public final class Registry {
     public static final int INSTALLED = 0x03;
     public static final int SELECTABLE = 0x07;
     public static final int LOCKED = 0x80;
+    /** Privilege byte 1 b3: Card Reset, the default-selected application on the basic interface. */
+    static final int CARD_RESET = 0x04;
 
     /** An Executable Load File on the card. */
     public static final class LoadFile {
@@ -56,7 +58,7 @@ public final class Registry {
         public final byte[] module;
         public final String className;
         int lifeCycle;
-        final byte[] privileges;
+        byte[] privileges;
 
         Application(byte[] aid, byte[] loadFile, byte[] module, String className, int lifeCycle, byte[] privileges) {
             this.aid = aid.clone();
@@ -73,6 +75,15 @@ public final class Registry {
 
         public byte[] loadFile() {
             return loadFile == null ? null : loadFile.clone();
+        }
+
+        /** The Card Reset privilege (§6.6.1, Table 6-1 byte 1 b3): the application selected at power-up. */
+        boolean defaultSelected() {
+            return (privileges[0] & CARD_RESET) != 0;
+        }
+
+        public byte[] privileges() {
+            return privileges.clone();
         }
 
         boolean selectable() {
@@ -162,6 +173,16 @@ public final class Registry {
         }
         for (Application app : applications.values()) {
             if (startsWith(app.aid, aidOrPrefix)) {
+                return app;
+            }
+        }
+        return null;
+    }
+
+    /** The application holding the Card Reset privilege, or null (then the ISD is the default). */
+    Application defaultSelected() {
+        for (Application app : applications.values()) {
+            if (app.defaultSelected()) {
                 return app;
             }
         }

@@ -49,6 +49,11 @@ final class Scp03Channel extends SecureChannel {
         return keys.sameLengths();
     }
 
+    /** The 3-byte counter of the pseudo-random card challenge (i b5), its last value. */
+    byte[] sequenceCounter() {
+        return new byte[] {(byte) (sequenceCounter >> 16), (byte) (sequenceCounter >> 8), (byte) sequenceCounter};
+    }
+
     @Override
     int protocol() {
         return 0x03;

@@ -129,6 +129,9 @@ public final class VpcdMain {
         if (options.cardSerial != null) {
             manager.setSerial(options.cardSerial);
         }
+        if (options.keyKdf != null) {
+            manager.setDiversifiedKeys(options.keyKdf, keys.enc()); // one key: the master
+        }
         if (options.cardLifeCycle != 0) {
             manager.setCardLifeCycle(options.cardLifeCycle);
         }

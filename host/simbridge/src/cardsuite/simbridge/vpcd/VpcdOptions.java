@@ -12,7 +12,7 @@ final class VpcdOptions {
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
             "           [--connect-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE] [--exit-on-stdin-eof]",
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
-            "            [--card-serial HEX8] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
+            "            [--card-serial HEX8] [--key-kdf emv|visa2|kdf3] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
             "           [--kill-host-at N:PIDFILE]",
             "  --port             vpcd's port for the reader slot (Debian: 35963 + slot)",
@@ -32,6 +32,8 @@ final class VpcdOptions {
             "  --key-version      the key set's version number, 1..127 (default 1)",
             "  --auth-limit       failed authentications before the card locks (default 10)",
             "  --card-serial      the CPLC IC serial number, 4 bytes hex (default random)",
+            "  --key-kdf          the keys are diversified (emv, visa2: 3DES; kdf3: AES) from one master key, the",
+            "                     one key of CARDSUITE_SIM_KEYS, with the card's key diversification data",
             "  --card-life-cycle  OP_READY (default), INITIALIZED, SECURED, CARD_LOCKED or TERMINATED",
             "  --loadable         a package AID the card may LOAD, and the Java package of its classes (repeatable)",
             "  --applet-class     the class of an applet AID of a loadable package (repeatable)",
@@ -79,6 +81,8 @@ final class VpcdOptions {
     int keyVersion = 1;
     int authLimit;
     byte[] cardSerial;
+    /** --key-kdf: the static keys are diversified from the (one) configured key. */
+    String keyKdf;
     int cardLifeCycle;
     /** --loadable: package AID hex → "java.package[:major.minor]". */
     final List<String[]> loadables = new ArrayList<>();
@@ -113,6 +117,7 @@ final class VpcdOptions {
                 case "--key-version": options.keyVersion = parseInt(value(args, ++i, option), 0, 1, 127, option); break;
                 case "--auth-limit": options.authLimit = parseInt(value(args, ++i, option), 10, 1, 1 << 20, option); break;
                 case "--card-serial": options.cardSerial = Bytes.fromHex(value(args, ++i, option)); break;
+                case "--key-kdf": options.keyKdf = value(args, ++i, option); break;
                 case "--card-life-cycle": options.cardLifeCycle = lifeCycle(value(args, ++i, option)); break;
                 case "--loadable": options.loadables.add(pair(value(args, ++i, option), option)); break;
                 case "--applet-class": options.appletClasses.add(pair(value(args, ++i, option), option)); break;
@@ -126,7 +131,7 @@ final class VpcdOptions {
             throw new IllegalArgumentException("--port and --classpath are required");
         }
         if (options.cardManager == null && (options.scpParameter >= 0 || options.authLimit > 0
-                || options.cardSerial != null || options.cardLifeCycle != 0 || !options.loadables.isEmpty()
+                || options.cardSerial != null || options.keyKdf != null || options.cardLifeCycle != 0 || !options.loadables.isEmpty()
                 || !options.appletClasses.isEmpty() || !options.preloads.isEmpty())) {
             throw new IllegalArgumentException("card manager options need --card-manager scp02|scp03");
         }
