@@ -58,9 +58,9 @@ def test_emv_and_visa2_read_different_kdd_bytes() -> None:
 
 
 def test_bad_inputs() -> None:
-    with pytest.raises(ValueError, match="10 bytes, got 8"):
+    with pytest.raises(ConfigurationError, match="10 bytes, got 8"):
         diversify_emv(MASTER_16, bytes(8))
-    with pytest.raises(ValueError, match="16-byte master key.*kdf3"):
+    with pytest.raises(ConfigurationError, match="16 bytes, got 32 .AES keys: kdf3"):
         diversify_emv(MASTER_32, KDD)
     with pytest.raises(ConfigurationError, match="valid are emv, visa2, kdf3"):
         MasterKeys.of(MASTER_16, "visa1")

@@ -74,7 +74,7 @@ KDD_LENGTH = 10  # key diversification data in the INITIALIZE UPDATE response ([
 
 def _kdd(div_data: bytes) -> bytes:
     if len(div_data) != KDD_LENGTH:
-        raise ValueError(f"key diversification data has {KDD_LENGTH} bytes, got {len(div_data)}")
+        raise ConfigurationError(f"key diversification data has {KDD_LENGTH} bytes, got {len(div_data)}")
     return div_data
 
 
@@ -82,8 +82,8 @@ def _des_diversified(master: bytes, six: bytes, kdf: str, kvn: int) -> KeySet:
     """EMV CPG 2.1 and VISA2 share the shape: for key number k, 3DES-ECB under the master key of
     six || F0 || k || six || 0F || k (16 bytes: a two-key 3DES key)."""
     if len(master) != 16:
-        raise ValueError(f"{kdf} diversification derives two-key 3DES keys from a 16-byte master key, got "
-                         f"{len(master)} bytes (AES keys: kdf3)")
+        raise ConfigurationError(f"{kdf} diversification derives two-key 3DES keys: a 3DES master key has 16 "
+                                 f"bytes, got {len(master)} (AES keys: kdf3)")
     keys = {role: tdes_ecb(master, six + bytes((0xF0, k)) + six + bytes((0x0F, k)))
             for role, k in _KEY_NUMBERS.items()}
     return KeySet(keys["enc"], keys["mac"], keys["dek"], kvn)
@@ -108,7 +108,8 @@ def diversify_kdf3(master: bytes, div_data: bytes, kvn: int = 0) -> KeySet:
     key has (AES-128/192/256)."""
     kdd = _kdd(div_data)
     if len(master) not in (16, 24, 32):
-        raise ValueError(f"kdf3 derives AES keys from an AES master key (16, 24 or 32 bytes), got {len(master)}")
+        raise ConfigurationError(f"kdf3 derives AES keys from an AES master key (16, 24 or 32 bytes), got "
+                                 f"{len(master)}")
 
     def derive(k: int) -> bytes:
         out, counter = b"", 1
@@ -122,6 +123,7 @@ def diversify_kdf3(master: bytes, div_data: bytes, kvn: int = 0) -> KeySet:
 
 
 DIVERSIFICATIONS = {"emv": diversify_emv, "visa2": diversify_visa2, "kdf3": diversify_kdf3}
+KDF_NAMES = tuple(DIVERSIFICATIONS)  # GlobalPlatformPro's --key-kdf names
 
 
 class MasterKeys(KeySet):
@@ -379,56 +381,8 @@ def resolve_keys(profile: Path | None = None, dev_keys: bool = False, kvn: int |
     return development_keys(kvn if kvn is not None else parse_kvn(env.get(ENV_GP_KVN, "0"), ENV_GP_KVN))
 
 
-# -- diversified static keys: an issued card's ENC/MAC/DEK derived from the issuer's master key and the card's
-# key diversification data (the 10 bytes heading INITIALIZE UPDATE's answer, GET DATA CF). The three schemes
-# GlobalPlatformPro names --key-kdf emv|visa2|kdf3; key numbers 1 ENC, 2 MAC, 3 DEK.
-DIVERSIFICATION_DATA_LENGTH = 10
-KDF_NAMES = ("emv", "visa2", "kdf3")
-
-
-def _div_data(div_data: bytes) -> bytes:
-    if len(div_data) != DIVERSIFICATION_DATA_LENGTH:
-        raise ConfigurationError(f"key diversification data has {DIVERSIFICATION_DATA_LENGTH} bytes, "
-                                 f"got {len(div_data)}")
-    return div_data
-
-
-def _des_diversified(master: bytes, part: bytes) -> KeySet:
-    """3DES-ECB under the master key of part | F0 | n | part | 0F | n, per key n (the 16-byte key's halves)."""
-    if len(master) != 16:
-        raise ConfigurationError(f"a 3DES master key has 16 bytes, got {len(master)}")
-    enc, mac, dek = (tdes_ecb(master, part + bytes([0xF0, n]) + part + bytes([0x0F, n])) for n in (1, 2, 3))
-    return KeySet(enc, mac, dek)
-
-
-def diversify_emv(master: bytes, div_data: bytes) -> KeySet:
-    """EMV CPS / CPG 2.1: the six bytes 4-9 of the diversification data (the chip's serial number part)."""
-    return _des_diversified(master, _div_data(div_data)[4:10])
-
-
-def diversify_visa2(master: bytes, div_data: bytes) -> KeySet:
-    """VISA2 (Visa GP 2.1.1 card implementation requirements): bytes 0-1 and 4-7 of the diversification data."""
-    data = _div_data(div_data)
-    return _des_diversified(master, data[0:2] + data[4:8])
-
-
-def diversify_kdf3(master: bytes, div_data: bytes) -> KeySet:
-    """SCP03 cards' AES keys: NIST SP 800-108 counter mode with AES-CMAC over counter | 00 00 00 n 00 | the 10
-    bytes of diversification data, as long as the master key (GlobalPlatformPro's kdf3 template)."""
-    data = _div_data(div_data)
-    if len(master) not in (16, 24, 32):
-        raise ConfigurationError(f"an AES master key has 16, 24 or 32 bytes, got {len(master)}")
-
-    def derive(n: int) -> bytes:
-        blocks = (aes_cmac(master, bytes([i]) + bytes([0, 0, 0, n, 0]) + data) for i in range(1, 3))
-        return b"".join(blocks)[: len(master)]
-
-    return KeySet(derive(1), derive(2), derive(3))
-
-
 def diversify(kdf: str, master: bytes, div_data: bytes) -> KeySet:
     """One of KDF_NAMES by name."""
-    functions = {"emv": diversify_emv, "visa2": diversify_visa2, "kdf3": diversify_kdf3}
-    if kdf not in functions:
+    if kdf not in DIVERSIFICATIONS:
         raise ConfigurationError(f"key diversification {kdf!r}: use one of {', '.join(KDF_NAMES)}")
-    return functions[kdf](master, div_data)
+    return DIVERSIFICATIONS[kdf](master, div_data)
