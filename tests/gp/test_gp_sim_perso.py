@@ -270,3 +270,16 @@ def test_cli_script_lines_are_checked_before_the_card(card: GpCard, tmp_path: Pa
     script.write_text("cplc\n")
     status, _, err = _cli(card, ["gp", "script", str(script), "--dev-keys"], capsys)
     assert status == 1 and "'cplc' is not an operation a script runs" in err
+
+
+def test_cli_make_default_moves_the_default_selected_privilege(card: GpCard, tmp_path: Path,
+                                                               capsys: pytest.CaptureFixture,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
+    assert _cli(card, ["gp", "load", str(ECHO), "--install", "--dev-keys"], capsys)[0] == 0
+    status, out, err = _cli(card, ["gp", "make-default", ECHO_AID.hex(), "--dev-keys"], capsys)
+    assert status == 0 and "is the default selected application" in out, err
+    registry = card.authenticated().registry()
+    app = registry.application(ECHO_AID)
+    assert app is not None and DEFAULT_SELECTED in app.privilege_names
+    assert registry.isd is not None and DEFAULT_SELECTED not in registry.isd.privilege_names
