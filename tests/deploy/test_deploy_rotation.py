@@ -19,9 +19,12 @@ from cardsuite.gp.client import GlobalPlatform
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import CardCryptogramError, KeySet
 from cardsuite.project import Project
+from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.transport.base import Transport
-from test_deploy_crash import HostKilled, _counting, _dies_at
+from cardsuite.transport.pcsc import PcscTransport
+from test_deploy_crash import HostKilled, Sweep, _counting, _dies_at
 
 ISSUER = KeySet(bytes(range(0x10, 0x20)), bytes(range(0x20, 0x30)), bytes(range(0x30, 0x40)), kvn=0x30)
 ISSUER_ENV = {"ISSUER_ENC": ISSUER.enc.hex(), "ISSUER_MAC": ISSUER.mac.hex(), "ISSUER_DEK": ISSUER.dek.hex()}
@@ -172,3 +175,53 @@ def test_a_host_dying_anywhere_in_the_rotation_leaves_a_card_the_next_run_finish
             card.disconnect()
     # killed before the PUT KEY reached the card, the next run rotates; at or after it, it finds the issuer keys
     assert rotated_by_the_rerun == [at < put_key for at in points], (points, put_key, rotated_by_the_rerun)
+
+
+# ---------------------------------------------------------------- over vpcd: the host process killed
+
+
+def _rotated(transport: Transport, wallet_db: Path, inventory: Inventory, where: str) -> None:
+    """The card holds only the issuer keys (its key information template), they open a session, the package is
+    there, and the inventory says so."""
+    del wallet_db
+    gp = GlobalPlatform(transport)
+    gp.select()
+    assert sorted({k.version for k in gp.key_info()}) == [0x30], where
+    gp.open_secure_channel(ISSUER)
+    assert [f.aid.hex().upper() for f in gp.registry().load_files] == ["001122334455"], where
+    [card] = inventory.cards()
+    record = inventory.keys(card.card)
+    assert record is not None and (record.kvn, record.key_set) == (0x30, "issuer"), where
+    assert [e.outcome for e in inventory.events(card.card) if e.action == "deploy"][-1] == "ok", where
+
+
+@pytest.mark.e2e
+def test_a_deploy_killed_anywhere_in_the_rotation_over_vpcd_is_finished_by_the_next(
+        project: Project, profile: Path, tmp_path: Path, pytestconfig: pytest.Config,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cardsuite deploy` as a process, SIGKILLed by the bridge right after the card processed its Nth command: at
+    the first session's INITIALIZE UPDATE and EXTERNAL AUTHENTICATE, the commands around the PUT KEY and the new
+    session (the in-process test above does the same without a process to kill)."""
+    if pytestconfig.getoption("--cardsuite-card") != "vpcd":
+        pytest.skip("kills a host process talking to pcscd: run with --card vpcd")
+    ensure_pcscd()
+    slots = free_slots()
+    if not slots:
+        pytest.skip("every vpcd slot already holds a card")
+    for name, value in ISSUER_ENV.items():
+        monkeypatch.setenv(name, value)
+    sweep = Sweep(project, slots[0], CardManagerConfig("scp03"), tmp_path, profile=profile, check=_rotated)
+    reference: list[bytes] = []
+    send = PcscTransport.transmit_raw
+    monkeypatch.setattr(PcscTransport, "transmit_raw",
+                        lambda self, command: (reference.append(bytes(command[:4])), send(self, command))[1])
+    (tmp_path / "reference").mkdir()
+    with VpcdSimulator(project, slot=sweep.slot, applets=[], card_manager=sweep.config):
+        assert main(sweep.argv(tmp_path / "reference")) == 0
+    monkeypatch.setattr(PcscTransport, "transmit_raw", send)
+    sweep.total = len(reference)
+    first = next(i + 1 for i, c in enumerate(reference) if c[1] == INS_INITIALIZE_UPDATE)
+    [put_key] = [i + 1 for i, c in enumerate(reference) if c[1] == INS_PUT_KEY]
+    points = sorted({first, first + 1, put_key - 1, *range(put_key, put_key + 5)})
+    failures = [failure for at in points if (failure := sweep.kill_and_finish(at))]
+    assert not failures, "\n".join(failures)
