@@ -283,3 +283,24 @@ def test_cli_make_default_moves_the_default_selected_privilege(card: GpCard, tmp
     app = registry.application(ECHO_AID)
     assert app is not None and DEFAULT_SELECTED in app.privilege_names
     assert registry.isd is not None and DEFAULT_SELECTED not in registry.isd.privilege_names
+
+
+@pytest.mark.parametrize(("protocol", "kdf"), [("scp02", "emv"), ("scp02", "visa2"), ("scp03", "kdf3")])
+def test_cli_kdf_opens_an_issued_card_from_its_master_key(project: Project, tmp_path: Path,
+                                                          capsys: pytest.CaptureFixture,
+                                                          monkeypatch: pytest.MonkeyPatch, *, protocol: str,
+                                                          kdf: str) -> None:
+    master = h("00112233445566778899AABBCCDDEEFF")
+    transport = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig(
+        protocol, keys=(master,) * 3, kdf=kdf, serial=h("12345678")))
+    transport.connect()
+    card = GpCard(transport, transport.manager, BrickGuard(tmp_path / "guard.db"))
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
+    monkeypatch.setenv("CARDSUITE_GP_KEY", master.hex())
+    try:
+        status, out, err = _cli(card, ["gp", "list", "--kdf", kdf], capsys)
+        assert status == 0 and "ISD: A000000151000000" in out, err
+        status, _, err = _cli(card, ["gp", "list"], capsys)  # the master key is not the card's key
+        assert status == 1 and "wrong keys" in err
+    finally:
+        transport.disconnect()

@@ -100,6 +100,9 @@ def _add_gp_options(parser: argparse.ArgumentParser, add_card_options: AddOption
     parser.add_argument("--level", "--mode", dest="level", default="mac",
                         help=f"security level: {', '.join(SECURITY_LEVELS)} [default mac]; rmac and renc need a "
                         "card whose SCP03 i parameter offers them")
+    parser.add_argument("--kdf", default=None,
+                        help="the key is a master key, diversified per card: emv (EMV CPG 2.1), visa2 or kdf3 "
+                        "(gp --key-kdf); a key profile says it with kdf = \"...\"")
     parser.add_argument("--s16", action="store_true", default=None,
                         help="SCP03 S16 mode (16-byte challenges); default: as the card's card data says")
     parser.add_argument("--guard-db", type=Path, default=os.environ.get(ENV_GUARD),

@@ -12,7 +12,7 @@ from cardsuite import settings
 from cardsuite.codec import HexError, parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import CARD_STATES, DEFAULT_SELECTED, CardContents, encode_privileges
-from cardsuite.gp.keys import KeyChoice, parse_kvn, resolve_keys
+from cardsuite.gp.keys import DIVERSIFICATIONS, KeyChoice, MasterKeys, parse_kvn, resolve_keys
 from cardsuite.gp.scp import LEVELS, MODES
 from cardsuite.tooling.cap import read_cap
 
@@ -37,12 +37,30 @@ class Authentication:
 def authentication(args: argparse.Namespace) -> Authentication:
     kvn = parse_kvn(args.kvn, "--kvn") if args.kvn is not None else None
     choice = resolve_keys(args.key_profile, args.dev_keys, kvn)
+    kdf = getattr(args, "kdf", None)
+    if kdf is not None:
+        choice = _master(choice, kdf)
     if args.level not in SECURITY_LEVELS:
         raise ConfigurationError(f"--level {args.level!r}: valid levels are {', '.join(SECURITY_LEVELS)}")
     scp = {None: choice.scp, "02": 2, "2": 2, "03": 3, "3": 3}.get(args.scp, -1)
     if scp == -1:
         raise ConfigurationError(f"--scp {args.scp!r}: valid values are 02 and 03")
     return Authentication(choice, int(SECURITY_LEVELS[args.level]), scp)
+
+
+def _master(choice: KeyChoice, kdf: str) -> KeyChoice:
+    """--kdf: the one key given is a master key (gp --key-kdf)."""
+    if kdf not in DIVERSIFICATIONS:
+        raise ConfigurationError(f"--kdf {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
+    keys = choice.keys
+    if isinstance(keys, MasterKeys):
+        if keys.kdf != kdf:
+            raise ConfigurationError(f"--kdf {kdf} and the key profile's kdf = {keys.kdf!r} disagree")
+        return choice
+    if not keys.enc == keys.mac == keys.dek:
+        raise ConfigurationError("--kdf diversifies one master key: give one key (CARDSUITE_GP_KEY, or keys.master "
+                                 "in a key profile), not ENC, MAC and DEK")
+    return KeyChoice(MasterKeys.of(keys.enc, kdf, keys.kvn), f"{choice.source}, diversified ({kdf})", choice.scp)
 
 
 def format_registry(registry: CardContents) -> str:
