@@ -39,6 +39,15 @@ def gp_jar() -> Path:
 
 @pytest.fixture
 def vpcd_card(project: Project, gp_jar: Path) -> Iterator:
+    yield from _simulators(project)
+
+
+@pytest.fixture
+def vpcd_only(project: Project) -> Iterator:
+    yield from _simulators(project)
+
+
+def _simulators(project: Project) -> Iterator:
     started: list[VpcdSimulator] = []
 
     def start(protocol: str) -> VpcdSimulator:
@@ -99,3 +108,25 @@ def test_gp_jar_opens_the_keys_cardsuite_diversified(vpcd_card, gp_jar: Path, tm
         transport.disconnect()
     registry = GPPro(gp_jar, reader=simulator.reader, guard=BrickGuard(tmp_path / "guard.db")).list(master)
     assert registry.isd is not None and registry.isd.state == "OP_READY"
+
+
+def test_a_script_runs_in_one_pc_sc_transaction(vpcd_only, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """`gp script` over a real PC/SC stack: one SCardBeginTransaction for the whole script, one authentication."""
+    from cardsuite.transport.pcsc import PcscTransport
+
+    simulator = vpcd_only("scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    begun: list[int] = []
+    begin = PcscTransport._begin_exclusive
+    monkeypatch.setattr(PcscTransport, "_begin_exclusive", lambda self: (begun.append(1), begin(self))[1])
+    commands: list[bytes] = []
+    send = PcscTransport.transmit_raw
+    monkeypatch.setattr(PcscTransport, "transmit_raw",
+                        lambda self, command: (commands.append(bytes(command[:2])), send(self, command))[1])
+    script = tmp_path / "run.gp"
+    script.write_text(f"load {ECHO} --install\nlock {ECHO_AID.hex()}\nunlock {ECHO_AID.hex()}\nlist\n")
+    assert main(["gp", "script", str(script), "--card", f"vpcd:{simulator.slot}", "--dev-keys"]) == 0
+    out = capsys.readouterr().out
+    assert f"APP: {ECHO_AID.hex().upper()} (SELECTABLE)" in out and "4 operations done in one session" in out
+    assert begun == [1] and sum(c[1] == 0x50 for c in commands) == 1
