@@ -226,7 +226,8 @@ class GPPro:
         kept: stderr, and stdout lines that are not trace lines."""
         process = subprocess.Popen(self.command(["-d", *args]), env=self.environment(keys), stdout=subprocess.PIPE,
                                    stderr=subprocess.PIPE, text=True)
-        timer = threading.Timer(self.timeout, process.kill)
+        expired = threading.Event()
+        timer = threading.Timer(self.timeout, lambda: (expired.set(), process.kill()))
         timer.start()
         kept: list[str] = []
         errors: list[str] = []
@@ -247,7 +248,7 @@ class GPPro:
         finally:
             timer.cancel()
             reader.join(timeout=5)
-        if returncode == -9 and not timer.is_alive() and process.returncode == -9:
+        if expired.is_set():
             raise GPProError(f"{operation}: gp.jar did not finish within {self.timeout:.0f} s")
         stderr = "".join(line for line in errors if not re.search(r">>|<<|GP_KEY", line))
         return "".join(kept), stderr, returncode
