@@ -14,6 +14,7 @@ from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import CARD_STATES, DEFAULT_SELECTED, CardContents, encode_privileges
 from cardsuite.gp.keys import DIVERSIFICATIONS, KeyChoice, MasterKeys, parse_kvn, resolve_keys
 from cardsuite.gp.scp import LEVELS, MODES
+from cardsuite.settings import ENV_GP_KEY
 from cardsuite.tooling.cap import read_cap
 
 # --level takes our names and gp's --mode names (clr, rmac, renc) for the same security levels
@@ -58,7 +59,7 @@ def _master(choice: KeyChoice, kdf: str) -> KeyChoice:
             raise ConfigurationError(f"--kdf {kdf} and the key profile's kdf = {keys.kdf!r} disagree")
         return choice
     if not keys.enc == keys.mac == keys.dek:
-        raise ConfigurationError("--kdf diversifies one master key: give one key (CARDSUITE_GP_KEY, or keys.master "
+        raise ConfigurationError(f"--kdf diversifies one master key: give one key ({ENV_GP_KEY}, or keys.master "
                                  "in a key profile), not ENC, MAC and DEK")
     return KeyChoice(MasterKeys.of(keys.enc, kdf, keys.kvn), f"{choice.source}, diversified ({kdf})", choice.scp)
 
