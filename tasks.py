@@ -235,13 +235,14 @@ def refresh_fixtures(c):
 @task(pre=[setup], help={"gp_jar": "also GlobalPlatformPro's gp.jar (refused while no release checksum is pinned)"})
 def fetch_toolchain(c, gp_jar=False):
     """Download the pinned Oracle Java Card SDK and ant-javacard into the cache (online), SHA-256 checked."""
+    from cardsuite.settings import ENV_GP_JAR
     from cardsuite.tooling.toolchain import fetch_gp_jar
     from cardsuite.tooling.toolchain import fetch_toolchain as fetch
 
     toolchain = _guard(fetch)
     print(f"kit: {toolchain.kit.path}\nant-javacard: {toolchain.ant_javacard}")
     if gp_jar:
-        print(f"gp.jar: {_guard(fetch_gp_jar)} (use it as CARDSUITE_GP_JAR)")
+        print(f"gp.jar: {_guard(fetch_gp_jar)} (point {ENV_GP_JAR} at it)")
 
 
 @task

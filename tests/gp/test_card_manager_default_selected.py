@@ -107,3 +107,7 @@ def test_a_locked_default_application_is_not_selected(card: SimulatorTransport) 
     card.reset()
     assert not echo_answers(card)
     assert select_without_aid(card).data.startswith(b"\x6F")  # the ISD answers while its default is LOCKED
+    gp = session(card)
+    gp.set_application_lock(APPLET, False)
+    card.reset()
+    assert echo_answers(card)  # unlocked, it is the default again
