@@ -33,7 +33,7 @@ from typing import Any
 from cardsuite.crypto.aes import aes_ecb
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.keys import DIVERSIFICATIONS, KDD_LENGTH
-from cardsuite.gp.scp import AesOperations, GPInitializeUpdateResponse, SecureChannel, SecureChannelError, SCP03
+from cardsuite.gp.scp import SCP03, AesOperations, GPInitializeUpdateResponse, SecureChannel, SecureChannelError
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 SOFTHSM_UTIL = "softhsm2-util"

@@ -1,0 +1,78 @@
+"""The ADS in process: a post-issuance of the catalogue's ISO applet (and the isofs library it imports) on an
+empty simulated card, the keys only in the SoftHSM2 token; refusals of unknown, blacklisted and failing cards."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+from cardsuite.gp.client import GlobalPlatform
+from cardsuite.project import Project
+from cardsuite.scms.ads import MAX_AUTH_FAILURES, PostIssuance, RequestRefused
+from cardsuite.scms.system import ISSUER_MASTER, KeySetConfig, System
+from cardsuite.sim.inprocess import SimulatorTransport
+
+from tests.scms.conftest import card_identity
+
+ISO_APPLET = bytes.fromhex("0011223344552001")  # the manifest's IsoApplet instance
+
+
+def _serve(scms: System, project: Project, card: SimulatorTransport, action: str, target: str):
+    db = scms.database()
+    request = db.new_request("test-terminal", action, target)
+    ads = PostIssuance(scms, db, project, request)
+    return db, request, ads
+
+
+def test_install_from_the_catalogue_through_the_token(scms: System, project: Project, card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    db.upsert_card(cin, "SECURED")
+    got, outcome = ads.run(card)
+    assert got == cin
+    record = db.request(request)
+    assert record is not None and record.state == "done", record
+    steps = [name for _, name, outcome, _ in db.steps(request) if outcome == "ok"]
+    assert "load isofs" in steps and "install isoapplet" in steps, steps
+    gp = GlobalPlatform(card)
+    gp.select()
+    assert gp.card_identity() == cin
+    # the applet answers: installed for real
+    assert card.select(ISO_APPLET).sw == 0x9000
+    audit = db.query("SELECT operation, key_label FROM scms_audit WHERE request_id = ?", (request,))
+    assert ("use", "transport") in audit and ("mac", "transport") in audit
+    exchanges = db.exchanges(request)
+    assert any(command.startswith("80 50") for _, command, _, _ in exchanges)  # INITIALIZE UPDATE recorded
+    assert any(command.startswith("84 82") for _, command, _, _ in exchanges)
+
+
+def test_unknown_and_blacklisted_cards_are_refused_before_authentication(scms: System, project: Project,
+                                                                         card: SimulatorTransport) -> None:
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    with pytest.raises(RequestRefused, match="unknown to the CMS"):
+        ads.run(card)
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(request))
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    db.set_blacklisted(cin, True)
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    with pytest.raises(RequestRefused, match="blacklisted"):
+        ads.run(card)
+    assert db.request(request).state == "failed"  # type: ignore[union-attr]
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(request))
+
+
+def test_failing_cryptograms_are_counted_and_stop_the_ads(scms: System, project: Project,
+                                                          card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    # the card does not hold the issuer master's diversified keys: its cryptogram fails through the token
+    wrong = dataclasses.replace(scms, card_keys=KeySetConfig(ISSUER_MASTER, "kdf3", 0))
+    scms.database().upsert_card(cin, "SECURED")
+    for _ in range(MAX_AUTH_FAILURES):
+        db, request, ads = _serve(wrong, project, card, "install", "isoapplet")
+        with pytest.raises(Exception, match="cryptogram"):
+            ads.run(card)
+    db, request, ads = _serve(wrong, project, card, "install", "isoapplet")
+    with pytest.raises(RequestRefused, match="failed authentication 3 times"):
+        ads.run(card)
+    assert db.card(cin)[5] == MAX_AUTH_FAILURES  # type: ignore[index]
