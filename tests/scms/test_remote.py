@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cardsuite.project import Project
 from cardsuite.scms.agent import AgentError, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal

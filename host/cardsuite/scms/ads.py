@@ -193,5 +193,11 @@ class PostIssuance:
                 self._record("mutual authentication", "failed", str(exc))
                 raise
         life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
+        if life in ("OP_READY", "INITIALIZED"):  # issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1)
+            gp = self._authenticated(kms, transport, cin)
+            for state in ("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:]:
+                gp.set_card_life_cycle(state)
+            self._record("card life cycle", "ok", f"{life} -> SECURED")
+            life = "SECURED"
         self.db.upsert_card(cin, life)
         return f"install {app.name}: {len(result.performed)} steps done, card {life}"
