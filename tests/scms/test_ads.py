@@ -9,11 +9,14 @@ import pytest
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.project import Project
 from cardsuite.scms.ads import MAX_AUTH_FAILURES, PostIssuance, RequestRefused
+from cardsuite.scms.agent import set_cardholder_pin
 from cardsuite.scms.system import ISSUER_MASTER, KeySetConfig, System
 from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.wallet.card import WALLET_AID, WalletClient, WalletLifeCycle
 
 from tests.scms.conftest import card_identity
 
+CHOSEN_PIN = "2468"  # the cardholder's, in the test only
 ISO_APPLET = bytes.fromhex("0011223344552001")  # the manifest's IsoApplet instance
 
 
@@ -76,3 +79,40 @@ def test_failing_cryptograms_are_counted_and_stop_the_ads(scms: System, project:
     with pytest.raises(RequestRefused, match="failed authentication 3 times"):
         ads.run(card)
     assert db.card(cin)[5] == MAX_AUTH_FAILURES  # type: ignore[index]
+
+
+def test_the_wallet_is_personalised_and_its_pin_chosen_where_the_card_is(scms: System, project: Project,
+                                                                         card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, request, _ = _serve(scms, project, card, "install", "wallet-sim")
+    db.upsert_card(cin, "OP_READY")
+    seen: list[str] = []
+
+    def at_the_terminal(aid: bytes, initial_pin: str, puk: str) -> str:
+        seen.append(puk)
+        set_cardholder_pin(card, aid, initial_pin, lambda _puk: CHOSEN_PIN, puk)
+        return "chosen at the test's terminal"
+
+    PostIssuance(scms, db, project, request, cardholder_pin=at_the_terminal).run(card)
+    steps = {name: outcome for _, name, outcome, _ in db.steps(request)}
+    assert steps["personalise wallet"] == "ok" and steps["cardholder PIN"] == "ok", steps
+    assert db.card(cin)[3] == "SECURED"  # type: ignore[index]
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin(CHOSEN_PIN)
+    assert wallet.status().state == WalletLifeCycle.ACTIVE
+    # neither the chosen PIN nor the PUK is in any record the server keeps
+    rows = db.query("SELECT command || ' ' || response FROM scms_exchanges WHERE request_id = ?", (request,))
+    rows += db.query("SELECT COALESCE(detail, '') FROM scms_steps WHERE request_id = ?", (request,))
+    rows += db.query("SELECT COALESCE(detail, '') FROM scms_audit WHERE request_id = ?", (request,))
+    text = " ".join(r[0] for r in rows).replace(" ", "")
+    for secret in (CHOSEN_PIN, seen[0]):
+        assert secret.encode().hex().upper() not in text and secret not in text
+
+
+def test_a_wallet_without_a_pin_step_is_refused(scms: System, project: Project, card: SimulatorTransport) -> None:
+    db, request, ads = _serve(scms, project, card, "install", "wallet-sim")
+    db.upsert_card(card_identity(card), "OP_READY")
+    with pytest.raises(RequestRefused, match="nobody can choose its PIN"):
+        ads.run(card)
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(request))  # refused before any key use

@@ -18,6 +18,7 @@ from cardsuite.scms.agent import AgentError, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
 from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.wallet.card import WALLET_AID, WalletClient
 
 from tests.scms.conftest import card_identity
 
@@ -69,6 +70,20 @@ def test_remote_post_issuance(server: str, scms_folder: System, card: SimulatorT
     assert any(c.startswith("80 50") for _, c, _, _ in db.exchanges(result.request))
 
 
+def test_remote_wallet_with_the_pin_chosen_at_the_terminal(server: str, scms_folder: System,
+                                                           card: SimulatorTransport) -> None:
+    token = add_terminal(scms_folder, f"phone-{time.monotonic_ns()}")
+    cin = card_identity(card)
+    scms_folder.database().upsert_card(cin, "OP_READY")
+    asked: list[str] = []
+    result = run_request(server, scms_folder.ca, token, card, action="install", target="wallet-sim",
+                         ask_pin=lambda puk: (asked.append(puk), "1357")[1])
+    assert "install wallet" in result.outcome and len(asked) == 1
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin("1357")
+
+
 def test_revoked_token_and_wrong_ca_are_refused(server: str, scms_folder: System, card: SimulatorTransport,
                                                 tmp_path: Path) -> None:
     name = f"lost-{time.monotonic_ns()}"
@@ -103,3 +118,34 @@ def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: Syst
                 link.recv(timeout=20)
         assert link.close_code == 4400 and "replayed or out of order" in (link.close_reason or "")
     assert ssl.TLSVersion.TLSv1_3  # the module's claim: checked by the fixture's handshake
+
+
+@pytest.mark.e2e
+def test_the_agent_command_over_vpcd(server: str, scms_folder: System, tmp_path: Path,
+                                     pytestconfig: pytest.Config) -> None:
+    """`cardsuite agent --card vpcd:N` as a process: the card behind pcscd, the keys in the server's token."""
+    if pytestconfig.getoption("--cardsuite-card") != "vpcd":
+        pytest.skip("the agent talks to a card through pcscd: run with --card vpcd")
+    from cardsuite.sim.bridge import CardManagerConfig
+    from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
+
+    ensure_pcscd()
+    slots = free_slots()
+    if not slots:
+        pytest.skip("every vpcd slot already holds a card")
+    token_file = tmp_path / "token"
+    token_file.write_text(add_terminal(scms_folder, f"vpcd-{time.monotonic_ns()}"))
+    with VpcdSimulator(slot=slots[0], applets=[], card_manager=CardManagerConfig("scp03")) as simulator:
+        transport = simulator.transport()
+        transport.connect()
+        try:
+            cin = card_identity(transport)  # type: ignore[arg-type]
+        finally:
+            transport.disconnect()
+        scms_folder.database().upsert_card(cin, "SECURED")
+        done = subprocess.run([sys.executable, "-m", "cardsuite", "agent", "--server", server, "--ca",
+                               str(scms_folder.ca), "--token-file", str(token_file), "install", "isoapplet",
+                               "--card", f"vpcd:{slots[0]}"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"card {cin}, install isoapplet" in done.stdout, done.stdout
+        assert "install isoapplet: ok" in done.stdout

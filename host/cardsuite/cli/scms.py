@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from cardsuite.cli.common import AddOptions, Connect, read_secret
 from cardsuite.errors import ConfigurationError
-from cardsuite.settings import ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
+from cardsuite.settings import ENV_PIN, ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
 
@@ -82,9 +83,15 @@ def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
     token = Path(args.token_file).read_text().strip() if args.token_file else os.environ.get(ENV_SCMS_TOKEN, "")
     if not token:
         raise ConfigurationError(f"no terminal token: set ${ENV_SCMS_TOKEN} or give --token-file")
+    def ask_pin(puk: str) -> str:
+        # the PUK letter: shown once, on a terminal only (never into a file or a pipe)
+        print(f"PUK (keep it apart from the card): {puk}" if sys.stdout.isatty() else
+              "the PUK is shown only on a terminal", flush=True)
+        return read_secret(ENV_PIN, "the cardholder's new PIN (4..8 digits)", confirm=True)
+
     with connect(args) as transport:
         result = run_request(args.server, args.ca, token, transport, action=args.action, target=args.target,
-                             progress=lambda text: print(text, flush=True))
+                             progress=lambda text: print(text, flush=True), ask_pin=ask_pin)
     print(f"request {result.request} done: card {result.cin}, {result.outcome} ({result.relayed} APDUs relayed)")
     return 0
 
@@ -99,7 +106,8 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
     init = commands.add_parser("init", help="a new SCMS: database, TLS CA, administrator, KMS token and keys")
     with_dir(init)
     init.add_argument("--db", help="postgresql://user@host/db [default sqlite in the folder]")
-    init.add_argument("--admin", default="admin", help="the first administrator's name")
+    init.add_argument("--admin", default="admin", help="the first administrator's name; the password from "
+                      f"${ENV_SCMS_PASSWORD}, else a prompt")
     init.add_argument("--pkcs11-module", type=Path, help="a PKCS#11 module [default a SoftHSM2 token in the folder]")
     init.add_argument("--pin-file", help="the token's user PIN, with --pkcs11-module")
     init.add_argument("--kdf", choices=("kdf3", "emv", "visa2"), default="kdf3", help="the issuer master's "

@@ -15,6 +15,8 @@ resumable. Every APDU exchange goes to the request's record masked by the one ru
 
 from __future__ import annotations
 
+import os
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -37,6 +39,9 @@ from cardsuite.transport.base import Transport
 ACTIONS = ("install", "remove", "lock", "unlock")
 MAX_AUTH_FAILURES = 3  # cryptogram or authentication failures before the ADS stops trying a card
 ProgressSink = Callable[[str], None]
+# the cardholder's PIN step, run where the card is: (wallet instance AID, one-time initial PIN, PUK) -> detail.
+# Over the relay it is the agent's (RelayTransport.cardholder_pin); in process the caller's.
+CardholderPin = Callable[[bytes, str, str], str]
 
 
 class RequestRefused(CardsuiteError):
@@ -59,6 +64,7 @@ class PostIssuance:
     project: Project
     request_id: int
     progress: ProgressSink | None = None
+    cardholder_pin: CardholderPin | None = None  # in process; a RelayTransport brings its own
     _step: int = 0
     _audit: list[tuple] = field(default_factory=list)
     _exchanges: list[tuple] = field(default_factory=list)
@@ -175,15 +181,34 @@ class PostIssuance:
             inventory.record_event(cin, action, "ok", target)
         return f"{action} {target}"
 
+    def _pin_step(self, transport: Transport) -> CardholderPin | None:
+        return getattr(transport, "cardholder_pin", None) or self.cardholder_pin
+
+    def _cardholder_pin(self, transport: Transport, aid: bytes, initial_pin: str, puk: str) -> None:
+        step = self._pin_step(transport)
+        assert step is not None  # checked before the deploy
+        self._record("cardholder PIN", "ok", step(aid, initial_pin, puk))
+
     def _install(self, kms: Kms, transport: Transport, cin: str, app_path: Path) -> str:
         app = load_app_profile(app_path)
-        profile = CardProfile(app_path, "simulated", KeyProfile(Path(f"token:{self.system.card_keys.label}")),
-                              "mac", (), (app,))
+        profile = CardProfile(app_path, self.system.card_type,
+                              KeyProfile(Path(f"token:{self.system.card_keys.label}")), "mac", (), (app,))
 
         def after(step: Step, outcome: str) -> None:
             self._record(f"{step.action} {step.name}", outcome, step.detail)
 
-        options = DeployOptions(keys=self._keys(kms), after_step=after)
+        # Personalisation: the wallet gets a one-time initial PIN and a PUK made here for this run and kept
+        # nowhere; the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent there),
+        # so the PIN the cardholder chose never reaches the server ([P002]: knowledge factor at enrolment).
+        if app.personalise is not None and self._pin_step(transport) is None:  # before the card is touched
+            raise RequestRefused("the wallet would be personalised but nobody can choose its PIN here: give the "
+                                 "ADS a cardholder_pin step (or run it through an agent)")
+        initial_pin, puk = f"{secrets.randbelow(10**8):08d}", f"{secrets.randbelow(10**8):08d}"
+        env = dict(os.environ)
+        if app.personalise is not None:
+            env.update({app.personalise.pin_env: initial_pin, app.personalise.puk_env: puk})
+        options = DeployOptions(keys=self._keys(kms), after_step=after, env=env,
+                                wallet_db=self.system.folder / "wallet.db")
         with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
             deployer = Deployer(self.project, profile, transport, inventory, None, options=options)
             try:
@@ -192,6 +217,9 @@ class PostIssuance:
                 self.db.count_auth_failure(cin)
                 self._record("mutual authentication", "failed", str(exc))
                 raise
+        for step in result.performed:
+            if step.action == "personalise":  # the instance the deploy personalised
+                self._cardholder_pin(transport, step.aid, initial_pin, puk)
         life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
         if life in ("OP_READY", "INITIALIZED"):  # issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1)
             gp = self._authenticated(kms, transport, cin)

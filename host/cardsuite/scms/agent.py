@@ -13,6 +13,7 @@ from pathlib import Path
 from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.scms.relay import Message, RelayError
 from cardsuite.transport.base import Transport
+from cardsuite.wallet.card import WalletClient
 
 
 class AgentError(CardsuiteError):
@@ -41,9 +42,19 @@ def _ws_url(server: str) -> str:
     return "wss://" + server[len("https://"):].rstrip("/") + "/terminal"
 
 
+PinPrompt = Callable[[str], str]  # the PUK to show (once) -> the PIN the cardholder chose
+
+
+def set_cardholder_pin(transport: Transport, aid: bytes, initial_pin: str, ask: PinPrompt, puk: str) -> None:
+    """The wallet's one-time PIN replaced by the cardholder's (CHANGE REFERENCE DATA, here at the terminal)."""
+    client = WalletClient(transport, aid)
+    client.select()
+    client.change_pin(initial_pin, ask(puk))
+
+
 def run_request(server: str, ca: Path, token: str, transport: Transport, *, action: str, target: str | None,
-                progress: Callable[[str], None] | None = None) -> AgentResult:
-    """One post-issuance request, relayed to the end."""
+                progress: Callable[[str], None] | None = None, ask_pin: PinPrompt | None = None) -> AgentResult:
+    """One post-issuance request, relayed to the end. ``ask_pin`` asks the cardholder for the wallet's PIN."""
     from websockets.exceptions import InvalidStatus, WebSocketException
     from websockets.sync.client import connect
 
@@ -65,6 +76,10 @@ def run_request(server: str, ca: Path, token: str, transport: Transport, *, acti
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
                                                         "rapdu": answer.hex().upper()}).encode())
+                elif message.kind == "pin":
+                    seq += 1
+                    link.send(Message("response", seq, {"command": message.seq,
+                                                        **_pin_step(transport, message, ask_pin)}).encode())
                 elif message.kind == "progress" and progress is not None:
                     progress(str(message.body.get("text", "")))
                 elif message.kind == "done":
@@ -84,3 +99,14 @@ def run_request(server: str, ca: Path, token: str, transport: Transport, *, acti
         raise AgentError(f"cannot reach the SCMS at {server}: {exc}") from None
     except RelayError as exc:
         raise AgentError(str(exc)) from None
+
+
+def _pin_step(transport: Transport, message: Message, ask_pin: PinPrompt | None) -> dict[str, object]:
+    if ask_pin is None:
+        return {"ok": False, "reason": "this terminal cannot ask for a PIN"}
+    try:
+        set_cardholder_pin(transport, message.apdu("aid"), str(message.body.get("initial", "")), ask_pin,
+                           str(message.body.get("puk", "")))
+    except CardsuiteError as exc:
+        return {"ok": False, "reason": str(exc)}
+    return {"ok": True}

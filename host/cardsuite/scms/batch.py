@@ -69,7 +69,8 @@ def import_orders(db: Database, orders: list[Order], batch: str, profiles: Path)
             if cur.fetchall("SELECT ref FROM scms_orders WHERE ref = ?", (order.ref,)):
                 raise ConfigurationError(f"order {order.ref} was imported before")
             cur.execute("INSERT INTO scms_orders (ref, batch, profile, holder, state, created_at, updated_at) "
-                        "VALUES (?, ?, ?, ?, 'ordered', ?, ?)", (order.ref, batch, order.profile, order.holder, now, now))
+                        "VALUES (?, ?, ?, ?, 'ordered', ?, ?)",
+                        (order.ref, batch, order.profile, order.holder, now, now))
     return len(orders)
 
 

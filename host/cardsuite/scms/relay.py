@@ -100,6 +100,16 @@ class RelayTransport(Transport):
             raise RelayError(f"the terminal answered command {message.body.get('command')}, expected {seq}")
         return message
 
+    def cardholder_pin(self, aid: bytes, initial_pin: str, puk: str) -> str:
+        """The terminal's PIN step (ads.CardholderPin): the agent asks the cardholder and changes the one-time
+        PIN on the card itself; only the outcome comes back."""
+        self._seq += 1
+        self._send(Message("pin", self._seq, {"aid": aid.hex().upper(), "initial": initial_pin, "puk": puk}))
+        answer = self._await(self._seq)
+        if answer.body.get("ok") is not True:
+            raise TransportError(f"the cardholder's PIN was not set: {answer.body.get('reason', 'no reason')}")
+        return "chosen by the cardholder at the terminal (not sent to the server)"
+
     def transmit_raw(self, command: bytes) -> bytes:
         self._seq += 1
         self._send(Message("apdu", self._seq, {"apdu": command.hex().upper()}))

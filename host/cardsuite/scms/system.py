@@ -51,6 +51,7 @@ class System:
     pin_file: Path
     softhsm_conf: Path | None
     card_keys: KeySetConfig
+    card_type: str = "javacard"  # "simulated": the cards served may use the public development secrets
 
     @property
     def ca(self) -> Path:
@@ -86,7 +87,8 @@ def load_system(folder: Path) -> System:
     conf = kms.get("softhsm_conf")
     return System(folder, data["database"], data["inventory"], Path(kms["module"]), kms["token"],
                   folder / kms["pin_file"], folder / conf if conf else None,
-                  KeySetConfig(keys["label"], keys.get("kdf"), int(keys.get("kvn", 0))))
+                  KeySetConfig(keys["label"], keys.get("kdf"), int(keys.get("kvn", 0))),
+                  data.get("card_type", "javacard"))
 
 
 def hash_password(password: str) -> str:
@@ -144,7 +146,9 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
     make_ca_and_server(folder / "tls", list(hosts))
     keys = (KeySetConfig(TRANSPORT_KEY, None, 0) if development_transport_keys
             else KeySetConfig(ISSUER_MASTER, master_kdf, 0x30))
-    lines = [f"database = {_toml_string(database_url)}", f"inventory = {_toml_string(inventory_url)}", "",
+    card_type = "simulated" if development_transport_keys else "javacard"
+    lines = [f"database = {_toml_string(database_url)}", f"inventory = {_toml_string(inventory_url)}",
+             f"card_type = {_toml_string(card_type)}  # simulated: development secrets allowed", "",
              "[kms]", f"module = {_toml_string(str(module))}", f"token = {_toml_string(token)}",
              'pin_file = "kms/user.pin"']
     if softhsm_conf is not None:
