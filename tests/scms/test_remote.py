@@ -31,23 +31,29 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+def _wait_for(process: subprocess.Popen, port: int, ca: Path) -> None:
+    """Until the server answers a TLS 1.3 handshake with a certificate from ``ca``."""
+    context = tls_context(ca)
+    for _ in range(150):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() == "TLSv1.3"
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(process.stdout.read().decode()) from None  # type: ignore[union-attr]
+            time.sleep(0.2)
+    raise AssertionError(f"no server on port {port}")
+
+
 @pytest.fixture(scope="module")
 def server(scms_folder: System) -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen([sys.executable, "-m", "cardsuite", "scms", "serve", "--dir", str(scms_folder.folder),
                                 "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"https://127.0.0.1:{port}"
-    context = tls_context(scms_folder.ca)
-    for _ in range(100):
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
-                    context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-                assert tls.version() == "TLSv1.3"
-                break
-        except OSError:
-            if process.poll() is not None:
-                raise AssertionError(process.stdout.read().decode()) from None  # type: ignore[union-attr]
-            time.sleep(0.2)
+    _wait_for(process, port, scms_folder.ca)
     yield url
     process.terminate()
     process.wait(10)

@@ -37,6 +37,7 @@ from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport
 
 ACTIONS = ("install", "remove", "lock", "unlock")
+LOAD_PROGRESS_EVERY = 8  # blocks between two progress lines to the terminal
 MAX_AUTH_FAILURES = 3  # cryptogram or authentication failures before the ADS stops trying a card
 ProgressSink = Callable[[str], None]
 # the cardholder's PIN step, run where the card is: (wallet instance AID, one-time initial PIN, PUK) -> detail.
@@ -207,7 +208,11 @@ class PostIssuance:
         env = dict(os.environ)
         if app.personalise is not None:
             env.update({app.personalise.pin_env: initial_pin, app.personalise.puk_env: puk})
-        options = DeployOptions(keys=self._keys(kms), after_step=after, env=env,
+        def blocks(package: str, done: int, total: int) -> None:
+            if self.progress is not None and (done == total or done % LOAD_PROGRESS_EVERY == 0):
+                self.progress(f"    LOAD {package}: block {done}/{total}")
+
+        options = DeployOptions(keys=self._keys(kms), after_step=after, env=env, progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db")
         with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
             deployer = Deployer(self.project, profile, transport, inventory, None, options=options)

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect
+from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.errors import ConfigurationError
 
 SCHEMA = (
@@ -118,8 +119,8 @@ class Database:
         self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[_Cursor]:
-        cursor = _Cursor(self._db.cursor(), self.dialect)
+    def transaction(self) -> Iterator[Cursor]:
+        cursor = Cursor(self._db.cursor(), self.dialect)
         try:
             cursor.execute("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
             yield cursor
@@ -225,20 +226,3 @@ class Database:
 
     def cards_by_state(self) -> dict[str, int]:
         return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state")}
-
-
-class _Cursor:
-    def __init__(self, cursor: Any, dialect: Dialect) -> None:
-        self._cursor = cursor
-        self._dialect = dialect
-
-    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
-        self._cursor.execute(self._dialect.sql(sql), tuple(args))
-        return self._cursor.rowcount
-
-    def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
-        self._cursor.execute(self._dialect.sql(sql), tuple(args))
-        return list(self._cursor.fetchall())
-
-    def close(self) -> None:
-        self._cursor.close()

@@ -19,6 +19,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from cardsuite.deploy.inventory import Inventory
 from cardsuite.errors import ConfigurationError
 from cardsuite.scms.db import Database
 from cardsuite.scms.kms import SOFTHSM_MODULE, Kms, init_softhsm_token, softhsm_config
@@ -163,6 +164,9 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
         kms.generate_master(ISSUER_MASTER, master_kdf, 128)
         if development_transport_keys:
             kms.import_key(TRANSPORT_KEY, DEVELOPMENT_KEY, None)
+    # the inventory's tables made now, once: concurrent CREATE TABLE IF NOT EXISTS of a table that does not
+    # exist yet can fail on PostgreSQL (two servers opening the inventory for their first requests)
+    Inventory(system.inventory_url, station="scms-init").close()
     db = system.database()
     try:
         db.create()
