@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardsuite.deploy.deployer import Deployer, DeployOptions, Step
+from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import CardProfile, load_app_profile
 from cardsuite.errors import CardsuiteError
@@ -163,10 +163,10 @@ class PostIssuance:
         gp = self._authenticated(kms, transport, cin)
         registry = gp.registry()
         self._record("actions offered", "ok", f"{len(registry.applications)} applications on the card")
-        app = load_app_profile(apps[target]) if target in apps else None
-        aid = (app.instance or app.applet) if app is not None else None
-        if aid is None:
-            raise RequestRefused(f"application {target!r} is not in the catalogue with an instance AID")
+        if target not in apps:
+            raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
+        # the instance as the deployer installs it (the profile's, else the manifest's applet)
+        aid = Requirements(self.project, self._profile(apps[target])).instances[0].instance
         if registry.application(aid) is None:
             raise RequestRefused(f"the card has no application {target} ({aid.hex().upper()})")
         self._record("action chosen", "ok", f"{action} {target}")
@@ -190,10 +190,15 @@ class PostIssuance:
         assert step is not None  # checked before the deploy
         self._record("cardholder PIN", "ok", step(aid, initial_pin, puk))
 
+    def _profile(self, app_path: Path) -> CardProfile:
+        """A card profile of one catalogue application, opened with the KMS's keys (DeployOptions.keys: the
+        key profile named here is never read)."""
+        return CardProfile(app_path, self.system.card_type, KeyProfile(Path(f"token:{self.system.card_keys.label}")),
+                           "mac", (), (load_app_profile(app_path),))
+
     def _install(self, kms: Kms, transport: Transport, cin: str, app_path: Path) -> str:
-        app = load_app_profile(app_path)
-        profile = CardProfile(app_path, self.system.card_type,
-                              KeyProfile(Path(f"token:{self.system.card_keys.label}")), "mac", (), (app,))
+        profile = self._profile(app_path)
+        app = profile.applications[0]
 
         def after(step: Step, outcome: str) -> None:
             self._record(f"{step.action} {step.name}", outcome, step.detail)
