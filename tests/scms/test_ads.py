@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 from cardsuite.errors import TransportError
 from cardsuite.gp.client import GlobalPlatform
-from cardsuite.gp.scp import LEVELS, KeySet
+from cardsuite.gp.scp import LEVELS, CardCryptogramError, KeySet
 from cardsuite.project import Project
 from cardsuite.scms.ads import MAX_AUTH_FAILURES, PostIssuance, RequestRefused
 from cardsuite.scms.agent import set_cardholder_pin
@@ -175,3 +175,28 @@ def test_a_link_lost_mid_load_is_finished_by_the_next_request(scms: System, proj
     _, request, ads = _serve(scms, project, card, "install", "isoapplet")
     ads.run(card)
     assert card.select(ISO_APPLET).sw == 0x9000
+
+
+def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_finished(
+        scms: System, project: Project, card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, request, ads = _serve(scms, project, card, "rotate", "")
+    db.upsert_card(cin, "SECURED")
+    _, outcome = ads.run(card)
+    assert "0x01 -> 0x30" in outcome and db.card(cin)[6] == "issuer"  # type: ignore[index]
+    audit = db.query("SELECT operation FROM scms_audit WHERE request_id = ? AND key_label = ?",
+                     (request, ISSUER_MASTER))
+    assert ("wrap",) in audit and ("derive",) in audit
+    gp = GlobalPlatform(card)
+    gp.select()
+    with pytest.raises(CardCryptogramError):  # the transport keys are gone from the card
+        gp.open_secure_channel(KeySet.single(DEVELOPMENT_KEY, 0), LEVELS["mac"])
+    # the next request opens the card with the issuer keys, diversified in the token
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    ads.run(card)
+    assert card.select(ISO_APPLET).sw == 0x9000
+    # a rotation whose outcome was not recorded (the server stopped after PUT KEY): the next finds which keys
+    db.set_key_set(cin, "rotating")
+    db, request, ads = _serve(scms, project, card, "rotate", "")
+    assert "holds the issuer keys (0x30) already" in ads.run(card)[1]
+    assert db.card(cin)[6] == "issuer"  # type: ignore[index]

@@ -31,7 +31,9 @@ SCHEMA = (
     # CMS: a card from its order to SECURED and after; cin is the CPLC identity (gp.client.Cplc.identity)
     """CREATE TABLE IF NOT EXISTS scms_cards (
         cin TEXT PRIMARY KEY, order_ref TEXT, profile TEXT, state TEXT NOT NULL, blacklisted INTEGER NOT NULL
-        DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL)""",
+        DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL,
+        key_set TEXT NOT NULL DEFAULT 'transport'  -- transport, rotating (PUT KEY sent), issuer
+        )""",
     "CREATE INDEX IF NOT EXISTS scms_cards_state ON scms_cards (state)",
     "CREATE INDEX IF NOT EXISTS scms_cards_order ON scms_cards (order_ref)",
     """CREATE TABLE IF NOT EXISTS scms_orders (
@@ -205,7 +207,7 @@ class Database:
 
     # -- CMS cards
     def card(self, cin: str) -> tuple | None:
-        rows = self.query("SELECT cin, order_ref, profile, state, blacklisted, auth_failures FROM scms_cards "
+        rows = self.query("SELECT cin, order_ref, profile, state, blacklisted, auth_failures, key_set FROM scms_cards "
                           "WHERE cin = ?", (cin,))
         return tuple(rows[0]) if rows else None
 
@@ -219,6 +221,10 @@ class Database:
     def set_blacklisted(self, cin: str, blacklisted: bool) -> bool:
         return self.execute("UPDATE scms_cards SET blacklisted = ?, updated_at = ? WHERE cin = ?",
                             (int(blacklisted), time.time(), cin)) == 1
+
+    def set_key_set(self, cin: str, key_set: str) -> None:
+        """Which keys the card holds: transport, rotating (written ahead of PUT KEY), issuer."""
+        self.execute("UPDATE scms_cards SET key_set = ?, updated_at = ? WHERE cin = ?", (key_set, time.time(), cin))
 
     def count_auth_failure(self, cin: str) -> None:
         self.execute("UPDATE scms_cards SET auth_failures = auth_failures + 1, updated_at = ? WHERE cin = ?",
