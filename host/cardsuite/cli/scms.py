@@ -180,7 +180,8 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
     agent.add_argument("--server", required=True, help="https://host:port of an SCMS")
     agent.add_argument("--ca", type=Path, required=True, help="the SCMS's CA certificate (pinned)")
     agent.add_argument("--token-file", help=f"the terminal token [default ${ENV_SCMS_TOKEN}]")
-    agent.add_argument("action", choices=("install", "remove", "lock", "unlock"))
-    agent.add_argument("target", help="an application of the catalogue, e.g. isoapplet")
+    agent.add_argument("action", choices=("install", "remove", "lock", "unlock", "rotate"),
+                       help="rotate: the issuer's keys in place of the card's transport keys")
+    agent.add_argument("target", nargs="?", default="", help="an application of the catalogue, e.g. isoapplet")
     add_card_options(agent)
     agent.set_defaults(handler=lambda args: cmd_agent(args, connect))
