@@ -200,3 +200,21 @@ def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_fi
     db, request, ads = _serve(scms, project, card, "rotate", "")
     assert "holds the issuer keys (0x30) already" in ads.run(card)[1]
     assert db.card(cin)[6] == "issuer"  # type: ignore[index]
+
+
+def test_a_card_served_by_a_running_request_is_refused_to_a_second(scms: System, project: Project,
+                                                                   card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, first, _ = _serve(scms, project, card, "install", "isoapplet")
+    db.upsert_card(cin, "SECURED")
+    assert db.claim_request(first, "other-server") and db.claim_card(cin, first) is None  # another terminal's
+    _, second, ads = _serve(scms, project, card, "install", "isoapplet")
+    with pytest.raises(RequestRefused, match=f"being served by request {first}"):
+        ads.run(card)
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(second))
+    db.finish_request(first, "failed", "its terminal went away")  # the first is over: the card is free again
+    _, third, ads = _serve(scms, project, card, "install", "isoapplet")
+    ads.run(card)
+    assert db.request(third).state == "done"  # type: ignore[union-attr]
+    with pytest.raises(RequestRefused, match="is done already"):
+        PostIssuance(scms, db, project, third).run(card)

@@ -95,13 +95,25 @@ class PostIssuance:
             raise RequestRefused(f"no request {self.request_id}")
         if request.action not in ACTIONS:
             raise RequestRefused(f"action {request.action!r}: valid are {', '.join(ACTIONS)}")
+        # a server claims the request before relaying (several servers, one database); an in-process caller here
+        if request.state == "queued" and not self.db.claim_request(self.request_id, f"ads:{os.getpid()}"):
+            raise RequestRefused(f"request {self.request_id} was claimed by another server")
+        if request.state not in ("queued", "running"):
+            raise RequestRefused(f"request {self.request_id} is {request.state} already")
         self._record("request", "ok", f"{request.action} {request.target or ''} from terminal {request.terminal}")
         transport.trace = Trace(sinks=[self._on_exchange])
         cin = None
         try:
             with self.system.kms(self._on_key_use) as kms, transport.exclusive():
                 cin = self._identify(transport)
-                outcome = self._serve(kms, transport, request.action, request.target or "", cin)
+                holder = self.db.claim_card(cin, self.request_id)
+                if holder is not None:
+                    self._record("card claimed", "refused", f"request {holder} is serving {cin}")
+                    raise RequestRefused(f"card {cin} is being served by request {holder}: try again after it")
+                try:
+                    outcome = self._serve(kms, transport, request.action, request.target or "", cin)
+                finally:
+                    self.db.release_card(cin, self.request_id)
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
             self._record("outcome", "failed", reason)

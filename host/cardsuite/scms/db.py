@@ -32,7 +32,8 @@ SCHEMA = (
     """CREATE TABLE IF NOT EXISTS scms_cards (
         cin TEXT PRIMARY KEY, order_ref TEXT, profile TEXT, state TEXT NOT NULL, blacklisted INTEGER NOT NULL
         DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL,
-        key_set TEXT NOT NULL DEFAULT 'transport'  -- transport, rotating (PUT KEY sent), issuer
+        key_set TEXT NOT NULL DEFAULT 'transport',  -- transport, rotating (PUT KEY sent), issuer
+        busy_request INTEGER                        -- the request serving the card now (claim_card)
         )""",
     "CREATE INDEX IF NOT EXISTS scms_cards_state ON scms_cards (state)",
     "CREATE INDEX IF NOT EXISTS scms_cards_order ON scms_cards (order_ref)",
@@ -221,6 +222,22 @@ class Database:
     def set_blacklisted(self, cin: str, blacklisted: bool) -> bool:
         return self.execute("UPDATE scms_cards SET blacklisted = ?, updated_at = ? WHERE cin = ?",
                             (int(blacklisted), time.time(), cin)) == 1
+
+    def claim_card(self, cin: str, request_id: int) -> int | None:
+        """The card for this request only: None when claimed, else the running request that holds it (two
+        terminals racing for one card, or one card presented twice). A claim of a request that is no longer
+        running (done, failed, its server gone and the request reaped) is taken over."""
+        changed = self.execute(
+            "UPDATE scms_cards SET busy_request = ? WHERE cin = ? AND (busy_request IS NULL OR busy_request = ? OR "
+            "busy_request NOT IN (SELECT id FROM scms_requests WHERE state = 'running'))",
+            (request_id, cin, request_id))
+        if changed == 1:
+            return None
+        rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def release_card(self, cin: str, request_id: int) -> None:
+        self.execute("UPDATE scms_cards SET busy_request = NULL WHERE cin = ? AND busy_request = ?", (cin, request_id))
 
     def set_key_set(self, cin: str, key_set: str) -> None:
         """Which keys the card holds: transport, rotating (written ahead of PUT KEY), issuer."""
