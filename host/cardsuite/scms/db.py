@@ -46,7 +46,7 @@ SCHEMA = (
         id {serial}, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT, state TEXT NOT NULL,
         reason TEXT, claimed_by TEXT, relay_seq INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state)",
+    "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state, created_at)",
     "CREATE INDEX IF NOT EXISTS scms_requests_cin ON scms_requests (cin)",
     """CREATE TABLE IF NOT EXISTS scms_steps (
         id {serial}, request_id INTEGER NOT NULL, number INTEGER NOT NULL, name TEXT NOT NULL,
@@ -249,3 +249,14 @@ class Database:
 
     def cards_by_state(self) -> dict[str, int]:
         return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state")}
+
+    def statistics(self, since: float = 0.0) -> dict[str, dict[str, int]]:
+        """The paper's statistics (card states, issuance, failures by reason), for the console's page: each
+        one GROUP BY on an indexed column."""
+        requests = self.query("SELECT action, state, COUNT(*) FROM scms_requests WHERE created_at >= ? "
+                              "GROUP BY action, state", (since,))
+        failures = self.query("SELECT reason, COUNT(*) FROM scms_requests WHERE state = 'failed' AND created_at >= ? "
+                              "GROUP BY reason ORDER BY COUNT(*) DESC LIMIT 20", (since,))
+        return {"cards": self.cards_by_state(),
+                "requests": {f"{action} {state}": n for action, state, n in requests},
+                "failures": {reason or "unknown": n for reason, n in failures}}
