@@ -278,6 +278,7 @@ class DeployOptions:
     before_step: StepHook | None = None  # may raise DeployInterrupted
     after_step: Callable[[Step, str], None] | None = None  # step, outcome ("ok", "skipped")
     env: Mapping[str, str] | None = None
+    keys: KeyChoice | None = None  # a key store's keys (the SCMS's token) in place of the profile's key profile
 
 
 @dataclass(frozen=True)
@@ -407,8 +408,8 @@ class Deployer:
 
     def _run(self) -> DeployResult:
         needs = Requirements(self.project, self.profile, self.options.env)  # profile errors before the card
-        self._keys = self.profile.keys.resolve(self.options.env)
-        if self.profile.keys.rotate_to is not None:
+        self._keys = self.options.keys or self.profile.keys.resolve(self.options.env)
+        if self.options.keys is None and self.profile.keys.rotate_to is not None:
             self._issuer = self.profile.keys.rotate_to.resolve(self.options.env)
         cplc = self._identify()
         self._record_card(cplc=cplc.raw if cplc else None, atr=self.transport.atr, card_type=self.profile.card_type)

@@ -313,8 +313,10 @@ class _Cursor:
         self._cursor = cursor
         self._dialect = dialect
 
-    def execute(self, sql: str, args: Sequence[object] = ()) -> None:
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Runs one statement; the number of rows it changed (a conditional UPDATE's claim)."""
         self._cursor.execute(self._dialect.sql(sql), tuple(args))
+        return self._cursor.rowcount
 
     def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
         self.execute(sql, args)

@@ -95,6 +95,12 @@ class KeySet:
         these keys themselves; a master key set (cardsuite.gp.keys.MasterKeys) derives them."""
         return self
 
+    def channel(self, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                scp02_i: int = 0x55) -> SecureChannel:
+        """The secure channel these (the card's own) keys open; keys kept in a key store open one computing
+        there (cardsuite.scms.kms.TokenCardKeys)."""
+        return software_channel(self, host_challenge, response, scp02_i)
+
     @property
     def fingerprint_material(self) -> bytes:
         """What tells this key set from another, for the brick guard's keyed fingerprint."""
@@ -313,6 +319,34 @@ class SCP02(SecureChannel):
         return tdes_ecb(self.s_dek, data)
 
 
+class AesOperations:
+    """SCP03's AES operations on its keys, here on key bytes. A key store gives its own on key handles (an HSM:
+    cardsuite.scms.kms), so that the static and session keys need not leave it; the protocol is the same."""
+
+    def key_bits(self, key: bytes) -> int:
+        return len(key) * 8
+
+    def derive(self, key: bytes, constant: int, bits: int, context: bytes) -> bytes:
+        """A session key ([AmD] 6.2.1): kept however the key store keeps keys."""
+        return scp03_kdf(key, constant, bits, context)
+
+    def kdf(self, key: bytes, constant: int, bits: int, context: bytes) -> bytes:
+        """A cryptogram ([AmD] 6.2.2.2, 6.2.2.3): the bytes themselves."""
+        return scp03_kdf(key, constant, bits, context)
+
+    def cmac(self, key: bytes, data: bytes) -> bytes:
+        return aes_cmac(key, data)
+
+    def ecb(self, key: bytes, block: bytes) -> bytes:
+        return aes_ecb(key, block)
+
+    def cbc(self, key: bytes, data: bytes, iv: bytes, decrypt: bool = False) -> bytes:
+        return aes_cbc(key, data, iv, decrypt)
+
+
+SOFTWARE_AES = AesOperations()
+
+
 class SCP03(SecureChannel):
     """[AmD] with AES keys in S8 mode: i=00 (random card challenge), i=10 (pseudo-random), i=70 (pseudo-random,
     R-MAC and R-ENCRYPTION supported)."""
@@ -320,30 +354,32 @@ class SCP03(SecureChannel):
     scp = 0x03
     block = 16
 
-    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse) -> None:
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                 ops: AesOperations | None = None) -> None:
         super().__init__(keys, host_challenge, response)
+        self.ops = ops or SOFTWARE_AES
         # S16 ([AmD] 6.2.2.2): 16-byte challenges, cryptograms and MACs
         self.mac_length = 16 if response.i is not None and response.i & 0x01 else 8
         if len(host_challenge) != self.mac_length:
             raise SecureChannelError(f"SCP03 S{self.mac_length} needs a {self.mac_length}-byte host challenge, "
                                      f"got {len(host_challenge)}")
-        bits = len(keys.enc) * 8
+        bits = self.ops.key_bits(keys.enc)
         context = host_challenge + response.card_challenge
-        self.s_enc = scp03_kdf(keys.enc, DERIVE_S_ENC, bits, context)
-        self.s_mac = scp03_kdf(keys.mac, DERIVE_S_MAC, bits, context)
-        self.s_rmac = scp03_kdf(keys.mac, DERIVE_S_RMAC, bits, context)
+        self.s_enc = self.ops.derive(keys.enc, DERIVE_S_ENC, bits, context)
+        self.s_mac = self.ops.derive(keys.mac, DERIVE_S_MAC, bits, context)
+        self.s_rmac = self.ops.derive(keys.mac, DERIVE_S_RMAC, bits, context)
         self.context = context
         self.chaining_value = bytes(16)  # MAC chaining value, [AmD] 6.2.5
         self.counter = 0  # encryption counter, [AmD] 6.2.6
-        expected = scp03_kdf(self.s_mac, DERIVE_CARD_CRYPTOGRAM, self.mac_length * 8, context)
+        expected = self.ops.kdf(self.s_mac, DERIVE_CARD_CRYPTOGRAM, self.mac_length * 8, context)
         if not hmac.compare_digest(expected, response.card_cryptogram):
             raise CardCryptogramError("the card cryptogram does not verify: wrong keys for this card (SCP03)")
 
     def host_cryptogram(self) -> bytes:
-        return scp03_kdf(self.s_mac, DERIVE_HOST_CRYPTOGRAM, self.mac_length * 8, self.context)
+        return self.ops.kdf(self.s_mac, DERIVE_HOST_CRYPTOGRAM, self.mac_length * 8, self.context)
 
     def _mac_command(self, header: bytes, data: bytes) -> bytes:
-        self.chaining_value = aes_cmac(self.s_mac, self.chaining_value + header + data)
+        self.chaining_value = self.ops.cmac(self.s_mac, self.chaining_value + header + data)
         return self.chaining_value[: self.mac_length]
 
     def _before_command(self) -> None:
@@ -351,8 +387,8 @@ class SCP03(SecureChannel):
         self.counter += 1
 
     def _encrypt_command_data(self, data: bytes) -> bytes:
-        iv = aes_ecb(self.s_enc, self.counter.to_bytes(16, "big"))
-        return aes_cbc(self.s_enc, pad_m2(data, 16), iv)
+        iv = self.ops.ecb(self.s_enc, self.counter.to_bytes(16, "big"))
+        return self.ops.cbc(self.s_enc, pad_m2(data, 16), iv)
 
     def unwrap(self, response: ResponseAPDU) -> ResponseAPDU:
         """R-MAC check and R-ENCRYPTION ([AmD] 6.2.5, 6.2.7): a MAC comes with successful and warning status
@@ -363,15 +399,15 @@ class SCP03(SecureChannel):
         if len(response.data) < size:
             raise SecureChannelError(f"response of {len(response.data)} bytes has no room for an R-MAC")
         body, rmac = response.data[:-size], response.data[-size:]
-        expected = aes_cmac(self.s_rmac, self.chaining_value + body + response.sw.to_bytes(2, "big"))[:size]
+        expected = self.ops.cmac(self.s_rmac, self.chaining_value + body + response.sw.to_bytes(2, "big"))[:size]
         if not hmac.compare_digest(expected, rmac):
             raise SecureChannelError("the response's R-MAC does not verify: the channel is broken")
         if self.level & SecurityLevel.R_ENCRYPTION and body:
             if len(body) % 16:
                 raise SecureChannelError("encrypted response data is not a whole number of AES blocks")
-            iv = aes_ecb(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
+            iv = self.ops.ecb(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
             try:
-                body = unpad_m2(aes_cbc(self.s_enc, body, iv, decrypt=True), 16)
+                body = unpad_m2(self.ops.cbc(self.s_enc, body, iv, decrypt=True), 16)
             except PaddingError:
                 raise SecureChannelError("decrypted response data is not padded with 80 00..") from None
         return ResponseAPDU(body, response.sw)
@@ -380,12 +416,18 @@ class SCP03(SecureChannel):
         """[AmD] 7.2.3: AES-CBC under the static DEK with a zero ICV."""
         if len(data) % 16:
             raise ValueError("SCP03 key data must be padded to whole AES blocks before encryption")
-        return aes_cbc(self.keys.dek, data, bytes(16))
+        return self.ops.cbc(self.keys.dek, data, bytes(16))
 
 
 def open_channel(keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
                  scp02_i: int = 0x55) -> SecureChannel:
     """The channel the card's INITIALIZE UPDATE response asks for; raises CardCryptogramError on wrong keys."""
+    return keys.channel(host_challenge, response, scp02_i)
+
+
+def software_channel(keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                     scp02_i: int = 0x55) -> SecureChannel:
+    """A channel computing with the key bytes in this process (KeySet.channel)."""
     if response.scp == 0x02:
         return SCP02(keys, host_challenge, response, i=scp02_i)
     return SCP03(keys, host_challenge, response)
