@@ -30,7 +30,7 @@ def test_orders_to_secured(scms: System, project: Project, card: SimulatorTransp
         import_orders(db, read_orders(csv_file), "batch-1", profiles)
     exported = export_batch(db, "batch-1", profiles).splitlines()
     assert exported[0] == "order,holder,profile,packages,applications"
-    assert exported[1].startswith("A-1,Hong Gildong,sim-suite,isofs,isoapplet wallet")
+    assert exported[1].startswith("A-1,Hong Gildong,sim-suite,isofs isocmd,isoapplet wallet")
     with pytest.raises(ConfigurationError, match="no orders waiting"):
         export_batch(db, "batch-1", profiles)
     cin = card_identity(card)
