@@ -32,6 +32,7 @@ APT_PACKAGES = [
     "openjdk-17-jdk-headless", "maven", "ant", "pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "swig",
     "postgresql",  # the inventory's PostgreSQL tests start a throwaway server
     "opensc",  # opensc-tool and opensc-explorer: a generic ISO 7816-4 client in tests/fs/test_fs_opensc.py
+    "softhsm2",  # the SCMS's KMS token (PKCS#11)
 ]
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
@@ -99,7 +100,7 @@ def setup(c):
         _sh(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
     python = _digest(ROOT / "pyproject.toml")
     if not _stamped("python", python) or not _installed_from_here():
-        _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[sim,postgres,test]"])
+        _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[sim,postgres,scms,test]"])
         _stamp("python", python)
     _command_on_path()
     pom = ROOT / "host" / "simbridge" / "pom.xml"

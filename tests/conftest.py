@@ -15,7 +15,9 @@ from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
 from cardsuite.wallet.card import manifest_transport_keys
 from cardsuite.wallet.sm import IssuerKeys
 
-pytest_plugins = ["pytester"]  # tests/core/test_plugin.py runs the plugin in pytest sessions of its own
+# pytester: tests/core/test_plugin.py runs the plugin in pytest sessions of its own; support.postgres: the
+# session's PostgreSQL server (postgres_url), for the inventory's and the SCMS's tests
+pytest_plugins = ["pytester", "support.postgres"]
 
 _STATE = tempfile.mkdtemp(prefix="cardsuite-test-state-")
 os.environ["CARDSUITE_STATE"] = _STATE  # at import: before the plugin's fixtures and every test's subprocesses

@@ -55,6 +55,8 @@ ENV_GP_KEY_PROFILE = "CARDSUITE_GP_KEY_PROFILE"  # --key-profile [default: none]
 ENV_ISSUER_SECRET = "CARDSUITE_ISSUER_SECRET"  # the issuer master secret, hex [default: none]
 ENV_ISSUER_KEY_FILE = "CARDSUITE_ISSUER_KEY_FILE"  # --issuer-key-file [default: none]
 ENV_TRANSPORT_KEYS = "CARDSUITE_TRANSPORT_KEYS"  # a fresh wallet's transport keys, hex K_E || K_A [default: none]
+ENV_SCMS_TOKEN = "CARDSUITE_SCMS_TOKEN"  # agent: the terminal token the SCMS administrator issued [default: none]
+ENV_SCMS_PASSWORD = "CARDSUITE_SCMS_PASSWORD"  # scms init: the first administrator's password [default: a prompt]
 ENV_SIM_KEYS = "CARDSUITE_SIM_KEYS"  # the simulated card manager's keys, ENC:MAC:DEK or one key (hex)
 #                                      [default the public development keys: the simulator is a development card]
 

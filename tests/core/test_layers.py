@@ -20,8 +20,9 @@ LAYERS: dict[str, int] = {
     "fs": 4, "gp": 4, "wallet": 4,
     "ecash": 5,
     "deploy": 6,
-    "cli": 7, "bench": 7, "testing": 7,
-    "__main__": 8,
+    "scms": 7,  # the card management system, on deploy and gp (README, "Host package")
+    "cli": 8, "bench": 8, "testing": 8,
+    "__main__": 9,
 }
 
 

@@ -202,17 +202,21 @@ SWEEPS = {"all": lambda commands: list(range(1, len(commands) + 1)), "boundaries
 
 @dataclass
 class Sweep:
-    """The kill sweep over vpcd: one fresh card per point."""
+    """The kill sweep over vpcd: one fresh card per point. ``check`` says whether the finished card and its
+    records are right (default: the whole suite, _assert_consistent)."""
 
     project: Project
     slot: int
     config: CardManagerConfig
     tmp_path: Path
     total: int = 0
+    profile: Path = SUITE
+    check: Callable[[Transport, Path, Inventory, str], None] = _assert_consistent
 
     def argv(self, work: Path) -> list[str]:
-        return ["deploy", str(SUITE), "--card", f"vpcd:{self.slot}", "--db", f"sqlite:///{work / 'inventory.db'}",
-                "--wallet-db", str(work / "wallet.db"), "--guard-db", str(work / "guard.db")]
+        return ["deploy", str(self.profile), "--card", f"vpcd:{self.slot}", "--db",
+                f"sqlite:///{work / 'inventory.db'}", "--wallet-db", str(work / "wallet.db"), "--guard-db",
+                str(work / "guard.db")]
 
     def kill_and_finish(self, at: int) -> str | None:
         """The host killed at command ``at``, then a deploy that must finish. Returns what went wrong, or None."""
@@ -240,8 +244,7 @@ class Sweep:
                 transport.connect()
                 try:
                     with Inventory(f"sqlite:///{work / 'inventory.db'}") as inventory:
-                        _assert_consistent(transport, work / "wallet.db", inventory,
-                                           f"killed at command {at} of {self.total}")
+                        self.check(transport, work / "wallet.db", inventory, f"killed at command {at} of {self.total}")
                 finally:
                     transport.disconnect()
         except (AssertionError, CardsuiteError) as exc:

@@ -38,6 +38,14 @@ def _no_keys_in_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     (["gp", "load", ECHO, "--privs", "Root", "--dev-keys"], "unknown privilege 'Root'; valid: "),
     (["gp", "load", ECHO, "--params", "0g", "--dev-keys"], r"--params is not hex \(the value is not shown"),
     (["gp", "install", ECHO, "--key-profile", "/nonexistent.toml"], "cannot read the key profile"),
+    (["gp", "list", "--dev-keys", "--kdf", "sha1"], "--kdf 'sha1': valid are emv, visa2, kdf3"),
+    (["gp", "list", "--dev-keys", "--mode", "paranoid"], r"valid levels are .*clr, rmac, renc"),
+    (["gp", "put-key", "--dev-keys", "--new-keys", "/nonexistent.toml"], "cannot read the key profile"),
+    (["gp", "put-key", "--dev-keys", "--new-keys", "/nonexistent.toml", "--type", "rsa"], "--type 'rsa': valid"),
+    (["gp", "store-data", "/nonexistent.hex", "--dev-keys"], "cannot read /nonexistent.hex"),
+    (["gp", "store-data", ECHO, "--format", "xml", "--dev-keys"], "--format 'xml': valid are dgi, tlv, none"),
+    (["gp", "script", "/nonexistent.gp", "--dev-keys"], "cannot read the script"),
+    (["gp", "put-key", "--dev-keys", "--new-keys", "x.toml", "--backend", "gppro"], "where any user sees them"),
 ])
 def test_bad_input_is_one_line_and_exit_1(argv: list[str], message: str, capsys: pytest.CaptureFixture) -> None:
     assert main(argv) == 1

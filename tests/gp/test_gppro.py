@@ -15,13 +15,16 @@ from pathlib import Path
 
 import pytest
 from cardsuite.gp.client import GPError
-from cardsuite.gp.gppro import GPPro, GPProError, parse_list_output
+from cardsuite.gp.gppro import GPPro, GPProError, c9_params, dgi_lines, gp_modes, parse_list_output
 from cardsuite.gp.guard import BrickGuard, BrickGuardError
+from cardsuite.gp.keys import MasterKeys
 from cardsuite.gp.scp import CardCryptogramError, KeySet
 from cardsuite.settings import ENV_GP_JAR
+from support import ECHO_AID, ECHO_PACKAGE_AID
 
 KEYS = KeySet(bytes.fromhex("00112233445566778899AABBCCDDEEFF"), bytes(range(16)), bytes(range(16, 32)), kvn=0x30)
 h = bytes.fromhex
+ECHO = Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap"
 
 LIST_OUTPUT = """\
 ISD: A000000151000000 (OP_READY)
@@ -80,6 +83,13 @@ def fake_java(tmp_path: Path) -> Path:
                   file=sys.stderr); sys.exit(1)
         elif mode == "leak":
             print("# GP_KEY_ENC=" + os.environ["GP_KEY_ENC"]); print("Error: boom", file=sys.stderr); sys.exit(1)
+        elif mode == "java":
+            print('Exception in thread "main" java.lang.IllegalArgumentException: Insufficient data to parse TLV',
+                  file=sys.stderr); sys.exit(1)
+        elif mode == "load":  # gp.jar -d: its GP_* variables, then the APDU trace
+            print("# GP_KEY_ENC=" + os.environ["GP_KEY_ENC"])
+            for block, p1 in ((0, "00"), (1, "00"), (2, "80")):
+                print(f"A>> T=1 (4+0255) 84E8{{p1}}{{block:02X}} DF C4820123 ..."); print("A<< (0000+2) (12ms) 9000")
         """))
     script.chmod(script.stat().st_mode | stat.S_IXUSR)
     (tmp_path / "list.txt").write_text(LIST_OUTPUT)
@@ -107,18 +117,65 @@ def test_keys_go_through_the_environment_only(tmp_path: Path, fake_java: Path, m
                            "GP_KEY_DEK": KEYS.dek.hex().upper(), "GP_KEY_VER": "0x30"}
 
 
-def test_install_arguments(tmp_path: Path, fake_java: Path) -> None:
-    _gppro(tmp_path, fake_java, "ok").install(Path("echo.cap"), KEYS, instance=h("F0636172640199"),
-                                              params=h("0102"), privileges=["CardReset"])
+def test_install_of_a_package_not_on_the_card_loads_it(tmp_path: Path, fake_java: Path) -> None:
+    """gp.jar 26.02.11 throws on parameters that are not a TLV: the wrapper sends them as C9."""
+    _gppro(tmp_path, fake_java, "ok").install(ECHO, KEYS, instance=h("F0636172640199"), params=h("0102"),
+                                              privileges=["CardReset"], loaded=False)
     [call] = _calls(tmp_path)
-    assert call["argv"][-8:] == ["--install", "echo.cap", "--create", "F0636172640199", "--params", "0102",
-                                 "--privs", "CardReset"]
+    assert call["argv"][-10:] == ["--install", str(ECHO), "--applet", ECHO_AID.hex().upper(), "--create",
+                                  "F0636172640199", "--params", "C9020102", "--privs", "CardReset"]
+
+
+def test_another_instance_of_a_loaded_package_is_created_from_it(tmp_path: Path, fake_java: Path) -> None:
+    """--install would send INSTALL [for load] again (6985) and --install-only ignores --create: --create with
+    --package and --applet is what makes a second instance; whether the package is there, --list says."""
+    (tmp_path / "list.txt").write_text(LIST_OUTPUT.replace("F06361726401 (LOADED)", f"{ECHO_PACKAGE_AID.hex().upper()} "
+                                                           "(LOADED)"))
+    gppro = _gppro(tmp_path, fake_java, "list")
+    gppro.install(ECHO, KEYS, instance=h("F0636172640199"), params=h("C9020102"))
+    list_call, install_call = _calls(tmp_path)
+    assert list_call["argv"][-1] == "--list"
+    assert install_call["argv"][-8:] == ["--create", "F0636172640199", "--package", ECHO_PACKAGE_AID.hex().upper(),
+                                         "--applet", ECHO_AID.hex().upper(), "--params", "C9020102"]
+
+
+def test_c9_wrapping_and_modes() -> None:
+    assert c9_params(h("0102")) == h("C9020102")
+    assert c9_params(h("C9020102")) == h("C9020102")
+    assert c9_params(h("C9020102EA00")) == h("C906C9020102EA00")  # C9 and more: the whole is the applet's
+    assert c9_params(b"") == h("C900")
+    assert gp_modes(0x01) == ["mac"] and gp_modes(0x33) == ["mac", "enc", "rmac", "renc"] and gp_modes(0) == ["clr"]
+
+
+def test_a_master_key_goes_as_gp_key_with_its_kdf() -> None:
+    env = GPPro.environment(MasterKeys.of(bytes(range(16)), "visa2", 0x20), base={})
+    assert env == {"GP_KEY": bytes(range(16)).hex().upper(), "GP_KEY_KDF": "visa2", "GP_KEY_VER": "0x20"}
+
+
+def test_load_progress_counts_the_load_commands_and_keeps_no_trace(tmp_path: Path, fake_java: Path) -> None:
+    seen: list[tuple[int, int]] = []
+    result = _gppro(tmp_path, fake_java, "load").load(ECHO, KEYS, progress=lambda d, t: seen.append((d, t)))
+    [call] = _calls(tmp_path)
+    assert call["argv"][:1] == ["-d"] or "-d" in call["argv"]
+    assert [d for d, _ in seen] == [1, 2, seen[-1][1]] and seen[-1][0] == seen[-1][1]
+    assert KEYS.enc.hex().upper() not in result.stdout + result.stderr and ">>" not in result.stdout
 
 
 def test_status_word_failures_become_gp_errors(tmp_path: Path, fake_java: Path) -> None:
     with pytest.raises(GPError, match="6985") as caught:
-        _gppro(tmp_path, fake_java, "install6985").install(Path("echo.cap"), KEYS)
+        _gppro(tmp_path, fake_java, "install6985").install(ECHO, KEYS, loaded=False)
     assert caught.value.sw == 0x6985
+
+
+def test_java_exceptions_become_one_line(tmp_path: Path, fake_java: Path) -> None:
+    with pytest.raises(GPProError) as caught:
+        _gppro(tmp_path, fake_java, "java").delete(h("F06361726401"), KEYS)
+    assert str(caught.value) == "gp.jar --delete F06361726401: gp.jar failed (exit 1): Insufficient data to parse TLV"
+
+
+def test_dgi_data_becomes_gp_jars_dgi_file() -> None:
+    data = h("0101") + h("03") + h("AABBCC") + h("8F01") + h("FF0100") + bytes(256)
+    assert dgi_lines(data) == f"DGI0101=AABBCC\nDGI8F01={'00' * 256}\n"
 
 
 def test_wrong_keys_engage_the_brick_guard(tmp_path: Path, fake_java: Path) -> None:

@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     gp_cli.register(commands, add_card_options, connect)
     from cardsuite.cli import deploy as deploy_cli
     deploy_cli.register(commands, add_card_options, connect)
+    from cardsuite.cli import scms as scms_cli
+    scms_cli.register(commands, add_card_options, connect)
 
     return parser
 

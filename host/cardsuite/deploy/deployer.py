@@ -6,6 +6,13 @@ Personalisation is the application's own (cardsuite.deploy.personalisers, found 
 ``[personalise]`` kind): the wallet's is write-ahead, the issuer's database committing the card before
 PERSONALISE is sent, so a deploy stopped anywhere is finished by the next (cardsuite.wallet.personaliser).
 
+Key rotation: a key profile with ``rotate_to`` (issuer keys) makes the first step of the plan a PUT KEY of the
+issuer keys in place of the transport keys the card came with, then a new session with the issuer keys; the
+inventory records the card's key version and which set it is (``rotating`` while the PUT KEY's outcome is not
+known). A run after a crash finds the card's keys without spending tries: the key versions the card lists
+(GET DATA 00E0, no authentication), the record, then ONE INITIALIZE UPDATE whose card cryptogram is checked
+on the host against both key sets (GlobalPlatform.open_with_any).
+
 Idempotent by construction: the plan is made from what the card says it holds, so a deploy interrupted
 anywhere (power lost, reader pulled, a failing step) is finished by running it again; nothing is loaded
 or installed twice. ``plan_only`` stops after reading the card and returns the plan (``render_plan``); it
@@ -32,7 +39,8 @@ from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, GlobalPlatform, GPError
 from cardsuite.gp.guard import BrickGuard
-from cardsuite.gp.scp import LEVELS
+from cardsuite.gp.keys import KeyChoice
+from cardsuite.gp.scp import LEVELS, KeySet
 from cardsuite.project import Project
 from cardsuite.settings import ENV_ANT_JAVACARD, ENV_JC_HOME
 from cardsuite.tooling.cap import Cap, read_cap
@@ -195,7 +203,7 @@ class Requirements:
 
 @dataclass
 class Step:
-    action: str  # load, install, personalise
+    action: str  # rotate-keys, load, install, personalise
     name: str
     aid: bytes
     done: bool  # already on the card: skipped
@@ -223,9 +231,10 @@ class DeployPlan:
 
 
 def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents, *, card: str, key_source: str,
-              personalised: Mapping[bytes, tuple[bool, str]]) -> DeployPlan:
-    """``personalised``: what each personalised instance's personaliser says of it (done, detail)."""
-    steps: list[Step] = []
+              personalised: Mapping[bytes, tuple[bool, str]], rotation: Step | None = None) -> DeployPlan:
+    """``personalised``: what each personalised instance's personaliser says of it (done, detail);
+    ``rotation``: the key rotation step, first, when the key profile asks for one."""
+    steps: list[Step] = [rotation] if rotation is not None else []
     for need in needs.packages:
         present = registry.load_file(need.aid)
         where = need.cap_path
@@ -269,6 +278,7 @@ class DeployOptions:
     before_step: StepHook | None = None  # may raise DeployInterrupted
     after_step: Callable[[Step, str], None] | None = None  # step, outcome ("ok", "skipped")
     env: Mapping[str, str] | None = None
+    keys: KeyChoice | None = None  # a key store's keys (the SCMS's token) in place of the profile's key profile
 
 
 @dataclass(frozen=True)
@@ -288,7 +298,9 @@ class Deployer:
         self.options = options or DeployOptions()
         self.gp = GlobalPlatform(transport, ISD_AID, guard)
         self.card = ""
-        self._keys = None
+        self._keys: KeyChoice | None = None  # the key profile's (transport keys when it rotates)
+        self._issuer: KeyChoice | None = None  # rotate_to's
+        self._current: KeySet | None = None  # the keys the card holds, once known
 
     # -- the records (none for a plan: reading never writes)
     def _record_card(self, **fields: object) -> None:
@@ -313,13 +325,81 @@ class Deployer:
         self.card = cplc.identity if cplc is not None else self.gp.card_identity()
         return cplc
 
+    def _record_keys(self, kvn: int, key_set: str) -> None:
+        if self.inventory is not None and not self.options.plan_only:
+            self.inventory.record_keys(self.card, kvn, key_set)
+
     def _authenticate(self) -> None:
         if self.gp.channel is not None:
             return
         assert self._keys is not None
         level = LEVELS[self.profile.level]
         self.gp.select()
-        self.gp.open_secure_channel(self._keys.keys, level, scp=self._keys.scp, force=self.options.retry_auth)
+        if self._current is not None:
+            self.gp.open_secure_channel(self._current, level, scp=self._keys.scp, force=self.options.retry_auth)
+        elif self._issuer is None:
+            self.gp.open_secure_channel(self._keys.keys, level, scp=self._keys.scp, force=self.options.retry_auth)
+            self._current = self._keys.keys
+        else:
+            self._authenticate_either(level)
+
+    def _authenticate_either(self, level: int) -> None:
+        """The card holds the transport keys or, after a rotation (perhaps one that crashed), the issuer
+        keys. Which: the key versions it lists without authentication, else the inventory's record; then one
+        INITIALIZE UPDATE (for the listed version, or the default key set when nothing tells) answered with
+        the version it used, and the card cryptogram checked against both sets on the host."""
+        assert self._keys is not None and self._issuer is not None
+        transport, issuer = self._keys.keys, self._issuer.keys
+        try:
+            listed: set[int] | None = {k.version for k in self.gp.key_info()}
+        except (GPError, CardManagerError):
+            listed = None  # not given without authentication
+        record = self.inventory.keys(self.card) if self.inventory is not None else None
+        issuer_first = record is not None and record.key_set in ("issuer", "rotating")
+        if listed is not None:
+            present = [k for k in (issuer, transport) if k.kvn in listed]
+            issuer_first = issuer.kvn in listed and (transport.kvn not in listed or issuer_first
+                                                     or issuer.kvn != transport.kvn)
+            if not present and transport.kvn != 0:
+                versions = ", ".join(f"0x{v:02X}" for v in sorted(listed)) or "none"
+                raise DeployError(f"the card lists key versions {versions}: neither the transport keys "
+                                  f"(0x{transport.kvn:02X}) nor the issuer keys (0x{issuer.kvn:02X}); not trying "
+                                  "(every INITIALIZE UPDATE counts)")
+            kvn = (issuer if issuer_first else transport).kvn
+        else:
+            kvn = transport.kvn if transport.kvn == issuer.kvn else 0  # the card says which version it used
+        candidates = [issuer, transport] if issuer_first else [transport, issuer]
+        self._current = self.gp.open_with_any(candidates, level, scp=self._keys.scp, force=self.options.retry_auth,
+                                              kvn=kvn)
+        used = self.gp.channel.response.kvn if self.gp.channel is not None else self._current.kvn
+        key_set = "issuer" if self._current is issuer else "transport"
+        if record is None or (record.kvn, record.key_set) != (used, key_set):
+            self._record_keys(used, key_set)
+            self._record_event("keys", "ok", key_set, f"the card holds the {key_set} keys, version 0x{used:02X}")
+
+    def _rotation(self) -> Step | None:
+        if self._issuer is None:
+            return None
+        done = self._current is self._issuer.keys
+        detail = (f"holds the issuer keys (0x{self._issuer.keys.kvn:02X})" if done else
+                  f"PUT KEY of the issuer keys as version 0x{self._issuer.keys.kvn:02X} ({self._issuer.source}) "
+                  "in place of the transport keys, then a session with them")
+        return Step("rotate-keys", "issuer keys", self.gp.isd or ISD_AID, done, detail)
+
+    def _rotate(self) -> str:
+        assert self._issuer is not None
+        self._authenticate()
+        assert self.gp.channel is not None
+        old = self.gp.channel.response.kvn
+        new = self._issuer.keys
+        self._record_keys(new.kvn, "rotating")  # write-ahead: a crash from here on leaves the outcome open
+        stored = self.gp.put_key(new, replace=old)
+        self._current = new
+        self.gp.end_session()
+        self._authenticate()  # the new keys work before anything else is done with them
+        self._record_keys(new.kvn, "issuer")
+        kcvs = " ".join(k.hex().upper() for k in stored.kcvs)
+        return f"key version 0x{old:02X} -> 0x{new.kvn:02X}, key check values {kcvs}"
 
     def run(self) -> DeployResult:
         """The whole deploy as one flow (Transport.exclusive): no other program's APDU between its steps."""
@@ -328,7 +408,9 @@ class Deployer:
 
     def _run(self) -> DeployResult:
         needs = Requirements(self.project, self.profile, self.options.env)  # profile errors before the card
-        self._keys = self.profile.keys.resolve(self.options.env)
+        self._keys = self.options.keys or self.profile.keys.resolve(self.options.env)
+        if self.options.keys is None and self.profile.keys.rotate_to is not None:
+            self._issuer = self.profile.keys.rotate_to.resolve(self.options.env)
         cplc = self._identify()
         self._record_card(cplc=cplc.raw if cplc else None, atr=self.transport.atr, card_type=self.profile.card_type)
         try:
@@ -341,7 +423,7 @@ class Deployer:
         self._record_event("seen", "ok", self.profile.name,
                            f"{len(registry.load_files)} packages, {len(registry.applications)} applications")
         plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
-                         personalised=self._personalised(needs, registry))
+                         personalised=self._personalised(needs, registry), rotation=self._rotation())
         if self.options.plan_only:
             return DeployResult(plan, [], registry)
         self._record_event("deploy", "started", self.profile.name,
@@ -394,6 +476,8 @@ class Deployer:
         return found
 
     def _perform(self, step: Step) -> str:
+        if step.action == "rotate-keys":
+            return self._rotate()
         if step.action == "load":
             assert step.package is not None
             return self._load(step.package)

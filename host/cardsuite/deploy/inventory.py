@@ -46,6 +46,12 @@ SCHEMA = (
         updated_at  DOUBLE PRECISION NOT NULL,
         PRIMARY KEY (card, aid, kind)
     )""",
+    """CREATE TABLE IF NOT EXISTS inv_keys (
+        card        TEXT PRIMARY KEY,
+        kvn         INTEGER NOT NULL,        -- the key version the card's keys have (as last authenticated)
+        key_set     TEXT NOT NULL,           -- which keys: transport, issuer, or rotating (PUT KEY sent, not known)
+        updated_at  DOUBLE PRECISION NOT NULL
+    )""",
     """CREATE TABLE IF NOT EXISTS inv_events (
         id          {serial},
         card        TEXT NOT NULL,
@@ -77,7 +83,7 @@ class Dialect:
 
 # PRAGMA application_id of an inventory file: "CSIV" (https://sqlite.org/pragma.html#pragma_application_id)
 APPLICATION_ID = int.from_bytes(b"CSIV", "big")
-TABLES = ("inv_cards", "inv_contents", "inv_events")
+TABLES = ("inv_cards", "inv_contents", "inv_events", "inv_keys")
 
 SQLITE = Dialect("sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT")
 POSTGRES = Dialect("postgresql", "%s", "BIGSERIAL PRIMARY KEY")
@@ -104,6 +110,15 @@ class ContentRecord:
     state: str
     parent: str | None
     detail: str | None
+
+
+@dataclass(frozen=True)
+class KeyRecord:
+    """The card's key set as the inventory knows it: never the keys, only their version and role."""
+
+    card: str
+    kvn: int
+    key_set: str
 
 
 @dataclass(frozen=True)
@@ -255,7 +270,19 @@ class Inventory:
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (card, time.time(), self.station, action, target, outcome, detail))
 
+    def record_keys(self, card: str, kvn: int, key_set: str) -> None:
+        """Which key set the card holds now (``rotating``: a PUT KEY was sent and its outcome is not known)."""
+        with self.transaction() as cur:
+            cur.execute("INSERT INTO inv_keys (card, kvn, key_set, updated_at) VALUES (?, ?, ?, ?) "
+                        "ON CONFLICT (card) DO UPDATE SET kvn = excluded.kvn, key_set = excluded.key_set, "
+                        "updated_at = excluded.updated_at", (card, kvn, key_set, time.time()))
+
     # -- reading
+    def keys(self, card: str) -> KeyRecord | None:
+        with self.transaction() as cur:
+            rows = cur.fetchall("SELECT card, kvn, key_set FROM inv_keys WHERE card = ?", (card,))
+        return KeyRecord(*rows[0]) if rows else None
+
     def cards(self) -> list[CardRecord]:
         with self.transaction() as cur:
             rows = cur.fetchall("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
@@ -286,8 +313,10 @@ class _Cursor:
         self._cursor = cursor
         self._dialect = dialect
 
-    def execute(self, sql: str, args: Sequence[object] = ()) -> None:
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Runs one statement; the number of rows it changed (a conditional UPDATE's claim)."""
         self._cursor.execute(self._dialect.sql(sql), tuple(args))
+        return self._cursor.rowcount
 
     def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
         self.execute(sql, args)

@@ -12,13 +12,21 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, sw_meaning
 from cardsuite.errors import CardsuiteError
 from cardsuite.gp.guard import BrickGuard
+from cardsuite.gp.perso import (
+    StoredKeys,
+    check_stored,
+    parse_put_key_response,
+    put_key_command,
+    store_data_blocks,
+    store_data_p1,
+)
 from cardsuite.gp.scp import (
     INS_EXTERNAL_AUTHENTICATE,
     INS_INITIALIZE_UPDATE,
@@ -39,9 +47,12 @@ log = logging.getLogger(__name__)
 ISD_AID = bytes.fromhex("A000000151000000")  # GlobalPlatform's ISD AID
 KNOWN_ISD_AIDS = (ISD_AID, bytes.fromhex("A000000003000000"), bytes.fromhex("A0000000030000"))
 CLA_GP = 0x80
-INS_DELETE, INS_GET_DATA, INS_GET_STATUS, INS_INSTALL, INS_LOAD, INS_SET_STATUS, INS_PUT_KEY = (
-    0xE4, 0xCA, 0xF2, 0xE6, 0xE8, 0xF0, 0xD8)
+INS_DELETE, INS_GET_DATA, INS_GET_STATUS, INS_INSTALL, INS_LOAD, INS_SET_STATUS, INS_PUT_KEY, INS_STORE_DATA = (
+    0xE4, 0xCA, 0xF2, 0xE6, 0xE8, 0xF0, 0xD8, 0xE2)
+# [GPCS] Table 11-41: INSTALL P1
 INSTALL_FOR_LOAD, INSTALL_FOR_INSTALL, INSTALL_FOR_MAKE_SELECTABLE = 0x02, 0x04, 0x08
+INSTALL_FOR_PERSONALIZATION, INSTALL_FOR_REGISTRY_UPDATE = 0x20, 0x40
+DEFAULT_SELECTED = "CardReset"  # [GPCS] Table 11-7: privilege byte 1 b3, "Default Selected" before GP 2.2
 SW_MORE_DATA = 0x6310
 
 # [GPCS] 11.4.2.1, Table 11-33: GET STATUS P1
@@ -478,7 +489,7 @@ class GlobalPlatform:
 
     def open_secure_channel(self, keys: KeySet, level: SecurityLevel = SecurityLevel.C_MAC, *, scp: int | None = None,
                             force: bool = False, scp02_i: int | None = None,
-                            host_challenge: bytes | None = None) -> SecureChannel:
+                            host_challenge: bytes | None = None, s16: bool | None = None) -> SecureChannel:
         """INITIALIZE UPDATE, card cryptogram check, EXTERNAL AUTHENTICATE ([GPCS] E.5, [AmD] 7.1).
 
         Every INITIALIZE UPDATE counts towards the card manager's lock until EXTERNAL AUTHENTICATE succeeds,
@@ -486,9 +497,37 @@ class GlobalPlatform:
         brick guard, a card on which these keys failed before is refused before anything is sent unless
         ``force``; any failure the card counts is recorded, any success clears the record (_guarded)."""
         with self._guarded(keys, force):
-            channel = self._authenticate(keys, level, scp, scp02_i, host_challenge)
+            channel = self._authenticate(keys, level, scp, scp02_i, host_challenge=host_challenge, s16=s16)
         self.channel = channel
         return channel
+
+    def open_with_any(self, candidates: Sequence[KeySet], level: SecurityLevel = SecurityLevel.C_MAC, *,
+                      scp: int | None = None, force: bool = False, kvn: int | None = None) -> KeySet:
+        """One authentication with whichever of the key sets the card holds (a key rotation that may or may
+        not have happened): ONE INITIALIZE UPDATE (for key version ``kvn``, else the first candidate's), the
+        card cryptogram checked on the host against every candidate of the version the card answered for,
+        EXTERNAL AUTHENTICATE with the one that verifies. A wrong candidate costs nothing: the card counts
+        INITIALIZE UPDATEs, not host-side checks. Returns the key set used.
+
+        Brick guard: candidates already failed on this card are left out (unless ``force``); when the card
+        counts a failure, every candidate tried is recorded (one try spent for all of them)."""
+        identity = self.card_identity() if self.guard is not None else ""
+        usable = [k for k in candidates if force or self.guard is None or self.guard.failure(identity, k) is None]
+        if not usable:
+            assert self.guard is not None
+            self.guard.check(identity, candidates[0], force)  # raises, saying when and why
+        try:
+            channel, keys = self._handshake(usable, usable[0].kvn if kvn is None else kvn, level, scp, None)
+        except Exception as exc:
+            reason = counted_failure(exc)
+            if self.guard is not None and reason is not None:
+                for key_set in usable:
+                    self.guard.record_failure(identity, key_set, reason, getattr(exc, "sw", None))
+            raise
+        if self.guard is not None:
+            self.guard.record_success(identity, keys)
+        self.channel = channel
+        return keys
 
     @contextmanager
     def _guarded(self, keys: KeySet, force: bool) -> Iterator[None]:
@@ -500,41 +539,88 @@ class GlobalPlatform:
         with self.guard.attempt(self.card_identity(), keys, force, counts=counted_failure):
             yield
 
-    def _authenticate(self, keys: KeySet, level: SecurityLevel, scp: int | None, scp02_i: int | None,
-                      host_challenge: bytes | None) -> SecureChannel:
+    def _authenticate(self, keys: KeySet, level: SecurityLevel, scp: int | None, scp02_i: int | None, *,
+                      host_challenge: bytes | None, s16: bool | None) -> SecureChannel:
+        channel, _ = self._handshake([keys], keys.kvn, level, scp, scp02_i, host_challenge=host_challenge, s16=s16)
+        return channel
+
+    def _handshake(self, candidates: Sequence[KeySet], kvn: int, level: SecurityLevel, scp: int | None,
+                   scp02_i: int | None, *, host_challenge: bytes | None = None,
+                   s16: bool | None = None) -> tuple[SecureChannel, KeySet]:
+        """One INITIALIZE UPDATE for ``kvn``, the card cryptogram checked against each candidate of the version
+        the card answered for (on the host: no cost), EXTERNAL AUTHENTICATE with the one that verifies."""
         # anything sent between INITIALIZE UPDATE and EXTERNAL AUTHENTICATE aborts the session: ask first
         i = scp02_i if scp02_i is not None else self._scp02_i()
+        if s16 is None:  # [AmD] 7.1.1: the host must send a 16-byte challenge to an S16 key set; card data tells
+            s16 = self._scp03_s16()
+        self._check_level(level)  # before INITIALIZE UPDATE: a level the card refuses costs a try
         self._require_isd()
         self.channel = None
-        host_challenge = host_challenge or os.urandom(8)  # fixed only by tests replaying published sessions
-        command = initialize_update(keys.kvn, host_challenge)
+        # fixed only by tests replaying published sessions
+        host_challenge = host_challenge or os.urandom(16 if s16 else 8)
+        command = initialize_update(kvn, host_challenge)
         response = self.transport.transmit(command)
         if response.sw != SW_OK:
             kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
-            raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{keys.kvn:02X})", command, response.data)
+            raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{kvn:02X})", command, response.data)
         info = GPInitializeUpdateResponse.parse(response.data)
         if scp is not None and info.scp != scp:
             raise CardManagerError(f"the card answered with SCP{info.scp:02X} for key version 0x{info.kvn:02X}, "
                                    f"SCP{scp:02X} was asked for")
-        if keys.kvn and info.kvn != keys.kvn:
-            log.warning("asked for key version 0x%02X, the card answered for 0x%02X", keys.kvn, info.kvn)
-        channel = open_channel(keys, host_challenge, info, i)  # CardCryptogramError: the wrong keys
+        if kvn and info.kvn != kvn:
+            log.warning("asked for key version 0x%02X, the card answered for 0x%02X", kvn, info.kvn)
+        tried = [k for k in candidates if k.kvn in (0, info.kvn)] if len(candidates) > 1 else list(candidates)
+        channel = None
+        for keys in tried:
+            try:  # a master key: this card's own keys first
+                channel = open_channel(keys.for_card(info.key_diversification_data), host_challenge, info, i)
+                break
+            except CardCryptogramError:
+                if len(tried) == 1:
+                    raise
+        if channel is None:
+            raise CardCryptogramError(f"the card cryptogram (key version 0x{info.kvn:02X}) verifies with none of "
+                                      f"the {len(tried)} key sets of that version: none of them is the card's")
         auth = channel.external_authenticate(level)
         response = self.transport.transmit(auth)
         if response.sw != SW_OK:
             raise AuthenticationError(response.sw, "EXTERNAL AUTHENTICATE", auth, response.data)
         channel.opened()
         log.info("secure channel SCP%02X open, key version 0x%02X, level %02X", channel.scp, info.kvn, int(level))
-        return channel
+        return channel, keys
+
+    def _card_scp(self) -> str:
+        """The secure channel protocol and its i parameter from card data ("02 55", "03 70"), or ""."""
+        try:
+            return self.card_data().get("scp", "")
+        except (GPError, CardManagerError):
+            return ""
 
     def _scp02_i(self) -> int:
         """The SCP02 option from card data when the card tells it; 55 otherwise (15 and 55 are the same for
         the host: both encrypt the ICV)."""
-        try:
-            scp = self.card_data().get("scp", "")
-        except (GPError, CardManagerError):
-            return 0x55
+        scp = self._card_scp()
         return int(scp.split()[1], 16) if scp.startswith("02 ") else 0x55
+
+    def _check_level(self, level: SecurityLevel) -> None:
+        """Refuses a response security level the card's card data says it lacks: SCP02 R-MAC is not implemented
+        here, SCP03 needs i b6 (20) for R-MAC and b7 (40) for R-ENCRYPTION ([AmD] Table 4-1). Nothing is sent;
+        without card data the card decides (EXTERNAL AUTHENTICATE 6A86)."""
+        scp = self._card_scp()
+        if not scp or not level & (SecurityLevel.R_MAC | SecurityLevel.R_ENCRYPTION):
+            return
+        protocol, i = scp.split()[0], int(scp.split()[1], 16)
+        if protocol == "02":
+            raise CardManagerError("this client does not implement SCP02 R-MAC: use level mac or enc on an SCP02 "
+                                   "card (nothing was sent)")
+        if level & SecurityLevel.R_MAC and not i & 0x20 or level & SecurityLevel.R_ENCRYPTION and not i & 0x40:
+            raise CardManagerError(f"the card's SCP03 i={i:02X} offers no {'R-ENCRYPTION' if i & 0x20 else 'R-MAC'}"
+                                   f" (i b6 R-MAC, b7 R-ENCRYPTION): choose a lower level (nothing was sent)")
+
+    def _scp03_s16(self) -> bool:
+        """Whether card data announces SCP03 in S16 mode (i bit 1)."""
+        scp = self._card_scp()
+        return scp.startswith("03 ") and bool(int(scp.split()[1], 16) & 0x01)
 
     # -- GET DATA
     def get_data(self, tag: int) -> bytes:
@@ -645,6 +731,57 @@ class GlobalPlatform:
         data = b"".join(bytes((len(x),)) + x for x in fields)
         p1 = INSTALL_FOR_INSTALL | (INSTALL_FOR_MAKE_SELECTABLE if make_selectable else 0)
         self.send(CommandAPDU(CLA_GP, INS_INSTALL, p1, 0x00, data, le=256), "INSTALL [for install]")
+
+    def install_for_personalization(self, aid: bytes) -> None:
+        """INSTALL [for personalization] ([GPCS] 11.5.2.3.5): the STORE DATA commands that follow, in this
+        session, go to the application ``aid`` (through its security domain)."""
+        data = b"\x00\x00" + bytes((len(aid),)) + aid + b"\x00\x00\x00"
+        self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_PERSONALIZATION, 0x00, data, le=256),
+                  f"INSTALL [for personalization] of {aid.hex().upper()}")
+
+    def install_for_registry_update(self, aid: bytes, privileges: bytes) -> None:
+        """INSTALL [for registry update] ([GPCS] 11.5.2.3.4): new privileges for an installed application, as
+        gp --make-default sends them (Default Selected / Card Reset)."""
+        data = b"\x00\x00" + bytes((len(aid),)) + aid + bytes((len(privileges),)) + privileges + b"\x00\x00"
+        self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_REGISTRY_UPDATE, 0x00, data, le=256),
+                  f"INSTALL [for registry update] of {aid.hex().upper()}")
+
+    # -- keys and personalisation data
+    def put_key(self, new: KeySet, key_type: str | None = None, replace: int | None = None) -> StoredKeys:
+        """PUT KEY ([GPCS] 11.8) of a whole key set (ENC, MAC, DEK) as version ``new.kvn``, added (``replace``
+        None) or in place of version ``replace``. The key data goes encrypted under the DEK of the open
+        channel; AES keys for an SCP03 domain, 3DES for SCP02 unless ``key_type`` says. The card's key check
+        values are compared with the host's (PersoError on a mismatch). A master key set is first derived
+        for this card (its key diversification data)."""
+        channel = self._open_channel("PUT KEY")
+        card_keys = new.for_card(channel.response.key_diversification_data)
+        if key_type is None:
+            key_type = "aes" if channel.scp == 0x03 else "3des"
+        command = put_key_command(channel, card_keys, key_type, replace)
+        what = f"PUT KEY (version 0x{new.kvn:02X}{f' in place of 0x{replace:02X}' if replace else ', new'})"
+        response = self.send(CommandAPDU(CLA_GP, INS_PUT_KEY, command.p1, command.p2, command.data, le=256), what)
+        stored = parse_put_key_response(response.data) if response.data else StoredKeys(new.kvn, ())
+        check_stored(command, stored)
+        return StoredKeys(stored.kvn, stored.kcvs or command.kcvs)
+
+    def store_data(self, data: bytes, fmt: str = "dgi", progress: ProgressCallback | None = None) -> int:
+        """STORE DATA ([GPCS] 11.11) to the security domain, or to the application named by a preceding
+        install_for_personalization: DGI or BER-TLV data objects, whole objects per command where they fit,
+        numbered blocks, the last with P1 b8. Returns the number of commands."""
+        channel = self._open_channel("STORE DATA")
+        blocks = store_data_blocks(data, fmt, channel.max_data())
+        for number, block in enumerate(blocks):
+            last = number == len(blocks) - 1
+            command = CommandAPDU(CLA_GP, INS_STORE_DATA, store_data_p1(fmt, last), number, block, le=256)
+            self.send(command, f"STORE DATA block {number + 1}/{len(blocks)}")
+            if progress is not None:
+                progress(number + 1, len(blocks))
+        return len(blocks)
+
+    def _open_channel(self, operation: str) -> SecureChannel:
+        if self.channel is None or not self.channel.authenticated:
+            raise CardManagerError(f"{operation} needs an open secure channel (authenticate first)")
+        return self.channel
 
     def delete(self, aid: bytes, related: bool = False) -> None:
         """DELETE ([GPCS] 11.2) of an application or load file; ``related`` also deletes a load file's

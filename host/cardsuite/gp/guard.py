@@ -60,7 +60,7 @@ class Failure:
 
 def key_fingerprint(keys: KeySet) -> str:
     """Recognises a key set again without storing it (keyed hash, so a table leak gives no KCV)."""
-    material = bytes((keys.kvn,)) + keys.enc + keys.mac + keys.dek
+    material = keys.fingerprint_material
     return hmac.new(_FINGERPRINT_LABEL, material, hashlib.sha256).hexdigest()[:32]
 
 

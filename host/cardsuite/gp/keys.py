@@ -12,6 +12,13 @@ Key profile ([P000]: key version, key references, where the keys come from), TOM
     [keys]
     key = "env:SHOP_GP_KEY"    # or enc/mac/dek separately; "env:NAME" or "file:PATH" (relative to the profile)
 
+Diversified keys (issued cards): ``kdf = "emv"`` (or ``"visa2"``, ``"kdf3"``) and ``[keys] master = "env:NAME"``;
+each card's ENC, MAC and DEK are derived from the master key and the key diversification data the card
+returns in INITIALIZE UPDATE (diversify_emv, diversify_visa2, diversify_kdf3).
+
+Key rotation (``cardsuite deploy``): ``rotate_to = "issuer.toml"`` names another key profile (relative to this
+one); a deploy authenticating with these (transport) keys replaces them with those (PUT KEY).
+
 Key values never go into a profile: profiles live in the repository (``profiles/``), are copied, reviewed and
 committed, and a key written into one is a published key. The one exception names no secret:
 ``development = true`` says the profile means the public test keys 40..4F (then ``key`` may be exactly those,
@@ -55,7 +62,93 @@ from cardsuite.settings import (
 DEVELOPMENT_KEY = GP_DEVELOPMENT_KEY
 ROLES = ("enc", "mac", "dek")
 _ROLE_VARIABLES = {"enc": ENV_GP_KEY_ENC, "mac": ENV_GP_KEY_MAC, "dek": ENV_GP_KEY_DEK}
-_PROFILE_ENTRIES = {"kvn", "scp", "development", "keys", "description"}
+_PROFILE_ENTRIES = {"kvn", "scp", "development", "keys", "description", "kdf", "rotate_to"}
+
+
+# ---------------------------------------------------------------- diversification
+
+# Key number of each static key in the derivation data (EMV CPG 2.1 5.4.2; GlobalPlatform's key identifiers)
+_KEY_NUMBERS = {"enc": 0x01, "mac": 0x02, "dek": 0x03}
+KDD_LENGTH = 10  # key diversification data in the INITIALIZE UPDATE response ([GPCS] E.5.1.6, [AmD] 7.1.1.6)
+
+
+def _kdd(div_data: bytes) -> bytes:
+    if len(div_data) != KDD_LENGTH:
+        raise ConfigurationError(f"key diversification data has {KDD_LENGTH} bytes, got {len(div_data)}")
+    return div_data
+
+
+def _des_diversified(master: bytes, six: bytes, kdf: str, kvn: int) -> KeySet:
+    """EMV CPG 2.1 and VISA2 share the shape: for key number k, 3DES-ECB under the master key of
+    six || F0 || k || six || 0F || k (16 bytes: a two-key 3DES key)."""
+    if len(master) != 16:
+        raise ConfigurationError(f"{kdf} diversification derives two-key 3DES keys: a 3DES master key has 16 "
+                                 f"bytes, got {len(master)} (AES keys: kdf3)")
+    keys = {role: tdes_ecb(master, six + bytes((0xF0, k)) + six + bytes((0x0F, k)))
+            for role, k in _KEY_NUMBERS.items()}
+    return KeySet(keys["enc"], keys["mac"], keys["dek"], kvn)
+
+
+def diversify_emv(master: bytes, div_data: bytes, kvn: int = 0) -> KeySet:
+    """EMV Card Personalisation Specification 2.1, 5.4.2 (EMV CPG 2.1): the six bytes are the last six of
+    the key diversification data (bytes 4..9: the chip's identification, CPLC IC serial number and more)."""
+    return _des_diversified(master, _kdd(div_data)[4:10], "emv", kvn)
+
+
+def diversify_visa2(master: bytes, div_data: bytes, kvn: int = 0) -> KeySet:
+    """VISA2 (Visa GlobalPlatform 2.1.1 Card Implementation Requirements): the six bytes are KDD bytes 0..1
+    (IC fabricator) and 4..7 (IC serial number)."""
+    kdd = _kdd(div_data)
+    return _des_diversified(master, kdd[0:2] + kdd[4:8], "visa2", kvn)
+
+
+def diversify_kdf3(master: bytes, div_data: bytes, kvn: int = 0) -> KeySet:
+    """KDF3 (SCP03 cards, gp --key-kdf kdf3): NIST SP 800-108 in counter mode with AES-CMAC under the master
+    key, an 8-bit counter first, then the fixed data 00 00 00 || k || 00 || KDD; as many bytes as the master
+    key has (AES-128/192/256)."""
+    kdd = _kdd(div_data)
+    if len(master) not in (16, 24, 32):
+        raise ConfigurationError(f"kdf3 derives AES keys from an AES master key (16, 24 or 32 bytes), got "
+                                 f"{len(master)}")
+
+    def derive(k: int) -> bytes:
+        out, counter = b"", 1
+        while len(out) < len(master):
+            out += aes_cmac(master, bytes((counter, 0, 0, 0, k, 0)) + kdd)
+            counter += 1
+        return out[: len(master)]
+
+    keys = {role: derive(k) for role, k in _KEY_NUMBERS.items()}
+    return KeySet(keys["enc"], keys["mac"], keys["dek"], kvn)
+
+
+DIVERSIFICATIONS = {"emv": diversify_emv, "visa2": diversify_visa2, "kdf3": diversify_kdf3}
+KDF_NAMES = tuple(DIVERSIFICATIONS)  # GlobalPlatformPro's --key-kdf names
+
+
+class MasterKeys(KeySet):
+    """A master key with its diversification: the card's own keys come from ``for_card`` once INITIALIZE UPDATE
+    has given the key diversification data. ``enc``, ``mac`` and ``dek`` hold the master key (never sent)."""
+
+    kdf: str = "emv"
+
+    @classmethod
+    def of(cls, master: bytes, kdf: str, kvn: int = 0) -> MasterKeys:
+        if kdf not in DIVERSIFICATIONS:
+            raise ConfigurationError(f"key diversification {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
+        keys = cls(master, master, master, kvn)
+        object.__setattr__(keys, "kdf", kdf)
+        return keys
+
+    def for_card(self, key_diversification_data: bytes) -> KeySet:
+        return DIVERSIFICATIONS[self.kdf](self.enc, key_diversification_data, self.kvn)
+
+    @property
+    def fingerprint_material(self) -> bytes:
+        return self.kdf.encode() + super().fingerprint_material
+
+    def __repr__(self) -> str:
+        return f"MasterKeys(kvn=0x{self.kvn:02X}, kdf={self.kdf}, {len(self.enc) * 8}-bit master)"
 
 
 @dataclass(frozen=True)
@@ -119,6 +212,8 @@ class KeyProfile:
     scp: int | None = None
     development: bool = False
     references: Mapping[str, str] = field(default_factory=dict)  # key or enc/mac/dek -> "env:NAME"/"file:PATH"
+    kdf: str | None = None  # diversification of a master key (keys.master): emv, visa2, kdf3
+    rotate_to: KeyProfile | None = None  # the issuer keys a deploy puts in place of these (PUT KEY)
 
     def bind(self, env: Mapping[str, str] | None = None) -> BoundProfile:
         return BoundProfile(self, os.environ if env is None else env)
@@ -138,7 +233,7 @@ class BoundProfile:
     def get(self, name: str) -> bytes:
         if self.profile.development:
             return DEVELOPMENT_KEY
-        role = "key" if "key" in self.profile.references else name
+        role = next((r for r in ("key", "master") if r in self.profile.references), name)
         where = f"keys.{role} in {self.profile.path}"
         source, key_name = reference(self.profile.references[role], where, self.profile.path.parent, self.env)
         if isinstance(source, EnvironmentSource):
@@ -153,7 +248,9 @@ class BoundProfile:
         if profile.development:
             return KeyChoice(KeySet.single(DEVELOPMENT_KEY, profile.kvn),
                              f"the public development keys 40..4F (key profile {profile.path.name})", profile.scp)
-        if "key" in profile.references:
+        if profile.kdf is not None:
+            keys: KeySet = MasterKeys.of(self.get("master"), profile.kdf, profile.kvn)
+        elif "key" in profile.references:
             keys = KeySet.single(self.get("key"), profile.kvn)
         else:
             keys = KeySet(*(self.get(role) for role in ROLES), profile.kvn)
@@ -174,7 +271,7 @@ def _read_profile(path: Path) -> dict:
         raise ConfigurationError(f"the key profile {path} is not valid TOML: {exc}") from None
 
 
-def load_key_profile(path: Path) -> KeyProfile:
+def load_key_profile(path: Path, _seen: tuple[Path, ...] = ()) -> KeyProfile:
     """The one key profile parser (``cardsuite gp --key-profile`` and ``cardsuite deploy``): structure first,
     then the policy (references only; a literal only for ``development = true`` and only the public key)."""
     data = _read_profile(path)
@@ -196,14 +293,22 @@ def load_key_profile(path: Path) -> KeyProfile:
     keys = data.get("keys", {})
     if not isinstance(keys, dict):
         raise ConfigurationError(f"{where}: [keys] must be a table")
-    unknown = set(keys) - {"key", *ROLES}
+    unknown = set(keys) - {"key", "master", *ROLES}
     if unknown:
         raise ConfigurationError(f"{where}: unknown entries {', '.join(sorted(unknown))} in [keys] "
-                                 "(valid: key, enc, mac, dek)")
+                                 "(valid: key, master, enc, mac, dek)")
+    kdf = data.get("kdf")
+    if kdf is not None and kdf not in DIVERSIFICATIONS:
+        raise ConfigurationError(f"{where}: kdf must be one of {', '.join(DIVERSIFICATIONS)}, got {kdf!r}")
+    if (kdf is None) != ("master" not in keys):
+        raise ConfigurationError(f"{where}: a diversified key set gives kdf (emv, visa2, kdf3) and [keys] master "
+                                 "together")
+    if kdf is not None and (len(keys) > 1 or development):
+        raise ConfigurationError(f"{where}: with kdf, [keys] holds only master (the card's keys are derived)")
     if "key" in keys and len(keys) > 1:
         raise ConfigurationError(f"{where}: give key, or enc/mac/dek, not both")
     missing = [n for n in ROLES if n not in keys]
-    if keys and "key" not in keys and missing:
+    if keys and "key" not in keys and "master" not in keys and missing:
         raise ConfigurationError(f"{where}: [keys] lacks {', '.join(missing)}")
     references: dict[str, str] = {}
     for name, value in keys.items():
@@ -226,7 +331,18 @@ def load_key_profile(path: Path) -> KeyProfile:
     if not development and not references:
         raise ConfigurationError(f"{where}: no keys: give [keys] key = \"env:NAME\" (or enc/mac/dek), "
                                  "or development = true for the public test keys")
-    return KeyProfile(path, kvn, scp, development, references)
+    rotate_to = None
+    if "rotate_to" in data:
+        target = data["rotate_to"]
+        if not isinstance(target, str) or not target:
+            raise ConfigurationError(f"{where}: rotate_to must be the path of another key profile")
+        target_path = (path.parent / target).resolve()
+        if target_path in (*_seen, path.resolve()):
+            raise ConfigurationError(f"{where}: rotate_to leads back to {target_path} (a rotation cycle)")
+        rotate_to = load_key_profile(target_path, (*_seen, path.resolve()))
+        if rotate_to.development:
+            raise ConfigurationError(f"{where}: rotate_to names the public development keys; rotate to issuer keys")
+    return KeyProfile(path, kvn, scp, development, references, kdf, rotate_to)
 
 
 # ---------------------------------------------------------------- the one choice
@@ -265,56 +381,8 @@ def resolve_keys(profile: Path | None = None, dev_keys: bool = False, kvn: int |
     return development_keys(kvn if kvn is not None else parse_kvn(env.get(ENV_GP_KVN, "0"), ENV_GP_KVN))
 
 
-# -- diversified static keys: an issued card's ENC/MAC/DEK derived from the issuer's master key and the card's
-# key diversification data (the 10 bytes heading INITIALIZE UPDATE's answer, GET DATA CF). The three schemes
-# GlobalPlatformPro names --key-kdf emv|visa2|kdf3; key numbers 1 ENC, 2 MAC, 3 DEK.
-DIVERSIFICATION_DATA_LENGTH = 10
-KDF_NAMES = ("emv", "visa2", "kdf3")
-
-
-def _div_data(div_data: bytes) -> bytes:
-    if len(div_data) != DIVERSIFICATION_DATA_LENGTH:
-        raise ConfigurationError(f"key diversification data has {DIVERSIFICATION_DATA_LENGTH} bytes, "
-                                 f"got {len(div_data)}")
-    return div_data
-
-
-def _des_diversified(master: bytes, part: bytes) -> KeySet:
-    """3DES-ECB under the master key of part | F0 | n | part | 0F | n, per key n (the 16-byte key's halves)."""
-    if len(master) != 16:
-        raise ConfigurationError(f"a 3DES master key has 16 bytes, got {len(master)}")
-    enc, mac, dek = (tdes_ecb(master, part + bytes([0xF0, n]) + part + bytes([0x0F, n])) for n in (1, 2, 3))
-    return KeySet(enc, mac, dek)
-
-
-def diversify_emv(master: bytes, div_data: bytes) -> KeySet:
-    """EMV CPS / CPG 2.1: the six bytes 4-9 of the diversification data (the chip's serial number part)."""
-    return _des_diversified(master, _div_data(div_data)[4:10])
-
-
-def diversify_visa2(master: bytes, div_data: bytes) -> KeySet:
-    """VISA2 (Visa GP 2.1.1 card implementation requirements): bytes 0-1 and 4-7 of the diversification data."""
-    data = _div_data(div_data)
-    return _des_diversified(master, data[0:2] + data[4:8])
-
-
-def diversify_kdf3(master: bytes, div_data: bytes) -> KeySet:
-    """SCP03 cards' AES keys: NIST SP 800-108 counter mode with AES-CMAC over counter | 00 00 00 n 00 | the 10
-    bytes of diversification data, as long as the master key (GlobalPlatformPro's kdf3 template)."""
-    data = _div_data(div_data)
-    if len(master) not in (16, 24, 32):
-        raise ConfigurationError(f"an AES master key has 16, 24 or 32 bytes, got {len(master)}")
-
-    def derive(n: int) -> bytes:
-        blocks = (aes_cmac(master, bytes([i]) + bytes([0, 0, 0, n, 0]) + data) for i in range(1, 3))
-        return b"".join(blocks)[: len(master)]
-
-    return KeySet(derive(1), derive(2), derive(3))
-
-
 def diversify(kdf: str, master: bytes, div_data: bytes) -> KeySet:
     """One of KDF_NAMES by name."""
-    functions = {"emv": diversify_emv, "visa2": diversify_visa2, "kdf3": diversify_kdf3}
-    if kdf not in functions:
+    if kdf not in DIVERSIFICATIONS:
         raise ConfigurationError(f"key diversification {kdf!r}: use one of {', '.join(KDF_NAMES)}")
-    return functions[kdf](master, div_data)
+    return DIVERSIFICATIONS[kdf](master, div_data)

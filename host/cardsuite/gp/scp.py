@@ -43,6 +43,10 @@ LEVELS = {"mac": SecurityLevel.C_MAC, "enc": SecurityLevel.C_MAC | SecurityLevel
           "enc+rmac": SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC,
           "full": SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION | SecurityLevel.R_MAC
           | SecurityLevel.R_ENCRYPTION}
+# gp's --mode names for the same levels: clr (no secure messaging after authentication), mac, enc, rmac
+# (C-MAC and R-MAC), renc (everything: C-MAC, C-DECRYPTION, R-MAC, R-ENCRYPTION)
+MODES = {"clr": SecurityLevel.NO_SECURITY, "mac": LEVELS["mac"], "enc": LEVELS["enc"], "rmac": LEVELS["mac+rmac"],
+         "renc": LEVELS["full"]}
 
 
 class SecureChannelError(CardsuiteError):
@@ -85,6 +89,28 @@ class KeySet:
         if len(self.enc) == 16:
             return tdes_ecb(self.enc, bytes(8))[:3]
         return aes_ecb(self.enc, bytes([1]) * 16)[:3]
+
+    def for_card(self, key_diversification_data: bytes) -> KeySet:
+        """The static keys of the card that answered INITIALIZE UPDATE with this key diversification data:
+        these keys themselves; a master key set (cardsuite.gp.keys.MasterKeys) derives them."""
+        return self
+
+    def channel(self, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                scp02_i: int = 0x55) -> SecureChannel:
+        """The secure channel these (the card's own) keys open; keys kept in a key store open one computing
+        there (cardsuite.scms.kms.TokenCardKeys)."""
+        return software_channel(self, host_challenge, response, scp02_i)
+
+    @property
+    def fingerprint_material(self) -> bytes:
+        """What tells this key set from another, for the brick guard's keyed fingerprint."""
+        return bytes((self.kvn,)) + self.enc + self.mac + self.dek
+
+
+def kcv(key: bytes, aes: bool) -> bytes:
+    """Key check value of one key ([GPCS] B.6, [AmD] 7.2.4): the first 3 bytes of 3DES-ECB over 8 zero bytes,
+    or of AES-ECB over 16 bytes 01."""
+    return aes_ecb(key, bytes([1]) * 16)[:3] if aes else tdes_ecb(key, bytes(8))[:3]
 
 
 # [AmD] Table 6-1: derivation constants
@@ -135,13 +161,15 @@ class GPInitializeUpdateResponse:
                 raise SecureChannelError(f"an SCP02 INITIALIZE UPDATE response has 28 bytes, got {len(data)}")
             return cls(kdd, kvn, scp, None, data[12:14], data[14:20], data[20:28])
         if scp == 0x03:
-            if len(data) not in (29, 32):
-                raise SecureChannelError(f"an SCP03 INITIALIZE UPDATE response has 29 or 32 bytes, got {len(data)}")
-            i = data[12]
-            if i & 0x01:
-                raise SecureChannelError("SCP03 in S16 mode (i bit 1) is not supported; use a key set in S8 mode")
-            counter = data[29:32] if len(data) == 32 else b""
-            return cls(kdd, kvn, scp, i, counter, data[13:21], data[21:29])
+            # [AmD] 7.1.1.6: S8 mode 8-byte challenge and cryptogram (29 bytes, 32 with the sequence counter);
+            # S16 mode (i bit 1) 16-byte ones (45 or 48)
+            size = 16 if len(data) > 13 and data[12] & 0x01 else 8
+            base = 13 + 2 * size
+            if len(data) not in (base, base + 3):
+                raise SecureChannelError(f"an SCP03 S{size} INITIALIZE UPDATE response has {base} or {base + 3} "
+                                         f"bytes, got {len(data)}")
+            counter = data[base:] if len(data) == base + 3 else b""
+            return cls(kdd, kvn, scp, data[12], counter, data[13 : 13 + size], data[13 + size : base])
         raise SecureChannelError(f"the card offers SCP{scp:02X}; only SCP02 and SCP03 are supported")
 
 
@@ -158,6 +186,7 @@ class SecureChannel(ABC):
 
     scp: int
     block: int  # cipher block size: padding and maximum data
+    mac_length = 8  # C-MAC and R-MAC; 16 in SCP03 S16 mode
 
     def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse) -> None:
         self.keys = keys
@@ -217,11 +246,11 @@ class SecureChannel(ABC):
         data = command.data
         if encrypt and data:
             data = self._encrypt_command_data(data)
-        if len(data) + 8 > 255:
+        if len(data) + self.mac_length > 255:
             raise ValueError(f"command data of {len(command.data)} bytes does not fit a secured short APDU "
                              f"(at most {self.max_data()} bytes at this security level)")
         cla = command.cla | CLA_SECURE
-        header = bytes((cla, command.ins, command.p1, command.p2, len(data) + 8))
+        header = bytes((cla, command.ins, command.p1, command.p2, len(data) + self.mac_length))
         mac_value = self._mac_over(command, header, data)
         return CommandAPDU(cla, command.ins, command.p1, command.p2, data + mac_value, command.le)
 
@@ -230,7 +259,7 @@ class SecureChannel(ABC):
 
     def max_data(self, limit: int = 255) -> int:
         """The longest plain command data that still fits ``limit`` bytes once wrapped at this level."""
-        room = limit - (8 if self.level & SecurityLevel.C_MAC else 0)
+        room = limit - (self.mac_length if self.level & SecurityLevel.C_MAC else 0)
         if self.level & SecurityLevel.C_DECRYPTION:
             room = room - room % self.block - 1  # padding adds 1..block bytes
         return room
@@ -284,7 +313,38 @@ class SCP02(SecureChannel):
         return tdes_cbc_encrypt(self.s_enc, pad_m2(data))
 
     def encrypt_key_data(self, data: bytes) -> bytes:
+        """[GPCS] E.4.7 / 11.8.2.3: 3DES-ECB under the session DEK."""
+        if len(data) % 8:
+            raise ValueError("SCP02 key data must be whole 3DES blocks")
         return tdes_ecb(self.s_dek, data)
+
+
+class AesOperations:
+    """SCP03's AES operations on its keys, here on key bytes. A key store gives its own on key handles (an HSM:
+    cardsuite.scms.kms), so that the static and session keys need not leave it; the protocol is the same."""
+
+    def key_bits(self, key: bytes) -> int:
+        return len(key) * 8
+
+    def derive(self, key: bytes, constant: int, bits: int, context: bytes) -> bytes:
+        """A session key ([AmD] 6.2.1): kept however the key store keeps keys."""
+        return scp03_kdf(key, constant, bits, context)
+
+    def kdf(self, key: bytes, constant: int, bits: int, context: bytes) -> bytes:
+        """A cryptogram ([AmD] 6.2.2.2, 6.2.2.3): the bytes themselves."""
+        return scp03_kdf(key, constant, bits, context)
+
+    def cmac(self, key: bytes, data: bytes) -> bytes:
+        return aes_cmac(key, data)
+
+    def ecb(self, key: bytes, block: bytes) -> bytes:
+        return aes_ecb(key, block)
+
+    def cbc(self, key: bytes, data: bytes, iv: bytes, decrypt: bool = False) -> bytes:
+        return aes_cbc(key, data, iv, decrypt)
+
+
+SOFTWARE_AES = AesOperations()
 
 
 class SCP03(SecureChannel):
@@ -294,65 +354,80 @@ class SCP03(SecureChannel):
     scp = 0x03
     block = 16
 
-    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse) -> None:
+    def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                 ops: AesOperations | None = None) -> None:
         super().__init__(keys, host_challenge, response)
-        bits = len(keys.enc) * 8
+        self.ops = ops or SOFTWARE_AES
+        # S16 ([AmD] 6.2.2.2): 16-byte challenges, cryptograms and MACs
+        self.mac_length = 16 if response.i is not None and response.i & 0x01 else 8
+        if len(host_challenge) != self.mac_length:
+            raise SecureChannelError(f"SCP03 S{self.mac_length} needs a {self.mac_length}-byte host challenge, "
+                                     f"got {len(host_challenge)}")
+        bits = self.ops.key_bits(keys.enc)
         context = host_challenge + response.card_challenge
-        self.s_enc = scp03_kdf(keys.enc, DERIVE_S_ENC, bits, context)
-        self.s_mac = scp03_kdf(keys.mac, DERIVE_S_MAC, bits, context)
-        self.s_rmac = scp03_kdf(keys.mac, DERIVE_S_RMAC, bits, context)
+        self.s_enc = self.ops.derive(keys.enc, DERIVE_S_ENC, bits, context)
+        self.s_mac = self.ops.derive(keys.mac, DERIVE_S_MAC, bits, context)
+        self.s_rmac = self.ops.derive(keys.mac, DERIVE_S_RMAC, bits, context)
         self.context = context
         self.chaining_value = bytes(16)  # MAC chaining value, [AmD] 6.2.5
         self.counter = 0  # encryption counter, [AmD] 6.2.6
-        expected = scp03_kdf(self.s_mac, DERIVE_CARD_CRYPTOGRAM, 64, context)
+        expected = self.ops.kdf(self.s_mac, DERIVE_CARD_CRYPTOGRAM, self.mac_length * 8, context)
         if not hmac.compare_digest(expected, response.card_cryptogram):
             raise CardCryptogramError("the card cryptogram does not verify: wrong keys for this card (SCP03)")
 
     def host_cryptogram(self) -> bytes:
-        return scp03_kdf(self.s_mac, DERIVE_HOST_CRYPTOGRAM, 64, self.context)
+        return self.ops.kdf(self.s_mac, DERIVE_HOST_CRYPTOGRAM, self.mac_length * 8, self.context)
 
     def _mac_command(self, header: bytes, data: bytes) -> bytes:
-        self.chaining_value = aes_cmac(self.s_mac, self.chaining_value + header + data)
-        return self.chaining_value[:8]
+        self.chaining_value = self.ops.cmac(self.s_mac, self.chaining_value + header + data)
+        return self.chaining_value[: self.mac_length]
 
     def _before_command(self) -> None:
         # the counter moves for every command of the session, with or without data ([AmD] 6.2.6)
         self.counter += 1
 
     def _encrypt_command_data(self, data: bytes) -> bytes:
-        iv = aes_ecb(self.s_enc, self.counter.to_bytes(16, "big"))
-        return aes_cbc(self.s_enc, pad_m2(data, 16), iv)
+        iv = self.ops.ecb(self.s_enc, self.counter.to_bytes(16, "big"))
+        return self.ops.cbc(self.s_enc, pad_m2(data, 16), iv)
 
     def unwrap(self, response: ResponseAPDU) -> ResponseAPDU:
         """R-MAC check and R-ENCRYPTION ([AmD] 6.2.5, 6.2.7): a MAC comes with successful and warning status
         words; an error carries none."""
         if not self.level & SecurityLevel.R_MAC or not response.data:
             return response
-        if len(response.data) < 8:
+        size = self.mac_length
+        if len(response.data) < size:
             raise SecureChannelError(f"response of {len(response.data)} bytes has no room for an R-MAC")
-        body, rmac = response.data[:-8], response.data[-8:]
-        expected = aes_cmac(self.s_rmac, self.chaining_value + body + response.sw.to_bytes(2, "big"))[:8]
+        body, rmac = response.data[:-size], response.data[-size:]
+        expected = self.ops.cmac(self.s_rmac, self.chaining_value + body + response.sw.to_bytes(2, "big"))[:size]
         if not hmac.compare_digest(expected, rmac):
             raise SecureChannelError("the response's R-MAC does not verify: the channel is broken")
         if self.level & SecurityLevel.R_ENCRYPTION and body:
             if len(body) % 16:
                 raise SecureChannelError("encrypted response data is not a whole number of AES blocks")
-            iv = aes_ecb(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
+            iv = self.ops.ecb(self.s_enc, b"\x80" + self.counter.to_bytes(15, "big"))
             try:
-                body = unpad_m2(aes_cbc(self.s_enc, body, iv, decrypt=True), 16)
+                body = unpad_m2(self.ops.cbc(self.s_enc, body, iv, decrypt=True), 16)
             except PaddingError:
                 raise SecureChannelError("decrypted response data is not padded with 80 00..") from None
         return ResponseAPDU(body, response.sw)
 
     def encrypt_key_data(self, data: bytes) -> bytes:
+        """[AmD] 7.2.3: AES-CBC under the static DEK with a zero ICV."""
         if len(data) % 16:
             raise ValueError("SCP03 key data must be padded to whole AES blocks before encryption")
-        return aes_cbc(self.keys.dek, data, bytes(16))
+        return self.ops.cbc(self.keys.dek, data, bytes(16))
 
 
 def open_channel(keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
                  scp02_i: int = 0x55) -> SecureChannel:
     """The channel the card's INITIALIZE UPDATE response asks for; raises CardCryptogramError on wrong keys."""
+    return keys.channel(host_challenge, response, scp02_i)
+
+
+def software_channel(keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                     scp02_i: int = 0x55) -> SecureChannel:
+    """A channel computing with the key bytes in this process (KeySet.channel)."""
     if response.scp == 0x02:
         return SCP02(keys, host_challenge, response, i=scp02_i)
     return SCP03(keys, host_challenge, response)

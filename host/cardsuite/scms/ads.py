@@ -1,0 +1,295 @@
+"""ADS: the paper's 12-step post-issuance for one request, over any Transport (in process: a simulated card;
+remote: the agent's relay, cardsuite.scms.relay). Callable as an API; the server only feeds it a transport.
+
+Steps (seed 000): 1 the request; 2 SELECT of the card manager; 3 its answer; 4 the card's identity (CIN from
+CPLC), checked with the CMS before any authentication (unknown or blacklisted cards are refused without
+spending a try; a card whose cryptograms failed too often is refused as gp.guard does locally); 5 host
+challenge (INITIALIZE UPDATE); 6 card challenge and cryptogram, checked through the KMS; 7 host cryptogram
+(EXTERNAL AUTHENTICATE); 8 the actions offered (AMS catalogue against the card's contents); 9 the action
+chosen; 10 the APDU script under the secure channel; 11 load, install, register (the card's answers); 12 the
+new state recorded (CMS card, inventory, request).
+
+Install is cardsuite.deploy's Deployer with the KMS's keys (DeployOptions.keys): the same plan, idempotent,
+resumable. Every APDU exchange goes to the request's record masked by the one rule set (cardsuite.trace).
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
+from cardsuite.deploy.inventory import Inventory
+from cardsuite.deploy.profiles import CardProfile, load_app_profile
+from cardsuite.errors import CardsuiteError
+from cardsuite.gp.client import ISD_AID, AuthenticationError, CardManagerError, GlobalPlatform, GPError
+from cardsuite.gp.keys import KeyChoice, KeyProfile
+from cardsuite.gp.scp import LEVELS, CardCryptogramError
+from cardsuite.project import Project
+from cardsuite.scms.db import Database
+from cardsuite.scms.kms import Kms, TokenCardKeys, TokenKeySet
+from cardsuite.scms.putkey import put_token_keys
+from cardsuite.scms.system import System
+from cardsuite.trace import Trace, TraceEntry
+from cardsuite.transport.base import Transport
+
+ACTIONS = ("install", "remove", "lock", "unlock", "rotate")
+LOAD_PROGRESS_EVERY = 8  # blocks between two progress lines to the terminal
+MAX_AUTH_FAILURES = 3  # cryptogram or authentication failures before the ADS stops trying a card
+ProgressSink = Callable[[str], None]
+# the cardholder's PIN step, run where the card is: (wallet instance AID, one-time initial PIN, PUK) -> detail.
+# Over the relay it is the agent's (RelayTransport.cardholder_pin); in process the caller's.
+CardholderPin = Callable[[bytes, str, str], str]
+
+
+class RequestRefused(CardsuiteError):
+    """The ADS will not serve this request (the reason is the message and the request's record)."""
+
+
+def catalogue(project: Project) -> dict[str, Path]:
+    """AMS: the applications the SCMS can install, by name (the suite's application profiles, whose CAP
+    files come from the manifest's build or the committed fixtures)."""
+    return {path.stem: path for path in sorted((project.root / "profiles" / "apps").glob("*.toml"))}
+
+
+@dataclass
+class PostIssuance:
+    """One request served: ``run`` returns the CIN of the card and a one-line outcome, raising
+    RequestRefused (or the card's error) with the request recorded as failed."""
+
+    system: System
+    db: Database
+    project: Project
+    request_id: int
+    progress: ProgressSink | None = None
+    cardholder_pin: CardholderPin | None = None  # in process; a RelayTransport brings its own
+    _step: int = 0
+    _audit: list[tuple] = field(default_factory=list)
+    _exchanges: list[tuple] = field(default_factory=list)
+
+    def _record(self, name: str, outcome: str = "ok", detail: str = "") -> None:
+        self._step += 1
+        self.db.record_step(self.request_id, self._step, name, outcome, detail)
+        if self.progress is not None:
+            self.progress(f"{self._step:2}. {name}: {outcome}{f' ({detail})' if detail else ''}")
+
+    def _on_exchange(self, entry: TraceEntry) -> None:
+        self._exchanges.append((len(self._exchanges) + 1, entry.command, entry.response, entry.sw, entry.seconds))
+
+    def _on_key_use(self, operation: str, label: str, detail: str) -> None:
+        self._audit.append((time.time(), f"ads:{self.request_id}", operation, label, self.request_id, detail))
+
+    def _flush(self) -> None:
+        self.db.record_exchanges(self.request_id, self._exchanges)
+        self.db.record_audit(self._audit)
+        self._exchanges.clear()
+        self._audit.clear()
+
+    def run(self, transport: Transport) -> tuple[str, str]:
+        request = self.db.request(self.request_id)
+        if request is None:
+            raise RequestRefused(f"no request {self.request_id}")
+        if request.action not in ACTIONS:
+            raise RequestRefused(f"action {request.action!r}: valid are {', '.join(ACTIONS)}")
+        # a server claims the request before relaying (several servers, one database); an in-process caller here
+        if request.state == "queued" and not self.db.claim_request(self.request_id, f"ads:{os.getpid()}"):
+            raise RequestRefused(f"request {self.request_id} was claimed by another server")
+        if request.state not in ("queued", "running"):
+            raise RequestRefused(f"request {self.request_id} is {request.state} already")
+        self._record("request", "ok", f"{request.action} {request.target or ''} from terminal {request.terminal}")
+        transport.trace = Trace(sinks=[self._on_exchange])
+        cin = None
+        try:
+            with self.system.kms(self._on_key_use) as kms, transport.exclusive():
+                cin = self._identify(transport)
+                holder = self.db.claim_card(cin, self.request_id)
+                if holder is not None:
+                    self._record("card claimed", "refused", f"request {holder} is serving {cin}")
+                    raise RequestRefused(f"card {cin} is being served by request {holder}: try again after it")
+                try:
+                    outcome = self._serve(kms, transport, request.action, request.target or "", cin)
+                finally:
+                    self.db.release_card(cin, self.request_id)
+        except BaseException as exc:
+            reason = str(exc) or type(exc).__name__
+            self._record("outcome", "failed", reason)
+            self._flush()
+            self.db.finish_request(self.request_id, "failed", reason, cin)
+            raise
+        finally:
+            transport.trace = None
+        self._record("record", "ok", outcome)
+        self._flush()
+        self.db.finish_request(self.request_id, "done", outcome, cin)
+        return cin, outcome
+
+    def _identify(self, transport: Transport) -> str:
+        gp = GlobalPlatform(transport, ISD_AID)
+        gp.select()
+        self._record("select card manager", "ok", ISD_AID.hex().upper())
+        self._record("card answers", "ok", "FCI")
+        try:
+            cin = gp.cplc().identity
+        except (GPError, CardManagerError):
+            cin = gp.card_identity()
+        card = self.db.card(cin)
+        if card is None:
+            self._record("card identity", "refused", f"{cin}: unknown to the CMS")
+            raise RequestRefused(f"card {cin} is unknown to the CMS: import its order first")
+        if card[4]:
+            self._record("card identity", "refused", f"{cin}: blacklisted")
+            raise RequestRefused(f"card {cin} is blacklisted")
+        if card[5] >= MAX_AUTH_FAILURES:
+            self._record("card identity", "refused", f"{cin}: {card[5]} authentication failures")
+            raise RequestRefused(f"card {cin} failed authentication {card[5]} times: the ADS stops trying it "
+                                 "(clear the count after checking its keys)")
+        self._record("card identity", "ok", cin)
+        return cin
+
+    def _key_sets(self, kms: Kms, cin: str) -> list[TokenKeySet]:
+        """The key sets the card may hold, the likelier first: the issuer's after a rotation, both while one
+        is in flight (written ahead of PUT KEY), else the keys cards arrive with."""
+        card = self.db.card(cin)
+        held = card[6] if card is not None else "transport"
+        transport = TokenKeySet(kms, self.system.card_keys.label, self.system.card_keys.kdf, self.system.card_keys.kvn)
+        issuer = self._issuer_keys(kms)
+        return {"issuer": [issuer], "rotating": [issuer, transport]}.get(held, [transport])
+
+    def _issuer_keys(self, kms: Kms) -> TokenKeySet:
+        config = self.system.issuer_keys
+        return TokenKeySet(kms, config.label, config.kdf, config.kvn)
+
+    def _keys(self, kms: Kms, cin: str) -> KeyChoice:
+        sets = self._key_sets(kms, cin)
+        if len(sets) > 1:
+            raise RequestRefused(f"card {cin} is in the middle of a key rotation: request rotate again to finish it")
+        return KeyChoice(sets[0], f"token {self.system.token}, key {sets[0].label}", 3)  # type: ignore[arg-type]
+
+    def _authenticated(self, kms: Kms, transport: Transport, cin: str) -> GlobalPlatform:
+        gp = GlobalPlatform(transport, ISD_AID)
+        gp.select()
+        try:
+            # one INITIALIZE UPDATE; the card cryptogram checked against each candidate (no extra try)
+            gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
+        except (CardCryptogramError, AuthenticationError) as exc:
+            self.db.count_auth_failure(cin)
+            self._record("mutual authentication", "failed", str(exc))
+            raise
+        self._record("mutual authentication", "ok", "host challenge, card cryptogram (KMS), host cryptogram")
+        return gp
+
+    def _serve(self, kms: Kms, transport: Transport, action: str, target: str, cin: str) -> str:
+        apps = catalogue(self.project)
+        if action == "install":
+            if target not in apps:
+                raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
+            return self._install(kms, transport, cin, apps[target])
+        gp = self._authenticated(kms, transport, cin)
+        if action == "rotate":
+            return self._rotate(kms, gp, cin)
+        registry = gp.registry()
+        self._record("actions offered", "ok", f"{len(registry.applications)} applications on the card")
+        if target not in apps:
+            raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
+        # the instance as the deployer installs it (the profile's, else the manifest's applet)
+        aid = Requirements(self.project, self._profile(apps[target])).instances[0].instance
+        if registry.application(aid) is None:
+            raise RequestRefused(f"the card has no application {target} ({aid.hex().upper()})")
+        self._record("action chosen", "ok", f"{action} {target}")
+        if action == "remove":
+            gp.delete(aid)
+        else:
+            gp.set_application_lock(aid, action == "lock")
+        self._record("card script", "ok", f"{action} {aid.hex().upper()} under the secure channel")
+        with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
+            gp.select()
+            gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
+            inventory.record_card(cin, registry=gp.registry())
+            inventory.record_event(cin, action, "ok", target)
+        return f"{action} {target}"
+
+    def _pin_step(self, transport: Transport) -> CardholderPin | None:
+        return getattr(transport, "cardholder_pin", None) or self.cardholder_pin
+
+    def _cardholder_pin(self, transport: Transport, aid: bytes, initial_pin: str, puk: str) -> None:
+        step = self._pin_step(transport)
+        assert step is not None  # checked before the deploy
+        self._record("cardholder PIN", "ok", step(aid, initial_pin, puk))
+
+    def _rotate(self, kms: Kms, gp: GlobalPlatform, cin: str) -> str:
+        """The issuer's keys, diversified for this card in the token, in place of the keys it holds (PUT KEY);
+        written ahead ('rotating') so that a run stopped anywhere is finished by the next rotate."""
+        assert gp.channel is not None
+        held = gp.channel.keys
+        issuer = self._issuer_keys(kms)
+        if getattr(held, "label", None) == issuer.label:  # a rotation done before (perhaps not recorded)
+            self.db.set_key_set(cin, "issuer")
+            return f"rotate: the card holds the issuer keys (0x{issuer.kvn:02X}) already"
+        old = gp.channel.response.kvn
+        kdd = gp.channel.response.key_diversification_data
+        assert issuer.kdf is not None
+        new = kms.derive_card_keys(issuer.label, issuer.kdf, kdd, wrappable=True)
+        self.db.set_key_set(cin, "rotating")
+        stored = put_token_keys(gp, kms, TokenCardKeys(kms, issuer.label, new["enc"], new["mac"], new["dek"],
+                                                       issuer.kvn), issuer.kvn, old)
+        self._record("card script", "ok", f"PUT KEY 0x{old:02X} -> 0x{issuer.kvn:02X} (keys wrapped in the token)")
+        gp.select()
+        gp.open_secure_channel(issuer, LEVELS["mac"], scp=3)  # type: ignore[arg-type]
+        self.db.set_key_set(cin, "issuer")
+        self._record("mutual authentication", "ok", "with the new keys")
+        kcvs = " ".join(k.hex().upper() for k in stored.kcvs)
+        return f"rotate: key version 0x{old:02X} -> 0x{issuer.kvn:02X}, key check values {kcvs}"
+
+    def _profile(self, app_path: Path) -> CardProfile:
+        """A card profile of one catalogue application, opened with the KMS's keys (DeployOptions.keys: the
+        key profile named here is never read)."""
+        return CardProfile(app_path, self.system.card_type, KeyProfile(Path(f"token:{self.system.card_keys.label}")),
+                           "mac", (), (load_app_profile(app_path),))
+
+    def _install(self, kms: Kms, transport: Transport, cin: str, app_path: Path) -> str:
+        profile = self._profile(app_path)
+        app = profile.applications[0]
+
+        def after(step: Step, outcome: str) -> None:
+            self._record(f"{step.action} {step.name}", outcome, step.detail)
+
+        # Personalisation: the wallet gets a one-time initial PIN and a PUK made here for this run and kept
+        # nowhere; the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent there),
+        # so the PIN the cardholder chose never reaches the server ([P002]: knowledge factor at enrolment).
+        if app.personalise is not None and self._pin_step(transport) is None:  # before the card is touched
+            raise RequestRefused("the wallet would be personalised but nobody can choose its PIN here: give the "
+                                 "ADS a cardholder_pin step (or run it through an agent)")
+        initial_pin, puk = f"{secrets.randbelow(10**8):08d}", f"{secrets.randbelow(10**8):08d}"
+        env = dict(os.environ)
+        if app.personalise is not None:
+            env.update({app.personalise.pin_env: initial_pin, app.personalise.puk_env: puk})
+        def blocks(package: str, done: int, total: int) -> None:
+            if self.progress is not None and (done == total or done % LOAD_PROGRESS_EVERY == 0):
+                self.progress(f"    LOAD {package}: block {done}/{total}")
+
+        options = DeployOptions(keys=self._keys(kms, cin), after_step=after, env=env, progress=blocks,
+                                wallet_db=self.system.folder / "wallet.db")
+        with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
+            deployer = Deployer(self.project, profile, transport, inventory, None, options=options)
+            try:
+                result = deployer.run()
+            except (CardCryptogramError, AuthenticationError) as exc:
+                self.db.count_auth_failure(cin)
+                self._record("mutual authentication", "failed", str(exc))
+                raise
+        for step in result.performed:
+            if step.action == "personalise":  # the instance the deploy personalised
+                self._cardholder_pin(transport, step.aid, initial_pin, puk)
+        life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
+        if life in ("OP_READY", "INITIALIZED"):  # issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1)
+            gp = self._authenticated(kms, transport, cin)
+            for state in ("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:]:
+                gp.set_card_life_cycle(state)
+            self._record("card life cycle", "ok", f"{life} -> SECURED")
+            life = "SECURED"
+        self.db.upsert_card(cin, life)
+        return f"install {app.name}: {len(result.performed)} steps done, card {life}"

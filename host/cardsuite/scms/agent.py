@@ -1,0 +1,112 @@
+"""The terminal: relays the ADS's APDUs to a card here, in order, and holds no key. It trusts only the SCMS's
+CA (the file it is given: no system store), speaks TLS 1.3 only, and authenticates with the token the
+administrator issued. Progress goes to a callback; the library never prints.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from cardsuite.errors import CardsuiteError, TransportError
+from cardsuite.scms.relay import Message, RelayError
+from cardsuite.transport.base import Transport
+from cardsuite.wallet.card import WalletClient
+
+
+class AgentError(CardsuiteError):
+    """The server refused the terminal, the link broke, or the request failed (the server's reason)."""
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    request: int
+    cin: str
+    outcome: str
+    relayed: int
+
+
+def tls_context(ca: Path) -> ssl.SSLContext:
+    if not ca.is_file():
+        raise AgentError(f"no CA certificate at {ca}")
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    context.minimum_version = ssl.TLSVersion.TLSv1_3
+    return context
+
+
+def _ws_url(server: str) -> str:
+    if not server.startswith("https://"):
+        raise AgentError(f"--server {server!r}: the SCMS is reached over https:// only")
+    return "wss://" + server[len("https://"):].rstrip("/") + "/terminal"
+
+
+PinPrompt = Callable[[str], str]  # the PUK to show (once) -> the PIN the cardholder chose
+
+
+def set_cardholder_pin(transport: Transport, aid: bytes, initial_pin: str, ask: PinPrompt, puk: str) -> None:
+    """The wallet's one-time PIN replaced by the cardholder's (CHANGE REFERENCE DATA, here at the terminal)."""
+    client = WalletClient(transport, aid)
+    client.select()
+    client.change_pin(initial_pin, ask(puk))
+
+
+def run_request(server: str, ca: Path, token: str, transport: Transport, *, action: str, target: str | None,
+                progress: Callable[[str], None] | None = None, ask_pin: PinPrompt | None = None) -> AgentResult:
+    """One post-issuance request, relayed to the end. ``ask_pin`` asks the cardholder for the wallet's PIN."""
+    from websockets.exceptions import InvalidStatus, WebSocketException
+    from websockets.sync.client import connect
+
+    seq = 1
+    relayed = 0
+    try:
+        with connect(_ws_url(server), ssl=tls_context(ca), additional_headers={"Authorization": f"Bearer {token}"},
+                     open_timeout=20, max_size=2**20) as link, transport.exclusive():
+            link.send(Message("request", seq, {"action": action, "target": target,
+                                               "atr": transport.atr.hex().upper()}).encode())
+            for text in link:
+                message = Message.decode(text)
+                if message.kind in ("apdu", "reset"):
+                    if message.kind == "apdu":
+                        answer = transport.transmit_raw(message.apdu("apdu"))
+                    else:
+                        answer = transport.reset()
+                    relayed += 1
+                    seq += 1
+                    link.send(Message("response", seq, {"command": message.seq,
+                                                        "rapdu": answer.hex().upper()}).encode())
+                elif message.kind == "pin":
+                    seq += 1
+                    link.send(Message("response", seq, {"command": message.seq,
+                                                        **_pin_step(transport, message, ask_pin)}).encode())
+                elif message.kind == "progress" and progress is not None:
+                    progress(str(message.body.get("text", "")))
+                elif message.kind == "done":
+                    return AgentResult(int(message.body["request"]), str(message.body["cin"]),
+                                       str(message.body["outcome"]), relayed)
+                elif message.kind == "failed":
+                    raise AgentError(f"the request failed: {message.body.get('reason')}")
+            reason = link.close_reason or "no reason given"
+            raise AgentError(f"the server closed the link: {reason}")
+    except InvalidStatus as exc:
+        raise AgentError(f"the server refused the terminal (HTTP {exc.response.status_code})") from None
+    except ssl.SSLCertVerificationError as exc:
+        raise AgentError(f"the server's certificate is not from the pinned CA: {exc.verify_message}") from None
+    except (OSError, WebSocketException) as exc:
+        if isinstance(exc, TransportError):
+            raise
+        raise AgentError(f"cannot reach the SCMS at {server}: {exc}") from None
+    except RelayError as exc:
+        raise AgentError(str(exc)) from None
+
+
+def _pin_step(transport: Transport, message: Message, ask_pin: PinPrompt | None) -> dict[str, object]:
+    if ask_pin is None:
+        return {"ok": False, "reason": "this terminal cannot ask for a PIN"}
+    try:
+        set_cardholder_pin(transport, message.apdu("aid"), str(message.body.get("initial", "")), ask_pin,
+                           str(message.body.get("puk", "")))
+    except CardsuiteError as exc:
+        return {"ok": False, "reason": str(exc)}
+    return {"ok": True}

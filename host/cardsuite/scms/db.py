@@ -1,0 +1,262 @@
+"""The SCMS database: one schema for SQLite (a file in the system folder) and PostgreSQL (several ``serve``
+processes and a bench sharing it). Created as it is (no migrations yet); every query the CMS, AMS, KMS and ADS
+make is on an index. What differs between the two databases is the inventory's Dialect, used here too.
+
+Nothing that matters lives in a server's memory: a request is claimed by a conditional UPDATE (the row
+moves from ``queued`` to ``running`` for one claimant only), relay sequence numbers and the brick guard's
+failure counts are rows.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect
+from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
+from cardsuite.errors import ConfigurationError
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS scms_users (
+        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        disabled INTEGER NOT NULL DEFAULT 0)""",
+    """CREATE TABLE IF NOT EXISTS scms_terminals (
+        name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL,
+        revoked_at DOUBLE PRECISION)""",
+    # CMS: a card from its order to SECURED and after; cin is the CPLC identity (gp.client.Cplc.identity)
+    """CREATE TABLE IF NOT EXISTS scms_cards (
+        cin TEXT PRIMARY KEY, order_ref TEXT, profile TEXT, state TEXT NOT NULL, blacklisted INTEGER NOT NULL
+        DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL,
+        key_set TEXT NOT NULL DEFAULT 'transport',  -- transport, rotating (PUT KEY sent), issuer
+        busy_request INTEGER                        -- the request serving the card now (claim_card)
+        )""",
+    "CREATE INDEX IF NOT EXISTS scms_cards_state ON scms_cards (state)",
+    "CREATE INDEX IF NOT EXISTS scms_cards_order ON scms_cards (order_ref)",
+    """CREATE TABLE IF NOT EXISTS scms_orders (
+        ref TEXT PRIMARY KEY, batch TEXT NOT NULL, profile TEXT NOT NULL, holder TEXT NOT NULL,
+        state TEXT NOT NULL, cin TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS scms_orders_batch ON scms_orders (batch, state)",
+    # ADS: post-issuance requests, their steps and APDU exchanges (masked as traces are)
+    """CREATE TABLE IF NOT EXISTS scms_requests (
+        id {serial}, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT, state TEXT NOT NULL,
+        reason TEXT, claimed_by TEXT, relay_seq INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
+        updated_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state, created_at)",
+    "CREATE INDEX IF NOT EXISTS scms_requests_cin ON scms_requests (cin)",
+    """CREATE TABLE IF NOT EXISTS scms_steps (
+        id {serial}, request_id INTEGER NOT NULL, number INTEGER NOT NULL, name TEXT NOT NULL,
+        outcome TEXT NOT NULL, detail TEXT, at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS scms_steps_request ON scms_steps (request_id, number)",
+    """CREATE TABLE IF NOT EXISTS scms_exchanges (
+        id {serial}, request_id INTEGER NOT NULL, seq INTEGER NOT NULL, command TEXT NOT NULL, response TEXT NOT NULL,
+        sw INTEGER NOT NULL, seconds DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS scms_exchanges_request ON scms_exchanges (request_id, seq)",
+    # KMS: every key use (operation, key label, what for; never a value)
+    """CREATE TABLE IF NOT EXISTS scms_audit (
+        id {serial}, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, operation TEXT NOT NULL, key_label TEXT,
+        request_id INTEGER, detail TEXT)""",
+    "CREATE INDEX IF NOT EXISTS scms_audit_at ON scms_audit (at)",
+    "CREATE INDEX IF NOT EXISTS scms_audit_request ON scms_audit (request_id)",
+)
+
+CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CARD_LOCKED", "TERMINATED")
+REQUEST_STATES = ("queued", "running", "done", "failed")
+
+
+class DatabaseError(ConfigurationError):
+    """The SCMS database cannot be opened or used."""
+
+
+@dataclass(frozen=True)
+class RequestRecord:
+    id: int
+    terminal: str
+    action: str
+    target: str | None
+    cin: str | None
+    state: str
+    reason: str | None
+    claimed_by: str | None
+
+
+class Database:
+    """One connection; every change one transaction. ``url``: sqlite:///path or postgresql://…"""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        if url.startswith("sqlite:///"):
+            path = Path(url[len("sqlite:///"):])
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                self._db: Any = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+                self._db.execute("PRAGMA journal_mode = WAL")
+            except (OSError, sqlite3.Error) as exc:
+                raise DatabaseError(f"cannot open the SCMS database {path}: {exc}") from None
+            self.dialect: Dialect = SQLITE
+            self._errors: tuple[type[Exception], ...] = (sqlite3.Error,)
+        elif url.startswith(("postgresql://", "postgres://")):
+            try:
+                import psycopg
+            except ImportError:
+                raise DatabaseError("a PostgreSQL SCMS needs psycopg: pip install 'cardsuite[scms]'") from None
+            try:
+                self._db = psycopg.connect(url, autocommit=True, connect_timeout=10)
+            except psycopg.Error as exc:
+                raise DatabaseError(f"cannot connect to the SCMS database: {exc}".strip()) from None
+            self.dialect = POSTGRES
+            self._errors = (psycopg.Error,)
+        else:
+            raise DatabaseError(f"database URL {url!r}: use sqlite:///path or postgresql://user@host/db")
+
+    def create(self) -> None:
+        with self.transaction() as cur:
+            for statement in SCHEMA:
+                cur.execute(statement.format(serial=self.dialect.serial))
+
+    def close(self) -> None:
+        self._db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[Cursor]:
+        cursor = Cursor(self._db.cursor(), self.dialect)
+        try:
+            cursor.execute("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
+            yield cursor
+            cursor.execute("COMMIT")
+        except self._errors as exc:
+            try:
+                cursor.execute("ROLLBACK")
+            except self._errors:
+                pass
+            raise DatabaseError(f"SCMS database error: {exc}") from None
+        except BaseException:
+            try:
+                cursor.execute("ROLLBACK")
+            except self._errors:
+                pass
+            raise
+        finally:
+            cursor.close()
+
+    def query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        with self.transaction() as cur:
+            return cur.fetchall(sql, args)
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        with self.transaction() as cur:
+            return cur.execute(sql, args)
+
+    def insert(self, sql: str, args: Sequence[object] = ()) -> int:
+        """An INSERT into a table with an auto-numbered id; returns the id."""
+        with self.transaction() as cur:
+            return int(cur.fetchall(sql + " RETURNING id", args)[0][0])
+
+    # -- ADS requests: claimed by one conditional update
+    def new_request(self, terminal: str, action: str, target: str | None) -> int:
+        now = time.time()
+        return self.insert("INSERT INTO scms_requests (terminal, action, target, state, created_at, updated_at) "
+                           "VALUES (?, ?, ?, 'queued', ?, ?)", (terminal, action, target, now, now))
+
+    def claim_request(self, request_id: int, claimant: str) -> bool:
+        """queued -> running for exactly one claimant (a second serve process or agent is told no)."""
+        return self.execute("UPDATE scms_requests SET state = 'running', claimed_by = ?, updated_at = ? "
+                            "WHERE id = ? AND state = 'queued'", (claimant, time.time(), request_id)) == 1
+
+    def finish_request(self, request_id: int, state: str, reason: str | None = None, cin: str | None = None) -> None:
+        self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
+                     "WHERE id = ?", (state, reason, cin, time.time(), request_id))
+
+    def request(self, request_id: int) -> RequestRecord | None:
+        rows = self.query("SELECT id, terminal, action, target, cin, state, reason, claimed_by FROM scms_requests "
+                          "WHERE id = ?", (request_id,))
+        return RequestRecord(*rows[0]) if rows else None
+
+    def next_relay_seq(self, request_id: int, seq: int) -> bool:
+        """Accepts relay message ``seq`` of a request only as the one after the last accepted (replayed or
+        reordered messages are refused), whichever server process received the previous one."""
+        return self.execute("UPDATE scms_requests SET relay_seq = ? WHERE id = ? AND relay_seq = ?",
+                            (seq, request_id, seq - 1)) == 1
+
+    def record_step(self, request_id: int, number: int, name: str, outcome: str, detail: str = "") -> None:
+        self.execute("INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
+                     (request_id, number, name, outcome, detail, time.time()))
+
+    def steps(self, request_id: int) -> list[tuple[int, str, str, str]]:
+        return [tuple(r) for r in self.query("SELECT number, name, outcome, detail FROM scms_steps "
+                                              "WHERE request_id = ? ORDER BY number, id", (request_id,))]
+
+    def record_exchanges(self, request_id: int, rows: Sequence[tuple[int, str, str, int, float]]) -> None:
+        with self.transaction() as cur:
+            for seq, command, response, sw, seconds in rows:
+                cur.execute("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", (request_id, seq, command, response, sw, seconds))
+
+    def exchanges(self, request_id: int) -> list[tuple[int, str, str, int]]:
+        return [tuple(r) for r in self.query("SELECT seq, command, response, sw FROM scms_exchanges "
+                                              "WHERE request_id = ? ORDER BY seq", (request_id,))]
+
+    def record_audit(self, rows: Sequence[tuple[float, str, str, str | None, int | None, str]]) -> None:
+        with self.transaction() as cur:
+            for row in rows:
+                cur.execute("INSERT INTO scms_audit (at, actor, operation, key_label, request_id, detail) "
+                            "VALUES (?, ?, ?, ?, ?, ?)", row)
+
+    # -- CMS cards
+    def card(self, cin: str) -> tuple | None:
+        rows = self.query("SELECT cin, order_ref, profile, state, blacklisted, auth_failures, key_set FROM scms_cards "
+                          "WHERE cin = ?", (cin,))
+        return tuple(rows[0]) if rows else None
+
+    def upsert_card(self, cin: str, state: str, profile: str | None = None, order_ref: str | None = None) -> None:
+        self.execute("INSERT INTO scms_cards (cin, state, profile, order_ref, updated_at) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT (cin) DO UPDATE SET state = excluded.state, "
+                     "profile = COALESCE(excluded.profile, scms_cards.profile), "
+                     "order_ref = COALESCE(excluded.order_ref, scms_cards.order_ref), updated_at = excluded.updated_at",
+                     (cin, state, profile, order_ref, time.time()))
+
+    def set_blacklisted(self, cin: str, blacklisted: bool) -> bool:
+        return self.execute("UPDATE scms_cards SET blacklisted = ?, updated_at = ? WHERE cin = ?",
+                            (int(blacklisted), time.time(), cin)) == 1
+
+    def claim_card(self, cin: str, request_id: int) -> int | None:
+        """The card for this request only: None when claimed, else the running request that holds it (two
+        terminals racing for one card, or one card presented twice). A claim of a request that is no longer
+        running (done, failed, its server gone and the request reaped) is taken over."""
+        changed = self.execute(
+            "UPDATE scms_cards SET busy_request = ? WHERE cin = ? AND (busy_request IS NULL OR busy_request = ? OR "
+            "busy_request NOT IN (SELECT id FROM scms_requests WHERE state = 'running'))",
+            (request_id, cin, request_id))
+        if changed == 1:
+            return None
+        rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def release_card(self, cin: str, request_id: int) -> None:
+        self.execute("UPDATE scms_cards SET busy_request = NULL WHERE cin = ? AND busy_request = ?", (cin, request_id))
+
+    def set_key_set(self, cin: str, key_set: str) -> None:
+        """Which keys the card holds: transport, rotating (written ahead of PUT KEY), issuer."""
+        self.execute("UPDATE scms_cards SET key_set = ?, updated_at = ? WHERE cin = ?", (key_set, time.time(), cin))
+
+    def count_auth_failure(self, cin: str) -> None:
+        self.execute("UPDATE scms_cards SET auth_failures = auth_failures + 1, updated_at = ? WHERE cin = ?",
+                     (time.time(), cin))
+
+    def cards_by_state(self) -> dict[str, int]:
+        return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state")}
+
+    def statistics(self, since: float = 0.0) -> dict[str, dict[str, int]]:
+        """The paper's statistics (card states, issuance, failures by reason), for the console's page: each
+        one GROUP BY on an indexed column."""
+        requests = self.query("SELECT action, state, COUNT(*) FROM scms_requests WHERE created_at >= ? "
+                              "GROUP BY action, state", (since,))
+        failures = self.query("SELECT reason, COUNT(*) FROM scms_requests WHERE state = 'failed' AND created_at >= ? "
+                              "GROUP BY reason ORDER BY COUNT(*) DESC LIMIT 20", (since,))
+        return {"cards": self.cards_by_state(),
+                "requests": {f"{action} {state}": n for action, state, n in requests},
+                "failures": {reason or "unknown": n for reason, n in failures}}

@@ -1,0 +1,413 @@
+"""KMS: the issuer's GlobalPlatform keys in a PKCS#11 token (SoftHSM2 by default, any module by path).
+
+Master keys are generated in the token, sensitive and not extractable, with the one capability they need:
+CKA_DERIVE. A card's own keys are derived inside the token (C_DeriveKey), as session objects that die with the
+session:
+
+- EMV CPG 2.1 and VISA2 (cardsuite.gp.keys): 3DES-ECB of 16 bytes under the master: CKM_DES3_ECB_ENCRYPT_DATA.
+- KDF3: AES-CMAC of one block (1 + 5 + 10 bytes of fixed data, SP 800-108 counter mode) per 16 bytes of key.
+  PKCS#11 has no SP 800-108 mechanism SoftHSM2 offers, but CMAC of a single complete block M is
+  AES(K, M xor K1) (SP 800-38B 6.2) with K1 from L = AES(K, 0): CKM_AES_ECB_ENCRYPT_DATA of M xor K1 is the
+  derived key. L is computed once, when the master is made, and kept beside it as a data object: L is one
+  cipher output at a public point, like a key check value, and tells nothing about AES(K, x) elsewhere.
+- SCP03 session keys ([AmD] 6.2.1, CMAC over two or three blocks): the chaining value AES-CBC(K, M1..Mn-1) is
+  computed with the card key (C_Encrypt), then CKM_AES_ECB_ENCRYPT_DATA of it xor Mn xor K1 is the session key.
+  Cryptograms and C-MAC/R-MAC are C_Sign with CKM_AES_CMAC, command encryption C_Encrypt (AES-CBC), all with
+  keys that never leave the token. SCP02 (3DES retail MAC: no PKCS#11 mechanism) is not done through the token.
+
+Every key use goes to the audit callback (the SCMS writes it to its audit table).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import struct
+import subprocess
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from cardsuite.crypto.aes import aes_ecb
+from cardsuite.errors import CardsuiteError, ConfigurationError
+from cardsuite.gp.keys import DIVERSIFICATIONS, KDD_LENGTH
+from cardsuite.gp.scp import SCP03, AesOperations, GPInitializeUpdateResponse, SecureChannel, SecureChannelError
+
+SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
+SOFTHSM_UTIL = "softhsm2-util"
+_KEY_NUMBERS = {"enc": 0x01, "mac": 0x02, "dek": 0x03}  # as cardsuite.gp.keys: EMV CPG 2.1 5.4.2
+_SUBKEY_SUFFIX = ".cmac-l"  # the data object holding L = AES(K, 0) of an AES master
+
+AuditSink = Callable[[str, str, str], None]  # operation, key label, detail (never a key value)
+
+
+class KmsError(CardsuiteError):
+    """The token refused, lacks a key, or cannot be opened."""
+
+
+def _pkcs11() -> Any:
+    try:
+        import pkcs11
+    except ImportError:
+        raise KmsError("the KMS needs python-pkcs11: pip install 'cardsuite[scms]'") from None
+    return pkcs11
+
+
+def _xor(a: bytes, b: bytes) -> bytes:
+    return bytes(x ^ y for x, y in zip(a, b, strict=True))
+
+
+def cmac_subkey(l_value: bytes) -> bytes:
+    """K1 of SP 800-38B 6.1: L shifted left one bit, xor 0x87 when its top bit was set."""
+    shifted = ((int.from_bytes(l_value, "big") << 1) & ((1 << 128) - 1)).to_bytes(16, "big")
+    return _xor(shifted, bytes(15) + b"\x87") if l_value[0] & 0x80 else shifted
+
+
+def _string_data(data: bytes) -> tuple[Any, bytes]:
+    """CK_KEY_DERIVATION_STRING_DATA (pData, ulLen) for the DES3 ENCRYPT_DATA mechanisms, which python-pkcs11
+    passes through as raw bytes; the buffer must outlive the call."""
+    buffer = ctypes.create_string_buffer(data, len(data))
+    return buffer, struct.pack("PL", ctypes.addressof(buffer), len(data))
+
+
+# ---------------------------------------------------------------- SoftHSM2
+
+
+def softhsm_config(folder: Path) -> Path:
+    """A SoftHSM2 configuration keeping its tokens in ``folder`` (SOFTHSM2_CONF names it)."""
+    tokens = folder / "tokens"
+    tokens.mkdir(parents=True, exist_ok=True, mode=0o700)
+    conf = folder / "softhsm2.conf"
+    conf.write_text(f"directories.tokendir = {tokens}\nobjectstore.backend = file\nlog.level = ERROR\n")
+    return conf
+
+
+def init_softhsm_token(conf: Path, label: str, pin: str, so_pin: str) -> None:
+    """softhsm2-util --init-token in the free slot. The PINs go in the environment of the child only as
+    arguments softhsm2-util requires; they are random and written to the system's private folder."""
+    env = dict(os.environ, SOFTHSM2_CONF=str(conf))
+    try:
+        done = subprocess.run([SOFTHSM_UTIL, "--init-token", "--free", "--label", label, "--pin", pin,
+                               "--so-pin", so_pin], env=env, capture_output=True, text=True, check=False)
+    except FileNotFoundError:
+        raise KmsError(f"{SOFTHSM_UTIL} is missing: apt-get install softhsm2 (or give --pkcs11-module)") from None
+    if done.returncode != 0:
+        raise KmsError(f"{SOFTHSM_UTIL} --init-token failed: {(done.stderr or done.stdout).strip()}")
+
+
+# ---------------------------------------------------------------- the token
+
+
+@dataclass
+class Kms:
+    """An open, logged-in session on the token holding the issuer's keys."""
+
+    module: Path
+    token_label: str
+    pin: str = field(repr=False)
+    audit: AuditSink | None = None
+    _session: Any = field(default=None, repr=False)
+
+    def open(self) -> Kms:
+        pkcs11 = _pkcs11()
+        if not self.module.is_file():
+            raise KmsError(f"no PKCS#11 module at {self.module}")
+        try:
+            token = pkcs11.lib(str(self.module)).get_token(token_label=self.token_label)
+            self._session = token.open(user_pin=self.pin, rw=True)
+        except pkcs11.exceptions.NoSuchToken:
+            raise KmsError(f"no token {self.token_label!r} in {self.module}") from None
+        except pkcs11.exceptions.PKCS11Error as exc:
+            raise KmsError(f"cannot open the token {self.token_label!r}: {type(exc).__name__}") from None
+        return self
+
+    def close(self) -> None:
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> Kms:
+        return self.open() if self._session is None else self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def session(self) -> Any:
+        if self._session is None:
+            raise KmsError("the KMS token is not open")
+        return self._session
+
+    def _audit(self, operation: str, label: str, detail: str = "") -> None:
+        if self.audit is not None:
+            self.audit(operation, label, detail)
+
+    # -- master keys
+    def _master_template(self, label: str) -> dict:
+        a = _pkcs11().Attribute
+        return {a.LABEL: label, a.TOKEN: True, a.PRIVATE: True, a.SENSITIVE: True, a.EXTRACTABLE: False,
+                a.DERIVE: True, a.ENCRYPT: False, a.DECRYPT: False, a.SIGN: False, a.VERIFY: False,
+                a.WRAP: False, a.UNWRAP: False, a.MODIFIABLE: False}
+
+    def generate_master(self, label: str, kdf: str, bits: int = 128) -> None:
+        """A new master key in the token: two-key 3DES for emv/visa2, AES (128/192/256) for kdf3."""
+        pkcs11 = _pkcs11()
+        self._check_new(label, kdf)
+        template = self._master_template(label)
+        if kdf == "kdf3":
+            # generated able to encrypt exactly once, for L; then CKA_ENCRYPT is taken away before it is
+            # stored as the master (SoftHSM2 lets a session key be copied with changed attributes)
+            scratch = self.session.generate_key(pkcs11.KeyType.AES, bits, template={
+                **template, pkcs11.Attribute.TOKEN: False, pkcs11.Attribute.ENCRYPT: True,
+                pkcs11.Attribute.MODIFIABLE: True, pkcs11.Attribute.LABEL: label + ".new"})
+            l_value = scratch.encrypt(bytes(16), mechanism=pkcs11.Mechanism.AES_ECB)
+            scratch.copy({pkcs11.Attribute.TOKEN: True, pkcs11.Attribute.ENCRYPT: False,
+                          pkcs11.Attribute.LABEL: label, pkcs11.Attribute.MODIFIABLE: False})
+            scratch.destroy()
+            self._store_subkey(label, l_value)
+        else:
+            if bits != 128:
+                raise KmsError(f"{kdf} masters are two-key 3DES (128 bits), not {bits}")
+            self.session.generate_key(pkcs11.KeyType.DES2, template=template)
+        self._audit("generate", label, f"{kdf} master, {bits} bits, not extractable")
+
+    def import_key(self, label: str, value: bytes, kdf: str | None) -> None:
+        """A key given as bytes (a test master key, a card vendor's transport keys): stored like a generated
+        one. ``kdf`` None: a static key (used for every card as it is), AES unless ``value`` is meant for
+        3DES masters (emv, visa2)."""
+        pkcs11 = _pkcs11()
+        self._check_new(label, kdf)
+        a = pkcs11.Attribute
+        des = kdf in ("emv", "visa2")
+        if des and len(value) != 16 or not des and len(value) not in (16, 24, 32):
+            raise KmsError(f"key {label}: {len(value)} bytes do not make a {'3DES' if des else 'AES'} key")
+        template = {**self._master_template(label), a.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                    a.KEY_TYPE: pkcs11.KeyType.DES2 if des else pkcs11.KeyType.AES, a.VALUE: value}
+        if kdf is None:  # a static key: the card's key itself (ENC, MAC and DEK), derived into session keys
+            template.update({a.ENCRYPT: True, a.WRAP: True})
+        self.session.create_object(template)
+        if not des:
+            self._store_subkey(label, aes_ecb(value, bytes(16)))
+        self._audit("import", label, f"{kdf or 'static'} key, {len(value) * 8} bits")
+
+    def _check_new(self, label: str, kdf: str | None) -> None:
+        if kdf is not None and kdf not in DIVERSIFICATIONS:
+            raise ConfigurationError(f"key diversification {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
+        if self.find(label) is not None:
+            raise KmsError(f"the token already holds a key {label!r}")
+
+    def _store_subkey(self, label: str, l_value: bytes) -> None:
+        a = _pkcs11().Attribute
+        self.session.create_object({a.CLASS: _pkcs11().ObjectClass.DATA, a.LABEL: label + _SUBKEY_SUFFIX,
+                                    a.TOKEN: True, a.PRIVATE: True, a.VALUE: l_value})
+
+    def find(self, label: str) -> Any | None:
+        pkcs11 = _pkcs11()
+        found = list(self.session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY,
+                                               pkcs11.Attribute.LABEL: label}))
+        return found[0] if found else None
+
+    def key(self, label: str) -> Any:
+        found = self.find(label)
+        if found is None:
+            raise KmsError(f"the token holds no key {label!r}")
+        return found
+
+    def labels(self) -> list[str]:
+        pkcs11 = _pkcs11()
+        objects = self.session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY})
+        return sorted(o.label for o in objects if not o[pkcs11.Attribute.LABEL].endswith(".new"))
+
+    def _subkey_l(self, label: str) -> bytes:
+        pkcs11 = _pkcs11()
+        found = list(self.session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA,
+                                               pkcs11.Attribute.LABEL: label + _SUBKEY_SUFFIX}))
+        if not found:
+            raise KmsError(f"the AES key {label!r} has no CMAC subkey object: import or generate it through the KMS")
+        return bytes(found[0][pkcs11.Attribute.VALUE])
+
+    # -- what a card gets
+    def _session_template(self, derive: bool = False, wrappable: bool = False) -> dict:
+        """A card's static keys derive its session keys and wrap new keys (the DEK); session keys do
+        neither. ``wrappable``: new card keys for PUT KEY, which leave the token only wrapped under the DEK."""
+        a = _pkcs11().Attribute
+        return {a.TOKEN: False, a.SENSITIVE: True, a.EXTRACTABLE: wrappable, a.ENCRYPT: True, a.DECRYPT: True,
+                a.SIGN: True, a.VERIFY: True, a.DERIVE: derive, a.WRAP: derive, a.UNWRAP: False}
+
+    def derive_card_keys(self, label: str, kdf: str, kdd: bytes, *, wrappable: bool = False) -> dict[str, Any]:
+        """The card's ENC, MAC and DEK (session objects) from the master ``label`` and the card's key
+        diversification data, as cardsuite.gp.keys defines each diversification."""
+        pkcs11 = _pkcs11()
+        if len(kdd) != KDD_LENGTH:
+            raise KmsError(f"key diversification data has {KDD_LENGTH} bytes, got {len(kdd)}")
+        master = self.key(label)
+        keys: dict[str, Any] = {}
+        if kdf in ("emv", "visa2"):
+            six = kdd[4:10] if kdf == "emv" else kdd[0:2] + kdd[4:8]
+            for role, k in _KEY_NUMBERS.items():
+                buffer, param = _string_data(six + bytes((0xF0, k)) + six + bytes((0x0F, k)))
+                keys[role] = master.derive_key(
+                    pkcs11.KeyType.DES2, 128, mechanism=pkcs11.Mechanism.DES3_ECB_ENCRYPT_DATA, mechanism_param=param,
+                    template={**self._session_template(True, wrappable),
+                              pkcs11.Attribute.VALUE_LEN: pkcs11.DEFAULT})
+                del buffer
+        elif kdf == "kdf3":
+            k1 = cmac_subkey(self._subkey_l(label))
+            length = master[pkcs11.Attribute.VALUE_LEN]
+            for role, k in _KEY_NUMBERS.items():
+                blocks = b"".join(_xor(bytes((counter, 0, 0, 0, k, 0)) + kdd, k1)
+                                  for counter in range(1, (length + 15) // 16 + 1))
+                keys[role] = master.derive_key(pkcs11.KeyType.AES, length * 8,
+                                               mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA, mechanism_param=blocks,
+                                               template=self._session_template(True, wrappable))
+        else:
+            raise ConfigurationError(f"key diversification {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
+        self._audit("derive", label, f"{kdf} card keys for KDD {kdd[:4].hex().upper()}..")
+        return keys
+
+    def cmac_derive(self, key: Any, label: str, messages: list[bytes], length: int) -> Any:
+        """A session key (a session object) of ``length`` bytes: the AES-CMACs of ``messages`` (whole blocks)
+        under ``key``, concatenated and cut; see the module's doc for how the token computes them."""
+        pkcs11 = _pkcs11()
+        k1 = cmac_subkey(key.encrypt(bytes(16), mechanism=pkcs11.Mechanism.AES_ECB))
+        blocks = b""
+        for message in messages:
+            if len(message) % 16 or not message:
+                raise KmsError("the token's CMAC derivation takes whole AES blocks")
+            chain = bytes(16)
+            if len(message) > 16:
+                chain = key.encrypt(message[:-16], mechanism=pkcs11.Mechanism.AES_CBC,
+                                    mechanism_param=bytes(16))[-16:]
+            blocks += _xor(_xor(chain, message[-16:]), k1)
+        self._audit("derive", label, f"session key, {length * 8} bits")
+        return key.derive_key(pkcs11.KeyType.AES, length * 8, mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA,
+                              mechanism_param=blocks, template=self._session_template())
+
+    def wrap(self, dek: Any, key: Any, label: str) -> bytes:
+        """``key`` encrypted under ``dek`` with AES-CBC and a zero ICV ([AmD] 7.2.3: PUT KEY's key data under
+        the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted."""
+        pkcs11 = _pkcs11()
+        self._audit("wrap", label, "a new card key under the card's DEK (PUT KEY)")
+        return bytes(dek.wrap_key(key, mechanism=pkcs11.Mechanism.AES_CBC, mechanism_param=bytes(16)))
+
+    def key_length(self, key: Any) -> int:
+        return int(key[_pkcs11().Attribute.VALUE_LEN])
+
+    def check_value(self, key: Any) -> bytes:
+        """A full-block check value: 3DES-ECB of 8 zero bytes or AES-ECB of 16 bytes 01 ([GPCS] B.6, [AmD]
+        7.2.4 take its first 3 bytes), for comparing a token key with a known one without reading it."""
+        pkcs11 = _pkcs11()
+        if key.key_type == pkcs11.KeyType.AES:
+            return key.encrypt(bytes([1]) * 16, mechanism=pkcs11.Mechanism.AES_ECB)
+        return key.encrypt(bytes(8), mechanism=pkcs11.Mechanism.DES3_ECB)
+
+
+# ---------------------------------------------------------------- keys as the GP client sees them
+
+
+class TokenAes(AesOperations):
+    """SCP03's operations ([AmD] 6.2) on token keys: nothing but cryptograms, MACs and ciphertext leave it."""
+
+    def __init__(self, kms: Kms, label: str) -> None:
+        self.kms = kms
+        self.label = label
+        self.uses = 0
+
+    def _use(self, operation: str) -> None:
+        self.uses += 1
+        self.kms._audit(operation, self.label, "")
+
+    def key_bits(self, key: Any) -> int:
+        return int(key[_pkcs11().Attribute.VALUE_LEN]) * 8
+
+    def _fixed(self, constant: int, bits: int, counter: int, context: bytes) -> bytes:
+        return bytes(11) + bytes([constant, 0]) + bits.to_bytes(2, "big") + bytes([counter]) + context
+
+    def derive(self, key: Any, constant: int, bits: int, context: bytes) -> Any:
+        messages = [self._fixed(constant, bits, c, context) for c in range(1, (bits + 127) // 128 + 1)]
+        return self.kms.cmac_derive(key, self.label, messages, bits // 8)
+
+    def kdf(self, key: Any, constant: int, bits: int, context: bytes) -> bytes:
+        self._use("cryptogram")
+        out = b"".join(self.cmac(key, self._fixed(constant, bits, c, context), audit=False)
+                       for c in range(1, (bits + 127) // 128 + 1))
+        return out[: bits // 8]
+
+    def cmac(self, key: Any, data: bytes, audit: bool = True) -> bytes:
+        if audit:
+            self._use("mac")
+        return bytes(key.sign(data, mechanism=_pkcs11().Mechanism.AES_CMAC))
+
+    def ecb(self, key: Any, block: bytes) -> bytes:
+        self._use("encrypt")
+        return bytes(key.encrypt(block, mechanism=_pkcs11().Mechanism.AES_ECB))
+
+    def cbc(self, key: Any, data: bytes, iv: bytes, decrypt: bool = False) -> bytes:
+        self._use("decrypt" if decrypt else "encrypt")
+        mechanism = _pkcs11().Mechanism.AES_CBC
+        if decrypt:
+            return bytes(key.decrypt(data, mechanism=mechanism, mechanism_param=iv))
+        return bytes(key.encrypt(data, mechanism=mechanism, mechanism_param=iv))
+
+
+@dataclass(frozen=True)
+class TokenCardKeys:
+    """One card's static keys as token objects: opens a secure channel computing in the token."""
+
+    kms: Kms = field(repr=False)
+    label: str
+    enc: Any = field(repr=False)
+    mac: Any = field(repr=False)
+    dek: Any = field(repr=False)
+    kvn: int = 0
+
+    def for_card(self, key_diversification_data: bytes) -> TokenCardKeys:
+        return self
+
+    def channel(self, host_challenge: bytes, response: GPInitializeUpdateResponse,
+                scp02_i: int = 0x55) -> SecureChannel:
+        if response.scp != 0x03:
+            raise SecureChannelError(f"the card offers SCP{response.scp:02X}: the token-held keys run SCP03 only "
+                                     "(SCP02's retail MAC has no PKCS#11 mechanism)")
+        return SCP03(self, host_challenge, response, ops=TokenAes(self.kms, self.label))  # type: ignore[arg-type]
+
+    @property
+    def fingerprint_material(self) -> bytes:
+        return f"token:{self.kms.token_label}:{self.label}".encode() + bytes((self.kvn,))
+
+    def __repr__(self) -> str:
+        return f"TokenCardKeys({self.label}, kvn=0x{self.kvn:02X})"
+
+
+@dataclass(frozen=True)
+class TokenKeySet:
+    """A key set of the KMS as the GP client takes one (kvn, for_card, fingerprint_material): a master key
+    ``label`` diversified per card (``kdf``), or a static key ``label`` the same on every card (kdf None)."""
+
+    kms: Kms = field(repr=False)
+    label: str
+    kdf: str | None
+    kvn: int = 0
+
+    def for_card(self, key_diversification_data: bytes) -> TokenCardKeys:
+        if self.kdf is None:
+            key = self.kms.key(self.label)
+            self.kms._audit("use", self.label, "static card keys")
+            return TokenCardKeys(self.kms, self.label, key, key, key, self.kvn)
+        keys = self.kms.derive_card_keys(self.label, self.kdf, key_diversification_data)
+        return TokenCardKeys(self.kms, self.label, keys["enc"], keys["mac"], keys["dek"], self.kvn)
+
+    @property
+    def fingerprint_material(self) -> bytes:
+        return f"token:{self.kms.token_label}:{self.label}:{self.kdf}".encode() + bytes((self.kvn,))
+
+    def __repr__(self) -> str:
+        return f"TokenKeySet({self.label}, kdf={self.kdf}, kvn=0x{self.kvn:02X})"
+
+
+@contextmanager
+def opened(kms: Kms) -> Iterator[Kms]:
+    with kms:
+        yield kms

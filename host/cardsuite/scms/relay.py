@@ -1,0 +1,116 @@
+"""The terminal link: JSON messages over one WebSocket, each numbered. The agent's messages count 1, 2, 3…
+(its request, then one response per command) and the server accepts each only as the one after the last it
+accepted for that request (the count is a database row, so a second server process checks it the same way):
+a replayed, reordered or forged-order message is refused. The server's commands carry their own number, which
+the response repeats.
+
+APDUs travel as hex (the wire is text; codec rules apply at this edge only). The agent holds no key: what it
+relays is already wrapped by the ADS's secure channel, or plain (SELECT, GET DATA before authentication).
+"""
+
+from __future__ import annotations
+
+import json
+import queue
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from cardsuite.codec import HexError, parse_hex
+from cardsuite.errors import CardsuiteError, TransportError
+from cardsuite.transport.base import Transport
+
+RELAY_TIMEOUT = 120.0  # seconds the ADS waits for the terminal's answer to one command
+
+
+class RelayError(CardsuiteError):
+    """A relay message is malformed or out of order; the link is closed."""
+
+
+@dataclass(frozen=True)
+class Message:
+    kind: str  # request, apdu, response, progress, done, failed
+    seq: int
+    body: dict[str, Any]
+
+    def encode(self) -> str:
+        return json.dumps({"type": self.kind, "seq": self.seq, **self.body})
+
+    @classmethod
+    def decode(cls, text: str | bytes) -> Message:
+        try:
+            data = json.loads(text)
+            kind, seq = data.pop("type"), data.pop("seq")
+        except (ValueError, KeyError, TypeError, AttributeError):
+            raise RelayError("a relay message is not {type, seq, …} JSON") from None
+        if not isinstance(kind, str) or not isinstance(seq, int) or isinstance(seq, bool):
+            raise RelayError("a relay message's type is a string and its seq a number")
+        return cls(kind, seq, data)
+
+    def apdu(self, name: str) -> bytes:
+        value = self.body.get(name)
+        if not isinstance(value, str):
+            raise RelayError(f"a relay {self.kind} message has no {name}")
+        try:
+            return parse_hex(value, f"relay {name}", secret=True)
+        except HexError as exc:
+            raise RelayError(str(exc)) from None
+
+
+class RelayTransport(Transport):
+    """The ADS's side of the link: each command goes out as an ``apdu`` message through ``send`` and its
+    response comes back through ``deliver`` (called by the server for each agent message, already checked
+    for its order). Runs in the ADS's thread; ``send`` crosses to the server's event loop."""
+
+    def __init__(self, send: Callable[[Message], None], atr: bytes, name: str = "relay") -> None:
+        super().__init__()
+        self._send = send
+        self._atr = atr
+        self.name = name
+        self._seq = 0
+        self._responses: queue.Queue[Message | None] = queue.Queue()
+
+    def connect(self) -> None:
+        pass
+
+    def disconnect(self) -> None:
+        self._responses.put(None)
+
+    @property
+    def atr(self) -> bytes:
+        return self._atr
+
+    def reset(self) -> bytes:
+        self._seq += 1
+        self._send(Message("reset", self._seq, {}))
+        self._await(self._seq)
+        return self._atr
+
+    def deliver(self, message: Message | None) -> None:
+        self._responses.put(message)
+
+    def _await(self, seq: int) -> Message:
+        try:
+            message = self._responses.get(timeout=RELAY_TIMEOUT)
+        except queue.Empty:
+            raise TransportError(f"the terminal did not answer within {RELAY_TIMEOUT:.0f} s") from None
+        if message is None:
+            raise TransportError("the terminal went away")
+        if message.kind != "response" or message.body.get("command") != seq:
+            raise RelayError(f"the terminal answered command {message.body.get('command')}, expected {seq}")
+        return message
+
+    def cardholder_pin(self, aid: bytes, initial_pin: str, puk: str) -> str:
+        """The terminal's PIN step (ads.CardholderPin): the agent asks the cardholder and changes the one-time
+        PIN on the card itself; only the outcome comes back."""
+        self._seq += 1
+        self._send(Message("pin", self._seq, {"aid": aid.hex().upper(), "initial": initial_pin, "puk": puk}))
+        answer = self._await(self._seq)
+        if answer.body.get("ok") is not True:
+            raise TransportError(f"the cardholder's PIN was not set: {answer.body.get('reason', 'no reason')}")
+        return "chosen by the cardholder at the terminal (not sent to the server)"
+
+    def transmit_raw(self, command: bytes) -> bytes:
+        self._seq += 1
+        self._send(Message("apdu", self._seq, {"apdu": command.hex().upper()}))
+        return self._await(self._seq).apdu("rapdu")

@@ -1,0 +1,156 @@
+"""The SCMS server: one HTTPS (TLS 1.3) ASGI application, Starlette on uvicorn. Its modules keep their
+boundaries: CMS and the database (cardsuite.scms.db), AMS (ads.catalogue), KMS (kms), ADS (ads); this module
+only authenticates terminals and carries the relay (cardsuite.scms.relay) to an ADS run in a worker thread.
+
+Routes: GET /health; GET /api/catalogue (a terminal's token); WebSocket /terminal (Authorization: Bearer
+<terminal token>). The console (server-rendered pages) mounts beside these (docs/scms.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import ssl
+from dataclasses import dataclass
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from cardsuite.errors import CardsuiteError
+from cardsuite.project import Project
+from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
+from cardsuite.scms.db import Database
+from cardsuite.scms.relay import Message, RelayError, RelayTransport
+from cardsuite.scms.system import System, terminal_for_token
+
+CLOSE_UNAUTHORISED = 4401
+CLOSE_PROTOCOL = 4400
+
+
+def _bearer(headers) -> str:  # noqa: ANN001 - Starlette's Headers
+    value = headers.get("authorization", "")
+    return value[7:] if value.lower().startswith("bearer ") else ""
+
+
+@dataclass
+class Server:
+    system: System
+    project: Project
+
+    @property
+    def claimant(self) -> str:
+        return f"{socket.gethostname()}:{os.getpid()}"
+
+    def _terminal(self, db: Database, token: str) -> str | None:
+        return terminal_for_token(db, token) if token else None
+
+    async def health(self, request: Request) -> JSONResponse:
+        return JSONResponse({"ok": True, "server": self.claimant})
+
+    async def catalogue(self, request: Request) -> JSONResponse:
+        db = self.system.database()
+        try:
+            if self._terminal(db, _bearer(request.headers)) is None:
+                return JSONResponse({"error": "unknown or revoked terminal token"}, status_code=401)
+        finally:
+            db.close()
+        return JSONResponse({"applications": sorted(catalogue(self.project)), "actions": list(ACTIONS)})
+
+    async def terminal(self, websocket: WebSocket) -> None:
+        db = self.system.database()
+        try:
+            terminal = self._terminal(db, _bearer(websocket.headers))
+            if terminal is None:
+                await websocket.close(CLOSE_UNAUTHORISED, "unknown or revoked terminal token")
+                return
+            await websocket.accept()
+            await self._serve(websocket, db, terminal)
+        except WebSocketDisconnect:
+            pass
+        finally:
+            db.close()
+
+    async def _serve(self, websocket: WebSocket, db: Database, terminal: str) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            first = Message.decode(await websocket.receive_text())
+            action, target = first.body.get("action"), first.body.get("target")
+            if first.kind != "request" or first.seq != 1 or action not in ACTIONS:
+                raise RelayError(f"the first message is request 1 with an action ({', '.join(ACTIONS)})")
+            atr = first.apdu("atr")
+        except RelayError as exc:
+            await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
+            return
+        request_id = db.new_request(terminal, str(action), str(target) if target else None)
+        db.next_relay_seq(request_id, 1)
+        if not db.claim_request(request_id, self.claimant):
+            await websocket.send_text(Message("failed", 0, {"reason": "the request was claimed elsewhere"}).encode())
+            return
+        outgoing: asyncio.Queue[Message] = asyncio.Queue()
+
+        def send(message: Message) -> None:
+            loop.call_soon_threadsafe(outgoing.put_nowait, message)
+
+        relay = RelayTransport(send, atr, name=f"terminal {terminal}")
+        ads = PostIssuance(self.system, self.system.database(), self.project, request_id,
+                           progress=lambda text: send(Message("progress", 0, {"text": text})))
+        await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
+
+        def run() -> Message:
+            try:
+                cin, outcome = ads.run(relay)
+                return Message("done", 0, {"request": request_id, "cin": cin, "outcome": outcome})
+            except (CardsuiteError, ValueError) as exc:
+                return Message("failed", 0, {"request": request_id, "reason": str(exc)})
+            finally:
+                ads.db.close()
+
+        job = loop.run_in_executor(None, run)
+        reader = asyncio.ensure_future(websocket.receive_text())
+        writer = asyncio.ensure_future(outgoing.get())
+        try:
+            while True:
+                done, _ = await asyncio.wait({reader, writer, job}, return_when=asyncio.FIRST_COMPLETED)
+                if writer in done:
+                    await websocket.send_text(writer.result().encode())
+                    writer = asyncio.ensure_future(outgoing.get())
+                if reader in done:
+                    message = Message.decode(reader.result())
+                    if not db.next_relay_seq(request_id, message.seq):
+                        relay.deliver(None)
+                        raise RelayError(f"relay message {message.seq} replayed or out of order: link closed")
+                    relay.deliver(message)
+                    reader = asyncio.ensure_future(websocket.receive_text())
+                if job in done:
+                    while not outgoing.empty():
+                        await websocket.send_text(outgoing.get_nowait().encode())
+                    await websocket.send_text(job.result().encode())
+                    break
+        except (RelayError, WebSocketDisconnect) as exc:
+            relay.deliver(None)
+            await job
+            if isinstance(exc, RelayError):
+                await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
+        finally:
+            reader.cancel()
+            writer.cancel()
+
+    def app(self) -> Starlette:
+        return Starlette(routes=[Route("/health", self.health), Route("/api/catalogue", self.catalogue),
+                                 WebSocketRoute("/terminal", self.terminal)])
+
+
+def serve(system: System, project: Project, host: str, port: int) -> None:
+    """Runs until interrupted. TLS 1.3 only (the context's minimum version)."""
+    import uvicorn
+
+    config = uvicorn.Config(Server(system, project).app(), host=host, port=port, ssl_certfile=str(system.server_cert),
+                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets-sansio")
+    config.load()
+    assert config.ssl is not None
+    config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
+    uvicorn.Server(config).run()

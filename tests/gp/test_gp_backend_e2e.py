@@ -1,0 +1,132 @@
+"""`cardsuite gp --backend gppro` and the gp.jar wrapper against the simulated card over vpcd, and gp.jar as the
+cross-check of our key diversification: keys derived by cardsuite (EMV CPG 2.1, VISA2, KDF3) and put on the card
+by cardsuite's PUT KEY open a session in gp.jar given only the master key and its --key-kdf name. Skipped with
+the reason without a gp.jar (CARDSUITE_GP_JAR)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cardsuite.cli.main import main
+from cardsuite.gp.client import GlobalPlatform
+from cardsuite.gp.gppro import GPPro
+from cardsuite.gp.guard import BrickGuard
+from cardsuite.gp.keys import MasterKeys
+from cardsuite.gp.scp import KeySet
+from cardsuite.project import Project
+from cardsuite.settings import ENV_GP_JAR
+from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
+from support import ECHO_AID, ECHO_PACKAGE_AID
+
+pytestmark = pytest.mark.e2e
+
+ECHO = Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap"
+DEV = KeySet.single(bytes(range(0x40, 0x50)))
+MASTER = bytes.fromhex("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")
+
+
+@pytest.fixture
+def gp_jar() -> Path:
+    jar = os.environ.get(ENV_GP_JAR)
+    if not jar or not Path(jar).is_file():
+        pytest.skip(f"no GlobalPlatformPro: set {ENV_GP_JAR} to a gp.jar to run it against the simulated card")
+    return Path(jar)
+
+
+@pytest.fixture
+def vpcd_card(project: Project, gp_jar: Path) -> Iterator:
+    yield from _simulators(project)
+
+
+@pytest.fixture
+def vpcd_only(project: Project) -> Iterator:
+    yield from _simulators(project)
+
+
+def _simulators(project: Project) -> Iterator:
+    started: list[VpcdSimulator] = []
+
+    def start(protocol: str) -> VpcdSimulator:
+        ensure_pcscd()
+        slots = free_slots()
+        if not slots:
+            pytest.skip("every vpcd slot already holds a card")
+        started.append(VpcdSimulator(project, slot=slots[0], applets=[],
+                                     card_manager=CardManagerConfig(protocol)).start())
+        return started[-1]
+
+    yield start
+    for simulator in started:
+        simulator.stop()
+
+
+def test_the_gppro_backend_loads_installs_a_second_instance_lists_and_deletes(
+        vpcd_card, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    simulator = vpcd_card("scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    card = ["--card", f"vpcd:{simulator.slot}", "--dev-keys", "--backend", "gppro"]
+    assert main(["gp", "load", str(ECHO), "--install", *card]) == 0
+    out, err = capsys.readouterr()
+    assert "LOAD 3/3 blocks (gp.jar)" in err and f"installed {ECHO_AID.hex().upper()}" in out
+    second = ECHO_AID.hex().upper() + "99"
+    assert main(["gp", "install", "--package", ECHO_PACKAGE_AID.hex(), "--applet", ECHO_AID.hex(), "--instance",
+                 second, "--params", "0102", *card]) == 0
+    assert main(["gp", "list", *card]) == 0
+    out = capsys.readouterr().out
+    assert f"APP: {second} (SELECTABLE)" in out and f"APP: {ECHO_AID.hex().upper()} (SELECTABLE)" in out
+    assert main(["gp", "delete", ECHO_PACKAGE_AID.hex(), "--related", *card]) == 0
+    assert f"deleted {ECHO_PACKAGE_AID.hex().upper()} (gp.jar)" in capsys.readouterr().out
+    assert main(["gp", "list", *card]) == 0
+    assert ECHO_PACKAGE_AID.hex().upper() not in capsys.readouterr().out
+    # refused with the reason: gp.jar would take the new keys on its command line
+    assert main(["gp", "put-key", "--new-keys", "x.toml", *card]) == 1
+    assert "where any user sees them in ps" in capsys.readouterr().err
+    # a gp failure is one line with the status word and its meaning
+    assert main(["gp", "delete", "F000000099", *card]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("Error: gp.jar --delete F000000099") and err.count("\n") == 1, err
+
+
+@pytest.mark.parametrize(("protocol", "kdf", "kvn"), [("scp03", "kdf3", 0x31), ("scp02", "emv", 0x21),
+                                                       ("scp02", "visa2", 0x22)])
+def test_gp_jar_opens_the_keys_cardsuite_diversified(vpcd_card, gp_jar: Path, tmp_path: Path, *, protocol: str,
+                                                     kdf: str, kvn: int) -> None:
+    simulator = vpcd_card(protocol)
+    master = MasterKeys.of(MASTER, kdf, kvn)
+    transport = simulator.transport()
+    transport.connect()
+    try:
+        with transport.exclusive():
+            gp = GlobalPlatform(transport)
+            gp.open_secure_channel(DEV)
+            gp.put_key(master)  # derived here for this card's key diversification data, then sent
+    finally:
+        transport.disconnect()
+    registry = GPPro(gp_jar, reader=simulator.reader, guard=BrickGuard(tmp_path / "guard.db")).list(master)
+    assert registry.isd is not None and registry.isd.state == "OP_READY"
+
+
+def test_a_script_runs_in_one_pc_sc_transaction(vpcd_only, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                capsys: pytest.CaptureFixture) -> None:
+    """`gp script` over a real PC/SC stack: one SCardBeginTransaction for the whole script, one authentication."""
+    from cardsuite.transport.pcsc import PcscTransport
+
+    simulator = vpcd_only("scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    begun: list[int] = []
+    begin = PcscTransport._begin_exclusive
+    monkeypatch.setattr(PcscTransport, "_begin_exclusive", lambda self: (begun.append(1), begin(self))[1])
+    commands: list[bytes] = []
+    send = PcscTransport.transmit_raw
+    monkeypatch.setattr(PcscTransport, "transmit_raw",
+                        lambda self, command: (commands.append(bytes(command[:2])), send(self, command))[1])
+    script = tmp_path / "run.gp"
+    script.write_text(f"load {ECHO} --install\nlock {ECHO_AID.hex()}\nunlock {ECHO_AID.hex()}\nlist\n")
+    assert main(["gp", "script", str(script), "--card", f"vpcd:{simulator.slot}", "--dev-keys"]) == 0
+    out = capsys.readouterr().out
+    assert f"APP: {ECHO_AID.hex().upper()} (SELECTABLE)" in out and "4 operations done in one session" in out
+    assert begun == [1] and sum(c[1] == 0x50 for c in commands) == 1

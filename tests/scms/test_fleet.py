@@ -1,0 +1,88 @@
+"""Two `cardsuite scms serve` processes on one PostgreSQL database, made by `cardsuite scms init --db` in a
+process of its own (its own SoftHSM2 token), each serving a terminal at the same time: both post-issuances
+done, every record in the one database, no request claimed twice."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cardsuite.project import Project
+from cardsuite.scms.agent import AgentResult, run_request
+from cardsuite.scms.db import Database
+from cardsuite.settings import ENV_SCMS_PASSWORD
+from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.sim.inprocess import SimulatorTransport
+
+from tests.scms.conftest import ADMIN_PASSWORD, card_identity
+from tests.scms.test_remote import _free_port, _wait_for
+
+
+def _cli(*args: str, env: dict[str, str] | None = None) -> str:
+    done = subprocess.run([sys.executable, "-m", "cardsuite", *args], capture_output=True, text=True, timeout=120,
+                          env=env)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return done.stdout
+
+
+@pytest.fixture
+def fleet(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+    folder = tmp_path / "scms"
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    db = Database(postgres_url)
+    db.create()
+    with db.transaction() as cur:  # the server outlives a test; init adds its administrator again
+        for table in ("scms_users", "scms_terminals", "scms_requests", "scms_cards"):
+            cur.execute(f"DELETE FROM {table}")
+    _cli("scms", "init", "--dir", str(folder), "--db", postgres_url, "--development-transport-keys",
+         env={**env, ENV_SCMS_PASSWORD: ADMIN_PASSWORD})
+    servers, processes = [], []
+    for _ in range(2):
+        port = _free_port()
+        processes.append(subprocess.Popen([sys.executable, "-m", "cardsuite", "scms", "serve", "--dir", str(folder),
+                                           "--listen", f"127.0.0.1:{port}"], env=env,
+                                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
+        servers.append(f"https://127.0.0.1:{port}")
+        _wait_for(processes[-1], port, folder / "tls" / "ca.pem")
+    yield folder, servers
+    for process in processes:
+        process.terminate()
+        process.wait(10)
+
+
+def test_two_servers_one_database(fleet: tuple[Path, list[str]], postgres_url: str, project: Project) -> None:
+    folder, servers = fleet
+    token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
+    db = Database(postgres_url)
+    cards = [SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03")) for _ in servers]
+    results: list[AgentResult] = []
+    errors: list[BaseException] = []
+    for card in cards:
+        card.connect()
+        db.upsert_card(card_identity(card), "SECURED")
+
+    def agent(server: str, card: SimulatorTransport) -> None:
+        try:
+            results.append(run_request(server, folder / "tls" / "ca.pem", token, card, action="install",
+                                       target="isoapplet"))
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=agent, args=pair) for pair in zip(servers, cards, strict=True)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(300)
+    assert not errors, errors
+    claimants = {db.request(r.request).claimed_by for r in results}  # type: ignore[union-attr]
+    assert len(results) == 2 and len(claimants) == 2  # one request on each server process
+    rows = db.query("SELECT state, COUNT(*) FROM scms_requests GROUP BY state")
+    assert dict(rows) == {"done": 2}
+    assert db.cards_by_state() == {"SECURED": 2}
+    for card in cards:
+        card.disconnect()

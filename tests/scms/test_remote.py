@@ -1,0 +1,157 @@
+"""The terminal link end to end: a real `cardsuite scms serve` process (TLS 1.3, its own CA), the agent in this
+process relaying to an empty simulated card: a remote post-issuance of the ISO applet; a revoked token, a
+wrong CA and a replayed relay message refused."""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cardsuite.scms.agent import AgentError, run_request, tls_context
+from cardsuite.scms.pki import make_ca_and_server
+from cardsuite.scms.system import System, add_terminal, revoke_terminal
+from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.wallet.card import WALLET_AID, WalletClient
+
+from tests.scms.conftest import card_identity
+
+ISO_APPLET = bytes.fromhex("0011223344552001")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(process: subprocess.Popen, port: int, ca: Path) -> None:
+    """Until the server answers a TLS 1.3 handshake with a certificate from ``ca``."""
+    context = tls_context(ca)
+    for _ in range(150):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                assert tls.version() == "TLSv1.3"
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise AssertionError(process.stdout.read().decode()) from None  # type: ignore[union-attr]
+            time.sleep(0.2)
+    raise AssertionError(f"no server on port {port}")
+
+
+@pytest.fixture(scope="module")
+def server(scms_folder: System) -> Iterator[str]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "cardsuite", "scms", "serve", "--dir", str(scms_folder.folder),
+                                "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"https://127.0.0.1:{port}"
+    _wait_for(process, port, scms_folder.ca)
+    yield url
+    process.terminate()
+    process.wait(10)
+
+
+def test_remote_post_issuance(server: str, scms_folder: System, card: SimulatorTransport) -> None:
+    token = add_terminal(scms_folder, f"kiosk-{time.monotonic_ns()}")
+    db = scms_folder.database()
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    shown: list[str] = []
+    result = run_request(server, scms_folder.ca, token, card, action="install", target="isoapplet",
+                         progress=shown.append)
+    assert result.cin == cin and result.relayed > 10
+    assert card.select(ISO_APPLET).sw == 0x9000
+    record = db.request(result.request)
+    assert record is not None and record.state == "done"
+    assert any("install isoapplet: ok" in line for line in shown), shown
+    # the agent held no key: what it relayed is what the server recorded, INITIALIZE UPDATE included
+    assert any(c.startswith("80 50") for _, c, _, _ in db.exchanges(result.request))
+
+
+def test_remote_wallet_with_the_pin_chosen_at_the_terminal(server: str, scms_folder: System,
+                                                           card: SimulatorTransport) -> None:
+    token = add_terminal(scms_folder, f"phone-{time.monotonic_ns()}")
+    cin = card_identity(card)
+    scms_folder.database().upsert_card(cin, "OP_READY")
+    asked: list[str] = []
+    result = run_request(server, scms_folder.ca, token, card, action="install", target="wallet-sim",
+                         ask_pin=lambda puk: (asked.append(puk), "1357")[1])
+    assert "install wallet" in result.outcome and len(asked) == 1
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin("1357")
+
+
+def test_revoked_token_and_wrong_ca_are_refused(server: str, scms_folder: System, card: SimulatorTransport,
+                                                tmp_path: Path) -> None:
+    name = f"lost-{time.monotonic_ns()}"
+    token = add_terminal(scms_folder, name)
+    revoke_terminal(scms_folder, name)
+    with pytest.raises(AgentError, match="refused the terminal"):
+        run_request(server, scms_folder.ca, token, card, action="install", target="isoapplet")
+    other_ca, _, _ = make_ca_and_server(tmp_path / "other", ["127.0.0.1"])
+    with pytest.raises(AgentError, match="not from the pinned CA"):
+        run_request(server, other_ca, token, card, action="install", target="isoapplet")
+
+
+def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: System, card: SimulatorTransport) -> None:
+    from websockets.sync.client import connect
+
+    token = add_terminal(scms_folder, f"replay-{time.monotonic_ns()}")
+    db = scms_folder.database()
+    db.upsert_card(card_identity(card), "SECURED")
+    url = server.replace("https://", "wss://") + "/terminal"
+    with connect(url, ssl=tls_context(scms_folder.ca), additional_headers={"Authorization": f"Bearer {token}"}) as link:
+        link.send(json.dumps({"type": "request", "seq": 1, "action": "install", "target": "isoapplet",
+                              "atr": card.atr.hex()}))
+        while True:
+            message = json.loads(link.recv(timeout=20))
+            if message["type"] == "apdu":
+                break
+        answer = card.transmit_raw(bytes.fromhex(message["apdu"])).hex()
+        link.send(json.dumps({"type": "response", "seq": 2, "command": message["seq"], "rapdu": answer}))
+        link.send(json.dumps({"type": "response", "seq": 2, "command": message["seq"], "rapdu": answer}))
+        with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
+            for _ in range(50):
+                link.recv(timeout=20)
+        assert link.close_code == 4400 and "replayed or out of order" in (link.close_reason or "")
+    assert ssl.TLSVersion.TLSv1_3  # the module's claim: checked by the fixture's handshake
+
+
+@pytest.mark.e2e
+def test_the_agent_command_over_vpcd(server: str, scms_folder: System, tmp_path: Path,
+                                     pytestconfig: pytest.Config) -> None:
+    """`cardsuite agent --card vpcd:N` as a process: the card behind pcscd, the keys in the server's token."""
+    if pytestconfig.getoption("--cardsuite-card") != "vpcd":
+        pytest.skip("the agent talks to a card through pcscd: run with --card vpcd")
+    from cardsuite.sim.bridge import CardManagerConfig
+    from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
+
+    ensure_pcscd()
+    slots = free_slots()
+    if not slots:
+        pytest.skip("every vpcd slot already holds a card")
+    token_file = tmp_path / "token"
+    token_file.write_text(add_terminal(scms_folder, f"vpcd-{time.monotonic_ns()}"))
+    with VpcdSimulator(slot=slots[0], applets=[], card_manager=CardManagerConfig("scp03")) as simulator:
+        transport = simulator.transport()
+        transport.connect()
+        try:
+            cin = card_identity(transport)  # type: ignore[arg-type]
+        finally:
+            transport.disconnect()
+        scms_folder.database().upsert_card(cin, "SECURED")
+        done = subprocess.run([sys.executable, "-m", "cardsuite", "agent", "--server", server, "--ca",
+                               str(scms_folder.ca), "--token-file", str(token_file), "install", "isoapplet",
+                               "--card", f"vpcd:{slots[0]}"], capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stdout + done.stderr
+        assert f"card {cin}, install isoapplet" in done.stdout, done.stdout
+        assert "install isoapplet: ok" in done.stdout
