@@ -47,7 +47,8 @@ def generate(db: Database, inventory: Inventory, cards: int, events: int) -> Non
                     f"{cards - 1}) AS i, LATERAL (VALUES ('A0000000620001', 'PKG', 'LOADED'), "
                     f"(({aids})[1 + mod(i, {len(APP_AIDS)})], 'APP', 'SELECTABLE')) AS k(aid, kind, state)")
         cur.execute(f"INSERT INTO inv_events (card, at, station, action, target, outcome, detail) "
-                    f"SELECT {card.format(i=f'mod(i, {cards})')}, {now} - (mod(i, 90)) * 86400 - mod(i, 86400), 'bench', "
+                    f"SELECT {card.format(i=f'mod(i, {cards})')}, {now} - mod(i, 90) * 86400 - mod(i, 86400), "
+                    f"'bench', "
                     f"({actions})[1 + mod(i, 5)], 'fleet', CASE WHEN mod(i, 20) = 0 THEN 'failed' ELSE 'ok' END, NULL "
                     f"FROM generate_series(0, {events - 1}) AS i")
     with db.transaction() as cur:
@@ -57,9 +58,10 @@ def generate(db: Database, inventory: Inventory, cards: int, events: int) -> Non
         cur.execute(f"INSERT INTO scms_requests (terminal, action, target, cin, state, reason, claimed_by, "
                     f"created_at, updated_at) SELECT 'kiosk-' || mod(i, 50), 'install', 'isoapplet', "
                     f"{card.format(i='i')}, CASE WHEN mod(i, 10) = 0 THEN 'failed' ELSE 'done' END, CASE WHEN "
-                    f"mod(i, 10) = 0 THEN (ARRAY['card unknown','blacklisted','cryptogram'])[1 + mod(i, 3)] END, 'bench', "
+                    f"mod(i, 10) = 0 THEN (ARRAY['card unknown','blacklisted','cryptogram'])[1 + mod(i, 3)] END, "
+                    f"'bench', "
                     f"{now} - i, {now} - i FROM generate_series(0, {cards - 1}) AS i")
-    import psycopg
+    import psycopg  # the SCMS extra's (a fleet is on PostgreSQL)
 
     with psycopg.connect(db.url, autocommit=True) as direct:  # VACUUM runs outside a transaction only
         for table in ("inv_cards", "inv_contents", "inv_events", "scms_cards", "scms_requests"):
