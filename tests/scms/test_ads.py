@@ -116,3 +116,22 @@ def test_a_wallet_without_a_pin_step_is_refused(scms: System, project: Project, 
     with pytest.raises(RequestRefused, match="nobody can choose its PIN"):
         ads.run(card)
     assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(request))  # refused before any key use
+
+
+def test_a_card_served_elsewhere_is_refused_and_the_terminal_told(scms: System, project: Project,
+                                                                   card: SimulatorTransport) -> None:
+    """Two terminals racing for one card: the one whose request holds the card goes on, the other's request
+    is refused with the holder named, before any authentication."""
+    cin = card_identity(card)
+    db, first, _ = _serve(scms, project, card, "install", "isoapplet")
+    db.upsert_card(cin, "SECURED")
+    assert db.claim_request(first, "server-a") and db.claim_card(first, cin) is None
+    _, second, ads = _serve(scms, project, card, "install", "isoapplet")
+    with pytest.raises(RequestRefused, match=f"being served by request {first}"):
+        ads.run(card)
+    record = db.request(second)
+    assert record is not None and record.state == "failed" and f"request {first}" in (record.reason or "")
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(second))  # no INITIALIZE UPDATE spent
+    db.finish_request(first, "failed", "the test's")
+    _, third, ads = _serve(scms, project, card, "install", "isoapplet")
+    assert ads.run(card)[0] == cin  # the card is free once the holder has ended

@@ -134,6 +134,11 @@ class PostIssuance:
             self._record("card identity", "refused", f"{cin}: {card[5]} authentication failures")
             raise RequestRefused(f"card {cin} failed authentication {card[5]} times: the ADS stops trying it "
                                  "(clear the count after checking its keys)")
+        holder = self.db.claim_card(self.request_id, cin)
+        if holder is not None:
+            self._record("card identity", "refused", f"{cin}: being served by request {holder}")
+            raise RequestRefused(f"card {cin} is being served by request {holder} (another terminal): try again "
+                                 "when it has ended")
         self._record("card identity", "ok", cin)
         return cin
 

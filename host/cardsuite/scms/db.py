@@ -45,6 +45,10 @@ SCHEMA = (
         updated_at DOUBLE PRECISION NOT NULL)""",
     "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state)",
     "CREATE INDEX IF NOT EXISTS scms_requests_cin ON scms_requests (cin)",
+    # one request at a time per card: two terminals racing for the same card (or the same card seen twice)
+    # collide here, whichever server serves them (a unique partial index: SQLite and PostgreSQL alike)
+    "CREATE UNIQUE INDEX IF NOT EXISTS scms_requests_serving ON scms_requests (cin) "
+    "WHERE state IN ('queued', 'running')",
     """CREATE TABLE IF NOT EXISTS scms_steps (
         id {serial}, request_id INTEGER NOT NULL, number INTEGER NOT NULL, name TEXT NOT NULL,
         outcome TEXT NOT NULL, detail TEXT, at DOUBLE PRECISION NOT NULL)""",
@@ -167,6 +171,19 @@ class Database:
     def finish_request(self, request_id: int, state: str, reason: str | None = None, cin: str | None = None) -> None:
         self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
                      "WHERE id = ?", (state, reason, cin, time.time(), request_id))
+
+    def claim_card(self, request_id: int, cin: str) -> int | None:
+        """The card ``cin`` taken by a request being served; None when it is the request's, else the id of the
+        request that holds it (the unique index scms_requests_serving decides, atomically)."""
+        try:
+            self.execute("UPDATE scms_requests SET cin = ? WHERE id = ?", (cin, request_id))
+            return None
+        except DatabaseError:
+            rows = self.query("SELECT id FROM scms_requests WHERE cin = ? AND state IN ('queued', 'running') "
+                              "AND id <> ?", (cin, request_id))
+            if not rows:
+                raise
+            return int(rows[0][0])
 
     def request(self, request_id: int) -> RequestRecord | None:
         rows = self.query("SELECT id, terminal, action, target, cin, state, reason, claimed_by FROM scms_requests "

@@ -116,7 +116,12 @@ class Kms:
             raise KmsError(f"no PKCS#11 module at {self.module}")
         try:
             token = pkcs11.lib(str(self.module)).get_token(token_label=self.token_label)
-            self._session = token.open(user_pin=self.pin, rw=True)
+            try:
+                self._session = token.open(user_pin=self.pin, rw=True)
+            except pkcs11.exceptions.UserAlreadyLoggedIn:
+                # PKCS#11 logs in per application, not per session: another ADS run of this process is
+                # logged in, and a new session shares that login (seen with 50 terminals on one server)
+                self._session = token.open(rw=True)
         except pkcs11.exceptions.NoSuchToken:
             raise KmsError(f"no token {self.token_label!r} in {self.module}") from None
         except pkcs11.exceptions.PKCS11Error as exc:

@@ -69,6 +69,8 @@ class RelayTransport(Transport):
         self.name = name
         self._seq = 0
         self._responses: queue.Queue[Message | None] = queue.Queue()
+        self._gone = False  # the terminal went away: every later command fails at once (a deploy's clean-up
+        # after the first failure would otherwise wait RELAY_TIMEOUT per command for a link that is down)
 
     def connect(self) -> None:
         pass
@@ -90,11 +92,14 @@ class RelayTransport(Transport):
         self._responses.put(message)
 
     def _await(self, seq: int) -> Message:
+        if self._gone:
+            raise TransportError("the terminal went away")
         try:
             message = self._responses.get(timeout=RELAY_TIMEOUT)
         except queue.Empty:
             raise TransportError(f"the terminal did not answer within {RELAY_TIMEOUT:.0f} s") from None
         if message is None:
+            self._gone = True
             raise TransportError("the terminal went away")
         if message.kind != "response" or message.body.get("command") != seq:
             raise RelayError(f"the terminal answered command {message.body.get('command')}, expected {seq}")
