@@ -9,6 +9,8 @@ failure counts are rows.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -67,6 +69,21 @@ SCHEMA = (
 
 CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CARD_LOCKED", "TERMINATED")
 REQUEST_STATES = ("queued", "running", "done", "failed")
+
+
+def claimant_gone(claimant: str | None) -> bool:
+    """Whether the server process that claimed a request (``host:pid``, server.Server.claimant) is known to
+    be gone: only judged for this host's processes (another host's needs a lease: not done yet)."""
+    host, _, pid = (claimant or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class DatabaseError(ConfigurationError):
@@ -175,15 +192,27 @@ class Database:
     def claim_card(self, request_id: int, cin: str) -> int | None:
         """The card ``cin`` taken by a request being served; None when it is the request's, else the id of the
         request that holds it (the unique index scms_requests_serving decides, atomically)."""
-        try:
-            self.execute("UPDATE scms_requests SET cin = ? WHERE id = ?", (cin, request_id))
-            return None
-        except DatabaseError:
-            rows = self.query("SELECT id FROM scms_requests WHERE cin = ? AND state IN ('queued', 'running') "
-                              "AND id <> ?", (cin, request_id))
-            if not rows:
-                raise
-            return int(rows[0][0])
+        for _ in range(2):
+            try:
+                self.execute("UPDATE scms_requests SET cin = ? WHERE id = ?", (cin, request_id))
+                return None
+            except DatabaseError:
+                rows = self.query("SELECT id, state, claimed_by FROM scms_requests WHERE cin = ? AND "
+                                  "state IN ('queued', 'running') AND id <> ?", (cin, request_id))
+                if not rows:
+                    raise
+                holder, state, claimant = rows[0]
+                if not (state == "running" and claimant_gone(claimant) and self.reap(int(holder), claimant)):
+                    return int(holder)
+        return int(holder)
+
+    def reap(self, request_id: int, claimant: str) -> bool:
+        """A running request whose server process is gone, ended as failed with that reason (the card it
+        held is free again; the deployer's plan makes the next run finish the card)."""
+        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, updated_at = ? "
+                            "WHERE id = ? AND state = 'running' AND claimed_by = ?",
+                            (f"the server {claimant} went away mid-request", time.time(), request_id,
+                             claimant)) == 1
 
     def request(self, request_id: int) -> RequestRecord | None:
         rows = self.query("SELECT id, terminal, action, target, cin, state, reason, claimed_by FROM scms_requests "

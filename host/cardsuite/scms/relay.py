@@ -23,6 +23,10 @@ from cardsuite.transport.base import Transport
 RELAY_TIMEOUT = 120.0  # seconds the ADS waits for the terminal's answer to one command
 
 
+# the server's WebSocket close codes (private range 4000-4999, RFC 6455 7.4.2): the agent does not retry these
+CLOSE_PROTOCOL = 4400
+CLOSE_UNAUTHORISED = 4401
+
 class RelayError(CardsuiteError):
     """A relay message is malformed or out of order; the link is closed."""
 

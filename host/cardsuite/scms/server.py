@@ -24,11 +24,8 @@ from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
 from cardsuite.scms.db import Database
-from cardsuite.scms.relay import Message, RelayError, RelayTransport
+from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, Message, RelayError, RelayTransport
 from cardsuite.scms.system import System, terminal_for_token
-
-CLOSE_UNAUTHORISED = 4401
-CLOSE_PROTOCOL = 4400
 
 
 def _bearer(headers) -> str:  # noqa: ANN001 - Starlette's Headers
