@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cardsuite.errors import CardsuiteError, TransportError
-from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, Message, RelayError
+from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import WalletClient
 
@@ -84,7 +84,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
     relayed = 0
     try:
         with connect(_ws_url(server), ssl=tls_context(ca), additional_headers={"Authorization": f"Bearer {token}"},
-                     open_timeout=20, max_size=2**20) as link, transport.exclusive():
+                     open_timeout=20, max_size=2**20, ping_timeout=PING_TIMEOUT) as link, transport.exclusive():
             link.send(Message("request", seq, {"action": action, "target": target,
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:

@@ -26,6 +26,9 @@ RELAY_TIMEOUT = 120.0  # seconds the ADS waits for the terminal's answer to one 
 # the server's WebSocket close codes (private range 4000-4999, RFC 6455 7.4.2): the agent does not retry these
 CLOSE_PROTOCOL = 4400
 CLOSE_UNAUTHORISED = 4401
+# keepalive: a ping every 20 s (websockets' default), answered within 60 s: a server busy with many
+# terminals answers late, and the default 20 s dropped links under 50 terminals on 2 cores (the bench)
+PING_TIMEOUT = 60.0
 
 class RelayError(CardsuiteError):
     """A relay message is malformed or out of order; the link is closed."""

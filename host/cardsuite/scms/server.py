@@ -24,7 +24,7 @@ from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
 from cardsuite.scms.db import Database
-from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, Message, RelayError, RelayTransport
+from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError, RelayTransport
 from cardsuite.scms.system import System, terminal_for_token
 
 
@@ -146,7 +146,8 @@ def serve(system: System, project: Project, host: str, port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(Server(system, project).app(), host=host, port=port, ssl_certfile=str(system.server_cert),
-                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets")
+                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets",
+                            ws_ping_timeout=PING_TIMEOUT)
     config.load()
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
