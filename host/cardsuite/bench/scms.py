@@ -52,10 +52,11 @@ class Terminal:
     index: int
     card: SimulatorTransport
     token: str
-    server: str
+    servers: list[str]  # its own first, then the other (the agent goes on through it if a link breaks)
     seconds: float = 0.0
     relayed: int = 0
     sent: int = 0  # requests this terminal made (a failed one ends its post-issuance)
+    retried: int = 0  # links that broke, the request sent again through the other server
     error: str | None = None
 
 
@@ -122,12 +123,18 @@ def _post_issuance(terminal: Terminal, ca: Path) -> None:
     try:
         for action, target in REQUESTS:
             terminal.sent += 1
-            result = run_request(terminal.server, ca, terminal.token, terminal.card, action=action, target=target,
-                                 ask_pin=lambda _puk: CARDHOLDER_PIN)
+            result = run_request(terminal.servers, ca, terminal.token, terminal.card, action=action, target=target,
+                                 ask_pin=lambda _puk: CARDHOLDER_PIN, progress=lambda line: _retried(terminal, line))
             terminal.relayed += result.relayed
     except AgentError as exc:
         terminal.error = str(exc)
     terminal.seconds = time.perf_counter() - start
+
+
+def _retried(terminal: Terminal, line: str) -> None:
+    if "again through" in line:
+        terminal.retried += 1
+        terminal.sent += 1
 
 
 def _run_terminals(terminals: list[Terminal], ca: Path) -> float:
@@ -150,10 +157,13 @@ def _accounting(db: Database, expected: int) -> dict[str, object]:
                      "GROUP BY cin, target HAVING COUNT(*) > 1) AS t")[0][0]
     loaded_twice = db.query("SELECT COUNT(*) FROM (SELECT card, target FROM inv_events WHERE action = 'load' AND "
                             "outcome = 'ok' GROUP BY card, target HAVING COUNT(*) > 1) AS t")[0][0]
+    reasons = {reason: int(n) for reason, n in db.query("SELECT reason, COUNT(*) FROM scms_requests WHERE "
+                                                          "state = 'failed' GROUP BY reason")}
     by_server = {claimant: int(n) for claimant, n in
                  db.query("SELECT claimed_by, COUNT(*) FROM scms_requests GROUP BY claimed_by")}
     total = sum(states.values())
     return {"requests": total, "expected": expected, "by_state": states, "failed_without_reason": int(unexplained),
+            "failure_reasons": reasons,
             "done_twice_for_a_card": int(twice), "packages_loaded_twice": int(loaded_twice),
             "by_server": list(by_server.values()),
             "nothing_lost": total == expected and set(states) <= {"done", "failed"} and unexplained == 0
@@ -166,6 +176,7 @@ def _figures(terminals: list[Terminal], wall: float) -> dict[str, object]:
     relayed = sum(t.relayed for t in done)
     return {"terminals": len(terminals), "done": len(done), "failed": len(terminals) - len(done),
             "errors": sorted({t.error for t in terminals if t.error}),
+            "links_broken_and_retried": sum(t.retried for t in terminals),
             "wall_s": round(wall, 2), "post_issuances_per_second": round(len(done) / wall, 3),
             "p50_ms": ms(percentile(seconds, 50), 1), "p99_ms": ms(percentile(seconds, 99), 1),
             "relayed_apdus": relayed,
@@ -198,7 +209,8 @@ def run_scms_bench(project: Project, out: Path | None = None, terminals: int = T
                 servers.append(f"https://127.0.0.1:{port}")
                 _wait_for_tls(processes[-1], port, system.ca)
             db = Database(url)
-            everyone = [Terminal(i, _new_card(project), add_terminal(system, f"bench-{i}"), servers[i % SERVERS])
+            everyone = [Terminal(i, _new_card(project), add_terminal(system, f"bench-{i}"),
+                                 [servers[i % SERVERS], servers[(i + 1) % SERVERS]])
                         for i in range(terminals + SERVERS)]
             for terminal in everyone:
                 db.upsert_card(_cin(terminal.card), "OP_READY")
