@@ -103,6 +103,9 @@ class Server:
                 return Message("done", 0, {"request": request_id, "cin": cin, "outcome": outcome})
             except (CardsuiteError, ValueError) as exc:
                 return Message("failed", 0, {"request": request_id, "reason": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the terminal is told whatever failed: escaping here
+                # dropped the link without a close frame (a PKCS#11 GeneralError under 50 terminals, the bench)
+                return Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
             finally:
                 ads.db.close()
 
