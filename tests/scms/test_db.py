@@ -79,27 +79,15 @@ def test_a_bad_url_is_one_clear_error() -> None:
         Database("mysql://x/y")
 
 
-def test_one_request_at_a_time_per_card(url: str) -> None:
-    """Requests racing for the same card (two terminals, any servers): one takes it, the others learn which."""
+def test_statistics(url: str) -> None:
     db = Database(url)
     db.create()
-    requests = [db.new_request(f"t{i}", "install", "isoapplet") for i in range(6)]
-    holders: dict[int, int | None] = {}
-    barrier = threading.Barrier(len(requests))
-
-    def take(request: int) -> None:
-        own = Database(url)
-        barrier.wait()
-        holders[request] = own.claim_card(request, "CARD-1")
-        own.close()
-
-    threads = [threading.Thread(target=take, args=(r,)) for r in requests]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-    winners = [r for r, holder in holders.items() if holder is None]
-    assert len(winners) == 1
-    assert all(holder == winners[0] for r, holder in holders.items() if r != winners[0])
-    db.finish_request(winners[0], "done")  # ended: the card is free again
-    assert db.claim_card(requests[-1] if winners[0] != requests[-1] else requests[0], "CARD-1") is None
+    db.upsert_card("cplc:0001", "SECURED")
+    done = db.new_request("t", "install", "isoapplet")
+    db.finish_request(done, "done", "install isoapplet")
+    for _ in range(2):
+        db.finish_request(db.new_request("t", "install", "wallet-sim"), "failed", "card cplc:9 is blacklisted")
+    stats = db.statistics()
+    assert stats["cards"] == {"SECURED": 1}
+    assert stats["requests"] == {"install done": 1, "install failed": 2}
+    assert stats["failures"] == {"card cplc:9 is blacklisted": 2}
