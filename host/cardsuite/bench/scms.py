@@ -42,6 +42,7 @@ TERMINALS = 50
 SERVERS = 2
 REQUESTS = (("install", "isoapplet"), ("install", "wallet-sim"))  # one card's post-issuance
 CARDHOLDER_PIN = "1357"  # what each simulated cardholder chooses at the terminal
+RUN_LIMIT = 900.0  # seconds for all terminals of one round to end
 GOAL_RATIO = 1.5  # remote time per APDU over local, at loopback (issue 14)
 
 
@@ -138,13 +139,19 @@ def _retried(terminal: Terminal, line: str) -> None:
 
 
 def _run_terminals(terminals: list[Terminal], ca: Path) -> float:
-    threads = [threading.Thread(target=_post_issuance, args=(t, ca), name=f"terminal-{t.index}") for t in terminals]
+    threads = [threading.Thread(target=_post_issuance, args=(t, ca), name=f"terminal-{t.index}", daemon=True)
+               for t in terminals]
     start = time.perf_counter()
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join()
-    return time.perf_counter() - start
+        thread.join(max(0.0, start + RUN_LIMIT - time.perf_counter()))
+    wall = time.perf_counter() - start
+    for terminal, thread in zip(terminals, threads, strict=True):
+        if thread.is_alive():  # counted, not waited for: a hung terminal is a finding, not a stuck bench
+            terminal.error = f"no end within {RUN_LIMIT:.0f} s"
+            terminal.seconds = wall
+    return wall
 
 
 def _accounting(db: Database, expected: int) -> dict[str, object]:

@@ -188,12 +188,12 @@ class Database:
         self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
                      "WHERE id = ?", (state, reason, cin, time.time(), request_id))
 
-    def reap(self, request_id: int, claimant: str) -> bool:
-        """A running request whose server process is gone, ended as failed with that reason (the card it
-        held is free again; the deployer's plan makes the next run finish the card)."""
-        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, updated_at = ? "
-                            "WHERE id = ? AND state = 'running' AND claimed_by = ?",
-                            (f"the server {claimant} went away mid-request", time.time(), request_id,
+    def reap(self, request_id: int, claimant: str, cin: str) -> bool:
+        """A running request whose server process is gone, ended as failed with that reason and the card it
+        held (free again: the deployer's plan makes the next run finish the card)."""
+        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, cin = COALESCE(cin, ?), "
+                            "updated_at = ? WHERE id = ? AND state = 'running' AND claimed_by = ?",
+                            (f"the server {claimant} went away mid-request", cin, time.time(), request_id,
                              claimant)) == 1
 
     def request(self, request_id: int) -> RequestRecord | None:
@@ -264,7 +264,7 @@ class Database:
             rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
             return int(rows[0][0]) if rows and rows[0][0] is not None else None
         holder, claimant = int(rows[0][0]), rows[0][1]
-        if claimant_gone(claimant) and self.reap(holder, claimant):  # its server was killed: the card is free
+        if claimant_gone(claimant) and self.reap(holder, claimant, cin):  # its server was killed: the card is free
             return self.claim_card(cin, request_id)
         return holder
 
