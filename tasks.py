@@ -4,7 +4,7 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, commit buffer, build)
+    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, commit buffer, build, SCMS)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke coverage    the applets' line and branch coverage (JaCoCo) of a test run into build/coverage/
     invoke sim         simulated cards behind vpcd until Ctrl-C
@@ -177,20 +177,26 @@ def test(c, card="", k="", x=False):
         _sh([sys.executable, "-m", "pytest", "-q", *run_args, *extra], cwd=ROOT)
 
 
-@task(pre=[build], help={"only": "transport, wallet, ecash, load, commit or build; default: all six"})
-def bench(c, only=""):
+@task(pre=[build], help={"only": "transport, wallet, ecash, load, commit, build or scms; default: all seven",
+                         "terminals": "scms: terminals at once [default 50]"})
+def bench(c, only="", terminals=50):
     """Figures into build/bench/: transport.json (round trips), wallet.json (payments), ecash.json,
     load.json (GlobalPlatform loads and the profile deploy), commit.json (largest transaction per command),
-    build.json (clean and no-op builds, SDK needed)."""
+    build.json (clean and no-op builds, SDK needed), scms.json (remote post-issuances through two servers on
+    PostgreSQL) and fleet.json (a 100,000-card inventory's queries)."""
+    from functools import partial
+
     from cardsuite.bench.build import run_build_bench
     from cardsuite.bench.commit import run_commit_bench
     from cardsuite.bench.ecash import run_ecash_bench
     from cardsuite.bench.load import run_load_bench
+    from cardsuite.bench.scms import run_scms_bench
     from cardsuite.bench.transport import run_transport_bench
     from cardsuite.bench.wallet import run_wallet_bench
 
     runs = {"transport": run_transport_bench, "wallet": run_wallet_bench, "ecash": run_ecash_bench,
-            "load": run_load_bench, "commit": run_commit_bench, "build": run_build_bench}
+            "load": run_load_bench, "commit": run_commit_bench, "build": run_build_bench,
+            "scms": partial(run_scms_bench, terminals=int(terminals))}
     if only and only not in runs:
         raise Exit(f"Error: --only takes one of {', '.join(runs)}", code=1)
     for name, run_bench in runs.items():

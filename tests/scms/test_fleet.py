@@ -12,6 +12,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cardsuite.deploy.inventory import Inventory, _content_rows
+from cardsuite.gp.client import GlobalPlatform
+from cardsuite.gp.keys import development_keys
 from cardsuite.project import Project
 from cardsuite.scms.agent import AgentResult, run_request
 from cardsuite.scms.db import Database
@@ -20,7 +23,7 @@ from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 
 from tests.scms.conftest import ADMIN_PASSWORD, card_identity
-from tests.scms.test_remote import _free_port, _wait_for
+from tests.scms.test_remote import ISO_APPLET, _free_port, _wait_for
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> str:
@@ -31,7 +34,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> str:
 
 
 @pytest.fixture
-def fleet(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Path, list[str]]]:
+def fleet(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Path, list[str], list[subprocess.Popen]]]:
     folder = tmp_path / "scms"
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
     db = Database(postgres_url)
@@ -49,14 +52,15 @@ def fleet(postgres_url: str, tmp_path: Path) -> Iterator[tuple[Path, list[str]]]
                                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT))
         servers.append(f"https://127.0.0.1:{port}")
         _wait_for(processes[-1], port, folder / "tls" / "ca.pem")
-    yield folder, servers
+    yield folder, servers, processes
     for process in processes:
         process.terminate()
         process.wait(10)
 
 
-def test_two_servers_one_database(fleet: tuple[Path, list[str]], postgres_url: str, project: Project) -> None:
-    folder, servers = fleet
+def test_two_servers_one_database(fleet: tuple[Path, list[str], list[subprocess.Popen]], postgres_url: str,
+                                  project: Project) -> None:
+    folder, servers, _ = fleet
     token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
     db = Database(postgres_url)
     cards = [SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03")) for _ in servers]
@@ -86,3 +90,55 @@ def test_two_servers_one_database(fleet: tuple[Path, list[str]], postgres_url: s
     assert db.cards_by_state() == {"SECURED": 2}
     for card in cards:
         card.disconnect()
+
+
+class _KillsServerMidLoad:
+    """The card link of an agent whose server is killed (SIGKILL) at the third LOAD block of the second
+    package: the card answers that block, the answer finds the link down."""
+
+    def __init__(self, card: SimulatorTransport, server: subprocess.Popen) -> None:
+        self._card, self._server = card, server
+        self._install_for_load = self._loads = 0
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
+        return getattr(self._card, name)
+
+    def transmit_raw(self, command: bytes) -> bytes:
+        if command[1] == 0xE6 and command[2] == 0x02:  # INSTALL [for load]
+            self._install_for_load += 1
+        if command[1] == 0xE8 and self._install_for_load == 2:
+            self._loads += 1
+            if self._loads == 3:
+                self._server.kill()
+                self._server.wait(30)
+        return self._card.transmit_raw(command)
+
+
+def test_a_server_killed_mid_post_issuance(fleet: tuple[Path, list[str], list[subprocess.Popen]],
+                                           postgres_url: str, project: Project) -> None:
+    """The agent goes on through the other server: the dead server's request is reaped (failed, with the
+    reason), the new one finishes the card from where it was, and the records match the card."""
+    folder, servers, processes = fleet
+    token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
+    db = Database(postgres_url)
+    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
+    card.connect()
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    shown: list[str] = []
+    result = run_request(servers, folder / "tls" / "ca.pem", token, _KillsServerMidLoad(card, processes[0]),  # type: ignore[arg-type]
+                         action="install", target="isoapplet", progress=shown.append)
+    assert result.outcome.startswith("install isoapplet") and any("again through" in line for line in shown)
+    rows = db.query("SELECT id, state, reason, claimed_by FROM scms_requests WHERE cin = ? ORDER BY id", (cin,))
+    assert [row[1] for row in rows] == ["failed", "done"], rows
+    assert "went away" in rows[0][2] and rows[0][3] != rows[1][3]
+    steps = {(name, outcome) for _, name, outcome, _ in db.steps(rows[1][0])}
+    assert ("load isoapplet", "ok") in steps and ("load isofs", "ok") not in steps, steps  # resumed
+    assert card.select(ISO_APPLET).sw == 0x9000
+    gp = GlobalPlatform(card)
+    gp.select()
+    gp.open_secure_channel(development_keys().keys)
+    with Inventory(postgres_url, station="test") as inventory:  # the records are the card's contents
+        recorded = {(c.aid, c.kind, c.state) for c in inventory.contents(cin)}
+    assert recorded == {row[:3] for row in _content_rows(gp.registry())}
+    card.disconnect()

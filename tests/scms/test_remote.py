@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cardsuite.errors import TransportError
 from cardsuite.scms.agent import AgentError, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
@@ -155,3 +156,49 @@ def test_the_agent_command_over_vpcd(server: str, scms_folder: System, tmp_path:
         assert done.returncode == 0, done.stdout + done.stderr
         assert f"card {cin}, install isoapplet" in done.stdout, done.stdout
         assert "install isoapplet: ok" in done.stdout
+
+
+class _DiesMidLoad:
+    """The agent's card link, dying at the ``after``-th LOAD block of the second package (the agent process
+    killed mid-LOAD: the relay stops there, the WebSocket goes down)."""
+
+    def __init__(self, card: SimulatorTransport, after: int) -> None:
+        self._card, self._after = card, after
+        self._install_for_load = 0
+        self._loads = 0
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
+        return getattr(self._card, name)
+
+    def transmit_raw(self, command: bytes) -> bytes:
+        if command[1] == 0xE6 and command[2] == 0x02:  # INSTALL [for load]
+            self._install_for_load += 1
+        if command[1] == 0xE8 and self._install_for_load == 2:
+            self._loads += 1
+            if self._loads > self._after:
+                raise TransportError("the terminal died mid-LOAD")
+        return self._card.transmit_raw(command)
+
+
+def test_an_agent_killed_mid_load_is_resumed_by_the_next_run(server: str, scms_folder: System,
+                                                             card: SimulatorTransport) -> None:
+    name = f"dies-{time.monotonic_ns()}"
+    token = add_terminal(scms_folder, name)
+    db = scms_folder.database()
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    with pytest.raises(TransportError, match="mid-LOAD"):
+        run_request(server, scms_folder.ca, token, _DiesMidLoad(card, 2), action="install",  # type: ignore[arg-type]
+                    target="isoapplet")
+    first = db.query("SELECT id FROM scms_requests WHERE terminal = ?", (name,))[0][0]
+    for _ in range(900):  # the server notices the link down and ends the request (a loaded machine: slowly)
+        record = db.request(first)
+        if record is not None and record.state != "running":
+            break
+        time.sleep(0.1)
+    assert record is not None and record.state == "failed" and record.reason, record
+    assert ("load isofs", "ok") in {(n, o) for _, n, o, _ in db.steps(first)}
+    result = run_request(server, scms_folder.ca, token, card, action="install", target="isoapplet")
+    steps = {(n, o) for _, n, o, _ in db.steps(result.request)}
+    assert ("load isoapplet", "ok") in steps and ("load isofs", "ok") not in steps, steps  # resumed, not redone
+    assert card.select(ISO_APPLET).sw == 0x9000

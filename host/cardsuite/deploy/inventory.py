@@ -62,6 +62,11 @@ SCHEMA = (
         outcome     TEXT NOT NULL,           -- ok, skipped, failed, started, planned
         detail      TEXT
     )""",
+    # a fleet's lookups on an index (a card by its CPLC, its history, what is installed where)
+    "CREATE INDEX IF NOT EXISTS inv_cards_cplc ON inv_cards (cplc)",
+    "CREATE INDEX IF NOT EXISTS inv_contents_kind ON inv_contents (kind, aid)",
+    "CREATE INDEX IF NOT EXISTS inv_events_card ON inv_events (card, id)",
+    "CREATE INDEX IF NOT EXISTS inv_events_action ON inv_events (action, outcome, at)",
 )
 
 
@@ -290,7 +295,18 @@ class Inventory:
         return [CardRecord(*row) for row in rows]
 
     def card(self, card: str) -> CardRecord | None:
-        return next((c for c in self.cards() if c.card == card), None)
+        """One card by its identity (the primary key's index)."""
+        return self._one_card("card = ?", card)
+
+    def card_with_cplc(self, cplc: bytes) -> CardRecord | None:
+        """One card by its whole CPLC (indexed)."""
+        return self._one_card("cplc = ?", cplc.hex().upper())
+
+    def _one_card(self, where: str, value: str) -> CardRecord | None:
+        with self.transaction() as cur:
+            rows = cur.fetchall("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
+                                f"station FROM inv_cards WHERE {where}", (value,))
+        return CardRecord(*rows[0]) if rows else None
 
     def contents(self, card: str) -> list[ContentRecord]:
         with self.transaction() as cur:

@@ -6,12 +6,12 @@ administrator issued. Progress goes to a callback; the library never prints.
 from __future__ import annotations
 
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from cardsuite.errors import CardsuiteError, TransportError
-from cardsuite.scms.relay import Message, RelayError
+from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import WalletClient
 
@@ -52,9 +52,31 @@ def set_cardholder_pin(transport: Transport, aid: bytes, initial_pin: str, ask: 
     client.change_pin(initial_pin, ask(puk))
 
 
-def run_request(server: str, ca: Path, token: str, transport: Transport, *, action: str, target: str | None,
-                progress: Callable[[str], None] | None = None, ask_pin: PinPrompt | None = None) -> AgentResult:
-    """One post-issuance request, relayed to the end. ``ask_pin`` asks the cardholder for the wallet's PIN."""
+class LinkBroken(AgentError):
+    """The link to the server broke before the request ended (the server may have gone away)."""
+
+
+def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Transport, *, action: str,
+                target: str | None, progress: Callable[[str], None] | None = None,
+                ask_pin: PinPrompt | None = None) -> AgentResult:
+    """One post-issuance request, relayed to the end. ``ask_pin`` asks the cardholder for the wallet's PIN.
+    With several servers (one system), a link that breaks sends the request again to the next one: the
+    server reaps the request a dead server left running and the deployer's plan finishes the card."""
+    servers = [server] if isinstance(server, str) else list(server)
+    for i, url in enumerate(servers):
+        try:
+            return _run_once(url, ca, token, transport, action=action, target=target, progress=progress,
+                             ask_pin=ask_pin)
+        except LinkBroken as exc:
+            if i == len(servers) - 1:
+                raise
+            if progress is not None:
+                progress(f"{exc}: again through {servers[i + 1]}")
+    raise AgentError("no server given")
+
+
+def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action: str, target: str | None,
+              progress: Callable[[str], None] | None, ask_pin: PinPrompt | None) -> AgentResult:
     from websockets.exceptions import InvalidStatus, WebSocketException
     from websockets.sync.client import connect
 
@@ -62,7 +84,7 @@ def run_request(server: str, ca: Path, token: str, transport: Transport, *, acti
     relayed = 0
     try:
         with connect(_ws_url(server), ssl=tls_context(ca), additional_headers={"Authorization": f"Bearer {token}"},
-                     open_timeout=20, max_size=2**20) as link, transport.exclusive():
+                     open_timeout=20, max_size=2**20, ping_timeout=PING_TIMEOUT) as link, transport.exclusive():
             link.send(Message("request", seq, {"action": action, "target": target,
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:
@@ -87,8 +109,9 @@ def run_request(server: str, ca: Path, token: str, transport: Transport, *, acti
                                        str(message.body["outcome"]), relayed)
                 elif message.kind == "failed":
                     raise AgentError(f"the request failed: {message.body.get('reason')}")
-            reason = link.close_reason or "no reason given"
-            raise AgentError(f"the server closed the link: {reason}")
+            if link.close_code in (CLOSE_UNAUTHORISED, CLOSE_PROTOCOL):
+                raise AgentError(f"the server closed the link: {link.close_reason or 'no reason given'}")
+            raise LinkBroken(f"the link to {server} broke before the request ended")
     except InvalidStatus as exc:
         raise AgentError(f"the server refused the terminal (HTTP {exc.response.status_code})") from None
     except ssl.SSLCertVerificationError as exc:
@@ -96,7 +119,7 @@ def run_request(server: str, ca: Path, token: str, transport: Transport, *, acti
     except (OSError, WebSocketException) as exc:
         if isinstance(exc, TransportError):
             raise
-        raise AgentError(f"cannot reach the SCMS at {server}: {exc}") from None
+        raise LinkBroken(f"cannot reach the SCMS at {server}: {exc}") from None
     except RelayError as exc:
         raise AgentError(str(exc)) from None
 

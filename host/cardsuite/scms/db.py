@@ -9,6 +9,8 @@ failure counts are rows.
 
 from __future__ import annotations
 
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -66,6 +68,21 @@ SCHEMA = (
 
 CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CARD_LOCKED", "TERMINATED")
 REQUEST_STATES = ("queued", "running", "done", "failed")
+
+
+def claimant_gone(claimant: str | None) -> bool:
+    """Whether the server process that claimed a request (``host:pid``, server.Server.claimant) is known to
+    be gone: only judged for this host's processes (another host's needs a lease: not done yet)."""
+    host, _, pid = (claimant or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 class DatabaseError(ConfigurationError):
@@ -171,6 +188,14 @@ class Database:
         self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
                      "WHERE id = ?", (state, reason, cin, time.time(), request_id))
 
+    def reap(self, request_id: int, claimant: str, cin: str) -> bool:
+        """A running request whose server process is gone, ended as failed with that reason and the card it
+        held (free again: the deployer's plan makes the next run finish the card)."""
+        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, cin = COALESCE(cin, ?), "
+                            "updated_at = ? WHERE id = ? AND state = 'running' AND claimed_by = ?",
+                            (f"the server {claimant} went away mid-request", cin, time.time(), request_id,
+                             claimant)) == 1
+
     def request(self, request_id: int) -> RequestRecord | None:
         rows = self.query("SELECT id, terminal, action, target, cin, state, reason, claimed_by FROM scms_requests "
                           "WHERE id = ?", (request_id,))
@@ -233,8 +258,15 @@ class Database:
             (request_id, cin, request_id))
         if changed == 1:
             return None
-        rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
-        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+        rows = self.query("SELECT r.id, r.claimed_by FROM scms_cards c JOIN scms_requests r ON r.id = c.busy_request "
+                          "WHERE c.cin = ? AND r.state = 'running'", (cin,))
+        if not rows:  # released meanwhile, or an unknown card
+            rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
+            return int(rows[0][0]) if rows and rows[0][0] is not None else None
+        holder, claimant = int(rows[0][0]), rows[0][1]
+        if claimant_gone(claimant) and self.reap(holder, claimant, cin):  # its server was killed: the card is free
+            return self.claim_card(cin, request_id)
+        return holder
 
     def release_card(self, cin: str, request_id: int) -> None:
         self.execute("UPDATE scms_cards SET busy_request = NULL WHERE cin = ? AND busy_request = ?", (cin, request_id))

@@ -24,6 +24,7 @@ import ctypes
 import os
 import struct
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -53,6 +54,21 @@ def _pkcs11() -> Any:
     except ImportError:
         raise KmsError("the KMS needs python-pkcs11: pip install 'cardsuite[scms]'") from None
     return pkcs11
+
+
+# PKCS#11 logs in per application, not per session (C_Login: CKR_USER_ALREADY_LOGGED_IN for the second of
+# two concurrent sessions, and the last session's C_CloseSession logs every other one out). So the process
+# logs in once through a session it keeps open, and every Kms opens sessions of its own that share that
+# login (seen with 50 terminals on one server: concurrent ADS runs could not open the token, or lost its keys).
+_LOGINS: dict[tuple[str, str], Any] = {}
+_LOGIN_LOCK = threading.Lock()
+
+
+def _log_in_once(token: Any, pin: str) -> None:
+    key = (str(token.slot.slot_id), token.label)
+    with _LOGIN_LOCK:
+        if key not in _LOGINS:
+            _LOGINS[key] = token.open(user_pin=pin, rw=True)
 
 
 def _xor(a: bytes, b: bytes) -> bytes:
@@ -116,7 +132,8 @@ class Kms:
             raise KmsError(f"no PKCS#11 module at {self.module}")
         try:
             token = pkcs11.lib(str(self.module)).get_token(token_label=self.token_label)
-            self._session = token.open(user_pin=self.pin, rw=True)
+            _log_in_once(token, self.pin)
+            self._session = token.open(rw=True)
         except pkcs11.exceptions.NoSuchToken:
             raise KmsError(f"no token {self.token_label!r} in {self.module}") from None
         except pkcs11.exceptions.PKCS11Error as exc:

@@ -23,6 +23,13 @@ from cardsuite.transport.base import Transport
 RELAY_TIMEOUT = 120.0  # seconds the ADS waits for the terminal's answer to one command
 
 
+# the server's WebSocket close codes (private range 4000-4999, RFC 6455 7.4.2): the agent does not retry these
+CLOSE_PROTOCOL = 4400
+CLOSE_UNAUTHORISED = 4401
+# keepalive: a ping every 20 s (websockets' default), answered within 60 s: a server busy with many
+# terminals answers late, and the default 20 s dropped links under 50 terminals on 2 cores (the bench)
+PING_TIMEOUT = 60.0
+
 class RelayError(CardsuiteError):
     """A relay message is malformed or out of order; the link is closed."""
 
@@ -69,6 +76,8 @@ class RelayTransport(Transport):
         self.name = name
         self._seq = 0
         self._responses: queue.Queue[Message | None] = queue.Queue()
+        self._gone = False  # the terminal went away: every later command fails at once (a deploy's clean-up
+        # after the first failure would otherwise wait RELAY_TIMEOUT per command for a link that is down)
 
     def connect(self) -> None:
         pass
@@ -90,11 +99,14 @@ class RelayTransport(Transport):
         self._responses.put(message)
 
     def _await(self, seq: int) -> Message:
+        if self._gone:
+            raise TransportError("the terminal went away")
         try:
             message = self._responses.get(timeout=RELAY_TIMEOUT)
         except queue.Empty:
             raise TransportError(f"the terminal did not answer within {RELAY_TIMEOUT:.0f} s") from None
         if message is None:
+            self._gone = True
             raise TransportError("the terminal went away")
         if message.kind != "response" or message.body.get("command") != seq:
             raise RelayError(f"the terminal answered command {message.body.get('command')}, expected {seq}")

@@ -24,11 +24,8 @@ from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
 from cardsuite.scms.db import Database
-from cardsuite.scms.relay import Message, RelayError, RelayTransport
+from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError, RelayTransport
 from cardsuite.scms.system import System, terminal_for_token
-
-CLOSE_UNAUTHORISED = 4401
-CLOSE_PROTOCOL = 4400
 
 
 def _bearer(headers) -> str:  # noqa: ANN001 - Starlette's Headers
@@ -106,6 +103,9 @@ class Server:
                 return Message("done", 0, {"request": request_id, "cin": cin, "outcome": outcome})
             except (CardsuiteError, ValueError) as exc:
                 return Message("failed", 0, {"request": request_id, "reason": str(exc)})
+            except Exception as exc:  # noqa: BLE001 - the terminal is told whatever failed: escaping here
+                # dropped the link without a close frame (a PKCS#11 GeneralError under 50 terminals, the bench)
+                return Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
             finally:
                 ads.db.close()
 
@@ -149,7 +149,8 @@ def serve(system: System, project: Project, host: str, port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(Server(system, project).app(), host=host, port=port, ssl_certfile=str(system.server_cert),
-                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets-sansio")
+                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets-sansio",
+                            ws_ping_timeout=PING_TIMEOUT)
     config.load()
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3

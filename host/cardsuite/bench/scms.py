@@ -1,0 +1,244 @@
+"""The SCMS under load (issue 14): N terminals at once, each an agent thread with its own in-process simulated
+card (each SimulatorTransport has its own jCardSim runtime in the one JVM), each doing a full post-issuance
+(install the ISO applet, which loads the file-system library first, then the wallet, personalised through its
+issuer channel with the PIN chosen at the terminal) against two `cardsuite scms serve` processes on one
+PostgreSQL server the bench starts. Measured in the same run, side by side: the same applications deployed
+locally (`cardsuite deploy`'s Deployer on an in-process card, the development keys in memory) and one
+terminal alone, so that time per APDU is compared at equal load. Written to build/bench/scms.json; the fleet
+figures (cardsuite.bench.fleet) to build/bench/fleet.json, on the same PostgreSQL server."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cardsuite.bench.fleet import run_fleet
+from cardsuite.bench.load import BENCH_ENV
+from cardsuite.bench.stats import ms, percentile
+from cardsuite.deploy.deployer import Deployer, DeployOptions
+from cardsuite.deploy.inventory import Inventory
+from cardsuite.deploy.profiles import load_card_profile
+from cardsuite.gp.client import GlobalPlatform
+from cardsuite.project import Project
+from cardsuite.scms.agent import AgentError, run_request, tls_context
+from cardsuite.scms.db import Database
+from cardsuite.scms.system import add_terminal, load_system
+from cardsuite.settings import ENV_SCMS_PASSWORD
+from cardsuite.sim.bridge import CardManagerConfig
+from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.tooling.postgres import throwaway_postgres
+from cardsuite.trace import Trace
+
+TERMINALS = 50
+SERVERS = 2
+REQUESTS = (("install", "isoapplet"), ("install", "wallet-sim"))  # one card's post-issuance
+CARDHOLDER_PIN = "1357"  # what each simulated cardholder chooses at the terminal
+RUN_LIMIT = 900.0  # seconds for all terminals of one round to end
+GOAL_RATIO = 1.5  # remote time per APDU over local, at loopback (issue 14)
+
+
+@dataclass
+class Terminal:
+    """One agent's run: the card's post-issuance, timed, with the APDUs relayed and the outcome."""
+
+    index: int
+    card: SimulatorTransport
+    token: str
+    servers: list[str]  # its own first, then the other (the agent goes on through it if a link breaks)
+    seconds: float = 0.0
+    relayed: int = 0
+    sent: int = 0  # requests this terminal made (a failed one ends its post-issuance)
+    retried: int = 0  # links that broke, the request sent again through the other server
+    error: str | None = None
+
+
+def _cin(card: SimulatorTransport) -> str:
+    gp = GlobalPlatform(card)
+    gp.select()
+    return gp.cplc().identity
+
+
+def _new_card(project: Project) -> SimulatorTransport:
+    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
+    card.connect()
+    return card
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for_tls(process: subprocess.Popen, port: int, ca: Path) -> None:
+    context = tls_context(ca)
+    for _ in range(300):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1) as raw, \
+                    context.wrap_socket(raw, server_hostname="127.0.0.1"):
+                return
+        except OSError:
+            if process.poll() is not None:
+                raise RuntimeError(f"scms serve exited with {process.returncode}") from None
+            time.sleep(0.2)
+    raise RuntimeError(f"no scms server on port {port}")
+
+
+def _local_deploy(project: Project, work: Path) -> dict[str, object]:
+    """The same two applications deployed locally on an in-process card: the baseline per APDU."""
+    profile_path = work / "bench-scms.toml"
+    apps = ", ".join(f'"{project.root / "profiles" / "apps" / (target + ".toml")}"' for _, target in REQUESTS)
+    profile_path.write_text(f'description = "the SCMS bench\'s applications"\ntype = "simulated"\n'
+                            f'keys = "{project.root / "profiles" / "keys" / "development.toml"}"\nlevel = "mac"\n'
+                            f"applications = [{apps}]\n")
+    exchanges = 0
+
+    def count(_entry: object) -> None:
+        nonlocal exchanges
+        exchanges += 1
+
+    with Inventory(f"sqlite:///{work / 'local-inventory.db'}", station="bench") as inventory:
+        for _round in ("warm-up", "measured"):  # the first deploy of the process warms the JVM up: not measured
+            card = _new_card(project)
+            card.trace = Trace(sinks=[count])
+            exchanges = 0
+            start = time.perf_counter()
+            Deployer(project, load_card_profile(profile_path), card, inventory, None,
+                     options=DeployOptions(wallet_db=work / "local-wallet.db", env=BENCH_ENV)).run()
+            seconds = time.perf_counter() - start
+            card.disconnect()
+    return {"seconds": round(seconds, 3), "apdus": exchanges, "per_apdu_ms": ms(seconds / exchanges, 3)}
+
+
+def _post_issuance(terminal: Terminal, ca: Path) -> None:
+    start = time.perf_counter()
+    try:
+        for action, target in REQUESTS:
+            terminal.sent += 1
+            result = run_request(terminal.servers, ca, terminal.token, terminal.card, action=action, target=target,
+                                 ask_pin=lambda _puk: CARDHOLDER_PIN, progress=lambda line: _retried(terminal, line))
+            terminal.relayed += result.relayed
+    except AgentError as exc:
+        terminal.error = str(exc)
+    terminal.seconds = time.perf_counter() - start
+
+
+def _retried(terminal: Terminal, line: str) -> None:
+    if "again through" in line:
+        terminal.retried += 1
+        terminal.sent += 1
+
+
+def _run_terminals(terminals: list[Terminal], ca: Path) -> float:
+    threads = [threading.Thread(target=_post_issuance, args=(t, ca), name=f"terminal-{t.index}", daemon=True)
+               for t in terminals]
+    start = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(max(0.0, start + RUN_LIMIT - time.perf_counter()))
+    wall = time.perf_counter() - start
+    for terminal, thread in zip(terminals, threads, strict=True):
+        if thread.is_alive():  # counted, not waited for: a hung terminal is a finding, not a stuck bench
+            terminal.error = f"no end within {RUN_LIMIT:.0f} s"
+            terminal.seconds = wall
+    return wall
+
+
+def _accounting(db: Database, expected: int) -> dict[str, object]:
+    """Nothing lost: every request ended done or failed with a reason, none is left queued or running, and
+    no card had an application installed (or a package loaded) twice."""
+    states = {state: int(n) for state, n in db.query("SELECT state, COUNT(*) FROM scms_requests GROUP BY state")}
+    unexplained = db.query("SELECT COUNT(*) FROM scms_requests WHERE state = 'failed' AND "
+                           "(reason IS NULL OR reason = '')")[0][0]
+    twice = db.query("SELECT COUNT(*) FROM (SELECT cin, target FROM scms_requests WHERE state = 'done' "
+                     "GROUP BY cin, target HAVING COUNT(*) > 1) AS t")[0][0]
+    loaded_twice = db.query("SELECT COUNT(*) FROM (SELECT card, target FROM inv_events WHERE action = 'load' AND "
+                            "outcome = 'ok' GROUP BY card, target HAVING COUNT(*) > 1) AS t")[0][0]
+    reasons = {reason: int(n) for reason, n in db.query("SELECT reason, COUNT(*) FROM scms_requests WHERE "
+                                                          "state = 'failed' GROUP BY reason")}
+    by_server = {claimant: int(n) for claimant, n in
+                 db.query("SELECT claimed_by, COUNT(*) FROM scms_requests GROUP BY claimed_by")}
+    total = sum(states.values())
+    return {"requests": total, "expected": expected, "by_state": states, "failed_without_reason": int(unexplained),
+            "failure_reasons": reasons,
+            "done_twice_for_a_card": int(twice), "packages_loaded_twice": int(loaded_twice),
+            "by_server": list(by_server.values()),
+            "nothing_lost": total == expected and set(states) <= {"done", "failed"} and unexplained == 0
+            and twice == 0 and loaded_twice == 0}
+
+
+def _figures(terminals: list[Terminal], wall: float) -> dict[str, object]:
+    done = [t for t in terminals if t.error is None]
+    seconds = [t.seconds for t in done] or [0.0]
+    relayed = sum(t.relayed for t in done)
+    return {"terminals": len(terminals), "done": len(done), "failed": len(terminals) - len(done),
+            "errors": sorted({t.error for t in terminals if t.error}),
+            "links_broken_and_retried": sum(t.retried for t in terminals),
+            "wall_s": round(wall, 2), "post_issuances_per_second": round(len(done) / wall, 3),
+            "p50_ms": ms(percentile(seconds, 50), 1), "p99_ms": ms(percentile(seconds, 99), 1),
+            "relayed_apdus": relayed,
+            "per_apdu_ms": ms(sum(seconds) / relayed, 3) if relayed else None}
+
+
+def run_scms_bench(project: Project, out: Path | None = None, terminals: int = TERMINALS,
+                   fleet_cards: int = 100_000, fleet_events: int = 1_000_000) -> Path:
+    """Writes build/bench/scms.json and fleet.json (beside ``out``) and returns scms.json's path."""
+    out = out or project.root / "build" / "bench" / "scms.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}  # each process its own token config
+    figures: dict[str, object] = {"terminals": terminals, "servers": SERVERS, "requests_per_card": list(REQUESTS),
+                                  "python": platform.python_version(), "cpus": os.cpu_count()}
+    with tempfile.TemporaryDirectory(prefix="cardsuite-scms-") as tmp, \
+            throwaway_postgres((f"max_connections={100 + 8 * terminals}",)) as url:
+        work, folder = Path(tmp), Path(tmp) / "scms"
+        figures["local"] = _local_deploy(project, work)
+        subprocess.run([sys.executable, "-m", "cardsuite", "scms", "init", "--dir", str(folder), "--db", url,
+                        "--development-transport-keys"], check=True, capture_output=True, timeout=300,
+                       env={**env, ENV_SCMS_PASSWORD: "bench administrator"})
+        system = load_system(folder)
+        servers, processes = [], []
+        try:
+            for _ in range(SERVERS):
+                port = _free_port()
+                processes.append(subprocess.Popen(
+                    [sys.executable, "-m", "cardsuite", "scms", "serve", "--dir", str(folder), "--listen",
+                     f"127.0.0.1:{port}"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                servers.append(f"https://127.0.0.1:{port}")
+                _wait_for_tls(processes[-1], port, system.ca)
+            db = Database(url)
+            everyone = [Terminal(i, _new_card(project), add_terminal(system, f"bench-{i}"),
+                                 [servers[i % SERVERS], servers[(i + 1) % SERVERS]])
+                        for i in range(terminals + SERVERS)]
+            for terminal in everyone:
+                db.upsert_card(_cin(terminal.card), "OP_READY")
+            alone, crowd = everyone[:SERVERS], everyone[SERVERS:]
+            # one terminal at a time on each server first (and so both warmed up), then all N at once
+            figures["alone"] = _figures(alone, sum(_run_terminals([t], system.ca) for t in alone))
+            figures["concurrent"] = _figures(crowd, _run_terminals(crowd, system.ca))
+            figures["accounting"] = _accounting(db, sum(t.sent for t in everyone))
+            for terminal in everyone:
+                terminal.card.disconnect()
+            db.close()
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(30)
+        local = figures["local"]["per_apdu_ms"]  # type: ignore[index]
+        alone_apdu = figures["alone"]["per_apdu_ms"]  # type: ignore[index]
+        figures["ratio_alone_to_local"] = round(alone_apdu / local, 2) if alone_apdu else None
+        figures["goal_ratio"] = GOAL_RATIO
+        fleet = run_fleet(url, fleet_cards, fleet_events) if fleet_cards else None
+    out.write_text(json.dumps(figures, indent=2) + "\n")
+    if fleet is not None:
+        (out.parent / "fleet.json").write_text(json.dumps(fleet, indent=2) + "\n")
+    return out
