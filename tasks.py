@@ -4,7 +4,7 @@
     invoke build       simulator classes always; CAP/EXP files where the Oracle SDK is configured
     invoke demo        build, then exercise an applet on the simulator in-process and over vpcd
     invoke test        the suite on the in-process simulator, then the end-to-end subset over vpcd
-    invoke bench       figures into build/bench/ (transport, wallet payments, e-cash, loading, commit buffer, build, SCMS)
+    invoke bench       figures into build/bench/ (transport, payments, e-cash, loading, commit buffer, build, SCMS)
     invoke sizes       CAP and load sizes (needs the Oracle SDK) into build/reports/sizes.json
     invoke coverage    the applets' line and branch coverage (JaCoCo) of a test run into build/coverage/
     invoke sim         simulated cards behind vpcd until Ctrl-C
