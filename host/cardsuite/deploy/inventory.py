@@ -62,6 +62,9 @@ SCHEMA = (
         outcome     TEXT NOT NULL,           -- ok, skipped, failed, started, planned
         detail      TEXT
     )""",
+    # a card's history and the fleet's installed applications without a scan (the SCMS console's pages)
+    "CREATE INDEX IF NOT EXISTS inv_events_card ON inv_events (card, id)",
+    "CREATE INDEX IF NOT EXISTS inv_contents_kind ON inv_contents (kind, aid)",
 )
 
 
