@@ -79,8 +79,8 @@ class Ctx:
     def arg(self, name: str) -> str:
         return self.request.query_params.get(name, "").strip()
 
-    def render(self, template: str, status: int = 200, **values: object) -> Response:
-        return self.console.render(template, status, session=self.session, path=self.request.url.path, **values)
+    def render(self, template: str, code: int = 200, **values: object) -> Response:
+        return self.console.render(template, code, session=self.session, path=self.request.url.path, **values)
 
     def back(self, path: str) -> Response:
         return RedirectResponse(self.console.prefix + path, status_code=303)
@@ -101,9 +101,10 @@ class Console:
         self.env.filters["when"] = _when
         self.env.globals.update(prefix=self.prefix, nav=NAV, urlencode=urlencode)
 
-    def render(self, template: str, status: int = 200, **values: object) -> Response:
+    def render(self, template: str, code: int = 200, **values: object) -> Response:
         values.setdefault("session", None)
-        return HTMLResponse(self.env.get_template(template).render(**values), status_code=status, headers=HEADERS)
+        values.setdefault("path", "")
+        return HTMLResponse(self.env.get_template(template).render(**values), status_code=code, headers=HEADERS)
 
     # -- the frame every page goes through: session, CSRF, right
     def page(self, right: str, handler: Handler) -> Callable:
