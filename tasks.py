@@ -31,6 +31,7 @@ APT_PACKAGES = [
     "openjdk-17-jdk-headless", "maven", "ant", "pcscd", "vsmartcard-vpcd", "libpcsclite-dev", "swig",
     "postgresql",  # the inventory's PostgreSQL tests start a throwaway server
     "softhsm2",  # the SCMS's KMS token (PKCS#11)
+    "chromium", "chromium-driver",  # the SCMS console's browser tests (Selenium)
 ]
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 
