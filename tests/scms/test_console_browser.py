@@ -25,12 +25,12 @@ from cryptography.hazmat.primitives import serialization
 from tests.scms.conftest import card_identity
 from tests.scms.test_remote import ISO_APPLET, server  # noqa: F401 - the module's serve process, as a fixture
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
+CHROMIUM = Path(shutil.which("chromium") or "/usr/bin/chromium")  # Debian's; Playwright's own cannot be fetched here
+CHROMEDRIVER = Path(shutil.which("chromedriver") or "/usr/bin/chromedriver")
 PASSWORD = "browser test password"
 
 webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install selenium)")
-if not (CHROMIUM.exists() and CHROMEDRIVER.exists()) and not (shutil.which("chromium") and shutil.which("chromedriver")):
+if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
     pytest.skip("Debian's chromium and chromium-driver are not installed (apt-get install chromium chromium-driver)",
                 allow_module_level=True)
 
@@ -47,13 +47,13 @@ def _spki_pin(certificate: Path) -> str:
 @pytest.fixture
 def browser(scms_folder: System, tmp_path: Path) -> Iterator[webdriver.Chrome]:
     options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM if CHROMIUM.exists() else shutil.which("chromium"))
+    options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,900", f"--user-data-dir={tmp_path}",
                      f"--ignore-certificate-errors-spki-list={_spki_pin(scms_folder.server_cert)}"):
         options.add_argument(argument)
     if os.geteuid() == 0:
         options.add_argument("--no-sandbox")  # chromium's sandbox refuses to run as root
-    service = webdriver.ChromeService(str(CHROMEDRIVER if CHROMEDRIVER.exists() else shutil.which("chromedriver")))
+    service = webdriver.ChromeService(str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
     yield driver
