@@ -36,6 +36,7 @@ CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
 @pytest.fixture
 def db(scms: System) -> Iterator[Database]:
+    Inventory(scms.inventory_url, station="scms-init").close()  # made by scms init (the console only reads it)
     database = scms.database()
     for role, name in ROLE_USERS.items():
         auth.add_user(database, name, role, PASSWORD)

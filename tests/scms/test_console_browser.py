@@ -11,6 +11,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -44,8 +45,15 @@ def _spki_pin(certificate: Path) -> str:
     return base64.b64encode(hashlib.sha256(spki).digest()).decode()
 
 
+@dataclass
+class Browser:
+    driver: webdriver.Chrome
+    url: str  # the serve process's
+
+
 @pytest.fixture
-def browser(scms_folder: System, tmp_path: Path) -> Iterator[webdriver.Chrome]:
+def browser(server: str, scms_folder: System, tmp_path: Path) -> Iterator[Browser]:  # noqa: F811
+    """Chromium on the module's serve process."""
     options = webdriver.ChromeOptions()
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--disable-gpu", "--window-size=1280,900", f"--user-data-dir={tmp_path}",
@@ -56,7 +64,7 @@ def browser(scms_folder: System, tmp_path: Path) -> Iterator[webdriver.Chrome]:
     service = webdriver.ChromeService(str(CHROMEDRIVER))
     driver = webdriver.Chrome(options=options, service=service)
     driver.set_page_load_timeout(30)
-    yield driver
+    yield Browser(driver, server)
     driver.quit()
 
 
@@ -83,8 +91,10 @@ def _sign_in(driver: webdriver.Chrome, url: str, name: str) -> None:
     assert driver.current_url == f"{url}/console/statistics", driver.page_source[:500]
 
 
-def test_the_console_in_chromium(server: str, scms_folder: System, project: Project, card: SimulatorTransport,  # noqa: F811
-                                 browser: webdriver.Chrome, shots: Path) -> None:
+def test_the_console_in_chromium(browser: Browser, scms_folder: System, project: Project, card: SimulatorTransport,
+                                 shots: Path) -> None:
+    url, driver = browser.url, browser.driver
+    started = time.time()
     suffix = str(time.monotonic_ns())
     names = {role: f"{role}-{suffix}" for role in auth.RIGHTS}
     db = scms_folder.database()
@@ -97,40 +107,41 @@ def test_the_console_in_chromium(server: str, scms_folder: System, project: Proj
     recorded = [(str(number), name, outcome) for number, name, outcome, _ in db.steps(request)]
     db.close()
 
-    _sign_in(browser, server, names["operator"])
-    assert len(browser.find_elements(By.CSS_SELECTOR, "figure.chart")) == 4
-    browser.save_screenshot(str(shots / "statistics.png"))
-    browser.get(f"{server}/console/cards")
-    browser.find_element(By.LINK_TEXT, cin).click()
-    assert browser.find_element(By.TAG_NAME, "h1").text == f"Card {cin}"
-    assert ISO_APPLET.hex().upper() in browser.page_source  # its contents, from the inventory
-    browser.save_screenshot(str(shots / "card.png"))
-    browser.get(f"{server}/console/cards")
-    browser.save_screenshot(str(shots / "cards.png"))
-    browser.get(f"{server}/console/requests/{request}")
+    _sign_in(driver, url, names["operator"])
+    assert len(driver.find_elements(By.CSS_SELECTOR, "figure.chart")) == 4
+    driver.save_screenshot(str(shots / "statistics.png"))
+    driver.get(f"{url}/console/cards")
+    driver.find_element(By.LINK_TEXT, cin).click()
+    assert driver.find_element(By.TAG_NAME, "h1").text == f"Card {cin}"
+    assert ISO_APPLET.hex().upper() in driver.page_source  # its contents, from the inventory
+    driver.save_screenshot(str(shots / "card.png"))
+    driver.get(f"{url}/console/cards")
+    driver.save_screenshot(str(shots / "cards.png"))
+    driver.get(f"{url}/console/requests/{request}")
     shown = [tuple(td.text for td in row.find_elements(By.TAG_NAME, "td")[:3])
-             for row in browser.find_elements(By.CSS_SELECTOR, "#steps tr")[1:]]
+             for row in driver.find_elements(By.CSS_SELECTOR, "#steps tr")[1:]]
     assert shown == recorded and any(name == "mutual authentication" for _, name, _ in shown), shown
-    browser.save_screenshot(str(shots / "request.png"))
-    browser.get(f"{server}/console/requests")
-    browser.save_screenshot(str(shots / "requests.png"))
-    browser.get(f"{server}/console/applications")
-    assert "isoapplet" in browser.page_source
-    browser.save_screenshot(str(shots / "applications.png"))
-    browser.get(f"{server}/console/audit")  # an operator's role has no right to the audit log
-    assert _status(browser) == 403 and browser.find_element(By.TAG_NAME, "h1").text == "403 Forbidden"
-    browser.save_screenshot(str(shots / "forbidden.png"))
+    driver.save_screenshot(str(shots / "request.png"))
+    driver.get(f"{url}/console/requests")
+    driver.save_screenshot(str(shots / "requests.png"))
+    driver.get(f"{url}/console/applications")
+    assert "isoapplet" in driver.page_source
+    driver.save_screenshot(str(shots / "applications.png"))
+    driver.get(f"{url}/console/audit")  # an operator's role has no right to the audit log
+    assert _status(driver) == 403 and driver.find_element(By.TAG_NAME, "h1").text == "403 Forbidden"
+    driver.save_screenshot(str(shots / "forbidden.png"))
 
-    _sign_in(browser, server, names["auditor"])
-    browser.get(f"{server}/console/audit?operation=console.signin")
-    rows = browser.find_elements(By.CSS_SELECTOR, "table tr")[1:]
+    _sign_in(driver, url, names["auditor"])
+    driver.get(f"{url}/console/audit?operation=console.signin")
+    rows = driver.find_elements(By.CSS_SELECTOR, "table tr")[1:]
     assert rows and all(row.find_elements(By.TAG_NAME, "td")[3].text == "console.signin" for row in rows)
-    browser.save_screenshot(str(shots / "audit.png"))
+    driver.save_screenshot(str(shots / "audit.png"))
 
-    _sign_in(browser, server, names["administrator"])
-    browser.get(f"{server}/console/users")
-    assert names["auditor"] in browser.page_source
-    browser.save_screenshot(str(shots / "users.png"))
-    browser.get(f"{server}/console/cards")
-    assert _status(browser) == 403
-    assert sorted(p.name for p in shots.glob("*.png")) >= ["applications.png", "audit.png", "card.png"]
+    _sign_in(driver, url, names["administrator"])
+    driver.get(f"{url}/console/users")
+    assert names["auditor"] in driver.page_source
+    driver.save_screenshot(str(shots / "users.png"))
+    driver.get(f"{url}/console/cards")
+    assert _status(driver) == 403
+    taken = ("statistics", "card", "cards", "request", "requests", "applications", "forbidden", "audit", "users")
+    assert all((shots / f"{name}.png").stat().st_mtime >= started for name in taken)

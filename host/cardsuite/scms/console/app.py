@@ -73,8 +73,13 @@ class Ctx:
     @property
     def inventory(self) -> Inventory:
         if self._inventory is None:
-            self._inventory = Inventory(self.console.system.inventory_url, station="scms-console")
+            # read-only: a page never writes the inventory, nor runs its DDL (init and the ADS made it)
+            self._inventory = Inventory(self.console.system.inventory_url, station="scms-console", read_only=True)
         return self._inventory
+
+    def close(self) -> None:
+        if self._inventory is not None:
+            self._inventory.close()
 
     def arg(self, name: str) -> str:
         return self.request.query_params.get(name, "").strip()
@@ -132,8 +137,8 @@ class Console:
             except Refused as exc:
                 return ctx.render("error.html", exc.status, status=exc.status, message=str(exc))
         finally:
-            if ctx is not None and ctx._inventory is not None:
-                ctx._inventory.close()
+            if ctx is not None:
+                ctx.close()
             db.close()
 
     # -- signing in and out (no session yet: a double-submit cookie refuses login CSRF)
@@ -145,8 +150,7 @@ class Console:
 
     async def signin(self, request: Request) -> Response:
         form = await _form(request) or {}
-        cookie = request.cookies.get(auth.SIGNIN_COOKIE, "")
-        if not cookie or not auth.Session("", "", cookie).csrf_ok(form.get("csrf")):
+        if not auth.same_token(request.cookies.get(auth.SIGNIN_COOKIE, ""), form.get("csrf")):
             return self.render("error.html", 403, status=403, message="the sign-in form's CSRF token is wrong: "
                                "open the sign-in page again")
         name = form.get("name", "")

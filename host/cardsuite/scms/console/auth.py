@@ -45,7 +45,12 @@ class Session:
         return right in RIGHTS.get(self.role, frozenset())
 
     def csrf_ok(self, token: str | None) -> bool:
-        return token is not None and hmac.compare_digest(self.csrf.encode(), token.encode())
+        return same_token(self.csrf, token)
+
+
+def same_token(expected: str, given: str | None) -> bool:
+    """In constant time (a CSRF token compared byte by byte would leak its prefix)."""
+    return bool(expected) and given is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
 def new_token() -> str:
