@@ -36,6 +36,8 @@ if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
                 allow_module_level=True)
 
 from selenium.webdriver.common.by import By  # noqa: E402 - after the skip
+from selenium.webdriver.support import expected_conditions  # noqa: E402
+from selenium.webdriver.support.wait import WebDriverWait  # noqa: E402
 
 
 def _spki_pin(certificate: Path) -> str:
@@ -88,7 +90,7 @@ def _sign_in(driver: webdriver.Chrome, url: str, name: str) -> None:
     driver.find_element(By.NAME, "name").send_keys(name)
     driver.find_element(By.NAME, "password").send_keys(PASSWORD)
     driver.find_element(By.CSS_SELECTOR, "form.signin button").click()
-    assert driver.current_url == f"{url}/console/statistics", driver.page_source[:500]
+    WebDriverWait(driver, 20).until(expected_conditions.url_to_be(f"{url}/console/statistics"))  # the redirect
 
 
 def test_the_console_in_chromium(browser: Browser, scms_folder: System, project: Project, card: SimulatorTransport,

@@ -23,7 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
-from cardsuite.scms.console import Console
+from cardsuite.scms.console.app import Console
 from cardsuite.scms.db import Database
 from cardsuite.scms.relay import Message, RelayError, RelayTransport
 from cardsuite.scms.system import System, terminal_for_token
