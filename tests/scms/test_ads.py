@@ -6,11 +6,14 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from cardsuite.errors import TransportError
 from cardsuite.gp.client import GlobalPlatform
+from cardsuite.gp.scp import LEVELS, CardCryptogramError, KeySet
 from cardsuite.project import Project
 from cardsuite.scms.ads import MAX_AUTH_FAILURES, PostIssuance, RequestRefused
 from cardsuite.scms.agent import set_cardholder_pin
 from cardsuite.scms.system import ISSUER_MASTER, KeySetConfig, System
+from cardsuite.sim.bridge import DEVELOPMENT_KEY
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient, WalletLifeCycle
 
@@ -116,3 +119,102 @@ def test_a_wallet_without_a_pin_step_is_refused(scms: System, project: Project, 
     with pytest.raises(RequestRefused, match="nobody can choose its PIN"):
         ads.run(card)
     assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(request))  # refused before any key use
+
+
+def test_lock_unlock_and_remove_an_installed_application(scms: System, project: Project,
+                                                         card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    db.upsert_card(cin, "SECURED")
+    ads.run(card)
+
+    def state() -> str | None:
+        gp = GlobalPlatform(card)
+        gp.select()
+        gp.open_secure_channel(KeySet.single(DEVELOPMENT_KEY, 1), LEVELS["mac"])
+        app = gp.registry().application(ISO_APPLET)
+        return app.state if app is not None else None
+
+    for action, expected in (("lock", "LOCKED"), ("unlock", "SELECTABLE")):
+        _, request, ads = _serve(scms, project, card, action, "isoapplet")
+        assert ads.run(card) == (cin, f"{action} isoapplet")
+        assert state() == expected
+    assert card.select(ISO_APPLET).sw == 0x9000
+    _, request, ads = _serve(scms, project, card, "remove", "isoapplet")
+    ads.run(card)
+    assert state() is None
+    _, request, ads = _serve(scms, project, card, "remove", "isoapplet")
+    with pytest.raises(RequestRefused, match="has no application isoapplet"):
+        ads.run(card)
+
+
+def test_a_link_lost_mid_load_is_finished_by_the_next_request(scms: System, project: Project,
+                                                              card: SimulatorTransport) -> None:
+    """The terminal goes away in the middle of LOAD (the agent killed): the request fails with the reason,
+    and the next request finishes the card (the deployer's plan from what the card holds)."""
+    cin = card_identity(card)
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    db.upsert_card(cin, "SECURED")
+    sent = {"load blocks": 0}
+    real = card.transmit_raw
+
+    def dies_at_the_fifth_load_block(command: bytes) -> bytes:
+        if command[1] == 0xE8:  # LOAD
+            sent["load blocks"] += 1
+            if sent["load blocks"] == 5:
+                raise TransportError("the terminal went away")
+        return real(command)
+
+    card.transmit_raw = dies_at_the_fifth_load_block  # type: ignore[method-assign]
+    with pytest.raises(TransportError):
+        ads.run(card)
+    card.transmit_raw = real  # type: ignore[method-assign]
+    assert db.request(request).state == "failed"  # type: ignore[union-attr]
+    assert "went away" in (db.request(request).reason or "")  # type: ignore[union-attr]
+    card.reset()
+    _, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    ads.run(card)
+    assert card.select(ISO_APPLET).sw == 0x9000
+
+
+def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_finished(
+        scms: System, project: Project, card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, request, ads = _serve(scms, project, card, "rotate", "")
+    db.upsert_card(cin, "SECURED")
+    _, outcome = ads.run(card)
+    assert "0x01 -> 0x30" in outcome and db.card(cin)[6] == "issuer"  # type: ignore[index]
+    audit = db.query("SELECT operation FROM scms_audit WHERE request_id = ? AND key_label = ?",
+                     (request, ISSUER_MASTER))
+    assert ("wrap",) in audit and ("derive",) in audit
+    gp = GlobalPlatform(card)
+    gp.select()
+    with pytest.raises(CardCryptogramError):  # the transport keys are gone from the card
+        gp.open_secure_channel(KeySet.single(DEVELOPMENT_KEY, 0), LEVELS["mac"])
+    # the next request opens the card with the issuer keys, diversified in the token
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet")
+    ads.run(card)
+    assert card.select(ISO_APPLET).sw == 0x9000
+    # a rotation whose outcome was not recorded (the server stopped after PUT KEY): the next finds which keys
+    db.set_key_set(cin, "rotating")
+    db, request, ads = _serve(scms, project, card, "rotate", "")
+    assert "holds the issuer keys (0x30) already" in ads.run(card)[1]
+    assert db.card(cin)[6] == "issuer"  # type: ignore[index]
+
+
+def test_a_card_served_by_a_running_request_is_refused_to_a_second(scms: System, project: Project,
+                                                                   card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, first, _ = _serve(scms, project, card, "install", "isoapplet")
+    db.upsert_card(cin, "SECURED")
+    assert db.claim_request(first, "other-server") and db.claim_card(cin, first) is None  # another terminal's
+    _, second, ads = _serve(scms, project, card, "install", "isoapplet")
+    with pytest.raises(RequestRefused, match=f"being served by request {first}"):
+        ads.run(card)
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(second))
+    db.finish_request(first, "failed", "its terminal went away")  # the first is over: the card is free again
+    _, third, ads = _serve(scms, project, card, "install", "isoapplet")
+    ads.run(card)
+    assert db.request(third).state == "done"  # type: ignore[union-attr]
+    with pytest.raises(RequestRefused, match="is done already"):
+        PostIssuance(scms, db, project, third).run(card)

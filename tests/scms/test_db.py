@@ -77,3 +77,17 @@ def test_cards_by_state_is_indexed(url: str) -> None:
 def test_a_bad_url_is_one_clear_error() -> None:
     with pytest.raises(DatabaseError, match="use sqlite:///path or postgresql://"):
         Database("mysql://x/y")
+
+
+def test_statistics(url: str) -> None:
+    db = Database(url)
+    db.create()
+    db.upsert_card("cplc:0001", "SECURED")
+    done = db.new_request("t", "install", "isoapplet")
+    db.finish_request(done, "done", "install isoapplet")
+    for _ in range(2):
+        db.finish_request(db.new_request("t", "install", "wallet-sim"), "failed", "card cplc:9 is blacklisted")
+    stats = db.statistics()
+    assert stats["cards"] == {"SECURED": 1}
+    assert stats["requests"] == {"install done": 1, "install failed": 2}
+    assert stats["failures"] == {"card cplc:9 is blacklisted": 2}

@@ -77,6 +77,31 @@ def cmd_card(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_orders(args: argparse.Namespace) -> int:
+    from cardsuite.project import Project
+    from cardsuite.scms.batch import export_batch, import_orders, link_card, order_states, read_orders
+
+    profiles = Project.locate().root / "profiles" / "cards"
+    db = _system(args).database()
+    try:
+        if args.orders_command == "import":
+            count = import_orders(db, read_orders(args.file), args.batch, profiles)
+            print(f"batch {args.batch}: {count} orders imported")
+        elif args.orders_command == "export":
+            text = export_batch(db, args.batch, profiles)
+            args.out.write_text(text)
+            print(f"batch {args.batch}: {len(text.splitlines()) - 1} orders for the bureau in {args.out}")
+        elif args.orders_command == "link":
+            link_card(db, args.ref, args.cin)
+            print(f"order {args.ref} is card {args.cin}")
+        else:
+            for ref, state in order_states(db, args.batch).items():
+                print(f"{ref}: {state}")
+    finally:
+        db.close()
+    return 0
+
+
 def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
     from cardsuite.scms.agent import run_request
 
@@ -135,11 +160,28 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
     with_dir(card)
     card.set_defaults(handler=cmd_card)
 
+    orders = commands.add_parser("orders", help="pre-issuance: card orders in, the bureau's file out, their states")
+    orders_commands = orders.add_subparsers(dest="orders_command", required=True, metavar="COMMAND")
+    imports = orders_commands.add_parser("import", help="card orders from a CSV (ref,holder,profile) or JSON file")
+    imports.add_argument("file", type=Path)
+    exports = orders_commands.add_parser("export", help="the personalisation bureau's file for a batch")
+    exports.add_argument("--out", type=Path, required=True)
+    link = orders_commands.add_parser("link", help="the bureau's answer: an order is this card")
+    link.add_argument("ref")
+    link.add_argument("cin")
+    status = orders_commands.add_parser("status", help="each order of a batch with its state")
+    for sub in (imports, exports, status):
+        sub.add_argument("--batch", required=True)
+    for sub in (imports, exports, link, status):
+        with_dir(sub)
+        sub.set_defaults(handler=cmd_orders)
+
     agent = subparsers.add_parser("agent", help="a terminal: relay a post-issuance from the SCMS to a card here")
     agent.add_argument("--server", required=True, help="https://host:port of an SCMS")
     agent.add_argument("--ca", type=Path, required=True, help="the SCMS's CA certificate (pinned)")
     agent.add_argument("--token-file", help=f"the terminal token [default ${ENV_SCMS_TOKEN}]")
-    agent.add_argument("action", choices=("install", "remove", "lock", "unlock"))
-    agent.add_argument("target", help="an application of the catalogue, e.g. isoapplet")
+    agent.add_argument("action", choices=("install", "remove", "lock", "unlock", "rotate"),
+                       help="rotate: the issuer's keys in place of the card's transport keys")
+    agent.add_argument("target", nargs="?", default="", help="an application of the catalogue, e.g. isoapplet")
     add_card_options(agent)
     agent.set_defaults(handler=lambda args: cmd_agent(args, connect))

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardsuite.deploy.deployer import Deployer, DeployOptions, Step
+from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import CardProfile, load_app_profile
 from cardsuite.errors import CardsuiteError
@@ -31,12 +31,13 @@ from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
 from cardsuite.project import Project
 from cardsuite.scms.db import Database
-from cardsuite.scms.kms import Kms, TokenKeySet
+from cardsuite.scms.kms import Kms, TokenCardKeys, TokenKeySet
+from cardsuite.scms.putkey import put_token_keys
 from cardsuite.scms.system import System
 from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport
 
-ACTIONS = ("install", "remove", "lock", "unlock")
+ACTIONS = ("install", "remove", "lock", "unlock", "rotate")
 LOAD_PROGRESS_EVERY = 8  # blocks between two progress lines to the terminal
 MAX_AUTH_FAILURES = 3  # cryptogram or authentication failures before the ADS stops trying a card
 ProgressSink = Callable[[str], None]
@@ -94,13 +95,25 @@ class PostIssuance:
             raise RequestRefused(f"no request {self.request_id}")
         if request.action not in ACTIONS:
             raise RequestRefused(f"action {request.action!r}: valid are {', '.join(ACTIONS)}")
+        # a server claims the request before relaying (several servers, one database); an in-process caller here
+        if request.state == "queued" and not self.db.claim_request(self.request_id, f"ads:{os.getpid()}"):
+            raise RequestRefused(f"request {self.request_id} was claimed by another server")
+        if request.state not in ("queued", "running"):
+            raise RequestRefused(f"request {self.request_id} is {request.state} already")
         self._record("request", "ok", f"{request.action} {request.target or ''} from terminal {request.terminal}")
         transport.trace = Trace(sinks=[self._on_exchange])
         cin = None
         try:
             with self.system.kms(self._on_key_use) as kms, transport.exclusive():
                 cin = self._identify(transport)
-                outcome = self._serve(kms, transport, request.action, request.target or "", cin)
+                holder = self.db.claim_card(cin, self.request_id)
+                if holder is not None:
+                    self._record("card claimed", "refused", f"request {holder} is serving {cin}")
+                    raise RequestRefused(f"card {cin} is being served by request {holder}: try again after it")
+                try:
+                    outcome = self._serve(kms, transport, request.action, request.target or "", cin)
+                finally:
+                    self.db.release_card(cin, self.request_id)
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
             self._record("outcome", "failed", reason)
@@ -137,16 +150,31 @@ class PostIssuance:
         self._record("card identity", "ok", cin)
         return cin
 
-    def _keys(self, kms: Kms) -> KeyChoice:
-        keys = self.system.card_keys
-        token_keys = TokenKeySet(kms, keys.label, keys.kdf, keys.kvn)
-        return KeyChoice(token_keys, f"token {self.system.token}, key {keys.label}", 3)  # type: ignore[arg-type]
+    def _key_sets(self, kms: Kms, cin: str) -> list[TokenKeySet]:
+        """The key sets the card may hold, the likelier first: the issuer's after a rotation, both while one
+        is in flight (written ahead of PUT KEY), else the keys cards arrive with."""
+        card = self.db.card(cin)
+        held = card[6] if card is not None else "transport"
+        transport = TokenKeySet(kms, self.system.card_keys.label, self.system.card_keys.kdf, self.system.card_keys.kvn)
+        issuer = self._issuer_keys(kms)
+        return {"issuer": [issuer], "rotating": [issuer, transport]}.get(held, [transport])
+
+    def _issuer_keys(self, kms: Kms) -> TokenKeySet:
+        config = self.system.issuer_keys
+        return TokenKeySet(kms, config.label, config.kdf, config.kvn)
+
+    def _keys(self, kms: Kms, cin: str) -> KeyChoice:
+        sets = self._key_sets(kms, cin)
+        if len(sets) > 1:
+            raise RequestRefused(f"card {cin} is in the middle of a key rotation: request rotate again to finish it")
+        return KeyChoice(sets[0], f"token {self.system.token}, key {sets[0].label}", 3)  # type: ignore[arg-type]
 
     def _authenticated(self, kms: Kms, transport: Transport, cin: str) -> GlobalPlatform:
         gp = GlobalPlatform(transport, ISD_AID)
         gp.select()
         try:
-            gp.open_secure_channel(self._keys(kms).keys, LEVELS["mac"], scp=3)  # type: ignore[arg-type]
+            # one INITIALIZE UPDATE; the card cryptogram checked against each candidate (no extra try)
+            gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
         except (CardCryptogramError, AuthenticationError) as exc:
             self.db.count_auth_failure(cin)
             self._record("mutual authentication", "failed", str(exc))
@@ -161,12 +189,14 @@ class PostIssuance:
                 raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
             return self._install(kms, transport, cin, apps[target])
         gp = self._authenticated(kms, transport, cin)
+        if action == "rotate":
+            return self._rotate(kms, gp, cin)
         registry = gp.registry()
         self._record("actions offered", "ok", f"{len(registry.applications)} applications on the card")
-        app = load_app_profile(apps[target]) if target in apps else None
-        aid = (app.instance or app.applet) if app is not None else None
-        if aid is None:
-            raise RequestRefused(f"application {target!r} is not in the catalogue with an instance AID")
+        if target not in apps:
+            raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
+        # the instance as the deployer installs it (the profile's, else the manifest's applet)
+        aid = Requirements(self.project, self._profile(apps[target])).instances[0].instance
         if registry.application(aid) is None:
             raise RequestRefused(f"the card has no application {target} ({aid.hex().upper()})")
         self._record("action chosen", "ok", f"{action} {target}")
@@ -177,7 +207,7 @@ class PostIssuance:
         self._record("card script", "ok", f"{action} {aid.hex().upper()} under the secure channel")
         with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
             gp.select()
-            gp.open_secure_channel(self._keys(kms).keys, LEVELS["mac"], scp=3)  # type: ignore[arg-type]
+            gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
             inventory.record_card(cin, registry=gp.registry())
             inventory.record_event(cin, action, "ok", target)
         return f"{action} {target}"
@@ -190,10 +220,39 @@ class PostIssuance:
         assert step is not None  # checked before the deploy
         self._record("cardholder PIN", "ok", step(aid, initial_pin, puk))
 
+    def _rotate(self, kms: Kms, gp: GlobalPlatform, cin: str) -> str:
+        """The issuer's keys, diversified for this card in the token, in place of the keys it holds (PUT KEY);
+        written ahead ('rotating') so that a run stopped anywhere is finished by the next rotate."""
+        assert gp.channel is not None
+        held = gp.channel.keys
+        issuer = self._issuer_keys(kms)
+        if getattr(held, "label", None) == issuer.label:  # a rotation done before (perhaps not recorded)
+            self.db.set_key_set(cin, "issuer")
+            return f"rotate: the card holds the issuer keys (0x{issuer.kvn:02X}) already"
+        old = gp.channel.response.kvn
+        kdd = gp.channel.response.key_diversification_data
+        assert issuer.kdf is not None
+        new = kms.derive_card_keys(issuer.label, issuer.kdf, kdd, wrappable=True)
+        self.db.set_key_set(cin, "rotating")
+        stored = put_token_keys(gp, kms, TokenCardKeys(kms, issuer.label, new["enc"], new["mac"], new["dek"],
+                                                       issuer.kvn), issuer.kvn, old)
+        self._record("card script", "ok", f"PUT KEY 0x{old:02X} -> 0x{issuer.kvn:02X} (keys wrapped in the token)")
+        gp.select()
+        gp.open_secure_channel(issuer, LEVELS["mac"], scp=3)  # type: ignore[arg-type]
+        self.db.set_key_set(cin, "issuer")
+        self._record("mutual authentication", "ok", "with the new keys")
+        kcvs = " ".join(k.hex().upper() for k in stored.kcvs)
+        return f"rotate: key version 0x{old:02X} -> 0x{issuer.kvn:02X}, key check values {kcvs}"
+
+    def _profile(self, app_path: Path) -> CardProfile:
+        """A card profile of one catalogue application, opened with the KMS's keys (DeployOptions.keys: the
+        key profile named here is never read)."""
+        return CardProfile(app_path, self.system.card_type, KeyProfile(Path(f"token:{self.system.card_keys.label}")),
+                           "mac", (), (load_app_profile(app_path),))
+
     def _install(self, kms: Kms, transport: Transport, cin: str, app_path: Path) -> str:
-        app = load_app_profile(app_path)
-        profile = CardProfile(app_path, self.system.card_type,
-                              KeyProfile(Path(f"token:{self.system.card_keys.label}")), "mac", (), (app,))
+        profile = self._profile(app_path)
+        app = profile.applications[0]
 
         def after(step: Step, outcome: str) -> None:
             self._record(f"{step.action} {step.name}", outcome, step.detail)
@@ -212,7 +271,7 @@ class PostIssuance:
             if self.progress is not None and (done == total or done % LOAD_PROGRESS_EVERY == 0):
                 self.progress(f"    LOAD {package}: block {done}/{total}")
 
-        options = DeployOptions(keys=self._keys(kms), after_step=after, env=env, progress=blocks,
+        options = DeployOptions(keys=self._keys(kms, cin), after_step=after, env=env, progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db")
         with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
             deployer = Deployer(self.project, profile, transport, inventory, None, options=options)

@@ -31,7 +31,10 @@ SCHEMA = (
     # CMS: a card from its order to SECURED and after; cin is the CPLC identity (gp.client.Cplc.identity)
     """CREATE TABLE IF NOT EXISTS scms_cards (
         cin TEXT PRIMARY KEY, order_ref TEXT, profile TEXT, state TEXT NOT NULL, blacklisted INTEGER NOT NULL
-        DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL)""",
+        DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL,
+        key_set TEXT NOT NULL DEFAULT 'transport',  -- transport, rotating (PUT KEY sent), issuer
+        busy_request INTEGER                        -- the request serving the card now (claim_card)
+        )""",
     "CREATE INDEX IF NOT EXISTS scms_cards_state ON scms_cards (state)",
     "CREATE INDEX IF NOT EXISTS scms_cards_order ON scms_cards (order_ref)",
     """CREATE TABLE IF NOT EXISTS scms_orders (
@@ -43,7 +46,7 @@ SCHEMA = (
         id {serial}, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT, state TEXT NOT NULL,
         reason TEXT, claimed_by TEXT, relay_seq INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
         updated_at DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state)",
+    "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state, created_at)",
     "CREATE INDEX IF NOT EXISTS scms_requests_cin ON scms_requests (cin)",
     """CREATE TABLE IF NOT EXISTS scms_steps (
         id {serial}, request_id INTEGER NOT NULL, number INTEGER NOT NULL, name TEXT NOT NULL,
@@ -216,7 +219,7 @@ class Database:
 
     # -- CMS cards
     def card(self, cin: str) -> tuple | None:
-        rows = self.query("SELECT cin, order_ref, profile, state, blacklisted, auth_failures FROM scms_cards "
+        rows = self.query("SELECT cin, order_ref, profile, state, blacklisted, auth_failures, key_set FROM scms_cards "
                           "WHERE cin = ?", (cin,))
         return tuple(rows[0]) if rows else None
 
@@ -231,9 +234,40 @@ class Database:
         return self.execute("UPDATE scms_cards SET blacklisted = ?, updated_at = ? WHERE cin = ?",
                             (int(blacklisted), time.time(), cin)) == 1
 
+    def claim_card(self, cin: str, request_id: int) -> int | None:
+        """The card for this request only: None when claimed, else the running request that holds it (two
+        terminals racing for one card, or one card presented twice). A claim of a request that is no longer
+        running (done, failed, its server gone and the request reaped) is taken over."""
+        changed = self.execute(
+            "UPDATE scms_cards SET busy_request = ? WHERE cin = ? AND (busy_request IS NULL OR busy_request = ? OR "
+            "busy_request NOT IN (SELECT id FROM scms_requests WHERE state = 'running'))",
+            (request_id, cin, request_id))
+        if changed == 1:
+            return None
+        rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
+        return int(rows[0][0]) if rows and rows[0][0] is not None else None
+
+    def release_card(self, cin: str, request_id: int) -> None:
+        self.execute("UPDATE scms_cards SET busy_request = NULL WHERE cin = ? AND busy_request = ?", (cin, request_id))
+
+    def set_key_set(self, cin: str, key_set: str) -> None:
+        """Which keys the card holds: transport, rotating (written ahead of PUT KEY), issuer."""
+        self.execute("UPDATE scms_cards SET key_set = ?, updated_at = ? WHERE cin = ?", (key_set, time.time(), cin))
+
     def count_auth_failure(self, cin: str) -> None:
         self.execute("UPDATE scms_cards SET auth_failures = auth_failures + 1, updated_at = ? WHERE cin = ?",
                      (time.time(), cin))
 
     def cards_by_state(self) -> dict[str, int]:
         return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state")}
+
+    def statistics(self, since: float = 0.0) -> dict[str, dict[str, int]]:
+        """The paper's statistics (card states, issuance, failures by reason), for the console's page: each
+        one GROUP BY on an indexed column."""
+        requests = self.query("SELECT action, state, COUNT(*) FROM scms_requests WHERE created_at >= ? "
+                              "GROUP BY action, state", (since,))
+        failures = self.query("SELECT reason, COUNT(*) FROM scms_requests WHERE state = 'failed' AND created_at >= ? "
+                              "GROUP BY reason ORDER BY COUNT(*) DESC LIMIT 20", (since,))
+        return {"cards": self.cards_by_state(),
+                "requests": {f"{action} {state}": n for action, state, n in requests},
+                "failures": {reason or "unknown": n for reason, n in failures}}

@@ -185,8 +185,8 @@ class Kms:
             raise KmsError(f"key {label}: {len(value)} bytes do not make a {'3DES' if des else 'AES'} key")
         template = {**self._master_template(label), a.CLASS: pkcs11.ObjectClass.SECRET_KEY,
                     a.KEY_TYPE: pkcs11.KeyType.DES2 if des else pkcs11.KeyType.AES, a.VALUE: value}
-        if kdf is None:  # a static key: the card's key itself, derived into session keys
-            template.update({a.ENCRYPT: True})
+        if kdf is None:  # a static key: the card's key itself (ENC, MAC and DEK), derived into session keys
+            template.update({a.ENCRYPT: True, a.WRAP: True})
         self.session.create_object(template)
         if not des:
             self._store_subkey(label, aes_ecb(value, bytes(16)))
@@ -229,13 +229,14 @@ class Kms:
         return bytes(found[0][pkcs11.Attribute.VALUE])
 
     # -- what a card gets
-    def _session_template(self, derive: bool = False) -> dict:
-        """A card's static keys derive its session keys; session keys derive nothing."""
+    def _session_template(self, derive: bool = False, wrappable: bool = False) -> dict:
+        """A card's static keys derive its session keys and wrap new keys (the DEK); session keys do
+        neither. ``wrappable``: new card keys for PUT KEY, which leave the token only wrapped under the DEK."""
         a = _pkcs11().Attribute
-        return {a.TOKEN: False, a.SENSITIVE: True, a.EXTRACTABLE: False, a.ENCRYPT: True, a.DECRYPT: True,
-                a.SIGN: True, a.VERIFY: True, a.DERIVE: derive, a.WRAP: False, a.UNWRAP: False}
+        return {a.TOKEN: False, a.SENSITIVE: True, a.EXTRACTABLE: wrappable, a.ENCRYPT: True, a.DECRYPT: True,
+                a.SIGN: True, a.VERIFY: True, a.DERIVE: derive, a.WRAP: derive, a.UNWRAP: False}
 
-    def derive_card_keys(self, label: str, kdf: str, kdd: bytes) -> dict[str, Any]:
+    def derive_card_keys(self, label: str, kdf: str, kdd: bytes, *, wrappable: bool = False) -> dict[str, Any]:
         """The card's ENC, MAC and DEK (session objects) from the master ``label`` and the card's key
         diversification data, as cardsuite.gp.keys defines each diversification."""
         pkcs11 = _pkcs11()
@@ -249,7 +250,8 @@ class Kms:
                 buffer, param = _string_data(six + bytes((0xF0, k)) + six + bytes((0x0F, k)))
                 keys[role] = master.derive_key(
                     pkcs11.KeyType.DES2, 128, mechanism=pkcs11.Mechanism.DES3_ECB_ENCRYPT_DATA, mechanism_param=param,
-                    template={**self._session_template(True), pkcs11.Attribute.VALUE_LEN: pkcs11.DEFAULT})
+                    template={**self._session_template(True, wrappable),
+                              pkcs11.Attribute.VALUE_LEN: pkcs11.DEFAULT})
                 del buffer
         elif kdf == "kdf3":
             k1 = cmac_subkey(self._subkey_l(label))
@@ -259,7 +261,7 @@ class Kms:
                                   for counter in range(1, (length + 15) // 16 + 1))
                 keys[role] = master.derive_key(pkcs11.KeyType.AES, length * 8,
                                                mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA, mechanism_param=blocks,
-                                               template=self._session_template(True))
+                                               template=self._session_template(True, wrappable))
         else:
             raise ConfigurationError(f"key diversification {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
         self._audit("derive", label, f"{kdf} card keys for KDD {kdd[:4].hex().upper()}..")
@@ -282,6 +284,16 @@ class Kms:
         self._audit("derive", label, f"session key, {length * 8} bits")
         return key.derive_key(pkcs11.KeyType.AES, length * 8, mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA,
                               mechanism_param=blocks, template=self._session_template())
+
+    def wrap(self, dek: Any, key: Any, label: str) -> bytes:
+        """``key`` encrypted under ``dek`` with AES-CBC and a zero ICV ([AmD] 7.2.3: PUT KEY's key data under
+        the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted."""
+        pkcs11 = _pkcs11()
+        self._audit("wrap", label, "a new card key under the card's DEK (PUT KEY)")
+        return bytes(dek.wrap_key(key, mechanism=pkcs11.Mechanism.AES_CBC, mechanism_param=bytes(16)))
+
+    def key_length(self, key: Any) -> int:
+        return int(key[_pkcs11().Attribute.VALUE_LEN])
 
     def check_value(self, key: Any) -> bytes:
         """A full-block check value: 3DES-ECB of 8 zero bytes or AES-ECB of 16 bytes 01 ([GPCS] B.6, [AmD]

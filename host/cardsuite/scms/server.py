@@ -152,7 +152,7 @@ def serve(system: System, project: Project, host: str, port: int) -> None:
     import uvicorn
 
     config = uvicorn.Config(Server(system, project).app(), host=host, port=port, ssl_certfile=str(system.server_cert),
-                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets")
+                            ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets-sansio")
     config.load()
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -31,6 +31,7 @@ TOKEN_LABEL = "cardsuite-scms"
 ROLES = ("administrator", "operator", "auditor")
 ISSUER_MASTER = "issuer-master"
 TRANSPORT_KEY = "transport"
+ISSUER_KVN = 0x30
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class System:
     softhsm_conf: Path | None
     card_keys: KeySetConfig
     card_type: str = "javacard"  # "simulated": the cards served may use the public development secrets
+    issuer_keys: KeySetConfig = KeySetConfig("issuer-master", "kdf3", 0x30)  # what a rotation puts on a card
 
     @property
     def ca(self) -> Path:
@@ -84,12 +86,14 @@ def load_system(folder: Path) -> System:
                                  f"{folder}` first") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigurationError(f"{path} is not valid TOML: {exc}") from None
-    kms, keys = data["kms"], data["card_keys"]
+    kms, keys, issuer = data["kms"], data["card_keys"], data.get("issuer", {})
     conf = kms.get("softhsm_conf")
     return System(folder, data["database"], data["inventory"], Path(kms["module"]), kms["token"],
                   folder / kms["pin_file"], folder / conf if conf else None,
                   KeySetConfig(keys["label"], keys.get("kdf"), int(keys.get("kvn", 0))),
-                  data.get("card_type", "javacard"))
+                  data.get("card_type", "javacard"),
+                  KeySetConfig(issuer.get("label", ISSUER_MASTER), issuer.get("kdf", "kdf3"),
+                               int(issuer.get("kvn", ISSUER_KVN))))
 
 
 def hash_password(password: str) -> str:
@@ -146,7 +150,7 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
     os.chmod(pin_file, 0o600)
     make_ca_and_server(folder / "tls", list(hosts))
     keys = (KeySetConfig(TRANSPORT_KEY, None, 0) if development_transport_keys
-            else KeySetConfig(ISSUER_MASTER, master_kdf, 0x30))
+            else KeySetConfig(ISSUER_MASTER, master_kdf, ISSUER_KVN))
     card_type = "simulated" if development_transport_keys else "javacard"
     lines = [f"database = {_toml_string(database_url)}", f"inventory = {_toml_string(inventory_url)}",
              f"card_type = {_toml_string(card_type)}  # simulated: development secrets allowed", "",
@@ -158,6 +162,8 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
               f"label = {_toml_string(keys.label)}", f"kvn = {keys.kvn}"]
     if keys.kdf:
         lines.append(f"kdf = {_toml_string(keys.kdf)}")
+    lines += ["", "[issuer]  # the keys a rotation puts on a card in place of the ones it came with",
+              f"label = {_toml_string(ISSUER_MASTER)}", f"kdf = {_toml_string(master_kdf)}", f"kvn = {ISSUER_KVN}"]
     (folder / CONFIG).write_text("\n".join(lines) + "\n")
     system = load_system(folder)
     with system.kms() as kms:

@@ -1,0 +1,51 @@
+"""The scms and agent commands: one-line errors, and the orders commands end to end (in processes of their
+own: each `scms init` makes a SoftHSM2 token, which a process sees only in its first configuration)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from cardsuite.settings import ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
+
+from tests.scms.conftest import ADMIN_PASSWORD
+
+ENV = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+
+
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "cardsuite", *args], capture_output=True, text=True, timeout=120,
+                          env={**ENV, **env}, stdin=subprocess.DEVNULL)
+
+
+def test_init_orders_and_errors(tmp_path: Path) -> None:
+    folder = str(tmp_path / "D")
+    short = _cli("scms", "init", "--dir", folder, **{ENV_SCMS_PASSWORD: "short"})
+    assert short.returncode == 1 and short.stderr.strip().splitlines() == [
+        "Error: the administrator's password must have at least 12 characters"]
+    done = _cli("scms", "init", "--dir", folder, **{ENV_SCMS_PASSWORD: ADMIN_PASSWORD})
+    assert done.returncode == 0, done.stderr
+    assert "token 'cardsuite-scms'" in done.stdout and ADMIN_PASSWORD not in done.stdout
+    again = _cli("scms", "init", "--dir", folder, **{ENV_SCMS_PASSWORD: ADMIN_PASSWORD})
+    assert again.returncode == 1 and "already holds an SCMS" in again.stderr and len(again.stderr.splitlines()) == 1
+    orders = tmp_path / "orders.csv"
+    orders.write_text("ref,holder,profile\nO-1,Hong Gildong,sim-suite\n")
+    assert _cli("scms", "orders", "import", str(orders), "--batch", "b1", "--dir", folder).returncode == 0
+    out = tmp_path / "bureau.csv"
+    exported = _cli("scms", "orders", "export", "--batch", "b1", "--out", str(out), "--dir", folder)
+    assert exported.returncode == 0 and out.read_text().splitlines()[1].startswith("O-1,Hong Gildong,sim-suite")
+    assert _cli("scms", "orders", "status", "--batch", "b1", "--dir", folder).stdout == "O-1: exported\n"
+    missing = _cli("scms", "orders", "status", "--batch", "b1", "--dir", str(tmp_path / "none"))
+    assert missing.returncode == 1 and "no SCMS folder" in missing.stderr
+
+
+def test_agent_errors_are_one_line(tmp_path: Path) -> None:
+    no_token = _cli("agent", "--server", "https://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "install",
+                    "isoapplet")
+    assert no_token.returncode == 1 and no_token.stderr.strip().splitlines() == [
+        f"Error: no terminal token: set ${ENV_SCMS_TOKEN} or give --token-file"]
+    plain = _cli("agent", "--server", "http://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "install",
+                 "isoapplet", **{ENV_SCMS_TOKEN: "x"})
+    assert plain.returncode == 1 and "over https:// only" in plain.stderr and len(plain.stderr.splitlines()) == 1
