@@ -231,11 +231,12 @@ def test_statistics_are_drawn_as_inline_svg(client: TestClient, db: Database, sc
     assert stats.cards_by_state == [("OP_READY", 1), ("SECURED", 3)]
     assert stats.issuance_per_day[-1][1] == 2 and sum(n for _, n in stats.issuance_per_day) == 2
     assert stats.failures == [("card CIN-9: unknown to the CMS", 2), ("cryptogram", 1)]
+    assert stats.requests == [("install done", 2), ("install failed", 3)]
     assert stats.applications == [("A0000001", 2)]
     sign_in(client, "ada")
     response = client.get("/console/statistics")
     html = response.text
-    assert html.count("<svg") == 4 and "<script" not in html
+    assert html.count("<svg") == 5 and "<script" not in html
     assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none': no script
     assert re.search(r"<title>SECURED: 3</title>", html) and re.search(r"<title>A0000001: 2</title>", html)
 

@@ -110,7 +110,7 @@ def test_the_console_in_chromium(browser: Browser, scms_folder: System, project:
     db.close()
 
     _sign_in(driver, url, names["operator"])
-    assert len(driver.find_elements(By.CSS_SELECTOR, "figure.chart")) == 4
+    assert len(driver.find_elements(By.CSS_SELECTOR, "figure.chart")) == 5
     driver.save_screenshot(str(shots / "statistics.png"))
     driver.get(f"{url}/console/cards")
     driver.find_element(By.LINK_TEXT, cin).click()

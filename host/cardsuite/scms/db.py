@@ -70,7 +70,7 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS scms_sessions_expiry ON scms_sessions (expires_at)",
     "CREATE INDEX IF NOT EXISTS scms_cards_state_cin ON scms_cards (state, cin)",
     "CREATE INDEX IF NOT EXISTS scms_requests_state_time ON scms_requests (state, updated_at)",
-    "CREATE INDEX IF NOT EXISTS scms_requests_state_reason ON scms_requests (state, reason)",
+    "CREATE INDEX IF NOT EXISTS scms_requests_created ON scms_requests (created_at)",  # statistics(since)
     "CREATE INDEX IF NOT EXISTS scms_audit_operation ON scms_audit (operation, id)",
     "CREATE INDEX IF NOT EXISTS scms_audit_actor ON scms_audit (actor, id)",
 )

@@ -198,7 +198,8 @@ class Console:
         charts = [bar_chart("Cards by state", stats.cards_by_state),
                   bar_chart(f"Issuance per day (requests done, last {queries.DAYS} days, UTC)", stats.issuance_per_day),
                   bar_chart("Applications installed (instances per AID)", stats.applications),
-                  bar_chart("Failures by reason", stats.failures)]
+                  bar_chart(f"Failures by reason (last {queries.DAYS} days)", stats.failures),
+                  bar_chart(f"Requests by action and state (last {queries.DAYS} days)", stats.requests)]
         return ctx.render("statistics.html", charts=charts, stats=stats)
 
     def cards(self, ctx: Ctx) -> Response:

@@ -110,7 +110,8 @@ class Statistics:
     cards_by_state: list[tuple[str, int]]
     issuance_per_day: list[tuple[str, int]]  # requests done per UTC day, the last DAYS days
     applications: list[tuple[str, int]]  # instances per AID in the inventory
-    failures: list[tuple[str, int]]  # failed requests per reason
+    failures: list[tuple[str, int]]  # failed requests per reason, the last DAYS days
+    requests: list[tuple[str, int]]  # requests per "action state", the last DAYS days
 
 
 def _day_expression(db: Database) -> str:
@@ -121,19 +122,20 @@ def _day_expression(db: Database) -> str:
 
 
 def statistics(db: Database, inventory: Inventory, now: float | None = None) -> Statistics:
+    """The CMS's figures (Database.statistics) with issuance per day and the inventory's applications."""
     today = int((now if now is not None else time.time()) // 86400)
-    by_state = db.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state ORDER BY state")
+    since = (today - DAYS + 1) * 86400
+    paper = db.statistics(since)
     day = _day_expression(db)
     per_day = dict(db.query(f"SELECT {day}, COUNT(*) FROM scms_requests WHERE state = 'done' AND updated_at >= ? "
-                            f"GROUP BY {day}", ((today - DAYS + 1) * 86400,)))
+                            f"GROUP BY {day}", (since,)))
     days = [(time.strftime("%m-%d", time.gmtime(d * 86400)), int(per_day.get(d, 0)))
             for d in range(today - DAYS + 1, today + 1)]
-    failures = db.query("SELECT COALESCE(reason, '(none)'), COUNT(*) FROM scms_requests WHERE state = 'failed' "
-                        "GROUP BY reason ORDER BY COUNT(*) DESC LIMIT ?", (TOP,))
     with inventory.transaction() as cur:
         apps = cur.fetchall("SELECT aid, COUNT(*) FROM inv_contents WHERE kind = 'APP' GROUP BY aid "
                             "ORDER BY COUNT(*) DESC LIMIT ?", (TOP,))
-    return Statistics(_pairs(by_state), days, _pairs(apps), _pairs(failures))
+    return Statistics(sorted(paper["cards"].items()), days, _pairs(apps), list(paper["failures"].items())[:TOP],
+                      sorted(paper["requests"].items()))
 
 
 def _pairs(rows: Sequence[tuple]) -> list[tuple[str, int]]:
