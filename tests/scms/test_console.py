@@ -9,6 +9,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from cardsuite.deploy.inventory import Inventory
@@ -24,6 +25,7 @@ from cardsuite.sim.inprocess import SimulatorTransport
 from starlette.testclient import TestClient
 
 from tests.scms.conftest import card_identity
+from tests.scms.test_db import url  # noqa: F401 - SQLite and the session's PostgreSQL, as a fixture
 
 PASSWORD = "a long enough password"
 ROLE_USERS = {"administrator": "ada", "operator": "otto", "auditor": "aud"}
@@ -172,16 +174,16 @@ def test_cards_are_listed_by_state_a_page_at_a_time(client: TestClient, db: Data
                         (f"CIN-{i:04}", "SECURED" if i % 3 else "OP_READY"))
     sign_in(client, "otto")
     seen: list[str] = []
-    url: str | None = "/console/cards?state=SECURED"
+    link: str | None = "/console/cards?state=SECURED"
     pages = 0
-    while url:
-        html = client.get(url).text
+    while link:
+        html = client.get(link).text
         rows = re.findall(r'<td><a href="/console/cards/(CIN-\d+)">', html)
         assert 0 < len(rows) <= queries.PAGE
         seen += rows
         pages += 1
         more = _links(html, "Next cards")
-        url = f"/console/cards{more}" if more else None
+        link = f"/console/cards{more}" if more else None
     expected = [f"CIN-{i:04}" for i in range(173) if i % 3]
     assert seen == expected and pages == 3  # 115 cards: 50, 50, 15, in CIN order, none twice
     assert client.get("/console/cards?state=NOPE").status_code == 400
@@ -196,12 +198,12 @@ def test_the_audit_log_filters_and_pages(client: TestClient, db: Database) -> No
 
     def details(query: str) -> list[str]:
         found: list[str] = []
-        url: str | None = f"/console/audit?{query}"
-        while url:
-            html = client.get(url).text
+        link: str | None = f"/console/audit?{query}"
+        while link:
+            html = client.get(link).text
             found += re.findall(r"<td>(entry \d+)</td>", html)
             more = _links(html, "Older entries")
-            url = f"/console/audit{more}" if more else None
+            link = f"/console/audit{more}" if more else None
         return found
 
     everything = details("actor=ads:7")
@@ -309,3 +311,27 @@ def test_no_secret_in_any_page_after_a_wallet_post_issuance(client: TestClient, 
             assert len(secret) < 6 or secret not in html, where  # a short one-time PIN could be any number
         assert key not in flat and key[:16] not in flat, where  # the card's (development) keys
         assert not re.search(r"940001\d{6,}", re.sub(r"\s", "", html)), where  # a whole card number of the IIN
+
+
+def test_the_pages_queries_on_sqlite_and_postgresql(url: str, tmp_path: Path) -> None:  # noqa: F811
+    """Issuance counted per UTC day on both databases (PostgreSQL's CAST rounds: the day is FLOORed), and a
+    keyset page on each."""
+    db = Database(url)
+    db.create()
+    inventory = Inventory(url if url.startswith("postgres") else f"sqlite:///{tmp_path / 'inventory.db'}",
+                          station="test")
+    midnight = (time.time() // 86400) * 86400
+    for at in (midnight + 1, midnight + 86399 - 86400, midnight - 43200, midnight - 86400 * 40):
+        request = db.new_request("kiosk", "install", "isoapplet")
+        db.execute("UPDATE scms_requests SET state = 'done', updated_at = ?, created_at = ? WHERE id = ?",
+                   (at, at, request))
+    for i in range(7):
+        db.upsert_card(f"PG-{i}", "SECURED")
+    stats = queries.statistics(db, inventory, now=midnight + 3600)
+    assert [n for _, n in stats.issuance_per_day[-2:]] == [2, 1]
+    assert sum(n for _, n in stats.issuance_per_day) == 3 and stats.requests == [("install done", 3)]
+    first = queries.cards(db, "SECURED", limit=5)
+    assert len(first.rows) == 5 and first.next == "PG-4"
+    assert [row[0] for row in queries.cards(db, "SECURED", first.next, limit=5).rows] == ["PG-5", "PG-6"]
+    inventory.close()
+    db.close()
