@@ -33,6 +33,7 @@ APT_PACKAGES = [
     "postgresql",  # the inventory's PostgreSQL tests start a throwaway server
     "opensc",  # opensc-tool and opensc-explorer: a generic ISO 7816-4 client in tests/fs/test_fs_opensc.py
     "softhsm2",  # the SCMS's KMS token (PKCS#11)
+    "chromium", "chromium-driver",  # the SCMS console's browser tests (Selenium)
 ]
 MAVEN_DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.6.1"
 

@@ -62,7 +62,7 @@ SCHEMA = (
         outcome     TEXT NOT NULL,           -- ok, skipped, failed, started, planned
         detail      TEXT
     )""",
-    # a fleet's lookups on an index (a card by its CPLC, its history, what is installed where)
+    # a fleet's lookups on an index (a card by its CPLC, its history, what is installed where: the SCMS console)
     "CREATE INDEX IF NOT EXISTS inv_cards_cplc ON inv_cards (cplc)",
     "CREATE INDEX IF NOT EXISTS inv_contents_kind ON inv_contents (kind, aid)",
     "CREATE INDEX IF NOT EXISTS inv_events_card ON inv_events (card, id)",

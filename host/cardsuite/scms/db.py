@@ -64,6 +64,17 @@ SCHEMA = (
         request_id INTEGER, detail TEXT)""",
     "CREATE INDEX IF NOT EXISTS scms_audit_at ON scms_audit (at)",
     "CREATE INDEX IF NOT EXISTS scms_audit_request ON scms_audit (request_id)",
+    # the console (cardsuite.scms.console): sessions as rows (several servers), the id stored as its SHA-256;
+    # its pages' keyset pagination, filters and statistics each on an index
+    """CREATE TABLE IF NOT EXISTS scms_sessions (
+        id TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
+        expires_at DOUBLE PRECISION NOT NULL)""",
+    "CREATE INDEX IF NOT EXISTS scms_sessions_expiry ON scms_sessions (expires_at)",
+    "CREATE INDEX IF NOT EXISTS scms_cards_state_cin ON scms_cards (state, cin)",
+    "CREATE INDEX IF NOT EXISTS scms_requests_state_time ON scms_requests (state, updated_at)",
+    "CREATE INDEX IF NOT EXISTS scms_requests_created ON scms_requests (created_at)",  # statistics(since)
+    "CREATE INDEX IF NOT EXISTS scms_audit_operation ON scms_audit (operation, id)",
+    "CREATE INDEX IF NOT EXISTS scms_audit_actor ON scms_audit (actor, id)",
 )
 
 CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CARD_LOCKED", "TERMINATED")

@@ -3,7 +3,7 @@ boundaries: CMS and the database (cardsuite.scms.db), AMS (ads.catalogue), KMS (
 only authenticates terminals and carries the relay (cardsuite.scms.relay) to an ADS run in a worker thread.
 
 Routes: GET /health; GET /api/catalogue (a terminal's token); WebSocket /terminal (Authorization: Bearer
-<terminal token>). The console (server-rendered pages) mounts beside these (docs/scms.md).
+<terminal token>); the console's pages under /console (cardsuite.scms.console).
 """
 
 from __future__ import annotations
@@ -16,13 +16,14 @@ from dataclasses import dataclass
 
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.responses import JSONResponse, RedirectResponse
+from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
+from cardsuite.scms.console.app import Console
 from cardsuite.scms.db import Database
 from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError, RelayTransport
 from cardsuite.scms.system import System, terminal_for_token
@@ -141,7 +142,9 @@ class Server:
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/health", self.health), Route("/api/catalogue", self.catalogue),
-                                 WebSocketRoute("/terminal", self.terminal)])
+                                 WebSocketRoute("/terminal", self.terminal),
+                                 Route("/", lambda request: RedirectResponse("/console/", status_code=303)),
+                                 Mount("/console", app=Console(self.system, self.project).app())])
 
 
 def serve(system: System, project: Project, host: str, port: int) -> None:
