@@ -218,6 +218,22 @@ class Sweep:
                 f"sqlite:///{work / 'inventory.db'}", "--wallet-db", str(work / "wallet.db"), "--guard-db",
                 str(work / "guard.db")]
 
+    def record_reference(self, monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+        """The same deploy run once in this process on a fresh card, uninterrupted: the header of every command
+        APDU it sends, in order (the kill points are counted in these); sets ``total``."""
+        reference: list[bytes] = []
+        send = PcscTransport.transmit_raw
+        monkeypatch.setattr(PcscTransport, "transmit_raw",
+                            lambda transport, command: (reference.append(bytes(command[:4])),
+                                                        send(transport, command))[1])
+        work = self.tmp_path / "reference"
+        work.mkdir()
+        with VpcdSimulator(self.project, slot=self.slot, applets=[], card_manager=self.config):
+            assert main(self.argv(work)) == 0
+        monkeypatch.setattr(PcscTransport, "transmit_raw", send)
+        self.total = len(reference)
+        return reference
+
     def kill_and_finish(self, at: int) -> str | None:
         """The host killed at command ``at``, then a deploy that must finish. Returns what went wrong, or None."""
         work = self.tmp_path / f"at{at}"
@@ -280,15 +296,7 @@ def test_a_deploy_killed_at_every_step_over_vpcd_is_finished_by_the_next(
         monkeypatch.setenv(name, value)
 
     # the reference: the same command in this process, every command APDU counted
-    reference: list[bytes] = []
-    send = PcscTransport.transmit_raw
-    monkeypatch.setattr(PcscTransport, "transmit_raw",
-                        lambda self, command: (reference.append(bytes(command[:4])), send(self, command))[1])
-    (tmp_path / "reference").mkdir()
-    with VpcdSimulator(project, slot=sweep.slot, applets=[], card_manager=sweep.config):
-        assert main(sweep.argv(tmp_path / "reference")) == 0
-    monkeypatch.setattr(PcscTransport, "transmit_raw", send)
-    sweep.total = len(reference)
+    reference = sweep.record_reference(monkeypatch)
     points = SWEEPS[os.environ.get("CARDSUITE_KILL_SWEEP") or "phases"](reference)
 
     started = time.monotonic()

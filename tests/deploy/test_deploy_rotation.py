@@ -21,9 +21,8 @@ from cardsuite.gp.scp import CardCryptogramError, KeySet
 from cardsuite.project import Project
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
-from cardsuite.sim.vpcd import VpcdSimulator, ensure_pcscd, free_slots
+from cardsuite.sim.vpcd import ensure_pcscd, free_slots
 from cardsuite.transport.base import Transport
-from cardsuite.transport.pcsc import PcscTransport
 from test_deploy_crash import HostKilled, Sweep, _counting, _dies_at
 
 ISSUER = KeySet(bytes(range(0x10, 0x20)), bytes(range(0x20, 0x30)), bytes(range(0x30, 0x40)), kvn=0x30)
@@ -211,15 +210,7 @@ def test_a_deploy_killed_anywhere_in_the_rotation_over_vpcd_is_finished_by_the_n
     for name, value in ISSUER_ENV.items():
         monkeypatch.setenv(name, value)
     sweep = Sweep(project, slots[0], CardManagerConfig("scp03"), tmp_path, profile=profile, check=_rotated)
-    reference: list[bytes] = []
-    send = PcscTransport.transmit_raw
-    monkeypatch.setattr(PcscTransport, "transmit_raw",
-                        lambda self, command: (reference.append(bytes(command[:4])), send(self, command))[1])
-    (tmp_path / "reference").mkdir()
-    with VpcdSimulator(project, slot=sweep.slot, applets=[], card_manager=sweep.config):
-        assert main(sweep.argv(tmp_path / "reference")) == 0
-    monkeypatch.setattr(PcscTransport, "transmit_raw", send)
-    sweep.total = len(reference)
+    reference = sweep.record_reference(monkeypatch)
     first = next(i + 1 for i, c in enumerate(reference) if c[1] == INS_INITIALIZE_UPDATE)
     [put_key] = [i + 1 for i, c in enumerate(reference) if c[1] == INS_PUT_KEY]
     points = sorted({first, first + 1, put_key - 1, *range(put_key, put_key + 5)})
