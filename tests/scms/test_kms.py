@@ -4,14 +4,16 @@ and a card whose keys are KDF3-diversified opened with the token's master."""
 
 from __future__ import annotations
 
+import threading
+
 import pytest
-from cardsuite.crypto.aes import aes_ecb
+from cardsuite.crypto.aes import aes_cmac, aes_ecb, scp03_kdf
 from cardsuite.crypto.des import tdes_ecb
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.gp.keys import DIVERSIFICATIONS, MasterKeys
-from cardsuite.gp.scp import LEVELS, KeySet
+from cardsuite.gp.scp import DERIVE_S_MAC, LEVELS, KeySet
 from cardsuite.project import Project
-from cardsuite.scms.kms import KmsError, TokenKeySet
+from cardsuite.scms.kms import KmsError, TokenAes, TokenKeySet
 from cardsuite.scms.system import ISSUER_MASTER, System
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
@@ -70,3 +72,48 @@ def test_a_kdf3_card_opened_with_the_token_master(scms: System, project: Project
             assert gp.registry().isd is not None  # GET STATUS under C-MAC and C-DECRYPTION, through the token
         finally:
             card.disconnect()
+
+
+CONCURRENT_USERS = 12  # ADS runs at once, each with a Kms (a session) of its own, as under the bench's terminals
+ROUNDS = 6
+
+
+def test_concurrent_key_use_in_one_process(scms: System) -> None:
+    """Several threads using the token at once, each through its own session: every card key, session key
+    and MAC comes out right. python-pkcs11 initialises the module with C_Initialize(NULL_PTR) (the application
+    promises not to call it from two threads at once, so SoftHSM2 runs without its mutexes) and releases the
+    GIL in every call: unserialised, concurrent runs failed with CKR_GENERAL_ERROR (10 of 50 at the bench)."""
+    label = "test-master-kdf3"
+    with scms.kms() as kms:
+        if kms.find(label) is None:
+            kms.import_key(label, TEST_MASTER, "kdf3")
+    start = threading.Barrier(CONCURRENT_USERS)
+    failures: list[str] = []
+    checked: list[int] = []
+
+    def user(index: int) -> None:
+        start.wait()
+        for round_ in range(ROUNDS):
+            kdd, context, data = bytes((index, round_)) + bytes(8), bytes((index,)) * 16, bytes((round_,)) * 32
+            mac = DIVERSIFICATIONS["kdf3"](TEST_MASTER, kdd).mac
+            s_mac = scp03_kdf(mac, DERIVE_S_MAC, 128, context)
+            try:
+                with scms.kms() as kms:
+                    ops = TokenAes(kms, label)
+                    session_mac = ops.derive(kms.derive_card_keys(label, "kdf3", kdd)["mac"], DERIVE_S_MAC, 128,
+                                             context)
+                    for _ in range(4):
+                        if ops.cmac(session_mac, data) != aes_cmac(s_mac, data):
+                            failures.append(f"user {index} round {round_}: a wrong MAC")
+            except Exception as exc:  # noqa: BLE001 - counted: the assertion below names them
+                failures.append(f"user {index} round {round_}: {type(exc).__name__} {exc}")
+            else:
+                checked.append(index)
+
+    threads = [threading.Thread(target=user, args=(i,)) for i in range(CONCURRENT_USERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not failures, f"{len(failures)} of {CONCURRENT_USERS * ROUNDS} runs failed, e.g. {failures[:3]}"
+    assert len(checked) == CONCURRENT_USERS * ROUNDS

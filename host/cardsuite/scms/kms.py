@@ -16,11 +16,18 @@ session:
   keys that never leave the token. SCP02 (3DES retail MAC: no PKCS#11 mechanism) is not done through the token.
 
 Every key use goes to the audit callback (the SCMS writes it to its audit table).
+
+Threads: one call into the module at a time per process (_serialised). python-pkcs11 (0.10) initialises the
+module with C_Initialize(NULL_PTR), which tells it that the application will not call it from several threads
+at once (PKCS#11 v2.40, C_Initialize); SoftHSM2 then disables its own mutexes, yet python-pkcs11 releases the GIL inside
+every call. Concurrent ADS runs (each with a session of its own) then raced inside SoftHSM2's session, handle
+and object managers: CKR_GENERAL_ERROR for 10 of 50 terminals at the bench, a segmentation fault in a test.
 """
 
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import struct
 import subprocess
@@ -29,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from cardsuite.crypto.aes import aes_ecb
 from cardsuite.errors import CardsuiteError, ConfigurationError
@@ -54,6 +61,22 @@ def _pkcs11() -> Any:
     except ImportError:
         raise KmsError("the KMS needs python-pkcs11: pip install 'cardsuite[scms]'") from None
     return pkcs11
+
+
+# Every call into the PKCS#11 module holds this lock (see the module's doc: the module runs without its own
+# locking). Reentrant: a Kms method calls others. Token operations take micro- to milliseconds, so
+# serialising them costs little beside the card and the network.
+_TOKEN_CALLS = threading.RLock()
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _serialised(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    @functools.wraps(method)
+    def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+        with _TOKEN_CALLS:
+            return method(*args, **kwargs)
+    return call
 
 
 # PKCS#11 logs in per application, not per session (C_Login: CKR_USER_ALREADY_LOGGED_IN for the second of
@@ -126,6 +149,7 @@ class Kms:
     audit: AuditSink | None = None
     _session: Any = field(default=None, repr=False)
 
+    @_serialised
     def open(self) -> Kms:
         pkcs11 = _pkcs11()
         if not self.module.is_file():
@@ -140,6 +164,7 @@ class Kms:
             raise KmsError(f"cannot open the token {self.token_label!r}: {type(exc).__name__}") from None
         return self
 
+    @_serialised
     def close(self) -> None:
         if self._session is not None:
             self._session.close()
@@ -168,6 +193,7 @@ class Kms:
                 a.DERIVE: True, a.ENCRYPT: False, a.DECRYPT: False, a.SIGN: False, a.VERIFY: False,
                 a.WRAP: False, a.UNWRAP: False, a.MODIFIABLE: False}
 
+    @_serialised
     def generate_master(self, label: str, kdf: str, bits: int = 128) -> None:
         """A new master key in the token: two-key 3DES for emv/visa2, AES (128/192/256) for kdf3."""
         pkcs11 = _pkcs11()
@@ -190,6 +216,7 @@ class Kms:
             self.session.generate_key(pkcs11.KeyType.DES2, template=template)
         self._audit("generate", label, f"{kdf} master, {bits} bits, not extractable")
 
+    @_serialised
     def import_key(self, label: str, value: bytes, kdf: str | None) -> None:
         """A key given as bytes (a test master key, a card vendor's transport keys): stored like a generated
         one. ``kdf`` None: a static key (used for every card as it is), AES unless ``value`` is meant for
@@ -215,11 +242,13 @@ class Kms:
         if self.find(label) is not None:
             raise KmsError(f"the token already holds a key {label!r}")
 
+    @_serialised
     def _store_subkey(self, label: str, l_value: bytes) -> None:
         a = _pkcs11().Attribute
         self.session.create_object({a.CLASS: _pkcs11().ObjectClass.DATA, a.LABEL: label + _SUBKEY_SUFFIX,
                                     a.TOKEN: True, a.PRIVATE: True, a.VALUE: l_value})
 
+    @_serialised
     def find(self, label: str) -> Any | None:
         pkcs11 = _pkcs11()
         found = list(self.session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY,
@@ -232,11 +261,13 @@ class Kms:
             raise KmsError(f"the token holds no key {label!r}")
         return found
 
+    @_serialised
     def labels(self) -> list[str]:
         pkcs11 = _pkcs11()
         objects = self.session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.SECRET_KEY})
         return sorted(o.label for o in objects if not o[pkcs11.Attribute.LABEL].endswith(".new"))
 
+    @_serialised
     def _subkey_l(self, label: str) -> bytes:
         pkcs11 = _pkcs11()
         found = list(self.session.get_objects({pkcs11.Attribute.CLASS: pkcs11.ObjectClass.DATA,
@@ -253,6 +284,7 @@ class Kms:
         return {a.TOKEN: False, a.SENSITIVE: True, a.EXTRACTABLE: wrappable, a.ENCRYPT: True, a.DECRYPT: True,
                 a.SIGN: True, a.VERIFY: True, a.DERIVE: derive, a.WRAP: derive, a.UNWRAP: False}
 
+    @_serialised
     def derive_card_keys(self, label: str, kdf: str, kdd: bytes, *, wrappable: bool = False) -> dict[str, Any]:
         """The card's ENC, MAC and DEK (session objects) from the master ``label`` and the card's key
         diversification data, as cardsuite.gp.keys defines each diversification."""
@@ -284,6 +316,7 @@ class Kms:
         self._audit("derive", label, f"{kdf} card keys for KDD {kdd[:4].hex().upper()}..")
         return keys
 
+    @_serialised
     def cmac_derive(self, key: Any, label: str, messages: list[bytes], length: int) -> Any:
         """A session key (a session object) of ``length`` bytes: the AES-CMACs of ``messages`` (whole blocks)
         under ``key``, concatenated and cut; see the module's doc for how the token computes them."""
@@ -302,6 +335,7 @@ class Kms:
         return key.derive_key(pkcs11.KeyType.AES, length * 8, mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA,
                               mechanism_param=blocks, template=self._session_template())
 
+    @_serialised
     def wrap(self, dek: Any, key: Any, label: str) -> bytes:
         """``key`` encrypted under ``dek`` with AES-CBC and a zero ICV ([AmD] 7.2.3: PUT KEY's key data under
         the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted."""
@@ -309,9 +343,11 @@ class Kms:
         self._audit("wrap", label, "a new card key under the card's DEK (PUT KEY)")
         return bytes(dek.wrap_key(key, mechanism=pkcs11.Mechanism.AES_CBC, mechanism_param=bytes(16)))
 
+    @_serialised
     def key_length(self, key: Any) -> int:
         return int(key[_pkcs11().Attribute.VALUE_LEN])
 
+    @_serialised
     def check_value(self, key: Any) -> bytes:
         """A full-block check value: 3DES-ECB of 8 zero bytes or AES-ECB of 16 bytes 01 ([GPCS] B.6, [AmD]
         7.2.4 take its first 3 bytes), for comparing a token key with a known one without reading it."""
@@ -336,6 +372,7 @@ class TokenAes(AesOperations):
         self.uses += 1
         self.kms._audit(operation, self.label, "")
 
+    @_serialised
     def key_bits(self, key: Any) -> int:
         return int(key[_pkcs11().Attribute.VALUE_LEN]) * 8
 
@@ -352,15 +389,18 @@ class TokenAes(AesOperations):
                        for c in range(1, (bits + 127) // 128 + 1))
         return out[: bits // 8]
 
+    @_serialised
     def cmac(self, key: Any, data: bytes, audit: bool = True) -> bytes:
         if audit:
             self._use("mac")
         return bytes(key.sign(data, mechanism=_pkcs11().Mechanism.AES_CMAC))
 
+    @_serialised
     def ecb(self, key: Any, block: bytes) -> bytes:
         self._use("encrypt")
         return bytes(key.encrypt(block, mechanism=_pkcs11().Mechanism.AES_ECB))
 
+    @_serialised
     def cbc(self, key: Any, data: bytes, iv: bytes, decrypt: bool = False) -> bytes:
         self._use("decrypt" if decrypt else "encrypt")
         mechanism = _pkcs11().Mechanism.AES_CBC
