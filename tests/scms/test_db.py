@@ -1,9 +1,12 @@
 """The SCMS database on SQLite and on a real PostgreSQL server: a request claimed by one claimant only
-(two threads racing, as two serve processes would), relay sequence numbers accepted once and in order."""
+(two threads racing, as two serve processes would), relay sequence numbers accepted once and in order, and
+the statistics' counters equal to a count of the rows after every kind of change."""
 
 from __future__ import annotations
 
+import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,7 +23,7 @@ def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     db = Database(pg)
     db.create()
     with db.transaction() as cur:  # the server outlives a test
-        for table in ("scms_requests", "scms_cards"):
+        for table in ("scms_requests", "scms_cards"):  # the counters follow (their triggers)
             cur.execute(f"DELETE FROM {table}")
     db.close()
     yield pg
@@ -91,3 +94,112 @@ def test_statistics(url: str) -> None:
     assert stats["cards"] == {"SECURED": 1}
     assert stats["requests"] == {"install done": 1, "install failed": 2}
     assert stats["failures"] == {"card cplc:9 is blacklisted": 2}
+
+
+def _counted_from_rows(db: Database) -> dict[str, dict[str, int]]:
+    """What the counters must say, counted from the rows themselves (all time)."""
+    cards = {state: int(n) for state, n in db.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state")}
+    requests = {f"{a} {s}": int(n) for a, s, n in db.query("SELECT action, state, COUNT(*) FROM scms_requests "
+                                                             "GROUP BY action, state")}
+    failures = {r or "unknown": int(n) for r, n in db.query("SELECT reason, COUNT(*) FROM scms_requests WHERE "
+                                                             "state = 'failed' GROUP BY reason")}
+    return {"cards": cards, "requests": requests, "failures": failures}
+
+
+def test_statistics_counters_follow_every_change(url: str) -> None:
+    """Cards and requests through their life cycles, by the Database's methods and by plain SQL (as the
+    bench's bulk INSERT and a test's DELETE write): the counters always equal a count of the rows."""
+    db = Database(url)
+    db.create()
+    for i in range(6):
+        db.upsert_card(f"cplc:{i:04d}", "OP_READY")
+    db.upsert_card("cplc:0001", "SECURED")  # INSERT .. ON CONFLICT DO UPDATE: the update path
+    db.upsert_card("cplc:0002", "SECURED")
+    db.upsert_card("cplc:0002", "SECURED", profile="p")  # no state change: counted once
+    ids = [db.new_request("t", "install", "isoapplet") for _ in range(5)]
+    assert db.statistics() == _counted_from_rows(db)
+    for i in ids[:4]:
+        assert db.claim_request(i, "server-1")
+    db.finish_request(ids[0], "done", "install isoapplet: 9 steps done, card SECURED")
+    db.finish_request(ids[1], "failed", "card cplc:9 is blacklisted")
+    db.finish_request(ids[2], "failed", "card cplc:9 is blacklisted")
+    assert db.reap(ids[3], "server-1", "cplc:0003")
+    db.execute("UPDATE scms_requests SET relay_seq = relay_seq + 1")  # not a statistic: no counter moves
+    stats = db.statistics()
+    assert stats == _counted_from_rows(db)
+    assert stats["cards"] == {"OP_READY": 4, "SECURED": 2}
+    assert stats["requests"] == {"install done": 1, "install failed": 3, "install queued": 1}
+    assert stats["failures"] == {"card cplc:9 is blacklisted": 2, "the server server-1 went away mid-request": 1}
+    assert sum(db.done_per_day().values()) == 1
+    with db.transaction() as cur:
+        cur.execute("UPDATE scms_requests SET updated_at = updated_at - 3 * 86400 WHERE id = ?", (ids[1],))
+        cur.execute("DELETE FROM scms_cards WHERE cin = 'cplc:0000'")
+        cur.execute("DELETE FROM scms_requests WHERE id = ?", (ids[4],))
+    assert db.statistics() == _counted_from_rows(db)
+    today = time.time() // 86400 * 86400
+    assert db.statistics(since=today)["failures"] == {"card cplc:9 is blacklisted": 1,
+                                                      "the server server-1 went away mid-request": 1}
+    with db.transaction() as cur:
+        cur.execute("DELETE FROM scms_requests")
+        cur.execute("DELETE FROM scms_cards")
+    assert db.statistics() == {"cards": {}, "requests": {}, "failures": {}}
+
+
+def test_statistics_read_no_card_or_request_row(tmp_path: Path) -> None:
+    """The statistics page reads the counters only (a fleet's 100,000 requests are not walked)."""
+    db = Database(f"sqlite:///{tmp_path / 'scms.db'}")
+    db.create()
+    db.finish_request(db.new_request("t", "install", "isoapplet"), "failed", "card unknown")
+    statements: list[str] = []
+    db._db.set_trace_callback(statements.append)
+    assert db.statistics()["failures"] == {"card unknown": 1}
+    db.done_per_day()
+    db._db.set_trace_callback(None)
+    assert statements and not [s for s in statements if re.search(r"\bscms_(requests|cards)\b", s)]
+
+
+def test_a_database_made_before_the_counters_is_counted(url: str) -> None:
+    db = Database(url)
+    db.create()
+    db.upsert_card("cplc:0001", "SECURED")
+    db.finish_request(db.new_request("t", "install", "isoapplet"), "failed", "card unknown")
+    with db.transaction() as cur:  # as a database made by the version without counters
+        for table in ("scms_card_counts", "scms_request_counts"):
+            cur.execute(f"DROP TABLE {table}")
+    db.create()
+    assert db.statistics() == _counted_from_rows(db) == {
+        "cards": {"SECURED": 1}, "requests": {"install failed": 1}, "failures": {"card unknown": 1}}
+
+
+def test_statistics_counters_under_concurrent_servers(url: str) -> None:
+    """Eight connections (as serve processes) running request life cycles at once: no count lost, no
+    deadlock between the counter rows."""
+    db = Database(url)
+    db.create()
+    barrier = threading.Barrier(8)
+    errors: list[str] = []
+
+    def server(index: int) -> None:
+        own = Database(url)
+        barrier.wait()
+        try:
+            for n in range(10):
+                request = own.new_request(f"t{index}", "install", "wallet-sim")
+                own.claim_request(request, f"server-{index}")
+                own.finish_request(request, "failed" if n % 3 == 0 else "done", "card unknown")
+                own.upsert_card(f"cplc:{index}:{n}", "OP_READY")
+                own.upsert_card(f"cplc:{index}:{n}", "SECURED")
+        except Exception as exc:  # noqa: BLE001 - reported by the assertion below
+            errors.append(f"{type(exc).__name__}: {exc}")
+        finally:
+            own.close()
+
+    threads = [threading.Thread(target=server, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert not errors
+    stats = db.statistics()
+    assert stats == _counted_from_rows(db)
+    assert stats["requests"] == {"install done": 48, "install failed": 32} and stats["cards"] == {"SECURED": 80}

@@ -1,6 +1,7 @@
 """A fleet-sized inventory (issue 14): 100,000 cards and 1,000,000 events generated inside PostgreSQL
 (generate_series, no row crosses the client), then the queries a console makes, each timed and explained:
-a card by CIN and by CPLC, a card's page (its record, contents, events and requests) and the statistics.
+a card by CIN and by CPLC, a card's page (its record, contents, events and requests) and the statistics
+(the SCMS's from the counters its triggers keep: the bulk INSERT here is counted as any change is).
 The plans are kept beside the times so that the figures show the index each query used."""
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def generate(db: Database, inventory: Inventory, cards: int, events: int) -> Non
     import psycopg  # the SCMS extra's (a fleet is on PostgreSQL)
 
     with psycopg.connect(db.url, autocommit=True) as direct:  # VACUUM runs outside a transaction only
-        for table in ("inv_cards", "inv_contents", "inv_events", "scms_cards", "scms_requests"):
+        for table in ("inv_cards", "inv_contents", "inv_events", "scms_cards", "scms_requests", *COUNTER_TABLES):
             direct.execute(f"VACUUM ANALYZE {table}")  # statistics and the visibility map, as autovacuum would
 
 
@@ -81,6 +82,7 @@ def explain(cursor: Any, dialect: Dialect, sql: str, args: tuple = ()) -> str:
     return "\n".join(str(row[0] if dialect is POSTGRES else row[-1]) for row in rows)
 
 
+COUNTER_TABLES = ("scms_card_counts", "scms_request_counts")  # the statistics' (cardsuite.scms.db)
 CARD_BY_CIN = "SELECT * FROM inv_cards WHERE card = ?"
 CARD_BY_CPLC = "SELECT * FROM inv_cards WHERE cplc = ?"
 CARD_EVENTS = "SELECT * FROM inv_events WHERE card = ? ORDER BY id"
@@ -139,14 +141,20 @@ def run_fleet(url: str, cards: int = 100_000, events: int = 1_000_000) -> dict[s
             "card_by_cplc": explain(cur, POSTGRES, CARD_BY_CPLC, (cplcs[pick[1]].hex().upper(),)),
             "card_events": explain(cur, POSTGRES, CARD_EVENTS, (card_name(7),)),
             "card_requests": explain(cur, POSTGRES, CARD_REQUESTS, (card_name(7),)),
-            "cards_by_state": explain(cur, POSTGRES, "SELECT state, COUNT(*) FROM scms_cards GROUP BY state"),
+            "statistics_requests": explain(cur, POSTGRES, "SELECT action, state, SUM(n) FROM scms_request_counts "
+                                           "WHERE day >= ? GROUP BY action, state", (0,)),
+            "statistics_failures": explain(cur, POSTGRES, "SELECT reason, SUM(n) FROM scms_request_counts WHERE "
+                                           "state = 'failed' AND day >= ? GROUP BY reason", (0,)),
             "issuance_per_day": explain(cur, POSTGRES, ISSUANCE_PER_DAY, (since,)),
             "applications_installed": explain(cur, POSTGRES, APPLICATIONS_INSTALLED),
         }
+        # the counters are a few rows however large the fleet: one per state, one per day, action, state, reason
+        counter_rows = {table: int(cur.fetchall(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in COUNTER_TABLES}
+        cards_by_state_plan = explain(cur, POSTGRES, "SELECT state, n FROM scms_card_counts ORDER BY state")
     inventory.close()
     db.close()
     slowest = max(t["p99_ms"] for t in timings.values())
     return {"cards": cards, "events": events, "generate_s": round(generated, 1), "repeats": REPEATS,
             "goal_ms": GOAL_MS, "all_under_goal": slowest < GOAL_MS, "slowest_ms": slowest, "queries": timings,
-            "plans": plans,
+            "plans": plans, "cards_by_state_plan": cards_by_state_plan, "counter_rows": counter_rows,
             "index_used": {name: "Index" in plan for name, plan in plans.items()}}

@@ -5,6 +5,10 @@ make is on an index. What differs between the two databases is the inventory's D
 Nothing that matters lives in a server's memory: a request is claimed by a conditional UPDATE (the row
 moves from ``queued`` to ``running`` for one claimant only), relay sequence numbers and the brick guard's
 failure counts are rows.
+
+The statistics are counters kept by triggers in the transaction of every change (COUNTER_TABLES): cards per state,
+requests per UTC day, action, state and (failed ones) reason. Any writer keeps them right, the bench's bulk
+INSERT too, and the statistics page reads a few hundred rows however many cards and requests there are.
 """
 
 from __future__ import annotations
@@ -77,6 +81,93 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS scms_audit_actor ON scms_audit (actor, id)",
 )
 
+# Maintained counters (Database.statistics). The request's bucket: the UTC day it reached its state
+# (updated_at), its action and state, and the reason of a failed one ('' otherwise: a done request's reason is
+# its outcome, one text per card). A change moves the request from its old bucket to its new one.
+COUNTER_TABLES = (
+    "CREATE TABLE IF NOT EXISTS scms_card_counts (state TEXT PRIMARY KEY, n BIGINT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS scms_request_counts (
+        day INTEGER NOT NULL, action TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL,
+        PRIMARY KEY (day, action, state, reason))""",
+    "CREATE INDEX IF NOT EXISTS scms_request_counts_failed ON scms_request_counts (state, day, reason)",
+)
+_SQLITE_DAY = "CAST({row}.updated_at / 86400 AS INTEGER)"
+_SQLITE_REASON = "CASE WHEN {row}.state = 'failed' THEN COALESCE({row}.reason, '') ELSE '' END"
+_SQLITE_COUNT_CARD = ("INSERT INTO scms_card_counts (state, n) VALUES (NEW.state, 1) "
+                      "ON CONFLICT (state) DO UPDATE SET n = n + 1;")
+_SQLITE_UNCOUNT_CARD = "UPDATE scms_card_counts SET n = n - 1 WHERE state = OLD.state;"
+_SQLITE_COUNT_REQUEST = (f"INSERT INTO scms_request_counts (day, action, state, reason, n) VALUES "
+                         f"({_SQLITE_DAY.format(row='NEW')}, NEW.action, NEW.state, "
+                         f"{_SQLITE_REASON.format(row='NEW')}, 1) "
+                         f"ON CONFLICT (day, action, state, reason) DO UPDATE SET n = n + 1;")
+_SQLITE_UNCOUNT_REQUEST = (f"UPDATE scms_request_counts SET n = n - 1 WHERE day = {_SQLITE_DAY.format(row='OLD')} "
+                           f"AND action = OLD.action AND state = OLD.state "
+                           f"AND reason = {_SQLITE_REASON.format(row='OLD')};")
+_SQLITE_MOVED = " OR ".join(f"{part.format(row='OLD')} IS NOT {part.format(row='NEW')}"
+                            for part in ("{row}.action", "{row}.state", _SQLITE_DAY, _SQLITE_REASON))
+SQLITE_COUNTERS = (
+    f"CREATE TRIGGER IF NOT EXISTS scms_cards_counted_insert AFTER INSERT ON scms_cards BEGIN "
+    f"{_SQLITE_COUNT_CARD} END",
+    f"CREATE TRIGGER IF NOT EXISTS scms_cards_counted_update AFTER UPDATE OF state ON scms_cards "
+    f"WHEN OLD.state IS NOT NEW.state BEGIN {_SQLITE_UNCOUNT_CARD} {_SQLITE_COUNT_CARD} END",
+    f"CREATE TRIGGER IF NOT EXISTS scms_cards_counted_delete AFTER DELETE ON scms_cards BEGIN "
+    f"{_SQLITE_UNCOUNT_CARD} END",
+    f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_insert AFTER INSERT ON scms_requests BEGIN "
+    f"{_SQLITE_COUNT_REQUEST} END",
+    f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_update AFTER UPDATE OF action, state, reason, updated_at "
+    f"ON scms_requests WHEN {_SQLITE_MOVED} BEGIN {_SQLITE_UNCOUNT_REQUEST} {_SQLITE_COUNT_REQUEST} END",
+    f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_delete AFTER DELETE ON scms_requests BEGIN "
+    f"{_SQLITE_UNCOUNT_REQUEST} END",
+)
+# PostgreSQL: one PL/pgSQL function per table. Concurrent serve processes take the counter rows' locks in the
+# order of the life cycle (old bucket, then new: queued, running, then done or failed), so no two updates wait
+# for each other in a cycle.
+_PG_DAY = "floor({row}.updated_at / 86400)::integer"
+_PG_REASON = "CASE WHEN {row}.state = 'failed' THEN COALESCE({row}.reason, '') ELSE '' END"
+_PG_BUCKET = f"({{row}}.action, {{row}}.state, {_PG_DAY}, {_PG_REASON})"
+POSTGRES_COUNTERS = (
+    """CREATE OR REPLACE FUNCTION scms_count_card() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            UPDATE scms_card_counts SET n = n - 1 WHERE state = OLD.state;
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO scms_card_counts AS c (state, n) VALUES (NEW.state, 1)
+            ON CONFLICT (state) DO UPDATE SET n = c.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    f"""CREATE OR REPLACE FUNCTION scms_count_request() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP <> 'INSERT' THEN
+            UPDATE scms_request_counts SET n = n - 1 WHERE day = {_PG_DAY.format(row='OLD')}
+            AND action = OLD.action AND state = OLD.state AND reason = {_PG_REASON.format(row='OLD')};
+        END IF;
+        IF TG_OP <> 'DELETE' THEN
+            INSERT INTO scms_request_counts AS c (day, action, state, reason, n)
+            VALUES ({_PG_DAY.format(row='NEW')}, NEW.action, NEW.state, {_PG_REASON.format(row='NEW')}, 1)
+            ON CONFLICT (day, action, state, reason) DO UPDATE SET n = c.n + 1;
+        END IF;
+        RETURN NULL;
+    END $$""",
+    "CREATE OR REPLACE TRIGGER scms_cards_counted AFTER INSERT OR DELETE ON scms_cards "
+    "FOR EACH ROW EXECUTE FUNCTION scms_count_card()",
+    "CREATE OR REPLACE TRIGGER scms_cards_counted_update AFTER UPDATE OF state ON scms_cards FOR EACH ROW "
+    "WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION scms_count_card()",
+    "CREATE OR REPLACE TRIGGER scms_requests_counted AFTER INSERT OR DELETE ON scms_requests "
+    "FOR EACH ROW EXECUTE FUNCTION scms_count_request()",
+    f"CREATE OR REPLACE TRIGGER scms_requests_counted_update AFTER UPDATE OF action, state, reason, updated_at "
+    f"ON scms_requests FOR EACH ROW WHEN ({_PG_BUCKET.format(row='OLD')} IS DISTINCT FROM "
+    f"{_PG_BUCKET.format(row='NEW')}) EXECUTE FUNCTION scms_count_request()",
+)
+# A database made before the counters: counted once from the rows, in the transaction that adds the triggers
+COUNT_EXISTING = (
+    "INSERT INTO scms_card_counts (state, n) SELECT state, COUNT(*) FROM scms_cards "
+    "WHERE NOT EXISTS (SELECT 1 FROM scms_card_counts) GROUP BY state",
+    "INSERT INTO scms_request_counts (day, action, state, reason, n) SELECT {day}, action, state, {reason}, "
+    "COUNT(*) FROM scms_requests WHERE NOT EXISTS (SELECT 1 FROM scms_request_counts) GROUP BY 1, 2, 3, 4",
+)
+
 CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CARD_LOCKED", "TERMINATED")
 REQUEST_STATES = ("queued", "running", "done", "failed")
 
@@ -142,9 +233,20 @@ class Database:
             raise DatabaseError(f"database URL {url!r}: use sqlite:///path or postgresql://user@host/db")
 
     def create(self) -> None:
+        sqlite = self.dialect is SQLITE
         with self.transaction() as cur:
+            if not sqlite:  # two serve processes starting at once: one creates, the other waits and sees it
+                cur.execute("SELECT pg_advisory_xact_lock(1129140563)")  # "CMSS"
             for statement in SCHEMA:
                 cur.execute(statement.format(serial=self.dialect.serial))
+            for statement in COUNTER_TABLES:
+                cur.execute(statement)
+            day, reason = (_SQLITE_DAY, _SQLITE_REASON) if sqlite else (_PG_DAY, _PG_REASON)
+            for statement in COUNT_EXISTING:
+                cur.execute(statement.format(day=day.format(row="scms_requests"),
+                                             reason=reason.format(row="scms_requests")))
+            for statement in SQLITE_COUNTERS if sqlite else POSTGRES_COUNTERS:
+                cur.execute(statement)
 
     def close(self) -> None:
         self._db.close()
@@ -291,15 +393,24 @@ class Database:
                      (time.time(), cin))
 
     def cards_by_state(self) -> dict[str, int]:
-        return {state: n for state, n in self.query("SELECT state, COUNT(*) FROM scms_cards GROUP BY state")}
+        """Cards per life-cycle state, from the counters (one row per state, read along its key)."""
+        return {state: int(n) for state, n in self.query("SELECT state, n FROM scms_card_counts WHERE n > 0 "
+                                                          "ORDER BY state")}
 
     def statistics(self, since: float = 0.0) -> dict[str, dict[str, int]]:
-        """The paper's statistics (card states, issuance, failures by reason), for the console's page: each
-        one GROUP BY on an indexed column."""
-        requests = self.query("SELECT action, state, COUNT(*) FROM scms_requests WHERE created_at >= ? "
-                              "GROUP BY action, state", (since,))
-        failures = self.query("SELECT reason, COUNT(*) FROM scms_requests WHERE state = 'failed' AND created_at >= ? "
-                              "GROUP BY reason ORDER BY COUNT(*) DESC LIMIT 20", (since,))
+        """The paper's statistics (card states, requests, failures by reason), for the console's page, from
+        the counters: requests that reached their state on the UTC day of ``since`` or later."""
+        day = int(since // 86400)
+        requests = self.query("SELECT action, state, SUM(n) FROM scms_request_counts WHERE day >= ? "
+                              "GROUP BY action, state HAVING SUM(n) > 0", (day,))
+        failures = self.query("SELECT reason, SUM(n) FROM scms_request_counts WHERE state = 'failed' AND day >= ? "
+                              "GROUP BY reason HAVING SUM(n) > 0 ORDER BY SUM(n) DESC, reason LIMIT 20", (day,))
         return {"cards": self.cards_by_state(),
-                "requests": {f"{action} {state}": n for action, state, n in requests},
-                "failures": {reason or "unknown": n for reason, n in failures}}
+                "requests": {f"{action} {state}": int(n) for action, state, n in requests},
+                "failures": {reason or "unknown": int(n) for reason, n in failures}}
+
+    def done_per_day(self, since: float = 0.0) -> dict[int, int]:
+        """Requests done per UTC day (days since the epoch) from the day of ``since`` on, from the counters."""
+        return {int(day): int(n) for day, n in self.query(
+            "SELECT day, SUM(n) FROM scms_request_counts WHERE state = 'done' AND day >= ? GROUP BY day "
+            "HAVING SUM(n) > 0", (int(since // 86400),))}

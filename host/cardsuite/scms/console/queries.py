@@ -1,6 +1,7 @@
 """What the console's pages read: each a bounded query on an index (the fleet has 100,000 cards and
 1,000,000 events): lists are keyset-paginated (``WHERE key > last ORDER BY key LIMIT n + 1``, never OFFSET),
-a card's or a request's records are read by their indexed key, the statistics are GROUP BYs over an index."""
+a card's or a request's records are read by their indexed key, the statistics from counters kept by
+triggers (cardsuite.scms.db) and GROUP BYs over an index."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from cardsuite.deploy.inventory import SQLITE, Inventory
+from cardsuite.deploy.inventory import Inventory
 from cardsuite.scms.db import Database
 
 PAGE = 50
@@ -114,21 +115,12 @@ class Statistics:
     requests: list[tuple[str, int]]  # requests per "action state", the last DAYS days
 
 
-def _day_expression(db: Database) -> str:
-    # the UTC day number of a UNIX time: SQLite's CAST truncates (times are positive), PostgreSQL's rounds
-    if db.dialect is SQLITE:
-        return "CAST(updated_at / 86400 AS INTEGER)"
-    return "CAST(FLOOR(updated_at / 86400) AS INTEGER)"
-
-
 def statistics(db: Database, inventory: Inventory, now: float | None = None) -> Statistics:
     """The CMS's figures (Database.statistics) with issuance per day and the inventory's applications."""
     today = int((now if now is not None else time.time()) // 86400)
     since = (today - DAYS + 1) * 86400
     paper = db.statistics(since)
-    day = _day_expression(db)
-    per_day = dict(db.query(f"SELECT {day}, COUNT(*) FROM scms_requests WHERE state = 'done' AND updated_at >= ? "
-                            f"GROUP BY {day}", (since,)))
+    per_day = db.done_per_day(since)
     days = [(time.strftime("%m-%d", time.gmtime(d * 86400)), int(per_day.get(d, 0)))
             for d in range(today - DAYS + 1, today + 1)]
     with inventory.transaction() as cur:
