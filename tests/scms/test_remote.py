@@ -5,6 +5,7 @@ wrong CA and a replayed relay message refused."""
 from __future__ import annotations
 
 import json
+import os
 import socket
 import ssl
 import subprocess
@@ -202,3 +203,27 @@ def test_an_agent_killed_mid_load_is_resumed_by_the_next_run(server: str, scms_f
     steps = {(n, o) for _, n, o, _ in db.steps(result.request)}
     assert ("load isoapplet", "ok") in steps and ("load isofs", "ok") not in steps, steps  # resumed, not redone
     assert card.select(ISO_APPLET).sw == 0x9000
+
+
+def test_the_agent_command_goes_on_through_its_next_server(server: str, scms_folder: System, tmp_path: Path) -> None:
+    """`cardsuite agent --server A --server B`: A does not answer, the request goes to B. B's ADS refuses the
+    command's own simulated card (`--card sim` has no card manager): its recorded refusal, the one the agent
+    reports, proves the request got there."""
+    token_file = tmp_path / "token"
+    name = f"failover-{time.monotonic_ns()}"
+    token_file.write_text(add_terminal(scms_folder, name))
+    dead = f"https://127.0.0.1:{_free_port()}"  # nothing listens there
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    done = subprocess.run([sys.executable, "-m", "cardsuite", "agent", "--server", dead, "--server", server, "--ca",
+                           str(scms_folder.ca), "--token-file", str(token_file), "install", "isoapplet",
+                           "--card", "sim"], capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"cannot reach the SCMS at {dead}" in done.stdout and f"again through {server}" in done.stdout, done.stdout
+    rows = scms_folder.database().query("SELECT state, reason FROM scms_requests WHERE terminal = ?", (name,))
+    assert len(rows) == 1 and rows[0][0] == "failed" and "no card manager answers" in rows[0][1], rows
+    assert done.stderr.strip().splitlines() == [f"Error: the request failed: {rows[0][1]}"]
+    bad = subprocess.run([sys.executable, "-m", "cardsuite", "agent", "--server", server, "--server",
+                          "http://127.0.0.1:9", "--ca", str(scms_folder.ca), "--token-file", str(token_file),
+                          "install", "isoapplet"], capture_output=True, text=True, timeout=120, env=env)
+    assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
+        "Error: --server 'http://127.0.0.1:9': the SCMS is reached over https:// only"]

@@ -177,7 +177,9 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
         sub.set_defaults(handler=cmd_orders)
 
     agent = subparsers.add_parser("agent", help="a terminal: relay a post-issuance from the SCMS to a card here")
-    agent.add_argument("--server", required=True, help="https://host:port of an SCMS")
+    agent.add_argument("--server", action="append", required=True, metavar="URL",
+                       help="https://host:port of an SCMS; repeat it for the system's other serve processes, "
+                       "each tried in turn when the link to the one before breaks")
     agent.add_argument("--ca", type=Path, required=True, help="the SCMS's CA certificate (pinned)")
     agent.add_argument("--token-file", help=f"the terminal token [default ${ENV_SCMS_TOKEN}]")
     agent.add_argument("action", choices=("install", "remove", "lock", "unlock", "rotate"),

@@ -63,6 +63,8 @@ def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Tr
     With several servers (one system), a link that breaks sends the request again to the next one: the
     server reaps the request a dead server left running and the deployer's plan finishes the card."""
     servers = [server] if isinstance(server, str) else list(server)
+    for url in servers:  # every address checked before the first is tried (a typo in the last one told now)
+        _ws_url(url)
     for i, url in enumerate(servers):
         try:
             return _run_once(url, ca, token, transport, action=action, target=target, progress=progress,
