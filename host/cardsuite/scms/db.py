@@ -119,46 +119,70 @@ SQLITE_COUNTERS = (
     f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_delete AFTER DELETE ON scms_requests BEGIN "
     f"{_SQLITE_UNCOUNT_REQUEST} END",
 )
-# PostgreSQL: one PL/pgSQL function per table. Concurrent serve processes take the counter rows' locks in the
-# order of the life cycle (old bucket, then new: queued, running, then done or failed), so no two updates wait
-# for each other in a cycle.
+# PostgreSQL: an UPDATE moves one request or card (a row trigger, only when its bucket changes: the relay's
+# sequence number updates fire nothing); INSERT and DELETE are counted per statement from their transition
+# tables, so that a bulk INSERT (the fleet's 100,000 requests) adds one count per bucket, not per row.
+# Concurrent serve processes take the counter rows' locks in the order of the life cycle (old bucket, then
+# new: queued, running, then done or failed), and a statement's buckets in key order: no cycle of waits.
 _PG_DAY = "floor({row}.updated_at / 86400)::integer"
 _PG_REASON = "CASE WHEN {row}.state = 'failed' THEN COALESCE({row}.reason, '') ELSE '' END"
 _PG_BUCKET = f"({{row}}.action, {{row}}.state, {_PG_DAY}, {_PG_REASON})"
+_PG_GROUPED = (f"SELECT {_PG_DAY.format(row='t')} AS day, t.action, t.state, {_PG_REASON.format(row='t')} AS reason, "
+               "COUNT(*) AS n FROM {table} AS t GROUP BY 1, 2, 3, 4")
 POSTGRES_COUNTERS = (
-    """CREATE OR REPLACE FUNCTION scms_count_card() RETURNS trigger LANGUAGE plpgsql AS $$
+    """CREATE OR REPLACE FUNCTION scms_card_moved() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP <> 'INSERT' THEN
-            UPDATE scms_card_counts SET n = n - 1 WHERE state = OLD.state;
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
-            INSERT INTO scms_card_counts AS c (state, n) VALUES (NEW.state, 1)
-            ON CONFLICT (state) DO UPDATE SET n = c.n + 1;
+        UPDATE scms_card_counts SET n = n - 1 WHERE state = OLD.state;
+        INSERT INTO scms_card_counts AS c (state, n) VALUES (NEW.state, 1)
+        ON CONFLICT (state) DO UPDATE SET n = c.n + 1;
+        RETURN NULL;
+    END $$""",
+    """CREATE OR REPLACE FUNCTION scms_cards_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            INSERT INTO scms_card_counts AS c (state, n)
+            SELECT state, COUNT(*) FROM added GROUP BY state ORDER BY state
+            ON CONFLICT (state) DO UPDATE SET n = c.n + excluded.n;
+        ELSE
+            UPDATE scms_card_counts AS c SET n = c.n - r.n
+            FROM (SELECT state, COUNT(*) AS n FROM removed GROUP BY state) AS r WHERE c.state = r.state;
         END IF;
         RETURN NULL;
     END $$""",
-    f"""CREATE OR REPLACE FUNCTION scms_count_request() RETURNS trigger LANGUAGE plpgsql AS $$
+    f"""CREATE OR REPLACE FUNCTION scms_request_moved() RETURNS trigger LANGUAGE plpgsql AS $$
     BEGIN
-        IF TG_OP <> 'INSERT' THEN
-            UPDATE scms_request_counts SET n = n - 1 WHERE day = {_PG_DAY.format(row='OLD')}
-            AND action = OLD.action AND state = OLD.state AND reason = {_PG_REASON.format(row='OLD')};
-        END IF;
-        IF TG_OP <> 'DELETE' THEN
+        UPDATE scms_request_counts SET n = n - 1 WHERE day = {_PG_DAY.format(row='OLD')}
+        AND action = OLD.action AND state = OLD.state AND reason = {_PG_REASON.format(row='OLD')};
+        INSERT INTO scms_request_counts AS c (day, action, state, reason, n)
+        VALUES ({_PG_DAY.format(row='NEW')}, NEW.action, NEW.state, {_PG_REASON.format(row='NEW')}, 1)
+        ON CONFLICT (day, action, state, reason) DO UPDATE SET n = c.n + 1;
+        RETURN NULL;
+    END $$""",
+    f"""CREATE OR REPLACE FUNCTION scms_requests_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
             INSERT INTO scms_request_counts AS c (day, action, state, reason, n)
-            VALUES ({_PG_DAY.format(row='NEW')}, NEW.action, NEW.state, {_PG_REASON.format(row='NEW')}, 1)
-            ON CONFLICT (day, action, state, reason) DO UPDATE SET n = c.n + 1;
+            {_PG_GROUPED.format(table='added')} ORDER BY 1, 2, 3, 4
+            ON CONFLICT (day, action, state, reason) DO UPDATE SET n = c.n + excluded.n;
+        ELSE
+            UPDATE scms_request_counts AS c SET n = c.n - r.n FROM ({_PG_GROUPED.format(table='removed')}) AS r
+            WHERE c.day = r.day AND c.action = r.action AND c.state = r.state AND c.reason = r.reason;
         END IF;
         RETURN NULL;
     END $$""",
-    "CREATE OR REPLACE TRIGGER scms_cards_counted AFTER INSERT OR DELETE ON scms_cards "
-    "FOR EACH ROW EXECUTE FUNCTION scms_count_card()",
+    "CREATE OR REPLACE TRIGGER scms_cards_counted_insert AFTER INSERT ON scms_cards REFERENCING NEW TABLE AS added "
+    "FOR EACH STATEMENT EXECUTE FUNCTION scms_cards_added_or_removed()",
+    "CREATE OR REPLACE TRIGGER scms_cards_counted_delete AFTER DELETE ON scms_cards REFERENCING OLD TABLE AS removed "
+    "FOR EACH STATEMENT EXECUTE FUNCTION scms_cards_added_or_removed()",
     "CREATE OR REPLACE TRIGGER scms_cards_counted_update AFTER UPDATE OF state ON scms_cards FOR EACH ROW "
-    "WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION scms_count_card()",
-    "CREATE OR REPLACE TRIGGER scms_requests_counted AFTER INSERT OR DELETE ON scms_requests "
-    "FOR EACH ROW EXECUTE FUNCTION scms_count_request()",
+    "WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION scms_card_moved()",
+    "CREATE OR REPLACE TRIGGER scms_requests_counted_insert AFTER INSERT ON scms_requests "
+    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION scms_requests_added_or_removed()",
+    "CREATE OR REPLACE TRIGGER scms_requests_counted_delete AFTER DELETE ON scms_requests "
+    "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION scms_requests_added_or_removed()",
     f"CREATE OR REPLACE TRIGGER scms_requests_counted_update AFTER UPDATE OF action, state, reason, updated_at "
     f"ON scms_requests FOR EACH ROW WHEN ({_PG_BUCKET.format(row='OLD')} IS DISTINCT FROM "
-    f"{_PG_BUCKET.format(row='NEW')}) EXECUTE FUNCTION scms_count_request()",
+    f"{_PG_BUCKET.format(row='NEW')}) EXECUTE FUNCTION scms_request_moved()",
 )
 # A database made before the counters: counted once from the rows, in the transaction that adds the triggers
 COUNT_EXISTING = (
