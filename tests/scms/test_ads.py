@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from cardsuite.deploy.inventory import Inventory
 from cardsuite.errors import TransportError
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.gp.scp import LEVELS, CardCryptogramError, KeySet
@@ -81,7 +82,7 @@ def test_failing_cryptograms_are_counted_and_stop_the_ads(scms: System, project:
     db, request, ads = _serve(wrong, project, card, "install", "isoapplet")
     with pytest.raises(RequestRefused, match="failed authentication 3 times"):
         ads.run(card)
-    assert db.card(cin)[5] == MAX_AUTH_FAILURES  # type: ignore[index]
+    assert db.card(cin).auth_failures == MAX_AUTH_FAILURES  # type: ignore[union-attr]
 
 
 def test_the_wallet_is_personalised_and_its_pin_chosen_where_the_card_is(scms: System, project: Project,
@@ -99,7 +100,11 @@ def test_the_wallet_is_personalised_and_its_pin_chosen_where_the_card_is(scms: S
     PostIssuance(scms, db, project, request, cardholder_pin=at_the_terminal).run(card)
     steps = {name: outcome for _, name, outcome, _ in db.steps(request)}
     assert steps["personalise wallet"] == "ok" and steps["cardholder PIN"] == "ok", steps
-    assert db.card(cin)[3] == "SECURED"  # type: ignore[index]
+    assert db.card(cin).state == "SECURED"  # type: ignore[union-attr]
+    with Inventory(scms.inventory_url) as inventory:  # the inventory says what the CMS says (read from the card)
+        recorded = inventory.card(cin)
+        assert recorded is not None and recorded.life_cycle == "SECURED"
+        assert ("life cycle", "ok", "SECURED") in {(e.action, e.outcome, e.target) for e in inventory.events(cin)}
     wallet = WalletClient(card, WALLET_AID)
     wallet.select()
     wallet.verify_pin(CHOSEN_PIN)
@@ -183,7 +188,7 @@ def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_fi
     db, request, ads = _serve(scms, project, card, "rotate", "")
     db.upsert_card(cin, "SECURED")
     _, outcome = ads.run(card)
-    assert "0x01 -> 0x30" in outcome and db.card(cin)[6] == "issuer"  # type: ignore[index]
+    assert "0x01 -> 0x30" in outcome and db.card(cin).key_set == "issuer"  # type: ignore[union-attr]
     audit = db.query("SELECT operation FROM scms_audit WHERE request_id = ? AND key_label = ?",
                      (request, ISSUER_MASTER))
     assert ("wrap",) in audit and ("derive",) in audit
@@ -199,7 +204,7 @@ def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_fi
     db.set_key_set(cin, "rotating")
     db, request, ads = _serve(scms, project, card, "rotate", "")
     assert "holds the issuer keys (0x30) already" in ads.run(card)[1]
-    assert db.card(cin)[6] == "issuer"  # type: ignore[index]
+    assert db.card(cin).key_set == "issuer"  # type: ignore[union-attr]
 
 
 def test_a_card_served_by_a_running_request_is_refused_to_a_second(scms: System, project: Project,

@@ -26,7 +26,16 @@ from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Ste
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import CardProfile, load_app_profile
 from cardsuite.errors import CardsuiteError
-from cardsuite.gp.client import ISD_AID, AuthenticationError, CardManagerError, GlobalPlatform, GPError
+from cardsuite.gp.client import (
+    ISD_AID,
+    STATUS_ISD,
+    Application,
+    AuthenticationError,
+    CardContents,
+    CardManagerError,
+    GlobalPlatform,
+    GPError,
+)
 from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
 from cardsuite.project import Project
@@ -140,13 +149,13 @@ class PostIssuance:
         if card is None:
             self._record("card identity", "refused", f"{cin}: unknown to the CMS")
             raise RequestRefused(f"card {cin} is unknown to the CMS: import its order first")
-        if card[4]:
+        if card.blacklisted:
             self._record("card identity", "refused", f"{cin}: blacklisted")
             raise RequestRefused(f"card {cin} is blacklisted")
-        if card[5] >= MAX_AUTH_FAILURES:
-            self._record("card identity", "refused", f"{cin}: {card[5]} authentication failures")
-            raise RequestRefused(f"card {cin} failed authentication {card[5]} times: the ADS stops trying it "
-                                 "(clear the count after checking its keys)")
+        if card.auth_failures >= MAX_AUTH_FAILURES:
+            self._record("card identity", "refused", f"{cin}: {card.auth_failures} authentication failures")
+            raise RequestRefused(f"card {cin} failed authentication {card.auth_failures} times: the ADS stops "
+                                 "trying it (clear the count after checking its keys)")
         self._record("card identity", "ok", cin)
         return cin
 
@@ -154,7 +163,7 @@ class PostIssuance:
         """The key sets the card may hold, the likelier first: the issuer's after a rotation, both while one
         is in flight (written ahead of PUT KEY), else the keys cards arrive with."""
         card = self.db.card(cin)
-        held = card[6] if card is not None else "transport"
+        held = card.key_set if card is not None else "transport"
         transport = TokenKeySet(kms, self.system.card_keys.label, self.system.card_keys.kdf, self.system.card_keys.kvn)
         issuer = self._issuer_keys(kms)
         return {"issuer": [issuer], "rotating": [issuer, transport]}.get(held, [transport])
@@ -289,7 +298,19 @@ class PostIssuance:
             gp = self._authenticated(kms, transport, cin)
             for state in ("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:]:
                 gp.set_card_life_cycle(state)
-            self._record("card life cycle", "ok", f"{life} -> SECURED")
-            life = "SECURED"
+            now = self._record_life_cycle(gp, cin, result.registry)
+            self._record("card life cycle", "ok", f"{life} -> {now}")
+            life = now
         self.db.upsert_card(cin, life)
         return f"install {app.name}: {len(result.performed)} steps done, card {life}"
+
+    def _record_life_cycle(self, gp: GlobalPlatform, cin: str, registry: CardContents) -> str:
+        """The card's life cycle read back after SET STATUS (GET STATUS of the ISD, one command) into the
+        inventory, which the deploy left at the state it found: the inventory and the CMS say the same."""
+        isd = next((e for e in gp.get_status(STATUS_ISD) if isinstance(e, Application)), None)
+        if isd is None:
+            raise RequestRefused("the card lists no issuer security domain after SET STATUS")
+        with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
+            inventory.record_card(cin, registry=CardContents(isd, registry.applications, registry.load_files))
+            inventory.record_event(cin, "life cycle", "ok", isd.state)
+        return isd.state

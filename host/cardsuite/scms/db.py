@@ -227,6 +227,19 @@ class RequestRecord:
     claimed_by: str | None
 
 
+@dataclass(frozen=True)
+class CmsCard:
+    """A card as the CMS knows it (scms_cards)."""
+
+    cin: str
+    order_ref: str | None
+    profile: str | None
+    state: str  # CARD_STATES
+    blacklisted: bool
+    auth_failures: int  # failed cryptograms or authentications (the ADS's brick guard)
+    key_set: str  # transport, rotating (PUT KEY sent), issuer
+
+
 class Database:
     """One connection; every change one transaction. ``url``: sqlite:///path or postgresql://…"""
 
@@ -369,10 +382,13 @@ class Database:
                             "VALUES (?, ?, ?, ?, ?, ?)", row)
 
     # -- CMS cards
-    def card(self, cin: str) -> tuple | None:
+    def card(self, cin: str) -> CmsCard | None:
         rows = self.query("SELECT cin, order_ref, profile, state, blacklisted, auth_failures, key_set FROM scms_cards "
                           "WHERE cin = ?", (cin,))
-        return tuple(rows[0]) if rows else None
+        if not rows:
+            return None
+        cin, order_ref, profile, state, blacklisted, auth_failures, key_set = rows[0]
+        return CmsCard(cin, order_ref, profile, state, bool(blacklisted), int(auth_failures), key_set)
 
     def upsert_card(self, cin: str, state: str, profile: str | None = None, order_ref: str | None = None) -> None:
         self.execute("INSERT INTO scms_cards (cin, state, profile, order_ref, updated_at) VALUES (?, ?, ?, ?, ?) "
