@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cardsuite.scms.db import Database, DatabaseError
+from cardsuite.scms.db import LEASE_SECONDS, Database, DatabaseError, Lease
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -203,3 +203,52 @@ def test_statistics_counters_under_concurrent_servers(url: str) -> None:
     stats = db.statistics()
     assert stats == _counted_from_rows(db)
     assert stats["requests"] == {"install done": 48, "install failed": 32} and stats["cards"] == {"SECURED": 80}
+
+
+def _expire(db: Database, request: int) -> float:
+    """The request's last renewal moved back beyond the lease; returns that time."""
+    stale = time.time() - LEASE_SECONDS - 1
+    db.execute("UPDATE scms_requests SET updated_at = ? WHERE id = ?", (stale, request))
+    return stale
+
+
+def test_a_card_held_by_another_hosts_request_is_taken_over_when_its_lease_runs_out(url: str) -> None:
+    db = Database(url)
+    db.create()
+    db.upsert_card("cplc:0001", "OP_READY")
+    first, second = db.new_request("t", "install", "isoapplet"), db.new_request("t", "install", "isoapplet")
+    elsewhere = "another-host.example:4242"  # not this host's process: only its lease tells
+    assert db.claim_request(first, elsewhere) and db.claim_card("cplc:0001", first) is None
+    assert db.claim_request(second, "here:1")
+    assert db.claim_card("cplc:0001", second) == first  # renewed just now (claimed): it holds the card
+    stale = _expire(db, first)
+    assert db.renew_lease(first, elsewhere) and not db.renew_lease(first, "here:1")  # its server is alive
+    assert db.claim_card("cplc:0001", second) == first
+    assert not db.reap(first, elsewhere, "cplc:0001", stale)  # renewed after the expiry was seen: kept
+    _expire(db, first)
+    assert db.claim_card("cplc:0001", second) is None  # taken over
+    record = db.request(first)
+    assert record is not None and record.state == "failed" and "went away mid-request" in (record.reason or "")
+    assert not db.renew_lease(first, elsewhere)  # the late server is told the request is no longer its
+
+
+def test_the_lease_is_renewed_while_the_block_runs(url: str) -> None:
+    db = Database(url)
+    db.create()
+    request = db.new_request("t", "install", "isoapplet")
+    assert db.claim_request(request, "here:1")
+    stale = _expire(db, request)
+
+    def renewed() -> float:
+        return float(db.query("SELECT updated_at FROM scms_requests WHERE id = ?", (request,))[0][0])
+
+    with Lease(url, request, "here:1", every=0.05) as lease:
+        for _ in range(100):
+            if renewed() > stale:
+                break
+            time.sleep(0.05)
+        assert renewed() > stale
+    assert not lease._thread.is_alive()
+    last = renewed()
+    time.sleep(0.2)
+    assert renewed() == last  # stopped with the block

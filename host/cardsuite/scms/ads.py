@@ -39,7 +39,7 @@ from cardsuite.gp.client import (
 from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
 from cardsuite.project import Project
-from cardsuite.scms.db import Database
+from cardsuite.scms.db import Database, Lease
 from cardsuite.scms.kms import Kms, TokenCardKeys, TokenKeySet
 from cardsuite.scms.putkey import put_token_keys
 from cardsuite.scms.system import System
@@ -105,7 +105,8 @@ class PostIssuance:
         if request.action not in ACTIONS:
             raise RequestRefused(f"action {request.action!r}: valid are {', '.join(ACTIONS)}")
         # a server claims the request before relaying (several servers, one database); an in-process caller here
-        if request.state == "queued" and not self.db.claim_request(self.request_id, f"ads:{os.getpid()}"):
+        claimant = request.claimed_by or f"ads:{os.getpid()}"
+        if request.state == "queued" and not self.db.claim_request(self.request_id, claimant):
             raise RequestRefused(f"request {self.request_id} was claimed by another server")
         if request.state not in ("queued", "running"):
             raise RequestRefused(f"request {self.request_id} is {request.state} already")
@@ -113,7 +114,8 @@ class PostIssuance:
         transport.trace = Trace(sinks=[self._on_exchange])
         cin = None
         try:
-            with self.system.kms(self._on_key_use) as kms, transport.exclusive():
+            with Lease(self.db.url, self.request_id, claimant), self.system.kms(self._on_key_use) as kms, \
+                    transport.exclusive():
                 cin = self._identify(transport)
                 holder = self.db.claim_card(cin, self.request_id)
                 if holder is not None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -196,9 +197,17 @@ CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CAR
 REQUEST_STATES = ("queued", "running", "done", "failed")
 
 
+# A running request's lease: the process serving it renews it (updated_at) every HEARTBEAT_SECONDS from a
+# thread of its own (Lease), whatever the card or the cardholder is doing; a request not renewed for
+# LEASE_SECONDS is abandoned (its server killed on any host, or cut off from the database) and the card it
+# holds may be taken over. The times are the servers' clocks: they must agree to well within the margin.
+HEARTBEAT_SECONDS = 15.0
+LEASE_SECONDS = 120.0
+
+
 def claimant_gone(claimant: str | None) -> bool:
     """Whether the server process that claimed a request (``host:pid``, server.Server.claimant) is known to
-    be gone: only judged for this host's processes (another host's needs a lease: not done yet)."""
+    be gone now: judged for this host's processes only (another host's by its lease, Database.claim_card)."""
     host, _, pid = (claimant or "").rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return False
@@ -238,6 +247,37 @@ class CmsCard:
     blacklisted: bool
     auth_failures: int  # failed cryptograms or authentications (the ADS's brick guard)
     key_set: str  # transport, rotating (PUT KEY sent), issuer
+
+
+class Lease:
+    """Renews a running request's lease every ``every`` seconds on a connection of its own (a connection
+    is one transaction at a time: the serving thread's stays its own), until the block ends."""
+
+    def __init__(self, url: str, request_id: int, claimant: str, every: float = HEARTBEAT_SECONDS) -> None:
+        self.url, self.request_id, self.claimant, self.every = url, request_id, claimant, every
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._renew, name=f"lease-{request_id}", daemon=True)
+
+    def _renew(self) -> None:
+        db: Database | None = None  # connected at the first renewal: most requests end before it
+        try:
+            while not self._stop.wait(self.every):
+                db = db or Database(self.url)
+                if not db.renew_lease(self.request_id, self.claimant):
+                    return  # ended or reaped: nothing to keep
+        except DatabaseError:
+            return  # the database is out of reach for this process: the lease runs out, as it should
+        finally:
+            if db is not None:
+                db.close()
+
+    def __enter__(self) -> Lease:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
 
 
 class Database:
@@ -338,13 +378,20 @@ class Database:
         self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
                      "WHERE id = ?", (state, reason, cin, time.time(), request_id))
 
-    def reap(self, request_id: int, claimant: str, cin: str) -> bool:
+    def reap(self, request_id: int, claimant: str, cin: str, renewed: float | None = None) -> bool:
         """A running request whose server process is gone, ended as failed with that reason and the card it
-        held (free again: the deployer's plan makes the next run finish the card)."""
+        held (free again: the deployer's plan makes the next run finish the card). ``renewed``: the lease
+        seen expired; a renewal since then (the server alive after all) keeps the request."""
+        lease = "" if renewed is None else " AND updated_at <= ?"
         return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, cin = COALESCE(cin, ?), "
-                            "updated_at = ? WHERE id = ? AND state = 'running' AND claimed_by = ?",
+                            f"updated_at = ? WHERE id = ? AND state = 'running' AND claimed_by = ?{lease}",
                             (f"the server {claimant} went away mid-request", cin, time.time(), request_id,
-                             claimant)) == 1
+                             claimant, *(() if renewed is None else (renewed,)))) == 1
+
+    def renew_lease(self, request_id: int, claimant: str) -> bool:
+        """The serving process's heartbeat (see LEASE_SECONDS): False once the request is no longer its."""
+        return self.execute("UPDATE scms_requests SET updated_at = ? WHERE id = ? AND state = 'running' AND "
+                            "claimed_by = ?", (time.time(), request_id, claimant)) == 1
 
     def request(self, request_id: int) -> RequestRecord | None:
         rows = self.query("SELECT id, terminal, action, target, cin, state, reason, claimed_by FROM scms_requests "
@@ -411,13 +458,17 @@ class Database:
             (request_id, cin, request_id))
         if changed == 1:
             return None
-        rows = self.query("SELECT r.id, r.claimed_by FROM scms_cards c JOIN scms_requests r ON r.id = c.busy_request "
-                          "WHERE c.cin = ? AND r.state = 'running'", (cin,))
+        rows = self.query("SELECT r.id, r.claimed_by, r.updated_at FROM scms_cards c JOIN scms_requests r "
+                          "ON r.id = c.busy_request WHERE c.cin = ? AND r.state = 'running'", (cin,))
         if not rows:  # released meanwhile, or an unknown card
             rows = self.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,))
             return int(rows[0][0]) if rows and rows[0][0] is not None else None
-        holder, claimant = int(rows[0][0]), rows[0][1]
-        if claimant_gone(claimant) and self.reap(holder, claimant, cin):  # its server was killed: the card is free
+        holder, claimant, renewed = int(rows[0][0]), rows[0][1], float(rows[0][2])
+        if claimant_gone(claimant):  # a process of this host that no longer exists
+            reaped = self.reap(holder, claimant, cin)
+        else:  # any host's: its lease ran out
+            reaped = time.time() - renewed > LEASE_SECONDS and self.reap(holder, claimant, cin, renewed)
+        if reaped:  # its server was killed: the card is free
             return self.claim_card(cin, request_id)
         return holder
 
