@@ -6,9 +6,10 @@ Nothing that matters lives in a server's memory: a request is claimed by a condi
 moves from ``queued`` to ``running`` for one claimant only), relay sequence numbers and the brick guard's
 failure counts are rows.
 
-The statistics are counters kept by triggers in the transaction of every change (COUNTER_TABLES): cards per state,
-requests per UTC day, action, state and (failed ones) reason. Any writer keeps them right, the bench's bulk
-INSERT too, and the statistics page reads a few hundred rows however many cards and requests there are.
+The statistics are counters kept by triggers in the transaction of every change (COUNTER_TABLES): cards
+per state, requests per UTC day, action, state and (failed ones) reason. Any writer keeps them right, the
+bench's bulk INSERT too, and the statistics page reads a few rows per day however many cards and requests
+there are.
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ session:
 Every key use goes to the audit callback (the SCMS writes it to its audit table).
 
 Threads: one call into the module at a time per process (_serialised). python-pkcs11 (0.10) initialises the
-module with C_Initialize(NULL_PTR), which tells it that the application will not call it from several threads
-at once (PKCS#11 v2.40, C_Initialize); SoftHSM2 then disables its own mutexes, yet python-pkcs11 releases the GIL inside
-every call. Concurrent ADS runs (each with a session of its own) then raced inside SoftHSM2's session, handle
-and object managers: CKR_GENERAL_ERROR for 10 of 50 terminals at the bench, a segmentation fault in a test.
+module with C_Initialize(NULL_PTR), which tells it that the application will not call it from several
+threads at once (PKCS#11 v2.40, C_Initialize); SoftHSM2 then disables its own mutexes, yet python-pkcs11
+releases the GIL inside every call. Concurrent ADS runs (each with a session of its own) then raced inside
+SoftHSM2's session, handle and object managers: CKR_GENERAL_ERROR for 10 to 15 of 50 terminals at the bench,
+a segmentation fault in a test. Not transient, so not retried.
 """
 
 from __future__ import annotations
