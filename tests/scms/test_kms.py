@@ -117,3 +117,11 @@ def test_concurrent_key_use_in_one_process(scms: System) -> None:
         thread.join(120)
     assert not failures, f"{len(failures)} of {CONCURRENT_USERS * ROUNDS} runs failed, e.g. {failures[:3]}"
     assert len(checked) == CONCURRENT_USERS * ROUNDS
+
+
+def test_a_refusal_of_the_token_is_a_kms_error_naming_the_operation(scms: System) -> None:
+    """What a request's record says when the token refuses (python-pkcs11's own errors have no text)."""
+    with scms.kms() as kms:
+        keys = kms.derive_card_keys(ISSUER_MASTER, scms.issuer_keys.kdf or "kdf3", KDD)  # not wrappable
+        with pytest.raises(KmsError, match=r"^the KMS token refused wrap: \w+"):
+            kms.wrap(keys["dek"], keys["enc"], ISSUER_MASTER)

@@ -73,10 +73,16 @@ _R = TypeVar("_R")
 
 
 def _serialised(method: Callable[_P, _R]) -> Callable[_P, _R]:
+    """``method`` holding _TOKEN_CALLS; a refusal of the module becomes a KmsError naming the operation (a
+    bare PKCS11Error's text is empty: a request failed with the reason 'GeneralError: ')."""
     @functools.wraps(method)
     def call(*args: _P.args, **kwargs: _P.kwargs) -> _R:
         with _TOKEN_CALLS:
-            return method(*args, **kwargs)
+            try:
+                return method(*args, **kwargs)
+            except _pkcs11().exceptions.PKCS11Error as exc:
+                raise KmsError(f"the KMS token refused {method.__name__.strip('_')}: "
+                               f"{type(exc).__name__} {exc}".strip()) from exc
     return call
 
 
