@@ -24,7 +24,8 @@ TORN = "power lost in the middle of the command (simulated tear); reset the card
 
 
 class SimulatorTransport(Transport):
-    """One independent simulated card in this process (its own jCardSim runtime)."""
+    """One independent simulated card in this process (its own jCardSim runtime). Like the card it drives
+    (SimulatedCard), one thread at a time: its APDUs go through one buffer shared with the card."""
 
     def __init__(self, project: Project | None = None, applets: list[AppletInstall] | None = None,
                  name: str = "sim", card_manager: CardManagerConfig | None = None,
