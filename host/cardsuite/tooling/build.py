@@ -155,7 +155,9 @@ def compile_simulator(project: Project, runs: list[JavacRun], log: Log) -> None:
 # forking a converter JVM and loading the verifier again, about 2 s a package. Now one `ant` run per worker
 # converts a whole group of packages in one warm JVM; the groups (packages linked by imports stay together,
 # in build order) run side by side, one per core, next to the simulator's javac runs; every JVM is a
-# short-lived tool, so the JIT stops at its first tier (C1), which halves the CPU they burn.
+# short-lived tool, so the JIT stops at its first tier (C1), which halves the CPU they burn. Then (issue 13)
+# the converter too runs in the group's JVM (ant-javacard forked one per package, 12 JVM starts), and the
+# simulator's three javac runs share one JVM: a clean build starts three JVMs, not seventeen.
 
 _TARGET_LINE = re.compile(r"^(?:cap|verify)-(\S+):$")
 _VERIFIED = re.compile(r"Verification completed with \d+ warnings? and 0 errors")
@@ -412,8 +414,8 @@ def cap_fingerprints(project: Project, manifest: Manifest, toolchain: CapToolcha
 
 
 def _conversion_cost(project: Project, package: PackageSpec) -> int:
-    """A package's conversion time, in source bytes: measured about 1 s a package (the converter's JVM) plus 1 s
-    per 60 KB of source."""
+    """A package's conversion time, in source bytes: a part every package costs (compile, convert, verify; about
+    1 s when the converter had a JVM of its own) and a part growing with its source, 1 s per 60 KB."""
     return 60_000 + sum(s.stat().st_size for s in _java_sources(package.source_dir(project.applets)))
 
 
