@@ -8,9 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -284,6 +281,9 @@ def _run_ant(ant_file: Path, packages: list[PackageSpec], action: str = "cap") -
 def _run_ant_targets(ant_file: Path, targets: list[str]) -> tuple[str, int]:
     """ant on the targets in one JVM: its whole output (into a file, not a pipe, so that runs side by side never
     wait on a reader) and its exit status."""
+    import subprocess  # here, not at the top: a build with nothing to do starts no process
+    import tempfile
+
     with tempfile.TemporaryFile("w+", encoding="utf-8") as output:
         try:
             status = subprocess.run(["ant", "-noinput", "-f", str(ant_file), *targets], stdout=output,
@@ -467,6 +467,8 @@ def _side_by_side(steps: dict[str, Callable[[], object]], timings: dict[str, flo
                   prefix: str = "") -> dict[str, object]:
     """Runs each step in a thread of its own (each waits on its own tool process); the results by name, or the
     first step's error (in the given order) once all have ended."""
+    import threading  # here, not at the top: a build with nothing to do starts no thread
+
     outcomes: dict[str, object] = {}
     errors: dict[str, BaseException] = {}
 

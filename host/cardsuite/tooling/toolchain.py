@@ -16,14 +16,17 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
 from cardsuite.settings import ENV_ANT_JAVACARD, ENV_CACHE, ENV_GP_JAR, ENV_JC_HOME
+
+if TYPE_CHECKING:
+    import subprocess
 
 PINS = Path(__file__).resolve().parent / "pins"
 
@@ -81,6 +84,8 @@ def cache_dir() -> Path:
 
 def run(cmd: list[str], cwd: Path | None = None, what: str | None = None) -> subprocess.CompletedProcess:
     """Runs a tool (argument list, no shell) and raises ToolchainError with its output when it fails."""
+    import subprocess  # here, not at the top: a build with nothing to do runs no tool and need not load it
+
     try:
         result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
