@@ -116,6 +116,20 @@ def test_a_build_with_nothing_to_do_imports_no_heavy_module(project) -> None:
     assert not loaded & {"jinja2", "jpype", "_jpype", "cryptography", "starlette", "smartcard", "psycopg", "invoke"}
 
 
+def test_the_java_version_read_from_the_jdk_is_the_one_java_reports(monkeypatch) -> None:
+    import re
+    import subprocess
+
+    from cardsuite.tooling import toolchain
+
+    reported = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    major = int(re.search(r'version "(\d+)', reported).group(1))
+    assert toolchain.java_major() == major
+    calls: list[list[str]] = []
+    monkeypatch.setattr(toolchain, "run", lambda cmd, **kwargs: calls.append(cmd))
+    assert toolchain.java_major() == major and calls == []  # no JVM started for it
+
+
 def test_an_old_kit_on_a_new_jdk_is_a_clear_mismatch(tmp_path: Path) -> None:
     kit = tmp_path / "jc305u4_kit"
     (kit / "lib").mkdir(parents=True)

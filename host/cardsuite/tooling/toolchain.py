@@ -97,6 +97,18 @@ def run(cmd: list[str], cwd: Path | None = None, what: str | None = None) -> sub
 
 
 def java_major() -> int:
+    """The major version of the `java` on PATH: from its JDK's `release` file (JAVA_VERSION, in every JDK since 9)
+    without starting a JVM, which a build with stale CAPs would wait for before its first conversion; else from
+    `java -version`."""
+    found = shutil.which("java")
+    if found:
+        try:
+            text = (Path(os.path.realpath(found)).parent.parent / "release").read_text()
+        except OSError:
+            text = ""
+        if release := re.search(r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', text, re.MULTILINE):
+            major = int(release.group(1))
+            return int(release.group(2)) if major == 1 else major
     result = run(["java", "-version"], what="java -version")
     match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
     if not match:
