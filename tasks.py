@@ -90,17 +90,71 @@ def _installed_from_here() -> bool:
     return probe.returncode == 0 and Path(probe.stdout.strip()).resolve().is_relative_to(ROOT / "host")
 
 
+# The Debian and Python checks above cost a dpkg-query and a look through the installed distributions (0.1 s, on
+# every `invoke build`); once they passed, what they found is kept as a few stats that say whether anything they
+# looked at changed: dpkg rewrites its status file on every install or removal, pip writes a new record for
+# every install (another clone's `pip install -e` too).
+SETUP_STAMP = DEPS / ".setup.fingerprint"
+DPKG_STATUS = Path("/var/lib/dpkg/status")
+
+
+def _install_record() -> Path | None:
+    """pip's record (direct_url.json) of the installed cardsuite distribution, if there is one."""
+    import importlib.metadata
+
+    try:
+        folder = getattr(importlib.metadata.distribution("cardsuite"), "_path", None)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    return Path(folder) / "direct_url.json" if folder else None
+
+
+def _setup_state(record: Path | None) -> dict | None:
+    """What a passed setup check depends on, read with stats only; None when a part of it is gone."""
+    try:
+        return {
+            "inputs": _digest(ROOT / "pyproject.toml"),
+            "packages": APT_PACKAGES, "python": sys.executable, "root": str(ROOT),
+            "dpkg": DPKG_STATUS.stat().st_mtime_ns,
+            "record": str(record), "record_mtime": record.stat().st_mtime_ns if record else None,
+        }
+    except OSError:
+        return None
+
+
+def _setup_current() -> bool:
+    """Whether nothing the last passed setup check looked at changed since (then it would pass again)."""
+    import json
+
+    try:
+        recorded = json.loads(SETUP_STAMP.read_text())
+    except (OSError, ValueError):
+        return False
+    record = recorded.get("record") if isinstance(recorded, dict) else None
+    return record not in (None, "None") and recorded == _setup_state(Path(record))
+
+
+def _record_setup() -> None:
+    import json
+
+    state = _setup_state(_install_record())
+    if state is not None and state["record_mtime"] is not None:
+        DEPS.mkdir(exist_ok=True)
+        SETUP_STAMP.write_text(json.dumps(state))
+
+
 @task
 def setup(c):
     """Install everything cardsuite needs; a second run checks and changes nothing."""
-    missing = _missing_debian_packages()
+    current = _setup_current()  # the Debian and Python packages as the last check left them
+    missing = [] if current else _missing_debian_packages()
     if missing:
         sudo = [] if os.geteuid() == 0 else ["sudo"]
         env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
         _sh(sudo + ["apt-get", "update", "-qq"], env=env)
         _sh(sudo + ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *missing], env=env)
     python = _digest(ROOT / "pyproject.toml")
-    if not _stamped("python", python) or not _installed_from_here():
+    if not current and (not _stamped("python", python) or not _installed_from_here()):
         _sh([sys.executable, "-m", "pip", "install", "-q", "-e", f"{ROOT}[sim,postgres,scms,test]"])
         _stamp("python", python)
     _command_on_path()
@@ -114,6 +168,8 @@ def setup(c):
             _sh(["mvn", "-q", "-B", "-f", str(pom), f"-Dmaven.repo.local={DEPS / 'm2'}",
                  f"{MAVEN_DEPENDENCY_PLUGIN}:copy-dependencies", f"-DoutputDirectory={DEPS / folder}", selection])
         _stamp("maven", maven)
+    if not current:
+        _record_setup()
     print("setup: done")
 
 

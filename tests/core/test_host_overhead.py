@@ -3,12 +3,15 @@ and every record of the slow path they replace."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
 from cardsuite.apdu import CommandAPDU, ResponseAPDU
 from cardsuite.bench.transport import run_inprocess_ratio
 from cardsuite.errors import TransportError
+from cardsuite.sim.bridge import AppletInstall
+from cardsuite.sim.inprocess import SHARED_BUFFER, SimulatorTransport
 from cardsuite.trace import Trace
 from cardsuite.transport.base import _SECURING_CLA, _SECURING_INS, _secures
 
@@ -29,6 +32,31 @@ def test_to_bytes_is_the_iso_encoding_and_parses_back(size: int, le: int | None)
     expected += bytes((le & 0xFF,)) if le is not None else b""
     assert raw == expected
     assert CommandAPDU.from_bytes(raw) == command
+
+
+def test_a_command_is_encoded_once_and_stays_equal_to_one_never_encoded() -> None:
+    command = CommandAPDU(0x00, 0x20, 0x00, 0x81, b"\x31\x32\x33\x34", le=None)
+    fresh = CommandAPDU(0x00, 0x20, 0x00, 0x81, b"\x31\x32\x33\x34")
+    raw = command.to_bytes()
+    assert command.to_bytes() is raw  # the cached encoding, not a new one
+    assert command == fresh and hash(command) == hash(fresh) and repr(command) == repr(fresh)
+    assert "3132" not in repr(command)  # VERIFY data stays masked in the repr
+    assert command.with_le(4).to_bytes() == raw + b"\x04"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        command.data = b""  # type: ignore[misc]
+
+
+def test_a_response_made_from_bytes_is_the_frozen_dataclass_the_constructor_makes() -> None:
+    parsed, built = ResponseAPDU.from_bytes(b"\x01\x02\x61\x10"), ResponseAPDU(b"\x01\x02", 0x6110)
+    assert parsed == built and hash(parsed) == hash(built) and repr(parsed) == repr(built)
+    assert (parsed.sw1, parsed.sw2, parsed.to_bytes()) == (0x61, 0x10, b"\x01\x02\x61\x10")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        parsed.sw = 0x9000  # type: ignore[misc]
+
+    class Tagged(ResponseAPDU):  # a subclass still goes through its own constructor
+        pass
+
+    assert type(Tagged.from_bytes(b"\x90\x00")) is Tagged
 
 
 def test_a_response_from_a_bytearray_or_bytes_is_the_same() -> None:
@@ -62,8 +90,51 @@ def test_the_fast_path_still_refuses_a_short_command_and_notes_security_state(ec
 
 def test_the_bench_reports_the_in_process_ratio_for_both_sizes(project) -> None:
     figures = run_inprocess_ratio(project, count=50)
-    assert set(figures["ratio"]) == {"32", "250"}
+    assert set(figures["ratio"]) == set(figures["ratio_over_shared"]) == {"32", "250"}
     for size in ("32", "250"):
         host = figures["results"][f"inprocess_host_layer_{size}"]["median_ms"]
         bridge = figures["results"][f"inprocess_bridge_transmit_{size}"]["median_ms"]
+        shared = figures["results"][f"inprocess_bridge_shared_{size}"]["median_ms"]
         assert figures["ratio"][size] == round(host / bridge, 3) and host > 0 and bridge > 0
+        assert figures["ratio_over_shared"][size] == round(host / shared, 3) and shared > 0
+
+
+# ---------------------------------------------------------------- the buffer the simulated card shares
+
+EXT_AID = bytes.fromhex("F0000000AA0501")  # the bridge's ExtendedApplet (test-applets/cardsuite/simtest/ext)
+EXT_ECHO = 0x10
+
+
+@pytest.fixture
+def extended(project):
+    applets = [AppletInstall(EXT_AID, "cardsuite.simtest.ext.ExtendedApplet")]
+    with SimulatorTransport(project, applets=applets, applet_classpath=project.bridge_test_classes) as card:
+        card.select(EXT_AID)
+        yield card
+
+
+@pytest.mark.parametrize("size", [32767, 1, 250, 0])  # a long answer first: no byte of it may linger after
+def test_the_shared_buffer_carries_extended_apdus_both_ways(extended, size: int) -> None:
+    payload = os.urandom(size)
+    assert extended.transmit(CommandAPDU(0x80, EXT_ECHO, 0, 0, payload, le=size or None)) == \
+        ResponseAPDU(payload, 0x9000)
+
+
+def test_commands_off_the_shared_path_answer_as_on_it(extended) -> None:
+    raw = CommandAPDU(0x80, EXT_ECHO, 0, 0, b"\x01\x02\x03", le=3).to_bytes()
+    assert extended.transmit_raw(raw) == extended.transmit_raw(bytearray(raw)) == b"\x01\x02\x03\x90\x00"
+    # longer than any APDU, so longer than the shared buffer: through a byte[], and the card says wrong length
+    assert extended.transmit_raw(raw[:4] + bytes(SHARED_BUFFER)) == b"\x67\x00"
+    assert extended.transmit_raw(raw) == b"\x01\x02\x03\x90\x00"
+
+
+def test_a_transport_not_connected_or_disconnected_refuses_to_transmit(project) -> None:
+    # (a tear on the shared path: tests/wallet/test_wallet_tearing.py, through the same transmit_raw)
+    card = SimulatorTransport(project, applets=[])
+    with pytest.raises(TransportError, match="not connected"):
+        card.transmit_raw(b"\x00\xA4\x04\x00")
+    card.connect()
+    assert card.transmit_raw(b"\x00\xA4\x04\x00")[-2:] != b""
+    card.disconnect()
+    with pytest.raises(TransportError, match="not connected"):
+        card.transmit_raw(b"\x00\xA4\x04\x00")

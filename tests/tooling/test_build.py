@@ -82,6 +82,54 @@ def test_a_second_build_with_nothing_changed_does_nothing(project) -> None:
     assert messages == []
 
 
+def test_a_build_with_nothing_to_do_starts_no_thread_and_no_process(project, monkeypatch) -> None:
+    """Issue 13, no-op build: every fingerprint is looked at first, in the calling thread."""
+    import subprocess
+    import threading
+
+    build(project, log=lambda _: None)
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a build with nothing to do started a thread or a process")
+
+    monkeypatch.setattr(threading.Thread, "start", refused)
+    monkeypatch.setattr(subprocess, "run", refused)
+    monkeypatch.setattr(subprocess, "Popen", refused)
+    result = build(project, log=lambda _: None)
+    assert result.compiled == [] and result.converted == []
+
+
+def test_a_build_with_nothing_to_do_imports_no_heavy_module(project) -> None:
+    """A fresh interpreter's no-op build (what `invoke build` runs) loads neither the template engine nor the
+    JVM bridge, the crypto or the web stack."""
+    import subprocess
+    import sys
+
+    build(project, log=lambda _: None)
+    code = ("import sys; from pathlib import Path; from cardsuite.project import Project; "
+            "from cardsuite.tooling.build import build; "
+            "r = build(Project(Path(sys.argv[1])), log=lambda _: None); assert not r.compiled and not r.converted; "
+            "print(' '.join(sorted({m.split('.')[0] for m in sys.modules})))")
+    done = subprocess.run([sys.executable, "-c", code, str(project.root)], capture_output=True, text=True,
+                          check=True)
+    loaded = set(done.stdout.split())
+    assert not loaded & {"jinja2", "jpype", "_jpype", "cryptography", "starlette", "smartcard", "psycopg", "invoke"}
+
+
+def test_the_java_version_read_from_the_jdk_is_the_one_java_reports(monkeypatch) -> None:
+    import re
+    import subprocess
+
+    from cardsuite.tooling import toolchain
+
+    reported = subprocess.run(["java", "-version"], capture_output=True, text=True).stderr
+    major = int(re.search(r'version "(\d+)', reported).group(1))
+    assert toolchain.java_major() == major
+    calls: list[list[str]] = []
+    monkeypatch.setattr(toolchain, "run", lambda cmd, **kwargs: calls.append(cmd))
+    assert toolchain.java_major() == major and calls == []  # no JVM started for it
+
+
 def test_an_old_kit_on_a_new_jdk_is_a_clear_mismatch(tmp_path: Path) -> None:
     kit = tmp_path / "jc305u4_kit"
     (kit / "lib").mkdir(parents=True)

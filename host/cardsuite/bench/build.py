@@ -36,6 +36,22 @@ print(json.dumps({"seconds": time.perf_counter() - started, "converted": result.
 """
 
 
+# what `invoke build` does before build() itself: invoke's own start (its import and tasks.py's), then the setup
+# task's check (answered by its stamp when nothing changed, tasks._setup_current)
+_INVOKE = """
+import importlib.util, json, sys, time
+started = time.perf_counter()
+import invoke
+spec = importlib.util.spec_from_file_location("tasks", sys.argv[1])
+tasks = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(tasks)
+loaded = time.perf_counter()
+current = tasks._setup_current()
+print(json.dumps({"import_seconds": loaded - started, "setup_check_seconds": time.perf_counter() - loaded,
+                  "setup_current": current}))
+"""
+
+
 def scratch_project(project: Project, folder: Path) -> Project:
     """The sources a build reads, copied under ``folder``; deps/ linked, not copied (Maven's jars)."""
     for name in SOURCES:
@@ -65,6 +81,21 @@ def _timed_build(project: Project) -> dict:
     return figures
 
 
+def _timed_invoke_start(project: Project) -> dict:
+    """invoke's start and the setup check as `invoke build` runs them, in a fresh interpreter, without running a
+    task (nothing installed, nothing built)."""
+    clock = time.perf_counter
+    started = clock()
+    done = subprocess.run([sys.executable, "-c", _INVOKE, str(project.root / "tasks.py")], capture_output=True,
+                          text=True, cwd=project.root)
+    wall = clock() - started
+    if done.returncode != 0:
+        raise ToolchainError(f"invoke's start failed:\n{done.stderr.strip()[-2000:]}")
+    figures = json.loads(done.stdout.strip().splitlines()[-1])
+    figures["seconds_outside"] = wall
+    return figures
+
+
 def run_build_bench(project: Project, clean_runs: int = 3, noop_runs: int = 10) -> dict:
     toolchain, problems = locate_cap_toolchain(project)
     if toolchain is None:
@@ -85,6 +116,7 @@ def run_build_bench(project: Project, clean_runs: int = 3, noop_runs: int = 10) 
                 raise ToolchainError(f"a no-op build did work: {noop[-1]['compiled'] + noop[-1]['converted']}")
     clean_s = [run["seconds_outside"] for run in clean]
     noop_s = [run["seconds_outside"] for run in noop]
+    starts = [_timed_invoke_start(project) for _ in range(noop_runs)] if (project.root / "tasks.py").exists() else []
     report = {
         "what": "`invoke build` without invoke: a fresh Python process building a scratch copy of the sources "
                 "with the Oracle SDK (every CAP converted and verified), then with nothing changed",
@@ -98,12 +130,24 @@ def run_build_bench(project: Project, clean_runs: int = 3, noop_runs: int = 10) 
         "clean_steps_s": min(clean, key=lambda run: run["seconds_outside"])["timings"],
         "targets": TARGETS,
     }
+    if starts:
+        # `invoke build` with nothing to do is this plus the no-op build above: invoke's own start is not ours
+        report["invoke_start"] = summary([run["seconds_outside"] for run in starts])
+        report["invoke_start_import"] = summary([run["import_seconds"] for run in starts])
+        report["setup_check"] = summary([run["setup_check_seconds"] for run in starts])
+        report["setup_check_stamped"] = all(run["setup_current"] for run in starts)
     project.bench.mkdir(parents=True, exist_ok=True)
     out = project.bench / "build.json"
     out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"build, {len(packages)} packages: clean {report['clean']['median_ms']:.0f} ms (median of {clean_runs}, "
           f"target ≤ {TARGETS['clean_median_ms_max']}), no-op {report['noop']['median_ms']:.0f} ms (median of "
           f"{noop_runs}, target ≤ {TARGETS['noop_median_ms_max']})")
+    if starts:
+        start, stamped = report["invoke_start"]["median_ms"], report["setup_check_stamped"]
+        parts = (f"its import and tasks.py {report['invoke_start_import']['median_ms']:.0f} ms, the setup check "
+                 f"{report['setup_check']['median_ms']:.1f} ms, {'stamped' if stamped else 'no stamp'}")
+        print(f"  invoke's start {start:.0f} ms ({parts}): a no-op `invoke build` is about "
+              f"{start + report['noop']['median_ms']:.0f} ms")
     for step, seconds in report["clean_steps_s"].items():
         print(f"  {step:60} {seconds:>7} s")
     print(f"written {out.relative_to(project.root)}")

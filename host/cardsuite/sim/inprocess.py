@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from cardsuite.errors import CardTornError, TransportError
 from cardsuite.project import Project
 from cardsuite.sim.bridge import (
@@ -14,20 +16,31 @@ from cardsuite.sim.bridge import (
 )
 from cardsuite.transport.base import Transport
 
+# The buffer a card shares with this process: the longest extended command APDU (4 header bytes, 00, Lc in two
+# bytes, 65,535 data bytes, Le in two bytes; ISO 7816-3 12.1.3) and so more than the longest response (65,538).
+SHARED_BUFFER = 4 + 3 + 65535 + 2
+
+TORN = "power lost in the middle of the command (simulated tear); reset the card"
+
 
 class SimulatorTransport(Transport):
-    """One independent simulated card in this process (its own jCardSim runtime)."""
+    """One independent simulated card in this process (its own jCardSim runtime). Like the card it drives
+    (SimulatedCard), one thread at a time: its APDUs go through one buffer shared with the card."""
 
     def __init__(self, project: Project | None = None, applets: list[AppletInstall] | None = None,
                  name: str = "sim", card_manager: CardManagerConfig | None = None,
-                 commit_capacity: int | None = None) -> None:
+                 commit_capacity: int | None = None, *, applet_classpath: Path | None = None) -> None:
+        """``applet_classpath``: where the applets' classes are (default the build's simulator classes)."""
         super().__init__()
         self.commit_capacity = commit_capacity  # bytes; None: the bridge's default (5,120, an NXP JCOP 4's)
         self.project = project or Project.locate()
+        self.applet_classpath = applet_classpath or self.project.sim_classes
         self.applets = applets
         self.name = name
         self.card_manager = card_manager
         self._card = None
+        self._send = None  # the card's transmitShared, bound once: a JPype attribute lookup less per APDU
+        self._shared = None  # a java.nio.ByteBuffer over self._view's memory: APDUs in and out, no conversions
         self.manager = None  # the Java CardManager when enabled: counters and life cycle for tests
 
     def connect(self) -> None:
@@ -39,7 +52,7 @@ class SimulatorTransport(Transport):
         bridge = jpype.JClass("cardsuite.simbridge.SimulatedCard")
         self._jbytes = jpype.JArray(jpype.JByte)
         self._tear_exception = jpype.JClass("cardsuite.simbridge.CardTearException")
-        card = bridge(jpype.JString(str(self.project.sim_classes)))
+        card = bridge(jpype.JString(str(self.applet_classpath)))
         if self.commit_capacity is not None:
             card.setCommitCapacity(self.commit_capacity)
         if self.card_manager is not None:
@@ -47,6 +60,14 @@ class SimulatorTransport(Transport):
         for applet in self.applets if self.applets is not None else manifest_applets(self.project):
             self._install(card, applet)
         self._card = card
+        # JPype converts a byte[] argument and wraps a byte[] result on every call; over a direct ByteBuffer on
+        # our own memory only an int goes each way (SimulatedCard.transmitShared)
+        import jpype.nio
+
+        buffer = bytearray(SHARED_BUFFER)
+        self._view = memoryview(buffer)
+        self._shared = jpype.nio.convertToDirectBuffer(buffer)
+        self._send = card.transmitShared
 
     def _install(self, card, applet: AppletInstall) -> None:
         import jpype
@@ -89,6 +110,7 @@ class SimulatorTransport(Transport):
 
     def disconnect(self) -> None:
         self._card = None
+        self._send = self._shared = None
         self.manager = None
 
     def _require(self):
@@ -105,15 +127,26 @@ class SimulatorTransport(Transport):
         return self.atr
 
     def transmit_raw(self, command: bytes) -> bytes:
-        card = self._card
-        if card is None:
-            self._require()
+        send, length = self._send, len(command)
+        if send is None or length > SHARED_BUFFER or command.__class__ is not bytes:
+            return self._transmit_array(command)
+        view = self._view
+        view[:length] = command
         try:
-            # JPype converts bytes to the byte[] parameter itself, faster than building a JArray first; the
-            # byte[] answer comes back through the buffer protocol, one copy
+            answered = send(self._shared, length)
+        except self._tear_exception:
+            raise CardTornError(TORN) from None
+        return view[:answered].tobytes()
+
+    def _transmit_array(self, command: bytes) -> bytes:
+        """Through a byte[] each way: not connected here (raises), a card handed over from another transport,
+        or a command longer than any APDU (the card answers 6700). JPype converts bytes to the byte[] parameter
+        itself; the byte[] answer comes back through the buffer protocol, one copy."""
+        card = self._require()
+        try:
             return bytes(card.transmit(command))
         except self._tear_exception:
-            raise CardTornError("power lost in the middle of the command (simulated tear); reset the card") from None
+            raise CardTornError(TORN) from None
 
     # -- tearing, for atomicity tests
     def tear_after_writes(self, writes: int) -> None:

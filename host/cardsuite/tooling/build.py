@@ -8,9 +8,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
-import tempfile
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -25,7 +22,6 @@ from cardsuite.tooling.toolchain import (
     explain_converter_errors,
     java_major,
     locate_cap_toolchain,
-    run,
 )
 
 Log = Callable[[str], None]
@@ -67,57 +63,87 @@ def _java_sources(folder: Path) -> list[Path]:
     return sorted(folder.rglob("*.java"))
 
 
-def compile_java(
-    sources: list[Path], classpath: list[str], output: Path, *, release: str, what: str, log: Log
-) -> bool:
-    """javac with a fingerprint stamp: returns False when nothing changed since the last compile."""
-    stamp = output.parent / f".{output.name}.fingerprint"
-    fingerprint = _fingerprint(sources, release, _java_binary(), *classpath)
-    if _stamp_ok(stamp, fingerprint, [output]):
-        return False
-    log(f"compiling {what} ({len(sources)} sources)")
-    if output.exists():
-        # a full rebuild, so classes of deleted sources do not linger
-        for old in output.rglob("*.class"):
-            old.unlink()
-    output.mkdir(parents=True, exist_ok=True)
-    cmd = ["javac", *(f"-J{o}" for o in TOOL_JVM_OPTIONS.split()), "--release", release, "-nowarn",
-           "-encoding", "UTF-8", "-d", str(output)]
-    if classpath:
-        cmd += ["-cp", ":".join(classpath)]
-    run(cmd + [str(s) for s in sources], what=f"javac ({what})")
-    stamp.write_text(fingerprint)
-    return True
+@dataclass(frozen=True)
+class JavacRun:
+    """One compilation of the simulator's classes, stamped with the fingerprint of what it reads."""
+
+    name: str  # the build step, as BuildResult.compiled lists it
+    what: str  # as the log says it
+    sources: tuple[Path, ...]
+    source_dirs: tuple[Path, ...]  # the folders the sources are all the .java files of
+    classpath: tuple[str, ...]
+    output: Path
+    release: str
+
+    @property
+    def stamp(self) -> Path:
+        return self.output.parent / f".{self.output.name}.fingerprint"
+
+    def fingerprint(self) -> str:
+        return _fingerprint(list(self.sources), self.release, _java_binary(), *self.classpath)
 
 
-def compile_bridge(project: Project, log: Log) -> bool:
-    sources = _java_sources(project.bridge_sources)
-    if not sources:
-        raise ToolchainError(f"no simulator bridge sources in {project.bridge_sources}")
-    return compile_java(sources, project.java_classpath(), project.bridge_classes, release=BRIDGE_RELEASE,
-                        what="simulator bridge", log=log)
-
-
-def compile_bridge_test_applets(project: Project, log: Log) -> bool:
-    """The bridge's test applets, Java 8 class files against jCardSim's API like every applet."""
-    sources = _java_sources(project.bridge_test_applets)
-    if not sources:
-        raise ToolchainError(f"no bridge test applets in {project.bridge_test_applets}")
-    return compile_java(sources, [str(project.jcardsim_jar())], project.bridge_test_classes,
-                        release=APPLET_RELEASE, what="bridge test applets", log=log)
-
-
-def compile_sim_classes(project: Project, manifest: Manifest, log: Log) -> bool:
-    """All packages in one javac run against jCardSim's Java Card API: what the simulator executes."""
+def _javac_run(name: str, what: str, *, folders: list[Path], classpath: list[str], output: Path,
+               release: str) -> JavacRun:
     sources: list[Path] = []
-    for package in manifest.build_order():
-        found = _java_sources(package.source_dir(project.applets))
+    for folder in folders:
+        found = _java_sources(folder)
         if not found:
-            folder = package.source_dir(project.applets)
-            raise ToolchainError(f"package {package.name!r} has no .java files in {folder}")
+            raise ToolchainError(f"{what}: no .java files in {folder}")
         sources += found
-    return compile_java(sources, [str(project.jcardsim_jar())], project.sim_classes, release=APPLET_RELEASE,
-                        what="applets for the simulator", log=log)
+    return JavacRun(name, what, tuple(sources), tuple(folders), tuple(classpath), output, release)
+
+
+def simulator_javac_runs(project: Project, manifest: Manifest) -> list[JavacRun]:
+    """The bridge (Java 11, jCardSim and the JDK's own API), its test applets and the suite's packages (Java 8 class
+    files against jCardSim's Java Card API: what the simulator executes)."""
+    jcardsim = [str(project.jcardsim_jar())]
+    return [
+        _javac_run("simulator bridge", "simulator bridge", folders=[project.bridge_sources],
+                   classpath=project.java_classpath(), output=project.bridge_classes, release=BRIDGE_RELEASE),
+        _javac_run("bridge test applets", "bridge test applets", folders=[project.bridge_test_applets],
+                   classpath=jcardsim, output=project.bridge_test_classes, release=APPLET_RELEASE),
+        _javac_run("simulator applet classes", "applets for the simulator",
+                   folders=[package.source_dir(project.applets) for package in manifest.build_order()],
+                   classpath=jcardsim, output=project.sim_classes, release=APPLET_RELEASE),
+    ]
+
+
+def _javac_target(index: int, run: JavacRun) -> str:
+    """An ant target compiling ``run`` with javac's own defaults, as the command line would (line numbers and
+    source file names, no local variables), in ant's JVM."""
+    from xml.sax.saxutils import quoteattr
+    sources = "".join(f"\n      <src path={quoteattr(str(folder))}/>" for folder in run.source_dirs)
+    classpath = "".join(f"\n        <pathelement location={quoteattr(entry)}/>" for entry in run.classpath)
+    return (f'  <target name="javac-{index}">\n'
+            f'    <javac destdir={quoteattr(str(run.output))} release="{run.release}" includeantruntime="false"\n'
+            f'           fork="false" nowarn="true" encoding="UTF-8" debug="true" debuglevel="lines,source">'
+            f'{sources}\n      <classpath>{classpath}\n      </classpath>\n    </javac>\n  </target>\n')
+
+
+def compile_simulator(project: Project, runs: list[JavacRun], log: Log) -> None:
+    """The given javac runs one after the other in one JVM (ant's javac task, in its own process): one JVM start
+    and one JIT warm-up for all instead of one each, about a second of CPU a run on this machine. Each output
+    folder is emptied first, so classes of deleted sources do not linger; each stamp written once it compiled."""
+    for run in runs:
+        log(f"compiling {run.what} ({len(run.sources)} sources)")
+        if run.output.exists():
+            for old in run.output.rglob("*.class"):
+                old.unlink()
+        run.output.mkdir(parents=True, exist_ok=True)
+    ant_file = project.build / "ant" / "simulator.xml"
+    ant_file.parent.mkdir(parents=True, exist_ok=True)
+    ant_file.write_text('<?xml version="1.0" encoding="UTF-8"?>\n<!-- Generated by the build (tooling/build.py) for '
+                        'the simulator\'s classes: edit that, not this. -->\n<project name="simulator">\n'
+                        + "".join(_javac_target(i, run) for i, run in enumerate(runs)) + "</project>\n")
+    output, status = _run_ant_targets(ant_file, [f"javac-{i}" for i in range(len(runs))])
+    if status != 0:
+        started = [int(m.group(1)) for m in re.finditer(r"^javac-(\d+):$", output, re.MULTILINE)]
+        failed = runs[started[-1]] if started else runs[0]
+        lines = [line.strip() for line in output.splitlines() if line.strip()]
+        raise ToolchainError(f"javac ({failed.what}) failed (exit {status}):\n" + "\n".join(lines[-40:]))
+    for run in runs:
+        run.stamp.write_text(run.fingerprint())
 
 
 # ---------------------------------------------------------------- CAP conversion
@@ -126,7 +152,9 @@ def compile_sim_classes(project: Project, manifest: Manifest, log: Log) -> bool:
 # forking a converter JVM and loading the verifier again, about 2 s a package. Now one `ant` run per worker
 # converts a whole group of packages in one warm JVM; the groups (packages linked by imports stay together,
 # in build order) run side by side, one per core, next to the simulator's javac runs; every JVM is a
-# short-lived tool, so the JIT stops at its first tier (C1), which halves the CPU they burn.
+# short-lived tool, so the JIT stops at its first tier (C1), which halves the CPU they burn. Then (issue 13)
+# the converter too runs in the group's JVM (ant-javacard forked one per package, 12 JVM starts), and the
+# simulator's three javac runs share one JVM: a clean build starts three JVMs, not seventeen.
 
 _TARGET_LINE = re.compile(r"^(?:cap|verify)-(\S+):$")
 _VERIFIED = re.compile(r"Verification completed with \d+ warnings? and 0 errors")
@@ -140,6 +168,7 @@ class CapOutputs:
     jar: Path
     classes: Path
     exp_file: Path
+    converted: Path  # the converter's own output folder (-d): PACKAGE/PATH/javacard/NAME.{cap,exp,jca}
 
 
 def cap_outputs(project: Project, package: PackageSpec) -> CapOutputs:
@@ -152,7 +181,13 @@ def cap_outputs(project: Project, package: PackageSpec) -> CapOutputs:
         jar=export / f"{last}.jar",
         classes=project.build / "ant" / "classes" / package.name,
         exp_file=export.joinpath(*package.java.split("."), "javacard", f"{last}.exp"),
+        converted=project.build / "ant" / "converted" / package.name,
     )
+
+
+def _converter_aid(aid: bytes) -> str:
+    """An AID as the converter's command line takes it: 0xF0:0x63:..."""
+    return ":".join(f"0x{byte:02X}" for byte in aid)
 
 
 def _template(project: Project) -> Path:
@@ -187,11 +222,16 @@ def render_ant_file(project: Project, manifest: Manifest, toolchain: CapToolchai
             "export": out.export,
             "jar": out.jar,
             "exp_file": out.exp_file,
-            "applets": [{"qualified": package.qualified(a), "aid": a.aid.hex().upper()} for a in package.applets],
+            "converted": out.converted,
+            "converted_dir": out.converted.joinpath(*package.java.split("."), "javacard"),
+            "last": package.java.rsplit(".", 1)[-1],
+            "converter_aid": _converter_aid(package.aid),
+            "applets": [{"qualified": package.qualified(a), "aid": a.aid.hex().upper(),
+                         "converter_aid": _converter_aid(a.aid)} for a in package.applets],
             "imports": [{"export": i.export, "jar": i.jar, "exp_file": i.exp_file} for i in imported],
         })
     text = env.get_template("build.xml.j2").render(
-        root=project.root, ant_javacard=toolchain.ant_javacard, kit=toolchain.kit.path,
+        root=project.root, kit=toolchain.kit.path,
         kit_lib=toolchain.kit.path / "lib", api_jars=toolchain.kit.api_jars(manifest.targetsdk),
         targetsdk=manifest.targetsdk, cap_dir=project.cap_dir, packages=packages,
     )
@@ -234,9 +274,16 @@ def _tool_env() -> dict[str, str]:
 
 
 def _run_ant(ant_file: Path, packages: list[PackageSpec], action: str = "cap") -> tuple[str, int]:
-    """ant on the packages' targets in one JVM: its whole output (into a file, not a pipe, so that runs side by
-    side never wait on a reader) and its exit status."""
-    targets = [f"{action}-{p.name}" for p in packages]
+    """ant on the packages' targets in one JVM: its whole output and its exit status."""
+    return _run_ant_targets(ant_file, [f"{action}-{p.name}" for p in packages])
+
+
+def _run_ant_targets(ant_file: Path, targets: list[str]) -> tuple[str, int]:
+    """ant on the targets in one JVM: its whole output (into a file, not a pipe, so that runs side by side never
+    wait on a reader) and its exit status."""
+    import subprocess  # here, not at the top: a build with nothing to do starts no process
+    import tempfile
+
     with tempfile.TemporaryFile("w+", encoding="utf-8") as output:
         try:
             status = subprocess.run(["ant", "-noinput", "-f", str(ant_file), *targets], stdout=output,
@@ -367,8 +414,8 @@ def cap_fingerprints(project: Project, manifest: Manifest, toolchain: CapToolcha
 
 
 def _conversion_cost(project: Project, package: PackageSpec) -> int:
-    """A package's conversion time, in source bytes: measured about 1 s a package (the converter's JVM) plus 1 s
-    per 60 KB of source."""
+    """A package's conversion time, in source bytes: a part every package costs (compile, convert, verify; about
+    1 s when the converter had a JVM of its own) and a part growing with its source, 1 s per 60 KB."""
     return 60_000 + sum(s.stat().st_size for s in _java_sources(package.source_dir(project.applets)))
 
 
@@ -376,8 +423,10 @@ def _stamp_path(project: Project, package: PackageSpec) -> Path:
     return project.build / "stamps" / f"{package.name}.cap.fingerprint"
 
 
-def build_caps(project: Project, manifest: Manifest, toolchain: CapToolchain, result: BuildResult,
-               log: Log, *, workers: int | None = None) -> None:
+def _cap_plan(project: Project, manifest: Manifest, toolchain: CapToolchain,
+              result: BuildResult) -> tuple[dict[str, str], list[PackageSpec]]:
+    """The packages' fingerprints and those whose CAP they do not prove up to date (the others noted in
+    ``result``)."""
     fingerprints = cap_fingerprints(project, manifest, toolchain)
     stale: list[PackageSpec] = []
     for package in manifest.build_order():
@@ -386,8 +435,21 @@ def build_caps(project: Project, manifest: Manifest, toolchain: CapToolchain, re
             result.up_to_date.append(package.name)
         else:
             stale.append(package)
-    if not stale:
-        return
+    return fingerprints, stale
+
+
+def build_caps(project: Project, manifest: Manifest, toolchain: CapToolchain, result: BuildResult,
+               log: Log, *, workers: int | None = None) -> None:
+    fingerprints, stale = _cap_plan(project, manifest, toolchain, result)
+    if stale:
+        _convert_stale(project, manifest, toolchain, (fingerprints, stale), result, log=log, workers=workers)
+
+
+def _convert_stale(project: Project, manifest: Manifest, toolchain: CapToolchain,
+                   plan: tuple[dict[str, str], list[PackageSpec]], result: BuildResult, *, log: Log,
+                   workers: int | None = None) -> None:
+    """Converts the stale packages of ``plan`` (from _cap_plan) in side-by-side ant runs."""
+    fingerprints, stale = plan
     toolchain.kit.check(manifest.targetsdk, java_major())
     ant_file = render_ant_file(project, manifest, toolchain)
     groups = plan_groups(manifest, stale, workers or os.cpu_count() or 1, lambda p: _conversion_cost(project, p))
@@ -405,6 +467,8 @@ def _side_by_side(steps: dict[str, Callable[[], object]], timings: dict[str, flo
                   prefix: str = "") -> dict[str, object]:
     """Runs each step in a thread of its own (each waits on its own tool process); the results by name, or the
     first step's error (in the given order) once all have ended."""
+    import threading  # here, not at the top: a build with nothing to do starts no thread
+
     outcomes: dict[str, object] = {}
     errors: dict[str, BaseException] = {}
 
@@ -428,20 +492,25 @@ def _side_by_side(steps: dict[str, Callable[[], object]], timings: dict[str, flo
 
 
 def build(project: Project, require_cap: bool = False, log: Log = print) -> BuildResult:
-    """The simulator's three javac runs and the CAP conversions side by side (each is its own process)."""
+    """The simulator's classes (three javac runs in one JVM) and the CAP conversions side by side, each its own
+    process; what the fingerprints prove up to date is looked at first, in this thread, so that a build with
+    nothing to do starts no thread and no process."""
     manifest = load_manifest(project.manifest)
     result = BuildResult()
     toolchain, problems = locate_cap_toolchain(project)
     result.missing = problems
-    steps: dict[str, Callable[[], object]] = {
-        "simulator bridge": lambda: compile_bridge(project, log),
-        "bridge test applets": lambda: compile_bridge_test_applets(project, log),
-        "simulator applet classes": lambda: compile_sim_classes(project, manifest, log),
-    }
+    stale_runs = [javac for javac in simulator_javac_runs(project, manifest)
+                  if not _stamp_ok(javac.stamp, javac.fingerprint(), [javac.output])]
+    steps: dict[str, Callable[[], object]] = {}
+    if stale_runs:
+        steps["simulator classes"] = lambda: compile_simulator(project, stale_runs, log)
     if toolchain:
-        steps["CAP files"] = lambda: build_caps(project, manifest, toolchain, result, log)
-    outcomes = _side_by_side(steps, result.timings)
-    result.compiled += [name for name in list(steps)[:3] if outcomes[name]]
+        plan = _cap_plan(project, manifest, toolchain, result)
+        if plan[1]:
+            steps["CAP files"] = lambda: _convert_stale(project, manifest, toolchain, plan, result, log=log)
+    if steps:
+        _side_by_side(steps, result.timings)
+    result.compiled += [javac.name for javac in stale_runs]
     if toolchain is None and require_cap:
         raise ToolchainError("cannot build CAP files:\n- " + "\n- ".join(problems))
     return result

@@ -16,14 +16,17 @@ import hashlib
 import os
 import re
 import shutil
-import subprocess
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cardsuite.errors import ToolchainError
 from cardsuite.project import Project
 from cardsuite.settings import ENV_ANT_JAVACARD, ENV_CACHE, ENV_GP_JAR, ENV_JC_HOME
+
+if TYPE_CHECKING:
+    import subprocess
 
 PINS = Path(__file__).resolve().parent / "pins"
 
@@ -81,6 +84,8 @@ def cache_dir() -> Path:
 
 def run(cmd: list[str], cwd: Path | None = None, what: str | None = None) -> subprocess.CompletedProcess:
     """Runs a tool (argument list, no shell) and raises ToolchainError with its output when it fails."""
+    import subprocess  # here, not at the top: a build with nothing to do runs no tool and need not load it
+
     try:
         result = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True)
     except FileNotFoundError:
@@ -92,6 +97,18 @@ def run(cmd: list[str], cwd: Path | None = None, what: str | None = None) -> sub
 
 
 def java_major() -> int:
+    """The major version of the `java` on PATH: from its JDK's `release` file (JAVA_VERSION, in every JDK since 9)
+    without starting a JVM, which a build with stale CAPs would wait for before its first conversion; else from
+    `java -version`."""
+    found = shutil.which("java")
+    if found:
+        try:
+            text = (Path(os.path.realpath(found)).parent.parent / "release").read_text()
+        except OSError:
+            text = ""
+        if release := re.search(r'^JAVA_VERSION="(\d+)(?:\.(\d+))?', text, re.MULTILINE):
+            major = int(release.group(1))
+            return int(release.group(2)) if major == 1 else major
     result = run(["java", "-version"], what="java -version")
     match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
     if not match:
@@ -309,7 +326,9 @@ _SEVERE = re.compile(
     r"^\s*\[(?:convert|verify|javacard|compile|javac|cap|exp)\]\s*(?:SEVERE:\s*)?(.*\berror\b.*|.*\bfailed\b.*)$",
     re.IGNORECASE,
 )
-_DETAIL = re.compile(r"^\s*\[(?:convert|verify)\]\s*SEVERE:\s*(.+)$")
+# a converter forked with java.util.logging's default format says "SEVERE: ...", one run in ant's JVM (the build's,
+# tooling/build.py) formats its records itself: "[ SEVERE ] ..."
+_DETAIL = re.compile(r"^\s*\[(?:convert|verify)\]\s*(?:SEVERE:|\[ SEVERE \])\s*(.+)$")
 
 
 def converter_errors(output: str) -> list[str]:

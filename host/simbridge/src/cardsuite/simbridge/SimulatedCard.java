@@ -5,6 +5,7 @@ import cardsuite.simbridge.gp.Registry;
 import cardsuite.simbridge.gp.StaticKeys;
 import com.licel.jcardsim.base.Simulator;
 import java.lang.reflect.Modifier;
+import java.nio.ByteBuffer;
 import java.util.ArrayList;
 import java.util.List;
 import java.util.Locale;
@@ -178,6 +179,24 @@ public final class SimulatedCard {
             throw new CardTearException(lastCommandWrites);
         }
         return response;
+    }
+
+    /**
+     * {@link #transmit} through a buffer shared with the host (a direct ByteBuffer over the host's memory): the
+     * command is the buffer's first {@code length} bytes, the response is written over it from the start, and
+     * its length is returned. A host across JNI (JPype) passes and gets back plain ints instead of converting a
+     * byte[] each way, a third of an in-process round trip. The buffer holds the longest extended APDU.
+     *
+     * @throws CardTearException as {@link #transmit}
+     */
+    public int transmitShared(ByteBuffer shared, int length) {
+        byte[] command = new byte[length];
+        shared.clear();
+        shared.get(command);
+        byte[] response = transmit(command);
+        shared.clear();
+        shared.put(response);
+        return response.length;
     }
 
     public byte[] atr() {
