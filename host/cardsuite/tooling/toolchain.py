@@ -326,9 +326,7 @@ _SEVERE = re.compile(
     r"^\s*\[(?:convert|verify|javacard|compile|javac|cap|exp)\]\s*(?:SEVERE:\s*)?(.*\berror\b.*|.*\bfailed\b.*)$",
     re.IGNORECASE,
 )
-# a converter forked with java.util.logging's default format says "SEVERE: ...", one run in ant's JVM (the build's,
-# tooling/build.py) formats its records itself: "[ SEVERE ] ..."
-_DETAIL = re.compile(r"^\s*\[(?:convert|verify)\]\s*(?:SEVERE:|\[ SEVERE \])\s*(.+)$")
+_DETAIL = re.compile(r"^\s*\[(?:convert|verify)\]\s*SEVERE:\s*(.+)$")
 
 
 def converter_errors(output: str) -> list[str]:
