@@ -655,6 +655,11 @@ public final class CardManager {
         if (privileges.length != 1 && privileges.length != 3) {
             throw new GpException(Sw.WRONG_DATA, "privileges have 1 or 3 bytes");
         }
+        if (Arrays.equals(loadFileAid, Registry.SD_PACKAGE)) {
+            checkPrivileges(privileges);
+            Tlv.parse(parameters); // an SSD's parameters (81 its SCP, 82/87 extradition rules) are TLVs (6A80)
+            return installDomain(instanceAid, moduleAid, privileges, makeSelectable);
+        }
         byte[] appletParameters = new byte[0];
         if (parameters.length > 0) {
             byte[] c9 = Tlv.find(Tlv.parse(parameters), 0xC9);
@@ -664,9 +669,6 @@ public final class CardManager {
             appletParameters = c9;
         }
         checkPrivileges(privileges);
-        if (Arrays.equals(loadFileAid, Registry.SD_PACKAGE)) {
-            return installDomain(instanceAid, moduleAid, privileges, makeSelectable);
-        }
         String className = appletClass(moduleAid, file.javaPackage);
         byte[] bArray = Bytes.concat(new byte[] {(byte) instanceAid.length}, instanceAid,
                 new byte[] {(byte) privileges.length}, privileges, new byte[] {(byte) appletParameters.length},
