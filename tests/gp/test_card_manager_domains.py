@@ -156,3 +156,22 @@ def test_a_torn_ssd_install_leaves_no_domain(card: SimulatorTransport) -> None:
         break
     assert tear == 3  # the entry with its keys, then the commit: each torn once
     assert isd(card).registry().application(SSD) is not None
+
+
+def test_cli_load_into_an_ssd(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture,
+                              monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cardsuite gp load CAP --sd AID`: INSTALL [for load] names the SSD; a malformed AID is one line."""
+    from test_gp_sim import _cli, _open_card
+
+    card = _open_card(project, tmp_path, "scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
+    with_domain(card.transport)
+    fixture = str(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
+    status, _, err = _cli(card, ["gp", "load", fixture, "--sd", "A0", "--dev-keys"], capsys)
+    assert status == 1 and err.startswith("Error: --sd") and "\n" not in err.strip()
+    status, _, err = _cli(card, ["gp", "load", fixture, "--install", "--sd", SSD.hex(), "--dev-keys"], capsys)
+    assert status == 0, err
+    registry = isd(card.transport).registry()
+    loaded, app = registry.load_file(ECHO.package_aid), registry.application(APPLET)
+    assert loaded is not None and loaded.domain == SSD
+    assert app is not None and app.domain == SSD

@@ -717,8 +717,8 @@ class GlobalPlatform:
         return len(blocks)
 
     def load_cap(self, cap: Cap, progress: ProgressCallback | None = None, include_descriptor: bool = False,
-                 block_size: int | None = None) -> int:
-        self.install_for_load(cap.package_aid)
+                 block_size: int | None = None, domain: bytes | None = None) -> int:
+        self.install_for_load(cap.package_aid, domain)
         return self.load(cap.load_file(include_descriptor), progress, block_size)
 
     def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
