@@ -130,3 +130,21 @@ def test_a_script_runs_in_one_pc_sc_transaction(vpcd_only, tmp_path: Path, monke
     out = capsys.readouterr().out
     assert f"APP: {ECHO_AID.hex().upper()} (SELECTABLE)" in out and "4 operations done in one session" in out
     assert begun == [1] and sum(c[1] == 0x50 for c in commands) == 1
+
+
+def test_the_gppro_backend_loads_into_a_supplementary_security_domain(
+        vpcd_card, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`gp load --sd AID --backend gppro` is gp.jar's --load --to AID; the SSD made from the card's SD package."""
+    simulator = vpcd_card("scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    card = ["--card", f"vpcd:{simulator.slot}", "--dev-keys", "--backend", "gppro"]
+    ssd = "A000000151535041AA01"
+    assert main(["gp", "install", "--package", "A0000001515350", "--applet", "A000000151535041", "--instance", ssd,
+                 "--privs", "SecurityDomain", *card]) == 0
+    assert main(["gp", "load", str(ECHO), "--sd", ssd, *card]) == 0
+    assert "LOAD 3/3 blocks (gp.jar)" in capsys.readouterr().err
+    ours = ["--card", f"vpcd:{simulator.slot}", "--dev-keys"]
+    assert main(["gp", "delete", ssd, *ours]) == 1  # our client: the package is the SSD's, so it stays
+    assert "6985" in capsys.readouterr().err
+    assert main(["gp", "delete", ECHO_PACKAGE_AID.hex(), *ours]) == 0
+    assert main(["gp", "delete", ssd, *ours]) == 0  # empty now

@@ -263,3 +263,29 @@ def test_default_selected_application(card_for) -> None:
     listing = card.listing(*isd)
     assert "Privs:    CardReset" in listing[listing.index(f"APP: {INSTANCE}"):].split("PKG:")[0]
     assert "Privs:    CardReset" not in listing[listing.index(f"APP: {APPLET}"):listing.index(f"APP: {INSTANCE}")]
+
+
+SSD = "A000000151535041AA01"
+
+
+@pytest.mark.parametrize("name", list(FULL))
+def test_supplementary_security_domain(card_for, name: str) -> None:
+    """gp --domain (an SSD from the card's Security Domain package, gp's own 81 SCP parameter), --load --to the SSD,
+    --move (INSTALL [for extradition]) back to the ISD, the SSD's own secure channel (-c), and --delete once empty."""
+    card = card_for(FULL[name])
+    isd = "A000000151000000"
+    listing = card.listing("--domain", SSD)
+    assert f"SSD: {SSD} (SELECTABLE)\n     Parent:   {isd}\n     From:     A0000001515350\n     Privs:    " \
+        "SecurityDomain\n" in listing
+    listing = card.listing("--load", str(ECHO_CAP), "--to", SSD, "--create", INSTANCE, "--applet", APPLET,
+                           "--package", PKG)
+    assert f"APP: {INSTANCE} (SELECTABLE)\n     Parent:   {SSD}\n" in listing  # with its load file's SD
+    assert f"PKG: {PKG} (LOADED)\n     Parent:   {SSD}\n" in listing
+    assert f"APP: {INSTANCE} (SELECTABLE)\n     Parent:   {isd}\n" in card.listing("--move", INSTANCE, "--to", isd)
+    assert f"SSD: {SSD}" in card.listing("-c", SSD)  # the SSD's own secure channel (its keys: the card's initial)
+    refused = card.gp("-c", SSD, "--delete", INSTANCE, ok=False)  # no content management through the SSD
+    assert "0x6982" in refused.stdout + refused.stderr
+    busy = card.gp("--delete", SSD, ok=False)  # §11.2.2.1: the package is still the SSD's
+    assert "0x6985" in busy.stdout + busy.stderr
+    assert f"PKG: {PKG} (LOADED)\n     Parent:   {isd}\n" in card.listing("--move", PKG, "--to", isd)
+    assert SSD not in card.listing("--delete", SSD)  # (gp deletes before it moves: two runs)

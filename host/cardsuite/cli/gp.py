@@ -150,10 +150,11 @@ def prepare_load(args: argparse.Namespace) -> Step:
     cap = read_cap(resolve_path(args, args.cap))
     params = parse_hex(args.params, "--params", secret=True) if args.params else b""
     privileges = install_privileges(args)
+    domain = parse_aid(args.sd, "--sd") if args.sd else None
 
     def step(gp: GlobalPlatform) -> list[str]:
         blocks = gp.load_cap(cap, progress=_progress, block_size=args.block_size,
-                             include_descriptor=args.descriptor)
+                             include_descriptor=args.descriptor, domain=domain)
         out = [f"loaded {cap.package_aid.hex().upper()} v{cap.package.version} ({blocks} blocks)"]
         if args.install:
             for applet in cap.applet_aids:
@@ -378,6 +379,7 @@ def _load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=None,
                         help="LOAD block size (default: the largest that fits)")
     parser.add_argument("--descriptor", action="store_true", help="include the Descriptor component")
+    parser.add_argument("--sd", help="AID of the security domain the package goes to (default: the ISD)")
     _install_options(parser)
 
 

@@ -70,7 +70,8 @@ def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int
         print(format_registry(gppro.list(keys, force, session)))
     elif name == "load":
         cap = resolve_path(args, args.cap)
-        gppro.load(cap, keys, force, session, progress=_progress)
+        to = ["--to", parse_aid(args.sd, "--sd").hex().upper()] if args.sd else []  # gp --load X --to SD
+        gppro.load(cap, keys, force, session + to, progress=_progress)
         print(f"loaded {read_cap(cap).package_aid.hex().upper()} (gp.jar)")
         if args.install:
             for applet in read_cap(cap).applet_aids:

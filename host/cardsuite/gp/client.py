@@ -52,6 +52,7 @@ INS_DELETE, INS_GET_DATA, INS_GET_STATUS, INS_INSTALL, INS_LOAD, INS_SET_STATUS,
 # [GPCS] Table 11-41: INSTALL P1
 INSTALL_FOR_LOAD, INSTALL_FOR_INSTALL, INSTALL_FOR_MAKE_SELECTABLE = 0x02, 0x04, 0x08
 INSTALL_FOR_PERSONALIZATION, INSTALL_FOR_REGISTRY_UPDATE = 0x20, 0x40
+INSTALL_FOR_EXTRADITION = 0x10
 DEFAULT_SELECTED = "CardReset"  # [GPCS] Table 11-7: privilege byte 1 b3, "Default Selected" before GP 2.2
 SW_MORE_DATA = 0x6310
 
@@ -716,8 +717,8 @@ class GlobalPlatform:
         return len(blocks)
 
     def load_cap(self, cap: Cap, progress: ProgressCallback | None = None, include_descriptor: bool = False,
-                 block_size: int | None = None) -> int:
-        self.install_for_load(cap.package_aid)
+                 block_size: int | None = None, domain: bytes | None = None) -> int:
+        self.install_for_load(cap.package_aid, domain)
         return self.load(cap.load_file(include_descriptor), progress, block_size)
 
     def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
@@ -745,6 +746,13 @@ class GlobalPlatform:
         data = b"\x00\x00" + bytes((len(aid),)) + aid + bytes((len(privileges),)) + privileges + b"\x00\x00"
         self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_REGISTRY_UPDATE, 0x00, data, le=256),
                   f"INSTALL [for registry update] of {aid.hex().upper()}")
+
+    def install_for_extradition(self, aid: bytes, domain: bytes) -> None:
+        """INSTALL [for extradition] ([GPCS] 11.5.2.3.5): associate the application or load file ``aid``
+        with the security domain ``domain`` (gp --move AID --to DOMAIN)."""
+        data = bytes((len(domain),)) + domain + b"\x00" + bytes((len(aid),)) + aid + b"\x00\x00\x00"
+        self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_EXTRADITION, 0x00, data, le=256),
+                  f"INSTALL [for extradition] of {aid.hex().upper()} to {domain.hex().upper()}")
 
     # -- keys and personalisation data
     def put_key(self, new: KeySet, key_type: str | None = None, replace: int | None = None) -> StoredKeys:
