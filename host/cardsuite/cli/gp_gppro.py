@@ -71,6 +71,9 @@ def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int
     elif name == "load":
         cap = resolve_path(args, args.cap)
         to = ["--to", parse_aid(args.sd, "--sd").hex().upper()] if args.sd else []  # gp --load X --to SD
+        if args.dap_key:  # gp signs with the PEM's key itself (a path on its command line, not the key)
+            to += ["--dap-key", str(resolve_path(args, args.dap_key))]
+            to += ["--dap-domain", parse_aid(args.dap_sd, "--dap-sd").hex().upper()] if args.dap_sd else []
         gppro.load(cap, keys, force, session + to, progress=_progress)
         print(f"loaded {read_cap(cap).package_aid.hex().upper()} (gp.jar)")
         if args.install:

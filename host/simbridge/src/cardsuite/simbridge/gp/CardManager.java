@@ -104,6 +104,7 @@ public final class CardManager {
     // INSTALL [for load] and the LOAD blocks that follow (GP Card Spec §11.6.2.1)
     private byte[] loadingAid;
     private byte[] loadingDomain; // the SSD INSTALL [for load] named, null for the ISD
+    private byte[] loadingHash; // the Load File Data Block Hash INSTALL [for load] gave, empty for none
     private int nextBlock;
     private ByteArrayOutputStream loadData;
 
@@ -553,11 +554,15 @@ public final class CardManager {
         }
     }
 
-    /** §11.5.2.3.1: load file AID, SD AID, hash, load parameters, token. */
+    /**
+     * §11.5.2.3.1: load file AID, SD AID, the Load File Data Block Hash, load parameters, token. The hash (SHA-1 or
+     * SHA-2, told by its length; 6A80 otherwise) is checked at the last LOAD; a load that DAP verification applies to
+     * must carry one (6A80 without).
+     */
     private byte[] installForLoad(Fields fields) {
         byte[] aid = fields.next();
         byte[] sd = fields.next();
-        fields.next(); // hash: no DAP/hash checking here
+        byte[] hash = fields.next();
         fields.optional(); // load parameters
         fields.optional(); // token
         fields.end();
@@ -568,8 +573,14 @@ public final class CardManager {
         if (registry.loadFile(aid) != null || registry.application(aid) != null || Arrays.equals(aid, ISD_AID)) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the AID is already on the card");
         }
+        if (hash.length > 0) {
+            Dap.hashAlgorithm(hash.length);
+        } else if (!Dap.verifiers(registry, domain).isEmpty()) {
+            throw new GpException(Sw.WRONG_DATA, "DAP verification needs the Load File Data Block Hash");
+        }
         loadingAid = aid;
         loadingDomain = domain;
+        loadingHash = hash;
         nextBlock = 0;
         loadData = new ByteArrayOutputStream();
         return respond(new byte[] {0}, Sw.OK);
@@ -601,9 +612,12 @@ public final class CardManager {
         }
         byte[] aid = loadingAid;
         byte[] domain = loadingDomain;
+        byte[] hash = loadingHash;
         byte[] data = loadData.toByteArray();
         abortLoad();
-        CapFile cap = CapFile.parseLoadFile(data);
+        Dap.LoadFileData loadFile = Dap.parse(data);
+        verifyLoadFile(loadFile, hash, domain);
+        CapFile cap = CapFile.parseComponents(loadFile.dataBlock);
         if (!Arrays.equals(cap.pkg.aid, aid)) {
             throw new GpException(Sw.WRONG_DATA, "the CAP's package AID is not the one INSTALL [for load] named");
         }
@@ -620,6 +634,26 @@ public final class CardManager {
         loaded.domain = domain;
         registry.addLoadFile(loaded);
         return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * Before anything of a load file is kept: the Load File Data Block against INSTALL [for load]'s hash (6A80 when it
+     * differs), then each security domain that verifies DAPs for this load (its own with DAP Verification, any with
+     * Mandated DAP Verification) against its DAP block: 6982 when the block is missing, the signature wrong, or the
+     * domain has no DAP key (security status not satisfied, §11.1.3). DAP blocks of other domains are not looked at.
+     */
+    private void verifyLoadFile(Dap.LoadFileData loadFile, byte[] hash, byte[] domain) {
+        if (hash.length > 0 && !Bytes.same(hash, Dap.hash(Dap.hashAlgorithm(hash.length), loadFile.dataBlock))) {
+            throw new GpException(Sw.WRONG_DATA, "the Load File Data Block Hash does not match the data");
+        }
+        for (Registry.Application sd : Dap.verifiers(registry, domain)) {
+            byte[] signature = loadFile.signatures.get(Registry.key(sd.aid));
+            KeyStore.Key key = Dap.key(domainKeys.get(Registry.key(sd.aid)));
+            if (signature == null || key == null || !Dap.verify(key, hash, signature)) {
+                throw new GpException(Sw.SECURITY_NOT_SATISFIED, "DAP verification by " + Bytes.hex(sd.aid)
+                        + (signature == null ? ": no DAP block" : key == null ? ": no DAP key" : " failed"));
+            }
+        }
     }
 
     /**
@@ -864,6 +898,7 @@ public final class CardManager {
 
     private void abortLoad() {
         loadingAid = null;
+        loadingHash = null;
         loadData = null;
         nextBlock = 0;
         personalizing = null; // a personalisation belongs to the session too

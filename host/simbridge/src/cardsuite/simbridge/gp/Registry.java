@@ -25,6 +25,10 @@ public final class Registry {
     static final int CARD_RESET = 0x04;
     /** Privilege byte 1 b8: Security Domain (§6.6.1, Table 6-1). */
     static final int SECURITY_DOMAIN = 0x80;
+    /** Privilege byte 1 b7, with b8: DAP Verification ('C0', Table 6-1). */
+    static final int DAP_VERIFICATION = 0x40;
+    /** Privilege byte 1 b1, with b8 and b7: Mandated DAP Verification ('C1'). */
+    static final int MANDATED_DAP = 0x01;
     /**
      * The card's own Security Domain package and its module (as cards with GP's AIDs expose them, and as gp
      * --domain installs from): an instance with the Security Domain privilege is a supplementary security domain.
@@ -105,6 +109,16 @@ public final class Registry {
 
         boolean selectable() {
             return (lifeCycle & LOCKED) == 0 && (lifeCycle & SELECTABLE) == SELECTABLE;
+        }
+
+        /** A security domain with the DAP Verification privilege: it checks the DAP blocks of its loads. */
+        boolean verifiesDap() {
+            return securityDomain() && (privileges[0] & DAP_VERIFICATION) != 0;
+        }
+
+        /** Mandated DAP Verification: it checks every load on the card, whichever domain the load goes to. */
+        boolean mandatesDap() {
+            return verifiesDap() && (privileges[0] & MANDATED_DAP) != 0;
         }
     }
 
@@ -250,6 +264,17 @@ public final class Registry {
     }
 
     /** The supplementary security domain with this AID, or null. */
+    /** The supplementary security domains, in registry order. */
+    List<Application> securityDomains() {
+        List<Application> list = new ArrayList<>();
+        for (Application app : applications.values()) {
+            if (app.securityDomain()) {
+                list.add(app);
+            }
+        }
+        return list;
+    }
+
     Application securityDomain(byte[] aid) {
         Application app = application(aid);
         return app != null && app.securityDomain() ? app : null;
