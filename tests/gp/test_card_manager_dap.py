@@ -214,3 +214,40 @@ def test_dap_keys_from_pem_files(tmp_path: Path) -> None:
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()))
     with pytest.raises(ConfigurationError, match="2048-bit RSA key; DAP Scheme 1"):
         DapSigner.from_pem(big)
+
+
+def _pem(path: Path, key: rsa.RSAPrivateKey) -> str:
+    path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                       serialization.NoEncryption()))
+    return str(path)
+
+
+def test_cli_put_dap_key_and_signed_load(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    """`cardsuite gp put-key --isd SSD --dap-key PEM` puts the SSD's DAP key; `gp load --sd SSD --dap-key PEM`
+    signs; the wrong key is one line with 6982 and nothing loaded; bad options are one line before the card."""
+    from test_gp_sim import _cli, _open_card
+
+    card = _open_card(project, tmp_path, "scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
+    isd(card.transport).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
+    key, other = _pem(tmp_path / "dap.pem", DAP_KEY), _pem(tmp_path / "other.pem", OTHER_KEY)
+    status, out, err = _cli(card, ["gp", "put-key", "--isd", SSD.hex(), "--dap-key", key, "--dev-keys"], capsys)
+    assert status == 0, err
+    assert f"put the DAP verification key (RSA-1024) as version 0x73 of {SSD.hex().upper()}" in out
+    fixture = str(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
+    status, _, err = _cli(card, ["gp", "load", fixture, "--sd", SSD.hex(), "--dap-key", other, "--dev-keys"], capsys)
+    last = err.splitlines()[-1]  # after the LOAD progress, ended by the failure
+    assert status == 1 and last.startswith("Error: LOAD block 4/4 failed: card answered 6982") and "DAP" in last, err
+    assert isd(card.transport).registry().load_file(ECHO.package_aid) is None
+    status, out, err = _cli(card, ["gp", "load", fixture, "--sd", SSD.hex(), "--dap-key", key, "--dev-keys"], capsys)
+    assert status == 0, err
+    assert f"DAP for {SSD.hex().upper()}" in out
+    loaded = isd(card.transport).registry().load_file(ECHO.package_aid)
+    assert loaded is not None and loaded.domain == SSD
+    for argv, message in ((["put-key", "--dev-keys"], "--new-keys PROFILE (a key set) or --dap-key PEM"),
+                          (["load", fixture, "--dap-sd", SSD.hex(), "--dev-keys"], "--dap-sd names the domain"),
+                          (["load", fixture, "--dap-key", str(tmp_path / "none.pem"), "--dev-keys"],
+                           "cannot read the DAP key")):
+        status, _, err = _cli(card, ["gp", *argv], capsys)
+        assert status == 1 and err.startswith("Error: ") and message in err and "\n" not in err.strip(), err

@@ -148,3 +148,39 @@ def test_the_gppro_backend_loads_into_a_supplementary_security_domain(
     assert "6985" in capsys.readouterr().err
     assert main(["gp", "delete", ECHO_PACKAGE_AID.hex(), *ours]) == 0
     assert main(["gp", "delete", ssd, *ours]) == 0  # empty now
+
+
+def test_dap_keys_and_signatures_of_both_clients_agree(vpcd_card, gp_jar: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """An SSD with DAP Verification: its DAP key put by our client (`gp put-key --isd SSD --dap-key`), the load signed
+    by gp.jar (`gp load --dap-key --backend gppro`, gp.jar's --dap-key); and on a second card the key put by gp.jar
+    (--put-key) and the load signed by our client. The wrong key is 6982 through either."""
+    from test_gppro_e2e import _dap_keys
+
+    private, public, other = _dap_keys(tmp_path)
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    ssd = "A000000151535041AA01"
+    domain = ["install", "--package", "A0000001515350", "--applet", "A000000151535041", "--instance", ssd,
+              "--privs", "DAPVerification"]
+    for protocol, key_by_ours in (("scp03", True), ("scp02", False)):
+        simulator = vpcd_card(protocol)
+        ours = ["--card", f"vpcd:{simulator.slot}", "--dev-keys"]
+        signer = ours if not key_by_ours else [*ours, "--backend", "gppro"]
+        assert main(["gp", *domain, *ours]) == 0
+        if key_by_ours:
+            assert main(["gp", "put-key", "--isd", ssd, "--dap-key", str(public), *ours]) == 0
+        else:
+            GPPro(gp_jar, reader=simulator.reader, guard=BrickGuard(tmp_path / "guard.db")).run(
+                ["-c", ssd, "--put-key", str(public), "--new-keyver", "0x73"], DEV, operation="gp.jar --put-key")
+        capsys.readouterr()
+        assert main(["gp", "load", str(ECHO), "--sd", ssd, "--dap-key", str(other), *signer]) == 1, protocol
+        assert "6982" in capsys.readouterr().err.splitlines()[-1], protocol
+        assert main(["gp", "load", str(ECHO), "--sd", ssd, "--dap-key", str(private), *signer]) == 0, protocol
+        transport = simulator.transport()
+        transport.connect()
+        gp = GlobalPlatform(transport)
+        gp.open_secure_channel(DEV)
+        loaded = gp.registry().load_file(ECHO_PACKAGE_AID)
+        transport.disconnect()
+        assert loaded is not None and loaded.domain == bytes.fromhex(ssd), protocol

@@ -160,8 +160,19 @@ def prepare_load(args: argparse.Namespace) -> Step:
     dap_domain = parse_aid(args.dap_sd, "--dap-sd") if args.dap_sd else None
 
     def step(gp: GlobalPlatform) -> list[str]:
-        blocks = gp.load_cap(cap, progress=_progress, block_size=args.block_size,
-                             include_descriptor=args.descriptor, domain=domain, dap=dap, dap_domain=dap_domain)
+        shown: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            shown.append(done)
+            _progress(done, total)
+
+        try:
+            blocks = gp.load_cap(cap, progress=progress, block_size=args.block_size,
+                                 include_descriptor=args.descriptor, domain=domain, dap=dap, dap_domain=dap_domain)
+        except CardsuiteError:
+            if shown:
+                print(file=sys.stderr)  # end the progress line: the error goes on a line of its own
+            raise
         signed = f", DAP for {(dap_domain or domain or gp.isd or ISD_AID).hex().upper()}" if dap else ""
         out = [f"loaded {cap.package_aid.hex().upper()} v{cap.package.version} ({blocks} blocks{signed})"]
         if args.install:

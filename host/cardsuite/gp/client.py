@@ -89,7 +89,8 @@ GP_MEANINGS = {
     0x6438: "an imported package is missing or has another version (built for the wrong Java Card version, "
             "or a library package not loaded first)",
     0x6581: "memory failure",
-    0x6982: "security status not satisfied (no secure channel, or too low a security level)",
+    0x6982: "security status not satisfied (no secure channel, too low a security level, or at the last LOAD a DAP "
+            "the security domain does not accept: missing, or signed with another key)",
     0x6983: "authentication blocked: the card refuses any further authentication with this key set",
     0x6985: "conditions of use not satisfied (refused in this state: the applet's install() failed, the AID is "
             "taken, the privileges are not allowed, or the object is in use)",
