@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError, ConfigurationError
-from cardsuite.gp.client import CLA_GP, INS_PUT_KEY, GlobalPlatform, GPError
+from cardsuite.gp.client import CLA_GP, INS_PUT_KEY, INS_SET_STATUS, GlobalPlatform, GPError
 from cardsuite.gp.dap import DapSigner, block_hash, dap_block, put_key_data, read_public_key
 from cardsuite.gp.scp import KeySet
 from cardsuite.project import Project
@@ -32,8 +32,9 @@ DEV = KeySet.single(bytes(range(0x40, 0x50)))
 SD_PACKAGE = bytes.fromhex("A0000001515350")
 SD_MODULE = bytes.fromhex("A000000151535041")
 SSD = bytes.fromhex("A000000151535041AA01")
-DAP_PRIVILEGES = b"\xc0\x00\x00"  # Security Domain + DAP Verification ([GPCS] Table 6-1)
+DAP_PRIVILEGES = b"\xc0\x00\x00"  # Security Domain + DAP Verification ([GPCS] Table 11-7)
 MANDATED_PRIVILEGES = b"\xc1\x00\x00"  # + Mandated DAP Verification
+PERSONALIZED = 0x0F  # a security domain's life cycle state ([GPCS] Table 11-5)
 DAP_KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=1024)
 
@@ -136,7 +137,10 @@ def test_loads_into_the_isd_need_no_dap_unless_one_is_mandated(card: SimulatorTr
     gp.delete(ECHO.package_aid)
     gp.delete(SSD)
     gp = dap_domain(card, MANDATED_PRIVILEGES)
-    with pytest.raises(GPError) as refused:  # Mandated DAP Verification: every load carries the SSD's DAP
+    gp.load_cap(ECHO)  # Mandated DAP Verification is in force once the SSD is PERSONALIZED ([GPCS] 9.3.5)
+    gp.delete(ECHO.package_aid)
+    gp.send(CommandAPDU(CLA_GP, INS_SET_STATUS, 0x40, PERSONALIZED, SSD), "SET STATUS (SSD PERSONALIZED)")
+    with pytest.raises(GPError) as refused:  # now every load carries the SSD's DAP ...
         gp.install_for_load(ECHO.package_aid)
     assert refused.value.sw == 0x6A80  # ... over the hash, which is then required
     gp.install_for_load(ECHO.package_aid, block_hash=block_hash(ECHO.load_file_data_block()))
@@ -146,6 +150,29 @@ def test_loads_into_the_isd_need_no_dap_unless_one_is_mandated(card: SimulatorTr
     gp.load_cap(ECHO, dap=_signer(DAP_KEY), dap_domain=SSD)  # into the ISD, with the SSD's DAP
     loaded = gp.registry().load_file(ECHO.package_aid)
     assert loaded is not None and loaded.domain == gp.isd
+
+
+def test_dap_blocks_need_the_hash(card: SimulatorTransport) -> None:
+    gp = isd(card)
+    gp.install_for_load(ECHO.package_aid)  # no domain verifies: no hash needed for INSTALL [for load] ...
+    with pytest.raises(GPError) as refused:  # ... but a Load File with DAP blocks needs one ([GPCS] C.2)
+        gp.load(dap_block(gp.isd or b"", bytes(128)) + ECHO.load_file())
+    assert refused.value.sw == 0x6A80
+    assert gp.registry().load_file(ECHO.package_aid) is None
+
+
+def test_no_load_file_is_extradited_to_a_dap_domain(card: SimulatorTransport) -> None:
+    gp = dap_domain(card)
+    gp.load_cap(ECHO)
+    with pytest.raises(GPError) as refused:  # [GPCS] 9.4.1: the domain verified none of it
+        gp.install_for_extradition(ECHO.package_aid, SSD)
+    assert refused.value.sw == 0x6985
+    loaded = gp.registry().load_file(ECHO.package_aid)
+    assert loaded is not None and loaded.domain == gp.isd
+    gp.install_for_install(ECHO.package_aid, APPLET)
+    gp.install_for_extradition(APPLET, SSD)  # an application may go
+    app = gp.registry().application(APPLET)
+    assert app is not None and app.domain == SSD
 
 
 def test_a_dap_block_after_the_data_block_is_malformed(card: SimulatorTransport) -> None:
@@ -172,6 +199,12 @@ def test_put_key_takes_1024_bit_rsa_public_keys_only(card: SimulatorTransport) -
         domain.send(CommandAPDU(CLA_GP, INS_PUT_KEY, 0x00, 0x01, truncated, le=256), "PUT KEY")
     assert malformed.value.sw == 0x6A80
     assert 0x73 not in {k.version for k in domain.key_info()}
+    ber = put_key_data(DAP_KEY.public_key())
+    assert ber[1:4] == b"\xa1\x81\x80"
+    short = ber[:2] + b"\x80" + ber[4:]  # 128 also coded on one byte as 80 ([GPCS] 11.8.2.3.1)
+    response = domain.send(CommandAPDU(CLA_GP, INS_PUT_KEY, 0x00, 0x01, short, le=256), "PUT KEY")
+    assert response.data == b"\x73"  # the version, no check value for a public key
+    assert [k.components for k in domain.key_info() if k.version == 0x73] == [((0xA1, 128), (0xA0, 3))]
 
 
 def test_a_torn_dap_key_put_leaves_no_key(card: SimulatorTransport) -> None:

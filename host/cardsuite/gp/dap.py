@@ -1,11 +1,12 @@
 """DAP (Data Authentication Pattern) verification, the host's half ([GPCS] GP Card Specification 2.3.1).
 
-A security domain with the DAP Verification privilege checks every load associated with it: INSTALL [for load]
-carries the Load File Data Block Hash (11.5.2.3.1), the LOAD data carries a DAP block ``E2 { 4F <SD AID>,
-C3 <signature> }`` before the Load File Data Block ``C4`` (11.6.2.3), and the signature over the hash is checked
-with the domain's DAP verification key, key version 73. The scheme here is RSA Scheme 1 (Appendix B.3.1): a
-1024-bit key, PKCS#1 v1.5 with SHA-1 over the hash, which is also what GlobalPlatformPro signs with a 1024-bit key;
-the hash is SHA-256 (gp.jar's default since GP 2.3 allows the SHA-2 family).
+A security domain with the DAP Verification privilege checks every load associated with it (9.2.1, 9.3.5):
+INSTALL [for load] carries the Load File Data Block Hash (11.5.2.3.1, C.2), the LOAD data carries a DAP block
+``E2 { 4F <SD AID>, C3 <signature> }`` before the Load File Data Block ``C4`` (Table 11-58), and the signature of
+the hash (C.3) is checked with the domain's DAP verification key. The scheme here is RSA Scheme 1 (B.3.1.1): a
+1024-bit key, RSASSA-PKCS1-v1_5 with SHA-1 over the hash, which is also what GlobalPlatformPro signs with a
+1024-bit key; the hash is SHA-256 (B.5, gp.jar's default). The key version the key goes in, 73, is gp.jar's
+convention (the specification leaves the key "implicitly known" to the domain, 9.2.1); the simulated card uses it.
 
 The private key stays on the host in a PEM file; the card gets the public key by PUT KEY (``put_key_data``).
 """
@@ -23,7 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cardsuite.errors import ConfigurationError
 from cardsuite.tlv import encode_tlv
 
-DAP_KEY_VERSION = 0x73  # a security domain's DAP verification key ([GPCS] reserved key version numbers)
+DAP_KEY_VERSION = 0x73  # a security domain's DAP verification key (gp.jar's --new-keyver for DAP)
 DAP_KEY_ID = 0x01
 SCHEME1_BITS = 1024  # Appendix B.3.1
 TAG_DAP_BLOCK, TAG_SD_AID, TAG_SIGNATURE = 0xE2, 0x4F, 0xC3
@@ -92,8 +93,8 @@ def read_public_key(path: Path) -> rsa.RSAPublicKey:
 
 
 def put_key_data(public: rsa.RSAPublicKey, kvn: int = DAP_KEY_VERSION) -> bytes:
-    """PUT KEY data of an RSA public key (11.8.2.3, Table 11-16): the key version, A1 with the modulus, A0 with the
-    exponent (both in clear, BER lengths), and a key check value length of 0 (public keys have none)."""
+    """PUT KEY data of an RSA public key (Table 11-68, basic format): the key version, A1 with the modulus, A0 with
+    the exponent (public components in clear, 11.8.2.3.2; BER lengths), and a key check value length of 0."""
     numbers = public.public_numbers()
     modulus = numbers.n.to_bytes((numbers.n.bit_length() + 7) // 8, "big")
     exponent = numbers.e.to_bytes((numbers.e.bit_length() + 7) // 8, "big")

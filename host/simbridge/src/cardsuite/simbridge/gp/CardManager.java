@@ -637,12 +637,17 @@ public final class CardManager {
     }
 
     /**
-     * Before anything of a load file is kept: the Load File Data Block against INSTALL [for load]'s hash (6A80 when it
-     * differs), then each security domain that verifies DAPs for this load (its own with DAP Verification, any with
-     * Mandated DAP Verification) against its DAP block: 6982 when the block is missing, the signature wrong, or the
-     * domain has no DAP key (security status not satisfied, §11.1.3). DAP blocks of other domains are not looked at.
+     * Before anything of a load file is kept (§9.3.5, load completion): the Load File Data Block against INSTALL [for
+     * load]'s hash (6A80 when it differs, or when DAP blocks come without one), then each security domain that
+     * verifies DAPs for this load (its own with DAP Verification, a PERSONALIZED one with Mandated DAP Verification)
+     * against its DAP block: 6982 when the block is missing, the signature wrong, or the domain has no DAP key
+     * (security status not satisfied, Table 11-10; C.1.2: verification fails without the key). DAP blocks of other
+     * domains are not looked at.
      */
     private void verifyLoadFile(Dap.LoadFileData loadFile, byte[] hash, byte[] domain) {
+        if (hash.length == 0 && !loadFile.signatures.isEmpty()) {
+            throw new GpException(Sw.WRONG_DATA, "DAP blocks need the Load File Data Block Hash (C.2)");
+        }
         if (hash.length > 0 && !Bytes.same(hash, Dap.hash(Dap.hashAlgorithm(hash.length), loadFile.dataBlock))) {
             throw new GpException(Sw.WRONG_DATA, "the Load File Data Block Hash does not match the data");
         }
@@ -770,7 +775,8 @@ public final class CardManager {
     /**
      * §11.5.2.3.5 (Table 11-47): the security domain to move to, an empty field, the AID of an application or a
      * load file, empty privileges and parameters, token. The target is the ISD or a SELECTABLE SSD (6A88 otherwise);
-     * a security domain is not moved (6985: this card has no SSD hierarchy). One write.
+     * a security domain is not moved (6985: this card has no SSD hierarchy), nor a load file to a domain with DAP
+     * Verification (6985, §9.4.1). One write.
      */
     private byte[] installForExtradition(Fields fields) {
         byte[] target = fields.next();
@@ -791,6 +797,11 @@ public final class CardManager {
         }
         if (app != null && app.securityDomain() || file != null && file.preloaded) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "security domains and pre-loaded files stay");
+        }
+        Registry.Application receiver = domain == null ? null : registry.securityDomain(domain);
+        if (file != null && receiver != null && receiver.verifiesDap()) {
+            // §9.4.1: no load file is extradited to a domain with DAP Verification (it verified none of it)
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "no load file goes to a DAP Verification domain");
         }
         persist(0);
         if (app != null) {

@@ -13,16 +13,16 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * DAP verification (GP Card Spec v2.3.1): INSTALL [for load] carries the Load File Data Block Hash (§11.5.2.3.1), the
- * Load File carries DAP blocks (tag E2: 4F the security domain's AID, C3 its signature) before the Load File Data
- * Block (C4, §11.6.2.3), and a security domain with the DAP Verification privilege (§6.6.1, Table 6-1: 'C0') checks
- * its DAP block's signature over that hash with its DAP verification key (key version 73); one with Mandated DAP
- * Verification ('C1') does so for every load. The signature scheme is RSA
- * Scheme 1 of Appendix B.3.1: a 1024-bit public key, PKCS#1 v1.5 with SHA-1 over the hash, as GlobalPlatformPro
- * signs with a 1024-bit key.
+ * DAP verification (GP Card Spec v2.3.1 §9.2, §9.3.5, Appendix C.3): INSTALL [for load] carries the Load File Data
+ * Block Hash (§11.5.2.3.1, C.2), the Load File carries DAP blocks (tag E2: 4F the security domain's AID, C3 its
+ * signature of the hash) before the Load File Data Block (C4, Table 11-58), and a security domain with the DAP
+ * Verification privilege ('C0', Table 11-7) checks its DAP block with its DAP verification key; one with Mandated
+ * DAP Verification ('C1'), once PERSONALIZED, does so for every load on the card. Which key is "implicitly known by
+ * the Security Domain" (§9.2.1): here its RSA public key of key version 73, the version gp.jar lists for DAP
+ * verification. The scheme is RSA Scheme 1 (B.3.1.1): a 1024-bit key, RSASSA-PKCS1-v1_5 with SHA-1 over the hash.
  */
 final class Dap {
-    /** The key version of a security domain's DAP verification key (what gp --new-keyver lists for it). */
+    /** The key version of a security domain's DAP verification key (gp.jar's convention; the spec names none). */
     static final int KEY_VERSION = 0x73;
     /** The one RSA key size this card verifies with (Scheme 1). */
     static final int MODULUS_LENGTH = 128;
@@ -46,8 +46,8 @@ final class Dap {
     }
 
     /**
-     * §11.6.2.3: zero or more E2 blocks, then one C4. 6A80 for anything else, a DAP block without 4F and C3, or two
-     * blocks for one security domain.
+     * Table 11-58: zero or more E2 blocks, then one C4 (a D4 ciphered block is not supported here). 6A80 for anything
+     * else, a DAP block without 4F and C3, or two blocks for one security domain.
      */
     static LoadFileData parse(byte[] loadData) {
         Map<String, byte[]> signatures = new java.util.LinkedHashMap<>();
@@ -74,7 +74,7 @@ final class Dap {
 
     /**
      * The hash algorithm of a Load File Data Block Hash, told by its length (§11.5.2.3.1: SHA-1, or the SHA-2
-     * family since GP 2.3); 6A80 for any other length.
+     * family, B.5); 6A80 for any other length.
      */
     static String hashAlgorithm(int length) {
         switch (length) {
@@ -108,7 +108,10 @@ final class Dap {
         return null;
     }
 
-    /** Scheme 1 (Appendix B.3.1): the signature over the Load File Data Block Hash, PKCS#1 v1.5 with SHA-1. */
+    /**
+     * Scheme 1 (B.3.1.1, C.3): RSASSA-PKCS1-v1_5 with SHA-1 over the Load File Data Block Hash (the hash is the
+     * message; PKCS#1 digests it again).
+     */
     static boolean verify(KeyStore.Key key, byte[] lfdbHash, byte[] signature) {
         try {
             PublicKey publicKey = KeyFactory.getInstance("RSA").generatePublic(

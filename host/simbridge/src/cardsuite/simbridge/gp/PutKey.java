@@ -106,17 +106,14 @@ final class PutKey {
     }
 
     /**
-     * An RSA public key, in clear (Table 11-16; what gp --put-key sends for a DAP key): after the type A1 the modulus
-     * with a BER length, then A0 and the exponent, then a KCV length of 00 (a public key has no check value; one after
-     * the modulus too is taken). The card verifies DAPs with 1024-bit keys (Scheme 1): 9484 for another size.
+     * An RSA public key (Table 11-68, basic format; §11.8.2.3.2: public components in clear; what gp --put-key sends
+     * for a DAP key): the type A1 and the modulus, the type A0 and the exponent, each with a BER length, then a key
+     * check value length of 00. The card verifies DAPs with 1024-bit keys (Scheme 1): 9484 for another size.
      */
     private int readRsaPublicKey(byte[] data, int at, int id) {
         int[] end = new int[1];
         byte[] modulus = component(data, at, end);
         at = end[0];
-        if (at + 1 < data.length && data[at] == 0 && (data[at + 1] & 0xFF) == KeyStore.TYPE_RSA_PUBLIC_E) {
-            at++;
-        }
         if (byteAt(data, at++) != KeyStore.TYPE_RSA_PUBLIC_E) {
             throw new GpException(Sw.WRONG_DATA, "an RSA public key is its modulus (A1) then its exponent (A0)");
         }
@@ -133,7 +130,10 @@ final class PutKey {
         return at;
     }
 
-    /** A BER length (1-3 bytes) and that many bytes from {@code at}; end[0] the index after them. */
+    /**
+     * A BER length (1-3 bytes; 128 also as the single byte 80, §11.8.2.3.1) and that many bytes from {@code at};
+     * end[0] the index after them.
+     */
     private static byte[] component(byte[] data, int at, int[] end) {
         int length = byteAt(data, at++);
         if (length == 0x81 || length == 0x82) {
@@ -142,7 +142,7 @@ final class PutKey {
             for (int i = 0; i < bytes; i++) {
                 length = length << 8 | byteAt(data, at++);
             }
-        } else if (length > 0x7F) {
+        } else if (length > 0x80) {
             throw new GpException(Sw.WRONG_DATA, "a key component length has 1 to 3 bytes");
         }
         if (at + length > data.length) {

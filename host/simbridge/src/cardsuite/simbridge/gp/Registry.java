@@ -20,14 +20,16 @@ public final class Registry {
     public static final int LOADED = 0x01;
     public static final int INSTALLED = 0x03;
     public static final int SELECTABLE = 0x07;
+    /** A security domain's PERSONALIZED state (Table 11-5), set by SET STATUS from SELECTABLE. */
+    public static final int PERSONALIZED = 0x0F;
     public static final int LOCKED = 0x80;
     /** Privilege byte 1 b3: Card Reset, the default-selected application on the basic interface. */
     static final int CARD_RESET = 0x04;
     /** Privilege byte 1 b8: Security Domain (§6.6.1, Table 6-1). */
     static final int SECURITY_DOMAIN = 0x80;
-    /** Privilege byte 1 b7, with b8: DAP Verification ('C0', Table 6-1). */
+    /** Privilege byte 1 b7, with b8: DAP Verification ('C0', Table 11-7). */
     static final int DAP_VERIFICATION = 0x40;
-    /** Privilege byte 1 b1, with b8 and b7: Mandated DAP Verification ('C1'). */
+    /** Privilege byte 1 b1, with b8 and b7: Mandated DAP Verification ('C1', Table 11-7). */
     static final int MANDATED_DAP = 0x01;
     /**
      * The card's own Security Domain package and its module (as cards with GP's AIDs expose them, and as gp
@@ -116,9 +118,12 @@ public final class Registry {
             return securityDomain() && (privileges[0] & DAP_VERIFICATION) != 0;
         }
 
-        /** Mandated DAP Verification: it checks every load on the card, whichever domain the load goes to. */
+        /**
+         * Mandated DAP Verification, in force once the domain is PERSONALIZED (§9.3.5): it checks every load on the
+         * card, whichever domain the load goes to.
+         */
         boolean mandatesDap() {
-            return verifiesDap() && (privileges[0] & MANDATED_DAP) != 0;
+            return verifiesDap() && (privileges[0] & MANDATED_DAP) != 0 && lifeCycle == PERSONALIZED;
         }
     }
 
