@@ -155,7 +155,8 @@ def test_dap_keys_and_signatures_of_both_clients_agree(vpcd_card, gp_jar: Path, 
                                                        capsys: pytest.CaptureFixture) -> None:
     """An SSD with DAP Verification: its DAP key put by our client (`gp put-key --isd SSD --dap-key`), the load signed
     by gp.jar (`gp load --dap-key --backend gppro`, gp.jar's --dap-key); and on a second card the key put by gp.jar
-    (--put-key) and the load signed by our client. The wrong key is 6982 through either."""
+    (`--backend gppro`: gp -c SSD --put-key PEM --new-keyver 0x73) and the load signed by our client. The wrong key
+    is 6982 through either."""
     from test_gppro_e2e import _dap_keys
 
     private, public, other = _dap_keys(tmp_path)
@@ -168,11 +169,8 @@ def test_dap_keys_and_signatures_of_both_clients_agree(vpcd_card, gp_jar: Path, 
         ours = ["--card", f"vpcd:{simulator.slot}", "--dev-keys"]
         signer = ours if not key_by_ours else [*ours, "--backend", "gppro"]
         assert main(["gp", *domain, *ours]) == 0
-        if key_by_ours:
-            assert main(["gp", "put-key", "--isd", ssd, "--dap-key", str(public), *ours]) == 0
-        else:
-            GPPro(gp_jar, reader=simulator.reader, guard=BrickGuard(tmp_path / "guard.db")).run(
-                ["-c", ssd, "--put-key", str(public), "--new-keyver", "0x73"], DEV, operation="gp.jar --put-key")
+        keyer = ours if key_by_ours else [*ours, "--backend", "gppro"]  # gp.jar: -c SSD --put-key PEM
+        assert main(["gp", "put-key", "--isd", ssd, "--dap-key", str(public), *keyer]) == 0, protocol
         capsys.readouterr()
         assert main(["gp", "load", str(ECHO), "--sd", ssd, "--dap-key", str(other), *signer]) == 1, protocol
         assert "6982" in capsys.readouterr().err.splitlines()[-1], protocol
@@ -184,3 +182,4 @@ def test_dap_keys_and_signatures_of_both_clients_agree(vpcd_card, gp_jar: Path, 
         loaded = gp.registry().load_file(ECHO_PACKAGE_AID)
         transport.disconnect()
         assert loaded is not None and loaded.domain == bytes.fromhex(ssd), protocol
+        simulator.stop()  # one vpcd slot at a time
