@@ -29,7 +29,19 @@ from cardsuite.wallet.card import INS_PERSONALISE, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.merchant import Merchant, pay_with_card
 from cardsuite.wallet.store import WalletStore
-from support import DEPLOY_ENV, PIN, PUK, ROOT, SUITE, SUITE_INSTANCES, SUITE_PACKAGES, WALLET_AID
+from support import (
+    CARD_RESIDENT,
+    DEPLOY_ENV,
+    PIN,
+    PUK,
+    ROOT,
+    SUITE,
+    SUITE_INSTANCES,
+    SUITE_PACKAGES,
+    WALLET_AID,
+    managed_load_files,
+    resident_load_files,
+)
 
 h = bytes.fromhex
 
@@ -56,11 +68,13 @@ def station(project: Project, tmp_path: Path) -> Iterator[Station]:
 
 
 def _contents(transport: Transport) -> tuple[list[str], list[str]]:
+    """The load files the deploy manages and the applications; the card's own load files are checked apart."""
     gp = GlobalPlatform(transport)
     gp.open_secure_channel(development_keys().keys)
     registry = gp.registry()
-    return (sorted(f.aid.hex().upper() for f in registry.load_files),
-            sorted(a.aid.hex().upper() for a in registry.applications))
+    aids = [f.aid for f in registry.load_files]
+    assert resident_load_files(aids) == CARD_RESIDENT  # still there: a deploy leaves the card's own alone
+    return managed_load_files(aids), sorted(a.aid.hex().upper() for a in registry.applications)
 
 
 def _actions(inventory: Inventory, card: str, outcome: str = "ok") -> list[tuple[str, str]]:
@@ -105,7 +119,8 @@ def test_deploy_from_empty_then_again_changes_nothing(station: Station, any_empt
                                                                                    "sim-suite")
     assert record.cplc is not None and len(record.cplc) == 84 and record.station == "test-station"
     contents = {(c.kind, c.aid): c.state for c in station.inventory.contents(card)}
-    assert {aid for kind, aid in contents if kind == "PKG"} == set(SUITE_PACKAGES)
+    packages = [h(aid) for kind, aid in contents if kind == "PKG"]  # the inventory records what the card holds
+    assert (managed_load_files(packages), resident_load_files(packages)) == (SUITE_PACKAGES, CARD_RESIDENT)
     assert {aid for kind, aid in contents if kind == "APP"} == set(SUITE_INSTANCES)
     steps = [(s.action, s.name) for s in first.performed]
     assert _actions(station.inventory, card)[1:] == steps + [("deploy", "sim-suite")]  # after "seen"
@@ -203,6 +218,9 @@ def test_plan_reads_the_card_and_changes_nothing(station: Station, empty_card: S
     assert _contents(empty_card) == ([], [])
     text = render_plan(result.plan)
     assert "13 of 13 steps to do; nothing was changed on the card." in text
+    # the card manager's own package: present, not the deploy's to load or count
+    assert [f.aid.hex().upper() for f in result.plan.resident] == CARD_RESIDENT
+    assert f"on card     0 packages, 0 applications; card-resident, not the deploy's: {CARD_RESIDENT[0]}" in text
     assert "DO   load        isofs" in text and "DO   personalise wallet" in text
     assert text.index("isofs") < text.index("isocmd") < text.index("isoapplet")  # the libraries first
     assert station.inventory.cards() == []  # a plan reads: not even the inventory is written

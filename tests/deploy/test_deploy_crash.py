@@ -42,7 +42,17 @@ from cardsuite.transport.pcsc import PcscTransport
 from cardsuite.wallet.card import INS_GET_PUBLIC_KEY, INS_PERSONALISE, INS_SET_STATUS, WalletClient, WalletLifeCycle
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.store import WalletStore
-from support import DEPLOY_ENV, PIN, SUITE, SUITE_INSTANCES, SUITE_PACKAGES, WALLET_AID
+from support import (
+    CARD_RESIDENT,
+    DEPLOY_ENV,
+    PIN,
+    SUITE,
+    SUITE_INSTANCES,
+    SUITE_PACKAGES,
+    WALLET_AID,
+    managed_load_files,
+    resident_load_files,
+)
 
 INS_INSTALL = 0xE6
 
@@ -83,8 +93,10 @@ def _assert_consistent(transport: Transport, wallet_db: Path, inventory: Invento
     gp = GlobalPlatform(transport)
     gp.open_secure_channel(development_keys().keys)
     registry = gp.registry()
-    assert (sorted(f.aid.hex().upper() for f in registry.load_files),
-            sorted(a.aid.hex().upper() for a in registry.applications)) == (SUITE_PACKAGES, SUITE_INSTANCES), where
+    aids = [f.aid for f in registry.load_files]
+    assert (managed_load_files(aids), resident_load_files(aids),
+            sorted(a.aid.hex().upper() for a in registry.applications)) == (SUITE_PACKAGES, CARD_RESIDENT,
+                                                                            SUITE_INSTANCES), where
     chip = gp.cplc().identity
     client = WalletClient(transport, WALLET_AID)
     client.select()

@@ -23,6 +23,7 @@ from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.sim.vpcd import ensure_pcscd, free_slots
 from cardsuite.transport.base import Transport
+from support import CARD_RESIDENT, managed_load_files, resident_load_files
 from test_deploy_crash import HostKilled, Sweep, _counting, _dies_at
 
 ISSUER = KeySet(bytes(range(0x10, 0x20)), bytes(range(0x20, 0x30)), bytes(range(0x30, 0x40)), kvn=0x30)
@@ -187,7 +188,8 @@ def _rotated(transport: Transport, wallet_db: Path, inventory: Inventory, where:
     gp.select()
     assert sorted({k.version for k in gp.key_info()}) == [0x30], where
     gp.open_secure_channel(ISSUER)
-    assert [f.aid.hex().upper() for f in gp.registry().load_files] == ["001122334455"], where
+    aids = [f.aid for f in gp.registry().load_files]
+    assert (managed_load_files(aids), resident_load_files(aids)) == (["001122334455"], CARD_RESIDENT), where
     [card] = inventory.cards()
     record = inventory.keys(card.card)
     assert record is not None and (record.kvn, record.key_set) == (0x30, "issuer"), where

@@ -90,7 +90,7 @@ def test_a_deploy_recorded_in_postgresql(postgres_url: str, project: Project, tm
             card = inventory.card(result.plan.card)
             assert card is not None and card.profile == "sim-suite" and card.station == "pg-station"
             kinds = [c.kind for c in inventory.contents(result.plan.card)]
-            assert kinds.count("PKG") == 7 and kinds.count("APP") == 5
+            assert kinds.count("PKG") == 8 and kinds.count("APP") == 5  # and the card's own SD package
             actions = [e.action for e in inventory.events(result.plan.card) if e.outcome == "ok"]
             assert actions.count("load") == 7 and actions.count("install") == 5 and actions[-1] == "deploy"
     finally:

@@ -131,7 +131,8 @@ def test_bad_put_key_is_refused_and_the_old_keys_stay(card: Card, change: str, s
     elif change == "taken":
         command = CommandAPDU(0x80, INS_PUT_KEY, 0x00, 0x81, b"\x01" + command.data[1:], le=256)
     elif change == "type":
-        command = CommandAPDU(0x80, INS_PUT_KEY, 0x01, 0x81, command.data[:1] + b"\xA1" + command.data[2:], le=256)
+        # B0, an ECC public key: a type this card does not take (A1, an RSA public key, it takes for DAP keys)
+        command = CommandAPDU(0x80, INS_PUT_KEY, 0x01, 0x81, command.data[:1] + b"\xB0" + command.data[2:], le=256)
     elif change == "p2":
         command = CommandAPDU(0x80, INS_PUT_KEY, 0x01, 0x80, command.data, le=256)
     assert gp.send(command, "PUT KEY", expected=range(0x10000)).sw == sw

@@ -162,13 +162,15 @@ def test_without_structure_information_dgis_are_told_by_their_first_byte(card: S
     ("scp03", 0x70, "A009" "800103" "810170" "820107"),
 ])
 def test_card_capabilities_and_the_sequence_counter(project: Project, protocol: str, i: int, channel: str) -> None:
-    """GET DATA 0067 ([GPCS] H.4): the secure channel the card speaks, SD and application privileges; C1 the
-    counter behind SCP02's session keys and SCP03's pseudo-random challenge."""
+    """GET DATA 0067 ([GPCS] H.4): the secure channel the card speaks, SD and application privileges, the LFDB hash
+    and DAP schemes it verifies with; C1 the counter behind SCP02's session keys and SCP03's pseudo-random
+    challenge."""
     card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig(protocol, scp_i=i))
     card.connect()
     caps, sw = get_data(card, 0x0067)
-    assert sw == 0x9000 and caps.hex().upper() == "67" + f"{len(channel) // 2 + 10:02X}" + channel + "81039EFE80" \
-        "8203040000"
+    # SD privileges with DAP Verification and Mandated DAP (C1) for SSDs, LFDB hashes SHA-1..SHA-512, DAP RSA Scheme 1
+    assert sw == 0x9000 and caps.hex().upper() == "67" + f"{len(channel) // 2 + 19:02X}" + channel + "8103DFFE80" \
+        "8203040000" "830401020304" "870101"
     session(card)
     counter, sw = get_data(card, 0x00C1)
     assert sw == 0x9000 and counter[0] == 0xC1 and int.from_bytes(counter[2:], "big") == 1

@@ -130,3 +130,56 @@ def test_a_script_runs_in_one_pc_sc_transaction(vpcd_only, tmp_path: Path, monke
     out = capsys.readouterr().out
     assert f"APP: {ECHO_AID.hex().upper()} (SELECTABLE)" in out and "4 operations done in one session" in out
     assert begun == [1] and sum(c[1] == 0x50 for c in commands) == 1
+
+
+def test_the_gppro_backend_loads_into_a_supplementary_security_domain(
+        vpcd_card, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """`gp load --sd AID --backend gppro` is gp.jar's --load --to AID; the SSD made from the card's SD package."""
+    simulator = vpcd_card("scp03")
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    card = ["--card", f"vpcd:{simulator.slot}", "--dev-keys", "--backend", "gppro"]
+    ssd = "A000000151535041AA01"
+    assert main(["gp", "install", "--package", "A0000001515350", "--applet", "A000000151535041", "--instance", ssd,
+                 "--privs", "SecurityDomain", *card]) == 0
+    assert main(["gp", "load", str(ECHO), "--sd", ssd, *card]) == 0
+    assert "LOAD 3/3 blocks (gp.jar)" in capsys.readouterr().err
+    ours = ["--card", f"vpcd:{simulator.slot}", "--dev-keys"]
+    assert main(["gp", "delete", ssd, *ours]) == 1  # our client: the package is the SSD's, so it stays
+    assert "6985" in capsys.readouterr().err
+    assert main(["gp", "delete", ECHO_PACKAGE_AID.hex(), *ours]) == 0
+    assert main(["gp", "delete", ssd, *ours]) == 0  # empty now
+
+
+def test_dap_keys_and_signatures_of_both_clients_agree(vpcd_card, gp_jar: Path, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture) -> None:
+    """An SSD with DAP Verification: its DAP key put by our client (`gp put-key --isd SSD --dap-key`), the load signed
+    by gp.jar (`gp load --dap-key --backend gppro`, gp.jar's --dap-key); and on a second card the key put by gp.jar
+    (`--backend gppro`: gp -c SSD --put-key PEM --new-keyver 0x73) and the load signed by our client. The wrong key
+    is 6982 through either."""
+    from test_gppro_e2e import _dap_keys
+
+    private, public, other = _dap_keys(tmp_path)
+    monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "guard.db"))
+    ssd = "A000000151535041AA01"
+    domain = ["install", "--package", "A0000001515350", "--applet", "A000000151535041", "--instance", ssd,
+              "--privs", "DAPVerification"]
+    for protocol, key_by_ours in (("scp03", True), ("scp02", False)):
+        simulator = vpcd_card(protocol)
+        ours = ["--card", f"vpcd:{simulator.slot}", "--dev-keys"]
+        signer = ours if not key_by_ours else [*ours, "--backend", "gppro"]
+        assert main(["gp", *domain, *ours]) == 0
+        keyer = ours if key_by_ours else [*ours, "--backend", "gppro"]  # gp.jar: -c SSD --put-key PEM
+        assert main(["gp", "put-key", "--isd", ssd, "--dap-key", str(public), *keyer]) == 0, protocol
+        capsys.readouterr()
+        assert main(["gp", "load", str(ECHO), "--sd", ssd, "--dap-key", str(other), *signer]) == 1, protocol
+        assert "6982" in capsys.readouterr().err.splitlines()[-1], protocol
+        assert main(["gp", "load", str(ECHO), "--sd", ssd, "--dap-key", str(private), *signer]) == 0, protocol
+        transport = simulator.transport()
+        transport.connect()
+        gp = GlobalPlatform(transport)
+        gp.open_secure_channel(DEV)
+        loaded = gp.registry().load_file(ECHO_PACKAGE_AID)
+        transport.disconnect()
+        assert loaded is not None and loaded.domain == bytes.fromhex(ssd), protocol
+        simulator.stop()  # one vpcd slot at a time

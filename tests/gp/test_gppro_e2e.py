@@ -263,3 +263,66 @@ def test_default_selected_application(card_for) -> None:
     listing = card.listing(*isd)
     assert "Privs:    CardReset" in listing[listing.index(f"APP: {INSTANCE}"):].split("PKG:")[0]
     assert "Privs:    CardReset" not in listing[listing.index(f"APP: {APPLET}"):listing.index(f"APP: {INSTANCE}")]
+
+
+SSD = "A000000151535041AA01"
+
+
+@pytest.mark.parametrize("name", list(FULL))
+def test_supplementary_security_domain(card_for, name: str) -> None:
+    """gp --domain (an SSD from the card's Security Domain package, gp's own 81 SCP parameter), --load --to the SSD,
+    --move (INSTALL [for extradition]) back to the ISD, the SSD's own secure channel (-c), and --delete once empty."""
+    card = card_for(FULL[name])
+    isd = "A000000151000000"
+    listing = card.listing("--domain", SSD)
+    assert f"SSD: {SSD} (SELECTABLE)\n     Parent:   {isd}\n     From:     A0000001515350\n     Privs:    " \
+        "SecurityDomain\n" in listing
+    listing = card.listing("--load", str(ECHO_CAP), "--to", SSD, "--create", INSTANCE, "--applet", APPLET,
+                           "--package", PKG)
+    assert f"APP: {INSTANCE} (SELECTABLE)\n     Parent:   {SSD}\n" in listing  # with its load file's SD
+    assert f"PKG: {PKG} (LOADED)\n     Parent:   {SSD}\n" in listing
+    assert f"APP: {INSTANCE} (SELECTABLE)\n     Parent:   {isd}\n" in card.listing("--move", INSTANCE, "--to", isd)
+    assert f"SSD: {SSD}" in card.listing("-c", SSD)  # the SSD's own secure channel (its keys: the card's initial)
+    refused = card.gp("-c", SSD, "--delete", INSTANCE, ok=False)  # no content management through the SSD
+    assert "0x6982" in refused.stdout + refused.stderr
+    busy = card.gp("--delete", SSD, ok=False)  # §11.2.2.1: the package is still the SSD's
+    assert "0x6985" in busy.stdout + busy.stderr
+    assert f"PKG: {PKG} (LOADED)\n     Parent:   {isd}\n" in card.listing("--move", PKG, "--to", isd)
+    assert SSD not in card.listing("--delete", SSD)  # (gp deletes before it moves: two runs)
+
+
+def _dap_keys(tmp_path: Path) -> tuple[Path, Path, Path]:
+    """A 1024-bit RSA DAP key (private and public PEM) and another private key: the wrong one."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    paths = []
+    for name in ("dap", "other"):
+        key = rsa.generate_private_key(public_exponent=65537, key_size=1024)
+        paths.append(tmp_path / f"{name}.pem")
+        paths[-1].write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                                serialization.NoEncryption()))
+        if name == "dap":
+            paths.append(tmp_path / "dap.pub.pem")
+            paths[-1].write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
+                                                                serialization.PublicFormat.SubjectPublicKeyInfo))
+    return paths[0], paths[1], paths[2]
+
+
+@pytest.mark.parametrize("name", list(FULL))
+def test_dap_verification(card_for, name: str, tmp_path: Path) -> None:
+    """gp --domain SSD --privs DAPVerification, the SSD's DAP key by -c SSD --put-key PUB --new-keyver 0x73 (an RSA
+    public key in clear), then --load --to SSD --dap-key: signed with another key, or with no DAP block (-f), the
+    card answers 6982 and keeps nothing; signed with the SSD's key the package loads into the SSD."""
+    card = card_for(FULL[name])
+    private, public, other = _dap_keys(tmp_path)
+    assert "Privs:    SecurityDomain, DAPVerification\n" in card.listing("--domain", SSD, "--privs", "DAPVerification")
+    card.gp("-c", SSD, "--put-key", str(public), "--new-keyver", "0x73")
+    assert "Version: 115 (0x73) ID:   1 (0x01) type: RSA_PUB_N    length: 128 (RSA-1024 public, DAP Verification)" \
+        in card.gp("-c", SSD, "-i").stdout
+    for refused in (["--dap-key", str(other)], ["-f"]):  # -f: gp sends no DAP block rather than refusing to load
+        done = card.gp("--load", str(ECHO_CAP), "--to", SSD, *refused, ok=False)
+        assert done.returncode != 0 and "LOAD failed: 0x6982" in done.stdout + done.stderr, refused
+        assert f"PKG: {PKG}" not in card.listing()
+    listing = card.listing("--load", str(ECHO_CAP), "--to", SSD, "--dap-key", str(private))
+    assert f"PKG: {PKG} (LOADED)\n     Parent:   {SSD}\n" in listing

@@ -4,6 +4,7 @@ secrets. Fixtures live in each folder's conftest.py; this module holds plain val
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from cardsuite.tooling.manifest import load_manifest
@@ -55,3 +56,19 @@ SUITE_PACKAGES = sorted(aid.hex().upper() for aid in (ISOFS_PACKAGE_AID, ISOCMD_
                                                       WALLET_PACKAGE_AID))
 SUITE_INSTANCES = sorted(aid.hex().upper() for aid in (ISO_AID, *PAPER_AIDS.values(), WALLET_AID))
 DEPLOY_ENV = {"CARDSUITE_PIN": PIN, "CARDSUITE_PUK": PUK}  # what a loading station gives `cardsuite deploy`
+
+# What the simulated card manager holds of its own before anything is loaded: its Security Domain package, listed
+# by GET STATUS as real cards list theirs ([GPCS] 11.4.2). A deploy leaves it alone (deployer.Requirements.manages):
+# deploy tests compare the packages a deploy manages, and check apart that the card's own are still there.
+CARD_RESIDENT = ["A0000001515350"]
+MANIFEST_PACKAGE_AIDS = frozenset(p.aid for p in MANIFEST.packages)
+
+
+def managed_load_files(aids: Iterable[bytes]) -> list[str]:
+    """The load files among ``aids`` that a deploy manages (the manifest's), hex and sorted."""
+    return sorted(aid.hex().upper() for aid in aids if aid in MANIFEST_PACKAGE_AIDS)
+
+
+def resident_load_files(aids: Iterable[bytes]) -> list[str]:
+    """The others: what the card holds of its own, hex and sorted."""
+    return sorted(aid.hex().upper() for aid in aids if aid not in MANIFEST_PACKAGE_AIDS)

@@ -2,12 +2,14 @@
 
     cardsuite gp list                                   ISD, applications, load files (packages)
     cardsuite gp load CAP [--install] [--params HEX]    INSTALL [for load] + LOAD, with progress
+                          [--sd AID] [--dap-key PEM [--dap-sd AID]]   into an SSD, with a DAP block signed
     cardsuite gp install CAP | --package AID --applet AID  [--instance AID] [--params HEX] [--privs LIST] [--default]
     cardsuite gp delete AID [--related]
     cardsuite gp lock AID | unlock AID                  application life cycle (LOCKED <-> SELECTABLE)
     cardsuite gp make-default AID                       INSTALL [for registry update]: the default selected one
     cardsuite gp card-state STATE                       card life cycle (initialized, secured, card_locked, ...)
     cardsuite gp put-key --new-keys PROFILE [--replace [KVN]]   PUT KEY of a key set, key check values shown
+    cardsuite gp --isd SD put-key --dap-key PEM [--replace]    the SD's DAP verification key (RSA, version 73)
     cardsuite gp store-data FILE [--format dgi|tlv] [--app AID]  STORE DATA to the ISD or an application
     cardsuite gp script FILE                            several of the above in one authenticated session
     cardsuite gp cplc                                   CPLC, card data and keys (no authentication needed)
@@ -60,6 +62,7 @@ from cardsuite.gp.client import (
     GPError,
     encode_privileges,
 )
+from cardsuite.gp.dap import DAP_KEY_VERSION, DapSigner, read_public_key
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.keys import load_key_profile, parse_kvn
 from cardsuite.gp.perso import KEY_TYPES, STORE_FORMATS, PersoError, split_objects
@@ -150,11 +153,28 @@ def prepare_load(args: argparse.Namespace) -> Step:
     cap = read_cap(resolve_path(args, args.cap))
     params = parse_hex(args.params, "--params", secret=True) if args.params else b""
     privileges = install_privileges(args)
+    domain = parse_aid(args.sd, "--sd") if args.sd else None
+    if args.dap_sd and not args.dap_key:
+        raise ConfigurationError("--dap-sd names the domain a DAP is signed for: give the key with --dap-key")
+    dap = DapSigner.from_pem(resolve_path(args, args.dap_key)) if args.dap_key else None
+    dap_domain = parse_aid(args.dap_sd, "--dap-sd") if args.dap_sd else None
 
     def step(gp: GlobalPlatform) -> list[str]:
-        blocks = gp.load_cap(cap, progress=_progress, block_size=args.block_size,
-                             include_descriptor=args.descriptor)
-        out = [f"loaded {cap.package_aid.hex().upper()} v{cap.package.version} ({blocks} blocks)"]
+        shown: list[int] = []
+
+        def progress(done: int, total: int) -> None:
+            shown.append(done)
+            _progress(done, total)
+
+        try:
+            blocks = gp.load_cap(cap, progress=progress, block_size=args.block_size,
+                                 include_descriptor=args.descriptor, domain=domain, dap=dap, dap_domain=dap_domain)
+        except CardsuiteError:
+            if shown:
+                print(file=sys.stderr)  # end the progress line: the error goes on a line of its own
+            raise
+        signed = f", DAP for {(dap_domain or domain or gp.isd or ISD_AID).hex().upper()}" if dap else ""
+        out = [f"loaded {cap.package_aid.hex().upper()} v{cap.package.version} ({blocks} blocks{signed})"]
         if args.install:
             for applet in cap.applet_aids:
                 gp.install_for_install(cap.package_aid, applet, privileges=privileges, params=params)
@@ -221,7 +241,13 @@ def prepare_card_state(args: argparse.Namespace) -> Step:
 
 
 def prepare_put_key(args: argparse.Namespace) -> Step:
-    """The new key set from a key profile (never the command line), read and checked before the card."""
+    """The new key set from a key profile (never the command line), read and checked before the card; or a DAP
+    verification key (a public key, from a PEM file)."""
+    if (args.new_keys is None) == (args.dap_key is None):
+        raise ConfigurationError("put-key needs --new-keys PROFILE (a key set) or --dap-key PEM (a DAP key), "
+                                 "one of them")
+    if args.dap_key is not None:
+        return _prepare_put_dap_key(args)
     if args.key_type is not None and args.key_type not in KEY_TYPES:
         raise ConfigurationError(f"--type {args.key_type!r}: valid are {', '.join(KEY_TYPES)}")
     choice = load_key_profile(resolve_path(args, args.new_keys)).resolve()
@@ -238,6 +264,23 @@ def prepare_put_key(args: argparse.Namespace) -> Step:
                          for role, kcv in zip(("ENC", "MAC", "DEK"), stored.kcvs, strict=False))
         return [f"put key version 0x{stored.kvn:02X} {how} ({choice.source})",
                 f"key check values: {kcvs} (the card's, equal to ours)"]
+
+    return step
+
+
+def _prepare_put_dap_key(args: argparse.Namespace) -> Step:
+    if args.key_type is not None:
+        raise ConfigurationError("--type is for key sets: a DAP key is an RSA public key")
+    if args.replace not in (None, "same"):
+        raise ConfigurationError(f"--replace with --dap-key replaces version 0x{DAP_KEY_VERSION:02X}: no KVN")
+    public = read_public_key(resolve_path(args, args.dap_key))
+    replace = args.replace is not None
+
+    def step(gp: GlobalPlatform) -> list[str]:
+        kvn = gp.put_dap_key(public, replace=replace)
+        target = (gp.isd or ISD_AID).hex().upper()
+        return [f"put the DAP verification key (RSA-{public.key_size}) as version 0x{kvn:02X} of {target}"
+                f"{' in place of the one there' if replace else ''}"]
 
     return step
 
@@ -378,6 +421,12 @@ def _load_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--block-size", type=int, default=None,
                         help="LOAD block size (default: the largest that fits)")
     parser.add_argument("--descriptor", action="store_true", help="include the Descriptor component")
+    parser.add_argument("--sd", help="AID of the security domain the package goes to (default: the ISD)")
+    parser.add_argument("--dap-key", type=Path, default=None,
+                        help="PEM file of the RSA private key (1024 bits) to sign a DAP with, for a domain with DAP "
+                        "Verification: the hash in INSTALL [for load], a DAP block before the load file data")
+    parser.add_argument("--dap-sd", default=None,
+                        help="AID of the domain the DAP is signed for (default: the --sd domain, else the ISD)")
     _install_options(parser)
 
 
@@ -404,8 +453,11 @@ def _state_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _put_key_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--new-keys", type=Path, required=True,
+    parser.add_argument("--new-keys", type=Path, default=None,
                         help="key profile of the new key set (its kvn is the new version; keys from env:/file:)")
+    parser.add_argument("--dap-key", type=Path, default=None,
+                        help=f"PEM file of an RSA key (public, or the public half of a private one): the "
+                        f"selected domain's DAP verification key, version 0x{DAP_KEY_VERSION:02X}")
     parser.add_argument("--replace", nargs="?", const="same", default=None, metavar="KVN",
                         help="replace the key set of version KVN (default: the new version) instead of adding one")
     parser.add_argument("--type", dest="key_type", default=None,

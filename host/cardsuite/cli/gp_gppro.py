@@ -2,8 +2,9 @@
 for those who trust the tool field loaders know. Keys, the brick guard and the errors are cardsuite's
 (cardsuite.gp.gppro); gp.jar talks PC/SC, so the card is a reader (--card vpcd[:N] or reader:NAME).
 
-Two subcommands are refused rather than weakened: put-key (gp.jar takes new keys only on its command line,
-`--lock-enc …`, where every user of the machine sees them in `ps`) and a script (gp.jar is one session per
+Two subcommands are refused rather than weakened: put-key of a key set (gp.jar takes new keys only on its command
+line, `--lock-enc …`, where every user of the machine sees them in `ps`; a DAP key, being public, goes as its PEM
+file's path) and a script (gp.jar is one session per
 process: a script's point, one authenticated session, cannot be kept). STORE DATA goes as a DGI file
 (`--store-dgi-file`); BER-TLV data would go on gp.jar's command line and is refused for the same reason as keys.
 """
@@ -29,6 +30,7 @@ from cardsuite.cli.gp_common import (
 from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import privilege_names
+from cardsuite.gp.dap import DAP_KEY_VERSION, read_public_key
 from cardsuite.gp.gppro import GPPro, gp_modes
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.scp import KeySet
@@ -52,7 +54,7 @@ def _reader(args: argparse.Namespace, connect: Connect) -> str:
 
 
 def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int:
-    if name in _REFUSED:
+    if name in _REFUSED and not (name == "put-key" and args.dap_key):  # a DAP key is public: its path may show
         raise ConfigurationError(f"gp {name} --backend gppro: {_REFUSED[name]}")
     if not os.environ.get(ENV_GP_JAR):
         raise ConfigurationError(f"--backend gppro needs GlobalPlatformPro: set {ENV_GP_JAR} to a gp.jar")
@@ -70,7 +72,11 @@ def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int
         print(format_registry(gppro.list(keys, force, session)))
     elif name == "load":
         cap = resolve_path(args, args.cap)
-        gppro.load(cap, keys, force, session, progress=_progress)
+        to = ["--to", parse_aid(args.sd, "--sd").hex().upper()] if args.sd else []  # gp --load X --to SD
+        if args.dap_key:  # gp signs with the PEM's key itself (a path on its command line, not the key)
+            to += ["--dap-key", str(resolve_path(args, args.dap_key))]
+            to += ["--dap-domain", parse_aid(args.dap_sd, "--dap-sd").hex().upper()] if args.dap_sd else []
+        gppro.load(cap, keys, force, session + to, progress=_progress)
         print(f"loaded {read_cap(cap).package_aid.hex().upper()} (gp.jar)")
         if args.install:
             for applet in read_cap(cap).applet_aids:
@@ -102,6 +108,14 @@ def run_with_gppro(name: str, args: argparse.Namespace, connect: Connect) -> int
         print(f"card life cycle set to {state} (gp.jar)")
     elif name == "store-data":
         _store_data(gppro, args, keys, force, session)
+    elif name == "put-key":  # --dap-key: the selected domain's DAP verification key (gp -c SD --put-key PEM)
+        public = resolve_path(args, args.dap_key)
+        read_public_key(public)  # an RSA-1024 public key (or a private key's public half), checked first
+        domain = parse_aid(args.isd, "--isd").hex().upper()
+        replace = ["--replace-key" if args.replace is not None else "--put-key", str(public)]
+        gppro.run(["-c", domain, *replace, "--new-keyver", f"0x{DAP_KEY_VERSION:02X}", *session], keys, force,
+                  "gp.jar --put-key")
+        print(f"put the DAP verification key as version 0x{DAP_KEY_VERSION:02X} of {domain} (gp.jar)")
     return 0
 
 

@@ -37,7 +37,7 @@ from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.personalisers import Personaliser, personaliser_for
 from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
-from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, GlobalPlatform, GPError
+from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, GlobalPlatform, GPError, LoadFile
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.keys import KeyChoice
 from cardsuite.gp.scp import LEVELS, KeySet
@@ -135,6 +135,17 @@ class Requirements:
             self._add(self._resolve(ref, profile.path))
         self.instances = [self._instance(app) for app in profile.applications]
         self.packages = self._load_order()
+        self._manifest_aids = frozenset(p.aid for p in self.manifest.packages)
+
+    def manages(self, aid: bytes) -> bool:
+        """A load file is the deploy's business when the profile asks for it or the manifest builds it. Anything
+        else a card lists is card-resident (real cards list the card manager's own Security Domain package,
+        A0000001515350, in GET STATUS, [GPCS] 11.4.2): present, never loaded, deleted or counted as missing."""
+        return aid in self._packages or aid in self._manifest_aids
+
+    def resident(self, registry: CardContents) -> list[LoadFile]:
+        """The card's load files that are not the deploy's business (see ``manages``)."""
+        return [f for f in registry.load_files if not self.manages(f.aid)]
 
     def _resolve(self, ref: str, base: Path) -> PackageNeed:
         if ref.endswith(".cap") or "/" in ref:
@@ -224,10 +235,16 @@ class DeployPlan:
     key_source: str
     steps: list[Step]
     registry: CardContents
+    resident: list[LoadFile] = field(default_factory=list)  # on the card, not the deploy's (Requirements.manages)
 
     @property
     def todo(self) -> list[Step]:
         return [s for s in self.steps if not s.done]
+
+    @property
+    def managed_on_card(self) -> int:
+        """How many of the card's load files are the deploy's (the manifest's or the profile's)."""
+        return len(self.registry.load_files) - len(self.resident)
 
 
 def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents, *, card: str, key_source: str,
@@ -253,7 +270,7 @@ def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents,
         done, detail = personalised[inst.instance]
         steps.append(Step("personalise", inst.app.name, inst.instance, done, detail, instance=inst))
     life = registry.isd.state if registry.isd is not None else "unknown"
-    return DeployPlan(profile, card, life, key_source, steps, registry)
+    return DeployPlan(profile, card, life, key_source, steps, registry, needs.resident(registry))
 
 
 def render_plan(plan: DeployPlan) -> str:
@@ -420,8 +437,10 @@ class Deployer:
             raise
         registry = self.gp.registry()
         self._record_card(registry=registry)
+        resident = needs.resident(registry)
         self._record_event("seen", "ok", self.profile.name,
-                           f"{len(registry.load_files)} packages, {len(registry.applications)} applications")
+                           f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} "
+                           f"applications" + (f", {len(resident)} card-resident load files" if resident else ""))
         plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
                          personalised=self._personalised(needs, registry), rotation=self._rotation())
         if self.options.plan_only:

@@ -16,8 +16,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric import rsa
+
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, sw_meaning
 from cardsuite.errors import CardsuiteError
+from cardsuite.gp.dap import DAP_KEY_ID, DAP_KEY_VERSION, DapSigner, block_hash, dap_block, put_key_data
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.perso import (
     StoredKeys,
@@ -52,6 +55,7 @@ INS_DELETE, INS_GET_DATA, INS_GET_STATUS, INS_INSTALL, INS_LOAD, INS_SET_STATUS,
 # [GPCS] Table 11-41: INSTALL P1
 INSTALL_FOR_LOAD, INSTALL_FOR_INSTALL, INSTALL_FOR_MAKE_SELECTABLE = 0x02, 0x04, 0x08
 INSTALL_FOR_PERSONALIZATION, INSTALL_FOR_REGISTRY_UPDATE = 0x20, 0x40
+INSTALL_FOR_EXTRADITION = 0x10
 DEFAULT_SELECTED = "CardReset"  # [GPCS] Table 11-7: privilege byte 1 b3, "Default Selected" before GP 2.2
 SW_MORE_DATA = 0x6310
 
@@ -85,7 +89,8 @@ GP_MEANINGS = {
     0x6438: "an imported package is missing or has another version (built for the wrong Java Card version, "
             "or a library package not loaded first)",
     0x6581: "memory failure",
-    0x6982: "security status not satisfied (no secure channel, or too low a security level)",
+    0x6982: "security status not satisfied (no secure channel, too low a security level, or at the last LOAD a DAP "
+            "the security domain does not accept: missing, or signed with another key)",
     0x6983: "authentication blocked: the card refuses any further authentication with this key set",
     0x6985: "conditions of use not satisfied (refused in this state: the applet's install() failed, the AID is "
             "taken, the privileges are not allowed, or the object is in use)",
@@ -716,9 +721,20 @@ class GlobalPlatform:
         return len(blocks)
 
     def load_cap(self, cap: Cap, progress: ProgressCallback | None = None, include_descriptor: bool = False,
-                 block_size: int | None = None) -> int:
-        self.install_for_load(cap.package_aid)
-        return self.load(cap.load_file(include_descriptor), progress, block_size)
+                 block_size: int | None = None, domain: bytes | None = None, *, dap: DapSigner | None = None,
+                 dap_domain: bytes | None = None) -> int:
+        """INSTALL [for load] and LOAD of a CAP file into ``domain`` (default: the ISD). With ``dap``, for a
+        domain that verifies DAPs (cardsuite.gp.dap): the Load File Data Block Hash in INSTALL [for load] and a
+        DAP block signed for ``dap_domain`` (default: the domain loaded into) before the C4 block."""
+        if dap is None:
+            self.install_for_load(cap.package_aid, domain)
+            return self.load(cap.load_file(include_descriptor), progress, block_size)
+        data_block = cap.load_file_data_block(include_descriptor)
+        digest = block_hash(data_block)
+        self.install_for_load(cap.package_aid, domain, block_hash=digest)
+        signer = dap_domain or domain or self.isd or ISD_AID
+        return self.load(dap_block(signer, dap.sign(digest)) + cap.load_file(include_descriptor), progress,
+                         block_size)
 
     def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
                             privileges: bytes = b"\x00", params: bytes = b"", token: bytes = b"",
@@ -746,6 +762,13 @@ class GlobalPlatform:
         self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_REGISTRY_UPDATE, 0x00, data, le=256),
                   f"INSTALL [for registry update] of {aid.hex().upper()}")
 
+    def install_for_extradition(self, aid: bytes, domain: bytes) -> None:
+        """INSTALL [for extradition] ([GPCS] 11.5.2.3.5): associate the application or load file ``aid``
+        with the security domain ``domain`` (gp --move AID --to DOMAIN)."""
+        data = bytes((len(domain),)) + domain + b"\x00" + bytes((len(aid),)) + aid + b"\x00\x00\x00"
+        self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_EXTRADITION, 0x00, data, le=256),
+                  f"INSTALL [for extradition] of {aid.hex().upper()} to {domain.hex().upper()}")
+
     # -- keys and personalisation data
     def put_key(self, new: KeySet, key_type: str | None = None, replace: int | None = None) -> StoredKeys:
         """PUT KEY ([GPCS] 11.8) of a whole key set (ENC, MAC, DEK) as version ``new.kvn``, added (``replace``
@@ -763,6 +786,15 @@ class GlobalPlatform:
         stored = parse_put_key_response(response.data) if response.data else StoredKeys(new.kvn, ())
         check_stored(command, stored)
         return StoredKeys(stored.kvn, stored.kcvs or command.kcvs)
+
+    def put_dap_key(self, public: rsa.RSAPublicKey, replace: bool = False) -> int:
+        """PUT KEY ([GPCS] 11.8) of the selected security domain's DAP verification key (version 73, key 1, in
+        clear), added or in place of the one there; the version the card answers."""
+        self._open_channel("PUT KEY")
+        command = CommandAPDU(CLA_GP, INS_PUT_KEY, DAP_KEY_VERSION if replace else 0x00, DAP_KEY_ID,
+                              put_key_data(public), le=256)
+        response = self.send(command, f"PUT KEY (DAP key, version 0x{DAP_KEY_VERSION:02X})")
+        return response.data[0] if response.data else DAP_KEY_VERSION
 
     def store_data(self, data: bytes, fmt: str = "dgi", progress: ProgressCallback | None = None) -> int:
         """STORE DATA ([GPCS] 11.11) to the security domain, or to the application named by a preceding

@@ -7,8 +7,8 @@ import java.util.List;
 
 /**
  * What the card manager reads from a Load File Data Block: the Java Card CAP components (JCVM Spec 3.0.5 §6) as
- * LOAD delivers them, inside tag C4 (GP Card Spec §11.6.2.3), optionally after DAP blocks (E2). Only three
- * components matter to a card that runs the build's classes: Header (tag 1: magic DECAFFED, CAP version, the
+ * LOAD delivers them, inside tag C4 (GP Card Spec §11.6.2.3; {@link Dap} reads the Load File around it). Only
+ * three components matter to a card that runs the build's classes: Header (tag 1: magic DECAFFED, CAP version, the
  * package version and AID), Import (tag 4: the packages it links against) and Applet (tag 3: the applet AIDs).
  */
 public final class CapFile {
@@ -43,26 +43,6 @@ public final class CapFile {
         this.pkg = pkg;
         this.appletAids = Collections.unmodifiableList(appletAids);
         this.imports = Collections.unmodifiableList(imports);
-    }
-
-    /**
-     * Parses everything LOAD delivered (all blocks concatenated).
-     *
-     * @throws GpException 6A80 when it is not a load file data block of CAP components
-     */
-    public static CapFile parseLoadFile(byte[] loadData) {
-        byte[] components = null;
-        for (Tlv tlv : Tlv.parse(loadData)) {
-            if (tlv.tag == 0xC4) {
-                components = tlv.value;
-            } else if (tlv.tag != 0xE2) {
-                throw new GpException(Sw.WRONG_DATA, String.format("unexpected tag %02X in the load file", tlv.tag));
-            }
-        }
-        if (components == null) {
-            throw new GpException(Sw.WRONG_DATA, "no load file data block (C4)");
-        }
-        return parseComponents(components);
     }
 
     /** Parses concatenated CAP components (tag u1, size u2, info). */

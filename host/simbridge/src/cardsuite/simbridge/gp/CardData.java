@@ -31,15 +31,20 @@ final class CardData {
 
     /**
      * Card Capability Information (tag 67, GP Card Spec v2.3.1 §H.4 / Amendment E): A0 the secure channel (80 the
-     * protocol, 81 its i parameter, for SCP03 82 the AES key lengths, b1 128, b2 192, b3 256), 81 the privileges its
-     * security domain has, 82 the application privileges this card acts on (Card Reset: the default selection).
-     * No LFDB hash or cipher suites: this card checks no DAP and issues no receipts.
+     * protocol, 81 its i parameter, for SCP03 82 the AES key lengths, b1 128, b2 192, b3 256), 81 the privileges a
+     * security domain can have here (the ISD's, and DAP Verification and Mandated DAP Verification for an SSD), 82
+     * the application privileges this card acts on (Card Reset: the default selection), 83 the Load File Data Block
+     * Hash algorithms (01 SHA-1, 02 SHA-256, 03 SHA-384, 04 SHA-512), 87 the DAP verification schemes (b1: RSA
+     * 1024 with SHA-1, Scheme 1). No token or receipt ciphers: this card checks no tokens and issues no receipts.
      */
     static byte[] capabilities(int scp, int i, byte[] isdPrivileges) {
         byte[] channel = Bytes.concat(Tlv.encode(0x80, new byte[] {(byte) scp}), Tlv.encode(0x81, new byte[] {(byte) i}),
                 scp == 0x03 ? Tlv.encode(0x82, new byte[] {0x07}) : new byte[0]);
-        return Tlv.encode(0x67, Tlv.encode(0xA0, channel), Tlv.encode(0x81, isdPrivileges),
-                Tlv.encode(0x82, new byte[] {Registry.CARD_RESET, 0, 0}));
+        byte[] domainPrivileges = isdPrivileges.clone();
+        domainPrivileges[0] |= Registry.DAP_VERIFICATION | Registry.MANDATED_DAP;
+        return Tlv.encode(0x67, Tlv.encode(0xA0, channel), Tlv.encode(0x81, domainPrivileges),
+                Tlv.encode(0x82, new byte[] {Registry.CARD_RESET, 0, 0}), Tlv.encode(0x83, new byte[] {1, 2, 3, 4}),
+                Tlv.encode(0x87, new byte[] {0x01}));
     }
 
     /** §11.3.3.1 (Table 11-31): Key Information Template, one C0 entry (id, version, type, length) per key. */

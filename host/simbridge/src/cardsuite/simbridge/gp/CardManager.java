@@ -80,8 +80,17 @@ public final class CardManager {
         byte[] processUnselected(byte[] aid, byte[] command);
     }
 
-    private final SecureChannel channel;
-    private final KeyStore keys;
+    /** The secure channel of the selected security domain (the ISD's, or an SSD's from {@link #channels}). */
+    private SecureChannel channel;
+    private final SecureChannel isdChannel;
+    private final KeyStore isdKeys;
+    /** What an SSD is given at INSTALL: the card's initial key set (§7.2: an SSD's keys are then put with PUT KEY). */
+    private final StaticKeys initialKeys;
+    // the supplementary security domains' own key sets and channels, by AID (hex)
+    private final java.util.Map<String, KeyStore> domainKeys = new java.util.HashMap<>();
+    private final java.util.Map<String, SecureChannel> channels = new java.util.HashMap<>();
+    /** The selected SSD, null while the ISD is selected. */
+    private byte[] currentSd;
     private final Registry registry;
     private final Platform platform;
     private final Imports imports;
@@ -94,6 +103,8 @@ public final class CardManager {
 
     // INSTALL [for load] and the LOAD blocks that follow (GP Card Spec §11.6.2.1)
     private byte[] loadingAid;
+    private byte[] loadingDomain; // the SSD INSTALL [for load] named, null for the ISD
+    private byte[] loadingHash; // the Load File Data Block Hash INSTALL [for load] gave, empty for none
     private int nextBlock;
     private ByteArrayOutputStream loadData;
 
@@ -118,17 +129,32 @@ public final class CardManager {
             if (!Scp02Channel.fits(keys)) {
                 throw new IllegalArgumentException("SCP02 keys are 16-byte 3DES keys");
             }
-            channel = new Scp02Channel(scpParameter, ISD_AID);
-            this.keys = new KeyStore(keys, KeyStore.TYPE_DES);
+            isdChannel = new Scp02Channel(scpParameter, ISD_AID);
+            this.isdKeys = new KeyStore(keys, KeyStore.TYPE_DES);
         } else if (protocol == 3) {
             if (!Scp03Channel.fits(keys)) {
                 throw new IllegalArgumentException("SCP03 keys of one key set have one length");
             }
-            channel = new Scp03Channel(scpParameter, ISD_AID);
-            this.keys = new KeyStore(keys, KeyStore.TYPE_AES);
+            isdChannel = new Scp03Channel(scpParameter, ISD_AID);
+            this.isdKeys = new KeyStore(keys, KeyStore.TYPE_AES);
         } else {
             throw new IllegalArgumentException("secure channel protocol 2 or 3, got " + protocol);
         }
+        channel = isdChannel;
+        initialKeys = keys;
+    }
+
+    /** The key store of the selected security domain. */
+    private KeyStore keys() {
+        return currentSd == null ? isdKeys : domainKeys.get(Registry.key(currentSd));
+    }
+
+    /** Makes the ISD (null) or an SSD the selected security domain, any session closed. */
+    private void selectDomain(byte[] sd) {
+        channel.close();
+        currentSd = sd == null ? null : sd.clone();
+        channel = sd == null ? isdChannel : channels.get(Registry.key(sd));
+        channel.close();
     }
 
     // ---------------------------------------------------------------- configuration and inspection
@@ -143,12 +169,12 @@ public final class CardManager {
 
     /** The version of the default key set (the one INITIALIZE UPDATE P1 00 uses). */
     public int keyVersion() {
-        return keys.defaultVersion();
+        return isdKeys.defaultVersion();
     }
 
     /** The key versions on the card, in the order the Key Information Template lists them. */
     public int[] keyVersions() {
-        return keys.snapshot().keySet().stream().mapToInt(Integer::intValue).toArray();
+        return isdKeys.snapshot().keySet().stream().mapToInt(Integer::intValue).toArray();
     }
 
     public Registry registry() {
@@ -214,13 +240,13 @@ public final class CardManager {
      * @param kdf "emv", "visa2" (SCP02, 3DES) or "kdf3" (SCP03, AES)
      */
     public void setDiversifiedKeys(String kdf, byte[] master) {
-        StaticKeys derived = KeyDiversification.derive(kdf, master, isdData.kdd, keys.defaultVersion());
+        StaticKeys derived = KeyDiversification.derive(kdf, master, isdData.kdd, isdKeys.defaultVersion());
         if (channel.protocol() == 2 ? !Scp02Channel.fits(derived) : !Scp03Channel.fits(derived)) {
             throw new IllegalArgumentException(kdf + " keys do not fit SCP0" + channel.protocol());
         }
         java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = new java.util.LinkedHashMap<>();
-        next.put(derived.version, KeyStore.keySet(derived, keys.scpType()));
-        keys.publish(next);
+        next.put(derived.version, KeyStore.keySet(derived, isdKeys.scpType()));
+        isdKeys.publish(next);
     }
 
     /** An application's life cycle byte, or -1 when there is no such application. */
@@ -241,7 +267,7 @@ public final class CardManager {
      */
     public void powerUp() {
         selected = true;
-        channel.close();
+        selectDomain(null);
         abortLoad();
         statusPending = new ArrayList<>();
         Registry.Application defaultApp = selectableDefault();
@@ -317,12 +343,21 @@ public final class CardManager {
         if (aid.length == 0 || (aid.length >= 5 && Registry.startsWith(ISD_AID, aid))) {
             platform.deselectApplet();
             selected = true;
-            channel.close();
+            selectDomain(null);
             abortLoad();
             byte[] fci = CardData.fci(ISD_AID, channel.protocol(), channel.parameter);
             return respond(fci, cardLifeCycle == CARD_LOCKED ? Sw.CARD_LOCKED_WARNING : Sw.OK);
         }
         Registry.Application app = registry.applicationForSelect(aid);
+        if (app != null && app.securityDomain() && app.selectable() && cardLifeCycle != CARD_LOCKED
+                && cardLifeCycle != TERMINATED) {
+            // an SSD is the card manager's, not an applet: it answers with its FCI and its own keys (§7.2)
+            platform.deselectApplet();
+            selected = true;
+            selectDomain(app.aid);
+            abortLoad();
+            return respond(CardData.fci(app.aid, channel.protocol(), channel.parameter), Sw.OK);
+        }
         if (app != null && (!app.selectable() || cardLifeCycle == CARD_LOCKED || cardLifeCycle == TERMINATED)) {
             return sw(Sw.NOT_FOUND);
         }
@@ -331,7 +366,7 @@ public final class CardManager {
         }
         if (app != null) {
             selected = false;
-            channel.close();
+            selectDomain(null);
             abortLoad();
         }
         return null;
@@ -340,7 +375,7 @@ public final class CardManager {
     /** SELECT without an AID while an application holds Card Reset: that application, as after power-up. */
     private byte[] selectDefault(Registry.Application app) {
         selected = false;
-        channel.close();
+        selectDomain(null);
         abortLoad();
         return platform.selectApplet(app.aid);
     }
@@ -351,6 +386,12 @@ public final class CardManager {
         }
         if (cardLifeCycle == TERMINATED && command.ins != INS_GET_DATA) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the card is TERMINATED: GET DATA only (§5.1.1.5)");
+        }
+        if (currentSd != null && command.ins != INS_INITIALIZE_UPDATE && command.ins != INS_EXTERNAL_AUTHENTICATE
+                && command.ins != INS_GET_DATA && command.ins != INS_GET_STATUS && command.ins != INS_PUT_KEY) {
+            // no Authorized/Delegated Management privilege here: content goes through the ISD (§9.1)
+            authenticated(command);
+            throw new GpException(Sw.SECURITY_NOT_SATISFIED, "the SSD has no card content management");
         }
         switch (command.ins) {
             case INS_INITIALIZE_UPDATE: return initializeUpdate(command);
@@ -398,7 +439,7 @@ public final class CardManager {
             throw new GpException(Sw.WRONG_LENGTH, "the host challenge has " + channel.challengeLength() + " bytes");
         }
         failedAuthentications++;
-        StaticKeys sessionKeys = keys.scpKeys(command.p1);
+        StaticKeys sessionKeys = keys().scpKeys(command.p1);
         if (sessionKeys == null) {
             lockIfBlocked();
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no key set with version " + command.p1);
@@ -440,7 +481,7 @@ public final class CardManager {
             case 0x9F7F: return respond(cplc(), Sw.OK);
             case 0x0066: return respond(Tlv.encode(0x66, CardData.recognitionData(channel.protocol(),
                     channel.parameter)), Sw.OK);
-            case 0x00E0: return respond(CardData.keyInformation(keys.information()), Sw.OK);
+            case 0x00E0: return respond(CardData.keyInformation(keys().information()), Sw.OK);
             case 0x0045: return respond(Tlv.encode(0x45, isdData.cin), Sw.OK);
             case 0x0042:
                 if (isdData.iin == null) {
@@ -506,30 +547,40 @@ public final class CardManager {
             case 0x02: return installForLoad(fields);
             case 0x04: case 0x0C: return installForInstall(fields, command.p1 == 0x0C);
             case 0x08: return makeSelectable(fields);
+            case 0x10: return installForExtradition(fields);
             case 0x20: return installForPersonalization(fields);
             case 0x40: return installForRegistryUpdate(fields);
             default: throw new GpException(Sw.WRONG_P1P2, String.format("INSTALL P1 %02X not supported", command.p1));
         }
     }
 
-    /** §11.5.2.3.1: load file AID, SD AID, hash, load parameters, token. */
+    /**
+     * §11.5.2.3.1: load file AID, SD AID, the Load File Data Block Hash, load parameters, token. The hash (SHA-1 or
+     * SHA-2, told by its length; 6A80 otherwise) is checked at the last LOAD; a load that DAP verification applies to
+     * must carry one (6A80 without).
+     */
     private byte[] installForLoad(Fields fields) {
         byte[] aid = fields.next();
         byte[] sd = fields.next();
-        fields.next(); // hash: no DAP/hash checking here
+        byte[] hash = fields.next();
         fields.optional(); // load parameters
         fields.optional(); // token
         fields.end();
         if (aid.length < 5 || aid.length > 16) {
             throw new GpException(Sw.WRONG_DATA, "bad load file AID");
         }
-        if (sd.length != 0 && !Arrays.equals(sd, ISD_AID)) {
-            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such security domain");
-        }
+        byte[] domain = associatedDomain(sd);
         if (registry.loadFile(aid) != null || registry.application(aid) != null || Arrays.equals(aid, ISD_AID)) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the AID is already on the card");
         }
+        if (hash.length > 0) {
+            Dap.hashAlgorithm(hash.length);
+        } else if (!Dap.verifiers(registry, domain).isEmpty()) {
+            throw new GpException(Sw.WRONG_DATA, "DAP verification needs the Load File Data Block Hash");
+        }
         loadingAid = aid;
+        loadingDomain = domain;
+        loadingHash = hash;
         nextBlock = 0;
         loadData = new ByteArrayOutputStream();
         return respond(new byte[] {0}, Sw.OK);
@@ -560,9 +611,13 @@ public final class CardManager {
             return respond(new byte[] {0}, Sw.OK);
         }
         byte[] aid = loadingAid;
+        byte[] domain = loadingDomain;
+        byte[] hash = loadingHash;
         byte[] data = loadData.toByteArray();
         abortLoad();
-        CapFile cap = CapFile.parseLoadFile(data);
+        Dap.LoadFileData loadFile = Dap.parse(data);
+        verifyLoadFile(loadFile, hash, domain);
+        CapFile cap = CapFile.parseComponents(loadFile.dataBlock);
         if (!Arrays.equals(cap.pkg.aid, aid)) {
             throw new GpException(Sw.WRONG_DATA, "the CAP's package AID is not the one INSTALL [for load] named");
         }
@@ -574,9 +629,36 @@ public final class CardManager {
         for (byte[] applet : cap.appletAids) {
             appletClass(applet, javaPackage);
         }
-        registry.addLoadFile(new Registry.LoadFile(aid, cap.pkg.major, cap.pkg.minor, javaPackage, cap.appletAids,
-                cap.imports, false));
+        Registry.LoadFile loaded = new Registry.LoadFile(aid, cap.pkg.major, cap.pkg.minor, javaPackage,
+                cap.appletAids, cap.imports, false);
+        loaded.domain = domain;
+        registry.addLoadFile(loaded);
         return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * Before anything of a load file is kept (§9.3.5, load completion): the Load File Data Block against INSTALL [for
+     * load]'s hash (6A80 when it differs, or when DAP blocks come without one), then each security domain that
+     * verifies DAPs for this load (its own with DAP Verification, a PERSONALIZED one with Mandated DAP Verification)
+     * against its DAP block: 6982 when the block is missing, the signature wrong, or the domain has no DAP key
+     * (security status not satisfied, Table 11-10; C.1.2: verification fails without the key). DAP blocks of other
+     * domains are not looked at.
+     */
+    private void verifyLoadFile(Dap.LoadFileData loadFile, byte[] hash, byte[] domain) {
+        if (hash.length == 0 && !loadFile.signatures.isEmpty()) {
+            throw new GpException(Sw.WRONG_DATA, "DAP blocks need the Load File Data Block Hash (C.2)");
+        }
+        if (hash.length > 0 && !Bytes.same(hash, Dap.hash(Dap.hashAlgorithm(hash.length), loadFile.dataBlock))) {
+            throw new GpException(Sw.WRONG_DATA, "the Load File Data Block Hash does not match the data");
+        }
+        for (Registry.Application sd : Dap.verifiers(registry, domain)) {
+            byte[] signature = loadFile.signatures.get(Registry.key(sd.aid));
+            KeyStore.Key key = Dap.key(domainKeys.get(Registry.key(sd.aid)));
+            if (signature == null || key == null || !Dap.verify(key, hash, signature)) {
+                throw new GpException(Sw.SECURITY_NOT_SATISFIED, "DAP verification by " + Bytes.hex(sd.aid)
+                        + (signature == null ? ": no DAP block" : key == null ? ": no DAP key" : " failed"));
+            }
+        }
     }
 
     /**
@@ -612,6 +694,11 @@ public final class CardManager {
         if (privileges.length != 1 && privileges.length != 3) {
             throw new GpException(Sw.WRONG_DATA, "privileges have 1 or 3 bytes");
         }
+        if (Arrays.equals(loadFileAid, Registry.SD_PACKAGE)) {
+            checkPrivileges(privileges);
+            Tlv.parse(parameters); // an SSD's parameters (81 its SCP, 82/87 extradition rules) are TLVs (6A80)
+            return installDomain(instanceAid, moduleAid, privileges, makeSelectable);
+        }
         byte[] appletParameters = new byte[0];
         if (parameters.length > 0) {
             byte[] c9 = Tlv.find(Tlv.parse(parameters), 0xC9);
@@ -635,8 +722,93 @@ public final class CardManager {
         }
         Registry.Application app = new Registry.Application(instanceAid, loadFileAid, moduleAid, className,
                 makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, new byte[3]);
+        app.domain = file.domain; // an application goes with its load file's security domain (§6.3.1)
         registry.addApplication(app);
         grant(app, privileges);
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * The security domain a load file or application is to be associated with: empty or the ISD (null), or an SSD
+     * on the card that is SELECTABLE (6A88 otherwise: no such security domain).
+     */
+    private byte[] associatedDomain(byte[] sd) {
+        if (sd.length == 0 || Arrays.equals(sd, ISD_AID)) {
+            return null;
+        }
+        Registry.Application domain = registry.securityDomain(sd);
+        if (domain == null || !domain.selectable()) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such security domain");
+        }
+        return domain.aid.clone();
+    }
+
+    /**
+     * INSTALL [for install] from the card's Security Domain package (§7.2, what gp --domain sends): a
+     * supplementary security domain, which needs the Security Domain privilege, with its own key set (the card's
+     * initial keys, to be replaced by PUT KEY through its own secure channel). The registry entry and the key set
+     * are staged and committed in one write, so a tear leaves no half-made domain.
+     */
+    private byte[] installDomain(byte[] aid, byte[] module, byte[] privileges, boolean makeSelectable) {
+        if (!Arrays.equals(module, Registry.SD_MODULE)) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such module in the load file");
+        }
+        if ((privileges[0] & Registry.SECURITY_DOMAIN) == 0) {
+            throw new GpException(Sw.WRONG_DATA, "a security domain needs the Security Domain privilege");
+        }
+        if ((privileges[0] & Registry.CARD_RESET) != 0) {
+            throw new GpException(Sw.WRONG_DATA, "a supplementary security domain is not default selected");
+        }
+        KeyStore store = new KeyStore(initialKeys, isdKeys.scpType());
+        SecureChannel sdChannel = channel.protocol() == 2 ? new Scp02Channel(channel.parameter, aid)
+                : new Scp03Channel(channel.parameter, aid);
+        Registry.Application app = new Registry.Application(aid, Registry.SD_PACKAGE, module, null,
+                makeSelectable ? Registry.SELECTABLE : Registry.INSTALLED, new byte[3]);
+        app.privileges = Arrays.copyOf(privileges, 3);
+        persist(1); // the entry with its keys, then the commit
+        domainKeys.put(Registry.key(aid), store);
+        channels.put(Registry.key(aid), sdChannel);
+        registry.addApplication(app);
+        return respond(new byte[] {0}, Sw.OK);
+    }
+
+    /**
+     * §11.5.2.3.5 (Table 11-47): the security domain to move to, an empty field, the AID of an application or a
+     * load file, empty privileges and parameters, token. The target is the ISD or a SELECTABLE SSD (6A88 otherwise);
+     * a security domain is not moved (6985: this card has no SSD hierarchy), nor a load file to a domain with DAP
+     * Verification (6985, §9.4.1). One write.
+     */
+    private byte[] installForExtradition(Fields fields) {
+        byte[] target = fields.next();
+        fields.next();
+        byte[] aid = fields.next();
+        fields.optional();
+        fields.optional();
+        fields.optional();
+        fields.end();
+        if (target.length == 0) {
+            throw new GpException(Sw.WRONG_DATA, "INSTALL [for extradition] names the security domain");
+        }
+        byte[] domain = associatedDomain(target);
+        Registry.Application app = registry.application(aid);
+        Registry.LoadFile file = app == null ? registry.loadFile(aid) : null;
+        if (app == null && file == null) {
+            throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application or load file");
+        }
+        if (app != null && app.securityDomain() || file != null && file.preloaded) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "security domains and pre-loaded files stay");
+        }
+        Registry.Application receiver = domain == null ? null : registry.securityDomain(domain);
+        if (file != null && receiver != null && receiver.verifiesDap()) {
+            // §9.4.1: no load file is extradited to a domain with DAP Verification (it verified none of it)
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "no load file goes to a DAP Verification domain");
+        }
+        persist(0);
+        if (app != null) {
+            app.domain = domain;
+        } else {
+            file.domain = domain;
+        }
         return respond(new byte[] {0}, Sw.OK);
     }
 
@@ -660,6 +832,9 @@ public final class CardManager {
         Registry.Application app = registry.application(aid);
         if (app == null) {
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application");
+        }
+        if (privileges.length > 0 && app.securityDomain() && (privileges[0] & Registry.SECURITY_DOMAIN) == 0) {
+            throw new GpException(Sw.WRONG_DATA, "a security domain keeps the Security Domain privilege");
         }
         if (privileges.length > 0) {
             checkPrivileges(privileges);
@@ -734,6 +909,7 @@ public final class CardManager {
 
     private void abortLoad() {
         loadingAid = null;
+        loadingHash = null;
         loadData = null;
         nextBlock = 0;
         personalizing = null; // a personalisation belongs to the session too
@@ -756,9 +932,10 @@ public final class CardManager {
      */
     private byte[] putKey(CommandApdu command) {
         PutKey put = PutKey.parse(command, channel);
-        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = put.apply(keys);
+        KeyStore target = keys();
+        java.util.Map<Integer, java.util.Map<Integer, KeyStore.Key>> next = put.apply(target);
         persist(put.stagedWrites());
-        keys.publish(next);
+        target.publish(next);
         return respond(put.response(), Sw.OK);
     }
 
@@ -870,6 +1047,9 @@ public final class CardManager {
         if (file == null) {
             throw new GpException(Sw.REFERENCED_DATA_NOT_FOUND, "no such application or load file");
         }
+        if (Arrays.equals(aid, Registry.SD_PACKAGE)) {
+            throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the card's Security Domain package stays");
+        }
         List<Registry.Application> apps = registry.applicationsOf(aid);
         if (!apps.isEmpty() && command.p2 != 0x80) {
             throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the load file has applications");
@@ -885,6 +1065,17 @@ public final class CardManager {
     }
 
     private void deleteApplication(Registry.Application app) {
+        if (app.securityDomain()) {
+            // §11.2.2.1: a security domain with applications or load files associated is not deleted
+            if (registry.associatedWith(app.aid) > 0) {
+                throw new GpException(Sw.CONDITIONS_NOT_SATISFIED, "the security domain has content");
+            }
+            persist(0);
+            domainKeys.remove(Registry.key(app.aid));
+            channels.remove(Registry.key(app.aid));
+            registry.removeApplication(app.aid);
+            return;
+        }
         platform.deleteInstance(app.aid);
         registry.removeApplication(app.aid);
     }

@@ -16,20 +16,32 @@ final class KeyStore {
     /** Key types (GP Card Spec §11.1.8, Table 11-16). */
     static final int TYPE_DES = 0x80;
     static final int TYPE_AES = 0x88;
+    /** RSA public key components in clear (Table 11-16): A1 the modulus N, A0 the public exponent e. */
+    static final int TYPE_RSA_PUBLIC_N = 0xA1;
+    static final int TYPE_RSA_PUBLIC_E = 0xA0;
     static final int ID_ENC = 1;
     static final int ID_MAC = 2;
     static final int ID_DEK = 3;
     /** Key versions a card has room for; one more PUT KEY [add] answers 6A84. */
     static final int MAX_VERSIONS = 8;
 
-    /** One symmetric key. */
+    /** One key: a symmetric key's value, or an RSA public key's modulus (type A1) with its exponent. */
     static final class Key {
         final int type;
         final byte[] value;
+        /** The RSA public exponent, null for a symmetric key. */
+        final byte[] exponent;
 
         Key(int type, byte[] value) {
             this.type = type;
             this.value = value.clone();
+            this.exponent = null;
+        }
+
+        Key(byte[] modulus, byte[] exponent) {
+            this.type = TYPE_RSA_PUBLIC_N;
+            this.value = modulus.clone();
+            this.exponent = exponent.clone();
         }
     }
 
@@ -99,13 +111,19 @@ final class KeyStore {
                 && mac.value.length == dek.value.length;
     }
 
-    /** Key Information Template entries (§11.3.3.1): id, version, type, length, one per key. */
+    /**
+     * Key Information Template entries (§11.3.3.1): id, version, then type and length of each component (one for a
+     * symmetric key; modulus A1 and exponent A0 for an RSA public key), one entry per key.
+     */
     List<byte[]> information() {
         List<byte[]> entries = new ArrayList<>();
         for (Map.Entry<Integer, Map<Integer, Key>> version : versions.entrySet()) {
-            for (Map.Entry<Integer, Key> key : version.getValue().entrySet()) {
-                entries.add(new byte[] {key.getKey().byteValue(), version.getKey().byteValue(),
-                        (byte) key.getValue().type, (byte) key.getValue().value.length});
+            for (Map.Entry<Integer, Key> entry : version.getValue().entrySet()) {
+                Key key = entry.getValue();
+                byte[] head = {entry.getKey().byteValue(), version.getKey().byteValue(), (byte) key.type,
+                        (byte) key.value.length};
+                entries.add(key.exponent == null ? head : Bytes.concat(head,
+                        new byte[] {(byte) TYPE_RSA_PUBLIC_E, (byte) key.exponent.length}));
             }
         }
         return entries;

@@ -61,6 +61,9 @@ final class PutKey {
 
     private int readKey(byte[] data, int at, int id, SecureChannel channel) {
         int type = byteAt(data, at++);
+        if (type == KeyStore.TYPE_RSA_PUBLIC_N) {
+            return readRsaPublicKey(data, at, id);
+        }
         int length = byteAt(data, at++);
         if (at + length > data.length) {
             throw new GpException(Sw.WRONG_DATA, "key data runs past the end");
@@ -100,6 +103,53 @@ final class PutKey {
         }
         keys.put(id, new KeyStore.Key(type, value));
         return at;
+    }
+
+    /**
+     * An RSA public key (Table 11-68, basic format; §11.8.2.3.2: public components in clear; what gp --put-key sends
+     * for a DAP key): the type A1 and the modulus, the type A0 and the exponent, each with a BER length, then a key
+     * check value length of 00. The card verifies DAPs with 1024-bit keys (Scheme 1): 9484 for another size.
+     */
+    private int readRsaPublicKey(byte[] data, int at, int id) {
+        int[] end = new int[1];
+        byte[] modulus = component(data, at, end);
+        at = end[0];
+        if (byteAt(data, at++) != KeyStore.TYPE_RSA_PUBLIC_E) {
+            throw new GpException(Sw.WRONG_DATA, "an RSA public key is its modulus (A1) then its exponent (A0)");
+        }
+        byte[] exponent = component(data, at, end);
+        at = end[0];
+        if (byteAt(data, at++) != 0) {
+            throw new GpException(Sw.WRONG_DATA, "an RSA public key has no key check value");
+        }
+        if (modulus.length != Dap.MODULUS_LENGTH || modulus[0] == 0 || exponent.length == 0
+                || exponent.length > 4) {
+            throw new GpException(Sw.ALGORITHM_NOT_SUPPORTED, "RSA public keys of 1024 bits only (DAP Scheme 1)");
+        }
+        keys.put(id, new KeyStore.Key(modulus, exponent));
+        return at;
+    }
+
+    /**
+     * A BER length (1-3 bytes; 128 also as the single byte 80, §11.8.2.3.1) and that many bytes from {@code at};
+     * end[0] the index after them.
+     */
+    private static byte[] component(byte[] data, int at, int[] end) {
+        int length = byteAt(data, at++);
+        if (length == 0x81 || length == 0x82) {
+            int bytes = length & 0x7F;
+            length = 0;
+            for (int i = 0; i < bytes; i++) {
+                length = length << 8 | byteAt(data, at++);
+            }
+        } else if (length > 0x80) {
+            throw new GpException(Sw.WRONG_DATA, "a key component length has 1 to 3 bytes");
+        }
+        if (at + length > data.length) {
+            throw new GpException(Sw.WRONG_DATA, "key data runs past the end");
+        }
+        end[0] = at + length;
+        return Arrays.copyOfRange(data, at, at + length);
     }
 
     private static int byteAt(byte[] data, int at) {
@@ -173,11 +223,13 @@ final class PutKey {
         }
     }
 
-    /** The response (§11.8.3): the new key version, then each key's check value. */
+    /** The response (§11.8.3): the new key version, then each symmetric key's check value (none for a public key). */
     byte[] response() {
         byte[] out = {(byte) newVersion};
         for (KeyStore.Key key : keys.values()) {
-            out = Bytes.concat(out, keyCheckValue(key.type, key.value));
+            if (key.exponent == null) {
+                out = Bytes.concat(out, keyCheckValue(key.type, key.value));
+            }
         }
         return out;
     }

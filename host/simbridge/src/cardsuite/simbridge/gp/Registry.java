@@ -20,9 +20,23 @@ public final class Registry {
     public static final int LOADED = 0x01;
     public static final int INSTALLED = 0x03;
     public static final int SELECTABLE = 0x07;
+    /** A security domain's PERSONALIZED state (Table 11-5), set by SET STATUS from SELECTABLE. */
+    public static final int PERSONALIZED = 0x0F;
     public static final int LOCKED = 0x80;
     /** Privilege byte 1 b3: Card Reset, the default-selected application on the basic interface. */
     static final int CARD_RESET = 0x04;
+    /** Privilege byte 1 b8: Security Domain (§6.6.1, Table 6-1). */
+    static final int SECURITY_DOMAIN = 0x80;
+    /** Privilege byte 1 b7, with b8: DAP Verification ('C0', Table 11-7). */
+    static final int DAP_VERIFICATION = 0x40;
+    /** Privilege byte 1 b1, with b8 and b7: Mandated DAP Verification ('C1', Table 11-7). */
+    static final int MANDATED_DAP = 0x01;
+    /**
+     * The card's own Security Domain package and its module (as cards with GP's AIDs expose them, and as gp
+     * --domain installs from): an instance with the Security Domain privilege is a supplementary security domain.
+     */
+    public static final byte[] SD_PACKAGE = Bytes.fromHex("A0000001515350");
+    public static final byte[] SD_MODULE = Bytes.fromHex("A000000151535041");
 
     /** An Executable Load File on the card. */
     public static final class LoadFile {
@@ -34,6 +48,8 @@ public final class Registry {
         final List<CapFile.PackageRef> imports;
         /** true for a package that was on the card from the start (pre-installed applets, {@code preload}). */
         public final boolean preloaded;
+        /** The associated security domain (§6.3.1), null for the ISD; changed by INSTALL [for extradition]. */
+        byte[] domain;
 
         LoadFile(byte[] aid, int major, int minor, String javaPackage, List<byte[]> modules,
                  List<CapFile.PackageRef> imports, boolean preloaded) {
@@ -59,6 +75,8 @@ public final class Registry {
         public final String className;
         int lifeCycle;
         byte[] privileges;
+        /** The associated security domain (§6.3.1), null for the ISD; changed by INSTALL [for extradition]. */
+        byte[] domain;
 
         Application(byte[] aid, byte[] loadFile, byte[] module, String className, int lifeCycle, byte[] privileges) {
             this.aid = aid.clone();
@@ -86,8 +104,26 @@ public final class Registry {
             return privileges.clone();
         }
 
+        /** The Security Domain privilege: a supplementary security domain of the card manager, no applet. */
+        boolean securityDomain() {
+            return (privileges[0] & SECURITY_DOMAIN) != 0;
+        }
+
         boolean selectable() {
             return (lifeCycle & LOCKED) == 0 && (lifeCycle & SELECTABLE) == SELECTABLE;
+        }
+
+        /** A security domain with the DAP Verification privilege: it checks the DAP blocks of its loads. */
+        boolean verifiesDap() {
+            return securityDomain() && (privileges[0] & DAP_VERIFICATION) != 0;
+        }
+
+        /**
+         * Mandated DAP Verification, in force once the domain is PERSONALIZED (§9.3.5): it checks every load on the
+         * card, whichever domain the load goes to.
+         */
+        boolean mandatesDap() {
+            return verifiesDap() && (privileges[0] & MANDATED_DAP) != 0 && lifeCycle == PERSONALIZED;
         }
     }
 
@@ -107,6 +143,12 @@ public final class Registry {
     private final Map<String, String> appletClasses = new LinkedHashMap<>();
     private final Map<String, LoadFile> loadFiles = new LinkedHashMap<>();
     private final Map<String, Application> applications = new LinkedHashMap<>();
+
+    public Registry() {
+        List<byte[]> modules = new ArrayList<>();
+        modules.add(SD_MODULE);
+        loadFiles.put(key(SD_PACKAGE), new LoadFile(SD_PACKAGE, 1, 0, null, modules, Collections.emptyList(), true));
+    }
 
     static String key(byte[] aid) {
         return Bytes.hex(aid);
@@ -212,6 +254,35 @@ public final class Registry {
 
     void removeApplication(byte[] aid) {
         applications.remove(key(aid));
+    }
+
+    /** Applications and load files associated with this security domain (§6.3.1). */
+    int associatedWith(byte[] domainAid) {
+        int count = 0;
+        for (Application app : applications.values()) {
+            count += app.domain != null && Arrays.equals(app.domain, domainAid) ? 1 : 0;
+        }
+        for (LoadFile file : loadFiles.values()) {
+            count += file.domain != null && Arrays.equals(file.domain, domainAid) ? 1 : 0;
+        }
+        return count;
+    }
+
+    /** The supplementary security domain with this AID, or null. */
+    /** The supplementary security domains, in registry order. */
+    List<Application> securityDomains() {
+        List<Application> list = new ArrayList<>();
+        for (Application app : applications.values()) {
+            if (app.securityDomain()) {
+                list.add(app);
+            }
+        }
+        return list;
+    }
+
+    Application securityDomain(byte[] aid) {
+        Application app = application(aid);
+        return app != null && app.securityDomain() ? app : null;
     }
 
     void removeLoadFile(byte[] aid) {

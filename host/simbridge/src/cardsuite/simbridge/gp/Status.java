@@ -37,13 +37,14 @@ final class Status {
     private static byte[] application(Registry.Application app, byte[] isd) {
         byte[] loadFile = app.loadFile == null ? new byte[0] : Tlv.encode(0xC4, app.loadFile);
         return Tlv.encode(0xE3, Tlv.encode(0x4F, app.aid), lifeCycle(app.lifeCycle), Tlv.encode(0xC5, app.privileges),
-                loadFile, Tlv.encode(0xCC, isd));
+                loadFile, Tlv.encode(0xCC, app.domain == null ? isd : app.domain));
     }
 
     /** Table 11-36: 4F AID, 9F70 LOADED, CE version, CC security domain, 84 each module (P1 10). */
     private static byte[] loadFile(Registry.LoadFile file, byte[] isd, boolean modules) {
         byte[] body = Bytes.concat(Tlv.encode(0x4F, file.aid), lifeCycle(Registry.LOADED),
-                Tlv.encode(0xCE, new byte[] {(byte) file.major, (byte) file.minor}), Tlv.encode(0xCC, isd));
+                Tlv.encode(0xCE, new byte[] {(byte) file.major, (byte) file.minor}),
+                Tlv.encode(0xCC, file.domain == null ? isd : file.domain));
         if (modules) {
             for (byte[] module : file.modules) {
                 body = Bytes.concat(body, Tlv.encode(0x84, module));
