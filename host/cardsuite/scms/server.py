@@ -25,7 +25,15 @@ from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
 from cardsuite.scms.console.app import Console
 from cardsuite.scms.db import Database
-from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError, RelayTransport
+from cardsuite.scms.relay import (
+    CLOSE_PROTOCOL,
+    CLOSE_UNAUTHORISED,
+    PING_TIMEOUT,
+    InOrder,
+    Message,
+    RelayError,
+    RelayTransport,
+)
 from cardsuite.scms.system import System, terminal_for_token
 
 
@@ -84,7 +92,6 @@ class Server:
             await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
             return
         request_id = db.new_request(terminal, str(action), str(target) if target else None)
-        db.next_relay_seq(request_id, 1)
         if not db.claim_request(request_id, self.claimant):
             await websocket.send_text(Message("failed", 0, {"reason": "the request was claimed elsewhere"}).encode())
             return
@@ -111,6 +118,7 @@ class Server:
                 ads.db.close()
 
         job = loop.run_in_executor(None, run)
+        order = InOrder(first.seq)
         reader = asyncio.ensure_future(websocket.receive_text())
         writer = asyncio.ensure_future(outgoing.get())
         try:
@@ -121,7 +129,7 @@ class Server:
                     writer = asyncio.ensure_future(outgoing.get())
                 if reader in done:
                     message = Message.decode(reader.result())
-                    if not db.next_relay_seq(request_id, message.seq):
+                    if not order.accept(message.seq):
                         relay.deliver(None)
                         raise RelayError(f"relay message {message.seq} replayed or out of order: link closed")
                     relay.deliver(message)
