@@ -101,7 +101,8 @@ class Server:
             loop.call_soon_threadsafe(outgoing.put_nowait, message)
 
         relay = RelayTransport(send, atr, name=f"terminal {terminal}")
-        ads = PostIssuance(self.system, self.system.database(), self.project, request_id,
+        # the ADS's thread takes the link's connection: the loop needs it no more until the job has ended
+        ads = PostIssuance(self.system, db, self.project, request_id,
                            progress=lambda text: send(Message("progress", 0, {"text": text})))
         await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
 
@@ -114,8 +115,6 @@ class Server:
             except Exception as exc:  # noqa: BLE001 - the terminal is told whatever failed: escaping here
                 # dropped the link without a close frame (a PKCS#11 GeneralError under 50 terminals, the bench)
                 return Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
-            finally:
-                ads.db.close()
 
         job = loop.run_in_executor(None, run)
         order = InOrder(first.seq)
