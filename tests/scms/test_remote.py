@@ -104,7 +104,9 @@ def test_revoked_token_and_wrong_ca_are_refused(server: str, scms_folder: System
         run_request(server, other_ca, token, card, action="install", target="isoapplet")
 
 
-def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: System, card: SimulatorTransport) -> None:
+@pytest.mark.parametrize("numbers", [(2, 2), (3,)], ids=["replayed", "reordered"])
+def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: System, card: SimulatorTransport,
+                                                  numbers: tuple[int, ...]) -> None:
     from websockets.sync.client import connect
 
     token = add_terminal(scms_folder, f"replay-{time.monotonic_ns()}")
@@ -119,8 +121,8 @@ def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: Syst
             if message["type"] == "apdu":
                 break
         answer = card.transmit_raw(bytes.fromhex(message["apdu"])).hex()
-        link.send(json.dumps({"type": "response", "seq": 2, "command": message["seq"], "rapdu": answer}))
-        link.send(json.dumps({"type": "response", "seq": 2, "command": message["seq"], "rapdu": answer}))
+        for seq in numbers:  # the same number twice, or one skipped
+            link.send(json.dumps({"type": "response", "seq": seq, "command": message["seq"], "rapdu": answer}))
         with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
             for _ in range(50):
                 link.recv(timeout=20)
