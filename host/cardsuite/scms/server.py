@@ -146,6 +146,10 @@ class Server:
         finally:
             reader.cancel()
             writer.cancel()
+            if not job.done():  # the link ended some other way: the ADS is told, and ends (recording the
+                # request's outcome) before terminal() closes the connection it uses
+                relay.deliver(None)
+                await asyncio.wait({job})
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/health", self.health), Route("/api/catalogue", self.catalogue),
