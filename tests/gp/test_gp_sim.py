@@ -139,6 +139,30 @@ def test_a_refused_load_of_a_new_package_keeps_the_cards_answer(gp_card: GpCard)
     assert "already loaded" not in str(refused.value)
 
 
+@pytest.mark.parametrize("level", [SecurityLevel.C_MAC, SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION],
+                         ids=["mac", "enc"])
+def test_load_blocks_sent_together_stop_at_the_first_refused_one_and_keep_the_channel(gp_card: GpCard,
+                                                                                      level: SecurityLevel) -> None:
+    """send_many wraps every block before any goes (a relay sends them without a round trip each): the card
+    refuses the third (out of sequence, 6A86), the fourth is never sent, and the channel goes on as if the
+    blocks had gone one by one (the next command's MAC is the one the card expects)."""
+    gp = gp_card.authenticated(level)
+    gp.install_for_load(ECHO.package_aid)
+    data = ECHO.load_file()
+    blocks = [CommandAPDU(0x80, 0xE8, 0x00, number, data[i * 64 : (i + 1) * 64]) for i, number in
+              enumerate((0, 1, 3, 4))]
+    trace = gp_card.transport.trace
+    assert trace is not None
+    trace.clear()
+    with pytest.raises(GPError, match="LOAD block 3/4") as refused:
+        gp.send_many(blocks, [f"LOAD block {i + 1}/4" for i in range(4)])
+    assert refused.value.sw == 0x6A86
+    assert [e.sw for e in trace.entries] == [0x9000, 0x9000, 0x6A86]  # the fourth never reached the card
+    assert gp.registry().load_file(ECHO.package_aid) is None  # same channel: its MAC chaining is the card's
+    gp.load_cap(ECHO)  # and it loads whole afterwards
+    assert gp.registry().load_file(ECHO.package_aid) is not None
+
+
 def test_lock_and_unlock_an_application(gp_card: GpCard) -> None:
     gp = gp_card.authenticated()
     gp.load_cap(ECHO)

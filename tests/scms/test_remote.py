@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from cardsuite.errors import TransportError
+from cardsuite.gp.client import LOAD_WINDOW
 from cardsuite.scms.agent import AgentError, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
@@ -104,7 +105,9 @@ def test_revoked_token_and_wrong_ca_are_refused(server: str, scms_folder: System
         run_request(server, other_ca, token, card, action="install", target="isoapplet")
 
 
-def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: System, card: SimulatorTransport) -> None:
+@pytest.mark.parametrize("numbers", [(2, 2), (3,)], ids=["replayed", "reordered"])
+def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: System, card: SimulatorTransport,
+                                                  numbers: tuple[int, ...]) -> None:
     from websockets.sync.client import connect
 
     token = add_terminal(scms_folder, f"replay-{time.monotonic_ns()}")
@@ -119,8 +122,8 @@ def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: Syst
             if message["type"] == "apdu":
                 break
         answer = card.transmit_raw(bytes.fromhex(message["apdu"])).hex()
-        link.send(json.dumps({"type": "response", "seq": 2, "command": message["seq"], "rapdu": answer}))
-        link.send(json.dumps({"type": "response", "seq": 2, "command": message["seq"], "rapdu": answer}))
+        for seq in numbers:  # the same number twice, or one skipped
+            link.send(json.dumps({"type": "response", "seq": seq, "command": message["seq"], "rapdu": answer}))
         with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
             for _ in range(50):
                 link.recv(timeout=20)
@@ -227,3 +230,48 @@ def test_the_agent_command_goes_on_through_its_next_server(server: str, scms_fol
                           "install", "isoapplet"], capture_output=True, text=True, timeout=120, env=env)
     assert bad.returncode == 1 and bad.stderr.strip().splitlines() == [
         "Error: --server 'http://127.0.0.1:9': the SCMS is reached over https:// only"]
+
+
+class _RefusesLoadBlock:
+    """The agent's card, out of memory at the ``refused``-th LOAD block of the first package (6A84, as a card
+    answers when the load file does not fit): counts the LOAD blocks that reach it."""
+
+    def __init__(self, card: SimulatorTransport, refused: int) -> None:
+        self._card, self._refused = card, refused
+        self.loads = 0
+
+    def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
+        return getattr(self._card, name)
+
+    def transmit_raw(self, command: bytes) -> bytes:
+        if command[1] == 0xE8:
+            self.loads += 1
+            if self.loads == self._refused:
+                return b"\x6a\x84"
+        return self._card.transmit_raw(command)
+
+
+def test_load_blocks_go_in_runs_that_stop_at_the_first_refused_block(server: str, scms_folder: System,
+                                                                     card: SimulatorTransport) -> None:
+    """The ADS sends LOAD blocks in runs (one message, no round trip per block); the agent stops at the
+    first answer that is not 9000, the request fails naming that block, every exchange up to it is recorded,
+    and the next run loads the card whole."""
+    token = add_terminal(scms_folder, f"full-{time.monotonic_ns()}")
+    db = scms_folder.database()
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    refusing = _RefusesLoadBlock(card, 3)
+    with pytest.raises(AgentError, match=r"LOAD block 3/\d+ failed: card answered 6A84"):
+        run_request(server, scms_folder.ca, token, refusing, action="install",  # type: ignore[arg-type]
+                    target="isoapplet")
+    assert refusing.loads == 3  # nothing after the refused block reached the card
+    failed = db.query("SELECT id, state FROM scms_requests WHERE cin = ? ORDER BY id", (cin,))[-1]
+    assert failed[1] == "failed"
+    loads = [sw for _, command, _, sw in db.exchanges(failed[0]) if command[3:5] == "E8"]
+    assert loads == [0x9000, 0x9000, 0x6A84]
+    result = run_request(server, scms_folder.ca, token, card, action="install", target="isoapplet")
+    exchanges = db.exchanges(result.request)
+    assert len(exchanges) == result.relayed - 1  # every command relayed is recorded (the closing reset is none)
+    blocks = sum(command[3:5] == "E8" for _, command, _, _ in exchanges)
+    assert blocks > 2 * LOAD_WINDOW and result.round_trips <= result.relayed - blocks + 2 * -(-blocks // LOAD_WINDOW)
+    assert card.select(ISO_APPLET).sw == 0x9000

@@ -10,6 +10,7 @@ The library logs and never prints; the CLI (cardsuite.cli.gp) prints.
 
 from __future__ import annotations
 
+import copy
 import logging
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -58,6 +59,7 @@ INSTALL_FOR_PERSONALIZATION, INSTALL_FOR_REGISTRY_UPDATE = 0x20, 0x40
 INSTALL_FOR_EXTRADITION = 0x10
 DEFAULT_SELECTED = "CardReset"  # [GPCS] Table 11-7: privilege byte 1 b3, "Default Selected" before GP 2.2
 SW_MORE_DATA = 0x6310
+LOAD_WINDOW = 16  # LOAD blocks handed to the transport at once (send_many); progress is told after each window
 
 # [GPCS] 11.4.2.1, Table 11-33: GET STATUS P1
 STATUS_ISD, STATUS_APPLICATIONS, STATUS_LOAD_FILES, STATUS_LOAD_FILES_AND_MODULES = 0x80, 0x40, 0x20, 0x10
@@ -447,6 +449,30 @@ class GlobalPlatform:
             raise GPError(response.sw, operation, command, response.data, expected)
         return response
 
+    def send_many(self, commands: Sequence[CommandAPDU], operations: Sequence[str]) -> list[ResponseAPDU]:
+        """send() of each command in order, expecting 9000, handed to the transport together
+        (Transport.transmit_many: it may send them without waiting for each answer, and stops at the first
+        answer that is not 9000). That answer raises its GPError as send() would, and the channel is left
+        as if the commands had gone one by one: the ones never sent were never wrapped. With R-MAC, one by
+        one: each answer's MAC is checked before the next command goes."""
+        channel = self.channel
+        if channel is not None and channel.level & SecurityLevel.R_MAC:
+            return [self.send(command, operation) for command, operation in zip(commands, operations, strict=True)]
+        wires, states = [], []
+        for command in commands:
+            wires.append(channel.wrap(command) if channel is not None else command)
+            states.append(copy.copy(channel))  # the channel after this command (C-MAC chaining, counter)
+        responses = self.transport.transmit_many(wires)
+        if channel is not None and len(responses) < len(commands):
+            vars(channel).update(vars(states[len(responses) - 1]))
+        checked = []
+        for command, operation, state, answer in zip(commands, operations, states, responses, strict=False):
+            response = state.unwrap(answer) if state is not None else answer
+            if response.sw != SW_OK:
+                raise GPError(response.sw, operation, command, response.data, (SW_OK,))
+            checked.append(response)
+        return checked
+
     def select(self, aid: bytes | None = None) -> bytes:
         """SELECT the ISD (or ``aid``); returns its FCI. Without an ISD AID, tries the well-known ones."""
         self.channel = None
@@ -712,12 +738,16 @@ class GlobalPlatform:
         if len(blocks) > 256:
             raise CardManagerError(f"the load file needs {len(blocks)} blocks of {size} bytes; "
                                    "LOAD numbers 256 at most")
-        for number, block in enumerate(blocks):
-            last = number == len(blocks) - 1
-            command = CommandAPDU(CLA_GP, INS_LOAD, 0x80 if last else 0x00, number, block, le=256)
-            self.send(command, f"LOAD block {number + 1}/{len(blocks)}")
+        commands = [CommandAPDU(CLA_GP, INS_LOAD, 0x80 if number == len(blocks) - 1 else 0x00, number, block,
+                                le=256) for number, block in enumerate(blocks)]
+        # a LOAD block's answer is 9000 or the end of the load ([GPCS] 11.6.3): the blocks go in windows
+        # (send_many), which a relay sends without a round trip per block
+        for start in range(0, len(commands), LOAD_WINDOW):
+            window = commands[start : start + LOAD_WINDOW]
+            self.send_many(window, [f"LOAD block {start + i + 1}/{len(blocks)}" for i in range(len(window))])
             if progress is not None:
-                progress(number + 1, len(blocks))
+                for number in range(start, start + len(window)):
+                    progress(number + 1, len(blocks))
         return len(blocks)
 
     def load_cap(self, cap: Cap, progress: ProgressCallback | None = None, include_descriptor: bool = False,

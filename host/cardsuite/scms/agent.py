@@ -25,7 +25,8 @@ class AgentResult:
     request: int
     cin: str
     outcome: str
-    relayed: int
+    relayed: int  # commands (and resets) relayed to the card
+    round_trips: int  # the server's messages that waited for an answer (a run of LOAD blocks is one)
 
 
 def tls_context(ca: Path) -> ssl.SSLContext:
@@ -83,7 +84,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
     from websockets.sync.client import connect
 
     seq = 1
-    relayed = 0
+    relayed = round_trips = 0
     try:
         with connect(_ws_url(server), ssl=tls_context(ca), additional_headers={"Authorization": f"Bearer {token}"},
                      open_timeout=20, max_size=2**20, ping_timeout=PING_TIMEOUT) as link, transport.exclusive():
@@ -91,6 +92,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:
                 message = Message.decode(text)
+                round_trips += message.kind in ("apdu", "apdus", "reset", "pin")
                 if message.kind in ("apdu", "reset"):
                     if message.kind == "apdu":
                         answer = transport.transmit_raw(message.apdu("apdu"))
@@ -100,6 +102,15 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
                                                         "rapdu": answer.hex().upper()}).encode())
+                elif message.kind == "apdus":  # a run: each answer sent as it comes, up to the first not 9000
+                    for index, command in enumerate(message.apdus("apdus")):
+                        answer = transport.transmit_raw(command)
+                        relayed += 1
+                        seq += 1
+                        link.send(Message("response", seq, {"command": message.seq, "index": index,
+                                                            "rapdu": answer.hex().upper()}).encode())
+                        if answer[-2:] != b"\x90\x00":
+                            break
                 elif message.kind == "pin":
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
@@ -108,7 +119,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                     progress(str(message.body.get("text", "")))
                 elif message.kind == "done":
                     return AgentResult(int(message.body["request"]), str(message.body["cin"]),
-                                       str(message.body["outcome"]), relayed)
+                                       str(message.body["outcome"]), relayed, round_trips)
                 elif message.kind == "failed":
                     raise AgentError(f"the request failed: {message.body.get('reason')}")
             if link.close_code in (CLOSE_UNAUTHORISED, CLOSE_PROTOCOL):

@@ -1,8 +1,13 @@
 """The terminal link: JSON messages over one WebSocket, each numbered. The agent's messages count 1, 2, 3…
 (its request, then one response per command) and the server accepts each only as the one after the last it
-accepted for that request (the count is a database row, so a second server process checks it the same way):
-a replayed, reordered or forged-order message is refused. The server's commands carry their own number, which
-the response repeats.
+accepted (InOrder): a replayed, reordered or forged-order message is refused and the link closed. A request
+lives on the one link that made it, so the count is kept where that link ends, in the server process that
+holds it: no other process can receive a message of that request (a link that breaks ends the request; the
+agent makes a new one). The server's commands carry their own number, which the response repeats.
+
+A run of commands (``apdus``: LOAD blocks, whose answers are 9000 or the end of the load) goes in one
+message: the agent sends them to the card in order, answers each with its own response (``command`` the
+run's number, ``index`` its place in the run) and stops after the first answer that is not 9000.
 
 APDUs travel as hex (the wire is text; codec rules apply at this edge only). The agent holds no key: what it
 relays is already wrapped by the ADS's secure channel, or plain (SELECT, GET DATA before authentication).
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import json
 import queue
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,6 +37,19 @@ PING_TIMEOUT = 60.0
 
 class RelayError(CardsuiteError):
     """A relay message is malformed or out of order; the link is closed."""
+
+
+@dataclass
+class InOrder:
+    """The agent's message numbers on one link: each accepted only as the one after the last accepted."""
+
+    last: int = 0
+
+    def accept(self, seq: int) -> bool:
+        if seq != self.last + 1:
+            return False
+        self.last = seq
+        return True
 
 
 @dataclass(frozen=True)
@@ -55,7 +73,15 @@ class Message:
         return cls(kind, seq, data)
 
     def apdu(self, name: str) -> bytes:
-        value = self.body.get(name)
+        return self._hex(self.body.get(name), name)
+
+    def apdus(self, name: str) -> list[bytes]:
+        values = self.body.get(name)
+        if not isinstance(values, list) or not values:
+            raise RelayError(f"a relay {self.kind} message has no list {name}")
+        return [self._hex(value, name) for value in values]
+
+    def _hex(self, value: object, name: str) -> bytes:
         if not isinstance(value, str):
             raise RelayError(f"a relay {self.kind} message has no {name}")
         try:
@@ -98,7 +124,7 @@ class RelayTransport(Transport):
     def deliver(self, message: Message | None) -> None:
         self._responses.put(message)
 
-    def _await(self, seq: int) -> Message:
+    def _await(self, seq: int, index: int | None = None) -> Message:
         if self._gone:
             raise TransportError("the terminal went away")
         try:
@@ -108,8 +134,11 @@ class RelayTransport(Transport):
         if message is None:
             self._gone = True
             raise TransportError("the terminal went away")
-        if message.kind != "response" or message.body.get("command") != seq:
-            raise RelayError(f"the terminal answered command {message.body.get('command')}, expected {seq}")
+        if message.kind != "response" or message.body.get("command") != seq or message.body.get("index") != index:
+            got = f"{message.body.get('command')}" + (f"[{message.body.get('index')}]" if "index" in message.body
+                                                       else "")
+            raise RelayError(f"the terminal answered command {got}, expected {seq}"
+                             + (f"[{index}]" if index is not None else ""))
         return message
 
     def cardholder_pin(self, aid: bytes, initial_pin: str, puk: str) -> str:
@@ -126,3 +155,14 @@ class RelayTransport(Transport):
         self._seq += 1
         self._send(Message("apdu", self._seq, {"apdu": command.hex().upper()}))
         return self._await(self._seq).apdu("rapdu")
+
+    def transmit_raw_many(self, commands: Sequence[bytes]) -> list[bytes]:
+        """The run in one message; the answers come one by one, up to the first that is not 9000."""
+        self._seq += 1
+        self._send(Message("apdus", self._seq, {"apdus": [command.hex().upper() for command in commands]}))
+        answers: list[bytes] = []
+        for index in range(len(commands)):
+            answers.append(self._await(self._seq, index).apdu("rapdu"))
+            if answers[-1][-2:] != b"\x90\x00":
+                break
+        return answers

@@ -25,7 +25,15 @@ from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
 from cardsuite.scms.console.app import Console
 from cardsuite.scms.db import Database
-from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError, RelayTransport
+from cardsuite.scms.relay import (
+    CLOSE_PROTOCOL,
+    CLOSE_UNAUTHORISED,
+    PING_TIMEOUT,
+    InOrder,
+    Message,
+    RelayError,
+    RelayTransport,
+)
 from cardsuite.scms.system import System, terminal_for_token
 
 
@@ -84,7 +92,6 @@ class Server:
             await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
             return
         request_id = db.new_request(terminal, str(action), str(target) if target else None)
-        db.next_relay_seq(request_id, 1)
         if not db.claim_request(request_id, self.claimant):
             await websocket.send_text(Message("failed", 0, {"reason": "the request was claimed elsewhere"}).encode())
             return
@@ -94,7 +101,8 @@ class Server:
             loop.call_soon_threadsafe(outgoing.put_nowait, message)
 
         relay = RelayTransport(send, atr, name=f"terminal {terminal}")
-        ads = PostIssuance(self.system, self.system.database(), self.project, request_id,
+        # the ADS's thread takes the link's connection: the loop needs it no more until the job has ended
+        ads = PostIssuance(self.system, db, self.project, request_id,
                            progress=lambda text: send(Message("progress", 0, {"text": text})))
         await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
 
@@ -107,10 +115,9 @@ class Server:
             except Exception as exc:  # noqa: BLE001 - the terminal is told whatever failed: escaping here
                 # dropped the link without a close frame (a PKCS#11 GeneralError under 50 terminals, the bench)
                 return Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
-            finally:
-                ads.db.close()
 
         job = loop.run_in_executor(None, run)
+        order = InOrder(first.seq)
         reader = asyncio.ensure_future(websocket.receive_text())
         writer = asyncio.ensure_future(outgoing.get())
         try:
@@ -121,7 +128,7 @@ class Server:
                     writer = asyncio.ensure_future(outgoing.get())
                 if reader in done:
                     message = Message.decode(reader.result())
-                    if not db.next_relay_seq(request_id, message.seq):
+                    if not order.accept(message.seq):
                         relay.deliver(None)
                         raise RelayError(f"relay message {message.seq} replayed or out of order: link closed")
                     relay.deliver(message)
@@ -139,6 +146,10 @@ class Server:
         finally:
             reader.cancel()
             writer.cancel()
+            if not job.done():  # the link ended some other way: the ADS is told, and ends (recording the
+                # request's outcome) before terminal() closes the connection it uses
+                relay.deliver(None)
+                await asyncio.wait({job})
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/health", self.health), Route("/api/catalogue", self.catalogue),

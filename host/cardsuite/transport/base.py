@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU
@@ -28,6 +28,9 @@ GET_RESPONSE_INS = 0xC0
 
 
 SELECT_INS = 0xA4
+
+
+_SW_OK_BYTES = SW_OK.to_bytes(2, "big")
 
 
 _MAX_GET_RESPONSE = 64  # a card answering 61xx forever is broken; stop rather than loop
@@ -56,21 +59,40 @@ _SECURING_CLA = bytes(_secures(bytes((cla, 0))) for cla in range(256))
 _SECURING_INS = bytes(ins in _SECURITY_INS for ins in range(256))
 
 
+def _check(transport: Transport, command: bytes) -> None:
+    """Before a command is sent: shorter than a header is refused, and a command that may leave security
+    state is noted for the end of the flow."""
+    if len(command) < MIN_COMMAND:
+        raise TransportError(f"a command APDU has at least {MIN_COMMAND} bytes (CLA INS P1 P2), "
+                             f"got {len(command)}: not sent")
+    if not transport._secured and (_SECURING_CLA[command[0]] or _SECURING_INS[command[1]]):
+        transport._secured = True
+
+
 def _checked(transmit_raw: Callable[[Transport, bytes], bytes]) -> Callable[[Transport, bytes], bytes]:
-    """Wraps a backend's transmit_raw: shorter than a header is refused before anything is sent, and a
-    command that may leave security state is noted for the end of the flow."""
+    """Wraps a backend's transmit_raw with the base's checks (_check)."""
 
     def transmit_raw_checked(self: Transport, command: bytes) -> bytes:
-        if len(command) < MIN_COMMAND:
-            raise TransportError(f"a command APDU has at least {MIN_COMMAND} bytes (CLA INS P1 P2), "
-                                 f"got {len(command)}: not sent")
-        if not self._secured and (_SECURING_CLA[command[0]] or _SECURING_INS[command[1]]):
-            self._secured = True
+        _check(self, command)
         return transmit_raw(self, command)
 
     transmit_raw_checked.__doc__ = transmit_raw.__doc__
     transmit_raw_checked.checked = True  # type: ignore[attr-defined]
     return transmit_raw_checked
+
+
+def _checked_many(transmit_raw_many: Callable[[Transport, Sequence[bytes]], list[bytes]]
+                  ) -> Callable[[Transport, Sequence[bytes]], list[bytes]]:
+    """Wraps a backend's transmit_raw_many with the base's checks of every command, all before any is sent."""
+
+    def transmit_raw_many_checked(self: Transport, commands: Sequence[bytes]) -> list[bytes]:
+        for command in commands:
+            _check(self, command)
+        return transmit_raw_many(self, commands)
+
+    transmit_raw_many_checked.__doc__ = transmit_raw_many.__doc__
+    transmit_raw_many_checked.checked = True  # type: ignore[attr-defined]
+    return transmit_raw_many_checked
 
 
 def _noted_reset(reset: Callable[[Transport], bytes]) -> Callable[[Transport], bytes]:
@@ -93,11 +115,14 @@ class Transport(ABC):
     name: str = "card"
 
     def __init_subclass__(cls, **kwargs: object) -> None:
-        """Every backend's transmit_raw gets the base's checks (_checked), whoever calls it."""
+        """Every backend's transmit_raw (and transmit_raw_many) gets the base's checks, whoever calls it."""
         super().__init_subclass__(**kwargs)
         raw = cls.__dict__.get("transmit_raw")
         if raw is not None and not getattr(raw, "checked", False):
             cls.transmit_raw = _checked(raw)  # type: ignore[method-assign]
+        many = cls.__dict__.get("transmit_raw_many")
+        if many is not None and not getattr(many, "checked", False):
+            cls.transmit_raw_many = _checked_many(many)  # type: ignore[method-assign]
         reset = cls.__dict__.get("reset")
         if reset is not None and not getattr(reset, "noted", False):
             cls.reset = _noted_reset(reset)  # type: ignore[method-assign]
@@ -156,6 +181,17 @@ class Transport(ABC):
     def transmit_raw(self, command: bytes) -> bytes:
         """Sends one command APDU as is and returns the response with its status word."""
 
+    def transmit_raw_many(self, commands: Sequence[bytes]) -> list[bytes]:
+        """Sends the commands as they are, in order, stopping after the first response whose status word is
+        not 9000; returns the responses (one per command sent). Here one by one; a backend whose round trip
+        is long (the SCMS relay) sends them all without waiting for each answer, under the same rule."""
+        responses = []
+        for command in commands:
+            responses.append(self.transmit_raw(command))
+            if responses[-1][-2:] != _SW_OK_BYTES:
+                break
+        return responses
+
     # -- shared behaviour
     def __enter__(self) -> Transport:
         self.connect()
@@ -193,6 +229,35 @@ class Transport(ABC):
             response = self.exchange(get_response)
             data += response.data
         raise TransportError(f"the card kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
+
+    def transmit_many(self, commands: Sequence[CommandAPDU]) -> list[ResponseAPDU]:
+        """transmit() of each command in order, stopping after the first answer that is not 9000; returns
+        the answers (one per command sent). For a run of commands none of which depends on an earlier one's
+        answer beyond its 9000 (LOAD blocks, [GPCS] 11.6): the backend may send them without waiting for
+        each answer (transmit_raw_many). A 61xx or 6Cxx answer is completed as transmit() does, and the
+        commands after it follow."""
+        responses: list[ResponseAPDU] = []
+        while len(responses) < len(commands):
+            pending = commands[len(responses):]
+            started = time.perf_counter()
+            answers = self.transmit_raw_many([command.to_bytes() for command in pending])
+            if not answers or len(answers) > len(pending):
+                raise TransportError(f"{len(answers)} answers to {len(pending)} commands")
+            share = (time.perf_counter() - started) / len(answers)  # each exchange's part of the run's time
+            for command, answer in zip(pending, answers, strict=False):
+                response = ResponseAPDU.from_bytes(answer)
+                if self.trace is not None:
+                    self.trace.record(command, response, time.perf_counter() - share)
+                if response.sw1 == 0x6C:
+                    response = self.transmit(command.with_le(response.sw2 or 256))
+                elif response.sw1 == 0x61:
+                    rest = self.transmit(CommandAPDU(command.cla & 0x03, GET_RESPONSE_INS, 0, 0,
+                                                     le=response.sw2 or 256))
+                    response = ResponseAPDU(response.data + rest.data, rest.sw)
+                responses.append(response)
+                if response.sw != SW_OK:
+                    return responses
+        return responses
 
     def send(self, command: CommandAPDU, expected: Iterable[int] = (SW_OK,)) -> ResponseAPDU:
         """transmit() and check the status word: raises StatusError unless it is one of ``expected``."""
