@@ -76,10 +76,16 @@ def generate(db: Database, inventory: Inventory, cards: int, events: int) -> Non
 
 
 def explain(cursor: Any, dialect: Dialect, sql: str, args: tuple = ()) -> str:
-    """The database's plan for ``sql``, one line per node (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on SQLite)."""
+    """The database's plan for ``sql``, one line per node (EXPLAIN on PostgreSQL, EXPLAIN QUERY PLAN on SQLite).
+    PostgreSQL writes the arguments into the plan: they are put back as $1, $2... so that no card number or CPLC
+    lands in fleet.json."""
     prefix = "EXPLAIN " if dialect is POSTGRES else "EXPLAIN QUERY PLAN "
     rows = cursor.fetchall(prefix + sql, args)
-    return "\n".join(str(row[0] if dialect is POSTGRES else row[-1]) for row in rows)
+    plan = "\n".join(str(row[0] if dialect is POSTGRES else row[-1]) for row in rows)
+    for number, value in enumerate(args, 1):
+        if isinstance(value, str):
+            plan = plan.replace(f"'{value}'", f"${number}")
+    return plan
 
 
 COUNTER_TABLES = ("scms_card_counts", "scms_request_counts")  # the statistics' (cardsuite.scms.db)
