@@ -7,7 +7,6 @@ Verification covers loads into any domain. Our client signs (cardsuite.gp.dap, `
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -15,23 +14,15 @@ from cardsuite.apdu import CommandAPDU
 from cardsuite.errors import CardTornError, ConfigurationError
 from cardsuite.gp.client import CLA_GP, INS_PUT_KEY, INS_SET_STATUS, GlobalPlatform, GPError
 from cardsuite.gp.dap import DapSigner, block_hash, dap_block, put_key_data, read_public_key
-from cardsuite.gp.scp import KeySet
 from cardsuite.project import Project
-from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.tlv import encode_tlv
-from cardsuite.tooling.cap import read_cap
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
+from support.cardmanager import APPLET, DEV, ECHO, SCPS, SD_MODULE, SD_PACKAGE, SSD, empty_card_manager, isd_session
 
 pytestmark = pytest.mark.sim_only  # resets and tears the in-process card
 
-ECHO = read_cap(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
-APPLET = ECHO.applet_aids[0]
-DEV = KeySet.single(bytes(range(0x40, 0x50)))
-SD_PACKAGE = bytes.fromhex("A0000001515350")
-SD_MODULE = bytes.fromhex("A000000151535041")
-SSD = bytes.fromhex("A000000151535041AA01")
 DAP_PRIVILEGES = b"\xc0\x00\x00"  # Security Domain + DAP Verification ([GPCS] Table 11-7)
 MANDATED_PRIVILEGES = b"\xc1\x00\x00"  # + Mandated DAP Verification
 PERSONALIZED = 0x0F  # a security domain's life cycle state ([GPCS] Table 11-5)
@@ -43,28 +34,17 @@ def _signer(key: rsa.RSAPrivateKey) -> DapSigner:
     return DapSigner(key, "test key")
 
 
-@pytest.fixture(params=["scp02", "scp03"])
-def card(request: pytest.FixtureRequest, project: Project) -> Iterator[SimulatorTransport]:
-    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig(request.param))
-    card.connect()
-    yield card
-    card.disconnect()
-
-
-def isd(card: SimulatorTransport) -> GlobalPlatform:
-    gp = GlobalPlatform(card)
-    gp.open_secure_channel(DEV)
-    return gp
+card = pytest.fixture(params=SCPS, name="card")(empty_card_manager)
 
 
 def dap_domain(card: SimulatorTransport, privileges: bytes = DAP_PRIVILEGES, key: bool = True) -> GlobalPlatform:
     """An SSD that verifies DAPs and, with ``key``, holds DAP_KEY's public key; the ISD's session returned."""
-    isd(card).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=privileges)
+    isd_session(card).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=privileges)
     if key:
         domain = GlobalPlatform(card, isd=SSD)
         domain.open_secure_channel(DEV)  # the SSD's own channel, its keys the card's initial ones
         assert domain.put_dap_key(DAP_KEY.public_key()) == 0x73
-    return isd(card)
+    return isd_session(card)
 
 
 def test_the_dap_key_is_in_the_ssd_key_information(card: SimulatorTransport) -> None:
@@ -73,7 +53,7 @@ def test_the_dap_key_is_in_the_ssd_key_information(card: SimulatorTransport) -> 
     domain.select()
     dap = [k for k in domain.key_info() if k.version == 0x73]
     assert [(k.key_id, k.components) for k in dap] == [(1, ((0xA1, 128), (0xA0, 3)))]  # modulus, exponent 65537
-    isd(card)
+    isd_session(card)
     assert 0x73 not in {k.version for k in GlobalPlatform(card).key_info()}  # the SSD's, not the ISD's
 
 
@@ -153,7 +133,7 @@ def test_loads_into_the_isd_need_no_dap_unless_one_is_mandated(card: SimulatorTr
 
 
 def test_dap_blocks_need_the_hash(card: SimulatorTransport) -> None:
-    gp = isd(card)
+    gp = isd_session(card)
     gp.install_for_load(ECHO.package_aid)  # no domain verifies: no hash needed for INSTALL [for load] ...
     with pytest.raises(GPError) as refused:  # ... but a Load File with DAP blocks needs one ([GPCS] C.2)
         gp.load(dap_block(gp.isd or b"", bytes(128)) + ECHO.load_file())
@@ -187,7 +167,7 @@ def test_a_dap_block_after_the_data_block_is_malformed(card: SimulatorTransport)
 
 
 def test_put_key_takes_1024_bit_rsa_public_keys_only(card: SimulatorTransport) -> None:
-    isd(card).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
+    isd_session(card).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
     domain = GlobalPlatform(card, isd=SSD)
     domain.open_secure_channel(DEV)
     big = rsa.generate_private_key(public_exponent=65537, key_size=1536).public_key()  # fits one secured APDU
@@ -208,7 +188,7 @@ def test_put_key_takes_1024_bit_rsa_public_keys_only(card: SimulatorTransport) -
 
 
 def test_a_torn_dap_key_put_leaves_no_key(card: SimulatorTransport) -> None:
-    isd(card).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
+    isd_session(card).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
     tear = 1
     while True:
         domain = GlobalPlatform(card, isd=SSD)
@@ -225,7 +205,7 @@ def test_a_torn_dap_key_put_leaves_no_key(card: SimulatorTransport) -> None:
             continue
         break
     assert tear == 3  # the key staged, then the commit: each torn once
-    gp = isd(card)
+    gp = isd_session(card)
     gp.load_cap(ECHO, domain=SSD, dap=_signer(DAP_KEY))
     assert gp.registry().load_file(ECHO.package_aid) is not None
 
@@ -263,7 +243,7 @@ def test_cli_put_dap_key_and_signed_load(project: Project, tmp_path: Path, capsy
 
     card = _open_card(project, tmp_path, "scp03")
     monkeypatch.setenv("CARDSUITE_GP_GUARD", str(tmp_path / "cli-guard.db"))
-    isd(card.transport).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
+    isd_session(card.transport).install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=DAP_PRIVILEGES)
     key, other = _pem(tmp_path / "dap.pem", DAP_KEY), _pem(tmp_path / "other.pem", OTHER_KEY)
     status, out, err = _cli(card, ["gp", "put-key", "--isd", SSD.hex(), "--dap-key", key, "--dev-keys"], capsys)
     assert status == 0, err
@@ -272,11 +252,11 @@ def test_cli_put_dap_key_and_signed_load(project: Project, tmp_path: Path, capsy
     status, _, err = _cli(card, ["gp", "load", fixture, "--sd", SSD.hex(), "--dap-key", other, "--dev-keys"], capsys)
     last = err.splitlines()[-1]  # after the LOAD progress, ended by the failure
     assert status == 1 and last.startswith("Error: LOAD block 4/4 failed: card answered 6982") and "DAP" in last, err
-    assert isd(card.transport).registry().load_file(ECHO.package_aid) is None
+    assert isd_session(card.transport).registry().load_file(ECHO.package_aid) is None
     status, out, err = _cli(card, ["gp", "load", fixture, "--sd", SSD.hex(), "--dap-key", key, "--dev-keys"], capsys)
     assert status == 0, err
     assert f"DAP for {SSD.hex().upper()}" in out
-    loaded = isd(card.transport).registry().load_file(ECHO.package_aid)
+    loaded = isd_session(card.transport).registry().load_file(ECHO.package_aid)
     assert loaded is not None and loaded.domain == SSD
     for argv, message in ((["put-key", "--dev-keys"], "--new-keys PROFILE (a key set) or --dap-key PEM"),
                           (["load", fixture, "--dap-sd", SSD.hex(), "--dev-keys"], "--dap-sd names the domain"),

@@ -5,40 +5,20 @@ without an AID and is selected after a reset; Card Reset is one application's at
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from pathlib import Path
-
 import pytest
 from cardsuite.apdu import CommandAPDU
 from cardsuite.gp.client import GlobalPlatform
-from cardsuite.gp.scp import KeySet
-from cardsuite.project import Project
-from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
-from cardsuite.tooling.cap import read_cap
 from support import ABSENT_AID
+from support.cardmanager import APPLET, ECHO, SCPS, empty_card_manager, isd_session
 
 pytestmark = pytest.mark.sim_only  # resets the in-process card
 
-ECHO = read_cap(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
-APPLET = ECHO.applet_aids[0]
-DEV = KeySet.single(bytes(range(0x40, 0x50)))
 CARD_RESET = b"\x04\x00\x00"
 INS_INSTALL = 0xE6
 
 
-@pytest.fixture(params=["scp02", "scp03"])
-def card(request: pytest.FixtureRequest, project: Project) -> Iterator[SimulatorTransport]:
-    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig(request.param))
-    card.connect()
-    yield card
-    card.disconnect()
-
-
-def session(card: SimulatorTransport) -> GlobalPlatform:
-    gp = GlobalPlatform(card)
-    gp.open_secure_channel(DEV)
-    return gp
+card = pytest.fixture(params=SCPS, name="card")(empty_card_manager)
 
 
 def echo_answers(card: SimulatorTransport) -> bool:
@@ -59,7 +39,7 @@ def privileges(gp: GlobalPlatform, aid: bytes | None) -> bytes:
 
 
 def test_default_selected_at_install_answers_select_without_aid_and_after_reset(card: SimulatorTransport) -> None:
-    gp = session(card)
+    gp = isd_session(card)
     isd_before = privileges(gp, None)
     assert isd_before[0] & 0x04  # the ISD is the default until an application is given Card Reset
     gp.load_cap(ECHO)
@@ -71,16 +51,16 @@ def test_default_selected_at_install_answers_select_without_aid_and_after_reset(
     assert echo_answers(card)
     card.reset()
     assert echo_answers(card)  # selected at power-up, no SELECT sent
-    gp = session(card)  # the ISD by its AID, as ever
+    gp = isd_session(card)  # the ISD by its AID, as ever
     gp.delete(APPLET)
     card.reset()
     assert not echo_answers(card)
     assert select_without_aid(card).data.startswith(b"\x6F")  # the ISD again
-    assert privileges(session(card), None)[0] & 0x04
+    assert privileges(isd_session(card), None)[0] & 0x04
 
 
 def test_make_default_and_registry_update_move_card_reset(card: SimulatorTransport) -> None:
-    gp = session(card)
+    gp = isd_session(card)
     gp.load_cap(ECHO)
     gp.install_for_install(ECHO.package_aid, APPLET)
     gp.install_for_install(ECHO.package_aid, APPLET, ABSENT_AID)
@@ -100,14 +80,14 @@ def test_make_default_and_registry_update_move_card_reset(card: SimulatorTranspo
 
 
 def test_a_locked_default_application_is_not_selected(card: SimulatorTransport) -> None:
-    gp = session(card)
+    gp = isd_session(card)
     gp.load_cap(ECHO)
     gp.install_for_install(ECHO.package_aid, APPLET, privileges=CARD_RESET)
     gp.set_application_lock(APPLET, True)
     card.reset()
     assert not echo_answers(card)
     assert select_without_aid(card).data.startswith(b"\x6F")  # the ISD answers while its default is LOCKED
-    gp = session(card)
+    gp = isd_session(card)
     gp.set_application_lock(APPLET, False)
     card.reset()
     assert echo_answers(card)  # unlocked, it is the default again

@@ -5,7 +5,6 @@ domain has content. The registry changes are tear-safe: a tear at any write leav
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,43 +13,25 @@ from cardsuite.errors import CardTornError
 from cardsuite.gp.client import GlobalPlatform, GPError
 from cardsuite.gp.scp import CardCryptogramError, KeySet
 from cardsuite.project import Project
-from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
-from cardsuite.tooling.cap import read_cap
+from support.cardmanager import APPLET, DEV, ECHO, SCPS, SD_MODULE, SD_PACKAGE, SSD, empty_card_manager, isd_session
 
 pytestmark = pytest.mark.sim_only  # resets and tears the in-process card
 
-ECHO = read_cap(Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap")
-APPLET = ECHO.applet_aids[0]
-DEV = KeySet.single(bytes(range(0x40, 0x50)))
-SD_PACKAGE = bytes.fromhex("A0000001515350")
-SD_MODULE = bytes.fromhex("A000000151535041")
-SSD = bytes.fromhex("A000000151535041AA01")
 SD_PRIVILEGE = b"\x80\x00\x00"
 
 
-@pytest.fixture(params=["scp02", "scp03"])
-def card(request: pytest.FixtureRequest, project: Project) -> Iterator[SimulatorTransport]:
-    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig(request.param))
-    card.connect()
-    yield card
-    card.disconnect()
-
-
-def isd(card: SimulatorTransport) -> GlobalPlatform:
-    gp = GlobalPlatform(card)
-    gp.open_secure_channel(DEV)
-    return gp
+card = pytest.fixture(params=SCPS, name="card")(empty_card_manager)
 
 
 def with_domain(card: SimulatorTransport) -> GlobalPlatform:
-    gp = isd(card)
+    gp = isd_session(card)
     gp.install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=SD_PRIVILEGE)
     return gp
 
 
 def test_the_card_offers_its_security_domain_package(card: SimulatorTransport) -> None:
-    package = isd(card).registry().load_file(SD_PACKAGE)
+    package = isd_session(card).registry().load_file(SD_PACKAGE)
     assert package is not None and SD_MODULE in package.modules
 
 
@@ -62,7 +43,7 @@ def test_an_ssd_is_installed_with_the_security_domain_privilege(card: SimulatorT
 
 
 def test_without_the_security_domain_privilege_nothing_is_made(card: SimulatorTransport) -> None:
-    gp = isd(card)
+    gp = isd_session(card)
     with pytest.raises(GPError) as refused:
         gp.install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=b"\x00\x00\x00")
     assert refused.value.sw == 0x6A80
@@ -78,7 +59,7 @@ def test_the_ssd_has_its_own_secure_channel_and_keys(card: SimulatorTransport) -
     domain = GlobalPlatform(card, isd=SSD)
     domain.open_secure_channel(new)  # the SSD's new key set ...
     assert list(card.manager.keyVersions()) == [0x01]  # ... and the ISD's keys are untouched
-    isd(card)
+    isd_session(card)
     with pytest.raises(GPError) as absent:  # the ISD has no key set 30
         GlobalPlatform(card).open_secure_channel(new)
     assert absent.value.sw == 0x6A88
@@ -124,7 +105,7 @@ def test_extradition_moves_an_application_and_delete_waits_for_an_empty_domain(c
 
 
 def test_extradition_to_no_such_domain_is_refused(card: SimulatorTransport) -> None:
-    gp = isd(card)
+    gp = isd_session(card)
     gp.load_cap(ECHO)
     with pytest.raises(GPError) as refused:
         gp.install_for_extradition(ECHO.package_aid, bytes.fromhex("A000000151DEAD"))
@@ -142,20 +123,20 @@ def test_selecting_the_ssd_answers_its_fci_and_an_applet_select_leaves_it(card: 
 def test_a_torn_ssd_install_leaves_no_domain(card: SimulatorTransport) -> None:
     tear = 1
     while True:
-        gp = isd(card)
+        gp = isd_session(card)
         card.tear_after_writes(tear)
         try:
             gp.install_for_install(SD_PACKAGE, SD_MODULE, SSD, privileges=SD_PRIVILEGE)
         except CardTornError:
             card.reset()
-            assert isd(card).registry().application(SSD) is None, f"torn at write {tear}"
+            assert isd_session(card).registry().application(SSD) is None, f"torn at write {tear}"
             with pytest.raises(GPError):
                 GlobalPlatform(card, isd=SSD).select(SSD)
             tear += 1
             continue
         break
     assert tear == 3  # the entry with its keys, then the commit: each torn once
-    assert isd(card).registry().application(SSD) is not None
+    assert isd_session(card).registry().application(SSD) is not None
 
 
 def test_cli_load_into_an_ssd(project: Project, tmp_path: Path, capsys: pytest.CaptureFixture,
@@ -171,7 +152,7 @@ def test_cli_load_into_an_ssd(project: Project, tmp_path: Path, capsys: pytest.C
     assert status == 1 and err.startswith("Error: --sd") and "\n" not in err.strip()
     status, _, err = _cli(card, ["gp", "load", fixture, "--install", "--sd", SSD.hex(), "--dev-keys"], capsys)
     assert status == 0, err
-    registry = isd(card.transport).registry()
+    registry = isd_session(card.transport).registry()
     loaded, app = registry.load_file(ECHO.package_aid), registry.application(APPLET)
     assert loaded is not None and loaded.domain == SSD
     assert app is not None and app.domain == SSD
