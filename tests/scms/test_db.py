@@ -1,6 +1,6 @@
 """The SCMS database on SQLite and on a real PostgreSQL server: a request claimed by one claimant only
-(two threads racing, as two serve processes would), relay sequence numbers accepted once and in order, and
-the statistics' counters equal to a count of the rows after every kind of change."""
+(two threads racing, as two serve processes would), a step written with its exchanges and key uses or not at
+all, and the statistics' counters equal to a count of the rows after every kind of change."""
 
 from __future__ import annotations
 
@@ -53,16 +53,39 @@ def test_one_claimant_wins(url: str) -> None:
     assert record is not None and record.state == "running" and record.claimed_by == wins[0]
 
 
-def test_relay_sequence_once_and_in_order(url: str) -> None:
+def test_a_step_is_written_with_its_exchanges_and_key_uses_or_not_at_all(url: str) -> None:
     db = Database(url)
     db.create()
     request = db.new_request("t", "install", "isoapplet")
-    assert db.next_relay_seq(request, 1)
-    assert not db.next_relay_seq(request, 1)  # replayed
-    assert not db.next_relay_seq(request, 3)  # skipped one
-    assert db.next_relay_seq(request, 2)
-    other = Database(url)  # another server process sees the same count
-    assert other.next_relay_seq(request, 3) and not db.next_relay_seq(request, 3)
+    exchanges = [(1, "80 50 00 00 [8 bytes masked: INITIALIZE UPDATE]", "[29 bytes masked: INITIALIZE UPDATE]",
+                  0x9000, 0.01), (2, "84 82 33 00 [16 bytes masked: EXTERNAL AUTHENTICATE]", "", 0x9000, 0.01)]
+    audit = [(time.time(), f"ads:{request}", "derive", "card-master", request, "session keys")]
+    db.record_step(request, 1, "mutual authentication", "ok", exchanges=exchanges, audit=audit)
+    assert db.steps(request) == [(1, "mutual authentication", "ok", "")]
+    assert db.exchanges(request) == [row[:4] for row in exchanges]
+    assert db.query("SELECT operation, key_label FROM scms_audit WHERE request_id = ?", (request,)) == [
+        ("derive", "card-master")]
+    broken = [(3, None, "", 0x9000, 0.01)]  # a command must be recorded: the whole step is refused
+    with pytest.raises(DatabaseError):
+        db.record_step(request, 2, "card script", "ok", exchanges=broken, audit=audit)  # type: ignore[arg-type]
+    assert len(db.steps(request)) == 1 and len(db.exchanges(request)) == 2
+    assert db.query("SELECT COUNT(*) FROM scms_audit WHERE request_id = ?", (request,))[0][0] == 1
+
+
+def test_a_database_with_the_old_relay_seq_column_still_opens(tmp_path: Path) -> None:
+    """Made before the relay order moved to the link: the unused column stays, defaulted, and is not read."""
+    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
+    db.execute("""CREATE TABLE scms_requests (
+        id INTEGER PRIMARY KEY AUTOINCREMENT, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT,
+        state TEXT NOT NULL, reason TEXT, claimed_by TEXT, relay_seq INTEGER NOT NULL DEFAULT 0,
+        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""")
+    db.create()
+    request = db.new_request("t", "install", "isoapplet")
+    assert db.claim_request(request, "server-1")
+    db.finish_request(request, "done", "install isoapplet")
+    record = db.request(request)
+    assert record is not None and record.state == "done"
+    assert db.statistics()["requests"] == {"install done": 1}
 
 
 def test_cards_by_state_is_indexed(url: str) -> None:
@@ -124,7 +147,7 @@ def test_statistics_counters_follow_every_change(url: str) -> None:
     db.finish_request(ids[1], "failed", "card cplc:9 is blacklisted")
     db.finish_request(ids[2], "failed", "card cplc:9 is blacklisted")
     assert db.reap(ids[3], "server-1", "cplc:0003")
-    db.execute("UPDATE scms_requests SET relay_seq = relay_seq + 1")  # not a statistic: no counter moves
+    db.execute("UPDATE scms_requests SET target = target || ''")  # not a statistic: no counter moves
     stats = db.statistics()
     assert stats == _counted_from_rows(db)
     assert stats["cards"] == {"OP_READY": 4, "SECURED": 2}

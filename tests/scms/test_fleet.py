@@ -99,6 +99,7 @@ class _KillsServerMidLoad:
     def __init__(self, card: SimulatorTransport, server: subprocess.Popen) -> None:
         self._card, self._server = card, server
         self._install_for_load = self._loads = 0
+        self.first_package_blocks = 0  # LOAD blocks of the first package, all answered before the kill
 
     def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
         return getattr(self._card, name)
@@ -106,6 +107,8 @@ class _KillsServerMidLoad:
     def transmit_raw(self, command: bytes) -> bytes:
         if command[1] == 0xE6 and command[2] == 0x02:  # INSTALL [for load]
             self._install_for_load += 1
+        if command[1] == 0xE8 and self._install_for_load == 1:
+            self.first_package_blocks += 1
         if command[1] == 0xE8 and self._install_for_load == 2:
             self._loads += 1
             if self._loads == 3:
@@ -126,12 +129,24 @@ def test_a_server_killed_mid_post_issuance(fleet: tuple[Path, list[str], list[su
     cin = card_identity(card)
     db.upsert_card(cin, "SECURED")
     shown: list[str] = []
-    result = run_request(servers, folder / "tls" / "ca.pem", token, _KillsServerMidLoad(card, processes[0]),  # type: ignore[arg-type]
+    killing = _KillsServerMidLoad(card, processes[0])
+    result = run_request(servers, folder / "tls" / "ca.pem", token, killing,  # type: ignore[arg-type]
                          action="install", target="isoapplet", progress=shown.append)
     assert result.outcome.startswith("install isoapplet") and any("again through" in line for line in shown)
     rows = db.query("SELECT id, state, reason, claimed_by FROM scms_requests WHERE cin = ? ORDER BY id", (cin,))
     assert [row[1] for row in rows] == ["failed", "done"], rows
     assert "went away" in rows[0][2] and rows[0][3] != rows[1][3]
+    # the killed server's finished steps kept their exchanges (masked) and key uses: written with each step
+    dead = rows[0][0]
+    assert ("load isofs", "ok") in {(name, outcome) for _, name, outcome, _ in db.steps(dead)}
+    exchanges = db.exchanges(dead)
+    assert [seq for seq, _, _, _ in exchanges] == list(range(1, len(exchanges) + 1))
+    loads = [(command, sw) for _, command, _, sw in exchanges if command[3:5] == "E8"]
+    assert len(loads) == killing.first_package_blocks > 2 and {sw for _, sw in loads} == {0x9000}
+    assert all("masked: secure messaging" in command for command, _ in loads)  # LOAD under the MAC
+    initialize = [(c, r) for _, c, r, _ in exchanges if c.startswith("80 50")]
+    assert initialize and all("masked" in c and "masked" in r for c, r in initialize)  # challenge, cryptogram
+    assert db.query("SELECT COUNT(*) FROM scms_audit WHERE request_id = ?", (dead,))[0][0] > 0
     steps = {(name, outcome) for _, name, outcome, _ in db.steps(rows[1][0])}
     assert ("load isoapplet", "ok") in steps and ("load isofs", "ok") not in steps, steps  # resumed
     assert card.select(ISO_APPLET).sw == 0x9000

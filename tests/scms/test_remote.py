@@ -10,6 +10,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -275,3 +276,79 @@ def test_load_blocks_go_in_runs_that_stop_at_the_first_refused_block(server: str
     blocks = sum(command[3:5] == "E8" for _, command, _, _ in exchanges)
     assert blocks > 2 * LOAD_WINDOW and result.round_trips <= result.relayed - blocks + 2 * -(-blocks // LOAD_WINDOW)
     assert card.select(ISO_APPLET).sw == 0x9000
+
+
+class _SilentServer:
+    """A listener that completes TCP and TLS 1.3 (with the certificate in ``tls``, pki's layout) and then never
+    answers the WebSocket handshake: the session tickets TLS 1.3 sends after its handshake are all the agent
+    gets."""
+
+    def __init__(self, tls: Path) -> None:
+        self._context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self._context.minimum_version = ssl.TLSVersion.TLSv1_3
+        self._context.load_cert_chain(tls / "server.pem", tls / "server.key")
+        self.ca = tls / "ca.pem"
+        self._listener = socket.create_server(("127.0.0.1", 0))
+        self.url = f"https://127.0.0.1:{self._listener.getsockname()[1]}"
+        self.handshakes = 0
+        self._held: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                raw, _ = self._listener.accept()
+            except OSError:
+                return  # closed
+            try:
+                self._held.append(self._context.wrap_socket(raw, server_side=True))
+                self.handshakes += 1
+            except (OSError, ssl.SSLError):
+                raw.close()
+
+    def close(self) -> None:
+        self._listener.close()
+        for held in self._held:
+            held.close()
+
+
+def test_a_server_silent_after_tls_fails_within_the_open_timeout(tmp_path: Path, card: SimulatorTransport) -> None:
+    """TLS done, no HTTP answer: one clear error within the agent's open timeout (websockets' own TLS left its
+    reader blocked in SSLSocket.read and the agent hung for minutes)."""
+    make_ca_and_server(tmp_path / "silent", ["127.0.0.1"])
+    silent = _SilentServer(tmp_path / "silent")
+    outcome: list[BaseException] = []
+
+    def agent() -> None:
+        try:
+            run_request(silent.url, silent.ca, "token", card, action="install", target="isoapplet", open_timeout=2)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
+            outcome.append(exc)
+
+    start = time.monotonic()
+    thread = threading.Thread(target=agent, daemon=True)
+    thread.start()
+    thread.join(30)
+    elapsed = time.monotonic() - start
+    silent.close()
+    assert not thread.is_alive(), "the agent hung on a server that never answers the WebSocket handshake"
+    assert silent.handshakes == 1 and elapsed < 2 * 2 + 1, elapsed
+    assert len(outcome) == 1 and isinstance(outcome[0], AgentError), outcome
+    assert str(outcome[0]) == f"cannot reach the SCMS at {silent.url}: no WebSocket handshake within 2 s"
+
+
+def test_a_silent_server_is_passed_over_for_the_next(server: str, scms_folder: System,
+                                                     card: SimulatorTransport) -> None:
+    silent = _SilentServer(scms_folder.folder / "tls")  # the system's own certificate: only the answer is missing
+    token = add_terminal(scms_folder, f"silent-{time.monotonic_ns()}")
+    scms_folder.database().upsert_card(card_identity(card), "SECURED")
+    shown: list[str] = []
+    try:
+        result = run_request([silent.url, server], scms_folder.ca, token, card, action="install", target="isoapplet",
+                             progress=shown.append, open_timeout=2)
+    finally:
+        silent.close()
+    assert result.outcome.startswith("install isoapplet"), result
+    assert shown[0] == f"cannot reach the SCMS at {silent.url}: no WebSocket handshake within 2 s: again through " \
+                       f"{server}", shown

@@ -334,6 +334,11 @@ class _Cursor:
         self._cursor.execute(self._dialect.sql(sql), tuple(args))
         return self._cursor.rowcount
 
+    def executemany(self, sql: str, rows: Sequence[Sequence[object]]) -> None:
+        """One statement for many rows (psycopg pipelines them: one round trip, not one per row)."""
+        if rows:
+            self._cursor.executemany(self._dialect.sql(sql), [tuple(row) for row in rows])
+
     def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
         self.execute(sql, args)
         return [tuple(row) for row in self._cursor.fetchall()]

@@ -10,7 +10,8 @@ chosen; 10 the APDU script under the secure channel; 11 load, install, register 
 new state recorded (CMS card, inventory, request).
 
 Install is cardsuite.deploy's Deployer with the KMS's keys (DeployOptions.keys): the same plan, idempotent,
-resumable. Every APDU exchange goes to the request's record masked by the one rule set (cardsuite.trace).
+resumable. Every APDU exchange goes to the request's record masked by the one rule set (cardsuite.trace), written with
+the step it led to (Database.record_step: a server killed mid-request loses no finished step's exchanges).
 """
 
 from __future__ import annotations
@@ -77,26 +78,26 @@ class PostIssuance:
     progress: ProgressSink | None = None
     cardholder_pin: CardholderPin | None = None  # in process; a RelayTransport brings its own
     _step: int = 0
+    _seq: int = 0  # the request's exchanges, numbered across its steps
     _audit: list[tuple] = field(default_factory=list)
     _exchanges: list[tuple] = field(default_factory=list)
 
     def _record(self, name: str, outcome: str = "ok", detail: str = "") -> None:
+        """The step, with the exchanges and key uses since the previous one, in one transaction."""
         self._step += 1
-        self.db.record_step(self.request_id, self._step, name, outcome, detail)
+        self.db.record_step(self.request_id, self._step, name, outcome, detail,
+                            exchanges=self._exchanges, audit=self._audit)
+        self._exchanges.clear()
+        self._audit.clear()
         if self.progress is not None:
             self.progress(f"{self._step:2}. {name}: {outcome}{f' ({detail})' if detail else ''}")
 
     def _on_exchange(self, entry: TraceEntry) -> None:
-        self._exchanges.append((len(self._exchanges) + 1, entry.command, entry.response, entry.sw, entry.seconds))
+        self._seq += 1
+        self._exchanges.append((self._seq, entry.command, entry.response, entry.sw, entry.seconds))
 
     def _on_key_use(self, operation: str, label: str, detail: str) -> None:
         self._audit.append((time.time(), f"ads:{self.request_id}", operation, label, self.request_id, detail))
-
-    def _flush(self) -> None:
-        self.db.record_exchanges(self.request_id, self._exchanges)
-        self.db.record_audit(self._audit)
-        self._exchanges.clear()
-        self._audit.clear()
 
     def run(self, transport: Transport) -> tuple[str, str]:
         request = self.db.request(self.request_id)
@@ -128,13 +129,11 @@ class PostIssuance:
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
             self._record("outcome", "failed", reason)
-            self._flush()
             self.db.finish_request(self.request_id, "failed", reason, cin)
             raise
         finally:
             transport.trace = None
         self._record("record", "ok", outcome)
-        self._flush()
         self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome
 

@@ -5,10 +5,13 @@ administrator issued. Progress goes to a callback; the library never prints.
 
 from __future__ import annotations
 
+import socket
 import ssl
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError
@@ -43,6 +46,23 @@ def _ws_url(server: str) -> str:
     return "wss://" + server[len("https://"):].rstrip("/") + "/terminal"
 
 
+OPEN_TIMEOUT = 20.0  # seconds for TCP, TLS and the WebSocket handshake together, per server
+
+
+def _open_tls(server: str, context: ssl.SSLContext, timeout: float) -> ssl.SSLSocket:
+    """TCP and TLS opened here, not by websockets: its sync client clears the socket's timeout after TLS, and a
+    handshake that then fails leaves its reader thread blocked in SSLSocket.read (TLS 1.3's session tickets
+    make the socket readable) while connect() joins that thread with no timeout. Our socket keeps one."""
+    parts = urlsplit(server)
+    host = parts.hostname or ""
+    raw = socket.create_connection((host, parts.port or 443), timeout=timeout)
+    try:
+        return context.wrap_socket(raw, server_hostname=host)
+    except BaseException:
+        raw.close()
+        raise
+
+
 PinPrompt = Callable[[str], str]  # the PUK to show (once) -> the PIN the cardholder chose
 
 
@@ -59,8 +79,10 @@ class LinkBroken(AgentError):
 
 def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Transport, *, action: str,
                 target: str | None, progress: Callable[[str], None] | None = None,
-                ask_pin: PinPrompt | None = None) -> AgentResult:
+                ask_pin: PinPrompt | None = None, open_timeout: float = OPEN_TIMEOUT) -> AgentResult:
     """One post-issuance request, relayed to the end. ``ask_pin`` asks the cardholder for the wallet's PIN.
+    A server that does not complete TCP, TLS and the WebSocket handshake within ``open_timeout`` is passed
+    over like one whose link broke.
     With several servers (one system), a link that breaks sends the request again to the next one: the
     server reaps the request a dead server left running and the deployer's plan finishes the card."""
     servers = [server] if isinstance(server, str) else list(server)
@@ -69,7 +91,7 @@ def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Tr
     for i, url in enumerate(servers):
         try:
             return _run_once(url, ca, token, transport, action=action, target=target, progress=progress,
-                             ask_pin=ask_pin)
+                             ask_pin=ask_pin, open_timeout=open_timeout)
         except LinkBroken as exc:
             if i == len(servers) - 1:
                 raise
@@ -79,15 +101,34 @@ def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Tr
 
 
 def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action: str, target: str | None,
-              progress: Callable[[str], None] | None, ask_pin: PinPrompt | None) -> AgentResult:
+              progress: Callable[[str], None] | None, ask_pin: PinPrompt | None,
+              open_timeout: float) -> AgentResult:
     from websockets.exceptions import InvalidStatus, WebSocketException
     from websockets.sync.client import connect
 
     seq = 1
     relayed = round_trips = 0
     try:
-        with connect(_ws_url(server), ssl=tls_context(ca), additional_headers={"Authorization": f"Bearer {token}"},
-                     open_timeout=20, max_size=2**20, ping_timeout=PING_TIMEOUT) as link, transport.exclusive():
+        started = time.monotonic()
+        tls = _open_tls(server, tls_context(ca), open_timeout)
+        # The socket's timeout outlasts the handshake's (what is left of open_timeout) by a second: the
+        # handshake's TimeoutError comes first, then the reader's blocked read ends and connect() returns.
+        tls.settimeout(max(open_timeout - (time.monotonic() - started), 0.0) + 1.0)
+        try:
+            # ws:// over the TLS socket given: websockets must not wrap it in TLS a second time
+            link = connect(_ws_url(server).replace("wss://", "ws://", 1), sock=tls,
+                           additional_headers={"Authorization": f"Bearer {token}"},
+                           open_timeout=max(open_timeout - (time.monotonic() - started), 0.1), max_size=2**20,
+                           ping_timeout=PING_TIMEOUT)
+        except TimeoutError:
+            tls.close()
+            raise LinkBroken(f"cannot reach the SCMS at {server}: no WebSocket handshake within "
+                             f"{open_timeout:g} s") from None
+        except BaseException:
+            tls.close()
+            raise
+        tls.settimeout(PING_TIMEOUT)  # a TLS record stalled that long is a dead link, as the keepalive judges
+        with link, transport.exclusive():
             link.send(Message("request", seq, {"action": action, "target": target,
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:

@@ -3,8 +3,11 @@ processes and a bench sharing it). Created as it is (no migrations yet); every q
 make is on an index. What differs between the two databases is the inventory's Dialect, used here too.
 
 Nothing that matters lives in a server's memory: a request is claimed by a conditional UPDATE (the row
-moves from ``queued`` to ``running`` for one claimant only), relay sequence numbers and the brick guard's
-failure counts are rows.
+moves from ``queued`` to ``running`` for one claimant only) and the brick guard's failure counts are rows.
+The relay's order is checked on the link itself (relay.InOrder): a link lives in one server process, and a
+request that moves to another server starts a new link. Each step of a request is written with the APDU
+exchanges and key uses that led to it in one transaction (record_step): a server killed mid-request leaves
+every finished step with its exchanges.
 
 The statistics are counters kept by triggers in the transaction of every change (COUNTER_TABLES): cards
 per state, requests per UTC day, action, state and (failed ones) reason. Any writer keeps them right, the
@@ -52,8 +55,8 @@ SCHEMA = (
     # ADS: post-issuance requests, their steps and APDU exchanges (masked as traces are)
     """CREATE TABLE IF NOT EXISTS scms_requests (
         id {serial}, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT, state TEXT NOT NULL,
-        reason TEXT, claimed_by TEXT, relay_seq INTEGER NOT NULL DEFAULT 0, created_at DOUBLE PRECISION NOT NULL,
-        updated_at DOUBLE PRECISION NOT NULL)""",
+        reason TEXT, claimed_by TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
+    # (a database made before the relay order moved to the link has a relay_seq column too: unused, defaulted)
     "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state, created_at)",
     "CREATE INDEX IF NOT EXISTS scms_requests_cin ON scms_requests (cin)",
     """CREATE TABLE IF NOT EXISTS scms_steps (
@@ -121,8 +124,8 @@ SQLITE_COUNTERS = (
     f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_delete AFTER DELETE ON scms_requests BEGIN "
     f"{_SQLITE_UNCOUNT_REQUEST} END",
 )
-# PostgreSQL: an UPDATE moves one request or card (a row trigger, only when its bucket changes: the relay's
-# sequence number updates fire nothing); INSERT and DELETE are counted per statement from their transition
+# PostgreSQL: an UPDATE moves one request or card (a row trigger, only when its bucket changes: a lease's
+# renewal within the day fires nothing); INSERT and DELETE are counted per statement from their transition
 # tables, so that a bulk INSERT (the fleet's 100,000 requests) adds one count per bucket, not per row.
 # Concurrent serve processes take the counter rows' locks in the order of the life cycle (old bucket, then
 # new: queued, running, then done or failed), and a statement's buckets in key order: no cycle of waits.
@@ -193,6 +196,10 @@ COUNT_EXISTING = (
     "INSERT INTO scms_request_counts (day, action, state, reason, n) SELECT {day}, action, state, {reason}, "
     "COUNT(*) FROM scms_requests WHERE NOT EXISTS (SELECT 1 FROM scms_request_counts) GROUP BY 1, 2, 3, 4",
 )
+
+_INSERT_EXCHANGE = ("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
+                    "VALUES (?, ?, ?, ?, ?, ?)")
+_INSERT_AUDIT = "INSERT INTO scms_audit (at, actor, operation, key_label, request_id, detail) VALUES (?, ?, ?, ?, ?, ?)"
 
 CARD_STATES = ("ordered", "exported", "OP_READY", "INITIALIZED", "SECURED", "CARD_LOCKED", "TERMINATED")
 REQUEST_STATES = ("queued", "running", "done", "failed")
@@ -399,25 +406,20 @@ class Database:
                           "WHERE id = ?", (request_id,))
         return RequestRecord(*rows[0]) if rows else None
 
-    def next_relay_seq(self, request_id: int, seq: int) -> bool:
-        """Accepts relay message ``seq`` of a request only as the one after the last accepted (replayed or
-        reordered messages are refused), whichever server process received the previous one."""
-        return self.execute("UPDATE scms_requests SET relay_seq = ? WHERE id = ? AND relay_seq = ?",
-                            (seq, request_id, seq - 1)) == 1
-
-    def record_step(self, request_id: int, number: int, name: str, outcome: str, detail: str = "") -> None:
-        self.execute("INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) VALUES (?, ?, ?, ?, ?, ?)",
-                     (request_id, number, name, outcome, detail, time.time()))
+    def record_step(self, request_id: int, number: int, name: str, outcome: str, detail: str = "", *,
+                    exchanges: Sequence[tuple[int, str, str, int, float]] = (),
+                    audit: Sequence[tuple[float, str, str, str | None, int | None, str]] = ()) -> None:
+        """A step with the APDU exchanges (seq, command, response, sw, seconds; masked already) and key uses
+        that led to it: one transaction, so a step on record always has its exchanges, a crash loses none."""
+        with self.transaction() as cur:
+            cur.execute("INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) "
+                        "VALUES (?, ?, ?, ?, ?, ?)", (request_id, number, name, outcome, detail, time.time()))
+            cur.executemany(_INSERT_EXCHANGE, [(request_id, *row) for row in exchanges])
+            cur.executemany(_INSERT_AUDIT, audit)
 
     def steps(self, request_id: int) -> list[tuple[int, str, str, str]]:
         return [tuple(r) for r in self.query("SELECT number, name, outcome, detail FROM scms_steps "
                                               "WHERE request_id = ? ORDER BY number, id", (request_id,))]
-
-    def record_exchanges(self, request_id: int, rows: Sequence[tuple[int, str, str, int, float]]) -> None:
-        with self.transaction() as cur:
-            for seq, command, response, sw, seconds in rows:
-                cur.execute("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", (request_id, seq, command, response, sw, seconds))
 
     def exchanges(self, request_id: int) -> list[tuple[int, str, str, int]]:
         return [tuple(r) for r in self.query("SELECT seq, command, response, sw FROM scms_exchanges "
@@ -425,9 +427,7 @@ class Database:
 
     def record_audit(self, rows: Sequence[tuple[float, str, str, str | None, int | None, str]]) -> None:
         with self.transaction() as cur:
-            for row in rows:
-                cur.execute("INSERT INTO scms_audit (at, actor, operation, key_label, request_id, detail) "
-                            "VALUES (?, ?, ?, ?, ?, ?)", row)
+            cur.executemany(_INSERT_AUDIT, rows)
 
     # -- CMS cards
     def card(self, cin: str) -> CmsCard | None:
