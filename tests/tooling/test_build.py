@@ -164,18 +164,7 @@ def test_converter_errors_are_reported_although_it_exits_zero(toolchain, tmp_pat
 
 
 def test_a_missing_export_file_is_named(toolchain, tmp_path: Path) -> None:
-    manifest = ONE_PACKAGE.format(pkg="user").replace('version = "1.0"', 'version = "1.0"\nimports = ["lib"]') + """
-    [[package]]
-    name = "lib"
-    java = "demo.lib"
-    aid = "A00000000202"
-    version = "1.0"
-    library = true
-    """
-    library = "package demo.lib;\npublic class Lib { public static short one() { return 1; } }\n"
-    body = "apdu.getBuffer()[0] = (byte) demo.lib.Lib.one();"
-    project = _scratch_project(tmp_path, manifest, {
-        "lib/Lib.java": library, "user/App.java": APPLET.format(pkg="user", body=body)})
+    project = _scratch_project(tmp_path, LIBRARY_AND_USER, {"lib/Lib.java": LIBRARY, "user/App.java": USER})
     manifest = load_manifest(project.manifest)
     ant_file = render_ant_file(project, manifest, toolchain)
     # the importer alone: the library was never converted, so its export file does not exist

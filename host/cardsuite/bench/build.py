@@ -69,28 +69,25 @@ def _timed_build(project: Project) -> dict:
     """One build in a fresh interpreter (this package first on its path); its wall time from outside."""
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[2]),
                                                        os.environ.get("PYTHONPATH", "")]))
-    clock = time.perf_counter
-    started = clock()
-    done = subprocess.run([sys.executable, "-c", _BUILD, str(project.root)], capture_output=True, text=True,
-                          env=env, cwd=project.root)
-    wall = clock() - started
-    if done.returncode != 0:
-        raise ToolchainError(f"the benchmarked build failed:\n{done.stderr.strip()[-2000:]}")
-    figures = json.loads(done.stdout.strip().splitlines()[-1])
-    figures["seconds_outside"] = wall
-    return figures
+    return _timed_python(project, [_BUILD, str(project.root)], "the benchmarked build", env)
 
 
 def _timed_invoke_start(project: Project) -> dict:
     """invoke's start and the setup check as `invoke build` runs them, in a fresh interpreter, without running a
     task (nothing installed, nothing built)."""
+    return _timed_python(project, [_INVOKE, str(project.root / "tasks.py")], "invoke's start")
+
+
+def _timed_python(project: Project, script: list[str], what: str, env: dict[str, str] | None = None) -> dict:
+    """``python -c SCRIPT ARGS`` in the project: the figures its last output line holds (JSON), and its wall
+    time from outside."""
     clock = time.perf_counter
     started = clock()
-    done = subprocess.run([sys.executable, "-c", _INVOKE, str(project.root / "tasks.py")], capture_output=True,
-                          text=True, cwd=project.root)
+    done = subprocess.run([sys.executable, "-c", *script], capture_output=True, text=True, env=env,
+                          cwd=project.root)
     wall = clock() - started
     if done.returncode != 0:
-        raise ToolchainError(f"invoke's start failed:\n{done.stderr.strip()[-2000:]}")
+        raise ToolchainError(f"{what} failed:\n{done.stderr.strip()[-2000:]}")
     figures = json.loads(done.stdout.strip().splitlines()[-1])
     figures["seconds_outside"] = wall
     return figures
