@@ -53,6 +53,39 @@ def test_install_from_the_catalogue_through_the_token(scms: System, project: Pro
     assert any(command.startswith("84 82") for _, command, _, _ in exchanges)
 
 
+def test_several_applications_in_one_request_are_one_deploy(scms: System, project: Project,
+                                                            card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    db, request, ads = _serve(scms, project, card, "install", "isoapplet wallet-sim")
+    db.upsert_card(cin, "SECURED")
+    ads.cardholder_pin = lambda aid, initial, puk: set_cardholder_pin(card, aid, initial, lambda _: CHOSEN_PIN, puk)
+    got, outcome = ads.run(card)
+    assert got == cin and outcome.startswith("install isoapplet, wallet:"), outcome
+    steps = [name for _, name, step_outcome, _ in db.steps(request) if step_outcome == "ok"]
+    assert {"load isofs", "install isoapplet", "install wallet", "cardholder PIN"} <= set(steps), steps
+    assert steps.count("card identity") == 1  # the card identified once for both
+    assert card.select(ISO_APPLET).sw == 0x9000
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin(CHOSEN_PIN)
+
+
+@pytest.mark.parametrize(("action", "target", "reason"), [
+    ("lock", "isoapplet wallet-sim", "lock takes one application of the catalogue, not 2"),
+    ("remove", "", "remove takes one application of the catalogue, not 0"),
+    ("install", "isoapplet nosuchapp", "application 'nosuchapp' is not in the catalogue"),
+    ("install", " ", "install: name an application of the catalogue"),
+])
+def test_a_request_naming_the_wrong_applications_is_refused_before_authentication(
+        scms: System, project: Project, card: SimulatorTransport, action: str, target: str, reason: str) -> None:
+    db, request, ads = _serve(scms, project, card, action, target)
+    db.upsert_card(card_identity(card), "SECURED")
+    with pytest.raises(RequestRefused, match=reason):
+        ads.run(card)
+    assert db.request(request).state == "failed"  # type: ignore[union-attr]
+    assert not any(c.startswith("80 50") for _, c, _, _ in db.exchanges(request))
+
+
 def test_unknown_and_blacklisted_cards_are_refused_before_authentication(scms: System, project: Project,
                                                                          card: SimulatorTransport) -> None:
     db, request, ads = _serve(scms, project, card, "install", "isoapplet")

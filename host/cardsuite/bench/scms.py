@@ -1,11 +1,12 @@
 """The SCMS under load (issue 14): N terminals at once, each an agent thread with its own in-process simulated
-card (each SimulatorTransport has its own jCardSim runtime in the one JVM), each doing a full post-issuance
-(install the ISO applet, which loads the file-system library first, then the wallet, personalised through its
-issuer channel with the PIN chosen at the terminal) against two `cardsuite scms serve` processes on one
-PostgreSQL server the bench starts. Measured in the same run, side by side: the same applications deployed
-locally (`cardsuite deploy`'s Deployer on an in-process card, the development keys in memory) and one
-terminal alone, so that time per APDU is compared at equal load. Written to build/bench/scms.json; the fleet
-figures (cardsuite.bench.fleet) to build/bench/fleet.json, on the same PostgreSQL server."""
+card (each SimulatorTransport has its own jCardSim runtime in the one JVM), each doing a full post-issuance in
+one request (the ISO applet, which loads the file-system library first, and the wallet, personalised through
+its issuer channel with the PIN chosen at the terminal: one deploy run, as a local one) against two
+`cardsuite scms serve` processes on one PostgreSQL server the bench starts. Measured in the same run, side by
+side: the same applications deployed locally (`cardsuite deploy`'s Deployer on an in-process card, the
+development keys in memory) and one terminal alone, so that time per APDU is compared at equal load. Written
+to build/bench/scms.json; the fleet figures (cardsuite.bench.fleet) to build/bench/fleet.json, on the same
+PostgreSQL server."""
 
 from __future__ import annotations
 
@@ -40,7 +41,7 @@ from cardsuite.trace import Trace
 
 TERMINALS = 50
 SERVERS = 2
-REQUESTS = (("install", "isoapplet"), ("install", "wallet-sim"))  # one card's post-issuance
+APPLICATIONS = ("isoapplet", "wallet-sim")  # one card's post-issuance: one request, as one local deploy
 CARDHOLDER_PIN = "1357"  # what each simulated cardholder chooses at the terminal
 RUN_LIMIT = 900.0  # seconds for all terminals of one round to end
 GOAL_RATIO = 1.5  # remote time per APDU over local, at loopback (issue 14)
@@ -108,7 +109,7 @@ class _LocalDeploys:
 
     def __post_init__(self) -> None:
         self._profile = self.work / "bench-scms.toml"
-        apps = ", ".join(f'"{self.project.root / "profiles" / "apps" / (target + ".toml")}"' for _, target in REQUESTS)
+        apps = ", ".join(f'"{self.project.root / "profiles" / "apps" / (name + ".toml")}"' for name in APPLICATIONS)
         keys = self.project.root / "profiles" / "keys" / "development.toml"
         self._profile.write_text(f'description = "the SCMS bench\'s applications"\ntype = "simulated"\n'
                                  f'keys = "{keys}"\nlevel = "mac"\napplications = [{apps}]\n')
@@ -143,12 +144,12 @@ class _LocalDeploys:
 def _post_issuance(terminal: Terminal, ca: Path) -> None:
     start = time.perf_counter()
     try:
-        for action, target in REQUESTS:
-            terminal.sent += 1
-            result = run_request(terminal.servers, ca, terminal.token, terminal.card, action=action, target=target,
-                                 ask_pin=lambda _puk: CARDHOLDER_PIN, progress=lambda line: _retried(terminal, line))
-            terminal.relayed += result.relayed
-            terminal.round_trips += result.round_trips
+        terminal.sent += 1
+        result = run_request(terminal.servers, ca, terminal.token, terminal.card, action="install",
+                             target=APPLICATIONS, ask_pin=lambda _puk: CARDHOLDER_PIN,
+                             progress=lambda line: _retried(terminal, line))
+        terminal.relayed += result.relayed
+        terminal.round_trips += result.round_trips
     except AgentError as exc:
         terminal.error = str(exc)
     terminal.seconds = time.perf_counter() - start
@@ -218,7 +219,8 @@ def run_scms_bench(project: Project, out: Path | None = None, terminals: int = T
     out = out or project.root / "build" / "bench" / "scms.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}  # each process its own token config
-    figures: dict[str, object] = {"terminals": terminals, "servers": SERVERS, "requests_per_card": list(REQUESTS),
+    figures: dict[str, object] = {"terminals": terminals, "servers": SERVERS,
+                                  "applications_per_card": list(APPLICATIONS),
                                   "python": platform.python_version(), "cpus": os.cpu_count()}
     with tempfile.TemporaryDirectory(prefix="cardsuite-scms-") as tmp, \
             throwaway_postgres((f"max_connections={100 + 8 * terminals}",)) as url:

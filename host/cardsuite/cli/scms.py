@@ -184,6 +184,7 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
     agent.add_argument("--token-file", help=f"the terminal token [default ${ENV_SCMS_TOKEN}]")
     agent.add_argument("action", choices=("install", "remove", "lock", "unlock", "rotate"),
                        help="rotate: the issuer's keys in place of the card's transport keys")
-    agent.add_argument("target", nargs="?", default="", help="an application of the catalogue, e.g. isoapplet")
+    agent.add_argument("target", nargs="*", default=[], help="applications of the catalogue, e.g. isoapplet "
+                       "(install: several in one request)")
     add_card_options(agent)
     agent.set_defaults(handler=lambda args: cmd_agent(args, connect))

@@ -15,7 +15,7 @@ import socket
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,7 +190,7 @@ class Inventory:
             raise InventoryError(f"inventory URL {self.url!r}: use sqlite:///path or postgresql://user@host/db")
         if read_only:
             return
-        with self.transaction() as cur:
+        with self.transaction(write_only=True) as cur:
             for statement in SCHEMA:
                 cur.execute(statement.format(serial=self.dialect.serial))
 
@@ -223,12 +223,15 @@ class Inventory:
         self.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[_Cursor]:
+    def transaction(self, *, write_only: bool = False) -> Iterator[_Cursor]:
+        """``write_only``: the body reads no result (no fetch, no row count), so on PostgreSQL its statements
+        and the COMMIT go as one batch, one round trip (write_batch)."""
         cursor = _Cursor(self._db.cursor(), self.dialect)
         try:
-            cursor.execute("BEGIN")
-            yield cursor
-            cursor.execute("COMMIT")
+            with write_batch(self._db, write_only and self.dialect is POSTGRES):
+                cursor.execute("BEGIN")
+                yield cursor
+                cursor.execute("COMMIT")
         except self._errors as exc:
             self._rollback(cursor)
             raise InventoryError(f"inventory database error: {exc}") from None
@@ -251,7 +254,7 @@ class Inventory:
         """The card as seen now: identity, life cycle and, with ``registry``, its whole contents."""
         now = time.time()
         life = registry.isd.state if registry is not None and registry.isd is not None else None
-        with self.transaction() as cur:
+        with self.transaction(write_only=True) as cur:
             cur.execute(
                 "INSERT INTO inv_cards (card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
                 "station) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (card) DO UPDATE SET "
@@ -270,14 +273,14 @@ class Inventory:
 
     def record_event(self, card: str, action: str, outcome: str, target: str | None = None,
                      detail: str | None = None) -> None:
-        with self.transaction() as cur:
+        with self.transaction(write_only=True) as cur:
             cur.execute("INSERT INTO inv_events (card, at, station, action, target, outcome, detail) "
                         "VALUES (?, ?, ?, ?, ?, ?, ?)",
                         (card, time.time(), self.station, action, target, outcome, detail))
 
     def record_keys(self, card: str, kvn: int, key_set: str) -> None:
         """Which key set the card holds now (``rotating``: a PUT KEY was sent and its outcome is not known)."""
-        with self.transaction() as cur:
+        with self.transaction(write_only=True) as cur:
             cur.execute("INSERT INTO inv_keys (card, kvn, key_set, updated_at) VALUES (?, ?, ?, ?) "
                         "ON CONFLICT (card) DO UPDATE SET kvn = excluded.kvn, key_set = excluded.key_set, "
                         "updated_at = excluded.updated_at", (card, kvn, key_set, time.time()))
@@ -320,6 +323,13 @@ class Inventory:
             rows = cur.fetchall("SELECT id, card, at, station, action, target, outcome, detail FROM inv_events "
                                 f"{where}ORDER BY id", args)
         return [EventRecord(*row) for row in rows]
+
+
+def write_batch(connection: Any, batched: bool) -> AbstractContextManager[object]:
+    """psycopg's pipeline mode when ``batched`` (PostgreSQL): statements are sent without waiting for each
+    answer and their results arrive together at the end, so a transaction of N statements costs one round trip,
+    not N + 2. Only for statements whose results nobody reads before the end (a row count reads -1)."""
+    return connection.pipeline() if batched else nullcontext()
 
 
 class _Cursor:

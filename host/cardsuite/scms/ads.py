@@ -60,6 +60,12 @@ class RequestRefused(CardsuiteError):
     """The ADS will not serve this request (the reason is the message and the request's record)."""
 
 
+def target_names(target: str) -> list[str]:
+    """A request's applications: one name, or several separated by spaces (an install of several is one
+    deploy run, as a card profile's applications are)."""
+    return target.split()
+
+
 def catalogue(project: Project) -> dict[str, Path]:
     """AMS: the applications the SCMS can install, by name (the suite's application profiles, whose CAP
     files come from the manifest's build or the committed fixtures)."""
@@ -81,6 +87,13 @@ class PostIssuance:
     _seq: int = 0  # the request's exchanges, numbered across its steps
     _audit: list[tuple] = field(default_factory=list)
     _exchanges: list[tuple] = field(default_factory=list)
+    _inventory_db: Inventory | None = None
+
+    def _inventory(self) -> Inventory:
+        """The inventory, opened once for the request (its connection and schema check cost a few ms)."""
+        if self._inventory_db is None:
+            self._inventory_db = Inventory(self.system.inventory_url, station=f"scms:{self.request_id}")
+        return self._inventory_db
 
     def _record(self, name: str, outcome: str = "ok", detail: str = "") -> None:
         """The step, with the exchanges and key uses since the previous one, in one transaction."""
@@ -133,6 +146,9 @@ class PostIssuance:
             raise
         finally:
             transport.trace = None
+            if self._inventory_db is not None:
+                self._inventory_db.close()
+                self._inventory_db = None
         self._record("record", "ok", outcome)
         self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome
@@ -194,19 +210,24 @@ class PostIssuance:
 
     def _serve(self, kms: Kms, transport: Transport, action: str, target: str, cin: str) -> str:
         apps = catalogue(self.project)
+        names = target_names(target)
+        unknown = [name for name in names if name not in apps]
+        if unknown:
+            raise RequestRefused(f"application {unknown[0]!r} is not in the catalogue ({', '.join(apps)})")
         if action == "install":
-            if target not in apps:
-                raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
-            return self._install(kms, transport, cin, apps[target])
+            if not names:
+                raise RequestRefused("install: name an application of the catalogue")
+            return self._install(kms, transport, cin, [apps[name] for name in names])
+        if action != "rotate" and len(names) != 1:
+            raise RequestRefused(f"{action} takes one application of the catalogue, not {len(names)}")
         gp = self._authenticated(kms, transport, cin)
         if action == "rotate":
             return self._rotate(kms, gp, cin)
         registry = gp.registry()
         self._record("actions offered", "ok", f"{len(registry.applications)} applications on the card")
-        if target not in apps:
-            raise RequestRefused(f"application {target!r} is not in the catalogue ({', '.join(apps)})")
+        target = names[0]
         # the instance as the deployer installs it (the profile's, else the manifest's applet)
-        aid = Requirements(self.project, self._profile(apps[target])).instances[0].instance
+        aid = Requirements(self.project, self._profile([apps[target]])).instances[0].instance
         if registry.application(aid) is None:
             raise RequestRefused(f"the card has no application {target} ({aid.hex().upper()})")
         self._record("action chosen", "ok", f"{action} {target}")
@@ -215,11 +236,10 @@ class PostIssuance:
         else:
             gp.set_application_lock(aid, action == "lock")
         self._record("card script", "ok", f"{action} {aid.hex().upper()} under the secure channel")
-        with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
-            gp.select()
-            gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
-            inventory.record_card(cin, registry=gp.registry())
-            inventory.record_event(cin, action, "ok", target)
+        gp.select()
+        gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
+        self._inventory().record_card(cin, registry=gp.registry())
+        self._inventory().record_event(cin, action, "ok", target)
         return f"{action} {target}"
 
     def _pin_step(self, transport: Transport) -> CardholderPin | None:
@@ -254,15 +274,16 @@ class PostIssuance:
         kcvs = " ".join(k.hex().upper() for k in stored.kcvs)
         return f"rotate: key version 0x{old:02X} -> 0x{issuer.kvn:02X}, key check values {kcvs}"
 
-    def _profile(self, app_path: Path) -> CardProfile:
-        """A card profile of one catalogue application, opened with the KMS's keys (DeployOptions.keys: the
-        key profile named here is never read)."""
-        return CardProfile(app_path, self.system.card_type, KeyProfile(Path(f"token:{self.system.card_keys.label}")),
-                           "mac", (), (load_app_profile(app_path),))
+    def _profile(self, app_paths: list[Path]) -> CardProfile:
+        """A card profile of catalogue applications, deployed in one run as `cardsuite deploy` does a card
+        profile's, opened with the KMS's keys (DeployOptions.keys: the key profile named here is never read)."""
+        keys = KeyProfile(Path(f"token:{self.system.card_keys.label}"))
+        return CardProfile(app_paths[0], self.system.card_type, keys, "mac", (),
+                           tuple(load_app_profile(path) for path in app_paths))
 
-    def _install(self, kms: Kms, transport: Transport, cin: str, app_path: Path) -> str:
-        profile = self._profile(app_path)
-        app = profile.applications[0]
+    def _install(self, kms: Kms, transport: Transport, cin: str, app_paths: list[Path]) -> str:
+        profile = self._profile(app_paths)
+        personalised = [app.personalise for app in profile.applications if app.personalise is not None]
 
         def after(step: Step, outcome: str) -> None:
             self._record(f"{step.action} {step.name}", outcome, step.detail)
@@ -270,27 +291,26 @@ class PostIssuance:
         # Personalisation: the wallet gets a one-time initial PIN and a PUK made here for this run and kept
         # nowhere; the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent there),
         # so the PIN the cardholder chose never reaches the server ([P002]: knowledge factor at enrolment).
-        if app.personalise is not None and self._pin_step(transport) is None:  # before the card is touched
+        if personalised and self._pin_step(transport) is None:  # before the card is touched
             raise RequestRefused("the wallet would be personalised but nobody can choose its PIN here: give the "
                                  "ADS a cardholder_pin step (or run it through an agent)")
         initial_pin, puk = f"{secrets.randbelow(10**8):08d}", f"{secrets.randbelow(10**8):08d}"
         env = dict(os.environ)
-        if app.personalise is not None:
-            env.update({app.personalise.pin_env: initial_pin, app.personalise.puk_env: puk})
+        for personalisation in personalised:
+            env.update({personalisation.pin_env: initial_pin, personalisation.puk_env: puk})
         def blocks(package: str, done: int, total: int) -> None:
             if self.progress is not None and (done == total or done % LOAD_PROGRESS_EVERY == 0):
                 self.progress(f"    LOAD {package}: block {done}/{total}")
 
         options = DeployOptions(keys=self._keys(kms, cin), after_step=after, env=env, progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db")
-        with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
-            deployer = Deployer(self.project, profile, transport, inventory, None, options=options)
-            try:
-                result = deployer.run()
-            except (CardCryptogramError, AuthenticationError) as exc:
-                self.db.count_auth_failure(cin)
-                self._record("mutual authentication", "failed", str(exc))
-                raise
+        deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
+        try:
+            result = deployer.run()
+        except (CardCryptogramError, AuthenticationError) as exc:
+            self.db.count_auth_failure(cin)
+            self._record("mutual authentication", "failed", str(exc))
+            raise
         for step in result.performed:
             if step.action == "personalise":  # the instance the deploy personalised
                 self._cardholder_pin(transport, step.aid, initial_pin, puk)
@@ -303,7 +323,8 @@ class PostIssuance:
             self._record("card life cycle", "ok", f"{life} -> {now}")
             life = now
         self.db.upsert_card(cin, life)
-        return f"install {app.name}: {len(result.performed)} steps done, card {life}"
+        names = ", ".join(app.name for app in profile.applications)
+        return f"install {names}: {len(result.performed)} steps done, card {life}"
 
     def _record_life_cycle(self, gp: GlobalPlatform, cin: str, registry: CardContents) -> str:
         """The card's life cycle read back after SET STATUS (GET STATUS of the ISD, one command) into the
@@ -311,7 +332,6 @@ class PostIssuance:
         isd = next((e for e in gp.get_status(STATUS_ISD) if isinstance(e, Application)), None)
         if isd is None:
             raise RequestRefused("the card lists no issuer security domain after SET STATUS")
-        with Inventory(self.system.inventory_url, station=f"scms:{self.request_id}") as inventory:
-            inventory.record_card(cin, registry=CardContents(isd, registry.applications, registry.load_files))
-            inventory.record_event(cin, "life cycle", "ok", isd.state)
+        self._inventory().record_card(cin, registry=CardContents(isd, registry.applications, registry.load_files))
+        self._inventory().record_event(cin, "life cycle", "ok", isd.state)
         return isd.state

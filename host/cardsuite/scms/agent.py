@@ -78,14 +78,17 @@ class LinkBroken(AgentError):
 
 
 def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Transport, *, action: str,
-                target: str | None, progress: Callable[[str], None] | None = None,
+                target: str | Sequence[str] | None, progress: Callable[[str], None] | None = None,
                 ask_pin: PinPrompt | None = None, open_timeout: float = OPEN_TIMEOUT) -> AgentResult:
     """One post-issuance request, relayed to the end. ``ask_pin`` asks the cardholder for the wallet's PIN.
     A server that does not complete TCP, TLS and the WebSocket handshake within ``open_timeout`` is passed
-    over like one whose link broke.
+    over like one whose link broke. ``target``: an application of the catalogue, or several installed in
+    one request (one deploy run, as a card profile's).
     With several servers (one system), a link that breaks sends the request again to the next one: the
     server reaps the request a dead server left running and the deployer's plan finishes the card."""
     servers = [server] if isinstance(server, str) else list(server)
+    if target is not None and not isinstance(target, str):
+        target = " ".join(target)
     for url in servers:  # every address checked before the first is tried (a typo in the last one told now)
         _ws_url(url)
     for i, url in enumerate(servers):

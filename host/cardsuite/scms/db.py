@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect
+from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, write_batch
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.errors import ConfigurationError
 
@@ -337,12 +337,14 @@ class Database:
         self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[Cursor]:
+    def transaction(self, *, write_only: bool = False) -> Iterator[Cursor]:
+        """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result)."""
         cursor = Cursor(self._db.cursor(), self.dialect)
         try:
-            cursor.execute("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
-            yield cursor
-            cursor.execute("COMMIT")
+            with write_batch(self._db, write_only and self.dialect is POSTGRES):
+                cursor.execute("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
+                yield cursor
+                cursor.execute("COMMIT")
         except self._errors as exc:
             try:
                 cursor.execute("ROLLBACK")
@@ -411,7 +413,7 @@ class Database:
                     audit: Sequence[tuple[float, str, str, str | None, int | None, str]] = ()) -> None:
         """A step with the APDU exchanges (seq, command, response, sw, seconds; masked already) and key uses
         that led to it: one transaction, so a step on record always has its exchanges, a crash loses none."""
-        with self.transaction() as cur:
+        with self.transaction(write_only=True) as cur:
             cur.execute("INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (request_id, number, name, outcome, detail, time.time()))
             cur.executemany(_INSERT_EXCHANGE, [(request_id, *row) for row in exchanges])

@@ -85,8 +85,10 @@ class Server:
         try:
             first = Message.decode(await websocket.receive_text())
             action, target = first.body.get("action"), first.body.get("target")
-            if first.kind != "request" or first.seq != 1 or action not in ACTIONS:
-                raise RelayError(f"the first message is request 1 with an action ({', '.join(ACTIONS)})")
+            if first.kind != "request" or first.seq != 1 or action not in ACTIONS \
+                    or not isinstance(target, str | None):
+                raise RelayError(f"the first message is request 1 with an action ({', '.join(ACTIONS)}) and "
+                                 "a target: application names separated by spaces")
             atr = first.apdu("atr")
         except RelayError as exc:
             await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
