@@ -70,14 +70,15 @@ def test_several_applications_in_one_request_are_one_deploy(scms: System, projec
     wallet.verify_pin(CHOSEN_PIN)
 
 
-@pytest.mark.parametrize(("action", "target", "reason"), [
+@pytest.mark.parametrize("case", [
     ("lock", "isoapplet wallet-sim", "lock takes one application of the catalogue, not 2"),
     ("remove", "", "remove takes one application of the catalogue, not 0"),
     ("install", "isoapplet nosuchapp", "application 'nosuchapp' is not in the catalogue"),
     ("install", " ", "install: name an application of the catalogue"),
-])
+], ids=["lock-two", "remove-none", "install-unknown", "install-none"])
 def test_a_request_naming_the_wrong_applications_is_refused_before_authentication(
-        scms: System, project: Project, card: SimulatorTransport, action: str, target: str, reason: str) -> None:
+        scms: System, project: Project, card: SimulatorTransport, case: tuple[str, str, str]) -> None:
+    action, target, reason = case
     db, request, ads = _serve(scms, project, card, action, target)
     db.upsert_card(card_identity(card), "SECURED")
     with pytest.raises(RequestRefused, match=reason):

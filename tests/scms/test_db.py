@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cardsuite.deploy.inventory import Inventory
 from cardsuite.scms.db import LEASE_SECONDS, Database, DatabaseError, Lease
+from cardsuite.scms.pool import Pool
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -70,6 +72,30 @@ def test_a_step_is_written_with_its_exchanges_and_key_uses_or_not_at_all(url: st
         db.record_step(request, 2, "card script", "ok", exchanges=broken, audit=audit)  # type: ignore[arg-type]
     assert len(db.steps(request)) == 1 and len(db.exchanges(request)) == 2
     assert db.query("SELECT COUNT(*) FROM scms_audit WHERE request_id = ?", (request,))[0][0] == 1
+    assert db.idle()  # the failed batch rolled back: the connection is fit for the next step
+    db.record_step(request, 2, "card script", "ok", exchanges=[(3, "80 F2", "90 00", 0x9000, 0.01)])
+    assert len(db.steps(request)) == 2 and len(db.exchanges(request)) == 3
+
+
+def test_a_pool_gives_back_idle_connections_and_closes_the_others(url: str, tmp_path: Path) -> None:
+    inventory_url = url if url.startswith("postgresql") else f"sqlite:///{tmp_path / 'inventory.db'}"
+    for pool in (Pool(lambda: Database(url), keep=1), Pool(lambda: Inventory(inventory_url), keep=1)):
+        first = pool.take()
+        pool.give(first)
+        assert pool.take() is first  # kept, and given again
+        second = pool.take()  # none waiting: a new one
+        assert second is not first
+        with first.transaction():  # in a transaction (as after a failure mid-request): a pool keeps it not
+            assert not first.idle()
+        assert first.idle()
+        first.close()
+        pool.give(first)  # closed: not kept
+        pool.give(second)
+        assert pool.take() is second
+        third = pool.take()
+        pool.give(second)
+        pool.give(third)  # more than ``keep``: closed
+        assert not third.idle() and pool.take() is second
 
 
 def test_a_database_with_the_old_relay_seq_column_still_opens(tmp_path: Path) -> None:

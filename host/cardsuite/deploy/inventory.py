@@ -167,9 +167,9 @@ class Inventory:
                     self._db: Any = sqlite3.connect(f"{path.resolve().as_uri()}?mode=rw", uri=True, timeout=10,
                                                     isolation_level=None)
                     self._db.execute("PRAGMA query_only = ON")
-                else:
+                else:  # used by one thread at a time, not always the one that opened it (an SCMS pool's)
                     settings.make_private_parent(path)
-                    self._db = sqlite3.connect(path, timeout=10, isolation_level=None)
+                    self._db = sqlite3.connect(path, timeout=10, isolation_level=None, check_same_thread=False)
                 self._claim_sqlite(path)
             except (OSError, sqlite3.Error) as exc:
                 raise InventoryError(f"cannot open the inventory {path}: {exc}") from None
@@ -215,6 +215,10 @@ class Inventory:
 
     def close(self) -> None:
         self._db.close()
+
+    def idle(self) -> bool:
+        """Open and in no transaction: fit for the next user (a connection pool's check)."""
+        return connection_idle(self._db)
 
     def __enter__(self) -> Inventory:
         return self
@@ -323,6 +327,16 @@ class Inventory:
             rows = cur.fetchall("SELECT id, card, at, station, action, target, outcome, detail FROM inv_events "
                                 f"{where}ORDER BY id", args)
         return [EventRecord(*row) for row in rows]
+
+
+def connection_idle(connection: Any) -> bool:
+    """An sqlite3 or psycopg connection that is open and in no transaction."""
+    if isinstance(connection, sqlite3.Connection):
+        try:
+            return not connection.in_transaction
+        except sqlite3.ProgrammingError:  # closed
+            return False
+    return not connection.closed and connection.info.transaction_status == 0  # psycopg's IDLE
 
 
 def write_batch(connection: Any, batched: bool) -> AbstractContextManager[object]:

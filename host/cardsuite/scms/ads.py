@@ -87,13 +87,15 @@ class PostIssuance:
     _seq: int = 0  # the request's exchanges, numbered across its steps
     _audit: list[tuple] = field(default_factory=list)
     _exchanges: list[tuple] = field(default_factory=list)
-    _inventory_db: Inventory | None = None
+    inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
+    _opened: Inventory | None = None
 
     def _inventory(self) -> Inventory:
         """The inventory, opened once for the request (its connection and schema check cost a few ms)."""
-        if self._inventory_db is None:
-            self._inventory_db = Inventory(self.system.inventory_url, station=f"scms:{self.request_id}")
-        return self._inventory_db
+        if self.inventory is None:
+            self.inventory = self._opened = Inventory(self.system.inventory_url)
+        self.inventory.station = f"scms:{self.request_id}"
+        return self.inventory
 
     def _record(self, name: str, outcome: str = "ok", detail: str = "") -> None:
         """The step, with the exchanges and key uses since the previous one, in one transaction."""
@@ -146,9 +148,9 @@ class PostIssuance:
             raise
         finally:
             transport.trace = None
-            if self._inventory_db is not None:
-                self._inventory_db.close()
-                self._inventory_db = None
+            if self._opened is not None:
+                self._opened.close()
+                self.inventory = self._opened = None
         self._record("record", "ok", outcome)
         self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome

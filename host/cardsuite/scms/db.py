@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, write_batch
+from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, connection_idle, write_batch
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.errors import ConfigurationError
 
@@ -335,6 +335,10 @@ class Database:
 
     def close(self) -> None:
         self._db.close()
+
+    def idle(self) -> bool:
+        """Open and in no transaction: fit for the next user (cardsuite.scms.pool)."""
+        return connection_idle(self._db)
 
     @contextmanager
     def transaction(self, *, write_only: bool = False) -> Iterator[Cursor]:

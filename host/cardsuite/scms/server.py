@@ -12,7 +12,7 @@ import asyncio
 import os
 import socket
 import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -20,11 +20,13 @@ from starlette.responses import JSONResponse, RedirectResponse
 from starlette.routing import Mount, Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from cardsuite.deploy.inventory import Inventory
 from cardsuite.errors import CardsuiteError
 from cardsuite.project import Project
 from cardsuite.scms.ads import ACTIONS, PostIssuance, catalogue
 from cardsuite.scms.console.app import Console
 from cardsuite.scms.db import Database
+from cardsuite.scms.pool import Pool
 from cardsuite.scms.relay import (
     CLOSE_PROTOCOL,
     CLOSE_UNAUTHORISED,
@@ -46,6 +48,12 @@ def _bearer(headers) -> str:  # noqa: ANN001 - Starlette's Headers
 class Server:
     system: System
     project: Project
+    databases: Pool[Database] = field(init=False)  # the links' connections
+    inventories: Pool[Inventory] = field(init=False)  # the ADS's
+
+    def __post_init__(self) -> None:
+        self.databases = Pool(self.system.database)
+        self.inventories = Pool(lambda: Inventory(self.system.inventory_url))
 
     @property
     def claimant(self) -> str:
@@ -58,16 +66,16 @@ class Server:
         return JSONResponse({"ok": True, "server": self.claimant})
 
     async def catalogue(self, request: Request) -> JSONResponse:
-        db = self.system.database()
+        db = self.databases.take()
         try:
             if self._terminal(db, _bearer(request.headers)) is None:
                 return JSONResponse({"error": "unknown or revoked terminal token"}, status_code=401)
         finally:
-            db.close()
+            self.databases.give(db)
         return JSONResponse({"applications": sorted(catalogue(self.project)), "actions": list(ACTIONS)})
 
     async def terminal(self, websocket: WebSocket) -> None:
-        db = self.system.database()
+        db = self.databases.take()
         try:
             terminal = self._terminal(db, _bearer(websocket.headers))
             if terminal is None:
@@ -78,7 +86,7 @@ class Server:
         except WebSocketDisconnect:
             pass
         finally:
-            db.close()
+            self.databases.give(db)
 
     async def _serve(self, websocket: WebSocket, db: Database, terminal: str) -> None:
         loop = asyncio.get_running_loop()
@@ -104,7 +112,8 @@ class Server:
 
         relay = RelayTransport(send, atr, name=f"terminal {terminal}")
         # the ADS's thread takes the link's connection: the loop needs it no more until the job has ended
-        ads = PostIssuance(self.system, db, self.project, request_id,
+        inventory = self.inventories.take()
+        ads = PostIssuance(self.system, db, self.project, request_id, inventory=inventory,
                            progress=lambda text: send(Message("progress", 0, {"text": text})))
         await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
 
@@ -149,9 +158,10 @@ class Server:
             reader.cancel()
             writer.cancel()
             if not job.done():  # the link ended some other way: the ADS is told, and ends (recording the
-                # request's outcome) before terminal() closes the connection it uses
+                # request's outcome) before terminal() gives back the connection it uses
                 relay.deliver(None)
                 await asyncio.wait({job})
+            self.inventories.give(inventory)
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/health", self.health), Route("/api/catalogue", self.catalogue),
