@@ -131,6 +131,23 @@ def test_loading_a_package_already_on_the_card_says_so(gp_card: GpCard, level: S
     assert gp_card.echo() == b"\x01\x02\x03"
 
 
+def test_install_for_load_goes_with_the_first_load_blocks(gp_card: GpCard) -> None:
+    """One run for INSTALL [for load] and the first window of blocks (a relay: one round trip less)."""
+    gp = gp_card.authenticated()
+    runs: list[list[bytes]] = []
+    sent = gp_card.transport.transmit_raw_many
+
+    def seen(commands: list[bytes]) -> list[bytes]:
+        runs.append(list(commands))
+        return sent(commands)
+
+    gp_card.transport.transmit_raw_many = seen  # type: ignore[method-assign]
+    blocks = gp.load_cap(ECHO)
+    assert runs[0][0][1:3] == bytes((0xE6, 0x02)) and {c[1] for c in runs[0][1:]} == {0xE8}
+    assert sum(len(run) for run in runs) == blocks + 1
+    assert gp.registry().load_file(ECHO.package_aid) is not None
+
+
 def test_a_refused_load_of_a_new_package_keeps_the_cards_answer(gp_card: GpCard) -> None:
     gp = gp_card.authenticated()
     with pytest.raises(GPError) as refused:  # no such security domain to own it

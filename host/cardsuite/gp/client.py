@@ -709,11 +709,24 @@ class GlobalPlatform:
     def install_for_load(self, load_file_aid: bytes, domain: bytes | None = None, block_hash: bytes = b"",
                          params: bytes = b"", token: bytes = b"") -> None:
         """INSTALL [for load] ([GPCS] 11.5.2.3.1): the load file AID, the security domain that will own it."""
+        command = self._install_for_load_command(load_file_aid, domain, block_hash, params, token)
+        with self._refused_if_loaded(load_file_aid, command):
+            self.send(command, "INSTALL [for load]")
+
+    def _install_for_load_command(self, load_file_aid: bytes, domain: bytes | None, block_hash: bytes = b"",
+                                  params: bytes = b"", token: bytes = b"") -> CommandAPDU:
         domain = self.isd if domain is None else domain
         data = b"".join(bytes((len(x),)) + x for x in (load_file_aid, domain or b"", block_hash, params, token))
+        return CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_LOAD, 0x00, data, le=256)
+
+    @contextmanager
+    def _refused_if_loaded(self, load_file_aid: bytes, install: CommandAPDU) -> Iterator[None]:
+        """A refused INSTALL [for load] ``install`` raised as AlreadyLoadedError when the package is there."""
         try:
-            self.send(CommandAPDU(CLA_GP, INS_INSTALL, INSTALL_FOR_LOAD, 0x00, data, le=256), "INSTALL [for load]")
+            yield
         except GPError as refused:
+            if refused.command is not install:
+                raise
             present = self._loaded(load_file_aid)
             if present is not None:
                 raise AlreadyLoadedError(refused, present) from None
@@ -727,9 +740,12 @@ class GlobalPlatform:
         except (GPError, CardManagerError):
             return None
 
-    def load(self, load_file: bytes, progress: ProgressCallback | None = None, block_size: int | None = None) -> int:
+    def load(self, load_file: bytes, progress: ProgressCallback | None = None, block_size: int | None = None, *,
+             install: CommandAPDU | None = None) -> int:
         """LOAD ([GPCS] 11.6) of a whole load file (``C4 L data``) in numbered blocks, the last with P1=80.
-        Blocks are as large as the security level allows (255 less the MAC and padding). Returns the count."""
+        Blocks are as large as the security level allows (255 less the MAC and padding). Returns the count.
+        ``install``: the INSTALL [for load] that opens the load, sent ahead of the first window's blocks
+        (its answer is 9000 or the end, as theirs: a relay sends them without a round trip)."""
         room = self.channel.max_data() if self.channel is not None else 255
         size = min(block_size or room, room)
         if size < 1:
@@ -744,7 +760,9 @@ class GlobalPlatform:
         # (send_many), which a relay sends without a round trip per block
         for start in range(0, len(commands), LOAD_WINDOW):
             window = commands[start : start + LOAD_WINDOW]
-            self.send_many(window, [f"LOAD block {start + i + 1}/{len(blocks)}" for i in range(len(window))])
+            names = [f"LOAD block {start + i + 1}/{len(blocks)}" for i in range(len(window))]
+            ahead = [install] if start == 0 and install is not None else []
+            self.send_many(ahead + window, ["INSTALL [for load]"] * len(ahead) + names)
             if progress is not None:
                 for number in range(start, start + len(window)):
                     progress(number + 1, len(blocks))
@@ -757,14 +775,15 @@ class GlobalPlatform:
         domain that verifies DAPs (cardsuite.gp.dap): the Load File Data Block Hash in INSTALL [for load] and a
         DAP block signed for ``dap_domain`` (default: the domain loaded into) before the C4 block."""
         if dap is None:
-            self.install_for_load(cap.package_aid, domain)
-            return self.load(cap.load_file(include_descriptor), progress, block_size)
-        data_block = cap.load_file_data_block(include_descriptor)
-        digest = block_hash(data_block)
-        self.install_for_load(cap.package_aid, domain, block_hash=digest)
-        signer = dap_domain or domain or self.isd or ISD_AID
-        return self.load(dap_block(signer, dap.sign(digest)) + cap.load_file(include_descriptor), progress,
-                         block_size)
+            install = self._install_for_load_command(cap.package_aid, domain)
+            load_file = cap.load_file(include_descriptor)
+        else:
+            digest = block_hash(cap.load_file_data_block(include_descriptor))
+            install = self._install_for_load_command(cap.package_aid, domain, block_hash=digest)
+            signer = dap_domain or domain or self.isd or ISD_AID
+            load_file = dap_block(signer, dap.sign(digest)) + cap.load_file(include_descriptor)
+        with self._refused_if_loaded(cap.package_aid, install):
+            return self.load(load_file, progress, block_size, install=install)
 
     def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
                             privileges: bytes = b"\x00", params: bytes = b"", token: bytes = b"",
