@@ -131,19 +131,53 @@ def test_loading_a_package_already_on_the_card_says_so(gp_card: GpCard, level: S
     assert gp_card.echo() == b"\x01\x02\x03"
 
 
+def _runs(card: GpCard) -> list[list[bytes]]:
+    """What the card's transport sends, as runs (transmit_raw_many: the commands up to the first answer that
+    is not 9000) and single commands (a run of one), each command as its INS and P1."""
+    runs: list[list[bytes]] = []
+    many, one = card.transport.transmit_raw_many, card.transport.transmit_raw
+    in_run = []
+
+    def run(commands: list[bytes]) -> list[bytes]:
+        in_run.append(True)  # the simulator sends a run's commands one by one: not counted again
+        try:
+            answers = many(commands)
+        finally:
+            in_run.pop()
+        runs.append([command[1:3] for command in commands[: len(answers)]])
+        return answers
+
+    def single(command: bytes) -> bytes:
+        if not in_run:
+            runs.append([command[1:3]])
+        return one(command)
+
+    card.transport.transmit_raw_many = run  # type: ignore[method-assign]
+    card.transport.transmit_raw = single  # type: ignore[method-assign]
+    return runs
+
+
+def test_the_registry_is_read_in_one_run_up_to_an_answer_not_9000(gp_card: GpCard) -> None:
+    gp = gp_card.authenticated()
+    runs = _runs(gp_card)
+    empty = gp.registry()  # no application: GET STATUS 40 answers 6A88, which ends the run
+    assert empty.isd is not None and empty.applications == [] and empty.load_file(ECHO.package_aid) is None
+    assert runs == [[b"\xf2\x80", b"\xf2\x40"], [b"\xf2\x10"]]
+    gp.load_cap(ECHO)
+    gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0])
+    runs.clear()
+    full = gp.registry()  # the channel went on as if one by one: every command's MAC verified by the card
+    assert runs == [[b"\xf2\x80", b"\xf2\x40", b"\xf2\x10"]]
+    assert full.application(ECHO.applet_aids[0]) is not None and full.load_file(ECHO.package_aid) is not None
+    assert gp.registry() == full
+
+
 def test_install_for_load_goes_with_the_first_load_blocks(gp_card: GpCard) -> None:
     """One run for INSTALL [for load] and the first window of blocks (a relay: one round trip less)."""
     gp = gp_card.authenticated()
-    runs: list[list[bytes]] = []
-    sent = gp_card.transport.transmit_raw_many
-
-    def seen(commands: list[bytes]) -> list[bytes]:
-        runs.append(list(commands))
-        return sent(commands)
-
-    gp_card.transport.transmit_raw_many = seen  # type: ignore[method-assign]
+    runs = _runs(gp_card)
     blocks = gp.load_cap(ECHO)
-    assert runs[0][0][1:3] == bytes((0xE6, 0x02)) and {c[1] for c in runs[0][1:]} == {0xE8}
+    assert runs[0][0] == b"\xe6\x02" and {command[0] for command in runs[0][1:]} == {0xE8}
     assert sum(len(run) for run in runs) == blocks + 1
     assert gp.registry().load_file(ECHO.package_aid) is not None
 

@@ -450,14 +450,28 @@ class GlobalPlatform:
         return response
 
     def send_many(self, commands: Sequence[CommandAPDU], operations: Sequence[str]) -> list[ResponseAPDU]:
-        """send() of each command in order, expecting 9000, handed to the transport together
+        """send() of each command in order, expecting 9000, handed to the transport together (send_run()). The
+        first answer that is not 9000 raises its GPError as send() would."""
+        responses = self.send_run(commands)
+        for command, operation, response in zip(commands, operations, responses, strict=False):
+            if response.sw != SW_OK:
+                raise GPError(response.sw, operation, command, response.data, (SW_OK,))
+        return responses
+
+    def send_run(self, commands: Sequence[CommandAPDU]) -> list[ResponseAPDU]:
+        """The commands wrapped for the open secure channel and handed to the transport together
         (Transport.transmit_many: it may send them without waiting for each answer, and stops at the first
-        answer that is not 9000). That answer raises its GPError as send() would, and the channel is left
-        as if the commands had gone one by one: the ones never sent were never wrapped. With R-MAC, one by
-        one: each answer's MAC is checked before the next command goes."""
+        answer that is not 9000); the answers unwrapped, up to that one. The channel is left as if the commands
+        had gone one by one: the ones never sent were never wrapped. With R-MAC, one by one: each answer's MAC
+        is checked before the next command goes."""
         channel = self.channel
         if channel is not None and channel.level & SecurityLevel.R_MAC:
-            return [self.send(command, operation) for command, operation in zip(commands, operations, strict=True)]
+            answers: list[ResponseAPDU] = []
+            for command in commands:
+                answers.append(channel.unwrap(self.transport.transmit(channel.wrap(command))))
+                if answers[-1].sw != SW_OK:
+                    break
+            return answers
         wires, states = [], []
         for command in commands:
             wires.append(channel.wrap(command) if channel is not None else command)
@@ -465,13 +479,8 @@ class GlobalPlatform:
         responses = self.transport.transmit_many(wires)
         if channel is not None and len(responses) < len(commands):
             vars(channel).update(vars(states[len(responses) - 1]))
-        checked = []
-        for command, operation, state, answer in zip(commands, operations, states, responses, strict=False):
-            response = state.unwrap(answer) if state is not None else answer
-            if response.sw != SW_OK:
-                raise GPError(response.sw, operation, command, response.data, (SW_OK,))
-            checked.append(response)
-        return checked
+        return [state.unwrap(answer) if state is not None else answer
+                for state, answer in zip(states, responses, strict=False)]
 
     def select(self, aid: bytes | None = None) -> bytes:
         """SELECT the ISD (or ``aid``); returns its FCI. Without an ISD AID, tries the well-known ones."""
@@ -672,33 +681,44 @@ class GlobalPlatform:
         return parse_key_info(self.get_data(0x00E0))
 
     # -- GET STATUS
-    def get_status(self, p1: int, tlv: bool = True) -> list[Application | LoadFile]:
+    def get_status(self, p1: int, tlv: bool = True, first: ResponseAPDU | None = None) -> list[Application | LoadFile]:
         """Every registry entry of one kind, following 6310 (more data) with P2 'next occurrence'.
-        Falls back to the old format when the card refuses the TLV one."""
-        entries: list[Application | LoadFile] = []
+        Falls back to the old format when the card refuses the TLV one. ``first``: the answer to the first
+        GET STATUS (TLV format), sent already (registry's run)."""
         p2 = 0x02 if tlv else 0x00
+        operation, expected = f"GET STATUS {p1:02X}", (SW_OK, SW_MORE_DATA, 0x6A88, 0x6A86)
         data = b""
         while True:
             command = CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
-            response = self.send(command, f"GET STATUS {p1:02X}", (SW_OK, SW_MORE_DATA, 0x6A88, 0x6A86))
+            if first is None:
+                response = self.send(command, operation, expected)
+            else:
+                response, first = first, None
+                if response.sw not in expected:
+                    raise GPError(response.sw, operation, command, response.data, expected)
             if response.sw == 0x6A86 and tlv:
                 return self.get_status(p1, tlv=False)
             if response.sw == 0x6A86:
-                raise GPError(response.sw, f"GET STATUS {p1:02X}", command)
+                raise GPError(response.sw, operation, command)
             if response.sw == 0x6A88:  # nothing of this kind on the card
                 break
             data += response.data
             if response.sw != SW_MORE_DATA:
                 break
             p2 |= 0x01
-        entries = _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
-        return entries
+        return _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
 
     def registry(self) -> CardContents:
-        isd = [e for e in self.get_status(STATUS_ISD) if isinstance(e, Application)]
-        apps = [e for e in self.get_status(STATUS_APPLICATIONS) if isinstance(e, Application)]
+        """The ISD, the applications and the load files. The first GET STATUS of each kind go in one run (a
+        relay: one round trip); an answer that is not 9000 (more data, none, another format) ends the run, and
+        that kind and the ones after it go on one by one."""
+        kinds = (STATUS_ISD, STATUS_APPLICATIONS, STATUS_LOAD_FILES_AND_MODULES)
+        firsts = self.send_run([CommandAPDU(CLA_GP, INS_GET_STATUS, kind, 0x02, b"\x4f\x00", le=256) for kind in kinds])
+        isd = [e for e in self.get_status(STATUS_ISD, first=firsts[0]) if isinstance(e, Application)]
+        apps = [e for e in self.get_status(STATUS_APPLICATIONS, first=firsts[1] if len(firsts) > 1 else None)
+                if isinstance(e, Application)]
         try:
-            files = self.get_status(STATUS_LOAD_FILES_AND_MODULES)
+            files = self.get_status(STATUS_LOAD_FILES_AND_MODULES, first=firsts[2] if len(firsts) > 2 else None)
         except GPError as exc:  # cards before GP 2.1.1 know only P1=20
             if exc.sw not in (0x6A80, 0x6A86):
                 raise
