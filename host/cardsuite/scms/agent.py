@@ -29,7 +29,7 @@ class AgentResult:
     cin: str
     outcome: str
     relayed: int  # commands (and resets) relayed to the card
-    round_trips: int  # the server's messages that waited for an answer (a run of LOAD blocks is one)
+    round_trips: int  # the server's messages that waited for an answer (a run of commands is one)
 
 
 def tls_context(ca: Path) -> ssl.SSLContext:

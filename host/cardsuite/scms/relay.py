@@ -5,9 +5,10 @@ lives on the one link that made it, so the count is kept where that link ends, i
 holds it: no other process can receive a message of that request (a link that breaks ends the request; the
 agent makes a new one). The server's commands carry their own number, which the response repeats.
 
-A run of commands (``apdus``: LOAD blocks, whose answers are 9000 or the end of the load) goes in one
-message: the agent sends them to the card in order, answers each with its own response (``command`` the
-run's number, ``index`` its place in the run) and stops after the first answer that is not 9000.
+A run of commands (``apdus``: commands whose answers are 9000 or the end, as LOAD blocks and the INSTALL
+[for load] before them, or the registry's GET STATUS) goes in one message: the agent sends them to the card
+in order, answers each with its own response (``command`` the run's number, ``index`` its place in the run)
+and stops after the first answer that is not 9000.
 
 APDUs travel as hex (the wire is text; codec rules apply at this edge only). The agent holds no key: what it
 relays is already wrapped by the ADS's secure channel, or plain (SELECT, GET DATA before authentication).
