@@ -94,6 +94,37 @@ def test_remote_wallet_with_the_pin_chosen_at_the_terminal(server: str, scms_fol
     wallet.verify_pin("1357")
 
 
+def test_several_applications_in_one_remote_request(server: str, scms_folder: System,
+                                                    card: SimulatorTransport) -> None:
+    token = add_terminal(scms_folder, f"kiosk-{time.monotonic_ns()}")
+    db = scms_folder.database()
+    cin = card_identity(card)
+    db.upsert_card(cin, "OP_READY")
+    result = run_request(server, scms_folder.ca, token, card, action="install", target=["isoapplet", "wallet-sim"],
+                         ask_pin=lambda _puk: "1357")
+    assert result.outcome.startswith("install isoapplet, wallet:") and result.outcome.endswith("card SECURED")
+    record = db.request(result.request)
+    assert record is not None and record.state == "done" and record.target == "isoapplet wallet-sim"
+    assert card.select(ISO_APPLET).sw == 0x9000
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin("1357")
+
+
+def test_a_request_whose_target_is_not_a_string_closes_the_link(server: str, scms_folder: System,
+                                                                card: SimulatorTransport) -> None:
+    from websockets.sync.client import connect
+
+    token = add_terminal(scms_folder, f"list-{time.monotonic_ns()}")
+    url = server.replace("https://", "wss://") + "/terminal"
+    with connect(url, ssl=tls_context(scms_folder.ca), additional_headers={"Authorization": f"Bearer {token}"}) as link:
+        link.send(json.dumps({"type": "request", "seq": 1, "action": "install", "target": ["isoapplet"],
+                              "atr": card.atr.hex()}))
+        with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
+            link.recv(timeout=20)
+        assert link.close_code == 4400 and "and target names" in (link.close_reason or "")
+
+
 def test_revoked_token_and_wrong_ca_are_refused(server: str, scms_folder: System, card: SimulatorTransport,
                                                 tmp_path: Path) -> None:
     name = f"lost-{time.monotonic_ns()}"

@@ -96,7 +96,7 @@ class Server:
             if first.kind != "request" or first.seq != 1 or action not in ACTIONS \
                     or not isinstance(target, str | None):
                 raise RelayError(f"the first message is request 1 with an action ({', '.join(ACTIONS)}) and "
-                                 "a target: application names separated by spaces")
+                                 "target names")  # a string: the applications separated by spaces
             atr = first.apdu("atr")
         except RelayError as exc:
             await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
