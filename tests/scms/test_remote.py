@@ -80,32 +80,23 @@ def test_remote_post_issuance(server: str, scms_folder: System, card: SimulatorT
     assert any(c.startswith("80 50") for _, c, _, _ in db.exchanges(result.request))
 
 
+@pytest.mark.parametrize("target", ["wallet-sim", ["isoapplet", "wallet-sim"]], ids=["wallet", "two-in-one-request"])
 def test_remote_wallet_with_the_pin_chosen_at_the_terminal(server: str, scms_folder: System,
-                                                           card: SimulatorTransport) -> None:
+                                                           card: SimulatorTransport, target: str | list[str]) -> None:
     token = add_terminal(scms_folder, f"phone-{time.monotonic_ns()}")
-    cin = card_identity(card)
-    scms_folder.database().upsert_card(cin, "OP_READY")
-    asked: list[str] = []
-    result = run_request(server, scms_folder.ca, token, card, action="install", target="wallet-sim",
-                         ask_pin=lambda puk: (asked.append(puk), "1357")[1])
-    assert "install wallet" in result.outcome and len(asked) == 1
-    wallet = WalletClient(card, WALLET_AID)
-    wallet.select()
-    wallet.verify_pin("1357")
-
-
-def test_several_applications_in_one_remote_request(server: str, scms_folder: System,
-                                                    card: SimulatorTransport) -> None:
-    token = add_terminal(scms_folder, f"kiosk-{time.monotonic_ns()}")
     db = scms_folder.database()
     cin = card_identity(card)
     db.upsert_card(cin, "OP_READY")
-    result = run_request(server, scms_folder.ca, token, card, action="install", target=["isoapplet", "wallet-sim"],
-                         ask_pin=lambda _puk: "1357")
-    assert result.outcome.startswith("install isoapplet, wallet:") and result.outcome.endswith("card SECURED")
-    record = db.request(result.request)
-    assert record is not None and record.state == "done" and record.target == "isoapplet wallet-sim"
-    assert card.select(ISO_APPLET).sw == 0x9000
+    asked: list[str] = []
+    result = run_request(server, scms_folder.ca, token, card, action="install", target=target,
+                         ask_pin=lambda puk: (asked.append(puk), "1357")[1])
+    names = target if isinstance(target, list) else [target]
+    # the outcome names the applications (the wallet-sim profile's is named wallet)
+    assert len(asked) == 1 and result.outcome.startswith(f"install {', '.join(names).replace('-sim', '')}:")
+    record = db.request(result.request)  # one request, whatever the number of applications
+    assert record is not None and record.state == "done" and record.target == " ".join(names)
+    if len(names) > 1:  # both deployed in one run
+        assert card.select(ISO_APPLET).sw == 0x9000
     wallet = WalletClient(card, WALLET_AID)
     wallet.select()
     wallet.verify_pin("1357")
