@@ -28,7 +28,8 @@ from cardsuite.gp.scp import (
 )
 from cardsuite.project import Project
 from cardsuite.scms.ads import PostIssuance
-from cardsuite.scms.kms import Kms, TokenCardKeys, TokenDes, TokenKeySet
+from cardsuite.scms.kms import Kms, KmsError, TokenCardKeys, TokenDes, TokenKeySet
+from cardsuite.scms.putkey import put_token_keys
 from cardsuite.scms.system import TRANSPORT_KEY, KeySetConfig, System
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
@@ -185,5 +186,28 @@ def test_a_post_issuance_over_scp02_with_keys_only_in_the_token(scms: System, pr
         commands = [command for _, command, _, _ in db.exchanges(request)]
         assert any(c.startswith("80 50") for c in commands) and any(c.startswith("84 82") for c in commands)
         assert any(c.startswith("84 E8") for c in commands)  # LOAD under C-MAC
+    finally:
+        card.disconnect()
+
+
+def test_put_key_of_token_keys_over_scp02_is_refused_in_one_line(scms: System, project: Project) -> None:
+    """SoftHSM2 has no 3DES C_WrapKey: token keys cannot be put on an SCP02 card through it. Refused before
+    PUT KEY is sent: the card keeps its keys."""
+    card = _scp02_card(project, CardManagerConfig("scp02"))
+    try:
+        with scms.kms() as kms:
+            _imported(kms, TRANSPORT_3DES, DEVELOPMENT_KEY)
+            _imported(kms, "test-master-emv", TEST_MASTER, "emv")
+            gp = GlobalPlatform(card)
+            gp.select()
+            channel = gp.open_secure_channel(TokenKeySet(kms, TRANSPORT_3DES, None, 1), LEVELS["mac"])  # type: ignore[arg-type]
+            new = kms.derive_card_keys("test-master-emv", "emv", channel.response.key_diversification_data,
+                                       wrappable=True)
+            keys = TokenCardKeys(kms, "test-master-emv", new["enc"], new["mac"], new["dek"], 0x20)
+            with pytest.raises(KmsError, match=r"^PUT KEY of token keys over SCP02 needs C_WrapKey with "
+                                               r"CKM_DES3_ECB .*lacks$"):
+                put_token_keys(gp, kms, keys, 0x20, 1)
+        gp.select()
+        gp.open_secure_channel(KeySet.single(DEVELOPMENT_KEY, 1), LEVELS["mac"])  # nothing was replaced
     finally:
         card.disconnect()

@@ -55,6 +55,7 @@ from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.keys import DIVERSIFICATIONS, KDD_LENGTH
 from cardsuite.gp.scp import (
     SCP02,
+    SCP02_DEK,
     SCP03,
     AesOperations,
     DesOperations,
@@ -183,6 +184,8 @@ class Kms:
     pin: str = field(repr=False)
     audit: AuditSink | None = None
     _session: Any = field(default=None, repr=False)
+    # an AES-192 card key made wrappable -> the 32-byte object its PUT KEY block is wrapped from (see wrap)
+    _wrap_forms: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @_serialised
     def open(self) -> Kms:
@@ -204,6 +207,7 @@ class Kms:
         if self._session is not None:
             self._session.close()
             self._session = None
+            self._wrap_forms.clear()
 
     def __enter__(self) -> Kms:
         return self.open() if self._session is None else self
@@ -346,6 +350,10 @@ class Kms:
                 keys[role] = master.derive_key(pkcs11.KeyType.AES, length * 8,
                                                mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA, mechanism_param=blocks,
                                                template=self._session_template(True, wrappable))
+                if wrappable and length % 16:  # AES-192: the key and the rest of its last CMAC block (see wrap)
+                    self._wrap_forms[keys[role].handle] = master.derive_key(
+                        pkcs11.KeyType.AES, len(blocks) * 8, mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA,
+                        mechanism_param=blocks, template=self._wrap_form_template())
         else:
             raise ConfigurationError(f"key diversification {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
         self._audit("derive", label, f"{kdf} card keys for KDD {kdd[:4].hex().upper()}..")
@@ -371,14 +379,17 @@ class Kms:
                               mechanism_param=blocks, template=self._session_template())
 
     @_serialised
-    def des_derive(self, key: Any, label: str, data: bytes, *, with_k1: bool = False) -> DesSessionKey:
+    def des_derive(self, key: Any, label: str, data: bytes, *, with_k1: bool = False,
+                   wrapping: bool = False) -> DesSessionKey:
         """An SCP02 session key (a session object): 3DES-CBC with a zero ICV of the 16 bytes of derivation data
         under the static ``key`` ([GPCS] E.4.1), by CKM_DES3_CBC_ENCRYPT_DATA; ``with_k1``: also K1 K1 by
-        CKM_DES3_ECB_ENCRYPT_DATA of the first block twice (E_K(block 1) is the session key's left half)."""
+        CKM_DES3_ECB_ENCRYPT_DATA of the first block twice (E_K(block 1) is the session key's left half);
+        ``wrapping``: the session DEK, which wraps new keys (wrap_des)."""
         pkcs11 = _pkcs11()
         if len(data) != 16:
             raise KmsError("SCP02 derivation data has 16 bytes")
-        template = {**self._session_template(), pkcs11.Attribute.VALUE_LEN: pkcs11.DEFAULT}
+        template = {**self._session_template(), pkcs11.Attribute.VALUE_LEN: pkcs11.DEFAULT,
+                    pkcs11.Attribute.WRAP: wrapping}
         buffer, param = _string_data(data, bytes(8))
         session = key.derive_key(pkcs11.KeyType.DES2, 128, mechanism=pkcs11.Mechanism.DES3_CBC_ENCRYPT_DATA,
                                  mechanism_param=param, template=template)
@@ -392,13 +403,49 @@ class Kms:
         self._audit("derive", label, "SCP02 session key" + (" and its K1" if with_k1 else ""))
         return DesSessionKey(session, k1)
 
+    def _wrap_form_template(self) -> dict:
+        """Good for nothing but being wrapped: no cipher, MAC or derivation under it."""
+        a = _pkcs11().Attribute
+        return {a.TOKEN: False, a.SENSITIVE: True, a.EXTRACTABLE: True, a.ENCRYPT: False, a.DECRYPT: False,
+                a.SIGN: False, a.VERIFY: False, a.DERIVE: False, a.WRAP: False, a.UNWRAP: False}
+
     @_serialised
     def wrap(self, dek: Any, key: Any, label: str) -> bytes:
         """``key`` encrypted under ``dek`` with AES-CBC and a zero ICV ([AmD] 7.2.3: PUT KEY's key data under
-        the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted."""
+        the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted.
+
+        An AES-192 key is padded to two blocks first ([GPCS] 11.8.2.3: the key's length, then the key data
+        encrypted in whole blocks; the card keeps the first length bytes). C_WrapKey of 24 bytes with
+        CKM_AES_CBC fails (SoftHSM2 2.6.1: CKR_GENERAL_ERROR), CKM_AES_CBC_PAD is no wrapping mechanism there and
+        would pad with 08s, and CKM_AES_KEY_WRAP(_PAD) is RFC 3394/5649, not what the card decrypts. So the
+        wrapped object is the 32-byte one derived beside the key from the same KDF3 blocks: the key, then the 8
+        bytes of its last CMAC block that the key leaves unused, as unpredictable as the key to anyone without
+        the master, and seen only by the card, which drops them (where cardsuite.gp.perso pads with random
+        bytes: PKCS#11 has no mechanism to join token bytes with host bytes in SoftHSM2)."""
         pkcs11 = _pkcs11()
+        length = int(key[pkcs11.Attribute.VALUE_LEN])
+        if length % 16:
+            form = self._wrap_forms.get(key.handle)
+            if form is None:
+                raise KmsError(f"key {label}: an AES-{length * 8} key is wrapped padded, and only card keys "
+                               "derived here for wrapping (derive_card_keys(..., wrappable=True)) have a padded form")
+            key = form
         self._audit("wrap", label, "a new card key under the card's DEK (PUT KEY)")
         return bytes(dek.wrap_key(key, mechanism=pkcs11.Mechanism.AES_CBC, mechanism_param=bytes(16)))
+
+    @_serialised
+    def wrap_des(self, dek: DesSessionKey, key: Any, label: str) -> bytes:
+        """A 3DES ``key`` encrypted under the SCP02 session DEK with 3DES-ECB ([GPCS] E.4.7) by C_WrapKey
+        (CKM_DES3_ECB). SoftHSM2 2.6.1 has no DES mechanism for C_WrapKey (CKR_MECHANISM_INVALID), and
+        C_Encrypt cannot take a key as its input: with it, token keys cannot be put on an SCP02 card."""
+        pkcs11 = _pkcs11()
+        try:
+            wrapped = bytes(dek.key.wrap_key(key, mechanism=pkcs11.Mechanism.DES3_ECB))
+        except pkcs11.exceptions.MechanismInvalid:
+            raise KmsError("PUT KEY of token keys over SCP02 needs C_WrapKey with CKM_DES3_ECB (3DES keys under "
+                           f"the session DEK), which the token {self.token_label!r} lacks") from None
+        self._audit("wrap", label, "a new card key under the session DEK (PUT KEY, SCP02)")
+        return wrapped
 
     @_serialised
     def key_length(self, key: Any) -> int:
@@ -407,7 +454,11 @@ class Kms:
     @_serialised
     def key_type(self, label: str) -> str:
         """"aes" or "3des": what the key ``label`` is (its CKA_KEY_TYPE)."""
-        return "aes" if self.key(label).key_type == _pkcs11().KeyType.AES else "3des"
+        return self.key_type_of(self.key(label))
+
+    @_serialised
+    def key_type_of(self, key: Any) -> str:
+        return "aes" if key.key_type == _pkcs11().KeyType.AES else "3des"
 
     @_serialised
     def check_value(self, key: Any) -> bytes:
@@ -493,7 +544,8 @@ class TokenDes(DesOperations):
         return 16 if key.key_type == key_type.DES2 else 24
 
     def derive(self, key: Any, constant: bytes, sequence_counter: bytes, *, mac: bool = False) -> DesSessionKey:
-        return self.kms.des_derive(key, self.label, constant + sequence_counter + bytes(12), with_k1=mac)
+        return self.kms.des_derive(key, self.label, constant + sequence_counter + bytes(12), with_k1=mac,
+                                   wrapping=constant == SCP02_DEK)
 
     @_serialised
     def full_mac(self, key: DesSessionKey, data: bytes) -> bytes:

@@ -1,7 +1,9 @@
 """PUT KEY ([GPCS] 11.8, [AmD] 7.2) of token-held keys: the issuer's keys for a card, diversified in the KMS
 token, put in place of the keys the card came with. Each new key leaves the token only wrapped under the
-card's current DEK (C_WrapKey, AES-CBC with a zero ICV as [AmD] 7.2.3 says); its key check value is computed
-in the token. The command's layout and the check of the card's answer are cardsuite.gp.perso's."""
+card's current DEK (C_WrapKey, AES-CBC with a zero ICV as [AmD] 7.2.3 says; an AES-192 key padded in the
+token, Kms.wrap), or on SCP02 under the session DEK (3DES-ECB, [GPCS] E.4.7: only with a token that wraps
+with CKM_DES3_ECB, which SoftHSM2 does not); its key check value is computed in the token. The command's
+layout and the check of the card's answer are cardsuite.gp.perso's."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from cardsuite.gp.perso import (
     FIRST_KEY_ID,
     KCV_LENGTH,
     KEY_TYPE_AES,
+    KEY_TYPE_DES,
     MORE_KEYS,
     PutKeyCommand,
     StoredKeys,
@@ -26,15 +29,19 @@ def put_token_keys(gp: GlobalPlatform, kms: Kms, new: TokenCardKeys, kvn: int, r
     channel = gp.channel
     if channel is None or not channel.authenticated or not isinstance(channel.keys, TokenCardKeys):
         raise KmsError("PUT KEY of token keys needs a secure channel opened with token keys")
-    dek = channel.keys.dek
+    scp02 = channel.scp == 0x02
     blocks, checks = [], []
     for key in (new.enc, new.mac, new.dek):
-        length = kms.key_length(key)
-        if length % 16:
-            raise KmsError(f"AES-{length * 8} keys need random padding before wrapping: rotate to AES-128 or -256")
-        wrapped = kms.wrap(dek, key, new.label)
         check = kms.check_value(key)[:KCV_LENGTH]
-        blocks.append(bytes((KEY_TYPE_AES, len(wrapped) + 1, length)) + wrapped + bytes((KCV_LENGTH,)) + check)
+        if scp02:
+            if kms.key_type_of(key) != "3des":
+                raise KmsError("PUT KEY over SCP02 puts two-key 3DES keys: these are AES")
+            wrapped = kms.wrap_des(channel.s_dek, key, new.label)  # type: ignore[attr-defined]
+            blocks.append(bytes((KEY_TYPE_DES, len(wrapped))) + wrapped + bytes((KCV_LENGTH,)) + check)
+        else:
+            wrapped = kms.wrap(channel.keys.dek, key, new.label)
+            length = kms.key_length(key)
+            blocks.append(bytes((KEY_TYPE_AES, len(wrapped) + 1, length)) + wrapped + bytes((KCV_LENGTH,)) + check)
         checks.append(check)
     command = PutKeyCommand(replace, FIRST_KEY_ID | MORE_KEYS, bytes((kvn,)) + b"".join(blocks), kvn, tuple(checks))
     response = gp.send(CommandAPDU(CLA_GP, INS_PUT_KEY, command.p1, command.p2, command.data, le=256),
