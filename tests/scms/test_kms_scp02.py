@@ -211,3 +211,29 @@ def test_put_key_of_token_keys_over_scp02_is_refused_in_one_line(scms: System, p
         gp.open_secure_channel(KeySet.single(DEVELOPMENT_KEY, 1), LEVELS["mac"])  # nothing was replaced
     finally:
         card.disconnect()
+
+
+def test_a_rotation_of_an_scp02_card_is_refused_before_the_write_ahead(scms: System, project: Project) -> None:
+    """The ADS's rotate of an SCP02 card to an EMV master: refused by the token's missing 3DES wrap while the
+    command is built, so the card's record stays 'transport' (not 'rotating') and its keys are its own."""
+    with scms.kms() as kms:
+        _imported(kms, TRANSPORT_3DES, DEVELOPMENT_KEY)
+        _imported(kms, "test-master-emv", TEST_MASTER, "emv")
+    system = dataclasses.replace(scms, card_keys=KeySetConfig(TRANSPORT_3DES, None, 0),
+                                 issuer_keys=KeySetConfig("test-master-emv", "emv", 0x20))
+    card = _scp02_card(project, CardManagerConfig("scp02"))
+    try:
+        cin = card_identity(card)
+        db = system.database()
+        db.upsert_card(cin, "SECURED")
+        request = db.new_request("test-terminal", "rotate", "")
+        with pytest.raises(KmsError, match="needs C_WrapKey with CKM_DES3_ECB"):
+            PostIssuance(system, db, project, request).run(card)
+        assert db.card(cin).key_set == "transport"  # type: ignore[union-attr]
+        assert "CKM_DES3_ECB" in (db.request(request).reason or "")  # type: ignore[union-attr]
+        assert not any(c.startswith("84 D8") for _, c, _, _ in db.exchanges(request))  # no PUT KEY sent
+        gp = GlobalPlatform(card)
+        gp.select()
+        gp.open_secure_channel(KeySet.single(DEVELOPMENT_KEY, 1), LEVELS["mac"])
+    finally:
+        card.disconnect()

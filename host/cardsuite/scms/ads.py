@@ -252,9 +252,9 @@ class PostIssuance:
         kdd = gp.channel.response.key_diversification_data
         assert issuer.kdf is not None
         new = kms.derive_card_keys(issuer.label, issuer.kdf, kdd, wrappable=True)
-        self.db.set_key_set(cin, "rotating")
         stored = put_token_keys(gp, kms, TokenCardKeys(kms, issuer.label, new["enc"], new["mac"], new["dek"],
-                                                       issuer.kvn), issuer.kvn, old)
+                                                       issuer.kvn), issuer.kvn, old,
+                                before_send=lambda: self.db.set_key_set(cin, "rotating"))
         self._record("card script", "ok", f"PUT KEY 0x{old:02X} -> 0x{issuer.kvn:02X} (keys wrapped in the token)")
         gp.select()
         gp.open_secure_channel(issuer, LEVELS["mac"], scp=issuer.scp)  # type: ignore[arg-type]

@@ -7,6 +7,8 @@ layout and the check of the card's answer are cardsuite.gp.perso's."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from cardsuite.apdu import CommandAPDU
 from cardsuite.gp.client import CLA_GP, INS_PUT_KEY, GlobalPlatform
 from cardsuite.gp.perso import (
@@ -23,19 +25,22 @@ from cardsuite.gp.perso import (
 from cardsuite.scms.kms import Kms, KmsError, TokenCardKeys
 
 
-def put_token_keys(gp: GlobalPlatform, kms: Kms, new: TokenCardKeys, kvn: int, replace: int) -> StoredKeys:
-    """The card's open channel (SCP03 with token keys) carries the new key set as version ``kvn`` in place of
-    version ``replace``."""
+def put_token_keys(gp: GlobalPlatform, kms: Kms, new: TokenCardKeys, kvn: int, replace: int, *,
+                   before_send: Callable[[], None] | None = None) -> StoredKeys:
+    """The card's open channel (with token keys) carries the new key set as version ``kvn`` in place of
+    version ``replace``. ``before_send``: the caller's write-ahead, run once the command is built (every key
+    wrapped) and before it goes: a refusal of the token leaves nothing to undo."""
     channel = gp.channel
     if channel is None or not channel.authenticated or not isinstance(channel.keys, TokenCardKeys):
         raise KmsError("PUT KEY of token keys needs a secure channel opened with token keys")
     scp02 = channel.scp == 0x02
     blocks, checks = [], []
     for key in (new.enc, new.mac, new.dek):
+        if (kms.key_type_of(key) == "3des") != scp02:  # the card's protocol takes keys of its own kind
+            raise KmsError(f"PUT KEY over SCP{channel.scp:02X} puts {'two-key 3DES' if scp02 else 'AES'} keys: "
+                           f"the keys of {new.label} are {'AES' if scp02 else '3DES'}")
         check = kms.check_value(key)[:KCV_LENGTH]
         if scp02:
-            if kms.key_type_of(key) != "3des":
-                raise KmsError("PUT KEY over SCP02 puts two-key 3DES keys: these are AES")
             wrapped = kms.wrap_des(channel.s_dek, key, new.label)  # type: ignore[attr-defined]
             blocks.append(bytes((KEY_TYPE_DES, len(wrapped))) + wrapped + bytes((KCV_LENGTH,)) + check)
         else:
@@ -44,6 +49,8 @@ def put_token_keys(gp: GlobalPlatform, kms: Kms, new: TokenCardKeys, kvn: int, r
             blocks.append(bytes((KEY_TYPE_AES, len(wrapped) + 1, length)) + wrapped + bytes((KCV_LENGTH,)) + check)
         checks.append(check)
     command = PutKeyCommand(replace, FIRST_KEY_ID | MORE_KEYS, bytes((kvn,)) + b"".join(blocks), kvn, tuple(checks))
+    if before_send is not None:
+        before_send()
     response = gp.send(CommandAPDU(CLA_GP, INS_PUT_KEY, command.p1, command.p2, command.data, le=256),
                        f"PUT KEY (version 0x{kvn:02X} in place of 0x{replace:02X})")
     stored = parse_put_key_response(response.data) if response.data else StoredKeys(kvn, ())
