@@ -22,8 +22,9 @@ session:
   K1 K1 of all blocks but the last, and C_Encrypt(CKM_DES3_ECB) under the session key of the last block xor
   that chaining value; the ICV encryption of i=15/55 is CKM_DES3_ECB under K1 K1. Cryptograms (3DES CBC-MAC)
   and C-DECRYPTION are CKM_DES3_CBC under S-ENC, sensitive data CKM_DES3_ECB under S-DEK. What leaves the
-  token: cryptograms, MACs, ciphertext, and the single-DES chaining values of each C-MAC (to this process
-  only: never sent, recorded or logged). SoftHSM2 sets the DES parity bits of a derived key; DES ignores them.
+  token: cryptograms, MACs, ciphertext, and the single-DES chaining value of each C-MAC and the encrypted
+  ICV (to this process only: never sent, recorded or logged). SoftHSM2 sets the DES parity bits of a derived
+  key; DES ignores them.
 
 Every key use goes to the audit callback (the SCMS writes it to its audit table).
 
@@ -520,7 +521,6 @@ class TokenAes(AesOperations):
         if decrypt:
             return bytes(key.decrypt(data, mechanism=mechanism, mechanism_param=iv))
         return bytes(key.encrypt(data, mechanism=mechanism, mechanism_param=iv))
-
 
 
 class TokenDes(DesOperations):
