@@ -18,15 +18,18 @@ from pathlib import Path
 import pytest
 from cardsuite.errors import TransportError
 from cardsuite.gp.client import LOAD_WINDOW
+from cardsuite.project import Project
 from cardsuite.scms.agent import AgentError, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
+from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient
 
 from tests.scms.conftest import card_identity
 
 ISO_APPLET = bytes.fromhex("0011223344552001")
+TRANSPORT_3DES = "transport-3des"  # the development keys as a two-key 3DES key (SCP02 cards)
 
 
 def _free_port() -> int:
@@ -374,3 +377,45 @@ def test_a_silent_server_is_passed_over_for_the_next(server: str, scms_folder: S
     assert result.outcome.startswith("install isoapplet"), result
     assert shown[0] == f"cannot reach the SCMS at {silent.url}: no WebSocket handshake within 2 s: again through " \
                        f"{server}", shown
+
+
+@pytest.fixture(scope="module")
+def scp02_server(scms_folder: System, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A serve process of the same system (database, token) whose cards are opened with a two-key 3DES
+    static key: the development keys of an SCP02 card, in the token only."""
+    with scms_folder.kms() as kms:
+        if kms.find(TRANSPORT_3DES) is None:
+            kms.import_key(TRANSPORT_3DES, DEVELOPMENT_KEY, None, des=True)
+    folder = tmp_path_factory.mktemp("scms-scp02")
+    for shared in ("tls", "kms"):
+        (folder / shared).symlink_to(scms_folder.folder / shared)
+    config = (scms_folder.folder / "scms.toml").read_text()
+    (folder / "scms.toml").write_text(config.replace('label = "transport"', f'label = "{TRANSPORT_3DES}"', 1))
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, "-m", "cardsuite", "scms", "serve", "--dir", str(folder),
+                                "--listen", f"127.0.0.1:{port}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    _wait_for(process, port, scms_folder.ca)
+    yield f"https://127.0.0.1:{port}"
+    process.terminate()
+    process.wait(10)
+
+
+def test_remote_post_issuance_over_scp02_with_keys_only_in_the_token(scp02_server: str, scms_folder: System,
+                                                                      project: Project) -> None:
+    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp02"))
+    card.connect()
+    try:
+        token = add_terminal(scms_folder, f"kiosk-{time.monotonic_ns()}")
+        db = scms_folder.database()
+        cin = card_identity(card)
+        db.upsert_card(cin, "SECURED")
+        result = run_request(scp02_server, scms_folder.ca, token, card, action="install", target="isoapplet")
+        assert result.cin == cin and card.select(ISO_APPLET).sw == 0x9000
+        assert db.request(result.request).state == "done"  # type: ignore[union-attr]
+        audit = db.query("SELECT operation FROM scms_audit WHERE request_id = ? AND key_label = ?",
+                         (result.request, TRANSPORT_3DES))
+        assert ("mac",) in audit and ("cryptogram",) in audit
+        commands = [c for _, c, _, _ in db.exchanges(result.request)]
+        assert any(c.startswith("80 50") for c in commands) and any(c.startswith("84 E8") for c in commands)
+    finally:
+        card.disconnect()

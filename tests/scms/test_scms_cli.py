@@ -49,3 +49,19 @@ def test_agent_errors_are_one_line(tmp_path: Path) -> None:
     plain = _cli("agent", "--server", "http://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "install",
                  "isoapplet", **{ENV_SCMS_TOKEN: "x"})
     assert plain.returncode == 1 and "over https:// only" in plain.stderr and len(plain.stderr.splitlines()) == 1
+
+
+def test_an_emv_system_opens_simulated_cards_with_a_3des_transport_key(tmp_path: Path) -> None:
+    """SCP02 cards: with an emv issuer master, the development transport keys go into the token as two-key
+    3DES, so its cards are opened over SCP02 through the token."""
+    folder = tmp_path / "D"
+    done = _cli("scms", "init", "--dir", str(folder), "--kdf", "emv", "--development-transport-keys",
+                **{ENV_SCMS_PASSWORD: ADMIN_PASSWORD})
+    assert done.returncode == 0, done.stderr
+    probe = ("import sys; from pathlib import Path; from cardsuite.scms.kms import TokenKeySet; "
+             "from cardsuite.scms.system import load_system; s = load_system(Path(sys.argv[1])); "
+             "k = s.kms().open(); print(k.key_type('transport'), TokenKeySet(k, 'transport', None).scp, "
+             "TokenKeySet(k, s.issuer_keys.label, s.issuer_keys.kdf).scp)")
+    seen = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, timeout=120,
+                          env=ENV, check=False)
+    assert seen.stdout.split() == ["3des", "2", "2"], seen.stderr

@@ -265,6 +265,42 @@ class SecureChannel(ABC):
         return room
 
 
+class DesOperations:
+    """SCP02's 3DES operations on its keys, here on key bytes; a key store gives its own on key handles (an HSM:
+    cardsuite.scms.kms.TokenDes), so that the static and session keys need not leave it. The protocol is the
+    same."""
+
+    def key_length(self, key: bytes) -> int:
+        return len(key)
+
+    def derive(self, key: bytes, constant: bytes, sequence_counter: bytes, *, mac: bool = False) -> bytes:
+        """A session key ([GPCS] E.4.1); ``mac``: the C-MAC key, whose left half alone also runs single DES."""
+        return scp02_session_key(key, constant, sequence_counter)
+
+    def full_mac(self, key: bytes, data: bytes) -> bytes:
+        """The card and host cryptograms ([GPCS] E.4.2): ISO/IEC 9797-1 MAC algorithm 1, 3DES, method 2."""
+        return full_3des_mac(key, data)
+
+    def retail_mac(self, key: bytes, data: bytes, icv: bytes) -> bytes:
+        """The C-MAC ([GPCS] E.4.4): ISO/IEC 9797-1 MAC algorithm 3, padding method 2."""
+        return retail_mac(key, data, icv)
+
+    def encrypt_icv(self, key: bytes, icv: bytes) -> bytes:
+        """ICV encryption ([GPCS] E.3.4): single DES under the left half of the C-MAC session key."""
+        return tdes_ecb(key[:8], icv)
+
+    def cbc(self, key: bytes, data: bytes) -> bytes:
+        """C-DECRYPTION ([GPCS] E.4.6): 3DES-CBC, zero ICV, of whole blocks."""
+        return tdes_cbc_encrypt(key, data)
+
+    def ecb(self, key: bytes, data: bytes) -> bytes:
+        """Sensitive data ([GPCS] E.4.7): 3DES-ECB under the session DEK."""
+        return tdes_ecb(key, data)
+
+
+SOFTWARE_DES = DesOperations()
+
+
 class SCP02(SecureChannel):
     """[GPCS] Appendix E, options i=15 and i=55 (three keys, explicit initiation, ICV encryption; 55 adds a
     pseudo-random card challenge, which changes nothing for the host)."""
@@ -273,25 +309,26 @@ class SCP02(SecureChannel):
     block = 8
 
     def __init__(self, keys: KeySet, host_challenge: bytes, response: GPInitializeUpdateResponse,
-                 i: int = 0x55) -> None:
+                 i: int = 0x55, ops: DesOperations | None = None) -> None:
         super().__init__(keys, host_challenge, response)
-        if len(keys.enc) != 16:
+        self.ops = ops or SOFTWARE_DES
+        if self.ops.key_length(keys.enc) != 16:
             raise SecureChannelError("SCP02 needs 16-byte (two-key 3DES) keys")
         if not i & 0x01:
             raise SecureChannelError(f"SCP02 i={i:02X} uses a single key; only three-key options are supported")
         self.i = i
         counter = response.sequence_counter
-        self.s_enc = scp02_session_key(keys.enc, SCP02_ENC, counter)
-        self.s_mac = scp02_session_key(keys.mac, SCP02_C_MAC, counter)
-        self.s_dek = scp02_session_key(keys.dek, SCP02_DEK, counter)
+        self.s_enc = self.ops.derive(keys.enc, SCP02_ENC, counter)
+        self.s_mac = self.ops.derive(keys.mac, SCP02_C_MAC, counter, mac=True)
+        self.s_dek = self.ops.derive(keys.dek, SCP02_DEK, counter)
         self.icv = bytes(8)
-        expected = full_3des_mac(self.s_enc, host_challenge + counter + response.card_challenge)
+        expected = self.ops.full_mac(self.s_enc, host_challenge + counter + response.card_challenge)
         if not hmac.compare_digest(expected, response.card_cryptogram):
             raise CardCryptogramError("the card cryptogram does not verify: wrong keys for this card (SCP02)")
 
     def host_cryptogram(self) -> bytes:
         r = self.response
-        return full_3des_mac(self.s_enc, r.sequence_counter + r.card_challenge + self.host_challenge)
+        return self.ops.full_mac(self.s_enc, r.sequence_counter + r.card_challenge + self.host_challenge)
 
     def _mac_over(self, command: CommandAPDU, header: bytes, data: bytes) -> bytes:
         if self.i & 0x02:  # C-MAC on the unmodified APDU: original CLA and Lc, plain data
@@ -305,18 +342,18 @@ class SCP02(SecureChannel):
     def _mac_command(self, header: bytes, data: bytes) -> bytes:
         icv = self.icv
         if self.i & 0x10 and icv != bytes(8):  # ICV encryption for the C-MAC session ([GPCS] E.3.4)
-            icv = tdes_ecb(self.s_mac[:8], icv)  # single DES under K1
-        self.icv = retail_mac(self.s_mac, header + data, icv)
+            icv = self.ops.encrypt_icv(self.s_mac, icv)  # single DES under K1
+        self.icv = self.ops.retail_mac(self.s_mac, header + data, icv)
         return self.icv
 
     def _encrypt_command_data(self, data: bytes) -> bytes:
-        return tdes_cbc_encrypt(self.s_enc, pad_m2(data))
+        return self.ops.cbc(self.s_enc, pad_m2(data))
 
     def encrypt_key_data(self, data: bytes) -> bytes:
         """[GPCS] E.4.7 / 11.8.2.3: 3DES-ECB under the session DEK."""
         if len(data) % 8:
             raise ValueError("SCP02 key data must be whole 3DES blocks")
-        return tdes_ecb(self.s_dek, data)
+        return self.ops.ecb(self.s_dek, data)
 
 
 class AesOperations:

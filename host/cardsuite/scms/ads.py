@@ -66,6 +66,12 @@ def target_names(target: str) -> list[str]:
     return target.split()
 
 
+def _protocol(key_sets: list[TokenKeySet]) -> int | None:
+    """The protocol the card must answer with: the candidates' own (SCP02 for 3DES keys, SCP03 for AES)."""
+    protocols = {keys.scp for keys in key_sets}
+    return protocols.pop() if len(protocols) == 1 else None
+
+
 def catalogue(project: Project) -> dict[str, Path]:
     """AMS: the applications the SCMS can install, by name (the suite's application profiles, whose CAP
     files come from the manifest's build or the committed fixtures)."""
@@ -195,14 +201,16 @@ class PostIssuance:
         sets = self._key_sets(kms, cin)
         if len(sets) > 1:
             raise RequestRefused(f"card {cin} is in the middle of a key rotation: request rotate again to finish it")
-        return KeyChoice(sets[0], f"token {self.system.token}, key {sets[0].label}", 3)  # type: ignore[arg-type]
+        return KeyChoice(sets[0], f"token {self.system.token}, key {sets[0].label}",  # type: ignore[arg-type]
+                         sets[0].scp)
 
     def _authenticated(self, kms: Kms, transport: Transport, cin: str) -> GlobalPlatform:
         gp = GlobalPlatform(transport, ISD_AID)
         gp.select()
+        sets = self._key_sets(kms, cin)
         try:
             # one INITIALIZE UPDATE; the card cryptogram checked against each candidate (no extra try)
-            gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
+            gp.open_with_any(sets, LEVELS["mac"], scp=_protocol(sets), kvn=0)  # type: ignore[arg-type]
         except (CardCryptogramError, AuthenticationError) as exc:
             self.db.count_auth_failure(cin)
             self._record("mutual authentication", "failed", str(exc))
@@ -239,7 +247,8 @@ class PostIssuance:
             gp.set_application_lock(aid, action == "lock")
         self._record("card script", "ok", f"{action} {aid.hex().upper()} under the secure channel")
         gp.select()
-        gp.open_with_any(self._key_sets(kms, cin), LEVELS["mac"], scp=3, kvn=0)  # type: ignore[arg-type]
+        sets = self._key_sets(kms, cin)
+        gp.open_with_any(sets, LEVELS["mac"], scp=_protocol(sets), kvn=0)  # type: ignore[arg-type]
         self._inventory().record_card(cin, registry=gp.registry())
         self._inventory().record_event(cin, action, "ok", target)
         return f"{action} {target}"
@@ -265,12 +274,12 @@ class PostIssuance:
         kdd = gp.channel.response.key_diversification_data
         assert issuer.kdf is not None
         new = kms.derive_card_keys(issuer.label, issuer.kdf, kdd, wrappable=True)
-        self.db.set_key_set(cin, "rotating")
         stored = put_token_keys(gp, kms, TokenCardKeys(kms, issuer.label, new["enc"], new["mac"], new["dek"],
-                                                       issuer.kvn), issuer.kvn, old)
+                                                       issuer.kvn), issuer.kvn, old,
+                                before_send=lambda: self.db.set_key_set(cin, "rotating"))
         self._record("card script", "ok", f"PUT KEY 0x{old:02X} -> 0x{issuer.kvn:02X} (keys wrapped in the token)")
         gp.select()
-        gp.open_secure_channel(issuer, LEVELS["mac"], scp=3)  # type: ignore[arg-type]
+        gp.open_secure_channel(issuer, LEVELS["mac"], scp=issuer.scp)  # type: ignore[arg-type]
         self.db.set_key_set(cin, "issuer")
         self._record("mutual authentication", "ok", "with the new keys")
         kcvs = " ".join(k.hex().upper() for k in stored.kcvs)

@@ -13,7 +13,18 @@ session:
 - SCP03 session keys ([AmD] 6.2.1, CMAC over two or three blocks): the chaining value AES-CBC(K, M1..Mn-1) is
   computed with the card key (C_Encrypt), then CKM_AES_ECB_ENCRYPT_DATA of it xor Mn xor K1 is the session key.
   Cryptograms and C-MAC/R-MAC are C_Sign with CKM_AES_CMAC, command encryption C_Encrypt (AES-CBC), all with
-  keys that never leave the token. SCP02 (3DES retail MAC: no PKCS#11 mechanism) is not done through the token.
+  keys that never leave the token.
+- SCP02 session keys ([GPCS] E.4.1: 3DES-CBC, zero ICV, of 16 bytes under the static key):
+  CKM_DES3_CBC_ENCRYPT_DATA. The C-MAC is ISO 9797-1 MAC algorithm 3 (retail MAC), which PKCS#11 lacks, built
+  from what it has: single DES under K1, the left half of the C-MAC session key, runs as 3DES under the key
+  K1 K1, and K1 is E_K(block 1) (the first block of a CBC with a zero ICV), so K1 K1 is derived beside the
+  session key with CKM_DES3_ECB_ENCRYPT_DATA of block 1 twice. Then the MAC is C_Encrypt(CKM_DES3_CBC) under
+  K1 K1 of all blocks but the last, and C_Encrypt(CKM_DES3_ECB) under the session key of the last block xor
+  that chaining value; the ICV encryption of i=15/55 is CKM_DES3_ECB under K1 K1. Cryptograms (3DES CBC-MAC)
+  and C-DECRYPTION are CKM_DES3_CBC under S-ENC, sensitive data CKM_DES3_ECB under S-DEK. What leaves the
+  token: cryptograms, MACs, ciphertext, and the single-DES chaining value of each C-MAC and the encrypted
+  ICV (to this process only: never sent, recorded or logged). SoftHSM2 sets the DES parity bits of a derived
+  key; DES ignores them.
 
 Every key use goes to the audit callback (the SCMS writes it to its audit table).
 
@@ -40,9 +51,19 @@ from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 from cardsuite.crypto.aes import aes_ecb
+from cardsuite.crypto.des import pad_m2
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.gp.keys import DIVERSIFICATIONS, KDD_LENGTH
-from cardsuite.gp.scp import SCP03, AesOperations, GPInitializeUpdateResponse, SecureChannel, SecureChannelError
+from cardsuite.gp.scp import (
+    SCP02,
+    SCP02_DEK,
+    SCP03,
+    AesOperations,
+    DesOperations,
+    GPInitializeUpdateResponse,
+    SecureChannel,
+    SecureChannelError,
+)
 
 SOFTHSM_MODULE = Path("/usr/lib/softhsm/libsofthsm2.so")
 SOFTHSM_UTIL = "softhsm2-util"
@@ -111,11 +132,20 @@ def cmac_subkey(l_value: bytes) -> bytes:
     return _xor(shifted, bytes(15) + b"\x87") if l_value[0] & 0x80 else shifted
 
 
-def _string_data(data: bytes) -> tuple[Any, bytes]:
+def _string_data(data: bytes, iv: bytes | None = None) -> tuple[Any, bytes]:
     """CK_KEY_DERIVATION_STRING_DATA (pData, ulLen) for the DES3 ENCRYPT_DATA mechanisms, which python-pkcs11
-    passes through as raw bytes; the buffer must outlive the call."""
+    passes through as raw bytes; with ``iv``, CK_DES_CBC_ENCRYPT_DATA_PARAMS (iv[8], pData, ulLen) for
+    CKM_DES3_CBC_ENCRYPT_DATA. The buffer must outlive the call."""
     buffer = ctypes.create_string_buffer(data, len(data))
-    return buffer, struct.pack("PL", ctypes.addressof(buffer), len(data))
+    return buffer, (iv or b"") + struct.pack("PL", ctypes.addressof(buffer), len(data))
+
+
+@dataclass(frozen=True)
+class DesSessionKey:
+    """An SCP02 session key in the token; the C-MAC key also as K1 K1 (single DES K1, see the module's doc)."""
+
+    key: Any = field(repr=False)
+    k1: Any = field(default=None, repr=False)
 
 
 # ---------------------------------------------------------------- SoftHSM2
@@ -155,6 +185,8 @@ class Kms:
     pin: str = field(repr=False)
     audit: AuditSink | None = None
     _session: Any = field(default=None, repr=False)
+    # an AES-192 card key made wrappable -> the 32-byte object its PUT KEY block is wrapped from (see wrap)
+    _wrap_forms: dict[int, Any] = field(default_factory=dict, repr=False)
 
     @_serialised
     def open(self) -> Kms:
@@ -176,6 +208,7 @@ class Kms:
         if self._session is not None:
             self._session.close()
             self._session = None
+            self._wrap_forms.clear()
 
     def __enter__(self) -> Kms:
         return self.open() if self._session is None else self
@@ -224,14 +257,14 @@ class Kms:
         self._audit("generate", label, f"{kdf} master, {bits} bits, not extractable")
 
     @_serialised
-    def import_key(self, label: str, value: bytes, kdf: str | None) -> None:
+    def import_key(self, label: str, value: bytes, kdf: str | None, *, des: bool = False) -> None:
         """A key given as bytes (a test master key, a card vendor's transport keys): stored like a generated
-        one. ``kdf`` None: a static key (used for every card as it is), AES unless ``value`` is meant for
-        3DES masters (emv, visa2)."""
+        one. ``kdf`` None: a static key (used for every card as it is), AES unless ``des`` (two-key 3DES,
+        for SCP02 cards); the masters of emv and visa2 are 3DES, of kdf3 AES."""
         pkcs11 = _pkcs11()
         self._check_new(label, kdf)
         a = pkcs11.Attribute
-        des = kdf in ("emv", "visa2")
+        des = kdf in ("emv", "visa2") or kdf is None and des
         if des and len(value) != 16 or not des and len(value) not in (16, 24, 32):
             raise KmsError(f"key {label}: {len(value)} bytes do not make a {'3DES' if des else 'AES'} key")
         template = {**self._master_template(label), a.CLASS: pkcs11.ObjectClass.SECRET_KEY,
@@ -318,6 +351,10 @@ class Kms:
                 keys[role] = master.derive_key(pkcs11.KeyType.AES, length * 8,
                                                mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA, mechanism_param=blocks,
                                                template=self._session_template(True, wrappable))
+                if wrappable and length % 16:  # AES-192: the key and the rest of its last CMAC block (see wrap)
+                    self._wrap_forms[keys[role].handle] = master.derive_key(
+                        pkcs11.KeyType.AES, len(blocks) * 8, mechanism=pkcs11.Mechanism.AES_ECB_ENCRYPT_DATA,
+                        mechanism_param=blocks, template=self._wrap_form_template())
         else:
             raise ConfigurationError(f"key diversification {kdf!r}: valid are {', '.join(DIVERSIFICATIONS)}")
         self._audit("derive", label, f"{kdf} card keys for KDD {kdd[:4].hex().upper()}..")
@@ -343,16 +380,86 @@ class Kms:
                               mechanism_param=blocks, template=self._session_template())
 
     @_serialised
+    def des_derive(self, key: Any, label: str, data: bytes, *, with_k1: bool = False,
+                   wrapping: bool = False) -> DesSessionKey:
+        """An SCP02 session key (a session object): 3DES-CBC with a zero ICV of the 16 bytes of derivation data
+        under the static ``key`` ([GPCS] E.4.1), by CKM_DES3_CBC_ENCRYPT_DATA; ``with_k1``: also K1 K1 by
+        CKM_DES3_ECB_ENCRYPT_DATA of the first block twice (E_K(block 1) is the session key's left half);
+        ``wrapping``: the session DEK, which wraps new keys (wrap_des)."""
+        pkcs11 = _pkcs11()
+        if len(data) != 16:
+            raise KmsError("SCP02 derivation data has 16 bytes")
+        template = {**self._session_template(), pkcs11.Attribute.VALUE_LEN: pkcs11.DEFAULT,
+                    pkcs11.Attribute.WRAP: wrapping}
+        buffer, param = _string_data(data, bytes(8))
+        session = key.derive_key(pkcs11.KeyType.DES2, 128, mechanism=pkcs11.Mechanism.DES3_CBC_ENCRYPT_DATA,
+                                 mechanism_param=param, template=template)
+        del buffer
+        k1 = None
+        if with_k1:
+            buffer, param = _string_data(data[:8] * 2)
+            k1 = key.derive_key(pkcs11.KeyType.DES2, 128, mechanism=pkcs11.Mechanism.DES3_ECB_ENCRYPT_DATA,
+                                mechanism_param=param, template=template)
+            del buffer
+        self._audit("derive", label, "SCP02 session key" + (" and its K1" if with_k1 else ""))
+        return DesSessionKey(session, k1)
+
+    def _wrap_form_template(self) -> dict:
+        """Good for nothing but being wrapped: no cipher, MAC or derivation under it."""
+        a = _pkcs11().Attribute
+        return {a.TOKEN: False, a.SENSITIVE: True, a.EXTRACTABLE: True, a.ENCRYPT: False, a.DECRYPT: False,
+                a.SIGN: False, a.VERIFY: False, a.DERIVE: False, a.WRAP: False, a.UNWRAP: False}
+
+    @_serialised
     def wrap(self, dek: Any, key: Any, label: str) -> bytes:
         """``key`` encrypted under ``dek`` with AES-CBC and a zero ICV ([AmD] 7.2.3: PUT KEY's key data under
-        the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted."""
+        the static DEK), by C_WrapKey: the new key's bytes exist outside the token only so encrypted.
+
+        An AES-192 key is padded to two blocks first ([GPCS] 11.8.2.3: the key's length, then the key data
+        encrypted in whole blocks; the card keeps the first length bytes). C_WrapKey of 24 bytes with
+        CKM_AES_CBC fails (SoftHSM2 2.6.1: CKR_GENERAL_ERROR), CKM_AES_CBC_PAD is no wrapping mechanism there and
+        would pad with 08s, and CKM_AES_KEY_WRAP(_PAD) is RFC 3394/5649, not what the card decrypts. So the
+        wrapped object is the 32-byte one derived beside the key from the same KDF3 blocks: the key, then the 8
+        bytes of its last CMAC block that the key leaves unused, as unpredictable as the key to anyone without
+        the master, and seen only by the card, which drops them (where cardsuite.gp.perso pads with random
+        bytes: PKCS#11 has no mechanism to join token bytes with host bytes in SoftHSM2)."""
         pkcs11 = _pkcs11()
+        length = int(key[pkcs11.Attribute.VALUE_LEN])
+        if length % 16:
+            form = self._wrap_forms.get(key.handle)
+            if form is None:
+                raise KmsError(f"key {label}: an AES-{length * 8} key is wrapped padded, and only card keys "
+                               "derived here for wrapping (derive_card_keys(..., wrappable=True)) have a padded form")
+            key = form
         self._audit("wrap", label, "a new card key under the card's DEK (PUT KEY)")
         return bytes(dek.wrap_key(key, mechanism=pkcs11.Mechanism.AES_CBC, mechanism_param=bytes(16)))
 
     @_serialised
+    def wrap_des(self, dek: DesSessionKey, key: Any, label: str) -> bytes:
+        """A 3DES ``key`` encrypted under the SCP02 session DEK with 3DES-ECB ([GPCS] E.4.7) by C_WrapKey
+        (CKM_DES3_ECB). SoftHSM2 2.6.1 has no DES mechanism for C_WrapKey (CKR_MECHANISM_INVALID), and
+        C_Encrypt cannot take a key as its input: with it, token keys cannot be put on an SCP02 card."""
+        pkcs11 = _pkcs11()
+        try:
+            wrapped = bytes(dek.key.wrap_key(key, mechanism=pkcs11.Mechanism.DES3_ECB))
+        except pkcs11.exceptions.MechanismInvalid:
+            raise KmsError("PUT KEY of token keys over SCP02 needs C_WrapKey with CKM_DES3_ECB (3DES keys under "
+                           f"the session DEK), which the token {self.token_label!r} lacks") from None
+        self._audit("wrap", label, "a new card key under the session DEK (PUT KEY, SCP02)")
+        return wrapped
+
+    @_serialised
     def key_length(self, key: Any) -> int:
         return int(key[_pkcs11().Attribute.VALUE_LEN])
+
+    @_serialised
+    def key_type(self, label: str) -> str:
+        """"aes" or "3des": what the key ``label`` is (its CKA_KEY_TYPE)."""
+        return self.key_type_of(self.key(label))
+
+    @_serialised
+    def key_type_of(self, key: Any) -> str:
+        return "aes" if key.key_type == _pkcs11().KeyType.AES else "3des"
 
     @_serialised
     def check_value(self, key: Any) -> bytes:
@@ -416,6 +523,62 @@ class TokenAes(AesOperations):
         return bytes(key.encrypt(data, mechanism=mechanism, mechanism_param=iv))
 
 
+class TokenDes(DesOperations):
+    """SCP02's operations ([GPCS] Appendix E) on token keys (see the module's doc for the retail MAC)."""
+
+    def __init__(self, kms: Kms, label: str) -> None:
+        self.kms = kms
+        self.label = label
+        self.uses = 0
+
+    def _use(self, operation: str) -> None:
+        self.uses += 1
+        self.kms._audit(operation, self.label, "")
+
+    @_serialised
+    def key_length(self, key: Any) -> int:
+        key_type = _pkcs11().KeyType
+        if key.key_type not in (key_type.DES2, key_type.DES3):
+            raise SecureChannelError(f"the token key {self.label!r} is {key.key_type.name}: SCP02 needs two-key "
+                                     "3DES keys")
+        return 16 if key.key_type == key_type.DES2 else 24
+
+    def derive(self, key: Any, constant: bytes, sequence_counter: bytes, *, mac: bool = False) -> DesSessionKey:
+        return self.kms.des_derive(key, self.label, constant + sequence_counter + bytes(12), with_k1=mac,
+                                   wrapping=constant == SCP02_DEK)
+
+    @_serialised
+    def full_mac(self, key: DesSessionKey, data: bytes) -> bytes:
+        self._use("cryptogram")
+        return bytes(key.key.encrypt(pad_m2(data), mechanism=_pkcs11().Mechanism.DES3_CBC,
+                                     mechanism_param=bytes(8)))[-8:]
+
+    @_serialised
+    def retail_mac(self, key: DesSessionKey, data: bytes, icv: bytes) -> bytes:
+        self._use("mac")
+        mechanism = _pkcs11().Mechanism
+        padded = pad_m2(data)
+        chain = icv
+        if len(padded) > 8:  # single DES (3DES under K1 K1) over every block but the last
+            chain = bytes(key.k1.encrypt(padded[:-8], mechanism=mechanism.DES3_CBC, mechanism_param=icv))[-8:]
+        return bytes(key.key.encrypt(_xor(chain, padded[-8:]), mechanism=mechanism.DES3_ECB))
+
+    @_serialised
+    def encrypt_icv(self, key: DesSessionKey, icv: bytes) -> bytes:
+        self._use("encrypt")
+        return bytes(key.k1.encrypt(icv, mechanism=_pkcs11().Mechanism.DES3_ECB))
+
+    @_serialised
+    def cbc(self, key: DesSessionKey, data: bytes) -> bytes:
+        self._use("encrypt")
+        return bytes(key.key.encrypt(data, mechanism=_pkcs11().Mechanism.DES3_CBC, mechanism_param=bytes(8)))
+
+    @_serialised
+    def ecb(self, key: DesSessionKey, data: bytes) -> bytes:
+        self._use("encrypt")
+        return bytes(key.key.encrypt(data, mechanism=_pkcs11().Mechanism.DES3_ECB))
+
+
 @dataclass(frozen=True)
 class TokenCardKeys:
     """One card's static keys as token objects: opens a secure channel computing in the token."""
@@ -432,9 +595,9 @@ class TokenCardKeys:
 
     def channel(self, host_challenge: bytes, response: GPInitializeUpdateResponse,
                 scp02_i: int = 0x55) -> SecureChannel:
-        if response.scp != 0x03:
-            raise SecureChannelError(f"the card offers SCP{response.scp:02X}: the token-held keys run SCP03 only "
-                                     "(SCP02's retail MAC has no PKCS#11 mechanism)")
+        if response.scp == 0x02:
+            return SCP02(self, host_challenge, response, i=scp02_i,  # type: ignore[arg-type]
+                         ops=TokenDes(self.kms, self.label))
         return SCP03(self, host_challenge, response, ops=TokenAes(self.kms, self.label))  # type: ignore[arg-type]
 
     @property
@@ -462,6 +625,14 @@ class TokenKeySet:
             return TokenCardKeys(self.kms, self.label, key, key, key, self.kvn)
         keys = self.kms.derive_card_keys(self.label, self.kdf, key_diversification_data)
         return TokenCardKeys(self.kms, self.label, keys["enc"], keys["mac"], keys["dek"], self.kvn)
+
+    @property
+    def scp(self) -> int:
+        """The secure channel protocol these keys run: 2 for 3DES keys (emv, visa2 or a static 3DES key), 3 for
+        AES (kdf3 or a static AES key)."""
+        if self.kdf is not None:
+            return 3 if self.kdf == "kdf3" else 2
+        return 3 if self.kms.key_type(self.label) == "aes" else 2
 
     @property
     def fingerprint_material(self) -> bytes:

@@ -126,7 +126,8 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
                 development_transport_keys: bool = False) -> System:
     """A new SCMS in ``folder`` (which must not hold one). With no ``module``, a SoftHSM2 token in D/kms.
     ``development_transport_keys``: cards arrive with the public development keys (simulated cards), which
-    go into the token as the static key set cards are opened with; otherwise the issuer master is."""
+    go into the token as the static key set cards are opened with (two-key 3DES for SCP02 cards when the
+    issuer master is emv or visa2, AES otherwise); otherwise the issuer master is."""
     if (folder / CONFIG).exists():
         raise ConfigurationError(f"{folder} already holds an SCMS ({CONFIG}); use another folder")
     if len(password) < 12:
@@ -168,8 +169,8 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
     system = load_system(folder)
     with system.kms() as kms:
         kms.generate_master(ISSUER_MASTER, master_kdf, 128)
-        if development_transport_keys:
-            kms.import_key(TRANSPORT_KEY, DEVELOPMENT_KEY, None)
+        if development_transport_keys:  # 3DES for a 3DES issuer master (SCP02 cards), else AES (SCP03)
+            kms.import_key(TRANSPORT_KEY, DEVELOPMENT_KEY, None, des=master_kdf in ("emv", "visa2"))
     # the inventory's tables made now, once: concurrent CREATE TABLE IF NOT EXISTS of a table that does not
     # exist yet can fail on PostgreSQL (two servers opening the inventory for their first requests)
     Inventory(system.inventory_url, station="scms-init").close()
