@@ -72,22 +72,6 @@ def test_a_step_is_written_with_its_exchanges_and_key_uses_or_not_at_all(url: st
     assert db.query("SELECT COUNT(*) FROM scms_audit WHERE request_id = ?", (request,))[0][0] == 1
 
 
-def test_a_database_with_the_old_relay_seq_column_still_opens(tmp_path: Path) -> None:
-    """Made before the relay order moved to the link: the unused column stays, defaulted, and is not read."""
-    db = Database(f"sqlite:///{tmp_path / 'old.db'}")
-    db.execute("""CREATE TABLE scms_requests (
-        id INTEGER PRIMARY KEY AUTOINCREMENT, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT,
-        state TEXT NOT NULL, reason TEXT, claimed_by TEXT, relay_seq INTEGER NOT NULL DEFAULT 0,
-        created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""")
-    db.create()
-    request = db.new_request("t", "install", "isoapplet")
-    assert db.claim_request(request, "server-1")
-    db.finish_request(request, "done", "install isoapplet")
-    record = db.request(request)
-    assert record is not None and record.state == "done"
-    assert db.statistics()["requests"] == {"install done": 1}
-
-
 def test_cards_by_state_is_indexed(url: str) -> None:
     db = Database(url)
     db.create()
@@ -179,19 +163,6 @@ def test_statistics_read_no_card_or_request_row(tmp_path: Path) -> None:
     db.done_per_day()
     db._db.set_trace_callback(None)
     assert statements and not [s for s in statements if re.search(r"\bscms_(requests|cards)\b", s)]
-
-
-def test_a_database_made_before_the_counters_is_counted(url: str) -> None:
-    db = Database(url)
-    db.create()
-    db.upsert_card("cplc:0001", "SECURED")
-    db.finish_request(db.new_request("t", "install", "isoapplet"), "failed", "card unknown")
-    with db.transaction() as cur:  # as a database made by the version without counters
-        for table in ("scms_card_counts", "scms_request_counts"):
-            cur.execute(f"DROP TABLE {table}")
-    db.create()
-    assert db.statistics() == _counted_from_rows(db) == {
-        "cards": {"SECURED": 1}, "requests": {"install failed": 1}, "failures": {"card unknown": 1}}
 
 
 def test_statistics_counters_under_concurrent_servers(url: str) -> None:

@@ -29,8 +29,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     system = init_system(args.dir, admin=args.admin, password=password, database_url=args.db,
                          module=args.pkcs11_module, pin=pin, master_kdf=args.kdf,
                          development_transport_keys=args.development_transport_keys)
-    print(f"SCMS in {system.folder}: database {system.database_url.split('@')[-1]}, token {system.token!r}, "
-          f"CA {system.ca} (give it to the agents), cards opened with key {system.card_keys.label!r}")
+    db = system.database()
+    try:
+        version = db.schema_version()
+    finally:
+        db.close()
+    print(f"SCMS in {system.folder}: database {system.database_url.split('@')[-1]} (schema version {version}), "
+          f"token {system.token!r}, CA {system.ca} (give it to the agents), cards opened with key "
+          f"{system.card_keys.label!r}")
     return 0
 
 
@@ -42,7 +48,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not host or not port.isdigit():
         raise ConfigurationError(f"--listen {args.listen!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
     system = _system(args)
-    print(f"SCMS serving https://{args.listen} (TLS 1.3, CA {system.ca}); Ctrl-C stops", flush=True)
+    db = system.database()
+    try:  # the schema upgraded before serving: of several processes starting at once one migrates, the others wait
+        version = db.create()
+    finally:
+        db.close()
+    print(f"SCMS serving https://{args.listen} (TLS 1.3, CA {system.ca}, database schema version {version}); "
+          "Ctrl-C stops", flush=True)
     serve(system, Project.locate(), host, int(port))
     return 0
 
