@@ -47,6 +47,7 @@ OLD_ROWS = [
     "INSERT INTO scms_requests (terminal, action, target, cin, state, reason, created_at, updated_at) VALUES "
     f"('kiosk-1', 'install', 'isoapplet', 'cplc:0000', 'done', 'install isoapplet: 9 steps', {NOW}, {NOW}), "
     f"('kiosk-1', 'install', 'isoapplet', 'cplc:0001', 'failed', 'card cplc:0001 is blacklisted', {NOW}, {NOW}), "
+    f"('kiosk-1', 'install', 'isoapplet', 'cplc:0002', 'failed', 'card cplc:0002 is blacklisted', {NOW}, {NOW}), "
     f"('kiosk-1', 'install', 'isoapplet', 'cplc:0002', 'queued', NULL, {NOW}, {NOW})",
     f"INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) VALUES (1, 1, 'request', 'ok', '', {NOW})",
     "INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) VALUES "
@@ -67,15 +68,18 @@ def test_a_database_of_the_unversioned_schema_is_upgraded_with_its_rows_and_coun
     assert db.schema_version() == SCHEMA_VERSION
     assert [v for (v,) in db.query("SELECT version FROM scms_schema ORDER BY version")] == [
         m.version for m in MIGRATIONS]
-    assert _counts(db) == {"scms_users": 1, "scms_terminals": 1, "scms_cards": 3, "scms_requests": 3,
+    assert _counts(db) == {"scms_users": 1, "scms_terminals": 1, "scms_cards": 3, "scms_requests": 4,
                            "scms_steps": 1, "scms_exchanges": 1}
     stats = db.statistics()
     assert stats["cards"] == {"OP_READY": 1, "SECURED": 2}
-    assert stats["requests"] == {"install done": 1, "install failed": 1, "install queued": 1}
-    assert sum(stats["failures"].values()) == 1
+    assert stats["requests"] == {"install done": 1, "install failed": 2, "install queued": 1}
+    # the old failures, counted once per card by their sentences, are one kind now (migration 4)
+    assert stats["failures"] == {"blacklisted card": 2}
+    assert db.query("SELECT reason_kind, reason FROM scms_requests WHERE state = 'failed' ORDER BY id") == [
+        ("blacklisted card", "card cplc:0001 is blacklisted"), ("blacklisted card", "card cplc:0002 is blacklisted")]
     # the ids go on from the old rows' (the serial's sequence kept), and the triggers still count
     request = db.new_request("kiosk-1", "install", "isoapplet")
-    assert request == 4
+    assert request == 5
     db.finish_request(request, "done", "install isoapplet: 9 steps")
     assert db.statistics()["requests"]["install done"] == 2
     assert db.create() == SCHEMA_VERSION  # again: nothing to do
@@ -88,7 +92,7 @@ def test_a_database_made_before_the_counters_is_counted(empty_url: str) -> None:
     db.create()
     stats = db.statistics()
     assert stats["cards"] == {"OP_READY": 1, "SECURED": 2}
-    assert stats["requests"] == {"install done": 1, "install failed": 1, "install queued": 1}
+    assert stats["requests"] == {"install done": 1, "install failed": 2, "install queued": 1}
 
 
 def test_the_old_relay_seq_column_is_dropped(empty_url: str) -> None:
@@ -155,7 +159,7 @@ def test_servers_starting_at_once_migrate_once(empty_url: str) -> None:
     assert [v for (v,) in db.query("SELECT version FROM scms_schema ORDER BY version")] == [
         m.version for m in MIGRATIONS]
     assert db.statistics()["cards"] == {"OP_READY": 1, "SECURED": 2}
-    assert db.statistics()["requests"] == {"install done": 1, "install failed": 1, "install queued": 1}
+    assert db.statistics()["requests"] == {"install done": 1, "install failed": 2, "install queued": 1}
 
 
 def test_threads_starting_on_a_new_database_at_once(empty_url: str) -> None:

@@ -62,11 +62,11 @@ def generate(db: Database, inventory: Inventory, cards: int, events: int) -> Non
         cur.execute(f"INSERT INTO scms_cards (cin, order_ref, profile, state, blacklisted, auth_failures, updated_at) "
                     f"SELECT {card.format(i='i')}, 'order-' || i, 'fleet', ({states})[1 + mod(i, {len(CARD_STATES)})], "
                     f"0, 0, {now} FROM generate_series(0, {cards - 1}) AS i")
-        cur.execute(f"INSERT INTO scms_requests (terminal, action, target, cin, state, reason, claimed_by, "
-                    f"created_at, updated_at) SELECT 'kiosk-' || mod(i, 50), 'install', 'isoapplet', "
-                    f"{card.format(i='i')}, CASE WHEN mod(i, 10) = 0 THEN 'failed' ELSE 'done' END, CASE WHEN "
-                    f"mod(i, 10) = 0 THEN (ARRAY['card unknown','blacklisted','cryptogram'])[1 + mod(i, 3)] END, "
-                    f"'bench', "
+        failed = "CASE WHEN mod(i, 10) = 0 THEN (ARRAY['card unknown','blacklisted','cryptogram'])[1 + mod(i, 3)] END"
+        cur.execute(f"INSERT INTO scms_requests (terminal, action, target, cin, state, reason, reason_kind, "
+                    f"claimed_by, created_at, updated_at) SELECT 'kiosk-' || mod(i, 50), 'install', 'isoapplet', "
+                    f"{card.format(i='i')}, CASE WHEN mod(i, 10) = 0 THEN 'failed' ELSE 'done' END, {failed}, "
+                    f"{failed}, 'bench', "  # the reasons are their own kinds (scms.reasons: no card named)
                     f"{now} - i, {now} - i FROM generate_series(0, {cards - 1}) AS i")
     import psycopg  # the SCMS extra's (a fleet is on PostgreSQL)
 

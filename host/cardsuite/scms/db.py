@@ -11,7 +11,8 @@ exchanges and key uses that led to it in one transaction (record_step): a server
 every finished step with its exchanges.
 
 The statistics are counters kept by triggers in the transaction of every change (schema.COUNTER_TABLES): cards
-per state, requests per UTC day, action, state and (failed ones) reason. Any writer keeps them right, the
+per state, requests per UTC day, action, state and (failed ones) reason kind (cardsuite.scms.reasons: the
+reason sentence names the card, its kind does not). Any writer keeps them right, the
 bench's bulk INSERT too, and the statistics page reads a few rows per day however many cards and requests
 there are.
 """
@@ -32,6 +33,7 @@ from typing import Any
 from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.errors import ConfigurationError
+from cardsuite.scms.reasons import reason_kind
 from cardsuite.scms.schema import SCHEMA_VERSION, NewerSchema, migrate_one, recorded_version
 
 _INSERT_EXCHANGE = ("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
@@ -222,18 +224,21 @@ class Database:
                             "WHERE id = ? AND state = 'queued'", (claimant, time.time(), request_id)) == 1
 
     def finish_request(self, request_id: int, state: str, reason: str | None = None, cin: str | None = None) -> None:
-        self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
-                     "WHERE id = ?", (state, reason, cin, time.time(), request_id))
+        """``reason``: the outcome of a done request, the failure of a failed one (counted by its kind)."""
+        kind = reason_kind(reason) if state == "failed" else None
+        self.execute("UPDATE scms_requests SET state = ?, reason = ?, reason_kind = ?, cin = COALESCE(?, cin), "
+                     "updated_at = ? WHERE id = ?", (state, reason, kind, cin, time.time(), request_id))
 
     def reap(self, request_id: int, claimant: str, cin: str, renewed: float | None = None) -> bool:
         """A running request whose server process is gone, ended as failed with that reason and the card it
         held (free again: the deployer's plan makes the next run finish the card). ``renewed``: the lease
         seen expired; a renewal since then (the server alive after all) keeps the request."""
         lease = "" if renewed is None else " AND updated_at <= ?"
-        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, cin = COALESCE(cin, ?), "
-                            f"updated_at = ? WHERE id = ? AND state = 'running' AND claimed_by = ?{lease}",
-                            (f"the server {claimant} went away mid-request", cin, time.time(), request_id,
-                             claimant, *(() if renewed is None else (renewed,)))) == 1
+        reason = f"the server {claimant} went away mid-request"
+        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, reason_kind = ?, "
+                            "cin = COALESCE(cin, ?), updated_at = ? WHERE id = ? AND state = 'running' AND "
+                            f"claimed_by = ?{lease}", (reason, reason_kind(reason), cin, time.time(), request_id,
+                                                       claimant, *(() if renewed is None else (renewed,)))) == 1
 
     def renew_lease(self, request_id: int, claimant: str) -> bool:
         """The serving process's heartbeat (see LEASE_SECONDS): False once the request is no longer its."""
@@ -329,8 +334,8 @@ class Database:
                                                           "ORDER BY state")}
 
     def statistics(self, since: float = 0.0) -> dict[str, dict[str, int]]:
-        """The paper's statistics (card states, requests, failures by reason), for the console's page, from
-        the counters: requests that reached their state on the UTC day of ``since`` or later."""
+        """The paper's statistics (card states, requests, failures by reason kind), for the console's page,
+        from the counters: requests that reached their state on the UTC day of ``since`` or later."""
         day = int(since // 86400)
         requests = self.query("SELECT action, state, SUM(n) FROM scms_request_counts WHERE day >= ? "
                               "GROUP BY action, state HAVING SUM(n) > 0", (day,))

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
+from cardsuite.scms.reasons import reason_kind
 
 ADVISORY_LOCK = 1129140563  # "CMSS": the SCMS schema's lock on a PostgreSQL server
 VERSION_TABLE = """CREATE TABLE IF NOT EXISTS scms_schema (
@@ -236,6 +237,27 @@ def _counters(cur: Cursor, sqlite: bool) -> None:
         cur.execute(statement)
 
 
+def _reason_kinds(cur: Cursor, sqlite: bool) -> None:
+    """Failures counted by their reason's kind (cardsuite.scms.reasons), not by the sentence that names the
+    card: the old failed rows classified once, the request counters counted again from the rows."""
+    cur.execute("ALTER TABLE scms_requests ADD COLUMN reason_kind TEXT")
+    reasons = cur.fetchall("SELECT DISTINCT reason FROM scms_requests WHERE state = 'failed' AND reason IS NOT NULL")
+    # one UPDATE through a lookup table, not one per distinct reason (each would walk the requests: no index)
+    cur.execute("CREATE TEMPORARY TABLE scms_reason_kinds (reason TEXT PRIMARY KEY, kind TEXT NOT NULL)")
+    cur.executemany("INSERT INTO scms_reason_kinds (reason, kind) VALUES (?, ?)",
+                    [(reason, reason_kind(reason)) for (reason,) in reasons])
+    cur.execute("UPDATE scms_requests SET reason_kind = (SELECT kind FROM scms_reason_kinds AS k WHERE "
+                "k.reason = scms_requests.reason) WHERE state = 'failed' AND reason IS NOT NULL")
+    cur.execute("DROP TABLE scms_reason_kinds")
+    if sqlite:  # SQLite has no CREATE OR REPLACE TRIGGER
+        for name in REQUEST_TRIGGERS:
+            cur.execute(f"DROP TRIGGER IF EXISTS {name}")
+    cur.execute("DELETE FROM scms_request_counts")
+    _count_from_rows(cur, sqlite, "reason_kind")
+    for statement in sqlite_request_counters("reason_kind") if sqlite else postgres_request_counters("reason_kind"):
+        cur.execute(statement)
+
+
 @dataclass(frozen=True)
 class Migration:
     version: int  # what the database is at once it is applied
@@ -247,6 +269,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and indexes", _tables),
     Migration(2, "the unused relay_seq column dropped", _drop_relay_seq),
     Migration(3, "statistics counters kept by triggers, counted once from the rows", _counters),
+    Migration(4, "failures counted by reason kind (scms_requests.reason_kind), not by the sentence", _reason_kinds),
 )
 SCHEMA_VERSION = MIGRATIONS[-1].version
 
