@@ -61,3 +61,8 @@ def test_agent_errors_are_one_line(tmp_path: Path) -> None:
     plain = _cli("agent", "--server", "http://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "install",
                  "isoapplet", **{ENV_SCMS_TOKEN: "x"})
     assert plain.returncode == 1 and "over https:// only" in plain.stderr and len(plain.stderr.splitlines()) == 1
+    for bad in ("0", "-2", "soon", "nan", "inf", "3601"):  # refused before a card or a server is touched
+        refused = _cli("agent", "--server", "https://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "--open-timeout",
+                       bad, "--card", "vpcd:9", "install", "isoapplet", **{ENV_SCMS_TOKEN: "x"})
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+            f"Error: --open-timeout {bad!r}: a number of seconds above 0, at most 3600"], (bad, refused.stderr)
