@@ -5,37 +5,14 @@ dropped, a database newer than the code refused, and several processes starting 
 
 from __future__ import annotations
 
-import itertools
 import multiprocessing
 import threading
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from cardsuite.scms.db import Database, DatabaseError
 from cardsuite.scms.schema import MIGRATIONS, SCHEMA_VERSION
 from support.scms_schema_6a9082a import make_old_database
-
-_numbers = itertools.count()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def empty_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a file, or a new database on the session's PostgreSQL server."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'scms.db'}"
-        return
-    import psycopg
-
-    server = request.getfixturevalue("postgres_url")
-    name = f"scms_migration_{next(_numbers)}"
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    yield server.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(server, autocommit=True) as admin:
-        admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
-
 
 NOW = 1_795_000_000.0  # 2026-11-18 UTC: the old rows' times (one day)
 OLD_ROWS = [

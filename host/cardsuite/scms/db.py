@@ -32,9 +32,10 @@ from typing import Any
 
 from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
+from cardsuite.deploy.migrations import NewerSchema
 from cardsuite.errors import ConfigurationError
 from cardsuite.scms.reasons import reason_kind
-from cardsuite.scms.schema import SCHEMA_VERSION, NewerSchema, migrate_one, recorded_version
+from cardsuite.scms.schema import SCHEMA
 
 _INSERT_EXCHANGE = ("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
                     "VALUES (?, ?, ?, ?, ?, ?)")
@@ -157,22 +158,20 @@ class Database:
             raise DatabaseError(f"database URL {url!r}: use sqlite:///path or postgresql://user@host/db")
 
     def create(self) -> int:
-        """The schema made or upgraded to SCHEMA_VERSION, one migration per transaction (schema.migrate_one);
-        returns that version. A database newer than this code is refused with one line."""
-        sqlite = self.dialect is SQLITE
-        while True:
-            try:
-                with self.transaction() as cur:
-                    reached = migrate_one(cur, sqlite)
-            except NewerSchema as exc:
-                raise DatabaseError(str(exc)) from None
-            if reached is None:
-                return SCHEMA_VERSION
+        """The schema made or upgraded to SCHEMA_VERSION, one migration per transaction (Schema.migrate, the
+        lock two serve processes starting at once share); returns that version. A database newer than this
+        code is refused with one line."""
+        try:
+            return SCHEMA.migrate(self.transaction, self._db, self.dialect is SQLITE)
+        except NewerSchema as exc:
+            raise DatabaseError(str(exc)) from None
+        except self._errors as exc:  # the lock's own statements
+            raise DatabaseError(f"SCMS database error: {exc}") from None
 
     def schema_version(self) -> int:
         """The version the database is at (0: made before versions were recorded, or not made yet)."""
         with self.transaction() as cur:
-            return recorded_version(cur, self.dialect is SQLITE)
+            return SCHEMA.recorded(cur, self.dialect is SQLITE)
 
     def close(self) -> None:
         self._db.close()

@@ -1,11 +1,8 @@
-"""The SCMS database's schema as an ordered list of migrations, each applied in one transaction with the version
-it reaches recorded in ``scms_schema`` in that same transaction: a migration is either wholly applied and
-recorded, or not at all. ``Database.create`` runs the ones a database lacks; a database newer than this code
-(a later cardsuite migrated it) is refused rather than written with an older idea of its tables.
-
-Several ``serve`` processes may start at once on one PostgreSQL database: each migration's transaction first
-takes one advisory lock (ADVISORY_LOCK), then reads the version, so one process migrates and the others wait
-and then find the work done. SQLite's BEGIN IMMEDIATE is the same lock for a file.
+"""The SCMS database's schema as an ordered list of migrations, run by cardsuite.deploy.migrations: each in one
+transaction with the version it reaches recorded in ``scms_schema``, under the advisory lock that creating
+the database always took, so that of several ``serve`` processes starting at once one migrates and the
+others wait. ``Database.create`` runs the ones a database lacks; a database newer than this code (a later
+cardsuite migrated it) is refused rather than written with an older idea of its tables.
 
 A database made before versions were recorded (commit 6a9082a and earlier) is at version 0: the first
 migrations are written to be no-ops on whatever part of them it already has (IF NOT EXISTS, a column dropped
@@ -15,16 +12,11 @@ Never edit a migration once released: add one.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
-
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
+from cardsuite.deploy.migrations import Migration, Schema
 from cardsuite.scms.reasons import reason_kind
 
 ADVISORY_LOCK = 1129140563  # "CMSS": the SCMS schema's lock on a PostgreSQL server
-VERSION_TABLE = """CREATE TABLE IF NOT EXISTS scms_schema (
-    version INTEGER PRIMARY KEY, summary TEXT NOT NULL, applied_at DOUBLE PRECISION NOT NULL)"""
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS scms_users (
@@ -258,52 +250,11 @@ def _reason_kinds(cur: Cursor, sqlite: bool) -> None:
         cur.execute(statement)
 
 
-@dataclass(frozen=True)
-class Migration:
-    version: int  # what the database is at once it is applied
-    summary: str
-    apply: Callable[[Cursor, bool], None]  # (cursor in the migration's transaction, whether SQLite)
-
-
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and indexes", _tables),
     Migration(2, "the unused relay_seq column dropped", _drop_relay_seq),
     Migration(3, "statistics counters kept by triggers, counted once from the rows", _counters),
     Migration(4, "failures counted by reason kind (scms_requests.reason_kind), not by the sentence", _reason_kinds),
 )
-SCHEMA_VERSION = MIGRATIONS[-1].version
-
-
-def recorded_version(cur: Cursor, sqlite: bool) -> int:
-    """The version the database is at (0: made before versions were recorded, or empty)."""
-    if sqlite:
-        present = bool(cur.fetchall("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'scms_schema'"))
-    else:
-        present = cur.fetchall("SELECT to_regclass('scms_schema')")[0][0] is not None
-    if not present:
-        return 0
-    return int(cur.fetchall("SELECT COALESCE(MAX(version), 0) FROM scms_schema")[0][0])
-
-
-class NewerSchema(Exception):
-    """The database was migrated by a newer cardsuite (turned into a DatabaseError by the caller)."""
-
-
-def migrate_one(cur: Cursor, sqlite: bool) -> int | None:
-    """In the caller's transaction: the lock, then the next migration the database lacks, recorded; returns
-    the version reached, or None when the database is at SCHEMA_VERSION already."""
-    if not sqlite:  # two serve processes starting at once: one migrates, the other waits and then sees it
-        cur.execute(f"SELECT pg_advisory_xact_lock({ADVISORY_LOCK})")
-    version = recorded_version(cur, sqlite)
-    if version > SCHEMA_VERSION:
-        raise NewerSchema(f"the SCMS database is at schema version {version}, newer than this cardsuite's "
-                          f"{SCHEMA_VERSION}: run a cardsuite that knows it (or restore the database)")
-    if version == SCHEMA_VERSION:
-        return None
-    migration = MIGRATIONS[version]  # versions run 1, 2, ... : the next one is at index ``version``
-    assert migration.version == version + 1, "MIGRATIONS must be numbered 1, 2, ... in order"
-    migration.apply(cur, sqlite)
-    cur.execute(VERSION_TABLE)
-    cur.execute("INSERT INTO scms_schema (version, summary, applied_at) VALUES (?, ?, ?)",
-                (migration.version, migration.summary, time.time()))
-    return migration.version
+SCHEMA = Schema("the SCMS database", "scms_schema", ADVISORY_LOCK, MIGRATIONS)
+SCHEMA_VERSION = SCHEMA.version
