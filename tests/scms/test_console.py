@@ -219,8 +219,9 @@ def test_the_audit_log_filters_and_pages(client: TestClient, db: Database) -> No
 def test_statistics_are_drawn_as_inline_svg(client: TestClient, db: Database, scms: System) -> None:
     for i, state in enumerate(["SECURED"] * 3 + ["OP_READY"]):
         db.upsert_card(f"CIN-{i}", state)
-    for state, reason in (("done", None), ("done", None), ("failed", "card CIN-9: unknown to the CMS"),
-                          ("failed", "card CIN-9: unknown to the CMS"), ("failed", "cryptogram")):
+    unknown = "card {} is unknown to the CMS: import its order first"  # the ADS's refusal, a card each
+    for state, reason in (("done", None), ("done", None), ("failed", unknown.format("cplc:0008")),
+                          ("failed", unknown.format("cplc:0009")), ("failed", "cryptogram")):
         request = db.new_request("kiosk", "install", "isoapplet")
         db.finish_request(request, state, reason)
     inventory = Inventory(scms.inventory_url, station="test")
@@ -232,7 +233,7 @@ def test_statistics_are_drawn_as_inline_svg(client: TestClient, db: Database, sc
     stats = queries.statistics(db, Inventory(scms.inventory_url, station="test"))
     assert stats.cards_by_state == [("OP_READY", 1), ("SECURED", 3)]
     assert stats.issuance_per_day[-1][1] == 2 and sum(n for _, n in stats.issuance_per_day) == 2
-    assert stats.failures == [("card CIN-9: unknown to the CMS", 2), ("cryptogram", 1)]
+    assert stats.failures == [("unknown card", 2), ("cryptogram", 1)]  # by kind: no card named
     assert stats.requests == [("install done", 2), ("install failed", 3)]
     assert stats.applications == [("A0000001", 2)]
     sign_in(client, "ada")
@@ -241,6 +242,7 @@ def test_statistics_are_drawn_as_inline_svg(client: TestClient, db: Database, sc
     assert html.count("<svg") == 5 and "<script" not in html
     assert "script-src" not in response.headers["content-security-policy"]  # default-src 'none': no script
     assert re.search(r"<title>SECURED: 3</title>", html) and re.search(r"<title>A0000001: 2</title>", html)
+    assert "<title>unknown card: 2</title>" in html and "cplc:0008" not in html
 
 
 def test_every_console_query_is_on_an_index(scms: System, db: Database) -> None:

@@ -69,5 +69,6 @@ def test_fleet_lookups_and_statistics_use_indexes(stores: tuple[Database, Invent
     assert "inv_cards_cplc" in plan and CPLC.hex().upper() not in plan  # fleet.json names no card's CPLC
     plan = _plan(inventory, CARD_EVENTS, ("card-1",))
     assert "inv_events_card" in plan and "card-1" not in plan  # nor its card number
-    assert "inv_events_action" in _plan(inventory, statistics.ISSUANCE_PER_DAY, (since,))
+    plan = _plan(inventory, statistics.ISSUANCE_PER_DAY, (int(since // statistics.DAY),))
+    assert "inv_deploy_counts" in plan and "inv_events" not in plan  # the counters, not the events
     assert "inv_contents_kind" in _plan(inventory, statistics.APPLICATIONS_INSTALLED)

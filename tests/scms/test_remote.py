@@ -22,6 +22,7 @@ from cardsuite.project import Project
 from cardsuite.scms.agent import AgentError, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
+from cardsuite.settings import ENV_SCMS_TOKEN
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient
@@ -361,6 +362,26 @@ def test_a_server_silent_after_tls_fails_within_the_open_timeout(tmp_path: Path,
     assert silent.handshakes == 1 and elapsed < 2 * 2 + 1, elapsed
     assert len(outcome) == 1 and isinstance(outcome[0], AgentError), outcome
     assert str(outcome[0]) == f"cannot reach the SCMS at {silent.url}: no WebSocket handshake within 2 s"
+
+
+def test_the_agent_command_takes_its_open_timeout(tmp_path: Path) -> None:
+    """`cardsuite agent --open-timeout 1.5` against a server silent after TLS: told within that time, not 20 s."""
+    make_ca_and_server(tmp_path / "silent", ["127.0.0.1"])
+    silent = _SilentServer(tmp_path / "silent")
+    env = {k: v for k, v in os.environ.items() if k != "SOFTHSM2_CONF"}
+    try:
+        start = time.monotonic()
+        done = subprocess.run([sys.executable, "-m", "cardsuite", "agent", "--server", silent.url, "--ca",
+                               str(silent.ca), "--open-timeout", "1.5", "--card", "sim", "install", "isoapplet"],
+                              capture_output=True, text=True, timeout=60, env={**env, ENV_SCMS_TOKEN: "token"},
+                              stdin=subprocess.DEVNULL)
+        elapsed = time.monotonic() - start
+    finally:
+        silent.close()
+    assert done.returncode == 1 and done.stderr.strip().splitlines() == [
+        f"Error: cannot reach the SCMS at {silent.url}: no WebSocket handshake within 1.5 s"], done.stderr
+    assert silent.handshakes == 1
+    assert elapsed < 20, elapsed  # the simulator's start included: the default alone would wait 20 s
 
 
 def test_a_silent_server_is_passed_over_for_the_next(server: str, scms_folder: System,

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cardsuite.scms.db import Database
+from cardsuite.scms.schema import SCHEMA_VERSION
 from cardsuite.settings import ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
 
 from tests.scms.conftest import ADMIN_PASSWORD
@@ -28,6 +30,7 @@ def test_init_orders_and_errors(tmp_path: Path) -> None:
     done = _cli("scms", "init", "--dir", folder, **{ENV_SCMS_PASSWORD: ADMIN_PASSWORD})
     assert done.returncode == 0, done.stderr
     assert "token 'cardsuite-scms'" in done.stdout and ADMIN_PASSWORD not in done.stdout
+    assert f"(schema version {SCHEMA_VERSION})" in done.stdout
     again = _cli("scms", "init", "--dir", folder, **{ENV_SCMS_PASSWORD: ADMIN_PASSWORD})
     assert again.returncode == 1 and "already holds an SCMS" in again.stderr and len(again.stderr.splitlines()) == 1
     orders = tmp_path / "orders.csv"
@@ -39,6 +42,15 @@ def test_init_orders_and_errors(tmp_path: Path) -> None:
     assert _cli("scms", "orders", "status", "--batch", "b1", "--dir", folder).stdout == "O-1: exported\n"
     missing = _cli("scms", "orders", "status", "--batch", "b1", "--dir", str(tmp_path / "none"))
     assert missing.returncode == 1 and "no SCMS folder" in missing.stderr
+    # a database a newer cardsuite migrated: serve refuses it in one line, before listening
+    newer = Database(f"sqlite:///{tmp_path / 'D' / 'scms.db'}")
+    newer.execute("INSERT INTO scms_schema (version, summary, applied_at) VALUES (?, 'later', 0)",
+                  (SCHEMA_VERSION + 1,))
+    newer.close()
+    refused = _cli("scms", "serve", "--dir", folder, "--listen", "127.0.0.1:9")
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        f"Error: the SCMS database is at schema version {SCHEMA_VERSION + 1}, newer than this cardsuite's "
+        f"{SCHEMA_VERSION}: run a cardsuite that knows it (or restore the database)"]
 
 
 def test_agent_errors_are_one_line(tmp_path: Path) -> None:
@@ -49,6 +61,11 @@ def test_agent_errors_are_one_line(tmp_path: Path) -> None:
     plain = _cli("agent", "--server", "http://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "install",
                  "isoapplet", **{ENV_SCMS_TOKEN: "x"})
     assert plain.returncode == 1 and "over https:// only" in plain.stderr and len(plain.stderr.splitlines()) == 1
+    for bad in ("0", "-2", "soon", "nan", "inf", "3601"):  # refused before a card or a server is touched
+        refused = _cli("agent", "--server", "https://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "--open-timeout",
+                       bad, "--card", "vpcd:9", "install", "isoapplet", **{ENV_SCMS_TOKEN: "x"})
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+            f"Error: --open-timeout {bad!r}: a number of seconds above 0, at most 3600"], (bad, refused.stderr)
 
 
 def test_an_emv_system_opens_simulated_cards_with_a_3des_transport_key(tmp_path: Path) -> None:

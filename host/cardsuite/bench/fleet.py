@@ -62,11 +62,11 @@ def generate(db: Database, inventory: Inventory, cards: int, events: int) -> Non
         cur.execute(f"INSERT INTO scms_cards (cin, order_ref, profile, state, blacklisted, auth_failures, updated_at) "
                     f"SELECT {card.format(i='i')}, 'order-' || i, 'fleet', ({states})[1 + mod(i, {len(CARD_STATES)})], "
                     f"0, 0, {now} FROM generate_series(0, {cards - 1}) AS i")
-        cur.execute(f"INSERT INTO scms_requests (terminal, action, target, cin, state, reason, claimed_by, "
-                    f"created_at, updated_at) SELECT 'kiosk-' || mod(i, 50), 'install', 'isoapplet', "
-                    f"{card.format(i='i')}, CASE WHEN mod(i, 10) = 0 THEN 'failed' ELSE 'done' END, CASE WHEN "
-                    f"mod(i, 10) = 0 THEN (ARRAY['card unknown','blacklisted','cryptogram'])[1 + mod(i, 3)] END, "
-                    f"'bench', "
+        failed = "CASE WHEN mod(i, 10) = 0 THEN (ARRAY['card unknown','blacklisted','cryptogram'])[1 + mod(i, 3)] END"
+        cur.execute(f"INSERT INTO scms_requests (terminal, action, target, cin, state, reason, reason_kind, "
+                    f"claimed_by, created_at, updated_at) SELECT 'kiosk-' || mod(i, 50), 'install', 'isoapplet', "
+                    f"{card.format(i='i')}, CASE WHEN mod(i, 10) = 0 THEN 'failed' ELSE 'done' END, {failed}, "
+                    f"{failed}, 'bench', "  # the reasons are their own kinds (scms.reasons: no card named)
                     f"{now} - i, {now} - i FROM generate_series(0, {cards - 1}) AS i")
     import psycopg  # the SCMS extra's (a fleet is on PostgreSQL)
 
@@ -88,7 +88,8 @@ def explain(cursor: Any, dialect: Dialect, sql: str, args: tuple = ()) -> str:
     return plan
 
 
-COUNTER_TABLES = ("scms_card_counts", "scms_request_counts")  # the statistics' (cardsuite.scms.db)
+# the statistics' counters: the SCMS's (cardsuite.scms.schema) and the inventory's (deploy.inventory_schema)
+COUNTER_TABLES = ("scms_card_counts", "scms_request_counts", "inv_deploy_counts")
 CARD_BY_CIN = "SELECT * FROM inv_cards WHERE card = ?"
 CARD_BY_CPLC = "SELECT * FROM inv_cards WHERE cplc = ?"
 CARD_EVENTS = "SELECT * FROM inv_events WHERE card = ? ORDER BY id"
@@ -147,14 +148,15 @@ def run_fleet(url: str, cards: int = 100_000, events: int = 1_000_000) -> dict[s
             "card_by_cplc": explain(cur, POSTGRES, CARD_BY_CPLC, (cplcs[pick[1]].hex().upper(),)),
             "card_events": explain(cur, POSTGRES, CARD_EVENTS, (card_name(7),)),
             "card_requests": explain(cur, POSTGRES, CARD_REQUESTS, (card_name(7),)),
-            "issuance_per_day": explain(cur, POSTGRES, ISSUANCE_PER_DAY, (since,)),
             "applications_installed": explain(cur, POSTGRES, APPLICATIONS_INSTALLED),
         }
         # the counters are a few rows however large the fleet (one per state; one per day, action, state and
-        # failure reason), which PostgreSQL rightly reads whole: their plans are kept apart from index_used
+        # failure reason; one per day of deploys), which PostgreSQL rightly reads whole: their plans are kept
+        # apart from index_used
         counter_rows = {table: int(cur.fetchall(f"SELECT COUNT(*) FROM {table}")[0][0]) for table in COUNTER_TABLES}
         counter_plans = {
             "cards_by_state": explain(cur, POSTGRES, "SELECT state, n FROM scms_card_counts ORDER BY state"),
+            "issuance_per_day": explain(cur, POSTGRES, ISSUANCE_PER_DAY, (int(since // DAY),)),
             "statistics_requests": explain(cur, POSTGRES, "SELECT action, state, SUM(n) FROM scms_request_counts "
                                            "WHERE day >= ? GROUP BY action, state", (0,)),
             "statistics_failures": explain(cur, POSTGRES, "SELECT reason, SUM(n) FROM scms_request_counts WHERE "

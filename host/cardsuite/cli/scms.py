@@ -10,6 +10,7 @@ from pathlib import Path
 
 from cardsuite.cli.common import AddOptions, Connect, read_secret
 from cardsuite.errors import ConfigurationError
+from cardsuite.scms.agent import OPEN_TIMEOUT
 from cardsuite.settings import ENV_PIN, ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
 
 DEFAULT_LISTEN = "127.0.0.1:8443"
@@ -29,8 +30,14 @@ def cmd_init(args: argparse.Namespace) -> int:
     system = init_system(args.dir, admin=args.admin, password=password, database_url=args.db,
                          module=args.pkcs11_module, pin=pin, master_kdf=args.kdf,
                          development_transport_keys=args.development_transport_keys)
-    print(f"SCMS in {system.folder}: database {system.database_url.split('@')[-1]}, token {system.token!r}, "
-          f"CA {system.ca} (give it to the agents), cards opened with key {system.card_keys.label!r}")
+    db = system.database()
+    try:
+        version = db.schema_version()
+    finally:
+        db.close()
+    print(f"SCMS in {system.folder}: database {system.database_url.split('@')[-1]} (schema version {version}), "
+          f"token {system.token!r}, CA {system.ca} (give it to the agents), cards opened with key "
+          f"{system.card_keys.label!r}")
     return 0
 
 
@@ -42,7 +49,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if not host or not port.isdigit():
         raise ConfigurationError(f"--listen {args.listen!r}: give HOST:PORT, e.g. {DEFAULT_LISTEN}")
     system = _system(args)
-    print(f"SCMS serving https://{args.listen} (TLS 1.3, CA {system.ca}); Ctrl-C stops", flush=True)
+    db = system.database()
+    try:  # the schema upgraded before serving: of several processes starting at once one migrates, the others wait
+        version = db.create()
+    finally:
+        db.close()
+    print(f"SCMS serving https://{args.listen} (TLS 1.3, CA {system.ca}, database schema version {version}); "
+          "Ctrl-C stops", flush=True)
     serve(system, Project.locate(), host, int(port))
     return 0
 
@@ -102,9 +115,25 @@ def cmd_orders(args: argparse.Namespace) -> int:
     return 0
 
 
+MAX_OPEN_TIMEOUT = 3600.0  # seconds: past an hour an unreachable server is better told than waited for
+
+
+def open_timeout(text: str) -> float:
+    """--open-timeout: seconds above 0 for TCP, TLS and the WebSocket handshake together, per server."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = -1.0
+    if not 0 < seconds <= MAX_OPEN_TIMEOUT:  # NaN and infinity fail this too
+        raise ConfigurationError(f"--open-timeout {text!r}: a number of seconds above 0, at most "
+                                 f"{MAX_OPEN_TIMEOUT:g}")
+    return seconds
+
+
 def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
     from cardsuite.scms.agent import run_request
 
+    timeout = open_timeout(args.open_timeout)  # before the card is opened
     token = Path(args.token_file).read_text().strip() if args.token_file else os.environ.get(ENV_SCMS_TOKEN, "")
     if not token:
         raise ConfigurationError(f"no terminal token: set ${ENV_SCMS_TOKEN} or give --token-file")
@@ -116,7 +145,7 @@ def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
 
     with connect(args) as transport:
         result = run_request(args.server, args.ca, token, transport, action=args.action, target=args.target,
-                             progress=lambda text: print(text, flush=True), ask_pin=ask_pin)
+                             progress=lambda text: print(text, flush=True), ask_pin=ask_pin, open_timeout=timeout)
     print(f"request {result.request} done: card {result.cin}, {result.outcome} ({result.relayed} APDUs relayed)")
     return 0
 
@@ -182,6 +211,9 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
                        "each tried in turn when the link to the one before breaks")
     agent.add_argument("--ca", type=Path, required=True, help="the SCMS's CA certificate (pinned)")
     agent.add_argument("--token-file", help=f"the terminal token [default ${ENV_SCMS_TOKEN}]")
+    agent.add_argument("--open-timeout", metavar="SECONDS", default=str(OPEN_TIMEOUT),
+                       help="how long TCP, TLS and the WebSocket handshake may take together, per server, before "
+                       f"the next --server is tried [default {OPEN_TIMEOUT:g}]")
     agent.add_argument("action", choices=("install", "remove", "lock", "unlock", "rotate"),
                        help="rotate: the issuer's keys in place of the card's transport keys")
     agent.add_argument("target", nargs="*", default=[], help="applications of the catalogue, e.g. isoapplet "

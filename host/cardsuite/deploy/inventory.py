@@ -6,7 +6,8 @@ database. The SQL is kept to what both understand (``ON CONFLICT … DO UPDATE``
 differences, the parameter style and the auto-numbered key, live in ``Dialect`` and nowhere else.
 
 A SQLite inventory is marked as ours (``PRAGMA application_id``) when created; a file holding anything else
-is refused rather than given our tables. ``read_only`` opens an existing inventory and creates nothing.
+is refused rather than given our tables. ``read_only`` opens an existing inventory and creates nothing. The
+schema is migrated on open (inventory_schema, cardsuite.deploy.migrations): its version is in the database.
 """
 
 from __future__ import annotations
@@ -21,53 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from cardsuite import settings
+from cardsuite.deploy.inventory_schema import SCHEMA
+from cardsuite.deploy.migrations import NewerSchema
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import CardContents
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS inv_cards (
-        card        TEXT PRIMARY KEY,        -- CPLC identity (or reader + ATR when the card gives no CPLC)
-        cplc        TEXT,                    -- the whole CPLC, hex
-        atr         TEXT,
-        card_type   TEXT,
-        life_cycle  TEXT,                    -- the ISD's card life cycle (OP_READY … TERMINATED)
-        profile     TEXT,                    -- the last profile deployed
-        first_seen  DOUBLE PRECISION NOT NULL,
-        last_seen   DOUBLE PRECISION NOT NULL,
-        station     TEXT
-    )""",
-    """CREATE TABLE IF NOT EXISTS inv_contents (
-        card        TEXT NOT NULL,
-        aid         TEXT NOT NULL,
-        kind        TEXT NOT NULL,           -- PKG (load file), APP, SSD
-        state       TEXT NOT NULL,
-        parent      TEXT,                    -- an application's load file
-        detail      TEXT,                    -- a package's version and modules, an application's privileges
-        updated_at  DOUBLE PRECISION NOT NULL,
-        PRIMARY KEY (card, aid, kind)
-    )""",
-    """CREATE TABLE IF NOT EXISTS inv_keys (
-        card        TEXT PRIMARY KEY,
-        kvn         INTEGER NOT NULL,        -- the key version the card's keys have (as last authenticated)
-        key_set     TEXT NOT NULL,           -- which keys: transport, issuer, or rotating (PUT KEY sent, not known)
-        updated_at  DOUBLE PRECISION NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS inv_events (
-        id          {serial},
-        card        TEXT NOT NULL,
-        at          DOUBLE PRECISION NOT NULL,
-        station     TEXT NOT NULL,
-        action      TEXT NOT NULL,           -- seen, load, install, personalise, deploy, …
-        target      TEXT,
-        outcome     TEXT NOT NULL,           -- ok, skipped, failed, started, planned
-        detail      TEXT
-    )""",
-    # a fleet's lookups on an index (a card by its CPLC, its history, what is installed where: the SCMS console)
-    "CREATE INDEX IF NOT EXISTS inv_cards_cplc ON inv_cards (cplc)",
-    "CREATE INDEX IF NOT EXISTS inv_contents_kind ON inv_contents (kind, aid)",
-    "CREATE INDEX IF NOT EXISTS inv_events_card ON inv_events (card, id)",
-    "CREATE INDEX IF NOT EXISTS inv_events_action ON inv_events (action, outcome, at)",
-)
 
 
 class InventoryError(ConfigurationError):
@@ -88,7 +46,7 @@ class Dialect:
 
 # PRAGMA application_id of an inventory file: "CSIV" (https://sqlite.org/pragma.html#pragma_application_id)
 APPLICATION_ID = int.from_bytes(b"CSIV", "big")
-TABLES = ("inv_cards", "inv_contents", "inv_events", "inv_keys")
+TABLES = ("inv_cards", "inv_contents", "inv_events", "inv_keys", "inv_schema", "inv_deploy_counts")
 
 SQLITE = Dialect("sqlite", "?", "INTEGER PRIMARY KEY AUTOINCREMENT")
 POSTGRES = Dialect("postgresql", "%s", "BIGSERIAL PRIMARY KEY")
@@ -188,11 +146,24 @@ class Inventory:
             self._errors = (psycopg.Error,)
         else:
             raise InventoryError(f"inventory URL {self.url!r}: use sqlite:///path or postgresql://user@host/db")
-        if read_only:
-            return
-        with self.transaction(write_only=True) as cur:
-            for statement in SCHEMA:
-                cur.execute(statement.format(serial=self.dialect.serial))
+        self._migrate()
+
+    def _migrate(self) -> None:
+        """The schema brought to SCHEMA.version (inventory_schema), one migration per transaction; read-only,
+        only checked: a newer inventory is refused by both (one line), an older one read as it is."""
+        sqlite = self.dialect is SQLITE
+        try:
+            with self.transaction() as cur:  # the usual case: one read, no lock
+                version = SCHEMA.recorded(cur, sqlite)
+            SCHEMA.refuse_newer(version)
+            if not self.read_only and version < SCHEMA.version:
+                SCHEMA.migrate(lambda: self.transaction(immediate=True), self._db, sqlite)
+        except NewerSchema as exc:
+            self._db.close()
+            raise InventoryError(str(exc)) from None
+        except self._errors as exc:  # the lock's own statements
+            self._db.close()
+            raise InventoryError(f"inventory database error: {exc}") from None
 
     def _claim_sqlite(self, path: Path) -> None:
         """Ours (marked), or empty and then marked; anything else is another program's file: refused untouched.
@@ -227,13 +198,15 @@ class Inventory:
         self.close()
 
     @contextmanager
-    def transaction(self, *, write_only: bool = False) -> Iterator[_Cursor]:
-        """``write_only``: the body reads no result (no fetch, no row count), so on PostgreSQL its statements
-        and the COMMIT go as one batch, one round trip (write_batch)."""
+    def transaction(self, immediate: bool = False, *, write_only: bool = False) -> Iterator[_Cursor]:
+        """``immediate``: SQLite takes the write lock at BEGIN (a migration reads, then writes: a deferred
+        transaction would fail to upgrade its lock when another one got there first). ``write_only``: the
+        body reads no result (no fetch, no row count), so on PostgreSQL its statements and the COMMIT go as
+        one batch, one round trip (write_batch)."""
         cursor = _Cursor(self._db.cursor(), self.dialect)
         try:
             with write_batch(self._db, write_only and self.dialect is POSTGRES):
-                cursor.execute("BEGIN")
+                cursor.execute("BEGIN IMMEDIATE" if immediate and self.dialect is SQLITE else "BEGIN")
                 yield cursor
                 cursor.execute("COMMIT")
         except self._errors as exc:

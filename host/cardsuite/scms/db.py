@@ -1,6 +1,7 @@
 """The SCMS database: one schema for SQLite (a file in the system folder) and PostgreSQL (several ``serve``
-processes and a bench sharing it). Created as it is (no migrations yet); every query the CMS, AMS, KMS and ADS
-make is on an index. What differs between the two databases is the inventory's Dialect, used here too.
+processes and a bench sharing it), made and upgraded by the migrations of cardsuite.scms.schema (its version
+recorded in the database); every query the CMS, AMS, KMS and ADS make is on an index. What differs between
+the two databases is the inventory's Dialect, used here too.
 
 Nothing that matters lives in a server's memory: a request is claimed by a conditional UPDATE (the row
 moves from ``queued`` to ``running`` for one claimant only) and the brick guard's failure counts are rows.
@@ -9,8 +10,9 @@ request that moves to another server starts a new link. Each step of a request i
 exchanges and key uses that led to it in one transaction (record_step): a server killed mid-request leaves
 every finished step with its exchanges.
 
-The statistics are counters kept by triggers in the transaction of every change (COUNTER_TABLES): cards
-per state, requests per UTC day, action, state and (failed ones) reason. Any writer keeps them right, the
+The statistics are counters kept by triggers in the transaction of every change (schema.COUNTER_TABLES): cards
+per state, requests per UTC day, action, state and (failed ones) reason kind (cardsuite.scms.reasons: the
+reason sentence names the card, its kind does not). Any writer keeps them right, the
 bench's bulk INSERT too, and the statistics page reads a few rows per day however many cards and requests
 there are.
 """
@@ -30,172 +32,10 @@ from typing import Any
 
 from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, connection_idle, write_batch
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
+from cardsuite.deploy.migrations import NewerSchema
 from cardsuite.errors import ConfigurationError
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS scms_users (
-        name TEXT PRIMARY KEY, password_hash TEXT NOT NULL, role TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-        disabled INTEGER NOT NULL DEFAULT 0)""",
-    """CREATE TABLE IF NOT EXISTS scms_terminals (
-        name TEXT PRIMARY KEY, token_hash TEXT NOT NULL UNIQUE, created_at DOUBLE PRECISION NOT NULL,
-        revoked_at DOUBLE PRECISION)""",
-    # CMS: a card from its order to SECURED and after; cin is the CPLC identity (gp.client.Cplc.identity)
-    """CREATE TABLE IF NOT EXISTS scms_cards (
-        cin TEXT PRIMARY KEY, order_ref TEXT, profile TEXT, state TEXT NOT NULL, blacklisted INTEGER NOT NULL
-        DEFAULT 0, auth_failures INTEGER NOT NULL DEFAULT 0, updated_at DOUBLE PRECISION NOT NULL,
-        key_set TEXT NOT NULL DEFAULT 'transport',  -- transport, rotating (PUT KEY sent), issuer
-        busy_request INTEGER                        -- the request serving the card now (claim_card)
-        )""",
-    "CREATE INDEX IF NOT EXISTS scms_cards_state ON scms_cards (state)",
-    "CREATE INDEX IF NOT EXISTS scms_cards_order ON scms_cards (order_ref)",
-    """CREATE TABLE IF NOT EXISTS scms_orders (
-        ref TEXT PRIMARY KEY, batch TEXT NOT NULL, profile TEXT NOT NULL, holder TEXT NOT NULL,
-        state TEXT NOT NULL, cin TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS scms_orders_batch ON scms_orders (batch, state)",
-    # ADS: post-issuance requests, their steps and APDU exchanges (masked as traces are)
-    """CREATE TABLE IF NOT EXISTS scms_requests (
-        id {serial}, terminal TEXT NOT NULL, action TEXT NOT NULL, target TEXT, cin TEXT, state TEXT NOT NULL,
-        reason TEXT, claimed_by TEXT, created_at DOUBLE PRECISION NOT NULL, updated_at DOUBLE PRECISION NOT NULL)""",
-    # (a database made before the relay order moved to the link has a relay_seq column too: unused, defaulted)
-    "CREATE INDEX IF NOT EXISTS scms_requests_state ON scms_requests (state, created_at)",
-    "CREATE INDEX IF NOT EXISTS scms_requests_cin ON scms_requests (cin)",
-    """CREATE TABLE IF NOT EXISTS scms_steps (
-        id {serial}, request_id INTEGER NOT NULL, number INTEGER NOT NULL, name TEXT NOT NULL,
-        outcome TEXT NOT NULL, detail TEXT, at DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS scms_steps_request ON scms_steps (request_id, number)",
-    """CREATE TABLE IF NOT EXISTS scms_exchanges (
-        id {serial}, request_id INTEGER NOT NULL, seq INTEGER NOT NULL, command TEXT NOT NULL, response TEXT NOT NULL,
-        sw INTEGER NOT NULL, seconds DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS scms_exchanges_request ON scms_exchanges (request_id, seq)",
-    # KMS: every key use (operation, key label, what for; never a value)
-    """CREATE TABLE IF NOT EXISTS scms_audit (
-        id {serial}, at DOUBLE PRECISION NOT NULL, actor TEXT NOT NULL, operation TEXT NOT NULL, key_label TEXT,
-        request_id INTEGER, detail TEXT)""",
-    "CREATE INDEX IF NOT EXISTS scms_audit_at ON scms_audit (at)",
-    "CREATE INDEX IF NOT EXISTS scms_audit_request ON scms_audit (request_id)",
-    # the console (cardsuite.scms.console): sessions as rows (several servers), the id stored as its SHA-256;
-    # its pages' keyset pagination, filters and statistics each on an index
-    """CREATE TABLE IF NOT EXISTS scms_sessions (
-        id TEXT PRIMARY KEY, user_name TEXT NOT NULL, csrf TEXT NOT NULL, created_at DOUBLE PRECISION NOT NULL,
-        expires_at DOUBLE PRECISION NOT NULL)""",
-    "CREATE INDEX IF NOT EXISTS scms_sessions_expiry ON scms_sessions (expires_at)",
-    "CREATE INDEX IF NOT EXISTS scms_cards_state_cin ON scms_cards (state, cin)",
-    "CREATE INDEX IF NOT EXISTS scms_requests_state_time ON scms_requests (state, updated_at)",
-    "CREATE INDEX IF NOT EXISTS scms_requests_created ON scms_requests (created_at)",  # statistics(since)
-    "CREATE INDEX IF NOT EXISTS scms_audit_operation ON scms_audit (operation, id)",
-    "CREATE INDEX IF NOT EXISTS scms_audit_actor ON scms_audit (actor, id)",
-)
-
-# Maintained counters (Database.statistics). The request's bucket: the UTC day it reached its state
-# (updated_at), its action and state, and the reason of a failed one ('' otherwise: a done request's reason is
-# its outcome, one text per card). A change moves the request from its old bucket to its new one.
-COUNTER_TABLES = (
-    "CREATE TABLE IF NOT EXISTS scms_card_counts (state TEXT PRIMARY KEY, n BIGINT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS scms_request_counts (
-        day INTEGER NOT NULL, action TEXT NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL, n BIGINT NOT NULL,
-        PRIMARY KEY (day, action, state, reason))""",
-    "CREATE INDEX IF NOT EXISTS scms_request_counts_failed ON scms_request_counts (state, day, reason)",
-)
-_SQLITE_DAY = "CAST({row}.updated_at / 86400 AS INTEGER)"
-_SQLITE_REASON = "CASE WHEN {row}.state = 'failed' THEN COALESCE({row}.reason, '') ELSE '' END"
-_SQLITE_COUNT_CARD = ("INSERT INTO scms_card_counts (state, n) VALUES (NEW.state, 1) "
-                      "ON CONFLICT (state) DO UPDATE SET n = n + 1;")
-_SQLITE_UNCOUNT_CARD = "UPDATE scms_card_counts SET n = n - 1 WHERE state = OLD.state;"
-_SQLITE_COUNT_REQUEST = (f"INSERT INTO scms_request_counts (day, action, state, reason, n) VALUES "
-                         f"({_SQLITE_DAY.format(row='NEW')}, NEW.action, NEW.state, "
-                         f"{_SQLITE_REASON.format(row='NEW')}, 1) "
-                         f"ON CONFLICT (day, action, state, reason) DO UPDATE SET n = n + 1;")
-_SQLITE_UNCOUNT_REQUEST = (f"UPDATE scms_request_counts SET n = n - 1 WHERE day = {_SQLITE_DAY.format(row='OLD')} "
-                           f"AND action = OLD.action AND state = OLD.state "
-                           f"AND reason = {_SQLITE_REASON.format(row='OLD')};")
-_SQLITE_MOVED = " OR ".join(f"{part.format(row='OLD')} IS NOT {part.format(row='NEW')}"
-                            for part in ("{row}.action", "{row}.state", _SQLITE_DAY, _SQLITE_REASON))
-SQLITE_COUNTERS = (
-    f"CREATE TRIGGER IF NOT EXISTS scms_cards_counted_insert AFTER INSERT ON scms_cards BEGIN "
-    f"{_SQLITE_COUNT_CARD} END",
-    f"CREATE TRIGGER IF NOT EXISTS scms_cards_counted_update AFTER UPDATE OF state ON scms_cards "
-    f"WHEN OLD.state IS NOT NEW.state BEGIN {_SQLITE_UNCOUNT_CARD} {_SQLITE_COUNT_CARD} END",
-    f"CREATE TRIGGER IF NOT EXISTS scms_cards_counted_delete AFTER DELETE ON scms_cards BEGIN "
-    f"{_SQLITE_UNCOUNT_CARD} END",
-    f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_insert AFTER INSERT ON scms_requests BEGIN "
-    f"{_SQLITE_COUNT_REQUEST} END",
-    f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_update AFTER UPDATE OF action, state, reason, updated_at "
-    f"ON scms_requests WHEN {_SQLITE_MOVED} BEGIN {_SQLITE_UNCOUNT_REQUEST} {_SQLITE_COUNT_REQUEST} END",
-    f"CREATE TRIGGER IF NOT EXISTS scms_requests_counted_delete AFTER DELETE ON scms_requests BEGIN "
-    f"{_SQLITE_UNCOUNT_REQUEST} END",
-)
-# PostgreSQL: an UPDATE moves one request or card (a row trigger, only when its bucket changes: a lease's
-# renewal within the day fires nothing); INSERT and DELETE are counted per statement from their transition
-# tables, so that a bulk INSERT (the fleet's 100,000 requests) adds one count per bucket, not per row.
-# Concurrent serve processes take the counter rows' locks in the order of the life cycle (old bucket, then
-# new: queued, running, then done or failed), and a statement's buckets in key order: no cycle of waits.
-_PG_DAY = "floor({row}.updated_at / 86400)::integer"
-_PG_REASON = "CASE WHEN {row}.state = 'failed' THEN COALESCE({row}.reason, '') ELSE '' END"
-_PG_BUCKET = f"({{row}}.action, {{row}}.state, {_PG_DAY}, {_PG_REASON})"
-_PG_GROUPED = (f"SELECT {_PG_DAY.format(row='t')} AS day, t.action, t.state, {_PG_REASON.format(row='t')} AS reason, "
-               "COUNT(*) AS n FROM {table} AS t GROUP BY 1, 2, 3, 4")
-POSTGRES_COUNTERS = (
-    """CREATE OR REPLACE FUNCTION scms_card_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        UPDATE scms_card_counts SET n = n - 1 WHERE state = OLD.state;
-        INSERT INTO scms_card_counts AS c (state, n) VALUES (NEW.state, 1)
-        ON CONFLICT (state) DO UPDATE SET n = c.n + 1;
-        RETURN NULL;
-    END $$""",
-    """CREATE OR REPLACE FUNCTION scms_cards_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF TG_OP = 'INSERT' THEN
-            INSERT INTO scms_card_counts AS c (state, n)
-            SELECT state, COUNT(*) FROM added GROUP BY state ORDER BY state
-            ON CONFLICT (state) DO UPDATE SET n = c.n + excluded.n;
-        ELSE
-            UPDATE scms_card_counts AS c SET n = c.n - r.n
-            FROM (SELECT state, COUNT(*) AS n FROM removed GROUP BY state) AS r WHERE c.state = r.state;
-        END IF;
-        RETURN NULL;
-    END $$""",
-    f"""CREATE OR REPLACE FUNCTION scms_request_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        UPDATE scms_request_counts SET n = n - 1 WHERE day = {_PG_DAY.format(row='OLD')}
-        AND action = OLD.action AND state = OLD.state AND reason = {_PG_REASON.format(row='OLD')};
-        INSERT INTO scms_request_counts AS c (day, action, state, reason, n)
-        VALUES ({_PG_DAY.format(row='NEW')}, NEW.action, NEW.state, {_PG_REASON.format(row='NEW')}, 1)
-        ON CONFLICT (day, action, state, reason) DO UPDATE SET n = c.n + 1;
-        RETURN NULL;
-    END $$""",
-    f"""CREATE OR REPLACE FUNCTION scms_requests_added_or_removed() RETURNS trigger LANGUAGE plpgsql AS $$
-    BEGIN
-        IF TG_OP = 'INSERT' THEN
-            INSERT INTO scms_request_counts AS c (day, action, state, reason, n)
-            {_PG_GROUPED.format(table='added')} ORDER BY 1, 2, 3, 4
-            ON CONFLICT (day, action, state, reason) DO UPDATE SET n = c.n + excluded.n;
-        ELSE
-            UPDATE scms_request_counts AS c SET n = c.n - r.n FROM ({_PG_GROUPED.format(table='removed')}) AS r
-            WHERE c.day = r.day AND c.action = r.action AND c.state = r.state AND c.reason = r.reason;
-        END IF;
-        RETURN NULL;
-    END $$""",
-    "CREATE OR REPLACE TRIGGER scms_cards_counted_insert AFTER INSERT ON scms_cards REFERENCING NEW TABLE AS added "
-    "FOR EACH STATEMENT EXECUTE FUNCTION scms_cards_added_or_removed()",
-    "CREATE OR REPLACE TRIGGER scms_cards_counted_delete AFTER DELETE ON scms_cards REFERENCING OLD TABLE AS removed "
-    "FOR EACH STATEMENT EXECUTE FUNCTION scms_cards_added_or_removed()",
-    "CREATE OR REPLACE TRIGGER scms_cards_counted_update AFTER UPDATE OF state ON scms_cards FOR EACH ROW "
-    "WHEN (OLD.state IS DISTINCT FROM NEW.state) EXECUTE FUNCTION scms_card_moved()",
-    "CREATE OR REPLACE TRIGGER scms_requests_counted_insert AFTER INSERT ON scms_requests "
-    "REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION scms_requests_added_or_removed()",
-    "CREATE OR REPLACE TRIGGER scms_requests_counted_delete AFTER DELETE ON scms_requests "
-    "REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION scms_requests_added_or_removed()",
-    f"CREATE OR REPLACE TRIGGER scms_requests_counted_update AFTER UPDATE OF action, state, reason, updated_at "
-    f"ON scms_requests FOR EACH ROW WHEN ({_PG_BUCKET.format(row='OLD')} IS DISTINCT FROM "
-    f"{_PG_BUCKET.format(row='NEW')}) EXECUTE FUNCTION scms_request_moved()",
-)
-# A database made before the counters: counted once from the rows, in the transaction that adds the triggers
-COUNT_EXISTING = (
-    "INSERT INTO scms_card_counts (state, n) SELECT state, COUNT(*) FROM scms_cards "
-    "WHERE NOT EXISTS (SELECT 1 FROM scms_card_counts) GROUP BY state",
-    "INSERT INTO scms_request_counts (day, action, state, reason, n) SELECT {day}, action, state, {reason}, "
-    "COUNT(*) FROM scms_requests WHERE NOT EXISTS (SELECT 1 FROM scms_request_counts) GROUP BY 1, 2, 3, 4",
-)
+from cardsuite.scms.reasons import reason_kind
+from cardsuite.scms.schema import SCHEMA
 
 _INSERT_EXCHANGE = ("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
                     "VALUES (?, ?, ?, ?, ?, ?)")
@@ -317,21 +157,21 @@ class Database:
         else:
             raise DatabaseError(f"database URL {url!r}: use sqlite:///path or postgresql://user@host/db")
 
-    def create(self) -> None:
-        sqlite = self.dialect is SQLITE
+    def create(self) -> int:
+        """The schema made or upgraded to SCHEMA_VERSION, one migration per transaction (Schema.migrate, the
+        lock two serve processes starting at once share); returns that version. A database newer than this
+        code is refused with one line."""
+        try:
+            return SCHEMA.migrate(self.transaction, self._db, self.dialect is SQLITE)
+        except NewerSchema as exc:
+            raise DatabaseError(str(exc)) from None
+        except self._errors as exc:  # the lock's own statements
+            raise DatabaseError(f"SCMS database error: {exc}") from None
+
+    def schema_version(self) -> int:
+        """The version the database is at (0: made before versions were recorded, or not made yet)."""
         with self.transaction() as cur:
-            if not sqlite:  # two serve processes starting at once: one creates, the other waits and sees it
-                cur.execute("SELECT pg_advisory_xact_lock(1129140563)")  # "CMSS"
-            for statement in SCHEMA:
-                cur.execute(statement.format(serial=self.dialect.serial))
-            for statement in COUNTER_TABLES:
-                cur.execute(statement)
-            day, reason = (_SQLITE_DAY, _SQLITE_REASON) if sqlite else (_PG_DAY, _PG_REASON)
-            for statement in COUNT_EXISTING:
-                cur.execute(statement.format(day=day.format(row="scms_requests"),
-                                             reason=reason.format(row="scms_requests")))
-            for statement in SQLITE_COUNTERS if sqlite else POSTGRES_COUNTERS:
-                cur.execute(statement)
+            return SCHEMA.recorded(cur, self.dialect is SQLITE)
 
     def close(self) -> None:
         self._db.close()
@@ -389,18 +229,21 @@ class Database:
                             "WHERE id = ? AND state = 'queued'", (claimant, time.time(), request_id)) == 1
 
     def finish_request(self, request_id: int, state: str, reason: str | None = None, cin: str | None = None) -> None:
-        self.execute("UPDATE scms_requests SET state = ?, reason = ?, cin = COALESCE(?, cin), updated_at = ? "
-                     "WHERE id = ?", (state, reason, cin, time.time(), request_id))
+        """``reason``: the outcome of a done request, the failure of a failed one (counted by its kind)."""
+        kind = reason_kind(reason) if state == "failed" else None
+        self.execute("UPDATE scms_requests SET state = ?, reason = ?, reason_kind = ?, cin = COALESCE(?, cin), "
+                     "updated_at = ? WHERE id = ?", (state, reason, kind, cin, time.time(), request_id))
 
     def reap(self, request_id: int, claimant: str, cin: str, renewed: float | None = None) -> bool:
         """A running request whose server process is gone, ended as failed with that reason and the card it
         held (free again: the deployer's plan makes the next run finish the card). ``renewed``: the lease
         seen expired; a renewal since then (the server alive after all) keeps the request."""
         lease = "" if renewed is None else " AND updated_at <= ?"
-        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, cin = COALESCE(cin, ?), "
-                            f"updated_at = ? WHERE id = ? AND state = 'running' AND claimed_by = ?{lease}",
-                            (f"the server {claimant} went away mid-request", cin, time.time(), request_id,
-                             claimant, *(() if renewed is None else (renewed,)))) == 1
+        reason = f"the server {claimant} went away mid-request"
+        return self.execute("UPDATE scms_requests SET state = 'failed', reason = ?, reason_kind = ?, "
+                            "cin = COALESCE(cin, ?), updated_at = ? WHERE id = ? AND state = 'running' AND "
+                            f"claimed_by = ?{lease}", (reason, reason_kind(reason), cin, time.time(), request_id,
+                                                       claimant, *(() if renewed is None else (renewed,)))) == 1
 
     def renew_lease(self, request_id: int, claimant: str) -> bool:
         """The serving process's heartbeat (see LEASE_SECONDS): False once the request is no longer its."""
@@ -496,8 +339,8 @@ class Database:
                                                           "ORDER BY state")}
 
     def statistics(self, since: float = 0.0) -> dict[str, dict[str, int]]:
-        """The paper's statistics (card states, requests, failures by reason), for the console's page, from
-        the counters: requests that reached their state on the UTC day of ``since`` or later."""
+        """The paper's statistics (card states, requests, failures by reason kind), for the console's page,
+        from the counters: requests that reached their state on the UTC day of ``since`` or later."""
         day = int(since // 86400)
         requests = self.query("SELECT action, state, SUM(n) FROM scms_request_counts WHERE day >= ? "
                               "GROUP BY action, state HAVING SUM(n) > 0", (day,))
