@@ -187,8 +187,8 @@ def _accounting(db: Database, expected: int) -> dict[str, object]:
                      "GROUP BY cin, target HAVING COUNT(*) > 1) AS t")[0][0]
     loaded_twice = db.query("SELECT COUNT(*) FROM (SELECT card, target FROM inv_events WHERE action = 'load' AND "
                             "outcome = 'ok' GROUP BY card, target HAVING COUNT(*) > 1) AS t")[0][0]
-    reasons = {reason: int(n) for reason, n in db.query("SELECT reason, COUNT(*) FROM scms_requests WHERE "
-                                                          "state = 'failed' GROUP BY reason")}
+    reasons = {kind: int(n) for kind, n in db.query("SELECT reason_kind, COUNT(*) FROM scms_requests WHERE "
+                                                      "state = 'failed' GROUP BY reason_kind")}
     by_server = {claimant: int(n) for claimant, n in
                  db.query("SELECT claimed_by, COUNT(*) FROM scms_requests GROUP BY claimed_by")}
     total = sum(states.values())
