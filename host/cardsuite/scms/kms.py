@@ -474,8 +474,8 @@ class Kms:
 # ---------------------------------------------------------------- keys as the GP client sees them
 
 
-class TokenAes(AesOperations):
-    """SCP03's operations ([AmD] 6.2) on token keys: nothing but cryptograms, MACs and ciphertext leave it."""
+class _TokenKeyUses:
+    """The token's secure-channel operations for one key set: each use counted and in the audit log."""
 
     def __init__(self, kms: Kms, label: str) -> None:
         self.kms = kms
@@ -485,6 +485,10 @@ class TokenAes(AesOperations):
     def _use(self, operation: str) -> None:
         self.uses += 1
         self.kms._audit(operation, self.label, "")
+
+
+class TokenAes(_TokenKeyUses, AesOperations):
+    """SCP03's operations ([AmD] 6.2) on token keys: nothing but cryptograms, MACs and ciphertext leave it."""
 
     @_serialised
     def key_bits(self, key: Any) -> int:
@@ -523,17 +527,8 @@ class TokenAes(AesOperations):
         return bytes(key.encrypt(data, mechanism=mechanism, mechanism_param=iv))
 
 
-class TokenDes(DesOperations):
+class TokenDes(_TokenKeyUses, DesOperations):
     """SCP02's operations ([GPCS] Appendix E) on token keys (see the module's doc for the retail MAC)."""
-
-    def __init__(self, kms: Kms, label: str) -> None:
-        self.kms = kms
-        self.label = label
-        self.uses = 0
-
-    def _use(self, operation: str) -> None:
-        self.uses += 1
-        self.kms._audit(operation, self.label, "")
 
     @_serialised
     def key_length(self, key: Any) -> int:
