@@ -22,6 +22,7 @@ from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletL
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.store import WalletStore
 from support import ECHO_AID, select_hex
+from support.processes import suspended
 
 PIN = "2580"
 PUK = "11223344"
@@ -102,26 +103,40 @@ def test_a_card_that_stops_answering_times_out(vpcd_card) -> None:
     transport = PcscTransport(vpcd_card.reader, timeout=1.0)
     with transport:
         transport.select(ECHO_AID)
-        os.kill(vpcd_card.process.pid, signal.SIGSTOP)
-        try:
+        with suspended(vpcd_card.process):  # every bridge thread stopped: SIGSTOP alone let it answer at times
             started = time.monotonic()
             with pytest.raises(TransportError, match="did not answer within 1 s"):
                 transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
             assert time.monotonic() - started < 5  # 1 s, the watchdog's look every 1/8 s, a loaded machine
             with pytest.raises(TransportError, match="did not answer"):  # the link is dead: said so at once
                 transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
-        finally:
-            os.kill(vpcd_card.process.pid, signal.SIGCONT)
+
+
+def _thread_states(pid: int) -> list[str]:
+    """The scheduler state of each thread of ``pid`` (proc(5): /proc/PID/task/TID/stat, field 3)."""
+    states = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            states.append(stat.read().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+def test_a_suspended_bridge_has_stopped_all_its_threads_and_answers_again_after(vpcd_card) -> None:
+    """What the timeout tests rely on: inside suspended() no thread of the bridge runs (right after a bare
+    SIGSTOP some still did, and the card answered); after it the card answers."""
+    for _ in range(20):
+        with suspended(vpcd_card.process):
+            assert set(_thread_states(vpcd_card.process.pid)) == {"T"}
+    with PcscTransport(vpcd_card.reader, timeout=5.0) as transport:
+        transport.select(ECHO_AID)
+        assert transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x2a", le=1)).data == b"\x2a"
 
 
 def test_the_cli_takes_the_timeout_from_the_environment(vpcd_card) -> None:
-    os.kill(vpcd_card.process.pid, signal.SIGSTOP)
-    try:
+    with suspended(vpcd_card.process):
         done = subprocess.run([*CLI, "send", "--card", f"vpcd:{vpcd_card.slot}", select_hex(ECHO_AID)],
                               env={**os.environ, "CARDSUITE_APDU_TIMEOUT": "1"}, capture_output=True, text=True,
                               timeout=30)
-    finally:
-        os.kill(vpcd_card.process.pid, signal.SIGCONT)
     assert done.returncode == 1
     assert done.stderr.startswith("Error: the card in 'Virtual PCD 00 0") and "within 1 s" in done.stderr
 
