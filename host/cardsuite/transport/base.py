@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, channel_cla, cla_channel
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.settings import ENV_APDU_TIMEOUT
 from cardsuite.trace import Trace
@@ -67,6 +67,17 @@ def _check(transport: Transport, command: bytes) -> None:
                              f"got {len(command)}: not sent")
     if not transport._secured and (_SECURING_CLA[command[0]] or _SECURING_INS[command[1]]):
         transport._secured = True
+
+
+def _get_response(command: CommandAPDU, le: int) -> CommandAPDU:
+    """GET RESPONSE (an interindustry command, ISO 7816-4) for the rest of ``command``'s answer, on the logical
+    channel ``command`` went to, where the card keeps it: 0X for channels 0-3, 4X for 4-19 (5.4.1)."""
+    try:
+        channel = cla_channel(command.cla)
+    except ValueError:
+        raise TransportError(f"the card answered 61xx to a command with CLA {command.cla:02X}, which addresses "
+                             "no logical channel to send GET RESPONSE on") from None
+    return CommandAPDU(channel_cla(channel), GET_RESPONSE_INS, 0, 0, le=le)
 
 
 def _checked(transmit_raw: Callable[[Transport, bytes], bytes]) -> Callable[[Transport, bytes], bytes]:
@@ -225,8 +236,7 @@ class Transport(ABC):
         for _ in range(_MAX_GET_RESPONSE):
             if response.sw1 != 0x61:
                 return ResponseAPDU(data, response.sw)
-            get_response = CommandAPDU(command.cla & 0x03, GET_RESPONSE_INS, 0, 0, le=response.sw2 or 256)
-            response = self.exchange(get_response)
+            response = self.exchange(_get_response(command, response.sw2 or 256))
             data += response.data
         raise TransportError(f"the card kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
 
@@ -251,8 +261,7 @@ class Transport(ABC):
                 if response.sw1 == 0x6C:
                     response = self.transmit(command.with_le(response.sw2 or 256))
                 elif response.sw1 == 0x61:
-                    rest = self.transmit(CommandAPDU(command.cla & 0x03, GET_RESPONSE_INS, 0, 0,
-                                                     le=response.sw2 or 256))
+                    rest = self.transmit(_get_response(command, response.sw2 or 256))
                     response = ResponseAPDU(response.data + rest.data, rest.sw)
                 responses.append(response)
                 if response.sw != SW_OK:
