@@ -88,6 +88,22 @@ def test_a_flow_that_verified_the_pin_ends_with_it_gone(card, project) -> None:
     assert client.status().state == WalletLifeCycle.ACTIVE  # still selected: no reset
 
 
+@pytest.mark.e2e
+@pytest.mark.isolated
+@pytest.mark.parametrize(("cla", "resets"), [
+    (0x84, True),  # GlobalPlatform secure messaging, basic channel (b3)
+    (0x61, True),  # ISO secure messaging on channel 5 (further class: b6)
+    (0xE1, True),  # GlobalPlatform's mirror of that (GPCS 11.1.4: E0-EF); before, taken for plain
+    (0xC1, False),  # plain, GlobalPlatform class on channel 5
+], ids=lambda value: f"{value:02X}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+def test_a_flow_that_sent_secure_messaging_on_any_channel_ends_with_a_reset(card, cla: int, resets: bool) -> None:
+    with card.exclusive():
+        card.select(ECHO_AID)
+        card.transmit(CommandAPDU(cla, 0xCA, 0x00, 0x00, le=256))  # whatever it answers, it may have set state
+    echo = card.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
+    assert (echo.sw != 0x9000) == resets  # a reset deselected the echo applet
+
+
 def test_a_locked_card_manager_says_the_card_is_locked(project) -> None:
     with SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03")) as transport:
         transport.manager.setCardLifeCycle(0x7F)

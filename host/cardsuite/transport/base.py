@@ -49,9 +49,16 @@ _SECURITY_INS = frozenset((0x20, 0x24, 0x2C, 0x50, 0x82))
 def _secures(command: bytes) -> bool:
     """Whether a command may leave security state: one of _SECURITY_INS, or secure messaging
     (ISO 7816-4 5.4.1: CLA b3-b4 for the first interindustry classes and their proprietary mirrors,
-    b6 for the further interindustry classes). Where in doubt, yes."""
+    b6 for the further interindustry classes, channels 4-19; GlobalPlatform's mirror of those, C0-FE, has it
+    in b6 too, GPCS 11.1.4: E0-EF). Where in doubt, yes: a proprietary class may also use b4 b3."""
     cla = command[0]
-    return command[1] in _SECURITY_INS or bool(cla & (0x20 if 0x40 <= cla < 0x80 else 0x0C))
+    if 0x40 <= cla < 0x80:
+        bits = 0x20
+    elif cla >= 0xC0:
+        bits = 0x2C
+    else:
+        bits = 0x0C
+    return command[1] in _SECURITY_INS or bool(cla & bits)
 
 
 # _secures as two tables by CLA and by INS, looked up on every APDU (an in-process round trip is a few µs)
