@@ -17,6 +17,8 @@ import javacard.framework.Util;
  * CLA 80 INS 03 EXACT (case 2): 32 bytes 00 01 .. 1F when Le is 32, else 6C20.
  * CLA 80 INS 04 SEGMENTED, P1 = total length (case 1): the first 16 bytes of FILL's pattern and 61xx
  *   while more remain; CLA 00 INS C0 GET RESPONSE hands out the rest, 16 bytes at a time.
+ * On a logical channel the CLA carries its number (ISO 7816-4 5.4.1): 80-83 and C0-CF for 80, 00-03 and 40-4F
+ * for 00; secure messaging and chaining are not supported.
  */
 public final class EchoApplet extends Applet implements EchoConstants {
 
@@ -38,7 +40,8 @@ public final class EchoApplet extends Applet implements EchoConstants {
         }
         byte[] buffer = apdu.getBuffer();
         byte ins = buffer[ISO7816.OFFSET_INS];
-        if (buffer[ISO7816.OFFSET_CLA] == ISO7816.CLA_ISO7816) {
+        byte cla = withoutChannel(buffer[ISO7816.OFFSET_CLA]);
+        if (cla == ISO7816.CLA_ISO7816) {
             if (ins == INS_GET_RESPONSE) {
                 sendSegment(apdu);
                 return;
@@ -48,7 +51,7 @@ public final class EchoApplet extends Applet implements EchoConstants {
                 ISOException.throwIt(ISO7816.SW_FILE_NOT_FOUND);
             }
         }
-        if (buffer[ISO7816.OFFSET_CLA] != CLA_ECHO) {
+        if (cla != CLA_ECHO) {
             ISOException.throwIt(ISO7816.SW_CLA_NOT_SUPPORTED);
         }
         switch (ins) {
@@ -69,6 +72,15 @@ public final class EchoApplet extends Applet implements EchoConstants {
             default:
                 ISOException.throwIt(ISO7816.SW_INS_NOT_SUPPORTED);
         }
+    }
+
+    /**
+     * The CLA with its logical channel number cleared (ISO 7816-4 5.4.1): b2 b1 in the first class, b4..b1 in the
+     * further one (b7 set), whose b7 goes too. A plain command on any channel gives 00 or 80; secure messaging or
+     * chaining (b4 b3 or b5, b6 or b5) leave bits that match neither.
+     */
+    private static byte withoutChannel(byte cla) {
+        return (byte) ((cla & FURTHER_CLASS) == 0 ? cla & FIRST_CLASS_BITS : cla & FURTHER_CLASS_BITS);
     }
 
     private void echo(APDU apdu) {

@@ -1,7 +1,15 @@
 """Command/response APDU codec and status words."""
 
 import pytest
-from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, sw_meaning
+from cardsuite.apdu import (
+    LOGICAL_CHANNELS,
+    CommandAPDU,
+    ResponseAPDU,
+    StatusError,
+    channel_cla,
+    cla_channel,
+    sw_meaning,
+)
 
 
 @pytest.mark.parametrize(
@@ -76,3 +84,33 @@ def test_status_error_carries_status_word_command_and_meaning() -> None:
     assert error.command == command
     assert error.meaning == "record not found"
     assert "6A83 (record not found) to 00 B2 01 0C; expected 9000" in str(error)
+
+
+@pytest.mark.parametrize(("channel", "interindustry", "proprietary"), [
+    (0, 0x00, 0x80), (1, 0x01, 0x81), (3, 0x03, 0x83),  # first class: b2 b1 (ISO 7816-4 5.4.1)
+    (4, 0x40, 0xC0), (5, 0x41, 0xC1), (19, 0x4F, 0xCF),  # further class: channel - 4 in b4..b1 (GPCS 11.1.4)
+])
+def test_the_cla_of_a_logical_channel(channel: int, interindustry: int, proprietary: int) -> None:
+    assert channel_cla(channel) == interindustry
+    assert channel_cla(channel, proprietary=True) == proprietary
+
+
+def test_every_channel_round_trips_and_secure_messaging_or_chaining_keep_the_channel() -> None:
+    for channel in range(LOGICAL_CHANNELS):
+        for proprietary in (False, True):
+            cla = channel_cla(channel, proprietary)
+            assert cla_channel(cla) == channel
+            flags = (0x04, 0x08, 0x0C, 0x10) if channel < 4 else (0x20, 0x10, 0x30)  # SM b4 b3 / b6, chaining b5
+            # but FF, which would be channel 19 proprietary with both, is the invalid CLA
+            assert all(cla_channel(cla | flag) == channel for flag in flags if cla | flag != 0xFF)
+
+
+@pytest.mark.parametrize("channel", [-1, 20, True, "1"])
+def test_a_channel_outside_0_to_19_has_no_cla(channel) -> None:
+    with pytest.raises(ValueError, match="logical channel is 0..19"):
+        channel_cla(channel)
+
+
+def test_cla_ff_addresses_no_channel() -> None:
+    with pytest.raises(ValueError, match="CLA FF is invalid"):
+        cla_channel(0xFF)

@@ -3,7 +3,7 @@
 import os
 
 import pytest
-from cardsuite.apdu import CommandAPDU, StatusError
+from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, channel_cla
 from support import ABSENT_AID, ECHO_AID
 
 pytestmark = pytest.mark.e2e
@@ -48,3 +48,31 @@ def test_reset_deselects_the_applet(card) -> None:
     atr = card.reset()
     assert atr
     assert card.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1)).sw != 0x9000
+
+
+MANAGE_CHANNEL = 0x70  # ISO 7816-4 11.1.2: P1 00 opens the channel P2 names, P1 80 closes it
+
+
+@pytest.mark.isolated  # a fresh card: the echo applet selected on no other channel (it is not MultiSelectable)
+@pytest.mark.parametrize("channel", [1, 3, 4, 5, 19])
+def test_61xx_on_a_logical_channel_is_collected_on_that_channel(card, channel: int) -> None:
+    """GET RESPONSE goes to the channel the command went to (ISO 7816-4 5.4.1: CLA 4X for 4-19). The old
+    CLA & 03 sent it to channel n mod 4: the basic channel for 4, closed channels for 5 and 19."""
+    assert card.transmit(CommandAPDU(0x00, MANAGE_CHANNEL, 0x00, channel)).sw == 0x9000
+    assert card.transmit(CommandAPDU(channel_cla(channel), 0xA4, 0x04, 0x00, ECHO_AID, le=256)).sw == 0x9000
+    segmented = CommandAPDU(channel_cla(channel, proprietary=True), 0x04, 40, 0)
+    first = card.exchange(segmented)
+    assert (first.data, first.sw) == (bytes(range(16)), 0x6118)  # the applet on that channel answered
+    whole = ResponseAPDU(bytes(range(40)), 0x9000)
+    assert card.transmit(segmented) == whole
+    assert card.transmit_many([segmented, segmented]) == [whole, whole]
+    assert card.transmit(CommandAPDU(0x00, MANAGE_CHANNEL, 0x80, channel)).sw == 0x9000
+
+
+@pytest.mark.isolated
+def test_the_echo_applet_takes_its_class_on_any_channel_but_not_with_secure_messaging(card) -> None:
+    assert card.transmit(CommandAPDU(0x00, MANAGE_CHANNEL, 0x00, 9)).sw == 0x9000
+    assert card.transmit(CommandAPDU(channel_cla(9), 0xA4, 0x04, 0x00, ECHO_AID, le=256)).sw == 0x9000
+    assert card.send(CommandAPDU(channel_cla(9, proprietary=True), 0x01, 0, 0, b"\x2a", le=1)).data == b"\x2a"
+    secured = channel_cla(9, proprietary=True) | 0x20  # b6: secure messaging in the further class
+    assert card.transmit(CommandAPDU(secured, 0x01, 0, 0, b"\x2a", le=1)).sw == 0x6E00

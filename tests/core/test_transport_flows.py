@@ -22,6 +22,7 @@ from cardsuite.wallet.card import Limits, Personalisation, WalletClient, WalletL
 from cardsuite.wallet.issuer import Issuer, IssuerSecret
 from cardsuite.wallet.store import WalletStore
 from support import ECHO_AID, select_hex
+from support.processes import suspended
 
 PIN = "2580"
 PUK = "11223344"
@@ -87,6 +88,23 @@ def test_a_flow_that_verified_the_pin_ends_with_it_gone(card, project) -> None:
     assert client.status().state == WalletLifeCycle.ACTIVE  # still selected: no reset
 
 
+@pytest.mark.e2e
+@pytest.mark.isolated
+@pytest.mark.parametrize(("cla", "resets"), [
+    (0x84, True),  # GlobalPlatform secure messaging, basic channel (b3)
+    (0x61, True),  # ISO secure messaging on channel 5 (further class: b6)
+    (0xE1, True),  # GlobalPlatform's mirror of that (GPCS 11.1.4: E0-EF); before, taken for plain
+    (0xC1, False),  # plain, GlobalPlatform class on channel 5
+], ids=lambda value: f"{value:02X}" if isinstance(value, int) and not isinstance(value, bool) else str(value))
+def test_a_flow_that_sent_secure_messaging_on_any_channel_ends_with_a_reset(card, cla: int, resets: bool) -> None:
+    open_channel_1 = CommandAPDU(0x00, 0x70, 0x00, 0x01)  # MANAGE CHANNEL (ISO 7816-4 11.1.2)
+    with card.exclusive():
+        assert card.transmit(open_channel_1).sw == 0x9000
+        card.transmit(CommandAPDU(cla, 0xCA, 0x00, 0x00, le=256))  # whatever it answers, it may have set state
+    card.select(ECHO_AID)  # after a reset PC/SC takes a SELECT first
+    assert card.transmit(open_channel_1).sw == (0x9000 if resets else 0x6A86)  # a reset closed channel 1
+
+
 def test_a_locked_card_manager_says_the_card_is_locked(project) -> None:
     with SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03")) as transport:
         transport.manager.setCardLifeCycle(0x7F)
@@ -102,26 +120,40 @@ def test_a_card_that_stops_answering_times_out(vpcd_card) -> None:
     transport = PcscTransport(vpcd_card.reader, timeout=1.0)
     with transport:
         transport.select(ECHO_AID)
-        os.kill(vpcd_card.process.pid, signal.SIGSTOP)
-        try:
+        with suspended(vpcd_card.process):  # every bridge thread stopped: SIGSTOP alone let it answer at times
             started = time.monotonic()
             with pytest.raises(TransportError, match="did not answer within 1 s"):
                 transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
             assert time.monotonic() - started < 5  # 1 s, the watchdog's look every 1/8 s, a loaded machine
             with pytest.raises(TransportError, match="did not answer"):  # the link is dead: said so at once
                 transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x01", le=1))
-        finally:
-            os.kill(vpcd_card.process.pid, signal.SIGCONT)
+
+
+def _thread_states(pid: int) -> list[str]:
+    """The scheduler state of each thread of ``pid`` (proc(5): /proc/PID/task/TID/stat, field 3)."""
+    states = []
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{tid}/stat") as stat:
+            states.append(stat.read().rsplit(")", 1)[1].split()[0])
+    return states
+
+
+def test_a_suspended_bridge_has_stopped_all_its_threads_and_answers_again_after(vpcd_card) -> None:
+    """What the timeout tests rely on: inside suspended() no thread of the bridge runs (right after a bare
+    SIGSTOP some still did, and the card answered); after it the card answers."""
+    for _ in range(20):
+        with suspended(vpcd_card.process):
+            assert set(_thread_states(vpcd_card.process.pid)) == {"T"}
+    with PcscTransport(vpcd_card.reader, timeout=5.0) as transport:
+        transport.select(ECHO_AID)
+        assert transport.transmit(CommandAPDU(0x80, 0x01, 0, 0, b"\x2a", le=1)).data == b"\x2a"
 
 
 def test_the_cli_takes_the_timeout_from_the_environment(vpcd_card) -> None:
-    os.kill(vpcd_card.process.pid, signal.SIGSTOP)
-    try:
+    with suspended(vpcd_card.process):
         done = subprocess.run([*CLI, "send", "--card", f"vpcd:{vpcd_card.slot}", select_hex(ECHO_AID)],
                               env={**os.environ, "CARDSUITE_APDU_TIMEOUT": "1"}, capture_output=True, text=True,
                               timeout=30)
-    finally:
-        os.kill(vpcd_card.process.pid, signal.SIGCONT)
     assert done.returncode == 1
     assert done.stderr.startswith("Error: the card in 'Virtual PCD 00 0") and "within 1 s" in done.stderr
 

@@ -5,7 +5,8 @@ SELECT opening a channel, MultiSelectable and its refusal for other applets, get
 from __future__ import annotations
 
 import pytest
-from support.bridgecard import JOURNAL_AID, MULTI_AID, REFUSING_AID, BridgeCard, Journal, cla, info, manage, select
+from cardsuite.apdu import channel_cla
+from support.bridgecard import JOURNAL_AID, MULTI_AID, REFUSING_AID, BridgeCard, Journal, info, manage, select
 
 INFO = 0x50
 # ChannelApplet's select/deselect call codes
@@ -59,8 +60,8 @@ def test_cla_channel_bits_reach_the_applet_of_that_channel(card: BridgeCard, cha
 
 
 def test_a_command_on_a_channel_not_open_is_refused(card: BridgeCard) -> None:
-    assert card.transmit(bytes([cla(2, True), INFO, 0, 0, 0])) == (b"", 0x6881)
-    assert card.transmit(bytes([cla(7, True), INFO, 0, 0, 0])) == (b"", 0x6881)
+    assert card.transmit(bytes([channel_cla(2, True), INFO, 0, 0, 0])) == (b"", 0x6881)
+    assert card.transmit(bytes([channel_cla(7, True), INFO, 0, 0, 0])) == (b"", 0x6881)
     assert card.transmit(bytes([0xFF, INFO, 0, 0, 0])) == (b"", 0x6E00)  # ISO 7816-4: CLA FF is invalid
 
 
@@ -72,7 +73,7 @@ def test_manage_channel_from_another_channel_selects_its_applet_there(card: Brid
     assert manage(card, 0, 0x80, 0x02) == (b"", 0x9000)
     assert info(card, 1)[3] == MULTI_TRUE  # deselected on 2 while still active on 1
     assert manage(card, 0, 0x80, 0x01) == (b"", 0x9000)
-    assert card.transmit(bytes([cla(1, True), INFO, 0, 0, 0])) == (b"", 0x6881)
+    assert card.transmit(bytes([channel_cla(1, True), INFO, 0, 0, 0])) == (b"", 0x6881)
 
 
 def test_a_non_multiselectable_applet_is_refused_on_a_second_channel(card: BridgeCard) -> None:
@@ -90,9 +91,9 @@ def test_manage_channel_open_refuses_a_non_multiselectable_origin_applet(card: B
     assert select(card, 0, MULTI_AID) == 0x9000  # JournalApplet deselected on channel 0
     assert select(card, 1, JOURNAL_AID) == 0x9000
     assert manage(card, 1, 0x00, 0x00, b"\x01") == (b"", 0x6985)
-    assert card.transmit(bytes([cla(2, True), INFO, 0, 0, 0])) == (b"", 0x6881)
+    assert card.transmit(bytes([channel_cla(2, True), INFO, 0, 0, 0])) == (b"", 0x6881)
     assert manage(card, 0, 0x00, 0x00, b"\x01") == (b"\x02", 0x9000)  # from 0: no applet selected on 2
-    assert card.transmit(bytes([cla(2, True), INFO, 0, 0, 0])) == (b"", 0x6986)  # as channel 0 unselected
+    assert card.transmit(bytes([channel_cla(2, True), INFO, 0, 0, 0])) == (b"", 0x6986)  # as channel 0 unselected
 
 
 def test_select_on_a_new_channel_keeps_the_other_channels_session(card: BridgeCard) -> None:
@@ -110,7 +111,7 @@ def test_multiselectable_select_and_deselect_calls(card: BridgeCard) -> None:
     assert select(card, 2, MULTI_AID) == 0x9000
     assert info(card, 2)[2] == MULTI_TRUE
     assert select(card, 3, REFUSING_AID) == 0x6999  # another instance of the package: select(false), refused
-    assert card.transmit(bytes([cla(3, True), INFO, 0, 0, 0])) == (b"", 0x6986)  # nothing selected on 3
+    assert card.transmit(bytes([channel_cla(3, True), INFO, 0, 0, 0])) == (b"", 0x6986)  # nothing selected on 3
     assert select(card, 2, JOURNAL_AID) == 0x6985
     assert info(card, 2)[2] == MULTI_TRUE  # still selected on 2
     assert manage(card, 0, 0x80, 0x02) == (b"", 0x9000)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from cardsuite.apdu import channel_cla
 from cardsuite.project import Project
 from cardsuite.sim.bridge import start_jvm
 
@@ -111,23 +112,17 @@ def install_channel_applets(card: BridgeCard) -> BridgeCard:
     return card
 
 
-def cla(channel: int, proprietary: bool = False) -> int:
-    """ISO 7816-4 5.4.1: 0x0X with the channel in b2 b1 for 0-3, 0x4X with channel - 4 in b4..b1 for 4-19."""
-    base = channel if channel < 4 else 0x40 | (channel - 4)
-    return base | 0x80 if proprietary else base
-
-
 def select(card: BridgeCard, channel: int, aid: bytes) -> int:
-    return card.transmit(bytes([cla(channel), 0xA4, 0x04, 0x00, len(aid)]) + aid)[1]
+    return card.transmit(bytes([channel_cla(channel), 0xA4, 0x04, 0x00, len(aid)]) + aid)[1]
 
 
 def manage(card: BridgeCard, origin: int, p1: int, p2: int, le: bytes = b"") -> tuple[bytes, int]:
     """MANAGE CHANNEL (ISO 7816-4 11.1.2) from ``origin``: P1 00 open, 80 close."""
-    return card.transmit(bytes([cla(origin), 0x70, p1, p2]) + le)
+    return card.transmit(bytes([channel_cla(origin), 0x70, p1, p2]) + le)
 
 
 def info(card: BridgeCard, channel: int, proprietary: bool = True) -> bytes:
     """ChannelApplet's INFO on ``channel`` (its class comment lists the bytes)."""
-    data, sw = card.transmit(bytes([cla(channel, proprietary), MULTI_INFO, 0, 0, 0]))
+    data, sw = card.transmit(bytes([channel_cla(channel, proprietary), MULTI_INFO, 0, 0, 0]))
     assert sw == 0x9000
     return data

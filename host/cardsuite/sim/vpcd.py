@@ -35,6 +35,11 @@ VPCD_READER = "Virtual PCD 00 {slot:02d}"
 VPCD_SLOTS = 2  # Debian's vpcd configuration
 
 
+# VpcdMain's exit status when vpcd never talked to it: the slot's one connection was another card's, and ours
+# only waited in the listening socket's queue (a check of the slot and the bridge's start are not one step)
+BRIDGE_EXIT_NOT_ATTACHED = 3
+
+
 def pcscd_running() -> bool:
     return subprocess.run(["pidof", "pcscd"], capture_output=True).returncode == 0
 
@@ -162,14 +167,12 @@ class VpcdSimulator:
         _require_built(self.project)
         ensure_pcscd()
         if slot_has_card(self.slot):
-            raise TransportError(
-                f"{self.reader} already holds a card: another simulator is attached to vpcd port {self.port} "
-                "(stop it, or use another slot)"
-            )
+            raise TransportError(self._slot_taken())
         # The bridge writes its log (and trace) to log_path; stderr only gets what comes before it opens
         # the log (a bad option) or from the JVM itself: little, read when the start fails. stdin is a pipe
         # held open and never written: the bridge exits at its end of file, so a host killed even by SIGKILL
-        # takes its bridge (and the vpcd slot it holds) with it.
+        # takes its bridge (and the vpcd slot it holds) with it. READY comes once vpcd talks to this bridge:
+        # a card another process attached meanwhile would otherwise pass _wait_for_card as ours.
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(self.command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                         stderr=subprocess.PIPE, text=True, start_new_session=True,
@@ -190,8 +193,15 @@ class VpcdSimulator:
                     raise
                 return self
         err = self._terminate()
+        not_attached = self.process.returncode == BRIDGE_EXIT_NOT_ATTACHED
         self.stop()
+        if not_attached:  # another process attached a card to the slot after the check above
+            raise TransportError(self._slot_taken())
         raise TransportError(f"the simulator on vpcd port {self.port} did not start: {err or 'timed out'}")
+
+    def _slot_taken(self) -> str:
+        return (f"{self.reader} already holds a card: another simulator is attached to vpcd port {self.port} "
+                "(stop it, or use another slot)")
 
     def _terminate(self) -> str:
         """Ends the bridge; what it wrote to stderr and its log, for the error message."""

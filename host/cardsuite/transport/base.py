@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, channel_cla, cla_channel
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.settings import ENV_APDU_TIMEOUT
 from cardsuite.trace import Trace
@@ -49,9 +49,16 @@ _SECURITY_INS = frozenset((0x20, 0x24, 0x2C, 0x50, 0x82))
 def _secures(command: bytes) -> bool:
     """Whether a command may leave security state: one of _SECURITY_INS, or secure messaging
     (ISO 7816-4 5.4.1: CLA b3-b4 for the first interindustry classes and their proprietary mirrors,
-    b6 for the further interindustry classes). Where in doubt, yes."""
+    b6 for the further interindustry classes, channels 4-19; GlobalPlatform's mirror of those, C0-FE, has it
+    in b6 too, GPCS 11.1.4: E0-EF). Where in doubt, yes: a proprietary class may also use b4 b3."""
     cla = command[0]
-    return command[1] in _SECURITY_INS or bool(cla & (0x20 if 0x40 <= cla < 0x80 else 0x0C))
+    if 0x40 <= cla < 0x80:
+        bits = 0x20
+    elif cla >= 0xC0:
+        bits = 0x2C
+    else:
+        bits = 0x0C
+    return command[1] in _SECURITY_INS or bool(cla & bits)
 
 
 # _secures as two tables by CLA and by INS, looked up on every APDU (an in-process round trip is a few µs)
@@ -67,6 +74,17 @@ def _check(transport: Transport, command: bytes) -> None:
                              f"got {len(command)}: not sent")
     if not transport._secured and (_SECURING_CLA[command[0]] or _SECURING_INS[command[1]]):
         transport._secured = True
+
+
+def _get_response(command: CommandAPDU, le: int) -> CommandAPDU:
+    """GET RESPONSE (an interindustry command, ISO 7816-4) for the rest of ``command``'s answer, on the logical
+    channel ``command`` went to, where the card keeps it: 0X for channels 0-3, 4X for 4-19 (5.4.1)."""
+    try:
+        channel = cla_channel(command.cla)
+    except ValueError:
+        raise TransportError(f"the card answered 61xx to a command with CLA {command.cla:02X}, which addresses "
+                             "no logical channel to send GET RESPONSE on") from None
+    return CommandAPDU(channel_cla(channel), GET_RESPONSE_INS, 0, 0, le=le)
 
 
 def _checked(transmit_raw: Callable[[Transport, bytes], bytes]) -> Callable[[Transport, bytes], bytes]:
@@ -225,8 +243,7 @@ class Transport(ABC):
         for _ in range(_MAX_GET_RESPONSE):
             if response.sw1 != 0x61:
                 return ResponseAPDU(data, response.sw)
-            get_response = CommandAPDU(command.cla & 0x03, GET_RESPONSE_INS, 0, 0, le=response.sw2 or 256)
-            response = self.exchange(get_response)
+            response = self.exchange(_get_response(command, response.sw2 or 256))
             data += response.data
         raise TransportError(f"the card kept answering 61xx after {_MAX_GET_RESPONSE} GET RESPONSE commands")
 
@@ -251,8 +268,7 @@ class Transport(ABC):
                 if response.sw1 == 0x6C:
                     response = self.transmit(command.with_le(response.sw2 or 256))
                 elif response.sw1 == 0x61:
-                    rest = self.transmit(CommandAPDU(command.cla & 0x03, GET_RESPONSE_INS, 0, 0,
-                                                     le=response.sw2 or 256))
+                    rest = self.transmit(_get_response(command, response.sw2 or 256))
                     response = ResponseAPDU(response.data + rest.data, rest.sw)
                 responses.append(response)
                 if response.sw != SW_OK:

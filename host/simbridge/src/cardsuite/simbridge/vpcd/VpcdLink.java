@@ -71,6 +71,20 @@ final class VpcdLink implements Closeable {
         return message;
     }
 
+    /**
+     * The first message from vpcd: SocketTimeoutException when none comes within the timeout. vpcd asks a card
+     * it has accepted for its ATR at once (its presence poll); while another card holds the slot our connection
+     * only waits in the listening socket's queue, connected but unanswered.
+     */
+    byte[] receiveWithin(int timeoutMillis) throws IOException {
+        socket.setSoTimeout(timeoutMillis);
+        try {
+            return receive();
+        } finally {
+            socket.setSoTimeout(0);
+        }
+    }
+
     void send(byte[] payload) throws IOException {
         byte[] frame = new byte[2 + payload.length];
         frame[0] = (byte) (payload.length >> 8);

@@ -13,6 +13,7 @@ import cardsuite.simbridge.gp.StaticKeys;
 import java.io.EOFException;
 import java.io.IOException;
 import java.io.PrintStream;
+import java.net.SocketTimeoutException;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.FileAlreadyExistsException;
 import java.nio.file.Files;
@@ -26,13 +27,18 @@ import java.util.Set;
 
 /**
  * A simulated card behind vpcd: installs the applets, connects to vpcd's port as the virtual card and answers
- * pcscd until the connection ends. Prints {@code READY port=<n> atr=<hex>} on stdout once connected; logs to
- * stderr or the --log file (mode 0600); --trace adds every command and response, masked by the host's rules.
- * Exit status: 1 when the vpcd connection fails or is lost, 2 for a usage or install error; SIGTERM/SIGINT close
- * the connection and end with the JVM's status for the signal (143/130).
+ * pcscd until the connection ends. Prints {@code READY port=<n> atr=<hex>} on stdout once vpcd talks to it (a
+ * connection alone may only wait in vpcd's queue behind another card); logs to stderr or the --log file (mode
+ * 0600); --trace adds every command and response, masked by the host's rules. Exit status: 1 when the vpcd
+ * connection fails or is lost, 2 for a usage or install error, 3 when vpcd does not take the connection within
+ * --attach-timeout (another card holds the slot); SIGTERM/SIGINT close the connection and end with the JVM's status
+ * for the signal (143/130).
  */
 public final class VpcdMain {
     private static final byte[] SW_UNKNOWN = {0x6F, 0x00};
+
+    /** Exit status when vpcd never talks to this card: another card holds the slot. */
+    static final int EXIT_NOT_ATTACHED = 3;
 
     /** rw------- : a trace shows APDU headers and lengths, enough to be nobody else's business. */
     private static final Set<PosixFilePermission> OWNER_ONLY = PosixFilePermissions.fromString("rw-------");
@@ -170,14 +176,23 @@ public final class VpcdMain {
         if (options.exitOnStdinEof) {
             watchParent();
         }
-        System.out.println("READY port=" + options.port + " atr=" + Bytes.hex(card.atr()));
-        System.out.flush();
-        log("connected to vpcd at " + options.host + ":" + options.port + ", " + options.applets.size()
-                + " applet(s) installed" + (card.cardManager() == null ? "" : ", card manager "
-                + options.cardManager.toUpperCase(java.util.Locale.ROOT) + String.format(" i=%02X key version %d",
-                card.cardManager().scpParameter(), card.cardManager().keyVersion())));
         try {
-            serve();
+            byte[] first;
+            try {
+                first = link.receiveWithin(options.attachTimeoutMillis);
+            } catch (SocketTimeoutException queued) {
+                stopping = true;
+                log("vpcd did not talk to this card within " + options.attachTimeoutMillis / 1000.0 + " s of connecting"
+                        + " to port " + options.port + ": another card holds the slot; exiting");
+                return EXIT_NOT_ATTACHED;
+            }
+            System.out.println("READY port=" + options.port + " atr=" + Bytes.hex(card.atr()));
+            System.out.flush();
+            log("attached to vpcd at " + options.host + ":" + options.port + ", " + options.applets.size()
+                    + " applet(s) installed" + (card.cardManager() == null ? "" : ", card manager "
+                    + options.cardManager.toUpperCase(java.util.Locale.ROOT) + String.format(" i=%02X key version %d",
+                    card.cardManager().scpParameter(), card.cardManager().keyVersion())));
+            serve(first);
             return 0;
         } catch (EOFException e) {
             return stopping ? 0 : lost("vpcd closed the connection (pcscd stopped?)");
@@ -186,14 +201,15 @@ public final class VpcdMain {
         }
     }
 
-    private void serve() throws IOException {
+    private void serve(byte[] first) throws IOException {
+        byte[] message = first;
         while (true) {
-            byte[] message = link.receive();
             if (message.length == 1) {
                 control(message[0]);
             } else {
                 link.send(respond(message));
             }
+            message = link.receive();
         }
     }
 

@@ -10,7 +10,8 @@ final class VpcdOptions {
             "usage: java -cp <bridge, jcardsim, asm> cardsuite.simbridge.vpcd.VpcdMain",
             "           --port PORT --classpath APPLET_CP",
             "           [--applet AIDHEX:fully.qualified.Class[:PARAMSHEX]]... [--host HOST]",
-            "           [--connect-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE] [--exit-on-stdin-eof]",
+            "           [--connect-timeout SECONDS] [--attach-timeout SECONDS] [--trace] [--mask-rules FILE] [--log FILE]",
+            "           [--exit-on-stdin-eof]",
             "           [--card-manager scp02|scp03 [--scp-i HEX] [--key-version N] [--auth-limit N]",
             "            [--card-serial HEX8] [--key-kdf emv|visa2|kdf3] [--card-life-cycle STATE] [--loadable PKGAIDHEX:java.package[:MAJ.MIN]]...",
             "            [--applet-class AIDHEX:fully.qualified.Class]... [--preload PKGAIDHEX]...]",
@@ -20,6 +21,8 @@ final class VpcdOptions {
             "  --classpath        where the applet classes are (File.pathSeparator-separated)",
             "  --applet           install an applet instance with this AID and install parameters (repeatable)",
             "  --connect-timeout  how long to retry connecting while pcscd starts (default 5 s)",
+            "  --attach-timeout   how long vpcd may take to talk to the card once connected (default 5 s); a slot",
+            "                     another card holds leaves the connection queued, unanswered: exit 3",
             "  --trace            log every command and response, secrets masked by the --mask-rules",
             "  --mask-rules       the host's masking rules (host/cardsuite/mask_rules.txt); without them a trace",
             "                     hides all command and response data",
@@ -72,6 +75,7 @@ final class VpcdOptions {
     String classPath;
     final List<AppletSpec> applets = new ArrayList<>();
     long connectTimeoutMillis = 5000;
+    int attachTimeoutMillis = 5000;
     boolean trace;
     String maskRules;
     String log;
@@ -104,6 +108,12 @@ final class VpcdOptions {
                 case "--applet": options.applets.add(AppletSpec.parse(value(args, ++i, option))); break;
                 case "--connect-timeout":
                     options.connectTimeoutMillis = (long) (parseNumber(value(args, ++i, option), option) * 1000);
+                    break;
+                case "--attach-timeout":
+                    options.attachTimeoutMillis = (int) (parseNumber(value(args, ++i, option), option) * 1000);
+                    if (options.attachTimeoutMillis <= 0) {
+                        throw new IllegalArgumentException("--attach-timeout wants a number of seconds above 0");
+                    }
                     break;
                 case "--trace": options.trace = true; break;
                 case "--mask-rules": options.maskRules = value(args, ++i, option); break;
