@@ -77,6 +77,25 @@ def test_a_step_is_written_with_its_exchanges_and_key_uses_or_not_at_all(url: st
     assert len(db.steps(request)) == 2 and len(db.exchanges(request)) == 3
 
 
+def test_a_transaction_inside_another_is_part_of_it(url: str) -> None:
+    """The ADS writes a request's last step and its end in one transaction: both, or neither."""
+    db = Database(url)
+    db.create()
+    request = db.new_request("t", "install", "isoapplet")
+    with pytest.raises(DatabaseError), db.transaction():
+        db.record_step(request, 1, "record", "ok", "install isoapplet")
+        db.finish_request(request, "done", "install isoapplet")
+        db.record_step(request, 2, "record", "ok", exchanges=[(1, None, "", 0x9000, 0.0)])  # type: ignore[list-item]
+    assert db.steps(request) == [] and db.request(request).state == "queued"  # type: ignore[union-attr]
+    assert db.idle()
+    with db.transaction():
+        db.record_step(request, 1, "record", "ok", "install isoapplet")
+        assert not db.idle()  # not committed yet: the outer block's end commits
+        db.finish_request(request, "done", "install isoapplet")
+    assert db.steps(request) == [(1, "record", "ok", "install isoapplet")]
+    assert db.request(request).state == "done"  # type: ignore[union-attr]
+
+
 def test_a_pool_gives_back_idle_connections_and_closes_the_others(url: str, tmp_path: Path) -> None:
     inventory_url = url if url.startswith("postgresql") else f"sqlite:///{tmp_path / 'inventory.db'}"
     for pool in (Pool(lambda: Database(url), keep=1), Pool(lambda: Inventory(inventory_url), keep=1)):

@@ -339,6 +339,20 @@ class _SilentServer:
             held.close()
 
 
+def test_the_agent_sends_each_message_at_once(tmp_path: Path) -> None:
+    """No Nagle delay on the terminal's socket: a run's responses go out one by one as the card answers."""
+    from cardsuite.scms.agent import _open_tls
+
+    make_ca_and_server(tmp_path / "silent", ["127.0.0.1"])
+    silent = _SilentServer(tmp_path / "silent")
+    try:
+        with _open_tls(silent.url, tls_context(silent.ca), 5) as tls:
+            assert tls.version() == "TLSv1.3"
+            assert tls.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) != 0
+    finally:
+        silent.close()
+
+
 def test_a_server_silent_after_tls_fails_within_the_open_timeout(tmp_path: Path, card: SimulatorTransport) -> None:
     """TLS done, no HTTP answer: one clear error within the agent's open timeout (websockets' own TLS left its
     reader blocked in SSLSocket.read and the agent hung for minutes)."""

@@ -149,23 +149,26 @@ class PostIssuance:
                     self.db.release_card(cin, self.request_id)
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
-            self._record("outcome", "failed", reason)
-            self.db.finish_request(self.request_id, "failed", reason, cin)
+            with self.db.transaction():  # the last step and the request's end: one commit
+                self._record("outcome", "failed", reason)
+                self.db.finish_request(self.request_id, "failed", reason, cin)
             raise
         finally:
             transport.trace = None
             if self._opened is not None:
                 self._opened.close()
                 self.inventory = self._opened = None
-        self._record("record", "ok", outcome)
-        self.db.finish_request(self.request_id, "done", outcome, cin)
+        with self.db.transaction():
+            self._record("record", "ok", outcome)
+            self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome
 
     def _identify(self, transport: Transport) -> str:
         gp = GlobalPlatform(transport, ISD_AID)
         gp.select()
-        self._record("select card manager", "ok", ISD_AID.hex().upper())
-        self._record("card answers", "ok", "FCI")
+        with self.db.transaction():  # two steps of one exchange: one commit
+            self._record("select card manager", "ok", ISD_AID.hex().upper())
+            self._record("card answers", "ok", "FCI")
         try:
             cin = gp.cplc().identity
         except (GPError, CardManagerError):
@@ -331,9 +334,12 @@ class PostIssuance:
             for state in ("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:]:
                 gp.set_card_life_cycle(state)
             now = self._record_life_cycle(gp, cin, result.registry)
-            self._record("card life cycle", "ok", f"{life} -> {now}")
+            with self.db.transaction():  # the step and the card's new state: one commit
+                self._record("card life cycle", "ok", f"{life} -> {now}")
+                self.db.upsert_card(cin, now)
             life = now
-        self.db.upsert_card(cin, life)
+        else:
+            self.db.upsert_card(cin, life)
         names = ", ".join(app.name for app in profile.applications)
         return f"install {names}: {len(result.performed)} steps done, card {life}"
 

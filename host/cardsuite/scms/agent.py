@@ -56,6 +56,9 @@ def _open_tls(server: str, context: ssl.SSLContext, timeout: float) -> ssl.SSLSo
     parts = urlsplit(server)
     host = parts.hostname or ""
     raw = socket.create_connection((host, parts.port or 443), timeout=timeout)
+    # each relay message is small and waits for its answer: Nagle's algorithm would hold a run's responses back
+    # until the one before is acknowledged (delayed ACK: up to 40 ms on a real network)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     try:
         return context.wrap_socket(raw, server_hostname=host)
     except BaseException:

@@ -133,6 +133,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self._current: Cursor | None = None  # the open transaction's cursor (nested ones join it)
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             try:
@@ -182,8 +183,12 @@ class Database:
 
     @contextmanager
     def transaction(self, *, write_only: bool = False) -> Iterator[Cursor]:
-        """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result)."""
-        cursor = Cursor(self._db.cursor(), self.dialect)
+        """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result).
+        Inside another transaction of this connection, a part of it: one commit, or nothing, at its end."""
+        if self._current is not None:
+            yield self._current
+            return
+        cursor = self._current = Cursor(self._db.cursor(), self.dialect)
         try:
             with write_batch(self._db, write_only and self.dialect is POSTGRES):
                 cursor.execute("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
@@ -202,6 +207,7 @@ class Database:
                 pass
             raise
         finally:
+            self._current = None
             cursor.close()
 
     def query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
