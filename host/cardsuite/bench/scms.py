@@ -19,7 +19,7 @@ import sys
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from cardsuite.bench.fleet import run_fleet
@@ -45,7 +45,7 @@ APPLICATIONS = ("isoapplet", "wallet-sim")  # one card's post-issuance: one requ
 CARDHOLDER_PIN = "1357"  # what each simulated cardholder chooses at the terminal
 RUN_LIMIT = 900.0  # seconds for all terminals of one round to end
 GOAL_RATIO = 1.5  # remote time per APDU over local, at loopback (issue 14)
-ALONE = 2  # post-issuances per server one at a time (each after a local deploy) for the ratio
+ALONE = 5  # post-issuances per server one at a time (each after a local deploy) for the ratio
 
 
 @dataclass
@@ -103,9 +103,8 @@ class _LocalDeploys:
 
     project: Project
     work: Path
-    seconds: float = 0.0
+    seconds: list[float] = field(default_factory=list)  # per card
     apdus: int = 0
-    cards: int = 0
 
     def __post_init__(self) -> None:
         self._profile = self.work / "bench-scms.toml"
@@ -131,14 +130,17 @@ class _LocalDeploys:
         seconds = time.perf_counter() - start
         card.disconnect()
         if measured:
-            self.seconds, self.apdus, self.cards = self.seconds + seconds, self.apdus + exchanges, self.cards + 1
+            self.seconds.append(seconds)
+            self.apdus += exchanges
 
     def close(self) -> None:
         self._inventory.close()
 
     def figures(self) -> dict[str, object]:
-        return {"cards": self.cards, "seconds": round(self.seconds, 3), "apdus": self.apdus,
-                "per_apdu_ms": ms(self.seconds / self.apdus, 3) if self.apdus else None}
+        cards = len(self.seconds)
+        return {"cards": cards, "seconds": round(sum(self.seconds), 3), "apdus": self.apdus,
+                "per_apdu_ms": ms(sum(self.seconds) / self.apdus, 3) if self.apdus else None,
+                "median_per_apdu_ms": ms(percentile(self.seconds, 50) * cards / self.apdus, 3) if self.apdus else None}
 
 
 def _post_issuance(terminal: Terminal, ca: Path) -> None:
@@ -210,7 +212,12 @@ def _figures(terminals: list[Terminal], wall: float) -> dict[str, object]:
             "wall_s": round(wall, 2), "post_issuances_per_second": round(len(done) / wall, 3),
             "p50_ms": ms(percentile(seconds, 50), 1), "p99_ms": ms(percentile(seconds, 99), 1),
             "relayed_apdus": relayed, "round_trips": sum(t.round_trips for t in done),
-            "per_apdu_ms": ms(sum(seconds) / relayed, 3) if relayed else None}
+            "per_apdu_ms": ms(sum(seconds) / relayed, 3) if relayed else None,
+            "median_per_apdu_ms": ms(percentile(seconds, 50) * len(done) / relayed, 3) if relayed else None}
+
+
+def _ratio(remote: float | None, local: float | None) -> float | None:
+    return round(remote / local, 2) if remote and local else None
 
 
 def run_scms_bench(project: Project, out: Path | None = None, terminals: int = TERMINALS,
@@ -268,12 +275,13 @@ def run_scms_bench(project: Project, out: Path | None = None, terminals: int = T
             for process in processes:
                 process.terminate()
                 process.wait(30)
-        local_apdu = figures["local"]["per_apdu_ms"]  # type: ignore[index]
-        alone_apdu = figures["alone"]["per_apdu_ms"]  # type: ignore[index]
-        ratio = round(alone_apdu / local_apdu, 2) if alone_apdu and local_apdu else None
-        figures["ratio_alone_to_local"] = ratio
+        # the mean and the median per card: a JIT compilation landing in one of the local deploys moves the
+        # mean by a third (2026-12-01: 1.6 to 2.8 ms per APDU between two runs); the goal wants both
+        ratios = [_ratio(figures["alone"][key], figures["local"][key])  # type: ignore[index]
+                  for key in ("per_apdu_ms", "median_per_apdu_ms")]
+        figures["ratio_alone_to_local"], figures["ratio_of_medians"] = ratios
         figures["goal_ratio"] = GOAL_RATIO
-        figures["goal_met"] = ratio is not None and ratio <= GOAL_RATIO
+        figures["goal_met"] = all(ratio is not None and ratio <= GOAL_RATIO for ratio in ratios)
         fleet = run_fleet(url, fleet_cards, fleet_events) if fleet_cards else None
     out.write_text(json.dumps(figures, indent=2) + "\n")
     if fleet is not None:
