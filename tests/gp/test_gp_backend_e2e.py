@@ -6,6 +6,7 @@ the reason without a gp.jar (CARDSUITE_GP_JAR)."""
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +26,11 @@ from support import ECHO_AID, ECHO_PACKAGE_AID
 pytestmark = pytest.mark.e2e
 
 ECHO = Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap"
+
+
+def _loaded_whole(progress: str) -> bool:
+    """gp.jar's progress ends with its last block, n/n (n: however it cuts the CAP)."""
+    return re.search(r"LOAD (\d+)/\1 blocks \(gp\.jar\)\n$", progress) is not None
 DEV = KeySet.single(bytes(range(0x40, 0x50)))
 MASTER = bytes.fromhex("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")
 
@@ -71,7 +77,7 @@ def test_the_gppro_backend_loads_installs_a_second_instance_lists_and_deletes(
     card = ["--card", f"vpcd:{simulator.slot}", "--dev-keys", "--backend", "gppro"]
     assert main(["gp", "load", str(ECHO), "--install", *card]) == 0
     out, err = capsys.readouterr()
-    assert "LOAD 3/3 blocks (gp.jar)" in err and f"installed {ECHO_AID.hex().upper()}" in out
+    assert _loaded_whole(err) and f"installed {ECHO_AID.hex().upper()}" in out
     second = ECHO_AID.hex().upper() + "99"
     assert main(["gp", "install", "--package", ECHO_PACKAGE_AID.hex(), "--applet", ECHO_AID.hex(), "--instance",
                  second, "--params", "0102", *card]) == 0
@@ -142,7 +148,7 @@ def test_the_gppro_backend_loads_into_a_supplementary_security_domain(
     assert main(["gp", "install", "--package", "A0000001515350", "--applet", "A000000151535041", "--instance", ssd,
                  "--privs", "SecurityDomain", *card]) == 0
     assert main(["gp", "load", str(ECHO), "--sd", ssd, *card]) == 0
-    assert "LOAD 3/3 blocks (gp.jar)" in capsys.readouterr().err
+    assert _loaded_whole(capsys.readouterr().err)
     ours = ["--card", f"vpcd:{simulator.slot}", "--dev-keys"]
     assert main(["gp", "delete", ssd, *ours]) == 1  # our client: the package is the SSD's, so it stays
     assert "6985" in capsys.readouterr().err
