@@ -112,12 +112,12 @@ class Server:
 
         relay = RelayTransport(send, atr, name=f"terminal {terminal}")
         # the ADS's thread takes the link's connection: the loop needs it no more until the job has ended
-        inventory = self.inventories.take()
-        ads = PostIssuance(self.system, db, self.project, request_id, inventory=inventory,
+        ads = PostIssuance(self.system, db, self.project, request_id,
                            progress=lambda text: send(Message("progress", 0, {"text": text})))
         await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
 
         def run() -> Message:
+            inventory = ads.inventory = self.inventories.take()  # taken and given back in the ADS's thread
             try:
                 cin, outcome = ads.run(relay)
                 return Message("done", 0, {"request": request_id, "cin": cin, "outcome": outcome})
@@ -126,6 +126,8 @@ class Server:
             except Exception as exc:  # noqa: BLE001 - the terminal is told whatever failed: escaping here
                 # dropped the link without a close frame (a PKCS#11 GeneralError under 50 terminals, the bench)
                 return Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
+            finally:
+                self.inventories.give(inventory)
 
         job = loop.run_in_executor(None, run)
         order = InOrder(first.seq)
@@ -161,7 +163,6 @@ class Server:
                 # request's outcome) before terminal() gives back the connection it uses
                 relay.deliver(None)
                 await asyncio.wait({job})
-            self.inventories.give(inventory)
 
     def app(self) -> Starlette:
         return Starlette(routes=[Route("/health", self.health), Route("/api/catalogue", self.catalogue),
