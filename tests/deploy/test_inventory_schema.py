@@ -13,6 +13,7 @@ import pytest
 from cardsuite.deploy.inventory import Inventory, InventoryError
 from cardsuite.deploy.inventory_schema import SCHEMA
 from cardsuite.scms import statistics
+from support.threads import at_once
 
 OLD_SCHEMA = (
     """CREATE TABLE IF NOT EXISTS inv_cards (
@@ -161,11 +162,7 @@ def test_stations_opening_a_new_inventory_at_once(empty_url: str) -> None:
         except InventoryError as exc:
             errors.append(str(exc))
 
-    threads = [threading.Thread(target=station, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    at_once(station, ((i,) for i in range(8)))
     assert not errors
     with Inventory(empty_url) as inventory:
         assert sum(_counted(inventory).values()) == 8

@@ -14,6 +14,7 @@ import pytest
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.scms.db import LEASE_SECONDS, Database, DatabaseError, Lease
 from cardsuite.scms.pool import Pool
+from support.threads import at_once
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -45,11 +46,7 @@ def test_one_claimant_wins(url: str) -> None:
             wins.append(name)
         own.close()
 
-    threads = [threading.Thread(target=claim, args=(f"server-{i}",)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    at_once(claim, ((f"server-{i}",) for i in range(8)))
     assert len(wins) == 1
     record = db.request(request)
     assert record is not None and record.state == "running" and record.claimed_by == wins[0]
@@ -247,11 +244,7 @@ def test_statistics_counters_under_concurrent_servers(url: str) -> None:
         finally:
             own.close()
 
-    threads = [threading.Thread(target=server, args=(i,)) for i in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    at_once(server, ((i,) for i in range(8)))
     assert not errors
     stats = db.statistics()
     assert stats == _counted_from_rows(db)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from cardsuite.scms.db import Database
 from cardsuite.settings import ENV_SCMS_PASSWORD
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
+from support.threads import at_once
 
 from tests.scms.conftest import ADMIN_PASSWORD, card_identity
 from tests.scms.test_remote import ISO_APPLET, _free_port, _wait_for
@@ -77,11 +77,7 @@ def test_two_servers_one_database(fleet: tuple[Path, list[str], list[subprocess.
         except BaseException as exc:  # noqa: BLE001 - reported by the test's thread
             errors.append(exc)
 
-    threads = [threading.Thread(target=agent, args=pair) for pair in zip(servers, cards, strict=True)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(300)
+    at_once(agent, zip(servers, cards, strict=True), timeout=300)
     assert not errors, errors
     claimants = {db.request(r.request).claimed_by for r in results}  # type: ignore[union-attr]
     assert len(results) == 2 and len(claimants) == 2  # one request on each server process

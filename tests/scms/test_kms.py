@@ -17,6 +17,7 @@ from cardsuite.scms.kms import KmsError, TokenAes, TokenKeySet
 from cardsuite.scms.system import ISSUER_MASTER, System
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
+from support.threads import at_once
 
 TEST_MASTER = bytes.fromhex("0123456789ABCDEFFEDCBA9876543210")  # a test vector, never a real key
 KDD = bytes.fromhex("00010203040506070809")
@@ -110,11 +111,7 @@ def test_concurrent_key_use_in_one_process(scms: System) -> None:
             else:
                 checked.append(index)
 
-    threads = [threading.Thread(target=user, args=(i,)) for i in range(CONCURRENT_USERS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    at_once(user, ((i,) for i in range(CONCURRENT_USERS)))
     assert not failures, f"{len(failures)} of {CONCURRENT_USERS * ROUNDS} runs failed, e.g. {failures[:3]}"
     assert len(checked) == CONCURRENT_USERS * ROUNDS
 

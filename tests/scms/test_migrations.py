@@ -13,6 +13,7 @@ import pytest
 from cardsuite.scms.db import Database, DatabaseError
 from cardsuite.scms.schema import MIGRATIONS, SCHEMA_VERSION
 from support.scms_schema_6a9082a import make_old_database
+from support.threads import at_once
 
 NOW = 1_795_000_000.0  # 2026-11-18 UTC: the old rows' times (one day)
 OLD_ROWS = [
@@ -153,10 +154,6 @@ def test_threads_starting_on_a_new_database_at_once(empty_url: str) -> None:
             errors.append(str(exc))
         db.close()
 
-    threads = [threading.Thread(target=start) for _ in range(8)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(120)
+    at_once(start, (() for _ in range(8)))
     assert not errors
     assert Database(empty_url).schema_version() == SCHEMA_VERSION
