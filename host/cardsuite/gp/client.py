@@ -425,6 +425,16 @@ def _parse_status_legacy(data: bytes, p1: int) -> list[Application | LoadFile]:
 ProgressCallback = Callable[[int, int], None]
 
 
+# GET STATUS P2 ([GPCS] 11.4.2.2): b2 entries as TLV, b1 the next occurrence (after 6310, more data)
+STATUS_TLV = 0x02
+STATUS_NEXT = 0x01
+
+
+def _get_status(p1: int, p2: int) -> CommandAPDU:
+    """GET STATUS ([GPCS] 11.4) of the entries ``p1`` selects, every AID (search criteria 4F 00)."""
+    return CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
+
+
 class GlobalPlatform:
     """Talks to a card manager over any Transport. One secure channel at a time; selecting something else
     closes it (the card forgets it too)."""
@@ -685,11 +695,11 @@ class GlobalPlatform:
         """Every registry entry of one kind, following 6310 (more data) with P2 'next occurrence'.
         Falls back to the old format when the card refuses the TLV one. ``first``: the answer to the first
         GET STATUS (TLV format), sent already (registry's run)."""
-        p2 = 0x02 if tlv else 0x00
+        p2 = STATUS_TLV if tlv else 0x00
         operation, expected = f"GET STATUS {p1:02X}", (SW_OK, SW_MORE_DATA, 0x6A88, 0x6A86)
         data = b""
         while True:
-            command = CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
+            command = _get_status(p1, p2)
             if first is None:
                 response = self.send(command, operation, expected)
             else:
@@ -705,7 +715,7 @@ class GlobalPlatform:
             data += response.data
             if response.sw != SW_MORE_DATA:
                 break
-            p2 |= 0x01
+            p2 |= STATUS_NEXT
         return _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
 
     def registry(self) -> CardContents:
@@ -713,7 +723,7 @@ class GlobalPlatform:
         relay: one round trip); an answer that is not 9000 (more data, none, another format) ends the run, and
         that kind and the ones after it go on one by one."""
         kinds = (STATUS_ISD, STATUS_APPLICATIONS, STATUS_LOAD_FILES_AND_MODULES)
-        firsts = self.send_run([CommandAPDU(CLA_GP, INS_GET_STATUS, kind, 0x02, b"\x4f\x00", le=256) for kind in kinds])
+        firsts = self.send_run([_get_status(kind, STATUS_TLV) for kind in kinds])
         isd = [e for e in self.get_status(STATUS_ISD, first=firsts[0]) if isinstance(e, Application)]
         apps = [e for e in self.get_status(STATUS_APPLICATIONS, first=firsts[1] if len(firsts) > 1 else None)
                 if isinstance(e, Application)]
