@@ -185,6 +185,24 @@ def test_another_program_cannot_use_the_pin_this_one_verified(vpcd_card, project
         assert _pay(other).sw == SW_SECURITY_STATUS
 
 
+def test_a_flow_takes_the_card_back_however_often_other_programs_reset_it_meanwhile(vpcd_card) -> None:
+    with PcscTransport(vpcd_card.reader) as ours, PcscTransport(vpcd_card.reader) as other:
+        other.reset()  # ours hears of it at its next call
+        resets_between = [2]  # then two more, each between our reconnect and our retry
+        take_back = ours._reconnect_after_reset
+
+        def take_back_and_lose_it_again() -> None:
+            take_back()
+            if resets_between[0]:
+                resets_between[0] -= 1
+                other.reset()
+
+        ours._reconnect_after_reset = take_back_and_lose_it_again
+        with ours.exclusive():
+            assert ours.select(ECHO_AID).sw == 0x9000
+        assert resets_between == [0]
+
+
 def test_a_credit_over_secure_messaging_races_payments_without_a_failure(vpcd_card, project, tmp_path: Path) -> None:
     registry = WalletStore(tmp_path / "issuer.db")
     issuer = Issuer(registry, SECRET)

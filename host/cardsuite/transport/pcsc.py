@@ -20,6 +20,10 @@ from cardsuite.transport.base import (
     apdu_timeout,
 )
 
+# resets by other programs one PC/SC call takes back before it gives up: each racing program resets
+# the card once at the end of its flow (SCardEndTransaction with SCARD_RESET_CARD)
+_RESETS_TAKEN_BACK = 8
+
 
 class PcscTransport(Transport):
     """A reader through pyscard: a real card, or a simulated card behind vpcd. Every APDU has a deadline
@@ -156,10 +160,12 @@ class PcscTransport(Transport):
 
     def _call(self, call: Callable[[], int], timeout: float, what: str) -> None:
         """A PC/SC call on the card handle, under the watchdog; a card another program reset is taken
-        back once (SCardReconnect), everything else is an error."""
+        back (SCardReconnect) and the call made again, up to _RESETS_TAKEN_BACK times (other programs
+        ending their own flows may each reset it between our reconnect and our retry); everything else
+        is an error."""
         from smartcard.scard import SCARD_S_SUCCESS, SCARD_W_RESET_CARD, SCardGetErrorMessage
 
-        for attempt in (1, 2):
+        for attempt in range(_RESETS_TAKEN_BACK + 1):
             watchdog = self._watchdog
             assert watchdog is not None
             watchdog.deadline = time.monotonic() + timeout
@@ -168,7 +174,7 @@ class PcscTransport(Transport):
             if watchdog.fired:
                 self._die(f"the card in {self.name!r} was not free or did not answer within {timeout:g} s "
                           f"(to {what} it); another program may hold it")
-            if hresult == SCARD_W_RESET_CARD and attempt == 1:
+            if hresult == SCARD_W_RESET_CARD and attempt < _RESETS_TAKEN_BACK:
                 self._reconnect_after_reset()
                 continue
             if hresult != SCARD_S_SUCCESS:
