@@ -249,6 +249,7 @@ def test_the_agent_command_goes_on_through_its_next_server(server: str, scms_fol
                            "--card", "sim"], capture_output=True, text=True, timeout=300, env=env)
     assert done.returncode == 1, done.stdout + done.stderr
     assert f"cannot reach the SCMS at {dead}" in done.stdout and f"again through {server}" in done.stdout, done.stdout
+    assert "(before the request was sent)" in done.stdout  # the dead server holds no request of it
     rows = scms_folder.database().query("SELECT state, reason FROM scms_requests WHERE terminal = ?", (name,))
     assert len(rows) == 1 and rows[0][0] == "failed" and "no card manager answers" in rows[0][1], rows
     assert done.stderr.strip().splitlines() == [f"Error: the request failed: {rows[0][1]}"]
@@ -410,8 +411,8 @@ def test_a_silent_server_is_passed_over_for_the_next(server: str, scms_folder: S
     finally:
         silent.close()
     assert result.outcome.startswith("install isoapplet"), result
-    assert shown[0] == f"cannot reach the SCMS at {silent.url}: no WebSocket handshake within 2 s: again through " \
-                       f"{server}", shown
+    assert shown[0] == f"cannot reach the SCMS at {silent.url}: no WebSocket handshake within 2 s (before the " \
+                       f"request was sent): again through {server}", shown
 
 
 @pytest.fixture(scope="module")

@@ -61,6 +61,7 @@ class Terminal:
     round_trips: int = 0  # the server's messages that waited for the terminal's answer
     sent: int = 0  # requests this terminal made (a failed one ends its post-issuance)
     retried: int = 0  # links that broke, the request sent again through the other server
+    retry_reasons: list[str] = field(default_factory=list)
     error: str | None = None
 
 
@@ -160,7 +161,8 @@ def _post_issuance(terminal: Terminal, ca: Path) -> None:
 def _retried(terminal: Terminal, line: str) -> None:
     if "again through" in line:
         terminal.retried += 1
-        terminal.sent += 1
+        terminal.retry_reasons.append(line)
+        terminal.sent += "before the request was sent" not in line  # else the server has no request to count
 
 
 def _run_terminals(terminals: list[Terminal], ca: Path) -> float:
@@ -209,6 +211,7 @@ def _figures(terminals: list[Terminal], wall: float) -> dict[str, object]:
     return {"terminals": len(terminals), "done": len(done), "failed": len(terminals) - len(done),
             "errors": sorted({t.error for t in terminals if t.error}),
             "links_broken_and_retried": sum(t.retried for t in terminals),
+            "why_links_broke": sorted({reason for t in terminals for reason in t.retry_reasons}),
             "wall_s": round(wall, 2), "post_issuances_per_second": round(len(done) / wall, 3),
             "p50_ms": ms(percentile(seconds, 50), 1), "p99_ms": ms(percentile(seconds, 99), 1),
             "relayed_apdus": relayed, "round_trips": sum(t.round_trips for t in done),

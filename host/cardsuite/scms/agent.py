@@ -77,7 +77,12 @@ def set_cardholder_pin(transport: Transport, aid: bytes, initial_pin: str, ask: 
 
 
 class LinkBroken(AgentError):
-    """The link to the server broke before the request ended (the server may have gone away)."""
+    """The link to the server broke before the request ended (the server may have gone away).
+    ``request_sent``: whether the request had gone out (else the server holds no record of it)."""
+
+    def __init__(self, message: str, request_sent: bool = True) -> None:
+        super().__init__(message)
+        self.request_sent = request_sent
 
 
 def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Transport, *, action: str,
@@ -102,7 +107,8 @@ def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Tr
             if i == len(servers) - 1:
                 raise
             if progress is not None:
-                progress(f"{exc}: again through {servers[i + 1]}")
+                unsent = "" if exc.request_sent else " (before the request was sent)"
+                progress(f"{exc}{unsent}: again through {servers[i + 1]}")
     raise AgentError("no server given")
 
 
@@ -114,6 +120,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
 
     seq = 1
     relayed = round_trips = 0
+    request_sent = False
     try:
         started = time.monotonic()
         tls = _open_tls(server, tls_context(ca), open_timeout)
@@ -129,12 +136,13 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
         except TimeoutError:
             tls.close()
             raise LinkBroken(f"cannot reach the SCMS at {server}: no WebSocket handshake within "
-                             f"{open_timeout:g} s") from None
+                             f"{open_timeout:g} s", request_sent=False) from None
         except BaseException:
             tls.close()
             raise
         tls.settimeout(PING_TIMEOUT)  # a TLS record stalled that long is a dead link, as the keepalive judges
         with link, transport.exclusive():
+            request_sent = True  # from here the server may have it (a send that fails may have gone out)
             link.send(Message("request", seq, {"action": action, "target": target,
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:
@@ -179,7 +187,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
     except (OSError, WebSocketException) as exc:
         if isinstance(exc, TransportError):
             raise
-        raise LinkBroken(f"cannot reach the SCMS at {server}: {exc}") from None
+        raise LinkBroken(f"cannot reach the SCMS at {server}: {exc}", request_sent) from None
     except RelayError as exc:
         raise AgentError(str(exc)) from None
 
