@@ -11,8 +11,7 @@ new state recorded (CMS card, inventory, request).
 
 Install is cardsuite.deploy's Deployer with the KMS's keys (DeployOptions.keys): the same plan, idempotent,
 resumable. Every APDU exchange goes to the request's record masked by the one rule set (cardsuite.trace), written with
-the step it led to (Database.record_step), in order on the request's record writer (cardsuite.deploy.deferred):
-a server killed mid-request loses at most the steps of its last milliseconds, as if killed before their commit.
+the step it led to (Database.record_step: a server killed mid-request loses no finished step's exchanges).
 """
 
 from __future__ import annotations

@@ -187,16 +187,12 @@ class Database:
         """Open and in no transaction: fit for the next user (cardsuite.scms.pool)."""
         return connection_idle(self._db)
 
-    def _in_own_transaction(self) -> bool:
-        """Whether the calling thread has this connection's transaction open (what it writes joins it)."""
-        return self._current is not None and self._owner == threading.get_ident()
-
     @contextmanager
     def transaction(self, *, write_only: bool = False) -> Iterator[Cursor]:
         """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result).
         Inside another transaction of this connection, a part of it: one commit, or nothing, at its end."""
-        if self._in_own_transaction():
-            yield self._current  # type: ignore[misc]
+        if self._current is not None and self._owner == threading.get_ident():
+            yield self._current
             return
         if self.writes is not None and not self.writes.here:
             self.writes.drain()  # the connection's statements in the order they were made
@@ -282,7 +278,8 @@ class Database:
         that led to it: one transaction, so a step on record always has its exchanges. Given to the request's
         writer (``writes``) unless called inside a transaction of the caller's, which it joins."""
         at = at or time.time()
-        if self.writes is not None and not self.writes.here and not self._in_own_transaction():
+        in_ours = self._current is not None and self._owner == threading.get_ident()
+        if self.writes is not None and not self.writes.here and not in_ours:
             self.writes.defer(partial(self.record_step, request_id, number, name, outcome, detail,
                                       exchanges=exchanges, audit=audit, at=at))
             return
