@@ -125,39 +125,40 @@ def test_handed_over_records_are_written_later_in_order_and_any_other_use_waits_
             connection.close()
 
 
-@pytest.fixture
-def deferring(url: str) -> Iterator[tuple[Database, int]]:
-    """A database whose step records go to a writer of their own, and a new request."""
+def test_a_record_inside_the_callers_transaction_joins_it_not_the_writers(url: str) -> None:
     db = Database(url)
     db.create()
     request = db.new_request("t", "install", "isoapplet")
     writes = db.writes = DeferredWrites("test records")
-    yield db, request
-    writes.close()
-    db.close()
+    try:
+        with db.transaction():
+            db.record_step(request, 1, "record", "ok")
+            db.finish_request(request, "done", "install isoapplet")
+            assert not db.idle()  # written here, in this transaction: its end commits both
+        assert db.steps(request) == [(1, "record", "ok", "")] and db.request(request).state == "done"  # type: ignore[union-attr]
+        release = _held(writes)
+        db.record_step(request, 2, "late", "ok")  # queued behind the held write
+        release.set()
+        assert [s[1] for s in db.steps(request)] == ["record", "late"]
+    finally:
+        writes.close()
+        db.close()
 
 
-def test_a_record_inside_the_callers_transaction_joins_it_not_the_writers(deferring: tuple[Database, int]) -> None:
-    db, request = deferring
-    with db.transaction():
-        db.record_step(request, 1, "record", "ok")
-        db.finish_request(request, "done", "install isoapplet")
-        assert not db.idle()  # written here, in this transaction: its end commits both
-    assert db.steps(request) == [(1, "record", "ok", "")] and db.request(request).state == "done"  # type: ignore[union-attr]
-    assert db.writes is not None
-    release = _held(db.writes)
-    db.record_step(request, 2, "late", "ok")  # queued behind the held write
-    release.set()
-    assert [s[1] for s in db.steps(request)] == ["record", "late"]
-
-
-def test_a_handed_over_record_that_fails_is_raised_at_the_next_use(deferring: tuple[Database, int]) -> None:
-    db, request = deferring
-    db.record_step(request, 1, "card script", "ok", exchanges=[(1, None, "", 0x9000, 0.0)])  # type: ignore[list-item]
-    with pytest.raises(DatabaseError):
-        db.request(request)
-    assert db.request(request).state == "queued"  # type: ignore[union-attr] - told once; the connection fit
-    assert db.steps(request) == []
+def test_a_handed_over_record_that_fails_is_raised_at_the_next_use(url: str) -> None:
+    db = Database(url)
+    db.create()
+    request = db.new_request("t", "install", "isoapplet")
+    writes = db.writes = DeferredWrites("test records")
+    try:
+        db.record_step(request, 1, "card script", "ok", exchanges=[(1, None, "", 0x9000, 0.0)])  # type: ignore[list-item]
+        with pytest.raises(DatabaseError):
+            db.request(request)
+        assert db.request(request).state == "queued"  # type: ignore[union-attr] - told once; the connection fit
+        assert db.steps(request) == []
+    finally:
+        writes.close()
+        db.close()
 
 
 def test_a_pool_gives_back_idle_connections_and_closes_the_others(url: str, tmp_path: Path) -> None:
