@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cardsuite.deploy.deferred import DeferredWrites
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.scms.db import LEASE_SECONDS, Database, DatabaseError, Lease
 from cardsuite.scms.pool import Pool
@@ -92,73 +91,6 @@ def test_a_transaction_inside_another_is_part_of_it(url: str) -> None:
         db.finish_request(request, "done", "install isoapplet")
     assert db.steps(request) == [(1, "record", "ok", "install isoapplet")]
     assert db.request(request).state == "done"  # type: ignore[union-attr]
-
-
-def _held(writes: DeferredWrites) -> threading.Event:
-    """A write handed over first that holds the writer until the event returned is set."""
-    release, holding = threading.Event(), threading.Event()
-    writes.defer(lambda: (holding.set(), release.wait(10)))
-    assert holding.wait(10)
-    return release
-
-
-def test_handed_over_records_are_written_later_in_order_and_any_other_use_waits_for_them(url: str) -> None:
-    db, inventory, other = Database(url), Inventory(url, station="here"), Database(url)
-    db.create()
-    request = db.new_request("t", "install", "isoapplet")
-    writes = db.writes = inventory.writes = DeferredWrites("test records")
-    try:
-        release = _held(writes)
-        db.record_step(request, 1, "request", "ok", exchanges=[(1, "00 A4 04 00", "90 00", 0x9000, 0.01)])
-        inventory.record_event("CARD1", "load", "ok", "A0000000")
-        db.record_step(request, 2, "card answers", "ok")
-        assert other.steps(request) == []  # handed over: nothing waited for them
-        threading.Timer(0.2, release.set).start()
-        # the read waits for them (without, it would find none: the writer is held)
-        assert db.steps(request) == [(1, "request", "ok", ""), (2, "card answers", "ok", "")]
-        assert [(e.action, e.station) for e in inventory.events("CARD1")] == [("load", "here")]
-        assert other.exchanges(request) == [(1, "00 A4 04 00", "90 00", 0x9000)]
-    finally:
-        writes.close()
-        db.writes = inventory.writes = None
-        for connection in (db, inventory, other):
-            connection.close()
-
-
-def test_a_record_inside_the_callers_transaction_joins_it_not_the_writers(url: str) -> None:
-    db = Database(url)
-    db.create()
-    request = db.new_request("t", "install", "isoapplet")
-    writes = db.writes = DeferredWrites("test records")
-    try:
-        with db.transaction():
-            db.record_step(request, 1, "record", "ok")
-            db.finish_request(request, "done", "install isoapplet")
-            assert not db.idle()  # written here, in this transaction: its end commits both
-        assert db.steps(request) == [(1, "record", "ok", "")] and db.request(request).state == "done"  # type: ignore[union-attr]
-        release = _held(writes)
-        db.record_step(request, 2, "late", "ok")  # queued behind the held write
-        release.set()
-        assert [s[1] for s in db.steps(request)] == ["record", "late"]
-    finally:
-        writes.close()
-        db.close()
-
-
-def test_a_handed_over_record_that_fails_is_raised_at_the_next_use(url: str) -> None:
-    db = Database(url)
-    db.create()
-    request = db.new_request("t", "install", "isoapplet")
-    writes = db.writes = DeferredWrites("test records")
-    try:
-        db.record_step(request, 1, "card script", "ok", exchanges=[(1, None, "", 0x9000, 0.0)])  # type: ignore[list-item]
-        with pytest.raises(DatabaseError):
-            db.request(request)
-        assert db.request(request).state == "queued"  # type: ignore[union-attr] - told once; the connection fit
-        assert db.steps(request) == []
-    finally:
-        writes.close()
-        db.close()
 
 
 def test_a_pool_gives_back_idle_connections_and_closes_the_others(url: str, tmp_path: Path) -> None:

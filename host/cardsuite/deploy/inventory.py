@@ -15,15 +15,13 @@ from __future__ import annotations
 import socket
 import sqlite3
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from cardsuite import settings
-from cardsuite.deploy.deferred import DeferredWrites
 from cardsuite.deploy.inventory_schema import SCHEMA
 from cardsuite.deploy.migrations import NewerSchema
 from cardsuite.errors import ConfigurationError
@@ -118,9 +116,6 @@ class Inventory:
         self.url = url or default_url()
         self.station = station or socket.gethostname()
         self.read_only = read_only
-        # a job's writer (cardsuite.deploy.deferred), set and cleared by the job: record_card and
-        # record_event go there, any other use of the connection waits for what it was given
-        self.writes: DeferredWrites | None = None
         if self.url.startswith("sqlite:///"):
             path = _sqlite_path(self.url)
             if read_only and not path.is_file():
@@ -208,8 +203,6 @@ class Inventory:
         transaction would fail to upgrade its lock when another one got there first). ``write_only``: the
         body reads no result (no fetch, no row count), so on PostgreSQL its statements and the COMMIT go as
         one batch, one round trip (write_batch)."""
-        if self.writes is not None and not self.writes.here:
-            self.writes.drain()  # the connection's statements in the order they were made
         cursor = _Cursor(self._db.cursor(), self.dialect)
         try:
             with write_batch(self._db, write_only and self.dialect is POSTGRES):
@@ -232,21 +225,11 @@ class Inventory:
             pass
 
     # -- writing
-    def _deferred(self, write: Callable[[], None]) -> bool:
-        """Whether ``write``, a record nothing on the job's path reads back, went to the job's writer."""
-        if self.writes is None or self.writes.here:
-            return False
-        self.writes.defer(write)
-        return True
-
     def record_card(self, card: str, *, cplc: bytes | None = None, atr: bytes | None = None,
                     card_type: str | None = None, registry: CardContents | None = None,
-                    profile: str | None = None, now: float | None = None) -> None:
+                    profile: str | None = None) -> None:
         """The card as seen now: identity, life cycle and, with ``registry``, its whole contents."""
-        now = now or time.time()
-        if self._deferred(partial(self.record_card, card, cplc=cplc, atr=atr, card_type=card_type,
-                                  registry=registry, profile=profile, now=now)):
-            return
+        now = time.time()
         life = registry.isd.state if registry is not None and registry.isd is not None else None
         with self.transaction(write_only=True) as cur:
             cur.execute(
@@ -266,13 +249,11 @@ class Inventory:
                                 "VALUES (?, ?, ?, ?, ?, ?, ?)", (card, *row, now))
 
     def record_event(self, card: str, action: str, outcome: str, target: str | None = None,
-                     detail: str | None = None, *, at: float | None = None) -> None:
-        at = at or time.time()
-        if self._deferred(partial(self.record_event, card, action, outcome, target, detail, at=at)):
-            return
+                     detail: str | None = None) -> None:
         with self.transaction(write_only=True) as cur:
             cur.execute("INSERT INTO inv_events (card, at, station, action, target, outcome, detail) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (card, at, self.station, action, target, outcome, detail))
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (card, time.time(), self.station, action, target, outcome, detail))
 
     def record_keys(self, card: str, kvn: int, key_set: str) -> None:
         """Which key set the card holds now (``rotating``: a PUT KEY was sent and its outcome is not known)."""

@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardsuite.deploy.deferred import DeferredWrites
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import CardProfile, load_app_profile
@@ -41,7 +40,7 @@ from cardsuite.gp.client import (
 from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
 from cardsuite.project import Project
-from cardsuite.scms.db import Database, Lease, RequestRecord
+from cardsuite.scms.db import Database, Lease
 from cardsuite.scms.kms import Kms, TokenCardKeys, TokenKeySet
 from cardsuite.scms.putkey import put_token_keys
 from cardsuite.scms.system import System
@@ -96,23 +95,21 @@ class PostIssuance:
     _exchanges: list[tuple] = field(default_factory=list)
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
     _opened: Inventory | None = None
-    _writes: DeferredWrites | None = None  # the request's record writer, while it runs
 
     def _inventory(self) -> Inventory:
         """The inventory, opened once for the request (its connection and schema check cost a few ms)."""
         if self.inventory is None:
             self.inventory = self._opened = Inventory(self.system.inventory_url)
         self.inventory.station = f"scms:{self.request_id}"
-        self.inventory.writes = self._writes
         return self.inventory
 
     def _record(self, name: str, outcome: str = "ok", detail: str = "") -> None:
-        """The step, with the exchanges and key uses since the previous one, in one transaction (handed to
-        the request's writer: the relay goes on meanwhile)."""
+        """The step, with the exchanges and key uses since the previous one, in one transaction."""
         self._step += 1
-        exchanges, self._exchanges = self._exchanges, []
-        audit, self._audit = self._audit, []
-        self.db.record_step(self.request_id, self._step, name, outcome, detail, exchanges=exchanges, audit=audit)
+        self.db.record_step(self.request_id, self._step, name, outcome, detail,
+                            exchanges=self._exchanges, audit=self._audit)
+        self._exchanges.clear()
+        self._audit.clear()
         if self.progress is not None:
             self.progress(f"{self._step:2}. {name}: {outcome}{f' ({detail})' if detail else ''}")
 
@@ -135,21 +132,6 @@ class PostIssuance:
             raise RequestRefused(f"request {self.request_id} was claimed by another server")
         if request.state not in ("queued", "running"):
             raise RequestRefused(f"request {self.request_id} is {request.state} already")
-        # the step records and inventory events from here on: written in order off the relay's path, any
-        # other use of the two connections waiting for them (cardsuite.deploy.deferred)
-        self._writes = self.db.writes = DeferredWrites(f"request {self.request_id} records")
-        try:
-            return self._run(transport, request, claimant)
-        finally:
-            self._writes.close()
-            self.db.writes = self._writes = None
-            if self.inventory is not None:
-                self.inventory.writes = None
-            if self._opened is not None:
-                self._opened.close()
-                self.inventory = self._opened = None
-
-    def _run(self, transport: Transport, request: RequestRecord, claimant: str) -> tuple[str, str]:
         self._record("request", "ok", f"{request.action} {request.target or ''} from terminal {request.terminal}")
         transport.trace = Trace(sinks=[self._on_exchange])
         cin = None
@@ -167,26 +149,19 @@ class PostIssuance:
                     self.db.release_card(cin, self.request_id)
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
-            self._settle_records()
             with self.db.transaction():  # the last step and the request's end: one commit
                 self._record("outcome", "failed", reason)
                 self.db.finish_request(self.request_id, "failed", reason, cin)
             raise
         finally:
             transport.trace = None
-        with self.db.transaction():  # after the records handed over (Database.transaction waits for them)
+            if self._opened is not None:
+                self._opened.close()
+                self.inventory = self._opened = None
+        with self.db.transaction():
             self._record("record", "ok", outcome)
             self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome
-
-    def _settle_records(self) -> None:
-        """The records handed over written before the request's failure is: one of them failing too is not
-        what the request is told (its own failure is)."""
-        assert self._writes is not None
-        try:
-            self._writes.drain()
-        except Exception:  # noqa: BLE001, S110 - the request's failure, raised next, is the one to report
-            pass
 
     def _identify(self, transport: Transport) -> str:
         gp = GlobalPlatform(transport, ISD_AID)

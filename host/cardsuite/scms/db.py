@@ -27,11 +27,9 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from cardsuite.deploy.deferred import DeferredWrites
 from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, connection_idle, write_batch
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.deploy.migrations import NewerSchema
@@ -135,11 +133,7 @@ class Database:
 
     def __init__(self, url: str) -> None:
         self.url = url
-        self._current: Cursor | None = None  # the open transaction's cursor (nested ones of its thread join it)
-        self._owner: int | None = None  # that transaction's thread
-        # a request's writer (cardsuite.deploy.deferred), set and cleared by it: record_step goes there, any
-        # other use of the connection waits for what it was given
-        self.writes: DeferredWrites | None = None
+        self._current: Cursor | None = None  # the open transaction's cursor (nested ones join it)
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
             try:
@@ -191,13 +185,10 @@ class Database:
     def transaction(self, *, write_only: bool = False) -> Iterator[Cursor]:
         """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result).
         Inside another transaction of this connection, a part of it: one commit, or nothing, at its end."""
-        if self._current is not None and self._owner == threading.get_ident():
+        if self._current is not None:
             yield self._current
             return
-        if self.writes is not None and not self.writes.here:
-            self.writes.drain()  # the connection's statements in the order they were made
         cursor = self._current = Cursor(self._db.cursor(), self.dialect)
-        self._owner = threading.get_ident()
         try:
             with write_batch(self._db, write_only and self.dialect is POSTGRES):
                 cursor.execute("BEGIN IMMEDIATE" if self.dialect is SQLITE else "BEGIN")
@@ -272,20 +263,12 @@ class Database:
 
     def record_step(self, request_id: int, number: int, name: str, outcome: str, detail: str = "", *,
                     exchanges: Sequence[tuple[int, str, str, int, float]] = (),
-                    audit: Sequence[tuple[float, str, str, str | None, int | None, str]] = (),
-                    at: float | None = None) -> None:
+                    audit: Sequence[tuple[float, str, str, str | None, int | None, str]] = ()) -> None:
         """A step with the APDU exchanges (seq, command, response, sw, seconds; masked already) and key uses
-        that led to it: one transaction, so a step on record always has its exchanges. Given to the request's
-        writer (``writes``) unless called inside a transaction of the caller's, which it joins."""
-        at = at or time.time()
-        in_ours = self._current is not None and self._owner == threading.get_ident()
-        if self.writes is not None and not self.writes.here and not in_ours:
-            self.writes.defer(partial(self.record_step, request_id, number, name, outcome, detail,
-                                      exchanges=exchanges, audit=audit, at=at))
-            return
+        that led to it: one transaction, so a step on record always has its exchanges, a crash loses none."""
         with self.transaction(write_only=True) as cur:
             cur.execute("INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) "
-                        "VALUES (?, ?, ?, ?, ?, ?)", (request_id, number, name, outcome, detail, at))
+                        "VALUES (?, ?, ?, ?, ?, ?)", (request_id, number, name, outcome, detail, time.time()))
             cur.executemany(_INSERT_EXCHANGE, [(request_id, *row) for row in exchanges])
             cur.executemany(_INSERT_AUDIT, audit)
 
