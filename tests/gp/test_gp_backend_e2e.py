@@ -26,13 +26,13 @@ from support import ECHO_AID, ECHO_PACKAGE_AID
 pytestmark = pytest.mark.e2e
 
 ECHO = Path(__file__).parents[1] / "fixtures" / "caps" / "echo.cap"
+DEV = KeySet.single(bytes(range(0x40, 0x50)))
+MASTER = bytes.fromhex("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")
 
 
 def _loaded_whole(progress: str) -> bool:
     """gp.jar's progress ends with its last block, n/n (n: however it cuts the CAP)."""
     return re.search(r"LOAD (\d+)/\1 blocks \(gp\.jar\)\n$", progress) is not None
-DEV = KeySet.single(bytes(range(0x40, 0x50)))
-MASTER = bytes.fromhex("A0A1A2A3A4A5A6A7A8A9AAABACADAEAF")
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.project import Project
-from cardsuite.scms.agent import AgentError, run_request, tls_context
+from cardsuite.scms.agent import UNSENT, AgentError, run_request, tls_context
 from cardsuite.scms.db import Database
 from cardsuite.scms.system import add_terminal, load_system
 from cardsuite.settings import ENV_SCMS_PASSWORD
@@ -162,7 +162,7 @@ def _retried(terminal: Terminal, line: str) -> None:
     if "again through" in line:
         terminal.retried += 1
         terminal.retry_reasons.append(line)
-        terminal.sent += "before the request was sent" not in line  # else the server has no request to count
+        terminal.sent += UNSENT not in line  # else the server has no request to count
 
 
 def _run_terminals(terminals: list[Terminal], ca: Path) -> float:

@@ -76,6 +76,10 @@ def set_cardholder_pin(transport: Transport, aid: bytes, initial_pin: str, ask: 
     client.change_pin(initial_pin, ask(puk))
 
 
+# said of a link that broke before the request went out: the server has no record of it (the bench counts on it)
+UNSENT = " (before the request was sent)"
+
+
 class LinkBroken(AgentError):
     """The link to the server broke before the request ended (the server may have gone away).
     ``request_sent``: whether the request had gone out (else the server holds no record of it)."""
@@ -107,8 +111,7 @@ def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Tr
             if i == len(servers) - 1:
                 raise
             if progress is not None:
-                unsent = "" if exc.request_sent else " (before the request was sent)"
-                progress(f"{exc}{unsent}: again through {servers[i + 1]}")
+                progress(f"{exc}{'' if exc.request_sent else UNSENT}: again through {servers[i + 1]}")
     raise AgentError("no server given")
 
 
