@@ -7,6 +7,12 @@ class CardsuiteError(Exception):
     """Root of every cardsuite error; the message is meant for the user as it is."""
 
 
+def first_line(exc: BaseException) -> str:
+    """A driver's message in one line (PostgreSQL's add the statement and a caret beneath it)."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 class ConfigurationError(CardsuiteError):
     """A manifest, profile, option or environment value is wrong."""
 

@@ -93,6 +93,36 @@ def test_a_transaction_inside_another_is_part_of_it(url: str) -> None:
     assert db.request(request).state == "done"  # type: ignore[union-attr]
 
 
+def test_a_statement_alone_goes_alone_and_a_bad_one_is_one_clear_error(url: str, tmp_path: Path) -> None:
+    """Outside a transaction a query or update is its own (autocommit): no BEGIN or COMMIT around it, which on
+    PostgreSQL were two more round trips each; a failing one says so in one line and leaves the connection fit."""
+    db = Database(url)
+    db.create()
+    sent: list[str] = []
+    if url.startswith("sqlite"):
+        db._db.set_trace_callback(sent.append)  # a statement shown again for each trigger it fires
+    else:
+        trace = tmp_path / "libpq.trace"
+        with trace.open("w") as out:
+            db._db.pgconn.trace(out.fileno())
+            db.upsert_card("CIN-1", "SECURED")
+            assert db.card("CIN-1").state == "SECURED"  # type: ignore[union-attr]
+            db._db.pgconn.untrace()
+        # libpq's trace: the client's Parse (the statement) and Sync (the end of a round trip) messages
+        lines = trace.read_text().splitlines()
+        sent = [line for line in lines if "\tF\t" in line and "\tParse\t" in line]
+        assert sum("\tF\t" in line and line.endswith("\tSync") for line in lines) == 2
+    if url.startswith("sqlite"):
+        db.upsert_card("CIN-1", "SECURED")
+        assert db.card("CIN-1").state == "SECURED"  # type: ignore[union-attr]
+        db._db.set_trace_callback(None)
+    assert len(set(sent)) == 2 and not any(word in line for line in sent for word in ("BEGIN", "COMMIT")), sent
+    with pytest.raises(DatabaseError, match="^SCMS database error: ") as refused:
+        db.query("SELECT nothing FROM scms_cards")
+    assert "\n" not in str(refused.value).strip() and db.idle()
+    assert db.query("SELECT COUNT(*) FROM scms_cards") == [(1,)]
+
+
 def test_a_pool_gives_back_idle_connections_and_closes_the_others(url: str, tmp_path: Path) -> None:
     inventory_url = url if url.startswith("postgresql") else f"sqlite:///{tmp_path / 'inventory.db'}"
     for pool in (Pool(lambda: Database(url), keep=1), Pool(lambda: Inventory(inventory_url), keep=1)):

@@ -24,7 +24,7 @@ from typing import Any
 from cardsuite import settings
 from cardsuite.deploy.inventory_schema import SCHEMA
 from cardsuite.deploy.migrations import NewerSchema
-from cardsuite.errors import ConfigurationError
+from cardsuite.errors import ConfigurationError, first_line
 from cardsuite.gp.client import CardContents
 
 
@@ -163,7 +163,7 @@ class Inventory:
             raise InventoryError(str(exc)) from None
         except self._errors as exc:  # the lock's own statements
             self._db.close()
-            raise InventoryError(f"inventory database error: {exc}") from None
+            raise InventoryError(f"inventory database error: {first_line(exc)}") from None
 
     def _claim_sqlite(self, path: Path) -> None:
         """Ours (marked), or empty and then marked; anything else is another program's file: refused untouched.
@@ -211,7 +211,7 @@ class Inventory:
                 cursor.execute("COMMIT")
         except self._errors as exc:
             self._rollback(cursor)
-            raise InventoryError(f"inventory database error: {exc}") from None
+            raise InventoryError(f"inventory database error: {first_line(exc)}") from None
         except BaseException:
             self._rollback(cursor)
             raise
@@ -263,15 +263,23 @@ class Inventory:
                         "updated_at = excluded.updated_at", (card, kvn, key_set, time.time()))
 
     # -- reading
+    def _read(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        """One SELECT as its own transaction (autocommit: one round trip on PostgreSQL, not three)."""
+        cursor = _Cursor(self._db.cursor(), self.dialect)
+        try:
+            return cursor.fetchall(sql, args)
+        except self._errors as exc:
+            raise InventoryError(f"inventory database error: {first_line(exc)}") from None
+        finally:
+            cursor.close()
+
     def keys(self, card: str) -> KeyRecord | None:
-        with self.transaction() as cur:
-            rows = cur.fetchall("SELECT card, kvn, key_set FROM inv_keys WHERE card = ?", (card,))
+        rows = self._read("SELECT card, kvn, key_set FROM inv_keys WHERE card = ?", (card,))
         return KeyRecord(*rows[0]) if rows else None
 
     def cards(self) -> list[CardRecord]:
-        with self.transaction() as cur:
-            rows = cur.fetchall("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
-                                "station FROM inv_cards ORDER BY first_seen, card")
+        rows = self._read("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
+                          "station FROM inv_cards ORDER BY first_seen, card")
         return [CardRecord(*row) for row in rows]
 
     def card(self, card: str) -> CardRecord | None:
@@ -283,22 +291,19 @@ class Inventory:
         return self._one_card("cplc = ?", cplc.hex().upper())
 
     def _one_card(self, where: str, value: str) -> CardRecord | None:
-        with self.transaction() as cur:
-            rows = cur.fetchall("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
-                                f"station FROM inv_cards WHERE {where}", (value,))
+        rows = self._read("SELECT card, cplc, atr, card_type, life_cycle, profile, first_seen, last_seen, "
+                          f"station FROM inv_cards WHERE {where}", (value,))
         return CardRecord(*rows[0]) if rows else None
 
     def contents(self, card: str) -> list[ContentRecord]:
-        with self.transaction() as cur:
-            rows = cur.fetchall("SELECT card, aid, kind, state, parent, detail FROM inv_contents WHERE card = ? "
-                                "ORDER BY kind, aid", (card,))
+        rows = self._read("SELECT card, aid, kind, state, parent, detail FROM inv_contents WHERE card = ? "
+                          "ORDER BY kind, aid", (card,))
         return [ContentRecord(*row) for row in rows]
 
     def events(self, card: str | None = None) -> list[EventRecord]:
         where, args = ("WHERE card = ? ", (card,)) if card is not None else ("", ())
-        with self.transaction() as cur:
-            rows = cur.fetchall("SELECT id, card, at, station, action, target, outcome, detail FROM inv_events "
-                                f"{where}ORDER BY id", args)
+        rows = self._read("SELECT id, card, at, station, action, target, outcome, detail FROM inv_events "
+                          f"{where}ORDER BY id", args)
         return [EventRecord(*row) for row in rows]
 
 

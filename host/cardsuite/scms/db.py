@@ -33,7 +33,7 @@ from typing import Any
 from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, connection_idle, write_batch
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.deploy.migrations import NewerSchema
-from cardsuite.errors import ConfigurationError
+from cardsuite.errors import ConfigurationError, first_line
 from cardsuite.scms.reasons import reason_kind
 from cardsuite.scms.schema import SCHEMA
 
@@ -167,7 +167,7 @@ class Database:
         except NewerSchema as exc:
             raise DatabaseError(str(exc)) from None
         except self._errors as exc:  # the lock's own statements
-            raise DatabaseError(f"SCMS database error: {exc}") from None
+            raise DatabaseError(f"SCMS database error: {first_line(exc)}") from None
 
     def schema_version(self) -> int:
         """The version the database is at (0: made before versions were recorded, or not made yet)."""
@@ -199,7 +199,7 @@ class Database:
                 cursor.execute("ROLLBACK")
             except self._errors:
                 pass
-            raise DatabaseError(f"SCMS database error: {exc}") from None
+            raise DatabaseError(f"SCMS database error: {first_line(exc)}") from None
         except BaseException:
             try:
                 cursor.execute("ROLLBACK")
@@ -210,17 +210,32 @@ class Database:
             self._current = None
             cursor.close()
 
+    @contextmanager
+    def _statement(self) -> Iterator[Cursor]:
+        """One statement: a part of the open transaction, else a transaction of its own as the database
+        runs it (autocommit: one round trip on PostgreSQL, where BEGIN and COMMIT around it made three)."""
+        if self._current is not None:
+            yield self._current
+            return
+        cursor = Cursor(self._db.cursor(), self.dialect)
+        try:
+            yield cursor
+        except self._errors as exc:
+            raise DatabaseError(f"SCMS database error: {first_line(exc)}") from None
+        finally:
+            cursor.close()
+
     def query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
-        with self.transaction() as cur:
+        with self._statement() as cur:
             return cur.fetchall(sql, args)
 
     def execute(self, sql: str, args: Sequence[object] = ()) -> int:
-        with self.transaction() as cur:
+        with self._statement() as cur:
             return cur.execute(sql, args)
 
     def insert(self, sql: str, args: Sequence[object] = ()) -> int:
         """An INSERT into a table with an auto-numbered id; returns the id."""
-        with self.transaction() as cur:
+        with self._statement() as cur:
             return int(cur.fetchall(sql + " RETURNING id", args)[0][0])
 
     # -- ADS requests: claimed by one conditional update
