@@ -7,7 +7,7 @@ import dataclasses
 
 import pytest
 from cardsuite.deploy.inventory import Inventory
-from cardsuite.errors import TransportError
+from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.gp.scp import LEVELS, CardCryptogramError, KeySet
 from cardsuite.project import Project
@@ -214,6 +214,43 @@ def test_a_link_lost_mid_load_is_finished_by_the_next_request(scms: System, proj
     _, request, ads = _serve(scms, project, card, "install", "isoapplet")
     ads.run(card)
     assert card.select(ISO_APPLET).sw == 0x9000
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)  # an SQLite inventory is a file of its own
+def test_a_step_and_its_inventory_event_are_written_together_on_one_database(
+        scms: System, project: Project, card: SimulatorTransport, empty_url: str) -> None:
+    """With the inventory in the SCMS's own PostgreSQL database (a fleet's), a step done and the deployer's
+    event of it are one commit: a step record refused mid-deploy leaves neither, and the next request
+    finishes the card from what the card holds (the package loaded then is skipped, not loaded twice)."""
+    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
+    db = one.database()
+    db.create()
+    Inventory(empty_url, station="scms-init").close()
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.name = 'load isocmd' THEN "
+               "RAISE EXCEPTION 'the test refuses this step'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON scms_steps FOR EACH ROW EXECUTE FUNCTION refuse()")
+    request = db.new_request("test-terminal", "install", "isoapplet")
+    with pytest.raises(CardsuiteError, match="the test refuses this step"):
+        PostIssuance(one, db, project, request).run(card)
+    with Inventory(empty_url) as inventory:
+        loads = [event.target.split()[0] for event in inventory.events(cin) if event.action == "load"]
+    steps = [name for _, name, _, _ in db.steps(request)]
+    assert "load isofs" in steps and "load isocmd" not in steps, steps
+    assert loads == ["isofs"], loads  # the refused step's event went with it
+    db.execute("DROP TRIGGER refuse ON scms_steps")
+    card.reset()
+    again = db.new_request("test-terminal", "install", "isoapplet")
+    PostIssuance(one, db, project, again).run(card)
+    outcomes = {name: outcome for _, name, outcome, _ in db.steps(again)}
+    assert outcomes["load isocmd"] == "skipped" and outcomes["install isoapplet"] == "ok", outcomes
+    with Inventory(empty_url) as inventory:
+        loads = [event.target.split()[0] for event in inventory.events(cin) if event.action == "load"]
+        held = {content.aid for content in inventory.contents(cin)}
+    assert sorted(loads) == ["isoapplet", "isofs"], loads
+    assert ISO_APPLET.hex().upper() in held and card.select(ISO_APPLET).sw == 0x9000
+    db.close()
 
 
 def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_finished(

@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -293,7 +294,9 @@ class DeployOptions:
     wallet_db: Path | None = None
     progress: Progress | None = None
     before_step: StepHook | None = None  # may raise DeployInterrupted
-    after_step: Callable[[Step, str], None] | None = None  # step, outcome ("ok", "skipped")
+    # step, outcome ("ok", "skipped"); for a step done, called inside the inventory's transaction of its event:
+    # a writer to the same database may join it (Inventory.current), one commit for both
+    after_step: Callable[[Step, str], None] | None = None
     env: Mapping[str, str] | None = None
     keys: KeyChoice | None = None  # a key store's keys (the SCMS's token) in place of the profile's key profile
 
@@ -323,6 +326,12 @@ class Deployer:
     def _record_card(self, **fields: object) -> None:
         if self.inventory is not None and not self.options.plan_only:
             self.inventory.record_card(self.card, **fields)  # type: ignore[arg-type]
+
+    def _records(self) -> AbstractContextManager[object]:
+        """One inventory transaction for the records written inside (write-only: one round trip)."""
+        if self.inventory is None or self.options.plan_only:
+            return nullcontext()
+        return self.inventory.transaction(write_only=True)
 
     def _record_event(self, action: str, outcome: str, target: str | None = None, detail: str | None = None) -> None:
         if self.inventory is not None and not self.options.plan_only:
@@ -436,11 +445,12 @@ class Deployer:
             self._record_event("authenticate", "failed", self._keys.source, str(exc))
             raise
         registry = self.gp.registry()
-        self._record_card(registry=registry)
         resident = needs.resident(registry)
-        self._record_event("seen", "ok", self.profile.name,
-                           f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} "
-                           f"applications" + (f", {len(resident)} card-resident load files" if resident else ""))
+        with self._records():
+            self._record_card(registry=registry)
+            self._record_event("seen", "ok", self.profile.name,
+                               f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} "
+                               f"applications" + (f", {len(resident)} card-resident load files" if resident else ""))
         plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
                          personalised=self._personalised(needs, registry), rotation=self._rotation())
         if self.options.plan_only:
@@ -458,18 +468,20 @@ class Deployer:
                     self.options.before_step(step)
                 detail = self._perform(step)
                 performed.append(step)
-                self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
-                if self.options.after_step is not None:
-                    self.options.after_step(step, "ok")
+                with self._records():
+                    self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
+                    if self.options.after_step is not None:
+                        self.options.after_step(step, "ok")
             self._authenticate()
             registry = self.gp.registry()
         except BaseException as exc:
             self._record_event("deploy", "failed", self.profile.name,
                                f"{type(exc).__name__}: {exc}; run the deploy again to finish")
             raise
-        self._record_card(registry=registry, profile=self.profile.name)
-        self._record_event("deploy", "ok", self.profile.name,
-                           f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
+        with self._records():
+            self._record_card(registry=registry, profile=self.profile.name)
+            self._record_event("deploy", "ok", self.profile.name,
+                               f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
         return DeployResult(plan, performed, registry)
 
     def _personaliser(self, inst: InstanceNeed) -> Personaliser:

@@ -116,6 +116,7 @@ class Inventory:
         self.url = url or default_url()
         self.station = station or socket.gethostname()
         self.read_only = read_only
+        self.current: _Cursor | None = None  # the open transaction's cursor
         if self.url.startswith("sqlite:///"):
             path = _sqlite_path(self.url)
             if read_only and not path.is_file():
@@ -202,8 +203,12 @@ class Inventory:
         """``immediate``: SQLite takes the write lock at BEGIN (a migration reads, then writes: a deferred
         transaction would fail to upgrade its lock when another one got there first). ``write_only``: the
         body reads no result (no fetch, no row count), so on PostgreSQL its statements and the COMMIT go as
-        one batch, one round trip (write_batch)."""
-        cursor = _Cursor(self._db.cursor(), self.dialect)
+        one batch, one round trip (write_batch). Inside another transaction of this inventory, a part of it
+        (``current``: the open one's cursor, for another writer to the same database to join)."""
+        if self.current is not None:
+            yield self.current
+            return
+        cursor = self.current = _Cursor(self._db.cursor(), self.dialect)
         try:
             with write_batch(self._db, write_only and self.dialect is POSTGRES):
                 cursor.execute("BEGIN IMMEDIATE" if immediate and self.dialect is SQLITE else "BEGIN")
@@ -216,6 +221,7 @@ class Inventory:
             self._rollback(cursor)
             raise
         finally:
+            self.current = None
             cursor.close()
 
     def _rollback(self, cursor: _Cursor) -> None:

@@ -40,7 +40,7 @@ from cardsuite.gp.client import (
 from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
 from cardsuite.project import Project
-from cardsuite.scms.db import Database, Lease
+from cardsuite.scms.db import Cursor, Database, Lease
 from cardsuite.scms.kms import Kms, TokenCardKeys, TokenKeySet
 from cardsuite.scms.putkey import put_token_keys
 from cardsuite.scms.system import System
@@ -103,11 +103,12 @@ class PostIssuance:
         self.inventory.station = f"scms:{self.request_id}"
         return self.inventory
 
-    def _record(self, name: str, outcome: str = "ok", detail: str = "") -> None:
-        """The step, with the exchanges and key uses since the previous one, in one transaction."""
+    def _record(self, name: str, outcome: str = "ok", detail: str = "", within: Cursor | None = None) -> None:
+        """The step, with the exchanges and key uses since the previous one, in one transaction (``within``:
+        the inventory's open one, Database.record_step)."""
         self._step += 1
         self.db.record_step(self.request_id, self._step, name, outcome, detail,
-                            exchanges=self._exchanges, audit=self._audit)
+                            exchanges=self._exchanges, audit=self._audit, within=within)
         self._exchanges.clear()
         self._audit.clear()
         if self.progress is not None:
@@ -300,7 +301,10 @@ class PostIssuance:
         personalised = [app.personalise for app in profile.applications if app.personalise is not None]
 
         def after(step: Step, outcome: str) -> None:
-            self._record(f"{step.action} {step.name}", outcome, step.detail)
+            # a step done: inside the inventory's transaction of its event, joined where both are one database
+            shared = self.system.inventory_url == self.system.database_url
+            self._record(f"{step.action} {step.name}", outcome, step.detail,
+                         within=self._inventory().current if shared else None)
 
         # Personalisation: the wallet gets a one-time initial PIN and a PUK made here for this run and kept
         # nowhere; the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent there),
@@ -349,6 +353,7 @@ class PostIssuance:
         isd = next((e for e in gp.get_status(STATUS_ISD) if isinstance(e, Application)), None)
         if isd is None:
             raise RequestRefused("the card lists no issuer security domain after SET STATUS")
-        self._inventory().record_card(cin, registry=CardContents(isd, registry.applications, registry.load_files))
-        self._inventory().record_event(cin, "life cycle", "ok", isd.state)
+        with self._inventory().transaction(write_only=True):
+            self._inventory().record_card(cin, registry=CardContents(isd, registry.applications, registry.load_files))
+            self._inventory().record_event(cin, "life cycle", "ok", isd.state)
         return isd.state

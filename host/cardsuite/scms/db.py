@@ -25,7 +25,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -278,10 +278,13 @@ class Database:
 
     def record_step(self, request_id: int, number: int, name: str, outcome: str, detail: str = "", *,
                     exchanges: Sequence[tuple[int, str, str, int, float]] = (),
-                    audit: Sequence[tuple[float, str, str, str | None, int | None, str]] = ()) -> None:
+                    audit: Sequence[tuple[float, str, str, str | None, int | None, str]] = (),
+                    within: Cursor | None = None) -> None:
         """A step with the APDU exchanges (seq, command, response, sw, seconds; masked already) and key uses
-        that led to it: one transaction, so a step on record always has its exchanges, a crash loses none."""
-        with self.transaction(write_only=True) as cur:
+        that led to it: one transaction, so a step on record always has its exchanges, a crash loses none.
+        ``within``: an open transaction of another connection to this database (the inventory's, writing the
+        deployer's event of the same step), joined: one commit for both."""
+        with self.transaction(write_only=True) if within is None else nullcontext(within) as cur:
             cur.execute("INSERT INTO scms_steps (request_id, number, name, outcome, detail, at) "
                         "VALUES (?, ?, ?, ?, ?, ?)", (request_id, number, name, outcome, detail, time.time()))
             cur.executemany(_INSERT_EXCHANGE, [(request_id, *row) for row in exchanges])
