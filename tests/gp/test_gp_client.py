@@ -5,6 +5,7 @@ SET STATUS command encodings and the status word messages. No simulator needed."
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -37,6 +38,8 @@ INIT_UPDATE_RESPONSE = h("000000000000000000003003703eb51047495b249f66c484c1d2ef
 EXTERNAL_AUTHENTICATE = h("84821100107d5f5826a993ebc89eea24957fa0b3ce")
 CPLC = bytes(range(42))
 ISD = h("A000000151000000")
+CARD_DATA = h("664C734A06072A864886FC6B01600C060A2A864886FC6B02020201630906072A864886FC6B03640B06092A864886FC6B"
+              "040255650B06092A864886FC6B020103660C060A2B060104012A026E0102")  # SCP02 i=55
 
 
 class ScriptedCardManager(Transport):
@@ -212,6 +215,60 @@ def test_no_card_manager() -> None:
         GlobalPlatform(ScriptedCardManager(), isd=h("A0000001510000FF")).select()
 
 
+class RunCounting(ScriptedCardManager):
+    """The scripted card manager, each handing of commands to the transport noted (a relay's round trip)."""
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.handed: list[list[int]] = []  # the INS bytes of each run or single command
+        self._in_run = False
+
+    def transmit_raw(self, command: bytes) -> bytes:
+        if not self._in_run:
+            self.handed.append([command[1]])
+        return super().transmit_raw(command)
+
+    def transmit_raw_many(self, commands: Sequence[bytes]) -> list[bytes]:
+        self.handed.append([command[1] for command in commands])
+        self._in_run = True
+        try:
+            return super().transmit_raw_many(commands)
+        finally:
+            self._in_run = False
+
+
+def test_select_and_the_data_read_before_authentication_go_as_one_run() -> None:
+    card = RunCounting()
+    gp = GlobalPlatform(card)
+    cplc = gp.select_with_cplc()
+    assert cplc is not None and cplc.raw == CPLC and gp.selected == ISD
+    gp.select_for_session()  # card data: 6A88 here, asked again by the handshake as before
+    assert card.handed == [[0xA4, 0xCA], [0xA4, 0xCA]]
+    card.queue(0xCA, 0x00, 0x66, ResponseAPDU(CARD_DATA, 0x9000))
+    gp = GlobalPlatform(card)
+    gp.select_for_session()
+    assert gp.card_data()["scp"] == "02 55" and card.handed[-1] == [0xA4, 0xCA]
+    gp.select_for_session()  # the card data read: the SELECT alone
+    assert card.handed[-1] == [0xA4]
+    assert GlobalPlatform(RunCounting(cplc=None)).select_with_cplc() is None  # no CPLC: the caller falls back
+    with pytest.raises(GPError, match="no card manager answers"):  # a refused SELECT ends the run, and raises
+        GlobalPlatform(RunCounting(), isd=h("A0000001510000FF")).select_with_cplc()
+
+
+def test_the_card_life_cycle_advances_with_its_read_back_in_one_run() -> None:
+    card = RunCounting()
+    card.queue(0xF2, 0x80, 0x02, ResponseAPDU(_e3((0x4F, ISD), (0x9F70, b"\x0F"), (0xC5, b"\x9E")), 0x9000))
+    gp = GlobalPlatform(card)
+    gp.select()
+    isd = gp.advance_card_life_cycle(["INITIALIZED", "SECURED"])
+    assert isd is not None and isd.aid == ISD and isd.state == "SECURED"
+    assert card.handed[-1] == [0xF0, 0xF0, 0xF2]
+    card.queue(0xF0, 0x80, 0x0F, ResponseAPDU(b"", 0x6985))  # the card refuses the second: the run stops there
+    with pytest.raises(GPError, match="SET STATUS \\(card to SECURED\\)"):
+        gp.advance_card_life_cycle(["INITIALIZED", "SECURED"])
+    assert card.handed[-1] == [0xF0, 0xF0, 0xF2] and [c.ins for c in card.sent[-2:]] == [0xF0, 0xF0]
+
+
 # ---------------------------------------------------------------- GET STATUS
 
 
@@ -279,9 +336,7 @@ def test_key_info_and_card_data() -> None:
     keys = parse_key_info(h("E012C00401308810C00402308810C00403308810"))
     assert [(k.key_id, k.version, k.type_name, k.length) for k in keys] == [
         (1, 0x30, "AES", 16), (2, 0x30, "AES", 16), (3, 0x30, "AES", 16)]
-    card_data = h("664C734A06072A864886FC6B01600C060A2A864886FC6B02020201630906072A864886FC6B03640B06092A864886FC6B"
-                  "040255650B06092A864886FC6B020103660C060A2B060104012A026E0102")
-    assert parse_card_data(card_data)["scp"] == "02 55"
+    assert parse_card_data(CARD_DATA)["scp"] == "02 55"
 
 
 def test_privileges_both_ways() -> None:

@@ -343,11 +343,7 @@ class Deployer:
 
     # -- the card
     def _identify(self) -> Cplc | None:
-        self.gp.select()
-        try:
-            cplc = self.gp.cplc()  # before authentication: a card gives its CPLC to anyone
-        except (GPError, CardManagerError):
-            cplc = None
+        cplc = self.gp.select_with_cplc()  # before authentication: a card gives its CPLC to anyone
         self.card = cplc.identity if cplc is not None else self.gp.card_identity()
         return cplc
 
@@ -360,7 +356,7 @@ class Deployer:
             return
         assert self._keys is not None
         level = LEVELS[self.profile.level]
-        self.gp.select()
+        self.gp.select_for_session()
         if self._current is not None:
             self.gp.open_secure_channel(self._current, level, scp=self._keys.scp, force=self.options.retry_auth)
         elif self._issuer is None:

@@ -16,6 +16,7 @@ import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -430,6 +431,10 @@ STATUS_TLV = 0x02
 STATUS_NEXT = 0x01
 
 
+def _select(aid: bytes) -> CommandAPDU:
+    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)  # SELECT by DF name, first occurrence (ISO 7816-4)
+
+
 def _get_status(p1: int, p2: int) -> CommandAPDU:
     """GET STATUS ([GPCS] 11.4) of the entries ``p1`` selects, every AID (search criteria 4F 00)."""
     return CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
@@ -498,17 +503,66 @@ class GlobalPlatform:
         candidates = [aid] if aid is not None else ([self.isd] if self.isd is not None else list(KNOWN_ISD_AIDS))
         response = None
         for candidate in candidates:
-            response = self.transport.transmit(CommandAPDU(0x00, 0xA4, 0x04, 0x00, candidate, le=256))
-            if response.sw == SW_OK:
-                self.selected = candidate
-                if aid is None:
-                    self.isd = candidate
+            response = self.transport.transmit(_select(candidate))
+            if self._selected(candidate, response, aid):
                 return response.data
-            if response.sw == SW_CARD_LOCKED and aid is None:
-                # [GPCS] 11.9.2.3 / 5.1.1.4: an ISD answers 6283 while the card is CARD_LOCKED
-                raise GPError(response.sw, f"SELECT of the card manager {candidate.hex().upper()}: the card is "
-                              "locked (CARD_LOCKED); only its issuer can unlock it")
         assert response is not None
+        self._not_selected(candidates, response, aid)
+
+    def select_and_get_data(self, tag: int) -> bytes:
+        """SELECT of the ISD and GET DATA ``tag`` ([GPCS] 11.3, before authentication: CPLC, card data)
+        handed to the transport as one run (a relay: one round trip, not two); the data object, or the
+        GPError of get_data or of select. Without a known ISD AID, select() then get_data()."""
+        self.selected = None
+        if self.isd is None:
+            self.select()
+            return self.get_data(tag)
+        self.channel = None
+        get = CommandAPDU(CLA_GP, INS_GET_DATA, tag >> 8, tag & 0xFF, le=256)
+        answers = self.transport.transmit_many([_select(self.isd), get])
+        if not self._selected(self.isd, answers[0], None):
+            self._not_selected([self.isd], answers[0], None)
+        if answers[1].sw != SW_OK:
+            raise GPError(answers[1].sw, f"GET DATA {tag:04X}", get, answers[1].data, (SW_OK,))
+        return answers[1].data
+
+    def select_for_session(self) -> None:
+        """SELECT of the ISD ahead of a secure channel, with the card data its handshake reads ([GPCS] H.2:
+        the protocol and its options) in the same run when not read yet: one round trip for both."""
+        if self._card_data is not None or self.isd is None:
+            self.select()
+            return
+        try:
+            self._card_data = parse_card_data(self.select_and_get_data(0x0066))
+        except (GPError, CardManagerError):
+            if self.selected is None:
+                raise  # the SELECT; a card without card data is asked again by the handshake, as before
+
+    def select_with_cplc(self) -> Cplc | None:
+        """SELECT of the ISD with GET DATA of its CPLC in one run (select_and_get_data); None when the card
+        gives no CPLC before authentication, or one that does not parse. A refused SELECT raises."""
+        try:
+            return Cplc.parse(self.select_and_get_data(0x9F7F))
+        except (GPError, CardManagerError):
+            if self.selected is None:
+                raise
+            return None
+
+    def _selected(self, candidate: bytes, response: ResponseAPDU, aid: bytes | None) -> bool:
+        """Whether ``candidate`` answered its SELECT (then it is the selected one, and the ISD when no ``aid``
+        was asked for); a locked card raises."""
+        if response.sw == SW_OK:
+            self.selected = candidate
+            if aid is None:
+                self.isd = candidate
+            return True
+        if response.sw == SW_CARD_LOCKED and aid is None:
+            # [GPCS] 11.9.2.3 / 5.1.1.4: an ISD answers 6283 while the card is CARD_LOCKED
+            raise GPError(response.sw, f"SELECT of the card manager {candidate.hex().upper()}: the card is "
+                          "locked (CARD_LOCKED); only its issuer can unlock it")
+        return False
+
+    def _not_selected(self, candidates: list[bytes], response: ResponseAPDU, aid: bytes | None) -> NoReturn:
         tried = ", ".join(c.hex().upper() for c in candidates)
         what = f"SELECT {aid.hex().upper()}" if aid is not None else f"SELECT of the card manager ({tried}): " \
             "no card manager answers (a simulated card needs its card manager enabled)"
@@ -683,8 +737,9 @@ class GlobalPlatform:
 
     def card_data(self) -> dict[str, str]:
         if self._card_data is None:
-            self._require_isd()
-            self._card_data = parse_card_data(self.get_data(0x0066))
+            selected = self.selected is not None and self.selected == self.isd
+            data = self.get_data(0x0066) if selected else self.select_and_get_data(0x0066)
+            self._card_data = parse_card_data(data)
         return self._card_data
 
     def key_info(self) -> list[KeyInfo]:
@@ -909,10 +964,23 @@ class GlobalPlatform:
     def set_card_life_cycle(self, state: str) -> None:
         """SET STATUS of the card (P1 80): INITIALIZED, SECURED, CARD_LOCKED, TERMINATED, or back to SECURED
         to unlock."""
+        self.send(self._card_life_cycle_command(state), f"SET STATUS (card to {state.upper()})")
+
+    def advance_card_life_cycle(self, states: Sequence[str]) -> Application | None:
+        """SET STATUS of the card to each of ``states`` in turn, then GET STATUS of the ISD, in one run (a
+        relay: one round trip, not one per command); the ISD as the card lists it after."""
+        commands = [self._card_life_cycle_command(state) for state in states]
+        answers = self.send_run([*commands, _get_status(STATUS_ISD, STATUS_TLV)])
+        for command, state, answer in zip(commands, states, answers, strict=False):
+            if answer.sw != SW_OK:
+                raise GPError(answer.sw, f"SET STATUS (card to {state.upper()})", command, answer.data, (SW_OK,))
+        isd = self.get_status(STATUS_ISD, first=answers[-1])
+        return next((entry for entry in isd if isinstance(entry, Application)), None)
+
+    def _card_life_cycle_command(self, state: str) -> CommandAPDU:
         try:
             code = CARD_STATES[state.upper()]
         except KeyError:
             valid = ", ".join(CARD_STATES)
             raise CardManagerError(f"unknown card life cycle state {state!r}; valid: {valid}") from None
-        command = CommandAPDU(CLA_GP, INS_SET_STATUS, 0x80, code, self.isd or b"")
-        self.send(command, f"SET STATUS (card to {state.upper()})")
+        return CommandAPDU(CLA_GP, INS_SET_STATUS, 0x80, code, self.isd or b"")

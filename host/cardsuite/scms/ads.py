@@ -29,13 +29,10 @@ from cardsuite.deploy.profiles import CardProfile, load_app_profile
 from cardsuite.errors import CardsuiteError
 from cardsuite.gp.client import (
     ISD_AID,
-    STATUS_ISD,
     Application,
     AuthenticationError,
     CardContents,
-    CardManagerError,
     GlobalPlatform,
-    GPError,
 )
 from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
@@ -166,14 +163,11 @@ class PostIssuance:
 
     def _identify(self, transport: Transport) -> str:
         gp = GlobalPlatform(transport, ISD_AID)
-        gp.select()
+        cplc = gp.select_with_cplc()  # the SELECT and GET DATA in one run
         with self.db.transaction():  # two steps of one exchange: one commit
             self._record("select card manager", "ok", ISD_AID.hex().upper())
             self._record("card answers", "ok", "FCI")
-        try:
-            cin = gp.cplc().identity
-        except (GPError, CardManagerError):
-            cin = gp.card_identity()
+        cin = cplc.identity if cplc is not None else gp.card_identity()
         card = self.db.card(cin)
         if card is None:
             self._record("card identity", "refused", f"{cin}: unknown to the CMS")
@@ -210,7 +204,7 @@ class PostIssuance:
 
     def _authenticated(self, kms: Kms, transport: Transport, cin: str) -> GlobalPlatform:
         gp = GlobalPlatform(transport, ISD_AID)
-        gp.select()
+        gp.select_for_session()
         sets = self._key_sets(kms, cin)
         try:
             # one INITIALIZE UPDATE; the card cryptogram checked against each candidate (no extra try)
@@ -335,9 +329,8 @@ class PostIssuance:
         life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
         if life in ("OP_READY", "INITIALIZED"):  # issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1)
             gp = self._authenticated(kms, transport, cin)
-            for state in ("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:]:
-                gp.set_card_life_cycle(state)
-            now = self._record_life_cycle(gp, cin, result.registry)
+            isd = gp.advance_card_life_cycle(("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:])
+            now = self._record_life_cycle(isd, cin, result.registry)
             with self.db.transaction():  # the step and the card's new state: one commit
                 self._record("card life cycle", "ok", f"{life} -> {now}")
                 self.db.upsert_card(cin, now)
@@ -347,10 +340,9 @@ class PostIssuance:
         names = ", ".join(app.name for app in profile.applications)
         return f"install {names}: {len(result.performed)} steps done, card {life}"
 
-    def _record_life_cycle(self, gp: GlobalPlatform, cin: str, registry: CardContents) -> str:
-        """The card's life cycle read back after SET STATUS (GET STATUS of the ISD, one command) into the
-        inventory, which the deploy left at the state it found: the inventory and the CMS say the same."""
-        isd = next((e for e in gp.get_status(STATUS_ISD) if isinstance(e, Application)), None)
+    def _record_life_cycle(self, isd: Application | None, cin: str, registry: CardContents) -> str:
+        """The card's life cycle read back after SET STATUS (GET STATUS of the ISD) into the inventory,
+        which the deploy left at the state it found: the inventory and the CMS say the same."""
         if isd is None:
             raise RequestRefused("the card lists no issuer security domain after SET STATUS")
         with self._inventory().transaction(write_only=True):
