@@ -181,4 +181,8 @@ def serve(system: System, project: Project, host: str, port: int) -> None:
     config.load()
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
+    # No TLS 1.3 session tickets (RFC 8446 4.6.1): no client resumes (an agent makes each link afresh), and
+    # the tickets sent after the handshake stalled about 1 WebSocket handshake in 400 here (no answer to the
+    # upgrade, or a broken one: the 20 s stalls of the bench), none in 6,000 without them (2026-12-02)
+    config.ssl.num_tickets = 0
     uvicorn.Server(config).run()
