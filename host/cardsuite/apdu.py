@@ -87,39 +87,6 @@ def _byte(name: str, value: int) -> int:
     return value
 
 
-# Logical channels in the class byte (ISO 7816-4:2013 5.4.1). The first interindustry class (000x xxxx) numbers
-# channels 0-3 in b2 b1, secure messaging in b4 b3; the further interindustry class (01xx xxxx) numbers channels
-# 4-19 as the channel - 4 in b4..b1, secure messaging in b6; both have command chaining in b5. GlobalPlatform's
-# proprietary classes mirror both with b8 set (GPCS 2.3.1 11.1.4: 80-83 and C0-CF, with secure messaging 84-87
-# and E0-EF). The one place the host turns a channel into a CLA and back.
-LOGICAL_CHANNELS = 20  # 0, the basic channel, to 19
-_FURTHER_CLASS = 0x40  # b7: the further interindustry class, channels 4-19
-_FIRST_FURTHER_CHANNEL = 4
-_PROPRIETARY = 0x80  # b8
-_INVALID_CLA = 0xFF
-
-
-def cla_channel(cla: int) -> int:
-    """The logical channel (0-19) a class byte addresses, interindustry or proprietary; CLA FF addresses none."""
-    if _byte("CLA", cla) == _INVALID_CLA:
-        raise ValueError("CLA FF is invalid (ISO 7816-4 5.4.1): it addresses no logical channel")
-    if cla & _FURTHER_CLASS:
-        return _FIRST_FURTHER_CHANNEL + (cla & 0x0F)
-    return cla & 0x03
-
-
-def channel_cla(channel: int, proprietary: bool = False) -> int:
-    """The class byte of a command on logical channel ``channel`` (0-19), without secure messaging or chaining:
-    the interindustry 00-03 and 40-4F, or with ``proprietary`` GlobalPlatform's 80-83 and C0-CF."""
-    if isinstance(channel, bool) or not isinstance(channel, int) or not 0 <= channel < LOGICAL_CHANNELS:
-        raise ValueError(f"a logical channel is 0..{LOGICAL_CHANNELS - 1}, got {channel!r}")
-    if channel < _FIRST_FURTHER_CHANNEL:
-        cla = channel
-    else:
-        cla = _FURTHER_CLASS | (channel - _FIRST_FURTHER_CHANNEL)
-    return cla | _PROPRIETARY if proprietary else cla
-
-
 MAX_SHORT_NC = 255
 MAX_SHORT_NE = 256
 MAX_EXTENDED_NC = 65535

@@ -14,6 +14,7 @@ from functools import cache
 from pathlib import Path
 from typing import TypeVar
 
+from cardsuite.cla import is_secure_messaging
 from cardsuite.errors import ConfigurationError
 
 RULES_FILE = Path(__file__).with_name("mask_rules.txt")
@@ -28,15 +29,6 @@ def is_proprietary(cla: int) -> bool:
 def is_reserved(cla: int) -> bool:
     """ISO/IEC 7816-4 5.4.1: CLA 20..3F are reserved for future use, FF is invalid."""
     return 0x20 <= cla <= 0x3F or cla == 0xFF
-
-
-def is_secure_messaging(cla: int) -> bool:
-    """The CLA indicates secure messaging. ISO/IEC 7816-4 5.4.1: in the first interindustry class (00..1F)
-    b4 b3; in the further classes (40..7F) b6. GlobalPlatform codes its proprietary classes the same way
-    ([GPCS] 11.1.4: 80 → 84 with SM on channels 0..3, C0 → E0 on channels 4..19)."""
-    if cla & 0x40:
-        return cla & 0x20 != 0
-    return cla & 0x0C != 0
 
 
 _CLASS_TESTS: dict[str, Callable[[int], bool]] = {

@@ -1,15 +1,8 @@
 """Command/response APDU codec and status words."""
 
 import pytest
-from cardsuite.apdu import (
-    LOGICAL_CHANNELS,
-    CommandAPDU,
-    ResponseAPDU,
-    StatusError,
-    channel_cla,
-    cla_channel,
-    sw_meaning,
-)
+from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, sw_meaning
+from cardsuite.cla import LOGICAL_CHANNELS, channel_cla, cla_channel, is_secure_messaging, secure_messaging_cla
 
 
 @pytest.mark.parametrize(
@@ -103,6 +96,18 @@ def test_every_channel_round_trips_and_secure_messaging_or_chaining_keep_the_cha
             flags = (0x04, 0x08, 0x0C, 0x10) if channel < 4 else (0x20, 0x10, 0x30)  # SM b4 b3 / b6, chaining b5
             # but FF, which would be channel 19 proprietary with both, is the invalid CLA
             assert all(cla_channel(cla | flag) == channel for flag in flags if cla | flag != 0xFF)
+
+
+def test_secure_messaging_is_set_in_the_bit_of_the_channels_class() -> None:
+    """GlobalPlatform's wrapped command on each channel ([GPCS] 11.1.4): 80-83 -> 84-87, C0-CF -> E0-EF (b6: b3 is a
+    channel bit there, C0 | 04 would address channel 8, not channel 4 under secure messaging)."""
+    for channel in range(LOGICAL_CHANNELS):
+        for proprietary in (False, True):
+            plain = channel_cla(channel, proprietary)
+            wrapped = secure_messaging_cla(plain)
+            assert wrapped == plain | (0x04 if channel < 4 else 0x20), (channel, proprietary)
+            assert cla_channel(wrapped) == channel and is_secure_messaging(wrapped) and not is_secure_messaging(plain)
+    assert secure_messaging_cla(0xC0) == 0xE0 and secure_messaging_cla(0x80) == 0x84
 
 
 @pytest.mark.parametrize("channel", [-1, 20, True, "1"])

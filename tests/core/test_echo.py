@@ -3,7 +3,8 @@
 import os
 
 import pytest
-from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, channel_cla
+from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError
+from cardsuite.cla import channel_cla
 from support import ABSENT_AID, ECHO_AID
 
 pytestmark = pytest.mark.e2e

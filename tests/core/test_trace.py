@@ -4,10 +4,11 @@ import time
 
 import pytest
 from cardsuite.apdu import CommandAPDU, ResponseAPDU
+from cardsuite.cla import is_secure_messaging
 from cardsuite.ecash.card import INS_ECASH_PERSONALISE
 from cardsuite.errors import ConfigurationError
 from cardsuite.gp.client import INS_PUT_KEY
-from cardsuite.masking import RULES_FILE, MaskRules, default_rules, is_secure_messaging
+from cardsuite.masking import RULES_FILE, MaskRules, default_rules
 from cardsuite.trace import Trace
 from cardsuite.wallet.card import (
     INS_CHANGE_REFERENCE_DATA,

@@ -255,6 +255,16 @@ def test_scp03_block_room(level: SecurityLevel, room: int) -> None:
     assert len(wrapped.to_bytes()) <= 5 + 255
 
 
+@pytest.mark.parametrize(("plain", "wrapped"), [(0x80, 0x84), (0x83, 0x87), (0xC0, 0xE0), (0xCF, 0xEF), (0x00, 0x04)])
+def test_a_wrapped_command_keeps_its_channel_and_flags_secure_messaging(plain: int, wrapped: int) -> None:
+    """[GPCS] 11.1.4: on channels 4-19 (C0-CF) the indication is b6; b3 would name another channel."""
+    keys, init_cmd, init_rsp, *_ = SCP03_SESSIONS["aes128-level11"]
+    for channel in (_scp02(), SCP03(keys, h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))):
+        channel.external_authenticate(SecurityLevel.C_MAC)
+        channel.opened()
+        assert channel.wrap(CommandAPDU(plain, 0xF2, 0x80, 0x02, b"\x4F\x00")).cla == wrapped
+
+
 # ---------------------------------------------------------------- the shared primitives (cardsuite.crypto)
 
 

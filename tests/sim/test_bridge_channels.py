@@ -5,7 +5,7 @@ SELECT opening a channel, MultiSelectable and its refusal for other applets, get
 from __future__ import annotations
 
 import pytest
-from cardsuite.apdu import channel_cla
+from cardsuite.cla import channel_cla
 from support.bridgecard import JOURNAL_AID, MULTI_AID, REFUSING_AID, BridgeCard, Journal, info, manage, select
 
 INFO = 0x50

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from cardsuite.apdu import channel_cla
+from cardsuite.cla import channel_cla
 from cardsuite.project import Project
 from cardsuite.sim.bridge import start_jvm
 

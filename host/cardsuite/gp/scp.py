@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from enum import IntFlag
 
 from cardsuite.apdu import CommandAPDU, ResponseAPDU
+from cardsuite.cla import secure_messaging_cla
 from cardsuite.crypto.aes import aes_cbc, aes_cmac, aes_ecb, scp03_kdf
 from cardsuite.crypto.des import PaddingError, full_3des_mac, pad_m2, retail_mac, tdes_cbc_encrypt, tdes_ecb, unpad_m2
 from cardsuite.errors import CardsuiteError
@@ -25,7 +26,6 @@ from cardsuite.masking import opaque_eq
 INS_INITIALIZE_UPDATE = 0x50
 INS_EXTERNAL_AUTHENTICATE = 0x82
 CLA_GP = 0x80
-CLA_SECURE = 0x04  # GPCS 11.1.4: bit 3 of CLA flags GlobalPlatform secure messaging
 
 
 class SecurityLevel(IntFlag):
@@ -249,7 +249,7 @@ class SecureChannel(ABC):
         if len(data) + self.mac_length > 255:
             raise ValueError(f"command data of {len(command.data)} bytes does not fit a secured short APDU "
                              f"(at most {self.max_data()} bytes at this security level)")
-        cla = command.cla | CLA_SECURE
+        cla = secure_messaging_cla(command.cla)
         header = bytes((cla, command.ins, command.p1, command.p2, len(data) + self.mac_length))
         mac_value = self._mac_over(command, header, data)
         return CommandAPDU(cla, command.ins, command.p1, command.p2, data + mac_value, command.le)

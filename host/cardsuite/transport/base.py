@@ -19,7 +19,8 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, channel_cla, cla_channel
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU
+from cardsuite.cla import channel_cla, cla_channel
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.settings import ENV_APDU_TIMEOUT
 from cardsuite.trace import Trace
