@@ -6,7 +6,9 @@ dropped, a database newer than the code refused, and several processes starting 
 from __future__ import annotations
 
 import multiprocessing
+import sqlite3
 import threading
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -110,14 +112,30 @@ def test_a_database_newer_than_the_code_is_refused(empty_url: str) -> None:
     assert f"schema version {SCHEMA_VERSION + 1}, newer than this cardsuite's {SCHEMA_VERSION}" in message
 
 
+def test_an_sqlite_file_is_switched_to_wal_while_another_process_writes_it(tmp_path: Path) -> None:
+    """Switching a rollback-journal file to WAL while another connection holds its write lock: SQLite says
+    "database is locked" at once there, without waiting (two `serve`s starting on an old file); the opening
+    waits for the writer instead, and the file ends in WAL."""
+    path = tmp_path / "old.db"
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("CREATE TABLE t (a)")
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO t VALUES (1)")
+    threading.Timer(0.3, writer.execute, ("COMMIT",)).start()
+    db = Database(f"sqlite:///{path}")
+    assert db.query("PRAGMA journal_mode") == [("wal",)] and db.query("SELECT a FROM t") == [(1,)]
+    db.close()
+    writer.close()
+
+
 def _start(url: str, barrier: Any, results: Any) -> None:
-    db = Database(url)
-    barrier.wait()
+    barrier.wait()  # opened at once too: the first opening switches an old SQLite file to WAL
     try:
+        db = Database(url)
         results.put(("ok", db.create()))
+        db.close()
     except Exception as exc:  # noqa: BLE001 - reported to the test
         results.put(("error", f"{type(exc).__name__}: {exc}"))
-    db.close()
 
 
 def test_servers_starting_at_once_migrate_once(empty_url: str) -> None:
