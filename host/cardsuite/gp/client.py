@@ -435,6 +435,11 @@ def _select(aid: bytes) -> CommandAPDU:
     return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)  # SELECT by DF name, first occurrence (ISO 7816-4)
 
 
+def _get_data(tag: int) -> CommandAPDU:
+    """GET DATA ([GPCS] 11.3) of a one- or two-byte tag."""
+    return CommandAPDU(CLA_GP, INS_GET_DATA, tag >> 8, tag & 0xFF, le=256)
+
+
 def _get_status(p1: int, p2: int) -> CommandAPDU:
     """GET STATUS ([GPCS] 11.4) of the entries ``p1`` selects, every AID (search criteria 4F 00)."""
     return CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
@@ -518,7 +523,7 @@ class GlobalPlatform:
             self.select()
             return self.get_data(tag)
         self.channel = None
-        get = CommandAPDU(CLA_GP, INS_GET_DATA, tag >> 8, tag & 0xFF, le=256)
+        get = _get_data(tag)
         answers = self.transport.transmit_many([_select(self.isd), get])
         if not self._selected(self.isd, answers[0], None):
             self._not_selected([self.isd], answers[0], None)
@@ -583,7 +588,7 @@ class GlobalPlatform:
     def card_identity(self) -> str:
         """CPLC (chip identity) when the card gives it without authentication, else reader + ATR."""
         self._require_isd()
-        response = self.transport.transmit(CommandAPDU(CLA_GP, INS_GET_DATA, 0x9F, 0x7F, le=256))
+        response = self.transport.transmit(_get_data(0x9F7F))
         if response.sw == SW_OK:
             try:
                 return Cplc.parse(response.data).identity
@@ -729,8 +734,7 @@ class GlobalPlatform:
     # -- GET DATA
     def get_data(self, tag: int) -> bytes:
         """GET DATA ([GPCS] 11.3) of a one- or two-byte tag; the data object as the card returns it."""
-        command = CommandAPDU(CLA_GP, INS_GET_DATA, tag >> 8, tag & 0xFF, le=256)
-        return self.send(command, f"GET DATA {tag:04X}").data
+        return self.send(_get_data(tag), f"GET DATA {tag:04X}").data
 
     def cplc(self) -> Cplc:
         return Cplc.parse(self.get_data(0x9F7F))
