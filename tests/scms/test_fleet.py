@@ -24,6 +24,7 @@ from support.threads import at_once
 
 from tests.scms.conftest import ADMIN_PASSWORD, card_identity
 from tests.scms.test_remote import ISO_APPLET, _free_port, _wait_for
+from tests.support.cardlink import CardLink
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> str:
@@ -88,17 +89,15 @@ def test_two_servers_one_database(fleet: tuple[Path, list[str], list[subprocess.
         card.disconnect()
 
 
-class _KillsServerMidLoad:
+class _KillsServerMidLoad(CardLink):
     """The card link of an agent whose server is killed (SIGKILL) at the third LOAD block of the second
     package: the card answers that block, the answer finds the link down."""
 
     def __init__(self, card: SimulatorTransport, server: subprocess.Popen) -> None:
-        self._card, self._server = card, server
+        super().__init__(card)
+        self._server = server
         self._install_for_load = self._loads = 0
         self.first_package_blocks = 0  # LOAD blocks of the first package, all answered before the kill
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
-        return getattr(self._card, name)
 
     def transmit_raw(self, command: bytes) -> bytes:
         if command[1] == 0xE6 and command[2] == 0x02:  # INSTALL [for load]

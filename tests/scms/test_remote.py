@@ -28,6 +28,7 @@ from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient
 
 from tests.scms.conftest import card_identity
+from tests.support.cardlink import CardLink
 
 ISO_APPLET = bytes.fromhex("0011223344552001")
 TRANSPORT_3DES = "transport-3des"  # the development keys as a two-key 3DES key (SCP02 cards)
@@ -168,8 +169,8 @@ def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: Syst
         run = message["type"] == "apdus"
         answer = card.transmit_raw(bytes.fromhex(message["apdus"][0] if run else message["apdu"])).hex()
         for seq in numbers:  # the same number twice, or one skipped
-            link.send(json.dumps({"type": "response", "seq": seq, "command": message["seq"], "rapdu": answer,
-                                  **({"index": 0} if run else {})}))
+            link.send(json.dumps({"type": "response", "seq": seq, "command": message["seq"],
+                                  **({"rapdus": [answer]} if run else {"rapdu": answer})}))
         with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
             for _ in range(50):
                 link.recv(timeout=20)
@@ -208,17 +209,15 @@ def test_the_agent_command_over_vpcd(server: str, scms_folder: System, tmp_path:
         assert "install isoapplet: ok" in done.stdout
 
 
-class _DiesMidLoad:
+class _DiesMidLoad(CardLink):
     """The agent's card link, dying at the ``after``-th LOAD block of the second package (the agent process
     killed mid-LOAD: the relay stops there, the WebSocket goes down)."""
 
     def __init__(self, card: SimulatorTransport, after: int) -> None:
-        self._card, self._after = card, after
+        super().__init__(card)
+        self._after = after
         self._install_for_load = 0
         self._loads = 0
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
-        return getattr(self._card, name)
 
     def transmit_raw(self, command: bytes) -> bytes:
         if command[1] == 0xE6 and command[2] == 0x02:  # INSTALL [for load]
@@ -279,16 +278,14 @@ def test_the_agent_command_goes_on_through_its_next_server(server: str, scms_fol
         "Error: --server 'http://127.0.0.1:9': the SCMS is reached over https:// only"]
 
 
-class _RefusesLoadBlock:
+class _RefusesLoadBlock(CardLink):
     """The agent's card, out of memory at the ``refused``-th LOAD block of the first package (6A84, as a card
     answers when the load file does not fit): counts the LOAD blocks that reach it."""
 
     def __init__(self, card: SimulatorTransport, refused: int) -> None:
-        self._card, self._refused = card, refused
+        super().__init__(card)
+        self._refused = refused
         self.loads = 0
-
-    def __getattr__(self, name: str):  # noqa: ANN204 - the card's other methods as they are
-        return getattr(self._card, name)
 
     def transmit_raw(self, command: bytes) -> bytes:
         if command[1] == 0xE8:

@@ -299,6 +299,7 @@ class DeployOptions:
     after_step: Callable[[Step, str], None] | None = None
     env: Mapping[str, str] | None = None
     keys: KeyChoice | None = None  # a key store's keys (the SCMS's token) in place of the profile's key profile
+    authenticated: Callable[[], None] | None = None  # after each secure channel the deploy opens
 
 
 @dataclass(frozen=True)
@@ -364,6 +365,8 @@ class Deployer:
             self._current = self._keys.keys
         else:
             self._authenticate_either(level)
+        if self.options.authenticated is not None:
+            self.options.authenticated()
 
     def _authenticate_either(self, level: int) -> None:
         """The card holds the transport keys or, after a rotation (perhaps one that crashed), the issuer

@@ -250,9 +250,8 @@ class Inventory:
                  profile, now, now, self.station))
             if registry is not None:
                 cur.execute("DELETE FROM inv_contents WHERE card = ?", (card,))
-                for row in _content_rows(registry):
-                    cur.execute("INSERT INTO inv_contents (card, aid, kind, state, parent, detail, updated_at) "
-                                "VALUES (?, ?, ?, ?, ?, ?, ?)", (card, *row, now))
+                cur.executemany("INSERT INTO inv_contents (card, aid, kind, state, parent, detail, updated_at) "
+                                "VALUES (?, ?, ?, ?, ?, ?, ?)", [(card, *row, now) for row in _content_rows(registry)])
 
     def record_event(self, card: str, action: str, outcome: str, target: str | None = None,
                      detail: str | None = None) -> None:

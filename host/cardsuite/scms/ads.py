@@ -20,6 +20,7 @@ import os
 import secrets
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -90,6 +91,7 @@ class PostIssuance:
     _seq: int = 0  # the request's exchanges, numbered across its steps
     _audit: list[tuple] = field(default_factory=list)
     _exchanges: list[tuple] = field(default_factory=list)
+    _noted: list[tuple] = field(default_factory=list)  # steps to be written with the next one (_note)
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
     _opened: Inventory | None = None
 
@@ -102,10 +104,19 @@ class PostIssuance:
 
     def _record(self, name: str, outcome: str = "ok", detail: str = "", within: Cursor | None = None) -> None:
         """The step, with the exchanges and key uses since the previous one, in one transaction (``within``:
-        the inventory's open one, Database.record_step)."""
+        the inventory's open one, Database.record_step), and the steps noted before it."""
+        self._note(name, outcome, detail)
+        with self.db.transaction(write_only=True) if within is None else nullcontext(within) as cur:
+            for number, step, done, said, exchanges, audit in self._noted:
+                self.db.record_step(self.request_id, number, step, done, said, exchanges=exchanges, audit=audit,
+                                    within=cur)
+        self._noted.clear()
+
+    def _note(self, name: str, outcome: str = "ok", detail: str = "") -> None:
+        """A step that changed nothing on the card (a secure channel opened), with its exchanges and key uses:
+        written with the next step, in its commit (a server killed in between loses it, and nothing else)."""
         self._step += 1
-        self.db.record_step(self.request_id, self._step, name, outcome, detail,
-                            exchanges=self._exchanges, audit=self._audit, within=within)
+        self._noted.append((self._step, name, outcome, detail, list(self._exchanges), list(self._audit)))
         self._exchanges.clear()
         self._audit.clear()
         if self.progress is not None:
@@ -213,8 +224,11 @@ class PostIssuance:
             self.db.count_auth_failure(cin)
             self._record("mutual authentication", "failed", str(exc))
             raise
-        self._record("mutual authentication", "ok", "host challenge, card cryptogram (KMS), host cryptogram")
+        self._authenticated_step()
         return gp
+
+    def _authenticated_step(self) -> None:
+        self._note("mutual authentication", "ok", "host challenge, card cryptogram (KMS), host cryptogram")
 
     def _serve(self, kms: Kms, transport: Transport, action: str, target: str, cin: str) -> str:
         apps = catalogue(self.project)
@@ -279,7 +293,7 @@ class PostIssuance:
         gp.select()
         gp.open_secure_channel(issuer, LEVELS["mac"], scp=issuer.scp)  # type: ignore[arg-type]
         self.db.set_key_set(cin, "issuer")
-        self._record("mutual authentication", "ok", "with the new keys")
+        self._note("mutual authentication", "ok", "with the new keys")
         kcvs = " ".join(k.hex().upper() for k in stored.kcvs)
         return f"rotate: key version 0x{old:02X} -> 0x{issuer.kvn:02X}, key check values {kcvs}"
 
@@ -315,7 +329,7 @@ class PostIssuance:
                 self.progress(f"    LOAD {package}: block {done}/{total}")
 
         options = DeployOptions(keys=self._keys(kms, cin), after_step=after, env=env, progress=blocks,
-                                wallet_db=self.system.folder / "wallet.db")
+                                wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:
             result = deployer.run()
@@ -323,12 +337,11 @@ class PostIssuance:
             self.db.count_auth_failure(cin)
             self._record("mutual authentication", "failed", str(exc))
             raise
-        for step in result.performed:
-            if step.action == "personalise":  # the instance the deploy personalised
-                self._cardholder_pin(transport, step.aid, initial_pin, puk)
         life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
         if life in ("OP_READY", "INITIALIZED"):  # issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1)
-            gp = self._authenticated(kms, transport, cin)
+            # in the deploy's own session, which it ended reading the registry (before the PIN step selects
+            # the wallet): no second SELECT, INITIALIZE UPDATE and EXTERNAL AUTHENTICATE
+            gp = deployer.gp if deployer.gp.channel is not None else self._authenticated(kms, transport, cin)
             isd = gp.advance_card_life_cycle(("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:])
             now = self._record_life_cycle(isd, cin, result.registry)
             with self.db.transaction():  # the step and the card's new state: one commit
@@ -337,6 +350,9 @@ class PostIssuance:
             life = now
         else:
             self.db.upsert_card(cin, life)
+        for step in result.performed:
+            if step.action == "personalise":  # the instance the deploy personalised
+                self._cardholder_pin(transport, step.aid, initial_pin, puk)
         names = ", ".join(app.name for app in profile.applications)
         return f"install {names}: {len(result.performed)} steps done, card {life}"
 

@@ -160,15 +160,13 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
                                                         "rapdu": answer.hex().upper()}).encode())
-                elif message.kind == "apdus":  # a run: each answer sent as it comes, up to the first not 9000
-                    for index, command in enumerate(message.apdus("apdus")):
-                        answer = transport.transmit_raw(command)
-                        relayed += 1
-                        seq += 1
-                        link.send(Message("response", seq, {"command": message.seq, "index": index,
-                                                            "rapdu": answer.hex().upper()}).encode())
-                        if answer[-2:] != b"\x90\x00":
-                            break
+                elif message.kind == "apdus":  # a run: up to the first answer not 9000, the answers in one message
+                    answers = transport.transmit_raw_many(message.apdus("apdus"))
+                    relayed += len(answers)
+                    seq += 1
+                    link.send(Message("response", seq, {"command": message.seq,
+                                                        "rapdus": [answer.hex().upper() for answer in answers]}
+                                      ).encode())
                 elif message.kind == "pin":
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
