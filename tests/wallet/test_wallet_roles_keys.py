@@ -5,6 +5,7 @@ issuer's master secret, a versioned schema, transactions that roll back."""
 from __future__ import annotations
 
 import sqlite3
+import threading
 
 import pytest
 from cardsuite.errors import ConfigurationError
@@ -96,6 +97,25 @@ def test_schema_created_once_and_versioned(tmp_path) -> None:
         raw.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     with pytest.raises(WalletStoreError, match="upgrade cardsuite"):
         WalletStore(path)
+
+
+def test_an_old_file_is_switched_to_wal_while_another_process_writes_it(tmp_path) -> None:
+    """A rollback-journal file (the SCMS's serve processes share one wallet database) opened while another
+    connection holds its write lock: SQLite refuses the switch to WAL at once, without its busy wait; the
+    opening waits for the writer instead (it was refused as "not a usable cardsuite database")."""
+    path = tmp_path / "w.db"
+    WalletStore(path).close()
+    with sqlite3.connect(path) as raw:
+        raw.execute("PRAGMA journal_mode = DELETE")
+    raw.close()
+    writer = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("CREATE TABLE scratch (a)")
+    threading.Timer(0.3, writer.execute, ("ROLLBACK",)).start()
+    with WalletStore(path) as registry:
+        assert registry.db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+        assert registry.schema_version == SCHEMA_VERSION
+    writer.close()
 
 
 def test_foreign_files_are_refused(tmp_path) -> None:

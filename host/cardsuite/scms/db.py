@@ -36,6 +36,7 @@ from cardsuite.deploy.migrations import NewerSchema
 from cardsuite.errors import ConfigurationError, first_line
 from cardsuite.scms.reasons import reason_kind
 from cardsuite.scms.schema import SCHEMA
+from cardsuite.sqlitefile import use_write_ahead_log
 
 _INSERT_EXCHANGE = ("INSERT INTO scms_exchanges (request_id, seq, command, response, sw, seconds) "
                     "VALUES (?, ?, ?, ?, ?, ?)")
@@ -51,6 +52,7 @@ REQUEST_STATES = ("queued", "running", "done", "failed")
 # holds may be taken over. The times are the servers' clocks: they must agree to well within the margin.
 HEARTBEAT_SECONDS = 15.0
 LEASE_SECONDS = 120.0
+BUSY_SECONDS = 30.0  # an SQLite file's busy timeout: another serve process's transaction waited for
 
 
 def claimant_gone(claimant: str | None) -> bool:
@@ -70,24 +72,6 @@ def claimant_gone(claimant: str | None) -> bool:
 
 class DatabaseError(ConfigurationError):
     """The SCMS database cannot be opened or used."""
-
-
-WAL_SWITCH_SECONDS = 30.0  # as the connection's busy timeout
-
-
-def _write_ahead_log(connection: sqlite3.Connection) -> None:
-    """The file in WAL mode. Switching a file there needs it alone for a moment, and SQLite answers "database is
-    locked" at once, without its busy wait, while other processes open or write it (serve processes starting
-    on an old rollback-journal file: 22 of 40 trials of four at once, here): tried again until it is done."""
-    deadline = time.monotonic() + WAL_SWITCH_SECONDS
-    while True:
-        try:
-            connection.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 @dataclass(frozen=True)
@@ -156,8 +140,9 @@ class Database:
             path = Path(url[len("sqlite:///"):])
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                self._db: Any = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
-                _write_ahead_log(self._db)
+                self._db: Any = sqlite3.connect(path, timeout=BUSY_SECONDS, isolation_level=None,
+                                                check_same_thread=False)
+                use_write_ahead_log(self._db, BUSY_SECONDS)
             except (OSError, sqlite3.Error) as exc:
                 raise DatabaseError(f"cannot open the SCMS database {path}: {exc}") from None
             self.dialect: Dialect = SQLITE

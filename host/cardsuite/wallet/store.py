@@ -23,8 +23,10 @@ from typing import Protocol
 
 from cardsuite.errors import ConfigurationError
 from cardsuite.settings import make_private_parent
+from cardsuite.sqlitefile import use_write_ahead_log
 
 SCHEMA_VERSION = 2
+BUSY_SECONDS = 10.0  # another process's transaction waited for (SQLite's busy timeout)
 
 # One entry per version: the statements that bring the previous version to it.
 _MIGRATIONS: dict[int, str] = {
@@ -262,15 +264,15 @@ class WalletStore:
                 # mode=rw (not ro): the file must exist, and the last reader to close removes the -wal and
                 # -shm files it needed, where a mode=ro connection would leave them behind
                 self.db = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=rw", uri=True, isolation_level=None,
-                                          timeout=10.0)
+                                          timeout=BUSY_SECONDS)
                 self.db.execute("PRAGMA query_only = ON")
                 self._check_readable()
             else:
                 make_private_parent(self.path)
-                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=10.0)
+                self.db = sqlite3.connect(self.path, isolation_level=None, timeout=BUSY_SECONDS)
                 self._migrate()
                 # write-ahead log: one fsync per commit (durable: synchronous FULL), readers beside a writer
-                self.db.execute("PRAGMA journal_mode = WAL")
+                use_write_ahead_log(self.db, BUSY_SECONDS)
                 self.db.execute("PRAGMA synchronous = FULL")
             self.db.execute("PRAGMA foreign_keys = ON")
         except sqlite3.DatabaseError as exc:
