@@ -208,6 +208,11 @@ class ResponseAPDU:
     data: bytes
     sw: int
 
+    def __repr__(self) -> str:
+        # the data's length only: what a response may show depends on its command (a key check value, a
+        # card number, a signed payment: cardsuite.trace's rules), which the response does not know
+        return f"ResponseAPDU({len(self.data)} bytes, SW={self.sw:04X})"
+
     @classmethod
     def from_bytes(cls, raw: bytes) -> ResponseAPDU:
         if len(raw) < 2:

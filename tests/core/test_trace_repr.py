@@ -11,7 +11,7 @@ import textwrap
 from pathlib import Path
 
 import cardsuite
-from cardsuite.apdu import CommandAPDU
+from cardsuite.apdu import CommandAPDU, ResponseAPDU
 from cardsuite.gp.scp import KeySet
 from cardsuite.project import Project
 from cardsuite.sim.bridge import CardManagerConfig
@@ -109,6 +109,10 @@ def test_reprs_mask_but_equality_is_unchanged() -> None:
     assert hash(command) == hash(CommandAPDU(0x80, 0x20, 0x00, 0x81, pin))
     assert repr(CommandAPDU(0x00, 0xB0, 0x00, 0x00, b"\x01\x02", le=4)) == \
         "CommandAPDU(00 B0 00 00, Lc=2, data=0102, Le=4)"
+    # a response's data (a card number, a signed payment) shows as its length only, whatever the command was
+    response = ResponseAPDU(bytes.fromhex(CARD), 0x9000)
+    assert repr(response) == "ResponseAPDU(8 bytes, SW=9000)" and not [f for f in _forms() if f in repr(response)]
+    assert response == ResponseAPDU(response.data, 0x9000) and response != ResponseAPDU(b"", 0x9000)
     keys = IssuerKeys(bytes.fromhex(K_E), bytes.fromhex(K_A))
     perso = Personalisation("940001", bytes(32), b"h", Limits(1, 1, 1), PIN, PUK, keys)
     for value in (keys, perso, KeySet(keys.enc, keys.mac, keys.enc), CardNumber(CARD),

@@ -11,9 +11,10 @@ from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.gp.client import GlobalPlatform
 from cardsuite.gp.scp import LEVELS, CardCryptogramError, KeySet
 from cardsuite.project import Project
-from cardsuite.scms.ads import MAX_AUTH_FAILURES, PostIssuance, RequestRefused
+from cardsuite.scms.ads import MAX_AUTH_FAILURES, PinStepOwed, PostIssuance, RequestRefused
 from cardsuite.scms.agent import set_cardholder_pin
-from cardsuite.scms.system import ISSUER_MASTER, KeySetConfig, System
+from cardsuite.scms.db import Database
+from cardsuite.scms.system import ISSUER_MASTER, PIN_KEY, KeySetConfig, System
 from cardsuite.sim.bridge import DEVELOPMENT_KEY
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient, WalletLifeCycle
@@ -157,6 +158,90 @@ def test_the_wallet_is_personalised_and_its_pin_chosen_where_the_card_is(scms: S
     text = " ".join(r[0] for r in rows).replace(" ", "")
     for secret in (CHOSEN_PIN, seen[0]):
         assert secret.encode().hex().upper() not in text and secret not in text
+
+
+def _wallet_request(scms: System, project: Project, card: SimulatorTransport, cin: str,
+                    pin_step) -> tuple[Database, int, PostIssuance]:  # noqa: ANN001 - an ads.CardholderPin
+    db = scms.database()
+    request = db.new_request("test-terminal", "install", "wallet-sim")
+    return db, request, PostIssuance(scms, db, project, request, cardholder_pin=pin_step)
+
+
+def _breaks_after(card: SimulatorTransport, seen: list[tuple[str, str]], set_it: bool):  # noqa: ANN202
+    """A terminal whose link breaks at the PIN step: before the PIN went to the card, or after (answer lost)."""
+    def step(aid: bytes, initial_pin: str, puk: str) -> str:
+        seen.append((initial_pin, puk))
+        if set_it:
+            set_cardholder_pin(card, aid, initial_pin, lambda _puk: CHOSEN_PIN, puk)
+        raise TransportError("the terminal went away")
+    return step
+
+
+def _sets_pin(card: SimulatorTransport, seen: list[tuple[str, str]]):  # noqa: ANN202
+    def step(aid: bytes, initial_pin: str, puk: str) -> str:
+        seen.append((initial_pin, puk))
+        set_cardholder_pin(card, aid, initial_pin, lambda _puk: CHOSEN_PIN, puk)
+        return "chosen at the test's terminal"
+    return step
+
+
+def test_a_pin_step_that_failed_is_asked_again_by_the_next_install(scms: System, project: Project,
+                                                                   card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    scms.database().upsert_card(cin, "OP_READY")
+    seen: list[tuple[str, str]] = []
+    db, first, ads = _wallet_request(scms, project, card, cin, _breaks_after(card, seen, set_it=False))
+    with pytest.raises(PinStepOwed, match="keeps its one-time PIN until the request is run again"):
+        ads.run(card)
+    assert db.request(first).state == "failed"  # type: ignore[union-attr]
+    assert db.query("SELECT reason_kind FROM scms_requests WHERE id = ?", (first,)) == [("cardholder PIN not set",)]
+    assert list(db.owed_pins(cin)) == [WALLET_AID.hex().upper()]
+    # the cardholder's PIN is asked again with the same one-time PIN and PUK (computed again in the token)
+    db, second, ads = _wallet_request(scms, project, card, cin, _sets_pin(card, seen))
+    ads.run(card)
+    steps = {name: outcome for _, name, outcome, _ in db.steps(second)}
+    assert steps["personalise wallet"] == "skipped" and steps["cardholder PIN"] == "ok", steps
+    assert seen[1] == seen[0] and len(set(seen[0])) == 2, "the PIN and PUK the first run set"
+    assert db.owed_pins(cin) == {}  # its nonce forgotten: nothing can compute that one-time PIN again
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin(CHOSEN_PIN)
+    wallet.unblock_pin(seen[0][1])  # the PUK the cardholder was shown works
+    # a third install owes nothing and asks nothing (the wallet keeps the cardholder's PIN)
+    db, third, ads = _wallet_request(scms, project, card, cin, _sets_pin(card, seen))
+    ads.run(card)
+    assert len(seen) == 2 and "cardholder PIN" not in {name for _, name, _, _ in db.steps(third)}
+
+
+def test_a_pin_set_whose_answer_was_lost_is_not_asked_for_again(scms: System, project: Project,
+                                                               card: SimulatorTransport) -> None:
+    cin = card_identity(card)
+    scms.database().upsert_card(cin, "OP_READY")
+    seen: list[tuple[str, str]] = []
+    db, _, ads = _wallet_request(scms, project, card, cin, _breaks_after(card, seen, set_it=True))
+    with pytest.raises(PinStepOwed):
+        ads.run(card)
+    db, second, ads = _wallet_request(scms, project, card, cin, _sets_pin(card, seen))
+    ads.run(card)
+    details = {name: (outcome, detail) for _, name, outcome, detail in db.steps(second)}
+    assert details["cardholder PIN"] == ("ok", "chosen before: the card refuses the one-time PIN (63C2)"), details
+    assert db.request(second).state == "done" and db.owed_pins(cin) == {}  # type: ignore[union-attr]
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin(CHOSEN_PIN)  # the PIN chosen in the first run stands
+
+
+def test_a_system_whose_token_lacks_the_pin_key_makes_it_once(scms: System, project: Project,
+                                                              card: SimulatorTransport) -> None:
+    with scms.kms() as kms:  # as a token made before the key was
+        kms.key(PIN_KEY).destroy()
+    cin = card_identity(card)
+    scms.database().upsert_card(cin, "OP_READY")
+    db, request, ads = _wallet_request(scms, project, card, cin, _sets_pin(card, []))
+    ads.run(card)
+    assert db.request(request).state == "done"  # type: ignore[union-attr]
+    audit = db.query("SELECT operation, key_label FROM scms_audit WHERE key_label = ?", (PIN_KEY,))
+    assert audit.count(("generate", PIN_KEY)) == 1 and ("derive", PIN_KEY) in audit, audit
 
 
 def test_a_wallet_without_a_pin_step_is_refused(scms: System, project: Project, card: SimulatorTransport) -> None:

@@ -168,6 +168,17 @@ def _links(html: str, label: str) -> str | None:
     return match[1].replace("&amp;", "&") if match else None
 
 
+def test_a_card_owing_a_pin_step_says_so_without_its_nonce(client: TestClient, db: Database) -> None:
+    db.upsert_card("CIN-OWES", "SECURED")
+    sign_in(client, "otto")
+    assert "Cardholder PIN owed" not in client.get("/console/cards/CIN-OWES").text
+    nonce = "5EC12E7" * 4 + "ABCD"
+    db.owe_pin("CIN-OWES", "F0636172641001", nonce, 7)
+    page = client.get("/console/cards/CIN-OWES").text
+    assert "Cardholder PIN owed" in page and "F0636172641001" in page
+    assert nonce not in page and nonce.lower() not in page
+
+
 def test_cards_are_listed_by_state_a_page_at_a_time(client: TestClient, db: Database) -> None:
     with db.transaction() as cur:
         for i in range(173):

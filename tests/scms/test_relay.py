@@ -4,6 +4,7 @@ message and its answers come back in one, which must end where the agent's rule 
 from __future__ import annotations
 
 import pytest
+from cardsuite.errors import CardsuiteError
 from cardsuite.scms.relay import Message, RelayError, RelayTransport
 
 OK, FULL = "9000", "6A84"
@@ -33,3 +34,18 @@ def test_answers_that_do_not_end_at_the_first_refusal_are_refused(rapdus: list[s
     answers, _ = _answered(rapdus)
     assert isinstance(answers, RelayError), answers
     assert "answers to a run of 3" in str(answers) or "no list rapdus" in str(answers)
+
+
+@pytest.mark.parametrize(("body", "raised"), [
+    ({"ok": False, "reason": "card answered 63C2", "sw": 0x63C2}, "StatusError"),
+    ({"ok": False, "reason": "this terminal cannot ask for a PIN"}, "TransportError"),
+    ({"ok": False, "reason": "odd", "sw": "63C2"}, "TransportError"),  # not a status word: just a refusal
+], ids=["card-refused", "terminal-refused", "malformed-sw"])
+def test_a_pin_step_refused_by_the_card_comes_back_with_its_status_word(body: dict, raised: str) -> None:
+    relay = RelayTransport(lambda _message: None, atr=b"\x3b\x00")
+    relay.deliver(Message("response", 2, {"command": 1, **body}))
+    with pytest.raises(CardsuiteError) as caught:
+        relay.cardholder_pin(bytes.fromhex("A000000001"), "12345678", "87654321")
+    assert type(caught.value).__name__ == raised
+    if raised == "StatusError":
+        assert caught.value.sw == 0x63C2  # type: ignore[attr-defined]

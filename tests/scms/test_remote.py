@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cardsuite.errors import TransportError
+from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.gp.client import LOAD_WINDOW
 from cardsuite.project import Project
 from cardsuite.scms.agent import AgentError, _open_tls, run_request, tls_context
@@ -102,6 +102,29 @@ def test_remote_wallet_with_the_pin_chosen_at_the_terminal(server: str, scms_fol
     assert record is not None and record.state == "done" and record.target == " ".join(names)
     if len(names) > 1:  # both deployed in one run
         assert card.select(ISO_APPLET).sw == 0x9000
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin("1357")
+
+
+def test_a_cardholder_who_left_at_the_pin_step_is_asked_again_by_the_next_run(
+        server: str, scms_folder: System, card: SimulatorTransport) -> None:
+    token = add_terminal(scms_folder, f"kiosk-{time.monotonic_ns()}")
+    db = scms_folder.database()
+    cin = card_identity(card)
+    db.upsert_card(cin, "OP_READY")
+    shown: list[str] = []
+
+    def walks_away(puk: str) -> str:
+        shown.append(puk)
+        raise ConfigurationError("the cardholder cancelled")
+
+    with pytest.raises(AgentError, match="the cardholder cancelled; the wallet keeps its one-time PIN"):
+        run_request(server, scms_folder.ca, token, card, action="install", target="wallet-sim", ask_pin=walks_away)
+    result = run_request(server, scms_folder.ca, token, card, action="install", target="wallet-sim",
+                         ask_pin=lambda puk: (shown.append(puk), "1357")[1])
+    assert db.request(result.request).state == "done" and db.owed_pins(cin) == {}  # type: ignore[union-attr]
+    assert len(shown) == 2 and shown[0] == shown[1]  # the same PUK: the one the card holds
     wallet = WalletClient(card, WALLET_AID)
     wallet.select()
     wallet.verify_pin("1357")

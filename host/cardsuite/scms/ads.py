@@ -24,6 +24,8 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from cardsuite.apdu import StatusError
+from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import CardProfile, load_app_profile
@@ -39,9 +41,9 @@ from cardsuite.gp.keys import KeyChoice, KeyProfile
 from cardsuite.gp.scp import LEVELS, CardCryptogramError
 from cardsuite.project import Project
 from cardsuite.scms.db import Cursor, Database, Lease
-from cardsuite.scms.kms import Kms, TokenCardKeys, TokenKeySet
+from cardsuite.scms.kms import Kms, KmsError, TokenCardKeys, TokenKeySet
 from cardsuite.scms.putkey import put_token_keys
-from cardsuite.scms.system import System
+from cardsuite.scms.system import PIN_KEY, System
 from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport
 
@@ -52,10 +54,17 @@ ProgressSink = Callable[[str], None]
 # the cardholder's PIN step, run where the card is: (wallet instance AID, one-time initial PIN, PUK) -> detail.
 # Over the relay it is the agent's (RelayTransport.cardholder_pin); in process the caller's.
 CardholderPin = Callable[[bytes, str, str], str]
+PIN_KEY_LOCK = 1129140564  # the advisory lock under which a server makes the token's PIN_KEY (an older system's)
+SW_PIN_BLOCKED = 0x6983
 
 
 class RequestRefused(CardsuiteError):
     """The ADS will not serve this request (the reason is the message and the request's record)."""
+
+
+class PinStepOwed(CardsuiteError):
+    """The cardholder's PIN step failed: the instance keeps its one-time PIN, and the next install request
+    for the card asks for the PIN again (scms_owed_pins)."""
 
 
 def target_names(target: str) -> list[str]:
@@ -92,6 +101,7 @@ class PostIssuance:
     _audit: list[tuple] = field(default_factory=list)
     _exchanges: list[tuple] = field(default_factory=list)
     _noted: list[tuple] = field(default_factory=list)  # steps to be written with the next one (_note)
+    _one_time: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # nonce -> PIN, PUK
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
     _opened: Inventory | None = None
 
@@ -268,10 +278,54 @@ class PostIssuance:
     def _pin_step(self, transport: Transport) -> CardholderPin | None:
         return getattr(transport, "cardholder_pin", None) or self.cardholder_pin
 
-    def _cardholder_pin(self, transport: Transport, aid: bytes, initial_pin: str, puk: str) -> None:
+    def _one_time_pin(self, kms: Kms, cin: str, nonce: str) -> tuple[str, str]:
+        """The one-time PIN and PUK of a personalisation (8 digits each): computed in the token from the card
+        and the nonce owed with it (Database.owe_pin), so a re-run finds the same ones, and nobody once the
+        nonce is forgotten."""
+        if nonce in self._one_time:  # before the deploy and at the PIN step: one token computation
+            return self._one_time[nonce]
+        context = b"cardholder PIN and PUK\0" + cin.encode() + parse_hex(nonce, "an owed PIN step's nonce", secret=True)
+        what = f"one-time PIN and PUK of card {cin}"
+        try:
+            secret = kms.one_time_secret(PIN_KEY, context, what)
+        except KmsError:
+            if kms.find(PIN_KEY) is not None:
+                raise
+            with self.db.transaction() as cur:  # a system made before the key was: made once, by one server
+                self.db.serialise(cur, PIN_KEY_LOCK)
+                if kms.find(PIN_KEY) is None:
+                    kms.generate_mac_key(PIN_KEY)
+            secret = kms.one_time_secret(PIN_KEY, context, what)
+        self._one_time[nonce] = (f"{int.from_bytes(secret[:8], 'big') % 10**8:08d}",
+                                 f"{int.from_bytes(secret[8:], 'big') % 10**8:08d}")
+        return self._one_time[nonce]
+
+    def _cardholder_pins(self, kms: Kms, transport: Transport, cin: str, owed: dict[str, str],
+                         registry: CardContents) -> None:
+        """The PIN step of each instance the card owes one (this run's personalisation, or an earlier run's
+        that stopped before its PIN step): the cardholder replaces the one-time PIN at the terminal."""
+        for aid_hex, nonce in owed.items():
+            aid = parse_aid(aid_hex, "the instance of an owed PIN step")
+            if registry.application(aid) is None:  # removed since: its PIN went with it
+                self.db.forget_pin(cin, aid_hex)
+                continue
+            self._cardholder_pin(transport, cin, aid, *self._one_time_pin(kms, cin, nonce))
+
+    def _cardholder_pin(self, transport: Transport, cin: str, aid: bytes, initial_pin: str, puk: str) -> None:
         step = self._pin_step(transport)
         assert step is not None  # checked before the deploy
-        self._record("cardholder PIN", "ok", step(aid, initial_pin, puk))
+        try:
+            detail = step(aid, initial_pin, puk)
+        except CardsuiteError as exc:
+            sw = exc.sw if isinstance(exc, StatusError) else None
+            if sw is None or (sw != SW_PIN_BLOCKED and sw & 0xFFF0 != 0x63C0):
+                raise PinStepOwed(f"{exc}; the wallet keeps its one-time PIN until the request is run again") from exc
+            # the card no longer takes the one-time PIN ([ISO 7816-4] 63Cx: a wrong PIN): the cardholder
+            # replaced it in a run whose answer was lost (the one-time PIN has no further use)
+            detail = f"chosen before: the card refuses the one-time PIN ({sw:04X})"
+        with self.db.transaction():  # the step, and its nonce forgotten: one commit
+            self._record("cardholder PIN", "ok", detail)
+            self.db.forget_pin(cin, aid.hex().upper())
 
     def _rotate(self, kms: Kms, gp: GlobalPlatform, cin: str) -> str:
         """The issuer's keys, diversified for this card in the token, in place of the keys it holds (PUT KEY);
@@ -307,6 +361,7 @@ class PostIssuance:
     def _install(self, kms: Kms, transport: Transport, cin: str, app_paths: list[Path]) -> str:
         profile = self._profile(app_paths)
         personalised = [app.personalise for app in profile.applications if app.personalise is not None]
+        owed = self.db.owed_pins(cin)
 
         def after(step: Step, outcome: str) -> None:
             # a step done: inside the inventory's transaction of its event, joined where both are one database
@@ -314,13 +369,16 @@ class PostIssuance:
             self._record(f"{step.action} {step.name}", outcome, step.detail,
                          within=self._inventory().current if shared else None)
 
-        # Personalisation: the wallet gets a one-time initial PIN and a PUK made here for this run and kept
-        # nowhere; the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent there),
-        # so the PIN the cardholder chose never reaches the server ([P002]: knowledge factor at enrolment).
-        if personalised and self._pin_step(transport) is None:  # before the card is touched
+        # Personalisation: the wallet gets a one-time initial PIN and a PUK computed in the token for this card
+        # (_one_time_pin); the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent
+        # there), so the PIN the cardholder chose never reaches the server ([P002]: knowledge factor at
+        # enrolment). Until that step is done the card owes it (scms_owed_pins), and the next install asks.
+        if (personalised or owed) and self._pin_step(transport) is None:  # before the card is touched
             raise RequestRefused("the wallet would be personalised but nobody can choose its PIN here: give the "
                                  "ADS a cardholder_pin step (or run it through an agent)")
-        initial_pin, puk = f"{secrets.randbelow(10**8):08d}", f"{secrets.randbelow(10**8):08d}"
+        # the nonce owed already (a personalisation stopped before its PIN step: the same one-time PIN), else new
+        nonce = next(iter(owed.values()), None) or secrets.token_hex(16)
+        initial_pin, puk = self._one_time_pin(kms, cin, nonce) if personalised else ("", "")
         env = dict(os.environ)
         for personalisation in personalised:
             env.update({personalisation.pin_env: initial_pin, personalisation.puk_env: puk})
@@ -328,7 +386,13 @@ class PostIssuance:
             if self.progress is not None and (done == total or done % LOAD_PROGRESS_EVERY == 0):
                 self.progress(f"    LOAD {package}: block {done}/{total}")
 
-        options = DeployOptions(keys=self._keys(kms, cin), after_step=after, env=env, progress=blocks,
+        def before(step: Step) -> None:
+            if step.action == "personalise":  # the PIN step owed ahead of the one-time PIN set
+                self.db.owe_pin(cin, step.aid_hex, nonce, self.request_id)
+                owed.setdefault(step.aid_hex, nonce)
+
+        options = DeployOptions(keys=self._keys(kms, cin), before_step=before, after_step=after, env=env,
+                                progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:
@@ -350,9 +414,7 @@ class PostIssuance:
             life = now
         else:
             self.db.upsert_card(cin, life)
-        for step in result.performed:
-            if step.action == "personalise":  # the instance the deploy personalised
-                self._cardholder_pin(transport, step.aid, initial_pin, puk)
+        self._cardholder_pins(kms, transport, cin, owed, result.registry)
         names = ", ".join(app.name for app in profile.applications)
         return f"install {names}: {len(result.performed)} steps done, card {life}"
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from cardsuite.apdu import StatusError
 from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError
 from cardsuite.transport.base import Transport
@@ -199,6 +200,8 @@ def _pin_step(transport: Transport, message: Message, ask_pin: PinPrompt | None)
     try:
         set_cardholder_pin(transport, message.apdu("aid"), str(message.body.get("initial", "")), ask_pin,
                            str(message.body.get("puk", "")))
+    except StatusError as exc:  # the card's answer, for the server to tell a one-time PIN replaced already
+        return {"ok": False, "reason": str(exc), "sw": exc.sw}
     except CardsuiteError as exc:
         return {"ok": False, "reason": str(exc)}
     return {"ok": True}

@@ -356,6 +356,28 @@ class Database:
         """Which keys the card holds: transport, rotating (written ahead of PUT KEY), issuer."""
         self.execute("UPDATE scms_cards SET key_set = ?, updated_at = ? WHERE cin = ?", (key_set, time.time(), cin))
 
+    # -- the cardholder PIN steps owed (cardsuite.scms.ads: personalised with a one-time PIN not yet replaced)
+    def owed_pins(self, cin: str) -> dict[str, str]:
+        """Instance AID (hex) -> the nonce of its one-time PIN and PUK, for each the card owes a PIN step."""
+        return {aid: nonce for aid, nonce in self.query(
+            "SELECT aid, nonce FROM scms_owed_pins WHERE cin = ? ORDER BY created_at", (cin,))}
+
+    def owe_pin(self, cin: str, aid: str, nonce: str, request_id: int) -> None:
+        """Written ahead of the personalisation (which sets the one-time PIN): a nonce owed already stays."""
+        self.execute("INSERT INTO scms_owed_pins (cin, aid, nonce, request_id, created_at) VALUES (?, ?, ?, ?, ?) "
+                     "ON CONFLICT (cin, aid) DO NOTHING", (cin, aid, nonce, request_id, time.time()))
+
+    def forget_pin(self, cin: str, aid: str) -> None:
+        """The PIN step done (or its instance gone): the nonce deleted, so the one-time PIN and PUK can no
+        longer be computed."""
+        self.execute("DELETE FROM scms_owed_pins WHERE cin = ? AND aid = ?", (cin, aid))
+
+    def serialise(self, cur: Cursor, lock: int) -> None:
+        """In a transaction: one process at a time past this point with this ``lock``, until the commit (on
+        SQLite the transaction's BEGIN IMMEDIATE is that lock already)."""
+        if self.dialect is POSTGRES:
+            cur.execute(f"SELECT pg_advisory_xact_lock({int(lock)})")
+
     def count_auth_failure(self, cin: str) -> None:
         self.execute("UPDATE scms_cards SET auth_failures = auth_failures + 1, updated_at = ? WHERE cin = ?",
                      (time.time(), cin))

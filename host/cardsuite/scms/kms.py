@@ -26,6 +26,10 @@ session:
   ICV (to this process only: never sent, recorded or logged). SoftHSM2 sets the DES parity bits of a derived
   key; DES ignores them.
 
+A cardholder's one-time PIN and PUK (cardsuite.scms.ads) are the AES-CMAC (C_Sign) of the card's context
+under a key that can do nothing else (generate_mac_key): computed again for a re-run, so a post-issuance
+that stops between the wallet's personalisation and the cardholder's PIN step is finished by the next.
+
 Every key use goes to the audit callback (the SCMS writes it to its audit table).
 
 Threads: one call into the module at a time per process (_serialised). python-pkcs11 (0.10) initialises the
@@ -255,6 +259,24 @@ class Kms:
                 raise KmsError(f"{kdf} masters are two-key 3DES (128 bits), not {bits}")
             self.session.generate_key(pkcs11.KeyType.DES2, template=template)
         self._audit("generate", label, f"{kdf} master, {bits} bits, not extractable")
+
+    @_serialised
+    def generate_mac_key(self, label: str) -> None:
+        """A new AES-256 key in the token that does nothing but AES-CMAC (C_Sign), not extractable: the
+        one-time secrets of a card are its CMACs of the card's context (one_time_secret)."""
+        pkcs11 = _pkcs11()
+        self._check_new(label, None)
+        template = {**self._master_template(label), pkcs11.Attribute.DERIVE: False, pkcs11.Attribute.SIGN: True}
+        self.session.generate_key(pkcs11.KeyType.AES, 256, template=template)
+        self._audit("generate", label, "AES-256 CMAC key, not extractable")
+
+    @_serialised
+    def one_time_secret(self, label: str, context: bytes, what: str) -> bytes:
+        """16 bytes: the AES-CMAC of ``context`` under the key ``label`` (generate_mac_key): a secret the
+        token can compute again from the same context, and nobody without the key."""
+        out = bytes(self.key(label).sign(context, mechanism=_pkcs11().Mechanism.AES_CMAC))
+        self._audit("derive", label, what)
+        return out
 
     @_serialised
     def import_key(self, label: str, value: bytes, kdf: str | None, *, des: bool = False) -> None:

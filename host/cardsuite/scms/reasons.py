@@ -26,7 +26,8 @@ KINDS: tuple[tuple[str, re.Pattern[str]], ...] = tuple((kind, re.compile(pattern
     ("application not in the catalogue", r"^application .* is not in the catalogue"),
     ("application not on the card", r"^the card has no application"),
     ("wrong card keys (cryptogram)", r"card cryptogram|wrong keys for this card"),
-    ("cardholder PIN not set", r"^the cardholder's PIN was not set|nobody can choose its PIN"),
+    ("cardholder PIN not set", r"^the cardholder's PIN was not set|nobody can choose its PIN|"
+                                r"the wallet keeps its one-time PIN"),
     ("unknown action", r"^action .*: valid are"),
 ))
 

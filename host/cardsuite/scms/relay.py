@@ -24,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from cardsuite.apdu import SW_OK
+from cardsuite.apdu import SW_OK, StatusError
 from cardsuite.codec import HexError, parse_hex
 from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.transport.base import Transport
@@ -148,6 +148,9 @@ class RelayTransport(Transport):
         self._seq += 1
         self._send(Message("pin", self._seq, {"aid": aid.hex().upper(), "initial": initial_pin, "puk": puk}))
         answer = self._await(self._seq)
+        sw = answer.body.get("sw")
+        if answer.body.get("ok") is not True and isinstance(sw, int) and 0 <= sw <= 0xFFFF:
+            raise StatusError(sw)  # the card's refusal (the one-time PIN no longer its PIN: ads decides)
         if answer.body.get("ok") is not True:
             raise TransportError(f"the cardholder's PIN was not set: {answer.body.get('reason', 'no reason')}")
         return "chosen by the cardholder at the terminal (not sent to the server)"

@@ -250,11 +250,20 @@ def _reason_kinds(cur: Cursor, sqlite: bool) -> None:
         cur.execute(statement)
 
 
+def _owed_pins(cur: Cursor, sqlite: bool) -> None:
+    """The cardholder PIN steps owed (cardsuite.scms.ads): an instance personalised with a one-time PIN the
+    cardholder has not replaced yet, and the nonce its one-time PIN and PUK are computed from in the token."""
+    cur.execute("""CREATE TABLE scms_owed_pins (
+        cin TEXT NOT NULL, aid TEXT NOT NULL, nonce TEXT NOT NULL, request_id INTEGER NOT NULL,
+        created_at DOUBLE PRECISION NOT NULL, PRIMARY KEY (cin, aid))""")
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration(1, "tables and indexes", _tables),
     Migration(2, "the unused relay_seq column dropped", _drop_relay_seq),
     Migration(3, "statistics counters kept by triggers, counted once from the rows", _counters),
     Migration(4, "failures counted by reason kind (scms_requests.reason_kind), not by the sentence", _reason_kinds),
+    Migration(5, "the cardholder PIN steps owed (scms_owed_pins)", _owed_pins),
 )
 SCHEMA = Schema("the SCMS database", "scms_schema", ADVISORY_LOCK, MIGRATIONS)
 SCHEMA_VERSION = SCHEMA.version

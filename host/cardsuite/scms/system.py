@@ -32,6 +32,7 @@ ROLES = ("administrator", "operator", "auditor")
 ISSUER_MASTER = "issuer-master"
 TRANSPORT_KEY = "transport"
 ISSUER_KVN = 0x30
+PIN_KEY = "cardholder-pins"  # computes the wallet's one-time PIN and PUK (cardsuite.scms.ads)
 
 
 @dataclass(frozen=True)
@@ -169,6 +170,7 @@ def init_system(folder: Path, *, admin: str, password: str, database_url: str | 
     system = load_system(folder)
     with system.kms() as kms:
         kms.generate_master(ISSUER_MASTER, master_kdf, 128)
+        kms.generate_mac_key(PIN_KEY)
         if development_transport_keys:  # 3DES for a 3DES issuer master (SCP02 cards), else AES (SCP03)
             kms.import_key(TRANSPORT_KEY, DEVELOPMENT_KEY, None, des=master_kdf in ("emv", "visa2"))
     # the inventory's tables made now, once: concurrent CREATE TABLE IF NOT EXISTS of a table that does not

@@ -216,7 +216,8 @@ class Console:
             raise Refused(404, f"no card {cin!r} in the CMS")
         inventory, contents, history = queries.card_inventory(ctx.inventory, cin)
         return ctx.render("card.html", card=card, inventory=inventory, contents=contents, history=history,
-                          requests=queries.card_requests(ctx.db, cin))
+                          requests=queries.card_requests(ctx.db, cin),
+                          owed_pins=list(ctx.db.owed_pins(cin)))  # the instances only: a nonce is no page's
 
     def blacklist(self, ctx: Ctx) -> Response:
         cin = ctx.request.path_params["cin"]
