@@ -20,6 +20,7 @@ from cardsuite.scms.db import Database
 from cardsuite.settings import ENV_SCMS_PASSWORD
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.wallet.card import WALLET_AID, WalletClient
 from support.threads import at_once
 
 from tests.scms.conftest import ADMIN_PASSWORD, card_identity
@@ -151,4 +152,39 @@ def test_a_server_killed_mid_post_issuance(fleet: tuple[Path, list[str], list[su
     with Inventory(postgres_url, station="test") as inventory:  # the records are the card's contents
         recorded = {(c.aid, c.kind, c.state) for c in inventory.contents(cin)}
     assert recorded == {row[:3] for row in _content_rows(gp.registry())}
+    card.disconnect()
+
+
+def test_a_server_killed_at_the_cardholder_pin_step(fleet: tuple[Path, list[str], list[subprocess.Popen]],
+                                                    postgres_url: str, project: Project) -> None:
+    """Killed while the cardholder chooses the PIN: the terminal sets it on the card, its answer finds the link
+    down, and the request goes to the other server, which finds the card owing the PIN step and the one-time
+    PIN refused (63C2): the PIN the cardholder chose stands, nothing is owed any more."""
+    folder, servers, processes = fleet
+    token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
+    db = Database(postgres_url)
+    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
+    card.connect()
+    cin = card_identity(card)
+    db.upsert_card(cin, "OP_READY")
+    shown: list[str] = []
+
+    def cardholder(puk: str) -> str:
+        shown.append(puk)
+        if len(shown) == 1:
+            processes[0].kill()
+            processes[0].wait(30)
+        return "2580"
+
+    result = run_request(servers, folder / "tls" / "ca.pem", token, card, action="install", target="wallet-sim",
+                         ask_pin=cardholder)
+    rows = db.query("SELECT id, state FROM scms_requests WHERE cin = ? ORDER BY id", (cin,))
+    assert [state for _, state in rows] == ["failed", "done"] and result.request == rows[1][0], rows
+    steps = {name: (outcome, detail) for _, name, outcome, detail in db.steps(rows[1][0])}
+    assert steps["personalise wallet"][0] == "skipped", steps  # personalised once, by the killed server
+    assert steps["cardholder PIN"] == ("ok", "chosen before: the card refuses the one-time PIN (63C2)"), steps
+    assert len(shown) == 2 and shown[0] == shown[1] and db.owed_pins(cin) == {}
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin("2580")
     card.disconnect()
