@@ -185,15 +185,23 @@ def _sets_pin(card: SimulatorTransport, seen: list[tuple[str, str]]):  # noqa: A
     return step
 
 
-def test_a_pin_step_that_failed_is_asked_again_by_the_next_install(scms: System, project: Project,
-                                                                   card: SimulatorTransport) -> None:
+def _first_run_breaks_at_the_pin_step(scms: System, project: Project, card: SimulatorTransport, *,
+                                      set_it: bool) -> tuple[str, list[tuple[str, str]], Database, int]:
+    """An empty card's wallet install whose terminal goes away at the PIN step: the CIN, the one-time PIN
+    and PUK the terminal was given, the database and the failed request."""
     cin = card_identity(card)
     scms.database().upsert_card(cin, "OP_READY")
     seen: list[tuple[str, str]] = []
-    db, first, ads = _wallet_request(scms, project, card, cin, _breaks_after(card, seen, set_it=False))
+    db, first, ads = _wallet_request(scms, project, card, cin, _breaks_after(card, seen, set_it=set_it))
     with pytest.raises(PinStepOwed, match="keeps its one-time PIN until the request is run again"):
         ads.run(card)
     assert db.request(first).state == "failed"  # type: ignore[union-attr]
+    return cin, seen, db, first
+
+
+def test_a_pin_step_that_failed_is_asked_again_by_the_next_install(scms: System, project: Project,
+                                                                   card: SimulatorTransport) -> None:
+    cin, seen, db, first = _first_run_breaks_at_the_pin_step(scms, project, card, set_it=False)
     assert db.query("SELECT reason_kind FROM scms_requests WHERE id = ?", (first,)) == [("cardholder PIN not set",)]
     assert list(db.owed_pins(cin)) == [WALLET_AID.hex().upper()]
     # the cardholder's PIN is asked again with the same one-time PIN and PUK (computed again in the token)
@@ -215,12 +223,7 @@ def test_a_pin_step_that_failed_is_asked_again_by_the_next_install(scms: System,
 
 def test_a_pin_set_whose_answer_was_lost_is_not_asked_for_again(scms: System, project: Project,
                                                                card: SimulatorTransport) -> None:
-    cin = card_identity(card)
-    scms.database().upsert_card(cin, "OP_READY")
-    seen: list[tuple[str, str]] = []
-    db, _, ads = _wallet_request(scms, project, card, cin, _breaks_after(card, seen, set_it=True))
-    with pytest.raises(PinStepOwed):
-        ads.run(card)
+    cin, seen, db, _ = _first_run_breaks_at_the_pin_step(scms, project, card, set_it=True)
     db, second, ads = _wallet_request(scms, project, card, cin, _sets_pin(card, seen))
     ads.run(card)
     details = {name: (outcome, detail) for _, name, outcome, detail in db.steps(second)}

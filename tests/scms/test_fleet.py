@@ -90,6 +90,18 @@ def test_two_servers_one_database(fleet: tuple[Path, list[str], list[subprocess.
         card.disconnect()
 
 
+def _kiosk_and_card(folder: Path, postgres_url: str, project: Project,
+                    state: str) -> tuple[str, Database, SimulatorTransport, str]:
+    """A new terminal's token, the database, and an empty simulated card known to the CMS in ``state``."""
+    token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
+    db = Database(postgres_url)
+    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
+    card.connect()
+    cin = card_identity(card)
+    db.upsert_card(cin, state)
+    return token, db, card, cin
+
+
 class _KillsServerMidLoad(CardLink):
     """The card link of an agent whose server is killed (SIGKILL) at the third LOAD block of the second
     package: the card answers that block, the answer finds the link down."""
@@ -118,12 +130,7 @@ def test_a_server_killed_mid_post_issuance(fleet: tuple[Path, list[str], list[su
     """The agent goes on through the other server: the dead server's request is reaped (failed, with the
     reason), the new one finishes the card from where it was, and the records match the card."""
     folder, servers, processes = fleet
-    token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
-    db = Database(postgres_url)
-    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
-    card.connect()
-    cin = card_identity(card)
-    db.upsert_card(cin, "SECURED")
+    token, db, card, cin = _kiosk_and_card(folder, postgres_url, project, "SECURED")
     shown: list[str] = []
     killing = _KillsServerMidLoad(card, processes[0])
     result = run_request(servers, folder / "tls" / "ca.pem", token, killing,  # type: ignore[arg-type]
@@ -161,12 +168,7 @@ def test_a_server_killed_at_the_cardholder_pin_step(fleet: tuple[Path, list[str]
     down, and the request goes to the other server, which finds the card owing the PIN step and the one-time
     PIN refused (63C2): the PIN the cardholder chose stands, nothing is owed any more."""
     folder, servers, processes = fleet
-    token = _cli("scms", "terminal", "add", "--dir", str(folder), "kiosk").splitlines()[-1]
-    db = Database(postgres_url)
-    card = SimulatorTransport(project, applets=[], card_manager=CardManagerConfig("scp03"))
-    card.connect()
-    cin = card_identity(card)
-    db.upsert_card(cin, "OP_READY")
+    token, db, card, cin = _kiosk_and_card(folder, postgres_url, project, "OP_READY")
     shown: list[str] = []
 
     def cardholder(puk: str) -> str:
