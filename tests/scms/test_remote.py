@@ -21,6 +21,7 @@ from cardsuite.gp.client import LOAD_WINDOW
 from cardsuite.project import Project
 from cardsuite.scms.agent import AgentError, _open_tls, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
+from cardsuite.scms.relay import RELAY_PROTOCOL
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
 from cardsuite.settings import ENV_SCMS_TOKEN
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
@@ -144,6 +145,23 @@ def test_a_request_whose_target_is_not_a_string_closes_the_link(server: str, scm
         assert link.close_code == 4400 and "and target names" in (link.close_reason or "")
 
 
+def test_an_agent_of_the_old_relay_protocol_is_refused_before_a_request_is_made(
+        server: str, scms_folder: System, card: SimulatorTransport) -> None:
+    from websockets.sync.client import connect
+
+    name = f"old-agent-{time.monotonic_ns()}"
+    token = add_terminal(scms_folder, name)
+    url = server.replace("https://", "wss://") + "/terminal"
+    with connect(url, ssl=tls_context(scms_folder.ca), additional_headers={"Authorization": f"Bearer {token}"}) as link:
+        link.send(json.dumps({"type": "request", "seq": 1, "action": "install", "target": "isoapplet",
+                              "atr": card.atr.hex()}))  # no protocol: version 1, one message per answer
+        with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
+            link.recv(timeout=20)
+        assert link.close_code == 4400
+        assert link.close_reason == "the agent speaks relay protocol 1, this server 2: update the terminal's cardsuite"
+    assert scms_folder.database().query("SELECT id FROM scms_requests WHERE terminal = ?", (name,)) == []
+
+
 def test_revoked_token_and_wrong_ca_are_refused(server: str, scms_folder: System, card: SimulatorTransport,
                                                 tmp_path: Path) -> None:
     name = f"lost-{time.monotonic_ns()}"
@@ -184,7 +202,7 @@ def test_a_replayed_relay_message_closes_the_link(server: str, scms_folder: Syst
     url = server.replace("https://", "wss://") + "/terminal"
     with connect(url, ssl=tls_context(scms_folder.ca), additional_headers={"Authorization": f"Bearer {token}"}) as link:
         link.send(json.dumps({"type": "request", "seq": 1, "action": "install", "target": "isoapplet",
-                              "atr": card.atr.hex()}))
+                              "protocol": RELAY_PROTOCOL, "atr": card.atr.hex()}))
         while True:  # the first command: one, or the first of a run (SELECT and GET DATA)
             message = json.loads(link.recv(timeout=20))
             if message["type"] in ("apdu", "apdus"):

@@ -15,7 +15,14 @@ from urllib.parse import urlsplit
 
 from cardsuite.apdu import StatusError
 from cardsuite.errors import CardsuiteError, TransportError
-from cardsuite.scms.relay import CLOSE_PROTOCOL, CLOSE_UNAUTHORISED, PING_TIMEOUT, Message, RelayError
+from cardsuite.scms.relay import (
+    CLOSE_PROTOCOL,
+    CLOSE_UNAUTHORISED,
+    PING_TIMEOUT,
+    RELAY_PROTOCOL,
+    Message,
+    RelayError,
+)
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.card import WalletClient
 
@@ -147,7 +154,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
         tls.settimeout(PING_TIMEOUT)  # a TLS record stalled that long is a dead link, as the keepalive judges
         with link, transport.exclusive():
             request_sent = True  # from here the server may have it (a send that fails may have gone out)
-            link.send(Message("request", seq, {"action": action, "target": target,
+            link.send(Message("request", seq, {"action": action, "target": target, "protocol": RELAY_PROTOCOL,
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:
                 message = Message.decode(text)

@@ -30,6 +30,9 @@ from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.transport.base import Transport
 
 RELAY_TIMEOUT = 120.0  # seconds the ADS waits for the terminal's answer to one command
+# the messages' version, in the agent's request: 2 answers a run of commands in one message (rapdus); an agent
+# that names none speaks 1 (one message per answer) and is refused before any request is made of it
+RELAY_PROTOCOL = 2
 
 
 # the server's WebSocket close codes (private range 4000-4999, RFC 6455 7.4.2): the agent does not retry these

@@ -31,6 +31,7 @@ from cardsuite.scms.relay import (
     CLOSE_PROTOCOL,
     CLOSE_UNAUTHORISED,
     PING_TIMEOUT,
+    RELAY_PROTOCOL,
     InOrder,
     Message,
     RelayError,
@@ -98,6 +99,10 @@ class Server:
                 raise RelayError(f"the first message is request 1 with an action ({', '.join(ACTIONS)}) and "
                                  "target names")  # a string: the applications separated by spaces
             atr = first.apdu("atr")
+            spoken = first.body.get("protocol", 1)
+            if spoken != RELAY_PROTOCOL:
+                raise RelayError(f"the agent speaks relay protocol {spoken}, this server {RELAY_PROTOCOL}: "
+                                 "update the terminal's cardsuite")
         except RelayError as exc:
             await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
             return
