@@ -77,6 +77,17 @@ def sw_meaning(sw: int) -> str:
     return "unknown status"
 
 
+SW_VERIFICATION_BLOCKED = 0x6983  # "authentication method blocked": no tries left
+
+
+def verification_tries_left(sw: int) -> int | None:
+    """The tries a refused verification leaves (ISO 7816-4 VERIFY, CHANGE REFERENCE DATA: 63Cx, or 6983 when
+    blocked); None when ``sw`` is no such refusal."""
+    if sw >> 8 == 0x63 and sw & 0xF0 == 0xC0:
+        return sw & 0x0F
+    return 0 if sw == SW_VERIFICATION_BLOCKED else None
+
+
 def format_sw(sw: int) -> str:
     return f"{sw:04X} ({sw_meaning(sw)})"
 

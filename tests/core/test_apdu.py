@@ -1,7 +1,7 @@
 """Command/response APDU codec and status words."""
 
 import pytest
-from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, sw_meaning
+from cardsuite.apdu import CommandAPDU, ResponseAPDU, StatusError, sw_meaning, verification_tries_left
 from cardsuite.cla import LOGICAL_CHANNELS, channel_cla, cla_channel, is_secure_messaging, secure_messaging_cla
 
 
@@ -119,3 +119,9 @@ def test_a_channel_outside_0_to_19_has_no_cla(channel) -> None:
 def test_cla_ff_addresses_no_channel() -> None:
     with pytest.raises(ValueError, match="CLA FF is invalid"):
         cla_channel(0xFF)
+
+
+@pytest.mark.parametrize(("sw", "left"), [(0x63C2, 2), (0x63C0, 0), (0x6983, 0), (0x6300, None), (0x9000, None),
+                                          (0x6A80, None)])
+def test_a_refused_verification_tells_the_tries_it_leaves(sw: int, left: int | None) -> None:
+    assert verification_tries_left(sw) == left

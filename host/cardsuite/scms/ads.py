@@ -24,7 +24,7 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cardsuite.apdu import StatusError
+from cardsuite.apdu import StatusError, verification_tries_left
 from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
 from cardsuite.deploy.inventory import Inventory
@@ -55,7 +55,6 @@ ProgressSink = Callable[[str], None]
 # Over the relay it is the agent's (RelayTransport.cardholder_pin); in process the caller's.
 CardholderPin = Callable[[bytes, str, str], str]
 PIN_KEY_LOCK = 1129140564  # the advisory lock under which a server makes the token's PIN_KEY (an older system's)
-SW_PIN_BLOCKED = 0x6983
 
 
 class RequestRefused(CardsuiteError):
@@ -318,7 +317,7 @@ class PostIssuance:
             detail = step(aid, initial_pin, puk)
         except CardsuiteError as exc:
             sw = exc.sw if isinstance(exc, StatusError) else None
-            if sw is None or (sw != SW_PIN_BLOCKED and sw & 0xFFF0 != 0x63C0):
+            if sw is None or verification_tries_left(sw) is None:
                 raise PinStepOwed(f"{exc}; the wallet keeps its one-time PIN until the request is run again") from exc
             # the card no longer takes the one-time PIN ([ISO 7816-4] 63Cx: a wrong PIN): the cardholder
             # replaced it in a run whose answer was lost (the one-time PIN has no further use)

@@ -151,10 +151,10 @@ class RelayTransport(Transport):
         self._seq += 1
         self._send(Message("pin", self._seq, {"aid": aid.hex().upper(), "initial": initial_pin, "puk": puk}))
         answer = self._await(self._seq)
-        sw = answer.body.get("sw")
-        if answer.body.get("ok") is not True and isinstance(sw, int) and 0 <= sw <= 0xFFFF:
-            raise StatusError(sw)  # the card's refusal (the one-time PIN no longer its PIN: ads decides)
         if answer.body.get("ok") is not True:
+            sw = answer.body.get("sw")
+            if isinstance(sw, int) and 0 <= sw <= 0xFFFF:
+                raise StatusError(sw)  # the card's refusal (the one-time PIN no longer its PIN: ads decides)
             raise TransportError(f"the cardholder's PIN was not set: {answer.body.get('reason', 'no reason')}")
         return "chosen by the cardholder at the terminal (not sent to the server)"
 

@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, verification_tries_left
 from cardsuite.codec import parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.masking import opaque_eq
@@ -410,12 +410,10 @@ class WalletClient:
         response = self.transport.transmit(CommandAPDU(CLA_ISO, INS_VERIFY, 0, PIN_REFERENCE))
         if response.sw == SW_OK:
             return None
-        if response.sw1 == 0x63 and response.sw2 & 0xF0 == 0xC0:
-            return response.sw2 & 0x0F
-        if response.sw == 0x6983:
-            return 0
-        response.check()
-        return None
+        left = verification_tries_left(response.sw)
+        if left is None:
+            response.check()
+        return left
 
     def change_pin(self, old: str, new: str) -> None:
         self._send(CommandAPDU(CLA_ISO, INS_CHANGE_REFERENCE_DATA, 0, PIN_REFERENCE, pin_block(old) + pin_block(new)))
