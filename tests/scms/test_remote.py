@@ -4,18 +4,23 @@ wrong CA and a replayed relay message refused."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import socket
 import ssl
+import stat
 import subprocess
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
+from cardsuite.apdu import StatusError
+from cardsuite.cli.scms import cmd_agent
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.gp.client import LOAD_WINDOW
 from cardsuite.project import Project
@@ -23,7 +28,7 @@ from cardsuite.scms.agent import AgentError, _open_tls, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.relay import RELAY_PROTOCOL
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
-from cardsuite.settings import ENV_SCMS_TOKEN
+from cardsuite.settings import ENV_PIN, ENV_SCMS_TOKEN
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient
@@ -106,6 +111,36 @@ def test_remote_wallet_with_the_pin_chosen_at_the_terminal(server: str, scms_fol
     wallet = WalletClient(card, WALLET_AID)
     wallet.select()
     wallet.verify_pin("1357")
+
+
+def test_the_agent_command_gives_the_puk_in_a_new_private_file(server: str, scms_folder: System,
+                                                              card: SimulatorTransport, *, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    """`cardsuite agent --puk-file` (stdout a pipe, as a kiosk's log): the PUK goes into the file alone, mode 600,
+    and unblocks the wallet; the PIN comes from the environment."""
+    token = add_terminal(scms_folder, f"kiosk-{time.monotonic_ns()}")
+    cin = card_identity(card)
+    scms_folder.database().upsert_card(cin, "OP_READY")
+    monkeypatch.setenv(ENV_PIN, "1357")
+    monkeypatch.setenv(ENV_SCMS_TOKEN, token)
+    puk_file = tmp_path / "puk.txt"
+    args = argparse.Namespace(server=[server], ca=scms_folder.ca, token_file=None, open_timeout="20",
+                              puk_file=str(puk_file), action="install", target=["wallet-sim"])
+    assert cmd_agent(args, lambda _args: nullcontext(card)) == 0
+    out = capsys.readouterr().out
+    puk = puk_file.read_text().strip()
+    assert len(puk) == 8 and puk.isdigit() and puk not in out and f"the PUK is in {puk_file}" in out, out
+    assert stat.S_IMODE(puk_file.stat().st_mode) == 0o600
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    assert wallet.pin_tries_left() == 3
+    with pytest.raises(StatusError):
+        wallet.verify_pin("0000")
+    wallet.unblock_pin(puk, "2468")  # the PUK written is the wallet's
+    wallet.verify_pin("2468")
+    with pytest.raises(ConfigurationError, match="a new file in an existing folder"):  # never over the first
+        cmd_agent(args, lambda _args: nullcontext(card))
 
 
 def test_a_cardholder_who_left_at_the_pin_step_is_asked_again_by_the_next_run(

@@ -8,6 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+from cardsuite.cli.scms import show_puk
+from cardsuite.errors import ConfigurationError
 from cardsuite.scms.db import Database
 from cardsuite.scms.schema import SCHEMA_VERSION
 from cardsuite.settings import ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
@@ -82,3 +85,32 @@ def test_an_emv_system_opens_simulated_cards_with_a_3des_transport_key(tmp_path:
     seen = subprocess.run([sys.executable, "-c", probe, str(folder)], capture_output=True, text=True, timeout=120,
                           env=ENV, check=False)
     assert seen.stdout.split() == ["3des", "2", "2"], seen.stderr
+
+
+def test_the_puk_goes_to_a_new_private_file_to_the_terminal_or_nowhere(tmp_path: Path,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    """Never into stdout when it is not a terminal (a kiosk's log): into --puk-file, else the controlling
+    terminal, else the PIN step fails before the PIN changes (the wallet keeps its one-time PIN)."""
+    terminal = tmp_path / "tty"
+    terminal.touch()
+    show_puk("12345678", None, terminal=str(terminal))
+    assert terminal.read_text() == "PUK (keep it apart from the card): 12345678\n"
+    assert capsys.readouterr().out == "the PUK is shown on the terminal only\n"
+    with pytest.raises(ConfigurationError, match="can be shown nowhere .* --puk-file PATH; the wallet keeps"):
+        show_puk("12345678", None, terminal=str(tmp_path / "no" / "tty"))
+    assert "12345678" not in capsys.readouterr().out
+    letter = tmp_path / "puk"
+    letter.write_text("an older PUK\n")
+    with pytest.raises(ConfigurationError, match="a new file is needed"):
+        show_puk("12345678", letter)
+    assert letter.read_text() == "an older PUK\n"
+
+
+def test_the_agent_refuses_a_puk_file_it_would_overwrite_before_the_card(tmp_path: Path) -> None:
+    taken = tmp_path / "puk"
+    taken.touch()
+    for path in (taken, tmp_path / "none" / "puk"):
+        refused = _cli("agent", "--server", "https://127.0.0.1:9", "--ca", str(tmp_path / "ca.pem"), "--puk-file",
+                       str(path), "--card", "vpcd:9", "install", "wallet-sim", **{ENV_SCMS_TOKEN: "x"})
+        assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+            f"Error: --puk-file {path}: a new file in an existing folder (a PUK is never written over another)"]

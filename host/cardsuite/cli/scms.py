@@ -13,6 +13,8 @@ from cardsuite.errors import ConfigurationError
 from cardsuite.scms.agent import OPEN_TIMEOUT
 from cardsuite.settings import ENV_PIN, ENV_SCMS_PASSWORD, ENV_SCMS_TOKEN
 
+CONTROLLING_TERMINAL = "/dev/tty"  # the agent's terminal when stdout goes to a log or a pipe
+
 DEFAULT_LISTEN = "127.0.0.1:8443"
 
 
@@ -130,6 +132,32 @@ def open_timeout(text: str) -> float:
     return seconds
 
 
+def show_puk(puk: str, puk_file: Path | None, terminal: str = CONTROLLING_TERMINAL) -> None:
+    """The wallet's PUK, given once to the cardholder: into ``puk_file`` (a new file only its owner may read,
+    for a kiosk to print as a PUK letter), else on the terminal, never into a log or a pipe (stdout redirected:
+    the controlling terminal). With none of them the PIN step fails before the PIN is changed, and the wallet
+    keeps its one-time PIN and PUK until a run that can show it (the SCMS asks again)."""
+    if puk_file is not None:
+        try:
+            descriptor = os.open(puk_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except OSError as exc:
+            raise ConfigurationError(f"--puk-file {puk_file}: {exc.strerror} (a new file is needed)") from None
+        with os.fdopen(descriptor, "w") as out:
+            out.write(f"{puk}\n")
+        print(f"the PUK is in {puk_file}: give it to the cardholder, apart from the card", flush=True)
+        return
+    if sys.stdout.isatty():
+        print(f"PUK (keep it apart from the card): {puk}", flush=True)
+        return
+    try:
+        with open(terminal, "w") as tty:
+            tty.write(f"PUK (keep it apart from the card): {puk}\n")
+    except OSError:
+        raise ConfigurationError("the wallet's PUK can be shown nowhere (no terminal): run again with --puk-file "
+                                 "PATH; the wallet keeps its one-time PIN until then") from None
+    print("the PUK is shown on the terminal only", flush=True)
+
+
 def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
     from cardsuite.scms.agent import run_request
 
@@ -137,10 +165,13 @@ def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
     token = Path(args.token_file).read_text().strip() if args.token_file else os.environ.get(ENV_SCMS_TOKEN, "")
     if not token:
         raise ConfigurationError(f"no terminal token: set ${ENV_SCMS_TOKEN} or give --token-file")
+    puk_file = Path(args.puk_file) if args.puk_file else None
+    if puk_file is not None and (puk_file.exists() or not puk_file.parent.is_dir()):  # before the card is touched
+        raise ConfigurationError(f"--puk-file {puk_file}: a new file in an existing folder (a PUK is never written "
+                                 "over another)")
+
     def ask_pin(puk: str) -> str:
-        # the PUK letter: shown once, on a terminal only (never into a file or a pipe)
-        print(f"PUK (keep it apart from the card): {puk}" if sys.stdout.isatty() else
-              "the PUK is shown only on a terminal", flush=True)
+        show_puk(puk, puk_file)
         return read_secret(ENV_PIN, "the cardholder's new PIN (4..8 digits)", confirm=True)
 
     with connect(args) as transport:
@@ -211,6 +242,8 @@ def register(subparsers: argparse._SubParsersAction, add_card_options: AddOption
                        "each tried in turn when the link to the one before breaks")
     agent.add_argument("--ca", type=Path, required=True, help="the SCMS's CA certificate (pinned)")
     agent.add_argument("--token-file", help=f"the terminal token [default ${ENV_SCMS_TOKEN}]")
+    agent.add_argument("--puk-file", metavar="PATH", help="write a personalised wallet's PUK into this new file "
+                       "(mode 600) [default: shown on the terminal]")
     agent.add_argument("--open-timeout", metavar="SECONDS", default=str(OPEN_TIMEOUT),
                        help="how long TCP, TLS and the WebSocket handshake may take together, per server, before "
                        f"the next --server is tried [default {OPEN_TIMEOUT:g}]")
