@@ -1,5 +1,6 @@
 """The benchmarks' one statistics API (cardsuite.bench.stats): the percentile rule, the summary's figures,
-the interleaved timing loop, and that no other bench module computes statistics of its own."""
+the interleaved timing loop, that no other bench module computes statistics of its own, and the SCMS bench's
+paired ratios."""
 
 from __future__ import annotations
 
@@ -7,7 +8,9 @@ import ast
 from pathlib import Path
 
 import pytest
+from cardsuite.bench.scms import Terminal, _LocalDeploys, _paired
 from cardsuite.bench.stats import measure_interleaved, ms, percentile, summary, timed
+from cardsuite.project import Project
 
 BENCH = Path(__file__).resolve().parents[2] / "host" / "cardsuite" / "bench"
 
@@ -62,3 +65,18 @@ def test_no_other_bench_module_computes_statistics() -> None:
                     getattr(node.left, "value", None), getattr(node.right, "value", None)):
                 offenders.append(f"{path.name}:{node.lineno}: converts to ms itself")
     assert not offenders, "use cardsuite.bench.stats:\n" + "\n".join(offenders)
+
+
+def test_the_scms_bench_pairs_each_lone_post_issuance_with_the_local_deploy_before_it(project: Project,
+                                                                                     tmp_path: Path) -> None:
+    """Time per APDU remote over local, pair by pair; a failed post-issuance is no pair."""
+    local = _LocalDeploys(project, tmp_path)
+    local.seconds, local.counts = [0.2, 0.1, 0.4, 0.2], [100, 100, 100, 100]
+    alone = [Terminal(i, None, "token", []) for i in range(4)]  # type: ignore[arg-type]
+    for terminal, (seconds, relayed) in zip(alone, [(0.33, 110), (0.22, 110), (0.44, 110), (0.1, 0)], strict=True):
+        terminal.seconds, terminal.relayed = seconds, relayed
+    alone[3].error = "the request failed"
+    assert _paired(alone, local) == {"pairs": 3, "median": 1.5, "p25": 1.0, "p75": 1.5}
+    alone[0].error = alone[1].error = alone[2].error = "no end"
+    assert _paired(alone, local) == {"pairs": 0}
+    local.close()
