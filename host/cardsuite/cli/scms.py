@@ -171,8 +171,9 @@ def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
                                  "over another)")
 
     def ask_pin(puk: str) -> str:
-        show_puk(puk, puk_file)
-        return read_secret(ENV_PIN, "the cardholder's new PIN (4..8 digits)", confirm=True)
+        pin = read_secret(ENV_PIN, "the cardholder's new PIN (4..8 digits)", confirm=True)
+        show_puk(puk, puk_file)  # once the PIN is known: no PUK letter for a PIN step that cannot go on
+        return pin
 
     with connect(args) as transport:
         result = run_request(args.server, args.ca, token, transport, action=args.action, target=args.target,
