@@ -20,6 +20,7 @@ APDU_DOC = ROOT / "docs" / "wallet-apdu.md"
 # The Python definitions, by name: module, then an attribute (a module constant, or an enum whose members are
 # compared as PREFIX + member name). Rename a Python class or constant here, nowhere else.
 PYTHON = {
+    "apdu": "cardsuite.apdu",
     "wallet": "cardsuite.wallet.card",
     "wallet_sm": "cardsuite.wallet.sm",
     "wallet_issuer": "cardsuite.wallet.issuer",
@@ -37,7 +38,7 @@ WALLET_RENAMES = {
     "KEY_VERSION_TRANSPORT": ("wallet_sm", "KEY_VERSION_TRANSPORT"),
     "KEY_VERSION_ISSUER": ("wallet_sm", "KEY_VERSION_ISSUER"),
     "SW_AUTHENTICATION_FAILED": ("wallet_issuer", "SW_AUTH_FAILED"),
-    "SW_AUTH_BLOCKED": ("wallet_merchant", "SW_BLOCKED"),
+    "SW_AUTH_BLOCKED": ("apdu", "SW_VERIFICATION_BLOCKED"),
     "SW_REFERENCE_NOT_FOUND": ("wallet_issuer", "SW_KEY_VERSION"),  # 6A88: INITIALIZE UPDATE's unknown version
 }
 GP_RENAMES = {  # CardManager / Sw -> the GP client and SCP modules

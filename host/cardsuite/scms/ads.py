@@ -43,6 +43,7 @@ from cardsuite.project import Project
 from cardsuite.scms.db import Cursor, Database, Lease
 from cardsuite.scms.kms import Kms, KmsError, TokenCardKeys, TokenKeySet
 from cardsuite.scms.putkey import put_token_keys
+from cardsuite.scms.schema import PIN_KEY_LOCK
 from cardsuite.scms.system import PIN_KEY, System
 from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport
@@ -54,7 +55,6 @@ ProgressSink = Callable[[str], None]
 # the cardholder's PIN step, run where the card is: (wallet instance AID, one-time initial PIN, PUK) -> detail.
 # Over the relay it is the agent's (RelayTransport.cardholder_pin); in process the caller's.
 CardholderPin = Callable[[bytes, str, str], str]
-PIN_KEY_LOCK = 1129140564  # the advisory lock under which a server makes the token's PIN_KEY (an older system's)
 
 
 class RequestRefused(CardsuiteError):

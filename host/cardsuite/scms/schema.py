@@ -16,7 +16,9 @@ from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one
 from cardsuite.deploy.migrations import Migration, Schema
 from cardsuite.scms.reasons import reason_kind
 
+# PostgreSQL advisory locks of the SCMS, here so that no two share a number
 ADVISORY_LOCK = 1129140563  # "CMSS": the SCMS schema's lock on a PostgreSQL server
+PIN_KEY_LOCK = 1129140564  # "CMST": a server making the token's PIN_KEY (cardsuite.scms.ads, an older system's)
 
 TABLES = (
     """CREATE TABLE IF NOT EXISTS scms_users (

@@ -23,7 +23,7 @@ from typing import Protocol
 
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cardsuite.apdu import StatusError
+from cardsuite.apdu import SW_VERIFICATION_BLOCKED, StatusError
 from cardsuite.errors import CardsuiteError
 from cardsuite.wallet.card import ITEM_MAX, Payment, Sigma, WalletClient, WalletError, v_card
 from cardsuite.wallet.issuer import AuthorisationRequest, AuthorisationResponse
@@ -34,7 +34,6 @@ log = logging.getLogger(__name__)
 DEFAULT_WINDOW_MS = 120_000  # how long a TS_M stays fresh
 MAX_SKEW_MS = 5_000
 MERCHANT_ID_LENGTH = 8
-SW_BLOCKED = 0x6983
 # PAY's refusals in docs/wallet-apdu.md, said for the cardholder
 _CARD_REFUSALS = {
     0x6985: "the card is not active or its balance is too low",
@@ -134,7 +133,7 @@ def pay_with_card(client: WalletClient, request: PaymentRequest, pin: str) -> Ca
             client.verify_pin(pin)
             payment = client.pay(request.amount, request.merchant_id, request.item, request.ts_m)
         except StatusError as exc:
-            if exc.sw >> 8 == 0x63 or exc.sw == SW_BLOCKED:
+            if exc.sw >> 8 == 0x63 or exc.sw == SW_VERIFICATION_BLOCKED:
                 raise  # a wrong or blocked PIN: the holder's matter, said as the card says it
             why = _CARD_REFUSALS.get(exc.sw, exc.meaning)
             raise PaymentRefused(Refusal.CARD_REFUSED, f"the card refused to pay: {why} ({exc.sw:04X})") from None
