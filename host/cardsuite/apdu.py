@@ -214,6 +214,11 @@ class CommandAPDU:
         return CommandAPDU(self.cla, self.ins, self.p1, self.p2, self.data, le)
 
 
+def select_by_name(aid: bytes) -> CommandAPDU:
+    """SELECT by DF name (an application's AID), first occurrence, returning the FCI ([ISO 7816-4] 11.2.2)."""
+    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)
+
+
 @dataclass(frozen=True, slots=True)
 class ResponseAPDU:
     data: bytes

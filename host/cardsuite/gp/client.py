@@ -20,7 +20,7 @@ from typing import NoReturn
 
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, sw_meaning
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, select_by_name, sw_meaning
 from cardsuite.errors import CardsuiteError
 from cardsuite.gp.dap import DAP_KEY_ID, DAP_KEY_VERSION, DapSigner, block_hash, dap_block, put_key_data
 from cardsuite.gp.guard import BrickGuard
@@ -431,10 +431,6 @@ STATUS_TLV = 0x02
 STATUS_NEXT = 0x01
 
 
-def _select(aid: bytes) -> CommandAPDU:
-    return CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256)  # SELECT by DF name, first occurrence (ISO 7816-4)
-
-
 def _get_data(tag: int) -> CommandAPDU:
     """GET DATA ([GPCS] 11.3) of a one- or two-byte tag."""
     return CommandAPDU(CLA_GP, INS_GET_DATA, tag >> 8, tag & 0xFF, le=256)
@@ -508,7 +504,7 @@ class GlobalPlatform:
         candidates = [aid] if aid is not None else ([self.isd] if self.isd is not None else list(KNOWN_ISD_AIDS))
         response = None
         for candidate in candidates:
-            response = self.transport.transmit(_select(candidate))
+            response = self.transport.transmit(select_by_name(candidate))
             if self._selected(candidate, response, aid):
                 return response.data
         assert response is not None
@@ -524,7 +520,7 @@ class GlobalPlatform:
             return self.get_data(tag)
         self.channel = None
         get = _get_data(tag)
-        answers = self.transport.transmit_many([_select(self.isd), get])
+        answers = self.transport.transmit_many([select_by_name(self.isd), get])
         if not self._selected(self.isd, answers[0], None):
             self._not_selected([self.isd], answers[0], None)
         if answers[1].sw != SW_OK:

@@ -19,7 +19,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, select_by_name
 from cardsuite.cla import channel_cla, cla_channel
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.settings import ENV_APDU_TIMEOUT
@@ -282,7 +282,7 @@ class Transport(ABC):
 
     def select(self, aid: bytes, expected: Iterable[int] = (SW_OK,)) -> ResponseAPDU:
         """SELECT by DF name (an applet AID), first occurrence, returning FCI."""
-        return self.send(CommandAPDU(0x00, 0xA4, 0x04, 0x00, aid, le=256), expected)
+        return self.send(select_by_name(aid), expected)
 
 
 
