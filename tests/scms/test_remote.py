@@ -193,7 +193,7 @@ def test_an_agent_of_the_old_relay_protocol_is_refused_before_a_request_is_made(
         with pytest.raises(Exception):  # noqa: B017 - the server closes: websockets' ConnectionClosed
             link.recv(timeout=20)
         assert link.close_code == 4400
-        assert link.close_reason == "the agent speaks relay protocol 1, this server 2: update the terminal's cardsuite"
+        assert link.close_reason == "the agent speaks relay protocol 1, this server 3: update the terminal's cardsuite"
     assert scms_folder.database().query("SELECT id FROM scms_requests WHERE terminal = ?", (name,)) == []
 
 

@@ -158,6 +158,11 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                                                "atr": transport.atr.hex().upper()}).encode())
             for text in link:
                 message = Message.decode(text)
+                told = message.body.get("progress", [])
+                if not isinstance(told, list):
+                    raise RelayError("a relay message's progress is a list of lines")
+                for line in told if progress is not None else ():
+                    progress(str(line))
                 round_trips += message.kind in ("apdu", "apdus", "reset", "pin")
                 if message.kind in ("apdu", "reset"):
                     if message.kind == "apdu":
@@ -179,8 +184,6 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
                                                         **_pin_step(transport, message, ask_pin)}).encode())
-                elif message.kind == "progress" and progress is not None:
-                    progress(str(message.body.get("text", "")))
                 elif message.kind == "done":
                     return AgentResult(int(message.body["request"]), str(message.body["cin"]),
                                        str(message.body["outcome"]), relayed, round_trips)

@@ -10,7 +10,8 @@ A run of commands (``apdus``: commands whose answers are 9000 or the end, as LOA
 in order, stops after the first answer that is not 9000, and sends the answers back in one response
 (``rapdus``). One message each way per run, not one per command: each message costs both ends about half a
 millisecond (JSON, hex, a WebSocket frame, a TLS record, a thread's wake-up), as much as a LOAD block costs the
-simulated card (2026-12-02).
+simulated card (2026-12-02). For the same reason the ADS's progress lines travel in its next message
+(``progress``: a list of lines, shown before the message is acted on), not one message each.
 
 APDUs travel as hex (the wire is text; codec rules apply at this edge only). The agent holds no key: what it
 relays is already wrapped by the ADS's secure channel, or plain (SELECT, GET DATA before authentication).
@@ -30,9 +31,10 @@ from cardsuite.errors import CardsuiteError, TransportError
 from cardsuite.transport.base import Transport
 
 RELAY_TIMEOUT = 120.0  # seconds the ADS waits for the terminal's answer to one command
-# the messages' version, in the agent's request: 2 answers a run of commands in one message (rapdus); an agent
-# that names none speaks 1 (one message per answer) and is refused before any request is made of it
-RELAY_PROTOCOL = 2
+# the messages' version, in the agent's request (one it does not speak is refused before any request is made
+# of it): 1 one message per answer, 2 a run's answers in one (rapdus), 3 progress lines in the server's next
+# message, not messages of their own (an agent that names none speaks 1)
+RELAY_PROTOCOL = 3
 
 
 # the server's WebSocket close codes (private range 4000-4999, RFC 6455 7.4.2): the agent does not retry these
@@ -61,7 +63,7 @@ class InOrder:
 
 @dataclass(frozen=True)
 class Message:
-    kind: str  # request, apdu, response, progress, done, failed
+    kind: str  # request, accepted, apdu, apdus, reset, pin, response, done, failed
     seq: int
     body: dict[str, Any]
 
@@ -95,6 +97,14 @@ class Message:
             return parse_hex(value, f"relay {name}", secret=True)
         except HexError as exc:
             raise RelayError(str(exc)) from None
+
+
+def with_progress(message: Message, lines: list[str]) -> Message:
+    """``message`` carrying the progress lines told since the last one, which ``lines`` then forgets."""
+    if not lines:
+        return message
+    told, lines[:] = list(lines), []
+    return Message(message.kind, message.seq, {**message.body, "progress": told})
 
 
 class RelayTransport(Transport):

@@ -37,6 +37,7 @@ from cardsuite.scms.relay import (
     Message,
     RelayError,
     RelayTransport,
+    with_progress,
 )
 from cardsuite.scms.system import System, terminal_for_token
 
@@ -119,28 +120,29 @@ class Server:
             await websocket.send_text(Message("failed", 0, {"reason": "the request was claimed elsewhere"}).encode())
             return
         outgoing: asyncio.Queue[Message] = asyncio.Queue()
+        lines: list[str] = []  # the ADS's progress since its last message (its thread's alone)
 
         def send(message: Message) -> None:
-            loop.call_soon_threadsafe(outgoing.put_nowait, message)
+            loop.call_soon_threadsafe(outgoing.put_nowait, with_progress(message, lines))
 
         relay = RelayTransport(send, atr, name=f"terminal {terminal}")
         # the ADS's thread takes the link's connection: the loop needs it no more until the job has ended
-        ads = PostIssuance(self.system, db, self.project, request_id,
-                           progress=lambda text: send(Message("progress", 0, {"text": text})))
+        ads = PostIssuance(self.system, db, self.project, request_id, progress=lines.append)
         await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
 
         def run() -> Message:
             inventory = ads.inventory = self.inventories.take()  # taken and given back in the ADS's thread
             try:
                 cin, outcome = ads.run(relay)
-                return Message("done", 0, {"request": request_id, "cin": cin, "outcome": outcome})
+                end = Message("done", 0, {"request": request_id, "cin": cin, "outcome": outcome})
             except (CardsuiteError, ValueError) as exc:
-                return Message("failed", 0, {"request": request_id, "reason": str(exc)})
+                end = Message("failed", 0, {"request": request_id, "reason": str(exc)})
             except Exception as exc:  # noqa: BLE001 - the terminal is told whatever failed: escaping here
                 # dropped the link without a close frame (a PKCS#11 GeneralError under 50 terminals, the bench)
-                return Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
+                end = Message("failed", 0, {"request": request_id, "reason": f"{type(exc).__name__}: {exc}"})
             finally:
                 self.inventories.give(inventory)
+            return with_progress(end, lines)
 
         job = loop.run_in_executor(self.workers, run)
         order = InOrder(first.seq)
