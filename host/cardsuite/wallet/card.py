@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -20,7 +20,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, verification_tries_left
+from cardsuite.apdu import SW_OK, CommandAPDU, ResponseAPDU, StatusError, select_by_name, verification_tries_left
 from cardsuite.codec import parse_hex
 from cardsuite.errors import CardsuiteError, ConfigurationError
 from cardsuite.masking import opaque_eq
@@ -289,6 +289,18 @@ class LogRecord:
 # ---------------------------------------------------------------- the client
 
 
+_STATUS = CommandAPDU(CLA_PROPRIETARY, INS_GET_STATUS, le=8)
+_GET_PUBLIC_KEY = CommandAPDU(CLA_PROPRIETARY, INS_GET_PUBLIC_KEY, le=65)
+
+
+def _initialize_update(host_challenge: bytes, key_version: int) -> CommandAPDU:
+    return CommandAPDU(CLA_PROPRIETARY, INS_INITIALIZE_UPDATE, key_version, 0, host_challenge, le=256)
+
+
+def _external_authenticate(host_cryptogram: bytes) -> CommandAPDU:
+    return CommandAPDU(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, host_cryptogram)
+
+
 class WalletClient:
     """Talks to the wallet applet through any transport."""
 
@@ -300,9 +312,23 @@ class WalletClient:
     def _send(self, command: CommandAPDU) -> ResponseAPDU:
         return self.transport.send(command)
 
+    def _send_run(self, commands: Sequence[CommandAPDU]) -> list[ResponseAPDU]:
+        """_send() of each command, handed to the transport together (Transport.transmit_many: a relay sends
+        them in one round trip): for commands whose data is known before the run goes. The first answer that
+        is not 9000 raises as _send() would, and the commands after it were not sent."""
+        answers = self.transport.transmit_many(commands)
+        for command, answer in zip(commands, answers, strict=False):
+            answer.check(command)
+        return answers
+
     def select(self) -> None:
         self.session = None  # selecting ends the card's session
         self.transport.select(self.aid)
+
+    def select_and_status(self) -> WalletStatus:
+        """SELECT and GET STATUS in one run."""
+        self.session = None
+        return WalletStatus.parse(self._send_run([select_by_name(self.aid), _STATUS])[1].data)
 
     @contextmanager
     def flow(self) -> Iterator[WalletClient]:
@@ -317,15 +343,14 @@ class WalletClient:
                     self.session = None
 
     def status(self) -> WalletStatus:
-        return WalletStatus.parse(self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_STATUS, le=8)).data)
+        return WalletStatus.parse(self._send(_STATUS).data)
 
     # -- issuer session ([P000])
     def initialize_update(self, host_challenge: bytes, key_version: int = 0) -> WalletInitializeUpdateResponse:
-        command = CommandAPDU(CLA_PROPRIETARY, INS_INITIALIZE_UPDATE, key_version, 0, host_challenge, le=256)
-        return WalletInitializeUpdateResponse.parse(self._send(command).data)
+        return WalletInitializeUpdateResponse.parse(self._send(_initialize_update(host_challenge, key_version)).data)
 
     def external_authenticate(self, host_cryptogram: bytes) -> None:
-        self._send(CommandAPDU(CLA_PROPRIETARY, INS_EXTERNAL_AUTHENTICATE, 0, 0, host_cryptogram))
+        self._send(_external_authenticate(host_cryptogram))
 
     def open_issuer_session(self, keys: IssuerKeys, host_challenge: bytes | None = None) -> IssuerSession:
         """INITIALIZE UPDATE and EXTERNAL AUTHENTICATE. The card cryptogram is checked before the host
@@ -384,19 +409,33 @@ class WalletClient:
     def provision(self, transport_keys: IssuerKeys, perso: Personalisation, activate: bool = True) -> bytes:
         """A fresh card to issued: personalise with the transport keys, then (with the new issuer keys)
         activate. Returns PKC, which the issuer registers (it stores V-Card = H(PKC ‖ H(R-Card))).
-        The card stays selected, the issuer session open: a caller that needs it whole holds a flow."""
-        self.select()
-        self.open_issuer_session(transport_keys)
-        self.personalise(perso)
-        if activate:
-            self.open_issuer_session(perso.keys)
-            self.activate()
-        return self.get_public_key()
+        The card stays selected, the issuer session open: a caller that needs it whole holds a flow.
+
+        Three runs (a relay: three round trips, not eight), each command's data known before its run goes:
+        the MACs chain on the commands alone ([P000] 4.2, cardsuite.wallet.sm), and each card cryptogram is
+        checked before the run that carries the host cryptogram answering it. SELECT and INITIALIZE UPDATE;
+        EXTERNAL AUTHENTICATE, PERSONALISE and the next session's INITIALIZE UPDATE; EXTERNAL AUTHENTICATE,
+        the activation and GET PUBLIC KEY."""
+        self.session = None
+        challenge = os.urandom(CHALLENGE)
+        answers = self._send_run([select_by_name(self.aid), _initialize_update(challenge, transport_keys.version)])
+        session = IssuerSession.start(transport_keys, challenge, WalletInitializeUpdateResponse.parse(answers[1].data))
+        opening = [_external_authenticate(session.host_cryptogram()),
+                   session.wrap(CLA_SECURE, INS_PERSONALISE, 0, 0, perso.encode())]
+        if not activate:
+            return self._send_run([*opening, _GET_PUBLIC_KEY])[-1].data  # PERSONALISE closed the session
+        challenge = os.urandom(CHALLENGE)
+        answers = self._send_run([*opening, _initialize_update(challenge, perso.keys.version)])
+        session = IssuerSession.start(perso.keys, challenge, WalletInitializeUpdateResponse.parse(answers[-1].data))
+        activation = session.wrap(CLA_SECURE, INS_SET_STATUS, int(WalletLifeCycle.ACTIVE), 0)
+        answers = self._send_run([_external_authenticate(session.host_cryptogram()), activation, _GET_PUBLIC_KEY])
+        self.session = session
+        return answers[-1].data
 
     # -- card key
     def get_public_key(self) -> bytes:
         """PKC as an uncompressed P-256 point (04 ‖ X ‖ Y)."""
-        return self._send(CommandAPDU(CLA_PROPRIETARY, INS_GET_PUBLIC_KEY, le=65)).data
+        return self._send(_GET_PUBLIC_KEY).data
 
     def public_key(self) -> ec.EllipticCurvePublicKey:
         return ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), self.get_public_key())

@@ -359,8 +359,7 @@ class Issuer:
             raise IssuerError(f"card {card.masked} is {card.state}, not being personalised")
         keys = self.card_keys(card)
         with client.flow():  # no other program's command between reading the state and acting on it
-            client.select()
-            state = client.status().state
+            state = client.select_and_status().state
             if state == WalletLifeCycle.INSTALLED:
                 limits = Limits(card.max_balance, card.max_payment, card.step_up)
                 perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)

@@ -50,8 +50,7 @@ def wallet_state(transport: Transport, aid: bytes) -> WalletLifeCycle | None:
     """The wallet's life cycle state (SELECT, GET STATUS), None when it cannot be read."""
     try:
         client = WalletClient(transport, aid)
-        client.select()
-        return client.status().state
+        return client.select_and_status().state
     except (StatusError, CardsuiteError, ValueError) as exc:
         log.info("cannot read the wallet's state at %s: %s", aid.hex().upper(), exc)
         return None
@@ -132,8 +131,7 @@ class WalletPersonaliser:
                 issuer.complete(client, pending, transport_keys, pin=pin, puk=puk)
                 return (f"card {pending.masked}, account {pending.account_id} in {db} "
                         "(finished a personalisation stopped part-way)")
-            client.select()
-            state = client.status().state
+            state = client.select_and_status().state
             if state != WalletLifeCycle.INSTALLED:
                 raise PersonalisationError(
                     f"application {self.name}: the wallet {self.instance.hex().upper()} on card {self.chip} is "
