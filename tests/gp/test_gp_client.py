@@ -244,12 +244,16 @@ def test_select_and_the_data_read_before_authentication_go_as_one_run() -> None:
     assert cplc is not None and cplc.raw == CPLC and gp.selected == ISD
     gp.select_for_session()  # card data: 6A88 here, asked again by the handshake as before
     assert card.handed == [[0xA4, 0xCA], [0xA4, 0xCA]]
-    card.queue(0xCA, 0x00, 0x66, ResponseAPDU(CARD_DATA, 0x9000))
+    scp03 = CARD_DATA.replace(h("040255"), h("040370"))  # the scripted card's protocol: SCP03 i=70
+    card.queue(0xCA, 0x00, 0x66, ResponseAPDU(scp03, 0x9000))
     gp = GlobalPlatform(card)
     gp.select_for_session()
-    assert gp.card_data()["scp"] == "02 55" and card.handed[-1] == [0xA4, 0xCA]
-    gp.select_for_session()  # the card data read: the SELECT alone
-    assert card.handed[-1] == [0xA4]
+    assert gp.card_data()["scp"] == "03 70" and card.handed[-1] == [0xA4, 0xCA]
+    handed = len(card.handed)
+    gp.select_for_session()  # the card data read: the SELECT goes ahead of INITIALIZE UPDATE, in one run
+    assert len(card.handed) == handed and gp.selected is None
+    _open(gp)
+    assert card.handed[handed:] == [[0xA4, 0x50], [0x82]] and gp.selected == ISD
     assert GlobalPlatform(RunCounting(cplc=None)).select_with_cplc() is None  # no CPLC: the caller falls back
     with pytest.raises(GPError, match="no card manager answers"):  # a refused SELECT ends the run, and raises
         GlobalPlatform(RunCounting(), isd=h("A0000001510000FF")).select_with_cplc()

@@ -60,7 +60,6 @@ INSTALL_FOR_PERSONALIZATION, INSTALL_FOR_REGISTRY_UPDATE = 0x20, 0x40
 INSTALL_FOR_EXTRADITION = 0x10
 DEFAULT_SELECTED = "CardReset"  # [GPCS] Table 11-7: privilege byte 1 b3, "Default Selected" before GP 2.2
 SW_MORE_DATA = 0x6310
-LOAD_WINDOW = 16  # LOAD blocks handed to the transport at once (send_many); progress is told after each window
 
 # [GPCS] 11.4.2.1, Table 11-33: GET STATUS P1
 STATUS_ISD, STATUS_APPLICATIONS, STATUS_LOAD_FILES, STATUS_LOAD_FILES_AND_MODULES = 0x80, 0x40, 0x20, 0x10
@@ -529,9 +528,13 @@ class GlobalPlatform:
 
     def select_for_session(self) -> None:
         """SELECT of the ISD ahead of a secure channel, with the card data its handshake reads ([GPCS] H.2:
-        the protocol and its options) in the same run when not read yet: one round trip for both."""
-        if self._card_data is not None or self.isd is None:
+        the protocol and its options) in the same run when not read yet: one round trip for both. With the
+        card data read, the SELECT goes in the handshake's run, ahead of INITIALIZE UPDATE (_handshake)."""
+        if self.isd is None:
             self.select()
+            return
+        if self._card_data is not None:
+            self.end_session()  # the ISD selected again, by the next command that needs it
             return
         try:
             self._card_data = parse_card_data(self.select_and_get_data(0x0066))
@@ -659,12 +662,20 @@ class GlobalPlatform:
         if s16 is None:  # [AmD] 7.1.1: the host must send a 16-byte challenge to an S16 key set; card data tells
             s16 = self._scp03_s16()
         self._check_level(level)  # before INITIALIZE UPDATE: a level the card refuses costs a try
-        self._require_isd()
+        if self.isd is None:
+            self._require_isd()  # the well-known AIDs tried one by one
         self.channel = None
         # fixed only by tests replaying published sessions
         host_challenge = host_challenge or os.urandom(16 if s16 else 8)
         command = initialize_update(kvn, host_challenge)
-        response = self.transport.transmit(command)
+        if self.selected == self.isd:
+            response = self.transport.transmit(command)
+        else:  # the SELECT and INITIALIZE UPDATE in one run (a relay: one round trip)
+            assert self.isd is not None
+            answers = self.transport.transmit_many([select_by_name(self.isd), command])
+            if not self._selected(self.isd, answers[0], None):
+                self._not_selected([self.isd], answers[0], None)
+            response = answers[1]
         if response.sw != SW_OK:
             kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
             raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{kvn:02X})", command, response.data)
@@ -842,9 +853,10 @@ class GlobalPlatform:
         commands = [CommandAPDU(CLA_GP, INS_LOAD, 0x80 if number == len(blocks) - 1 else 0x00, number, block,
                                 le=256) for number, block in enumerate(blocks)]
         # a LOAD block's answer is 9000 or the end of the load ([GPCS] 11.6.3): the blocks go in windows
-        # (send_many), which a relay sends without a round trip per block
-        for start in range(0, len(commands), LOAD_WINDOW):
-            window = commands[start : start + LOAD_WINDOW]
+        # (send_many, Transport.load_window), which a relay sends without a round trip per block
+        step = self.transport.load_window
+        for start in range(0, len(commands), step):
+            window = commands[start : start + step]
             names = [f"LOAD block {start + i + 1}/{len(blocks)}" for i in range(len(window))]
             ahead = [install] if start == 0 and install is not None else []
             self.send_many(ahead + window, ["INSTALL [for load]"] * len(ahead) + names)

@@ -35,6 +35,7 @@ from cardsuite.gp.client import (
     Application,
     AuthenticationError,
     CardContents,
+    Cplc,
     GlobalPlatform,
 )
 from cardsuite.gp.keys import KeyChoice, KeyProfile
@@ -102,6 +103,7 @@ class PostIssuance:
     _noted: list[tuple] = field(default_factory=list)  # steps to be written with the next one (_note)
     _one_time: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # nonce -> PIN, PUK
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
+    _identified: tuple[str, Cplc | None] | None = None  # the card's identity and CPLC, read by _identify
     _opened: Inventory | None = None
 
     def _inventory(self) -> Inventory:
@@ -188,6 +190,7 @@ class PostIssuance:
             self._record("select card manager", "ok", ISD_AID.hex().upper())
             self._record("card answers", "ok", "FCI")
         cin = cplc.identity if cplc is not None else gp.card_identity()
+        self._identified = (cin, cplc)
         card = self.db.card(cin)
         if card is None:
             self._record("card identity", "refused", f"{cin}: unknown to the CMS")
@@ -267,7 +270,7 @@ class PostIssuance:
         else:
             gp.set_application_lock(aid, action == "lock")
         self._record("card script", "ok", f"{action} {aid.hex().upper()} under the secure channel")
-        gp.select()
+        gp.select_for_session()
         sets = self._key_sets(kms, cin)
         gp.open_with_any(sets, LEVELS["mac"], scp=_protocol(sets), kvn=0)  # type: ignore[arg-type]
         self._inventory().record_card(cin, registry=gp.registry())
@@ -343,7 +346,7 @@ class PostIssuance:
                                                        issuer.kvn), issuer.kvn, old,
                                 before_send=lambda: self.db.set_key_set(cin, "rotating"))
         self._record("card script", "ok", f"PUT KEY 0x{old:02X} -> 0x{issuer.kvn:02X} (keys wrapped in the token)")
-        gp.select()
+        gp.select_for_session()
         gp.open_secure_channel(issuer, LEVELS["mac"], scp=issuer.scp)  # type: ignore[arg-type]
         self.db.set_key_set(cin, "issuer")
         self._note("mutual authentication", "ok", "with the new keys")
@@ -392,7 +395,8 @@ class PostIssuance:
 
         options = DeployOptions(keys=self._keys(kms, cin), before_step=before, after_step=after, env=env,
                                 progress=blocks,
-                                wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step)
+                                wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step,
+                                identified=self._identified)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:
             result = deployer.run()

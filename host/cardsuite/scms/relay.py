@@ -112,6 +112,10 @@ class RelayTransport(Transport):
     response comes back through ``deliver`` (called by the server for each agent message, already checked
     for its order). Runs in the ADS's thread; ``send`` crosses to the server's event loop."""
 
+    # a run costs a round trip whatever its length: a CAP file's LOAD blocks (up to 256, [GPCS] 11.6.2.3) in
+    # one run each 64 (2026-12-03: 7 runs of 16 for the bench's four load files, 4 of 64)
+    load_window = 64
+
     def __init__(self, send: Callable[[Message], None], atr: bytes, name: str = "relay") -> None:
         super().__init__()
         self._send = send
@@ -131,6 +135,11 @@ class RelayTransport(Transport):
     @property
     def atr(self) -> bytes:
         return self._atr
+
+    def _end_exclusive(self, reset: bool) -> None:
+        """No reset sent at the ADS's end of the flow: the agent's own flow around the link ends with the card
+        reset (its transport saw each command that left security state, Transport.exclusive), and a terminal
+        that ignored the request could ignore a reset message too. One round trip less."""
 
     def reset(self) -> bytes:
         self._seq += 1

@@ -132,6 +132,9 @@ class Transport(ABC):
     """A link to one card."""
 
     name: str = "card"
+    # LOAD blocks handed to transmit_many at once (GlobalPlatform.load: progress is told after each window);
+    # a backend whose round trip is long takes more of them per run
+    load_window: int = 16
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         """Every backend's transmit_raw (and transmit_raw_many) gets the base's checks, whoever calls it."""
