@@ -337,6 +337,15 @@ class Deployer:
             return nullcontext()
         return self.inventory.transaction(write_only=True)
 
+    def _record_seen(self, identity: dict[str, object], registry: CardContents, seen: str,
+                     started: str | None = None) -> None:
+        """The card as identified and read, and the deploy's start when it goes on: one transaction."""
+        with self._records():
+            self._record_card(**identity, registry=registry)
+            self._record_event("seen", "ok", self.profile.name, seen)
+            if started is not None:
+                self._record_event("deploy", "started", self.profile.name, started)
+
     def _record_event(self, action: str, outcome: str, target: str | None = None, detail: str | None = None) -> None:
         if self.inventory is not None and not self.options.plan_only:
             self.inventory.record_event(self.card, action, outcome, target, detail)
@@ -443,25 +452,27 @@ class Deployer:
         if self.options.keys is None and self.profile.keys.rotate_to is not None:
             self._issuer = self.profile.keys.rotate_to.resolve(self.options.env)
         cplc = self._identify()
-        self._record_card(cplc=cplc.raw if cplc else None, atr=self.transport.atr, card_type=self.profile.card_type)
+        identity = {"cplc": cplc.raw if cplc else None, "atr": self.transport.atr, "card_type": self.profile.card_type}
         try:
             self._authenticate()
         except CardsuiteError as exc:
-            self._record_event("authenticate", "failed", self._keys.source, str(exc))
+            with self._records():
+                self._record_card(**identity)
+                self._record_event("authenticate", "failed", self._keys.source, str(exc))
             raise
         registry = self.gp.registry()
         resident = needs.resident(registry)
-        with self._records():
-            self._record_card(registry=registry)
-            self._record_event("seen", "ok", self.profile.name,
-                               f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} "
-                               f"applications" + (f", {len(resident)} card-resident load files" if resident else ""))
-        plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
-                         personalised=self._personalised(needs, registry), rotation=self._rotation())
+        seen = (f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} applications"
+                + (f", {len(resident)} card-resident load files" if resident else ""))
+        try:
+            plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
+                             personalised=self._personalised(needs, registry), rotation=self._rotation())
+        except BaseException:
+            self._record_seen(identity, registry, seen)
+            raise
         if self.options.plan_only:
             return DeployResult(plan, [], registry)
-        self._record_event("deploy", "started", self.profile.name,
-                           f"{len(plan.todo)} of {len(plan.steps)} steps to do")
+        self._record_seen(identity, registry, seen, started=f"{len(plan.todo)} of {len(plan.steps)} steps to do")
         performed: list[Step] = []
         try:
             for step in plan.steps:

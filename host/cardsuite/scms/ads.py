@@ -117,6 +117,10 @@ class PostIssuance:
         """The step, with the exchanges and key uses since the previous one, in one transaction (``within``:
         the inventory's open one, Database.record_step), and the steps noted before it."""
         self._note(name, outcome, detail)
+        self._write_noted(within)
+
+    def _write_noted(self, within: Cursor | None = None) -> None:
+        """The steps noted and not written yet, in one transaction (``within``: an open one, joined)."""
         with self.db.transaction(write_only=True) if within is None else nullcontext(within) as cur:
             for number, step, done, said, exchanges, audit in self._noted:
                 self.db.record_step(self.request_id, number, step, done, said, exchanges=exchanges, audit=audit,
@@ -152,23 +156,27 @@ class PostIssuance:
             raise RequestRefused(f"request {self.request_id} was claimed by another server")
         if request.state not in ("queued", "running"):
             raise RequestRefused(f"request {self.request_id} is {request.state} already")
-        self._record("request", "ok", f"{request.action} {request.target or ''} from terminal {request.terminal}")
+        self._note("request", "ok", f"{request.action} {request.target or ''} from terminal {request.terminal}")
         transport.trace = Trace(sinks=[self._on_exchange])
         cin = None
+        claimed = False
         try:
             with Lease(self.db.url, self.request_id, claimant), self.system.kms(self._on_key_use) as kms, \
                     transport.exclusive():
                 cin = self._identify(transport)
-                holder = self.db.claim_card(cin, self.request_id)
+                with self.db.transaction():  # the steps so far and the card's claim: one commit
+                    holder = self.db.claim_card(cin, self.request_id)
+                    if holder is None:
+                        self._write_noted()
                 if holder is not None:
                     self._record("card claimed", "refused", f"request {holder} is serving {cin}")
                     raise RequestRefused(f"card {cin} is being served by request {holder}: try again after it")
-                try:
-                    outcome = self._serve(kms, transport, request.action, request.target or "", cin)
-                finally:
-                    self.db.release_card(cin, self.request_id)
+                claimed = True
+                outcome = self._serve(kms, transport, request.action, request.target or "", cin)
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
+            if claimed:  # a commit of its own: the card is free even when the records below are refused
+                self.db.release_card(cin, self.request_id)  # type: ignore[arg-type]
             with self.db.transaction():  # the last step and the request's end: one commit
                 self._record("outcome", "failed", reason)
                 self.db.finish_request(self.request_id, "failed", reason, cin)
@@ -178,17 +186,18 @@ class PostIssuance:
             if self._opened is not None:
                 self._opened.close()
                 self.inventory = self._opened = None
-        with self.db.transaction():
+        with self.db.transaction():  # the last step, the card free again and the request's end: one commit
             self._record("record", "ok", outcome)
+            self.db.release_card(cin, self.request_id)
             self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome
 
     def _identify(self, transport: Transport) -> str:
         gp = GlobalPlatform(transport, ISD_AID)
         cplc = gp.select_with_cplc()  # the SELECT and GET DATA in one run
-        with self.db.transaction():  # two steps of one exchange: one commit
-            self._record("select card manager", "ok", ISD_AID.hex().upper())
-            self._record("card answers", "ok", "FCI")
+        # nothing changed on the card: written with the card's claim (run), or with a refusal
+        self._note("select card manager", "ok", ISD_AID.hex().upper())
+        self._note("card answers", "ok", "FCI")
         cin = cplc.identity if cplc is not None else gp.card_identity()
         self._identified = (cin, cplc)
         card = self.db.card(cin)
@@ -202,7 +211,7 @@ class PostIssuance:
             self._record("card identity", "refused", f"{cin}: {card.auth_failures} authentication failures")
             raise RequestRefused(f"card {cin} failed authentication {card.auth_failures} times: the ADS stops "
                                  "trying it (clear the count after checking its keys)")
-        self._record("card identity", "ok", cin)
+        self._note("card identity", "ok", cin)
         return cin
 
     def _key_sets(self, kms: Kms, cin: str) -> list[TokenKeySet]:

@@ -5,6 +5,7 @@ administrator issued. Progress goes to a callback; the library never prints.
 
 from __future__ import annotations
 
+import functools
 import socket
 import ssl
 import time
@@ -41,9 +42,17 @@ class AgentResult:
 
 
 def tls_context(ca: Path) -> ssl.SSLContext:
+    """TLS 1.3 trusting ``ca`` alone; one context per CA file as it is (its modification time and size), which a
+    terminal's requests share: reading the CA into a new one cost 0.8 ms a request (2026-12-03)."""
     if not ca.is_file():
         raise AgentError(f"no CA certificate at {ca}")
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca))
+    stat = ca.stat()
+    return _tls_context(str(ca.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=8)
+def _tls_context(ca: str, _mtime_ns: int, _size: int) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca)
     context.minimum_version = ssl.TLSVersion.TLSv1_3
     return context
 
