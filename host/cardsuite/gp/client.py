@@ -519,12 +519,19 @@ class GlobalPlatform:
             return self.get_data(tag)
         self.channel = None
         get = _get_data(tag)
-        answers = self.transport.transmit_many([select_by_name(self.isd), get])
+        answer = self._select_isd_and(get)
+        if answer.sw != SW_OK:
+            raise GPError(answer.sw, f"GET DATA {tag:04X}", get, answer.data, (SW_OK,))
+        return answer.data
+
+    def _select_isd_and(self, command: CommandAPDU) -> ResponseAPDU:
+        """SELECT of the (known) ISD and ``command`` handed to the transport as one run (a relay: one round
+        trip); the command's answer. A refused SELECT raises, and the command was not sent."""
+        assert self.isd is not None
+        answers = self.transport.transmit_many([select_by_name(self.isd), command])
         if not self._selected(self.isd, answers[0], None):
             self._not_selected([self.isd], answers[0], None)
-        if answers[1].sw != SW_OK:
-            raise GPError(answers[1].sw, f"GET DATA {tag:04X}", get, answers[1].data, (SW_OK,))
-        return answers[1].data
+        return answers[1]
 
     def select_for_session(self) -> None:
         """SELECT of the ISD ahead of a secure channel, with the card data its handshake reads ([GPCS] H.2:
@@ -670,12 +677,8 @@ class GlobalPlatform:
         command = initialize_update(kvn, host_challenge)
         if self.selected == self.isd:
             response = self.transport.transmit(command)
-        else:  # the SELECT and INITIALIZE UPDATE in one run (a relay: one round trip)
-            assert self.isd is not None
-            answers = self.transport.transmit_many([select_by_name(self.isd), command])
-            if not self._selected(self.isd, answers[0], None):
-                self._not_selected([self.isd], answers[0], None)
-            response = answers[1]
+        else:
+            response = self._select_isd_and(command)
         if response.sw != SW_OK:
             kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
             raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{kvn:02X})", command, response.data)
