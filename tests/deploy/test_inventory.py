@@ -105,3 +105,40 @@ def test_a_deploy_recorded_in_postgresql(postgres_url: str, project: Project, tm
 def test_bad_urls(url: str, message: str) -> None:
     with pytest.raises(InventoryError, match=message):
         Inventory(url)
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+def test_write_behind_commits_while_the_caller_goes_on_and_its_next_operation_waits(empty_url: str) -> None:
+    """A write-only transaction of a write-behind inventory returns before its commit (held here by an
+    advisory lock its trigger waits for: an inventory committing at once would time out); the thread's next
+    operation, on any connection, waits for the commit and so reads it; a refused commit is raised by that
+    next operation, once, and wrote nothing; close waits for the last one."""
+    import psycopg
+
+    lock = 4242
+    with psycopg.connect(empty_url, autocommit=True) as holder:
+        Inventory(empty_url).close()  # the schema
+        holder.execute("CREATE FUNCTION held() RETURNS trigger AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared("
+                       f"{lock}); IF NEW.target = 'refused' THEN RAISE EXCEPTION 'the test refuses it'; END IF; "
+                       "RETURN NEW; END $$ LANGUAGE plpgsql")
+        holder.execute("CREATE TRIGGER held BEFORE INSERT ON inv_events FOR EACH ROW EXECUTE FUNCTION held()")
+        behind, reader = Inventory(empty_url, write_behind=True), Inventory(empty_url)
+        try:
+            behind._db.execute("SET lock_timeout = '20s'")  # a commit waited for here fails after that
+            holder.execute(f"SELECT pg_advisory_lock({lock})")
+            behind.record_event("cplc:1", "load", "ok", "first")
+            seen = holder.execute("SELECT COUNT(*) FROM inv_events").fetchone()
+            holder.execute(f"SELECT pg_advisory_unlock({lock})")
+            assert seen == (0,)  # returned, not committed yet
+            assert [e.target for e in reader.events("cplc:1")] == ["first"]  # the read waited for it
+
+            behind.record_event("cplc:1", "load", "ok", "refused")
+            with pytest.raises(InventoryError, match="the test refuses it"):
+                behind.record_event("cplc:1", "load", "ok", "not begun")
+            behind.record_event("cplc:1", "load", "ok", "last")  # raised once: the connection goes on
+            behind.close()
+            targets = holder.execute("SELECT target FROM inv_events ORDER BY id").fetchall()  # no wait of ours
+            assert targets == [("first",), ("last",)]
+        finally:
+            behind.close()
+            reader.close()

@@ -240,10 +240,10 @@ class RunCounting(ScriptedCardManager):
 def test_select_and_the_data_read_before_authentication_go_as_one_run() -> None:
     card = RunCounting()
     gp = GlobalPlatform(card)
-    cplc = gp.select_with_cplc()
-    assert cplc is not None and cplc.raw == CPLC and gp.selected == ISD
-    gp.select_for_session()  # card data: 6A88 here, asked again by the handshake as before
-    assert card.handed == [[0xA4, 0xCA], [0xA4, 0xCA]]
+    cplc = gp.select_with_cplc()  # with the card data: 6A88 here, asked again ahead of the session as before
+    assert cplc is not None and cplc.raw == CPLC and gp.selected == ISD and gp.known_card_data is None
+    gp.select_for_session()
+    assert card.handed == [[0xA4, 0xCA, 0xCA], [0xA4, 0xCA]]
     scp03 = CARD_DATA.replace(h("040255"), h("040370"))  # the scripted card's protocol: SCP03 i=70
     card.queue(0xCA, 0x00, 0x66, ResponseAPDU(scp03, 0x9000))
     gp = GlobalPlatform(card)
@@ -254,6 +254,20 @@ def test_select_and_the_data_read_before_authentication_go_as_one_run() -> None:
     assert len(card.handed) == handed and gp.selected is None
     _open(gp)
     assert card.handed[handed:] == [[0xA4, 0x50], [0x82]] and gp.selected == ISD
+    # identified with its card data in one run, the card's session needs no other: SELECT + INITIALIZE UPDATE
+    card.queue(0xCA, 0x00, 0x66, ResponseAPDU(scp03, 0x9000))
+    gp = GlobalPlatform(card)
+    handed = len(card.handed)
+    assert gp.select_with_cplc() == cplc and (gp.known_card_data or {}).get("scp") == "03 70"
+    gp.select_for_session()
+    _open(gp)
+    assert card.handed[handed:] == [[0xA4, 0xCA, 0xCA], [0xA4, 0x50], [0x82]]
+    given = GlobalPlatform(card)  # another client of the flow, given what the first read (DeployOptions.identified)
+    given.known_card_data = gp.known_card_data
+    handed = len(card.handed)
+    given.select_for_session()
+    _open(given)
+    assert card.handed[handed:] == [[0xA4, 0x50], [0x82]]
     assert GlobalPlatform(RunCounting(cplc=None)).select_with_cplc() is None  # no CPLC: the caller falls back
     with pytest.raises(GPError, match="no card manager answers"):  # a refused SELECT ends the run, and raises
         GlobalPlatform(RunCounting(), isd=h("A0000001510000FF")).select_with_cplc()

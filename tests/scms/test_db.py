@@ -50,6 +50,12 @@ def test_one_claimant_wins(url: str) -> None:
     assert len(wins) == 1
     record = db.request(request)
     assert record is not None and record.state == "running" and record.claimed_by == wins[0]
+    # a server's request of its own terminal link: made running, claimed by it, nobody else's to claim
+    own = db.new_request("t", "install", "isoapplet", "server-9")
+    record = db.request(own)
+    assert record is not None and (record.state, record.claimed_by) == ("running", "server-9")
+    assert not db.claim_request(own, "server-1")
+    assert db.statistics()["requests"] == {"install running": 2}
 
 
 def test_a_step_is_written_with_its_exchanges_and_key_uses_or_not_at_all(url: str) -> None:

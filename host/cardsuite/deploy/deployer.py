@@ -300,9 +300,10 @@ class DeployOptions:
     env: Mapping[str, str] | None = None
     keys: KeyChoice | None = None  # a key store's keys (the SCMS's token) in place of the profile's key profile
     authenticated: Callable[[], None] | None = None  # after each secure channel the deploy opens
-    # the card as the caller identified it in this flow (its identity, its CPLC when the card gave one), the
-    # ISD selected: the deploy does not read them again (the SCMS's ADS: one round trip less)
-    identified: tuple[str, Cplc | None] | None = None
+    # the card as the caller identified it in this flow (its identity, its CPLC when the card gave one, its
+    # card data when read), the ISD selected: the deploy does not read them again (the SCMS's ADS: two round
+    # trips less)
+    identified: tuple[str, Cplc | None, dict[str, str] | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -357,7 +358,7 @@ class Deployer:
     # -- the card
     def _identify(self) -> Cplc | None:
         if self.options.identified is not None:
-            self.card, cplc = self.options.identified
+            self.card, cplc, self.gp.known_card_data = self.options.identified
             return cplc
         cplc = self.gp.select_with_cplc()  # before authentication: a card gives its CPLC to anyone
         self.card = cplc.identity if cplc is not None else self.gp.card_identity()

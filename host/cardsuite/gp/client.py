@@ -519,19 +519,20 @@ class GlobalPlatform:
             return self.get_data(tag)
         self.channel = None
         get = _get_data(tag)
-        answer = self._select_isd_and(get)
+        [answer] = self._select_isd_and(get)
         if answer.sw != SW_OK:
             raise GPError(answer.sw, f"GET DATA {tag:04X}", get, answer.data, (SW_OK,))
         return answer.data
 
-    def _select_isd_and(self, command: CommandAPDU) -> ResponseAPDU:
-        """SELECT of the (known) ISD and ``command`` handed to the transport as one run (a relay: one round
-        trip); the command's answer. A refused SELECT raises, and the command was not sent."""
+    def _select_isd_and(self, *commands: CommandAPDU) -> list[ResponseAPDU]:
+        """SELECT of the (known) ISD and ``commands`` handed to the transport as one run (a relay: one round
+        trip); the commands' answers, up to the first that is not 9000. A refused SELECT raises, and none of
+        the commands was sent."""
         assert self.isd is not None
-        answers = self.transport.transmit_many([select_by_name(self.isd), command])
+        answers = self.transport.transmit_many([select_by_name(self.isd), *commands])
         if not self._selected(self.isd, answers[0], None):
             self._not_selected([self.isd], answers[0], None)
-        return answers[1]
+        return answers[1:]
 
     def select_for_session(self) -> None:
         """SELECT of the ISD ahead of a secure channel, with the card data its handshake reads ([GPCS] H.2:
@@ -550,14 +551,37 @@ class GlobalPlatform:
                 raise  # the SELECT; a card without card data is asked again by the handshake, as before
 
     def select_with_cplc(self) -> Cplc | None:
-        """SELECT of the ISD with GET DATA of its CPLC in one run (select_and_get_data); None when the card
-        gives no CPLC before authentication, or one that does not parse. A refused SELECT raises."""
+        """SELECT of the ISD with GET DATA of its CPLC, and of its card data for the secure channel to come
+        (select_for_session), in one run; None when the card gives no CPLC before authentication, or one that
+        does not parse. A refused SELECT raises. Without a known ISD AID, select() then GET DATA."""
+        if self.isd is None:
+            self.select()
+            try:
+                return Cplc.parse(self.get_data(0x9F7F))
+            except (GPError, CardManagerError):
+                return None
+        self.selected = self.channel = None
+        answers = self._select_isd_and(_get_data(0x9F7F), _get_data(0x0066))
+        if len(answers) == 2:  # the CPLC given; card data too, or 6A88: then the handshake asks again
+            try:
+                self._card_data = parse_card_data(answers[1].data) if answers[1].sw == SW_OK else None
+            except CardManagerError:
+                self._card_data = None
         try:
-            return Cplc.parse(self.select_and_get_data(0x9F7F))
-        except (GPError, CardManagerError):
-            if self.selected is None:
-                raise
+            return Cplc.parse(answers[0].data) if answers[0].sw == SW_OK else None
+        except CardManagerError:
             return None
+
+    @property
+    def known_card_data(self) -> dict[str, str] | None:
+        """The card data read already (select_with_cplc, select_for_session), or None: nothing is sent."""
+        return self._card_data
+
+    @known_card_data.setter
+    def known_card_data(self, data: dict[str, str] | None) -> None:
+        """Card data read by another client of this card in the same flow (the ADS's identification given to
+        the deploy, DeployOptions.identified): not read again."""
+        self._card_data = data
 
     def _selected(self, candidate: bytes, response: ResponseAPDU, aid: bytes | None) -> bool:
         """Whether ``candidate`` answered its SELECT (then it is the selected one, and the ISD when no ``aid``
@@ -678,7 +702,7 @@ class GlobalPlatform:
         if self.selected == self.isd:
             response = self.transport.transmit(command)
         else:
-            response = self._select_isd_and(command)
+            [response] = self._select_isd_and(command)
         if response.sw != SW_OK:
             kind = AuthenticationError if response.sw in _AUTHENTICATION_REFUSED else GPError
             raise kind(response.sw, f"INITIALIZE UPDATE (key version 0x{kvn:02X})", command, response.data)

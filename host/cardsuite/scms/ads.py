@@ -52,6 +52,7 @@ from cardsuite.transport.base import Transport
 ACTIONS = ("install", "remove", "lock", "unlock", "rotate")
 LOAD_PROGRESS_EVERY = 8  # blocks between two progress lines to the terminal
 MAX_AUTH_FAILURES = 3  # cryptogram or authentication failures before the ADS stops trying a card
+PER_COMMAND_USES = ("mac", "encrypt", "decrypt")  # a secure channel's key uses for each command (kms._TokenKeyUses)
 ProgressSink = Callable[[str], None]
 # the cardholder's PIN step, run where the card is: (wallet instance AID, one-time initial PIN, PUK) -> detail.
 # Over the relay it is the agent's (RelayTransport.cardholder_pin); in process the caller's.
@@ -65,6 +66,13 @@ class RequestRefused(CardsuiteError):
 class PinStepOwed(CardsuiteError):
     """The cardholder's PIN step failed: the instance keeps its one-time PIN, and the next install request
     for the card asks for the PIN again (scms_owed_pins)."""
+
+
+def _uses(detail: str, uses: int) -> str:
+    """An audit row's detail with the uses it counts (one: the detail alone)."""
+    if uses == 1:
+        return detail
+    return f"{detail} ({uses} uses)" if detail else f"{uses} uses"
 
 
 def target_names(target: str) -> list[str]:
@@ -98,12 +106,13 @@ class PostIssuance:
     cardholder_pin: CardholderPin | None = None  # in process; a RelayTransport brings its own
     _step: int = 0
     _seq: int = 0  # the request's exchanges, numbered across its steps
-    _audit: list[tuple] = field(default_factory=list)
+    _audit: list[list] = field(default_factory=list)  # [at, actor, operation, label, request, detail, uses]
     _exchanges: list[tuple] = field(default_factory=list)
     _noted: list[tuple] = field(default_factory=list)  # steps to be written with the next one (_note)
     _one_time: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # nonce -> PIN, PUK
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
-    _identified: tuple[str, Cplc | None] | None = None  # the card's identity and CPLC, read by _identify
+    # the card's identity, CPLC and card data, read by _identify (DeployOptions.identified)
+    _identified: tuple[str, Cplc | None, dict[str, str] | None] | None = None
     _opened: Inventory | None = None
 
     def _inventory(self) -> Inventory:
@@ -120,18 +129,21 @@ class PostIssuance:
         self._write_noted(within)
 
     def _write_noted(self, within: Cursor | None = None) -> None:
-        """The steps noted and not written yet, in one transaction (``within``: an open one, joined)."""
+        """The steps noted and not written yet, in one transaction (``within``: an open one, joined). Taken
+        from the notes first: a transaction that fails took them with it, and the request's failure, written
+        next, must not try them again (a refused step refused it too, and the request stayed running)."""
+        noted, self._noted = self._noted, []
         with self.db.transaction(write_only=True) if within is None else nullcontext(within) as cur:
-            for number, step, done, said, exchanges, audit in self._noted:
+            for number, step, done, said, exchanges, audit in noted:
                 self.db.record_step(self.request_id, number, step, done, said, exchanges=exchanges, audit=audit,
                                     within=cur)
-        self._noted.clear()
 
     def _note(self, name: str, outcome: str = "ok", detail: str = "") -> None:
         """A step that changed nothing on the card (a secure channel opened), with its exchanges and key uses:
         written with the next step, in its commit (a server killed in between loses it, and nothing else)."""
         self._step += 1
-        self._noted.append((self._step, name, outcome, detail, list(self._exchanges), list(self._audit)))
+        audit = [(*row[:5], _uses(row[5], row[6])) for row in self._audit]
+        self._noted.append((self._step, name, outcome, detail, list(self._exchanges), audit))
         self._exchanges.clear()
         self._audit.clear()
         if self.progress is not None:
@@ -142,7 +154,14 @@ class PostIssuance:
         self._exchanges.append((self._seq, entry.command, entry.response, entry.sw, entry.seconds))
 
     def _on_key_use(self, operation: str, label: str, detail: str) -> None:
-        self._audit.append((time.time(), f"ads:{self.request_id}", operation, label, self.request_id, detail))
+        """A key use for the audit log; a secure channel's uses per command in a row under one key (the
+        C-MAC of each command of a run) are one row that counts them (2026-12-03: 110 rows a post-issuance,
+        22 now); any other use (a derivation, a wrap) is a row of its own."""
+        last = self._audit[-1] if self._audit else None
+        if operation in PER_COMMAND_USES and last is not None and last[2:4] + last[5:6] == [operation, label, detail]:
+            last[6] += 1
+            return
+        self._audit.append([time.time(), f"ads:{self.request_id}", operation, label, self.request_id, detail, 1])
 
     def run(self, transport: Transport) -> tuple[str, str]:
         request = self.db.request(self.request_id)
@@ -164,14 +183,12 @@ class PostIssuance:
             with Lease(self.db.url, self.request_id, claimant), self.system.kms(self._on_key_use) as kms, \
                     transport.exclusive():
                 cin = self._identify(transport)
-                with self.db.transaction():  # the steps so far and the card's claim: one commit
-                    holder = self.db.claim_card(cin, self.request_id)
-                    if holder is None:
-                        self._write_noted()
+                holder = self.db.claim_card(cin, self.request_id)
                 if holder is not None:
                     self._record("card claimed", "refused", f"request {holder} is serving {cin}")
                     raise RequestRefused(f"card {cin} is being served by request {holder}: try again after it")
                 claimed = True
+                self._write_noted()  # the steps so far (committed behind, on a serve process's connection)
                 outcome = self._serve(kms, transport, request.action, request.target or "", cin)
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
@@ -194,12 +211,12 @@ class PostIssuance:
 
     def _identify(self, transport: Transport) -> str:
         gp = GlobalPlatform(transport, ISD_AID)
-        cplc = gp.select_with_cplc()  # the SELECT and GET DATA in one run
+        cplc = gp.select_with_cplc()  # the SELECT and GET DATA (CPLC, card data) in one run
         # nothing changed on the card: written with the card's claim (run), or with a refusal
         self._note("select card manager", "ok", ISD_AID.hex().upper())
         self._note("card answers", "ok", "FCI")
         cin = cplc.identity if cplc is not None else gp.card_identity()
-        self._identified = (cin, cplc)
+        self._identified = (cin, cplc, gp.known_card_data)
         card = self.db.card(cin)
         if card is None:
             self._record("card identity", "refused", f"{cin}: unknown to the CMS")
@@ -236,6 +253,8 @@ class PostIssuance:
 
     def _authenticated(self, kms: Kms, transport: Transport, cin: str) -> GlobalPlatform:
         gp = GlobalPlatform(transport, ISD_AID)
+        if self._identified is not None:
+            gp.known_card_data = self._identified[2]
         gp.select_for_session()
         sets = self._key_sets(kms, cin)
         try:
@@ -420,7 +439,7 @@ class PostIssuance:
             gp = deployer.gp if deployer.gp.channel is not None else self._authenticated(kms, transport, cin)
             isd = gp.advance_card_life_cycle(("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:])
             now = self._record_life_cycle(isd, cin, result.registry)
-            with self.db.transaction():  # the step and the card's new state: one commit
+            with self.db.transaction(write_only=True):  # the step and the card's new state: one commit
                 self._record("card life cycle", "ok", f"{life} -> {now}")
                 self.db.upsert_card(cin, now)
             life = now

@@ -30,7 +30,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from cardsuite.deploy.inventory import POSTGRES, SQLITE, Dialect, connection_idle, write_batch
+from cardsuite.deploy.inventory import (
+    POSTGRES,
+    SQLITE,
+    Dialect,
+    connection_idle,
+    kept_transaction,
+    settle_writes,
+    write_batch,
+)
 from cardsuite.deploy.inventory import _Cursor as Cursor  # the inventory's: one cursor wrapper
 from cardsuite.deploy.migrations import NewerSchema
 from cardsuite.errors import ConfigurationError, first_line
@@ -133,8 +141,9 @@ class Lease:
 class Database:
     """One connection; every change one transaction. ``url``: sqlite:///path or postgresql://…"""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, write_behind: bool = False) -> None:
         self.url = url
+        self.write_behind = write_behind  # PostgreSQL: write-only transactions committed behind (settle_writes)
         self._current: Cursor | None = None  # the open transaction's cursor (nested ones join it)
         if url.startswith("sqlite:///"):
             path = Path(url[len("sqlite:///"):])
@@ -170,7 +179,7 @@ class Database:
         except NewerSchema as exc:
             raise DatabaseError(str(exc)) from None
         except self._errors as exc:  # the lock's own statements
-            raise DatabaseError(f"SCMS database error: {first_line(exc)}") from None
+            raise self._error(exc) from None
 
     def schema_version(self) -> int:
         """The version the database is at (0: made before versions were recorded, or not made yet)."""
@@ -178,19 +187,29 @@ class Database:
             return SCHEMA.recorded(cur, self.dialect is SQLITE)
 
     def close(self) -> None:
-        self._db.close()
+        try:
+            settle_writes()
+        finally:
+            self._db.close()
 
     def idle(self) -> bool:
         """Open and in no transaction: fit for the next user (cardsuite.scms.pool)."""
+        settle_writes()
         return connection_idle(self._db)
 
     @contextmanager
     def transaction(self, *, write_only: bool = False) -> Iterator[Cursor]:
-        """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result).
-        Inside another transaction of this connection, a part of it: one commit, or nothing, at its end."""
+        """``write_only``: one round trip on PostgreSQL (inventory.write_batch: the body reads no result),
+        and with ``write_behind`` committed behind the caller (inventory.settle_writes). Inside another
+        transaction of this connection, a part of it: one commit, or nothing, at its end."""
         if self._current is not None:
             yield self._current
             return
+        if write_only and self.write_behind and self.dialect is POSTGRES:
+            with kept_transaction(self._db, self.dialect, self._error, self._set_current) as kept:
+                yield kept
+            return
+        settle_writes()
         cursor = self._current = Cursor(self._db.cursor(), self.dialect)
         try:
             with write_batch(self._db, write_only and self.dialect is POSTGRES):
@@ -202,7 +221,7 @@ class Database:
                 cursor.execute("ROLLBACK")
             except self._errors:
                 pass
-            raise DatabaseError(f"SCMS database error: {first_line(exc)}") from None
+            raise self._error(exc) from None
         except BaseException:
             try:
                 cursor.execute("ROLLBACK")
@@ -213,6 +232,14 @@ class Database:
             self._current = None
             cursor.close()
 
+    def _set_current(self, cursor: Cursor | None) -> None:
+        self._current = cursor
+
+    def _error(self, exc: BaseException) -> BaseException:
+        if isinstance(exc, self._errors):
+            return DatabaseError(f"SCMS database error: {first_line(exc)}")
+        return exc
+
     @contextmanager
     def _statement(self) -> Iterator[Cursor]:
         """One statement: a part of the open transaction, else a transaction of its own as the database
@@ -220,11 +247,12 @@ class Database:
         if self._current is not None:
             yield self._current
             return
+        settle_writes()
         cursor = Cursor(self._db.cursor(), self.dialect)
         try:
             yield cursor
         except self._errors as exc:
-            raise DatabaseError(f"SCMS database error: {first_line(exc)}") from None
+            raise self._error(exc) from None
         finally:
             cursor.close()
 
@@ -242,10 +270,13 @@ class Database:
             return int(cur.fetchall(sql + " RETURNING id", args)[0][0])
 
     # -- ADS requests: claimed by one conditional update
-    def new_request(self, terminal: str, action: str, target: str | None) -> int:
+    def new_request(self, terminal: str, action: str, target: str | None, claimant: str | None = None) -> int:
+        """Queued, or with ``claimant`` running already (a server's request of its own terminal link: made and
+        claimed in one statement)."""
         now = time.time()
-        return self.insert("INSERT INTO scms_requests (terminal, action, target, state, created_at, updated_at) "
-                           "VALUES (?, ?, ?, 'queued', ?, ?)", (terminal, action, target, now, now))
+        return self.insert("INSERT INTO scms_requests (terminal, action, target, state, claimed_by, created_at, "
+                           "updated_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           (terminal, action, target, "queued" if claimant is None else "running", claimant, now, now))
 
     def claim_request(self, request_id: int, claimant: str) -> bool:
         """queued -> running for exactly one claimant (a second serve process or agent is told no)."""

@@ -61,8 +61,9 @@ class Server:
     workers: ThreadPoolExecutor = field(init=False)  # the ADS runs
 
     def __post_init__(self) -> None:
-        self.databases = Pool(self.system.database)
-        self.inventories = Pool(lambda: Inventory(self.system.inventory_url))
+        # the ADS's write-only transactions committed while the terminal works (inventory.settle_writes)
+        self.databases = Pool(lambda: self.system.database(write_behind=True))
+        self.inventories = Pool(lambda: Inventory(self.system.inventory_url, write_behind=True))
         self.workers = ThreadPoolExecutor(ADS_WORKERS, thread_name_prefix="ads")
 
     @property
@@ -115,10 +116,7 @@ class Server:
         except RelayError as exc:
             await websocket.close(CLOSE_PROTOCOL, str(exc)[:120])
             return
-        request_id = db.new_request(terminal, str(action), str(target) if target else None)
-        if not db.claim_request(request_id, self.claimant):
-            await websocket.send_text(Message("failed", 0, {"reason": "the request was claimed elsewhere"}).encode())
-            return
+        request_id = db.new_request(terminal, str(action), str(target) if target else None, self.claimant)
         outgoing: asyncio.Queue[Message] = asyncio.Queue()
         lines: list[str] = []  # the ADS's progress since its last message (its thread's alone)
 
@@ -190,9 +188,12 @@ def serve(system: System, project: Project, host: str, port: int) -> None:
     """Runs until interrupted. TLS 1.3 only (the context's minimum version)."""
     import uvicorn
 
+    # loop "auto": uvloop, which the scms extra installs (its TLS and thread wake-ups cost the relay less than
+    # asyncio's: 2026-12-03, one server of each side by side, 20 lone post-issuances each, twice with the two
+    # swapped: p50 141.7 against 149.0 ms, 182.2 against 186.7 ms)
     config = uvicorn.Config(Server(system, project).app(), host=host, port=port, ssl_certfile=str(system.server_cert),
                             ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets-sansio",
-                            ws_ping_timeout=PING_TIMEOUT)
+                            ws_ping_timeout=PING_TIMEOUT, loop="auto")
     config.load()
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3

@@ -69,8 +69,8 @@ class System:
     def server_key(self) -> Path:
         return self.folder / "tls" / "server.key"
 
-    def database(self) -> Database:
-        return Database(self.database_url)
+    def database(self, *, write_behind: bool = False) -> Database:
+        return Database(self.database_url, write_behind=write_behind)
 
     def kms(self, audit=None) -> Kms:  # noqa: ANN001 - an AuditSink
         if self.softhsm_conf is not None:
