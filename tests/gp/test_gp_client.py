@@ -148,6 +148,21 @@ def test_card_refusing_external_authenticate_is_recorded_and_force_retries(guard
     assert card.auth_attempts == 2 and guard.failures() == []
 
 
+def test_a_refused_external_authenticate_stops_the_commands_sent_with_it(guard: BrickGuard) -> None:
+    """registry(authenticate=…) sends the registry's GET STATUS in EXTERNAL AUTHENTICATE's run: refused, it
+    raises as when sent alone, the brick guard records it, and no GET STATUS reached the card."""
+    card = RunCounting(refuse_auth=True)
+    gp = GlobalPlatform(card, guard=guard)
+    with pytest.raises(AuthenticationError, match="EXTERNAL AUTHENTICATE failed: card answered 6300"):
+        gp.registry(authenticate=lambda: gp.open_secure_channel(KEYS, SecurityLevel.C_MAC,
+                                                                host_challenge=HOST_CHALLENGE))
+    assert card.handed[-1] == [0x82, 0xF2, 0xF2, 0xF2] and card.sent[-1].ins == 0x82
+    assert gp.channel is None and len(guard.failures()) == 1
+    with pytest.raises(BrickGuardError):
+        gp.registry(authenticate=lambda: gp.open_secure_channel(KEYS, SecurityLevel.C_MAC))
+    assert card.auth_attempts == 1 and not any(c.ins == 0xF2 for c in card.sent)
+
+
 def test_guard_identifies_a_card_without_cplc_by_reader_and_atr(guard: BrickGuard) -> None:
     card = ScriptedCardManager(refuse_auth=True, cplc=None)
     gp = GlobalPlatform(card, guard=guard)
@@ -306,6 +321,23 @@ def test_get_status_tlv_with_continuation() -> None:
         ("F0636172640101", "SELECTABLE", "APP"), ("F0636172641001", "LOCKED", "SSD")]
     assert apps[0].load_file == h("F06361726401")
     assert [c.p2 for c in card.sent if c.ins == 0xF2] == [0x02, 0x03]
+
+
+def test_registry_continues_a_long_load_file_list_before_asking_for_the_applications() -> None:
+    """The registry's run ends at the load files' 6310 (more data): their next occurrence goes before the
+    applications' first GET STATUS, which would end the card's listing of load files ([GPCS] 11.4.2)."""
+    card = RunCounting()
+    card.queue(0xF2, 0x80, 0x02, ResponseAPDU(_e3((0x4F, ISD), (0x9F70, b"\x01"), (0xC5, b"\x9e\x00\x00")), 0x9000))
+    package = (0x4F, h("F06361726401")), (0x9F70, b"\x01"), (0x84, h("F0636172640101"))
+    card.queue(0xF2, 0x10, 0x02, ResponseAPDU(_e3(*package), 0x6310))
+    card.queue(0xF2, 0x10, 0x03, ResponseAPDU(_e3((0x4F, h("F06361726402")), (0x9F70, b"\x01")), 0x9000))
+    card.queue(0xF2, 0x40, 0x02, ResponseAPDU(b"", 0x6A88))
+    registry = GlobalPlatform(card).registry()
+    assert [f.aid for f in registry.load_files] == [h("F06361726401"), h("F06361726402")]
+    assert registry.applications == [] and registry.isd is not None
+    # asked together; the run ended at the load files' 6310, their rest and the applications one by one
+    assert card.handed[-3:] == [[0xF2, 0xF2, 0xF2], [0xF2], [0xF2]]
+    assert [(c.p1, c.p2) for c in card.sent if c.ins == 0xF2][-3:] == [(0x10, 0x02), (0x10, 0x03), (0x40, 0x02)]
 
 
 def test_get_status_load_files_with_modules_and_version() -> None:

@@ -160,16 +160,56 @@ def _runs(card: GpCard) -> list[list[bytes]]:
 def test_the_registry_is_read_in_one_run_up_to_an_answer_not_9000(gp_card: GpCard) -> None:
     gp = gp_card.authenticated()
     runs = _runs(gp_card)
-    empty = gp.registry()  # no application: GET STATUS 40 answers 6A88, which ends the run
+    empty = gp.registry()  # no application: GET STATUS 40 answers 6A88, last of the run (a new card: one run)
     assert empty.isd is not None and empty.applications == [] and empty.load_file(ECHO.package_aid) is None
-    assert runs == [[b"\xf2\x80", b"\xf2\x40"], [b"\xf2\x10"]]
+    assert runs == [[b"\xf2\x80", b"\xf2\x10", b"\xf2\x40"]]
     gp.load_cap(ECHO)
     gp.install_for_install(ECHO.package_aid, ECHO.applet_aids[0])
     runs.clear()
     full = gp.registry()  # the channel went on as if one by one: every command's MAC verified by the card
-    assert runs == [[b"\xf2\x80", b"\xf2\x40", b"\xf2\x10"]]
+    assert runs == [[b"\xf2\x80", b"\xf2\x10", b"\xf2\x40"]]
     assert full.application(ECHO.applet_aids[0]) is not None and full.load_file(ECHO.package_aid) is not None
     assert gp.registry() == full
+
+
+@pytest.mark.parametrize("level", [SecurityLevel.C_MAC, SecurityLevel.C_MAC | SecurityLevel.C_DECRYPTION],
+                         ids=["mac", "enc"])
+def test_the_registry_goes_with_external_authenticate(gp_card: GpCard, level: SecurityLevel) -> None:
+    """registry(authenticate=…): the registry's run follows EXTERNAL AUTHENTICATE in one run, wrapped as the
+    session's first commands (the card verifies their MACs, and the session goes on). With a session already
+    open the call opens none and the registry goes as ever."""
+    _registry_with_external_authenticate(gp_card, level, together=True)
+
+
+def test_with_r_mac_external_authenticate_goes_alone(project: Project, tmp_path: Path) -> None:
+    """R-MAC: each answer is checked before the next command goes (SCP03; SCP02 R-MAC is refused unsent)."""
+    card = _open_card(project, tmp_path, "scp03")
+    try:
+        _registry_with_external_authenticate(card, SecurityLevel.C_MAC | SecurityLevel.R_MAC, together=False)
+    finally:
+        card.transport.disconnect()
+
+
+def _registry_with_external_authenticate(card: GpCard, level: SecurityLevel, together: bool) -> None:
+    gp = card.client()
+    runs = _runs(card)
+
+    def authenticate() -> None:  # as a deploy's: a session only when none is open
+        if gp.channel is None:
+            gp.open_secure_channel(DEV, level)
+
+    registry = gp.registry(authenticate=authenticate)
+    assert registry.isd is not None and gp.channel is not None
+    auth, status = [bytes([0x82, int(level)])], [b"\xf2\x80", b"\xf2\x10", b"\xf2\x40"]
+    if together:
+        assert runs[-1] == auth + status
+    else:
+        assert runs[-4:] == [auth, *([command] for command in status)]
+    runs.clear()
+    assert gp.registry(authenticate=authenticate) == registry
+    assert b"\x82" not in {command[:1] for run in runs for command in run}  # nothing opened again
+    gp.load_cap(ECHO)  # the session's chaining went on from the commands sent with EXTERNAL AUTHENTICATE
+    assert gp.registry().load_file(ECHO.package_aid) is not None
 
 
 def test_install_for_load_goes_with_the_first_load_blocks(gp_card: GpCard) -> None:

@@ -19,7 +19,16 @@ from dataclasses import replace
 
 import pytest
 from cardsuite.apdu import StatusError
-from cardsuite.wallet.card import Limits, Payment, Personalisation, Sigma, WalletClient, encode_iin, v_card
+from cardsuite.wallet.card import (
+    Limits,
+    Payment,
+    Personalisation,
+    Sigma,
+    WalletClient,
+    WalletLifeCycle,
+    encode_iin,
+    v_card,
+)
 from cardsuite.wallet.cardnumber import CardNumber, luhn_check_digit
 from cardsuite.wallet.issuer import (
     AuthorisationRequest,
@@ -288,6 +297,29 @@ def test_the_signature_verifies_with_this_cards_pkc_only(roles: Roles, holder: W
     public_key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256R1(), answer.pkc)
     assert answer.payment.verify(public_key)
     assert roles.merchant.complete(answer).auth_code
+
+
+def test_a_state_read_in_the_callers_flow_is_not_read_again_and_is_refused_outside_one(
+        roles: Roles, extra_card, monkeypatch: pytest.MonkeyPatch) -> None:
+    """issue(selected=…): the caller read the wallet's state in a flow it holds, so the issuer acts on it
+    without a second SELECT and GET STATUS (a relayed card: one round trip less); a state read outside a
+    flow may be stale (another program's command in between) and is refused before anything is recorded."""
+    with extra_card() as client:
+        commands: list[bytes] = []
+        original = client.transport.transmit_raw
+        monkeypatch.setattr(client.transport, "transmit_raw", lambda c: commands.append(c) or original(c))
+        cards = len(roles.registry.cards())
+        with pytest.raises(IssuerError, match="only valid inside the flow that read it"):
+            roles.issuer.issue(client, roles.transport_keys, holder="Lee", limits=LIMITS, pin=PIN, puk=PUK,
+                               selected=WalletLifeCycle.INSTALLED)
+        assert commands == [] and len(roles.registry.cards()) == cards  # nothing sent, nothing recorded
+        with client.flow():
+            state = client.select_and_status().state
+            issued = roles.issuer.issue(client, roles.transport_keys, holder="Lee", limits=LIMITS, pin=PIN,
+                                        puk=PUK, selected=state)
+        assert [c[1] for c in commands].count(0xF2) == 1  # the caller's GET STATUS only
+        record = roles.registry.card(issued.card_id)
+        assert record is not None and record.state == "personalised"
 
 
 @pytest.mark.e2e

@@ -454,14 +454,21 @@ class Deployer:
             self._issuer = self.profile.keys.rotate_to.resolve(self.options.env)
         cplc = self._identify()
         identity = {"cplc": cplc.raw if cplc else None, "atr": self.transport.atr, "card_type": self.profile.card_type}
-        try:
+        authenticated = False
+
+        def authenticate() -> None:
+            nonlocal authenticated
             self._authenticate()
+            authenticated = True
+
+        try:  # the registry's first run goes with EXTERNAL AUTHENTICATE (one round trip)
+            registry = self.gp.registry(authenticate=authenticate)
         except CardsuiteError as exc:
-            with self._records():
-                self._record_card(**identity)
-                self._record_event("authenticate", "failed", self._keys.source, str(exc))
+            if not authenticated:
+                with self._records():
+                    self._record_card(**identity)
+                    self._record_event("authenticate", "failed", self._keys.source, str(exc))
             raise
-        registry = self.gp.registry()
         resident = needs.resident(registry)
         seen = (f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} applications"
                 + (f", {len(resident)} card-resident load files" if resident else ""))
@@ -489,8 +496,7 @@ class Deployer:
                     self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
                     if self.options.after_step is not None:
                         self.options.after_step(step, "ok")
-            self._authenticate()
-            registry = self.gp.registry()
+            registry = self.gp.registry(authenticate=self._authenticate)  # in one run with EXTERNAL AUTHENTICATE
         except BaseException as exc:
             self._record_event("deploy", "failed", self.profile.name,
                                f"{type(exc).__name__}: {exc}; run the deploy again to finish")

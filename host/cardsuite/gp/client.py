@@ -451,6 +451,10 @@ class GlobalPlatform:
         self.channel: SecureChannel | None = None
         self.selected: bytes | None = None
         self._card_data: dict[str, str] | None = None
+        # commands that go in EXTERNAL AUTHENTICATE's run if the call in _after_authentication authenticates,
+        # and their answers once sent
+        self._ahead: list[CommandAPDU] = []
+        self._ahead_answers: list[ResponseAPDU] | None = None
 
     # -- plumbing
     def send(self, command: CommandAPDU, operation: str, expected: Iterable[int] = (SW_OK,)) -> ResponseAPDU:
@@ -487,15 +491,39 @@ class GlobalPlatform:
                 if answers[-1].sw != SW_OK:
                     break
             return answers
-        wires, states = [], []
+        return self._wrapped_run(channel, commands)[1]
+
+    def _wrapped_run(self, channel: SecureChannel | None, commands: Sequence[CommandAPDU],
+                     head: CommandAPDU | None = None) -> tuple[ResponseAPDU | None, list[ResponseAPDU]]:
+        """send_run() without R-MAC, after ``head`` (sent as it is, in the same run): head's answer and the
+        commands' answers, unwrapped. The channel is left as after the last command answered."""
+        wires, states = [], [copy.copy(channel)]
         for command in commands:
             wires.append(channel.wrap(command) if channel is not None else command)
             states.append(copy.copy(channel))  # the channel after this command (C-MAC chaining, counter)
-        responses = self.transport.transmit_many(wires)
+        responses = self.transport.transmit_many([head, *wires] if head is not None else wires)
+        head_answer = responses.pop(0) if head is not None and responses else None
         if channel is not None and len(responses) < len(commands):
-            vars(channel).update(vars(states[len(responses) - 1]))
-        return [state.unwrap(answer) if state is not None else answer
-                for state, answer in zip(states, responses, strict=False)]
+            vars(channel).update(vars(states[len(responses)]))
+        return head_answer, [state.unwrap(answer) if state is not None else answer
+                             for state, answer in zip(states[1:], responses, strict=False)]
+
+    def _after_authentication(self, authenticate: Callable[[], object] | None,
+                              commands: Sequence[CommandAPDU]) -> list[ResponseAPDU]:
+        """send_run() of ``commands`` after ``authenticate()`` (a call that opens the secure channel if none
+        is open): when it opens one, the commands go in EXTERNAL AUTHENTICATE's run (a relay: one round trip
+        less), wrapped as the session's first commands; their answers are its. EXTERNAL AUTHENTICATE's own
+        answer is judged first, as when sent alone: refused, it raises (the brick guard counts it) and the
+        commands after it never reach the card (a run stops at the first answer that is not 9000)."""
+        if authenticate is None:
+            return self.send_run(commands)
+        self._ahead, self._ahead_answers = list(commands), None
+        try:
+            authenticate()
+            answers = self._ahead_answers
+        finally:
+            self._ahead, self._ahead_answers = [], None
+        return answers if answers is not None else self.send_run(commands)
 
     def select(self, aid: bytes | None = None) -> bytes:
         """SELECT the ISD (or ``aid``); returns its FCI. Without an ISD AID, tries the well-known ones."""
@@ -725,7 +753,15 @@ class GlobalPlatform:
             raise CardCryptogramError(f"the card cryptogram (key version 0x{info.kvn:02X}) verifies with none of "
                                       f"the {len(tried)} key sets of that version: none of them is the card's")
         auth = channel.external_authenticate(level)
-        response = self.transport.transmit(auth)
+        if self._ahead and not channel.level & SecurityLevel.R_MAC:  # R-MAC: each answer checked before the next
+            channel.opened()  # the commands after it are wrapped as the session's; dropped if it is refused
+            response, ahead = self._wrapped_run(channel, self._ahead, head=auth)
+            assert response is not None  # transmit_many answers at least the first command
+            self._ahead = []  # sent once
+            if response.sw == SW_OK:
+                self._ahead_answers = ahead
+        else:
+            response = self.transport.transmit(auth)
         if response.sw != SW_OK:
             raise AuthenticationError(response.sw, "EXTERNAL AUTHENTICATE", auth, response.data)
         channel.opened()
@@ -811,21 +847,24 @@ class GlobalPlatform:
             p2 |= STATUS_NEXT
         return _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
 
-    def registry(self) -> CardContents:
+    def registry(self, authenticate: Callable[[], object] | None = None) -> CardContents:
         """The ISD, the applications and the load files. The first GET STATUS of each kind go in one run (a
         relay: one round trip); an answer that is not 9000 (more data, none, another format) ends the run, and
-        that kind and the ones after it go on one by one."""
-        kinds = (STATUS_ISD, STATUS_APPLICATIONS, STATUS_LOAD_FILES_AND_MODULES)
-        firsts = self.send_run([_get_status(kind, STATUS_TLV) for kind in kinds])
+        that kind and the ones after it go on one by one. The applications are asked last: a card with none
+        answers 6A88 ([GPCS] 11.4.3), which ends a run, and every new card has none (one round trip less).
+        ``authenticate``: called first, to open the secure channel if none is open; the run goes with its
+        EXTERNAL AUTHENTICATE (_after_authentication)."""
+        kinds = (STATUS_ISD, STATUS_LOAD_FILES_AND_MODULES, STATUS_APPLICATIONS)
+        firsts = self._after_authentication(authenticate, [_get_status(kind, STATUS_TLV) for kind in kinds])
         isd = [e for e in self.get_status(STATUS_ISD, first=firsts[0]) if isinstance(e, Application)]
-        apps = [e for e in self.get_status(STATUS_APPLICATIONS, first=firsts[1] if len(firsts) > 1 else None)
-                if isinstance(e, Application)]
         try:
-            files = self.get_status(STATUS_LOAD_FILES_AND_MODULES, first=firsts[2] if len(firsts) > 2 else None)
+            files = self.get_status(STATUS_LOAD_FILES_AND_MODULES, first=firsts[1] if len(firsts) > 1 else None)
         except GPError as exc:  # cards before GP 2.1.1 know only P1=20
             if exc.sw not in (0x6A80, 0x6A86):
                 raise
             files = self.get_status(STATUS_LOAD_FILES)
+        apps = [e for e in self.get_status(STATUS_APPLICATIONS, first=firsts[2] if len(firsts) > 2 else None)
+                if isinstance(e, Application)]
         return CardContents(isd[0] if isd else None, apps, [f for f in files if isinstance(f, LoadFile)])
 
     # -- loading and installing

@@ -246,6 +246,13 @@ def holder_info(card_id: int, holder: str) -> bytes:
     return info
 
 
+def _check_selected(client: WalletClient, selected: WalletLifeCycle | None) -> None:
+    """A state the caller read counts only inside the flow that read it (outside, another program's
+    command may have come between)."""
+    if selected is not None and not client.transport.in_flow:
+        raise IssuerError("a wallet state read before is only valid inside the flow that read it")
+
+
 def _check_limits(limits: Limits) -> None:
     if not 0 < limits.step_up <= limits.max_payment <= limits.max_balance <= 0xFFFFFFFF:
         raise IssuerError("limits must satisfy 0 < step-up threshold ≤ max per payment ≤ max balance")
@@ -309,11 +316,13 @@ class Issuer:
 
     def issue(self, client: WalletClient, transport_keys: IssuerKeys, *, holder: str, limits: Limits, pin: str,
               puk: str, number: CardNumber | None = None, account_id: int | None = None,
-              chip: str | None = None) -> IssuedCard:
+              chip: str | None = None, selected: WalletLifeCycle | None = None) -> IssuedCard:
         """A new card: a fresh number (or ``number``), recorded, personalised and activated. With
         ``account_id`` the card replaces the account's current card (which then stops being authorised).
-        ``chip`` (the CPLC identity) lets a later run find the record if this one is stopped part-way."""
+        ``chip`` (the CPLC identity) lets a later run find the record if this one is stopped part-way.
+        ``selected``: see complete()."""
         _check_limits(limits)
+        _check_selected(client, selected)
         if number is None:
             number = self.new_number()
         elif number.iin != self.iin:
@@ -340,7 +349,7 @@ class Issuer:
             self.registry.set_holder_info(card_id, info)
         card = self.registry.card(card_id)
         assert card is not None
-        pkc = self.complete(client, card, transport_keys, pin=pin, puk=puk)
+        pkc = self.complete(client, card, transport_keys, pin=pin, puk=puk, selected=selected)
         log.info("issued card %s (card %d) for account %d", number.masked, card_id, account_id)
         return IssuedCard(account_id, card_id, number, number.masked, info, pkc)
 
@@ -350,16 +359,19 @@ class Issuer:
                     None)
 
     def complete(self, client: WalletClient, card: CardRow, transport_keys: IssuerKeys, *, pin: str,
-                 puk: str) -> bytes:
+                 puk: str, selected: WalletLifeCycle | None = None) -> bytes:
         """Takes a card recorded as 'personalising' to issued, from wherever the card got to: INSTALLED gets
         PERSONALISE (PERSONALISE is atomic on the card: nothing half-written), PERSONALISED is authenticated
         with the card's own keys and activated, ACTIVE only needs the record. Then the record is marked
-        personalised and the account's previous card replaced, in one transaction. Returns PKC."""
+        personalised and the account's previous card replaced, in one transaction. Returns PKC.
+        ``selected``: the state the caller has just read (select_and_status) inside a flow it still holds,
+        nothing sent to the card since: not read again (a relayed card: one round trip less)."""
         if not card.pending:
             raise IssuerError(f"card {card.masked} is {card.state}, not being personalised")
         keys = self.card_keys(card)
+        _check_selected(client, selected)
         with client.flow():  # no other program's command between reading the state and acting on it
-            state = client.select_and_status().state
+            state = selected if selected is not None else client.select_and_status().state
             if state == WalletLifeCycle.INSTALLED:
                 limits = Limits(card.max_balance, card.max_payment, card.step_up)
                 perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)

@@ -124,7 +124,8 @@ class WalletPersonaliser:
         puk = self.secret(spec.puk_env, f"the PUK of {self.name}")
         db = self.database
         client = WalletClient(transport, self.instance)
-        with WalletStore(db) as registry:
+        # one flow: the state read here is the one the issuer acts on (it does not read it again)
+        with WalletStore(db) as registry, client.flow():
             issuer = Issuer(registry, issuer_secret, spec.iin)
             pending = issuer.pending_on(self.chip, self.instance)
             if pending is not None:  # a run stopped between the record and the card's activation
@@ -141,5 +142,5 @@ class WalletPersonaliser:
                     "holds its keys: delete the instance (cardsuite gp delete AID) and deploy again to issue it "
                     "afresh")
             issued = issuer.issue(client, transport_keys, holder=spec.holder, limits=spec.limits, pin=pin, puk=puk,
-                                  chip=self.chip)
+                                  chip=self.chip, selected=state)
         return f"card {issued.masked}, account {issued.account_id} in {db}"
