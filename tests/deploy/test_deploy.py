@@ -17,7 +17,7 @@ from cardsuite.deploy.deployer import Deployer, DeployInterrupted, DeployOptions
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.errors import CardTornError
-from cardsuite.gp.client import GlobalPlatform
+from cardsuite.gp.client import GlobalPlatform, GPError
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.keys import development_keys
 from cardsuite.project import Project
@@ -305,3 +305,44 @@ def test_a_missing_cap_says_which_and_how_to_build_it(station: Station, empty_ca
     need = _package_from_manifest(Project(bare), spec)
     with pytest.raises(Exception, match=r"CAP file of package fsclient .* is missing .*invoke build"):
         need.read()
+
+
+def test_where_a_run_costs_one_round_trip_loads_and_installs_go_in_one(station: Station,
+                                                                         empty_card: SimulatorTransport,
+                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    """A relay's transport (runs_cost_one_round_trip): the plan's loads and installs go in one run. The
+    card refusing the third package's first LOAD block ends the run there: the two loads before it are
+    recorded done, nothing after it reached the card, and the next deploy finishes the card."""
+    monkeypatch.setattr(empty_card, "runs_cost_one_round_trip", True, raising=False)
+    runs: list[list[int]] = []
+    many, one = empty_card.transmit_raw_many, empty_card.transmit_raw
+    first_blocks = 0
+
+    def refusing(command: bytes) -> bytes:
+        nonlocal first_blocks
+        if command[1] == 0xE8 and command[3] == 0:
+            first_blocks += 1
+            if first_blocks == 3:
+                return b"\x6a\x84"
+        return one(command)
+
+    def run(commands: list[bytes]) -> list[bytes]:
+        runs.append([command[1] for command in commands])
+        return many(commands)
+
+    monkeypatch.setattr(empty_card, "transmit_raw", refusing)
+    monkeypatch.setattr(empty_card, "transmit_raw_many", run)
+    with pytest.raises(GPError, match=r"LOAD block 1/\d+ failed: card answered 6A84"):
+        station.deploy(empty_card)
+    [together] = [r for r in runs if 0xE8 in r]
+    assert together.count(0xE6) == len(SUITE_PACKAGES) + len(SUITE_INSTANCES)  # every INSTALL in the one run
+    card = station.inventory.cards()[0].card
+    assert [action for action, _ in _actions(station.inventory, card)].count("load") == 2
+    assert first_blocks == 3 and _contents(empty_card)[1] == []  # nothing after the refusal was sent
+
+    monkeypatch.setattr(empty_card, "transmit_raw", one)
+    resumed = station.deploy(empty_card)
+    assert _contents(empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
+    assert len([s for s in resumed.performed if s.action == "load"]) == len(SUITE_PACKAGES) - 2
+    loads = [target for action, target in _actions(station.inventory, card) if action == "load"]
+    assert sorted(loads) == sorted(set(loads)) and len(loads) == len(SUITE_PACKAGES)

@@ -12,12 +12,14 @@ from cardsuite.deploy import personalisers
 from cardsuite.deploy.deployer import Deployer, DeployOptions
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.errors import ConfigurationError
+from cardsuite.gp.client import ISD_AID, CardContents, GlobalPlatform
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.project import Project
 from cardsuite.sim.bridge import CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.transport.base import Transport
 from cardsuite.wallet.personaliser import WalletPersonaliser
+from support import PIN, PUK
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "host" / "cardsuite" / "deploy"
@@ -81,3 +83,34 @@ def test_the_deployer_asks_the_registered_personaliser(project: Project, tmp_pat
     [kwargs] = made
     assert (kwargs["instance"], kwargs["simulated"], kwargs["database"]) == (step.aid, True, tmp_path / "wallet.db")
     assert not (tmp_path / "wallet.db").exists()
+
+
+def test_the_registry_is_read_back_before_the_personalisations_in_the_installs_session(
+        project: Project, tmp_path: Path, empty_card: Transport, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A personalisation changes no registry entry and its SELECT ends the card manager's session: the deploy
+    reads the registry back before it, in the session of the loads and installs, and hands that session to
+    DeployOptions.in_session (the ADS sets the card's life cycle there). One handshake with the ISD in all."""
+    commands: list[bytes] = []
+    original = empty_card.transmit_raw
+    monkeypatch.setattr(empty_card, "transmit_raw", lambda c: commands.append(c) or original(c))
+    seen: list[tuple[bool, int]] = []
+
+    def in_session(gp: GlobalPlatform, registry: CardContents) -> CardContents:
+        seen.append((gp.channel is not None, len(commands)))
+        return CardContents(registry.isd, registry.applications[:1], registry.load_files)
+
+    profile = load_card_profile(SUITE)
+    env = {app.personalise.pin_env: PIN for app in profile.applications if app.personalise is not None}
+    env |= {app.personalise.puk_env: PUK for app in profile.applications if app.personalise is not None}
+    result = Deployer(project, profile, empty_card, None, None,
+                      options=DeployOptions(wallet_db=tmp_path / "wallet.db", env=env, in_session=in_session)).run()
+    assert [s.action for s in result.performed][-1] == "personalise"
+    [(in_a_session, sent)] = seen
+    assert in_a_session and all(c[1] != 0xA4 for c in commands[sent - 3 : sent])  # right after the GET STATUS
+    assert [c[1] for c in commands[sent:]].count(0xA4) >= 1  # the personalisation came after it
+    selected, handshakes = b"", 0
+    for command in commands:
+        selected = command[5 : 5 + command[4]] if command[1] == 0xA4 else selected
+        handshakes += command[1] == 0x50 and selected == ISD_AID
+    assert handshakes == 1  # INITIALIZE UPDATE of the ISD: once
+    assert len(result.registry.applications) == 1  # the registry the hook handed back

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from cardsuite.apdu import CommandAPDU
-from cardsuite.gp.client import AlreadyLoadedError, GlobalPlatform, GPError
+from cardsuite.gp.client import AlreadyLoadedError, GlobalPlatform, GPError, PartRefused
 from cardsuite.gp.guard import BrickGuard, BrickGuardError
 from cardsuite.gp.scp import CardCryptogramError, KeySet, SecurityLevel
 from cardsuite.project import Project
@@ -210,6 +210,28 @@ def _registry_with_external_authenticate(card: GpCard, level: SecurityLevel, tog
     assert b"\x82" not in {command[:1] for run in runs for command in run}  # nothing opened again
     gp.load_cap(ECHO)  # the session's chaining went on from the commands sent with EXTERNAL AUTHENTICATE
     assert gp.registry().load_file(ECHO.package_aid) is not None
+
+
+def test_parts_go_in_one_run_and_a_refusal_says_how_many_were_done(gp_card: GpCard) -> None:
+    """send_parts: a load and an install in one run (one round trip on a relay), the card's MACs verified
+    throughout; a refused INSTALL [for load] of a load file the card holds is AlreadyLoadedError, with the
+    parts before it done and nothing after it sent."""
+    gp = gp_card.authenticated()
+    runs = _runs(gp_card)
+    load = gp.load_cap_part(ECHO)
+    install = gp.install_for_install_part(ECHO.package_aid, ECHO.applet_aids[0])
+    assert gp.send_parts([load, install]) == 2
+    assert len(runs) == 1 and len(runs[0]) == len(load.commands) + 1
+    assert gp_card.echo() == b"\x01\x02\x03"
+    gp = gp_card.authenticated()
+    other = gp.install_for_install_part(ECHO.package_aid, ECHO.applet_aids[0], ABSENT_AID)
+    runs.clear()
+    with pytest.raises(PartRefused) as refused:
+        gp.send_parts([other, gp.load_cap_part(ECHO), gp.install_for_install_part(ECHO.package_aid, ECHO_AID)])
+    assert refused.value.done == 1 and isinstance(refused.value.error, AlreadyLoadedError)
+    assert [command[:1] for command in runs[0]] == [b"\xe6", b"\xe6"]  # the run stopped at the refusal
+    registry = gp.registry()
+    assert registry.application(ABSENT_AID) is not None and registry.load_file(ECHO.package_aid) is not None
 
 
 def test_install_for_load_goes_with_the_first_load_blocks(gp_card: GpCard) -> None:

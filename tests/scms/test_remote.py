@@ -326,7 +326,9 @@ def test_an_agent_killed_mid_load_is_resumed_by_the_next_run(server: str, scms_f
             break
         time.sleep(0.1)
     assert record is not None and record.state == "failed" and record.reason, record
-    assert ("load isofs", "ok") in {(n, o) for _, n, o, _ in db.steps(first)}
+    # the loads went in one run, whose answers never came back: none is recorded done (behind the card, which
+    # holds the first package whole), and the next run reads the card and finishes from where it is
+    assert not any(n.startswith("load") for _, n, _, _ in db.steps(first))
     result = run_request(server, scms_folder.ca, token, card, action="install", target="isoapplet")
     steps = {(n, o) for _, n, o, _ in db.steps(result.request)}
     assert ("load isoapplet", "ok") in steps and ("load isofs", "ok") not in steps, steps  # resumed, not redone

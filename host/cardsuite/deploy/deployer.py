@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +38,16 @@ from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.personalisers import Personaliser, personaliser_for
 from cardsuite.deploy.profiles import AppProfile, CardProfile, read_env
 from cardsuite.errors import CardsuiteError, ConfigurationError
-from cardsuite.gp.client import ISD_AID, CardContents, CardManagerError, Cplc, GlobalPlatform, GPError, LoadFile
+from cardsuite.gp.client import (
+    ISD_AID,
+    CardContents,
+    CardManagerError,
+    Cplc,
+    GlobalPlatform,
+    GPError,
+    LoadFile,
+    PartRefused,
+)
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.gp.keys import KeyChoice
 from cardsuite.gp.scp import LEVELS, KeySet
@@ -304,6 +313,10 @@ class DeployOptions:
     # card data when read), the ISD selected: the deploy does not read them again (the SCMS's ADS: two round
     # trips less)
     identified: tuple[str, Cplc | None, dict[str, str] | None] | None = None
+    # with the session in which the deploy read the registry back (its changes made, before the
+    # personalisations at the end): what the caller does there (the SCMS's ADS: the card's life cycle), and the
+    # registry as it leaves it
+    in_session: Callable[[GlobalPlatform, CardContents], CardContents] | None = None
 
 
 @dataclass(frozen=True)
@@ -482,21 +495,33 @@ class Deployer:
             return DeployResult(plan, [], registry)
         self._record_seen(identity, registry, seen, started=f"{len(plan.todo)} of {len(plan.steps)} steps to do")
         performed: list[Step] = []
+        # A personalisation changes no registry entry (the application's own data, not its life cycle), and
+        # the SELECT of its application ends the card manager's session: the registry is read back before the
+        # personalisations at the end, in the session of the loads and installs (none opened for it alone).
+        last_change = max((k for k, s in enumerate(plan.steps) if not s.done and s.action != "personalise"),
+                          default=-1)
+        after: CardContents | None = None
         try:
-            for step in plan.steps:
+            index = 0
+            while index < len(plan.steps):
+                step = plan.steps[index]
+                if index > last_change and after is None:
+                    after = self._read_back()
                 if step.done:
                     if self.options.after_step is not None:
                         self.options.after_step(step, "skipped")
+                    index += 1
+                    continue
+                together = self._together(plan.steps[index:])
+                if len(together) > 1:
+                    self._perform_together(together, performed)
+                    index += len(together)
                     continue
                 if self.options.before_step is not None:
                     self.options.before_step(step)
-                detail = self._perform(step)
-                performed.append(step)
-                with self._records():
-                    self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
-                    if self.options.after_step is not None:
-                        self.options.after_step(step, "ok")
-            registry = self.gp.registry(authenticate=self._authenticate)  # in one run with EXTERNAL AUTHENTICATE
+                self._performed(step, self._perform(step), performed)
+                index += 1
+            registry = after if after is not None else self._read_back()
         except BaseException as exc:
             self._record_event("deploy", "failed", self.profile.name,
                                f"{type(exc).__name__}: {exc}; run the deploy again to finish")
@@ -506,6 +531,71 @@ class Deployer:
             self._record_event("deploy", "ok", self.profile.name,
                                f"{len(performed)} steps done, {len(plan.steps) - len(plan.todo)} already there")
         return DeployResult(plan, performed, registry)
+
+    def _performed(self, step: Step, detail: str, performed: list[Step]) -> None:
+        performed.append(step)
+        with self._records():
+            self._record_event(step.action, "ok", f"{step.name} {step.aid_hex}", detail)
+            if self.options.after_step is not None:
+                self.options.after_step(step, "ok")
+
+    def _together(self, steps: Sequence[Step]) -> list[Step]:
+        """The loads and installs to do from the first of ``steps`` on, when the transport sends a run of
+        commands in about the time of one (a relay): their commands need 9000 and nothing else from the card
+        ([GPCS] 11.5.3, 11.6.3), so they go in one run (one round trip, not one per load and install)."""
+        if not self.transport.runs_cost_one_round_trip:
+            return []
+        together = []
+        for step in steps:
+            if step.done or step.action not in ("load", "install"):
+                break
+            together.append(step)
+        return together
+
+    def _perform_together(self, steps: list[Step], performed: list[Step]) -> None:
+        """_perform() of loads and installs in one run (GlobalPlatform.send_parts). Each step is recorded
+        done once the card has answered all its commands with 9000; the first refusal is raised after the
+        steps before it are recorded (the ones after it never reached the card). Progress is told per load
+        once it is done."""
+        for step in steps:
+            if self.options.before_step is not None:
+                self.options.before_step(step)
+        self._authenticate()  # the LOAD blocks' size depends on the session's level
+        parts, details, loads = [], [], []
+        for step in steps:
+            if step.action == "load":
+                assert step.package is not None
+                cap = step.package.read()
+                parts.append(self.gp.load_cap_part(cap))
+                loads.append((step.package.name, len(parts[-1].commands) - 1))
+                details.append(_load_detail(cap, loads[-1][1]))
+            else:
+                assert step.instance is not None
+                inst = step.instance
+                parts.append(self.gp.install_for_install_part(inst.package.aid, inst.applet, inst.instance,
+                                                              privileges=inst.app.privilege_bytes,
+                                                              params=inst.params))
+                loads.append(None)
+                details.append(_install_detail(inst))
+        try:
+            done = self.gp.send_parts(parts)
+            refused = None
+        except PartRefused as exc:
+            done, refused = exc.done, exc.error
+        for step, detail, load in zip(steps[:done], details, loads, strict=False):
+            if load is not None and self.options.progress is not None:
+                self.options.progress(load[0], load[1], load[1])
+            self._performed(step, detail, performed)
+        if refused is not None:
+            raise refused
+
+    def _read_back(self) -> CardContents:
+        """The registry after the deploy's changes (with EXTERNAL AUTHENTICATE's run when no session is
+        open), then DeployOptions.in_session in that session."""
+        registry = self.gp.registry(authenticate=self._authenticate)
+        if self.options.in_session is not None:
+            registry = self.options.in_session(self.gp, registry)
+        return registry
 
     def _personaliser(self, inst: InstanceNeed) -> Personaliser:
         perso = inst.app.personalise
@@ -541,7 +631,7 @@ class Deployer:
             self._authenticate()
             self.gp.install_for_install(inst.package.aid, inst.applet, inst.instance,
                                         privileges=inst.app.privilege_bytes, params=inst.params)
-            return f"applet {inst.applet.hex().upper()} of {inst.package.name}"
+            return _install_detail(inst)
         return self._personalise(step.instance)
 
     def _load(self, need: PackageNeed) -> str:
@@ -549,9 +639,17 @@ class Deployer:
         self._authenticate()
         progress = self.options.progress
         blocks = self.gp.load_cap(cap, progress=(lambda d, t: progress(need.name, d, t)) if progress else None)
-        return f"{cap.path.name} v{cap.package.version}, {len(cap.load_file())} bytes in {blocks} blocks"
+        return _load_detail(cap, blocks)
 
     def _personalise(self, inst: InstanceNeed) -> str:
         personaliser = self._personaliser(inst)
         self.gp.end_session()  # selecting the application ends the card manager's secure channel
         return personaliser.personalise(self.transport)
+
+
+def _load_detail(cap: Cap, blocks: int) -> str:
+    return f"{cap.path.name} v{cap.package.version}, {len(cap.load_file())} bytes in {blocks} blocks"
+
+
+def _install_detail(inst: InstanceNeed) -> str:
+    return f"applet {inst.applet.hex().upper()} of {inst.package.name}"

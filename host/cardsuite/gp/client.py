@@ -440,6 +440,25 @@ def _get_status(p1: int, p2: int) -> CommandAPDU:
     return CommandAPDU(CLA_GP, INS_GET_STATUS, p1, p2, b"\x4f\x00", le=256)
 
 
+@dataclass
+class Part:
+    """Commands of one piece of work (a load file's INSTALL [for load] and LOAD blocks, an INSTALL [for
+    install]) sent in a run with others (GlobalPlatform.send_parts), each with its name for an error."""
+
+    commands: list[CommandAPDU]
+    names: list[str]
+    load_file: bytes | None = None  # a load's AID: a refused INSTALL [for load] is checked against the registry
+
+
+class PartRefused(CardsuiteError):
+    """A command of send_parts() was refused: ``done`` parts before it were done whole, ``error`` says why."""
+
+    def __init__(self, done: int, error: GPError) -> None:
+        super().__init__(str(error))
+        self.done = done
+        self.error = error
+
+
 class GlobalPlatform:
     """Talks to a card manager over any Transport. One secure channel at a time; selecting something else
     closes it (the card forgets it too)."""
@@ -908,6 +927,21 @@ class GlobalPlatform:
         Blocks are as large as the security level allows (255 less the MAC and padding). Returns the count.
         ``install``: the INSTALL [for load] that opens the load, sent ahead of the first window's blocks
         (its answer is 9000 or the end, as theirs: a relay sends them without a round trip)."""
+        commands = self._load_blocks(load_file, block_size)
+        # a LOAD block's answer is 9000 or the end of the load ([GPCS] 11.6.3): the blocks go in windows
+        # (send_many, Transport.load_window), which a relay sends without a round trip per block
+        step = self.transport.load_window
+        for start in range(0, len(commands), step):
+            window = commands[start : start + step]
+            names = [f"LOAD block {start + i + 1}/{len(commands)}" for i in range(len(window))]
+            ahead = [install] if start == 0 and install is not None else []
+            self.send_many(ahead + window, ["INSTALL [for load]"] * len(ahead) + names)
+            if progress is not None:
+                for number in range(start, start + len(window)):
+                    progress(number + 1, len(commands))
+        return len(commands)
+
+    def _load_blocks(self, load_file: bytes, block_size: int | None) -> list[CommandAPDU]:
         room = self.channel.max_data() if self.channel is not None else 255
         size = min(block_size or room, room)
         if size < 1:
@@ -916,20 +950,8 @@ class GlobalPlatform:
         if len(blocks) > 256:
             raise CardManagerError(f"the load file needs {len(blocks)} blocks of {size} bytes; "
                                    "LOAD numbers 256 at most")
-        commands = [CommandAPDU(CLA_GP, INS_LOAD, 0x80 if number == len(blocks) - 1 else 0x00, number, block,
-                                le=256) for number, block in enumerate(blocks)]
-        # a LOAD block's answer is 9000 or the end of the load ([GPCS] 11.6.3): the blocks go in windows
-        # (send_many, Transport.load_window), which a relay sends without a round trip per block
-        step = self.transport.load_window
-        for start in range(0, len(commands), step):
-            window = commands[start : start + step]
-            names = [f"LOAD block {start + i + 1}/{len(blocks)}" for i in range(len(window))]
-            ahead = [install] if start == 0 and install is not None else []
-            self.send_many(ahead + window, ["INSTALL [for load]"] * len(ahead) + names)
-            if progress is not None:
-                for number in range(start, start + len(window)):
-                    progress(number + 1, len(blocks))
-        return len(blocks)
+        return [CommandAPDU(CLA_GP, INS_LOAD, 0x80 if number == len(blocks) - 1 else 0x00, number, block, le=256)
+                for number, block in enumerate(blocks)]
 
     def load_cap(self, cap: Cap, progress: ProgressCallback | None = None, include_descriptor: bool = False,
                  block_size: int | None = None, domain: bytes | None = None, *, dap: DapSigner | None = None,
@@ -937,28 +959,74 @@ class GlobalPlatform:
         """INSTALL [for load] and LOAD of a CAP file into ``domain`` (default: the ISD). With ``dap``, for a
         domain that verifies DAPs (cardsuite.gp.dap): the Load File Data Block Hash in INSTALL [for load] and a
         DAP block signed for ``dap_domain`` (default: the domain loaded into) before the C4 block."""
-        if dap is None:
-            install = self._install_for_load_command(cap.package_aid, domain)
-            load_file = cap.load_file(include_descriptor)
-        else:
-            digest = block_hash(cap.load_file_data_block(include_descriptor))
-            install = self._install_for_load_command(cap.package_aid, domain, block_hash=digest)
-            signer = dap_domain or domain or self.isd or ISD_AID
-            load_file = dap_block(signer, dap.sign(digest)) + cap.load_file(include_descriptor)
+        install, load_file = self._cap_load(cap, include_descriptor, domain, dap, dap_domain)
         with self._refused_if_loaded(cap.package_aid, install):
             return self.load(load_file, progress, block_size, install=install)
+
+    def _cap_load(self, cap: Cap, include_descriptor: bool, domain: bytes | None, dap: DapSigner | None,
+                  dap_domain: bytes | None) -> tuple[CommandAPDU, bytes]:
+        """load_cap's INSTALL [for load] and load file."""
+        if dap is None:
+            return self._install_for_load_command(cap.package_aid, domain), cap.load_file(include_descriptor)
+        digest = block_hash(cap.load_file_data_block(include_descriptor))
+        install = self._install_for_load_command(cap.package_aid, domain, block_hash=digest)
+        signer = dap_domain or domain or self.isd or ISD_AID
+        return install, dap_block(signer, dap.sign(digest)) + cap.load_file(include_descriptor)
+
+    def load_cap_part(self, cap: Cap) -> Part:
+        """load_cap() of ``cap`` (into the ISD, no DAP) as a part of send_parts()."""
+        install, load_file = self._cap_load(cap, False, None, None, None)
+        blocks = self._load_blocks(load_file, None)
+        return Part([install, *blocks], ["INSTALL [for load]"] + [f"LOAD block {n}/{len(blocks)}"
+                                                                   for n in range(1, len(blocks) + 1)],
+                    load_file=cap.package_aid)
+
+    def install_for_install_part(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None,
+                                 *, privileges: bytes = b"\x00", params: bytes = b"") -> Part:
+        """install_for_install() (made selectable) as a part of send_parts()."""
+        command = self._install_for_install_command(load_file_aid, module_aid, instance_aid, privileges=privileges,
+                                                    params=params)
+        return Part([command], ["INSTALL [for install]"])
+
+    def send_parts(self, parts: Sequence[Part]) -> int:
+        """The parts' commands, each expecting 9000, in one run (send_run: a relay sends them in one round
+        trip); returns how many parts the card did whole. The first answer that is not 9000 ends the run and
+        is raised with the parts before it done: PartRefused (its ``done``, and ``error``: the GPError send()
+        would have raised, AlreadyLoadedError for a load file the card holds already)."""
+        commands = [command for part in parts for command in part.commands]
+        answers = self.send_run(commands)
+        index = 0
+        for done, part in enumerate(parts):
+            for command, name in zip(part.commands, part.names, strict=True):
+                answer = answers[index]
+                index += 1
+                if answer.sw != SW_OK:
+                    error = GPError(answer.sw, name, command, answer.data, (SW_OK,))
+                    if part.load_file is not None and command is part.commands[0]:
+                        present = self._loaded(part.load_file)
+                        if present is not None:
+                            error = AlreadyLoadedError(error, present)
+                    raise PartRefused(done, error)
+        return len(parts)
 
     def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
                             privileges: bytes = b"\x00", params: bytes = b"", token: bytes = b"",
                             make_selectable: bool = True) -> None:
         """INSTALL [for install (and make selectable)] ([GPCS] 11.5.2.3.2). ``params`` are the applet's own
         install parameters, sent as C9 inside the install parameters field."""
+        self.send(self._install_for_install_command(load_file_aid, module_aid, instance_aid, privileges=privileges,
+                                                    params=params, token=token, make_selectable=make_selectable),
+                  "INSTALL [for install]")
+
+    def _install_for_install_command(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None, *,
+                                     privileges: bytes, params: bytes, token: bytes = b"",
+                                     make_selectable: bool = True) -> CommandAPDU:
         instance = instance_aid or module_aid
         install_params = encode_tlv(0xC9, params)
         fields = (load_file_aid, module_aid, instance, privileges, install_params, token)
         data = b"".join(bytes((len(x),)) + x for x in fields)
         p1 = INSTALL_FOR_INSTALL | (INSTALL_FOR_MAKE_SELECTABLE if make_selectable else 0)
-        self.send(CommandAPDU(CLA_GP, INS_INSTALL, p1, 0x00, data, le=256), "INSTALL [for install]")
+        return CommandAPDU(CLA_GP, INS_INSTALL, p1, 0x00, data, le=256)
 
     def install_for_personalization(self, aid: bytes) -> None:
         """INSTALL [for personalization] ([GPCS] 11.5.2.3.5): the STORE DATA commands that follow, in this

@@ -417,14 +417,36 @@ class PostIssuance:
                 self.progress(f"    LOAD {package}: block {done}/{total}")
 
         def before(step: Step) -> None:
+            # the steps noted (the secure channel opened) written before the step goes out, not with it: a
+            # relay's loads and installs are one long run, and a server lost during it keeps them
+            # (committed behind, while the terminal runs it)
+            if self._noted:
+                self._write_noted()
             if step.action == "personalise":  # the PIN step owed ahead of the one-time PIN set
                 self.db.owe_pin(cin, step.aid_hex, nonce, self.request_id)
                 owed.setdefault(step.aid_hex, nonce)
 
+        advanced: list[str] = []
+
+        def life_cycle(gp: GlobalPlatform, registry: CardContents) -> CardContents:
+            """Issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1), in the session in which the
+            deploy read its registry back (before the wallet's personalisation selects the wallet): no
+            SELECT, INITIALIZE UPDATE and EXTERNAL AUTHENTICATE of its own."""
+            life = registry.isd.state if registry.isd is not None else "SECURED"
+            if life not in ("OP_READY", "INITIALIZED"):
+                return registry
+            isd = gp.advance_card_life_cycle(("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:])
+            now = self._record_life_cycle(isd, cin, registry)
+            with self.db.transaction(write_only=True):  # the step and the card's new state: one commit
+                self._record("card life cycle", "ok", f"{life} -> {now}")
+                self.db.upsert_card(cin, now)
+            advanced.append(now)
+            return CardContents(isd, registry.applications, registry.load_files)
+
         options = DeployOptions(keys=self._keys(kms, cin), before_step=before, after_step=after, env=env,
                                 progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step,
-                                identified=self._identified)
+                                identified=self._identified, in_session=life_cycle)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:
             result = deployer.run()
@@ -433,17 +455,7 @@ class PostIssuance:
             self._record("mutual authentication", "failed", str(exc))
             raise
         life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
-        if life in ("OP_READY", "INITIALIZED"):  # issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1)
-            # in the deploy's own session, which it ended reading the registry (before the PIN step selects
-            # the wallet): no second SELECT, INITIALIZE UPDATE and EXTERNAL AUTHENTICATE
-            gp = deployer.gp if deployer.gp.channel is not None else self._authenticated(kms, transport, cin)
-            isd = gp.advance_card_life_cycle(("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:])
-            now = self._record_life_cycle(isd, cin, result.registry)
-            with self.db.transaction(write_only=True):  # the step and the card's new state: one commit
-                self._record("card life cycle", "ok", f"{life} -> {now}")
-                self.db.upsert_card(cin, now)
-            life = now
-        else:
+        if not advanced:
             self.db.upsert_card(cin, life)
         self._cardholder_pins(kms, transport, cin, owed, result.registry)
         names = ", ".join(app.name for app in profile.applications)

@@ -115,6 +115,7 @@ class RelayTransport(Transport):
     # a run costs a round trip whatever its length: a CAP file's LOAD blocks (up to 256, [GPCS] 11.6.2.3) in
     # one run each 64 (2026-12-03: 7 runs of 16 for the bench's four load files, 4 of 64)
     load_window = 64
+    runs_cost_one_round_trip = True
 
     def __init__(self, send: Callable[[Message], None], atr: bytes, name: str = "relay") -> None:
         super().__init__()

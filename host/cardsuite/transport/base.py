@@ -135,6 +135,10 @@ class Transport(ABC):
     # LOAD blocks handed to transmit_many at once (GlobalPlatform.load: progress is told after each window);
     # a backend whose round trip is long takes more of them per run
     load_window: int = 16
+    # whether a run of commands costs about what one command does (a relay: one round trip each way): then
+    # a deploy sends its consecutive loads and installs in one run (Deployer), else step by step, with
+    # progress after each window
+    runs_cost_one_round_trip: bool = False
 
     def __init_subclass__(cls, **kwargs: object) -> None:
         """Every backend's transmit_raw (and transmit_raw_many) gets the base's checks, whoever calls it."""
