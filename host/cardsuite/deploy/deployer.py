@@ -554,9 +554,9 @@ class Deployer:
 
     def _perform_together(self, steps: list[Step], performed: list[Step]) -> None:
         """_perform() of loads and installs in one run (GlobalPlatform.send_parts). Each step is recorded
-        done once the card has answered all its commands with 9000; the first refusal is raised after the
-        steps before it are recorded (the ones after it never reached the card). Progress is told per load
-        once it is done."""
+        done once the card has answered all its commands with 9000, all in one transaction; the first
+        refusal is raised after the steps before it are recorded (the ones after it never reached the card).
+        Progress is told per load once it is done."""
         for step in steps:
             if self.options.before_step is not None:
                 self.options.before_step(step)
@@ -582,10 +582,11 @@ class Deployer:
             refused = None
         except PartRefused as exc:
             done, refused = exc.done, exc.error
-        for step, detail, load in zip(steps[:done], details, loads, strict=False):
-            if load is not None and self.options.progress is not None:
-                self.options.progress(load[0], load[1], load[1])
-            self._performed(step, detail, performed)
+        with self._records():  # the steps one run did: one commit
+            for step, detail, load in zip(steps[:done], details, loads, strict=False):
+                if load is not None and self.options.progress is not None:
+                    self.options.progress(load[0], load[1], load[1])
+                self._performed(step, detail, performed)
         if refused is not None:
             raise refused
 
