@@ -153,8 +153,9 @@ def show_puk(puk: str, puk_file: Path | None, terminal: str = CONTROLLING_TERMIN
         with open(terminal, "w") as tty:
             tty.write(f"PUK (keep it apart from the card): {puk}\n")
     except OSError:
+        # the ADS adds that the wallet keeps its one-time PIN until the request is run again
         raise ConfigurationError("the wallet's PUK can be shown nowhere (no terminal): run again with --puk-file "
-                                 "PATH; the wallet keeps its one-time PIN until then") from None
+                                 "PATH") from None
     print("the PUK is shown on the terminal only", flush=True)
 
 
@@ -171,7 +172,7 @@ def cmd_agent(args: argparse.Namespace, connect: Connect) -> int:
                                  "over another)")
 
     def ask_pin(puk: str) -> str:
-        pin = read_secret(ENV_PIN, "the cardholder's new PIN (4..8 digits)", confirm=True)
+        pin = read_secret(ENV_PIN, "cardholder's new PIN (4..8 digits)", confirm=True)
         show_puk(puk, puk_file)  # once the PIN is known: no PUK letter for a PIN step that cannot go on
         return pin
 
