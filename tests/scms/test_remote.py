@@ -23,7 +23,7 @@ from cardsuite.apdu import StatusError
 from cardsuite.cli.scms import cmd_agent
 from cardsuite.errors import ConfigurationError, TransportError
 from cardsuite.project import Project
-from cardsuite.scms.agent import AgentError, _open_tls, run_request, tls_context
+from cardsuite.scms.agent import RUN_PROGRESS_EVERY, AgentError, _open_tls, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.relay import RELAY_PROTOCOL, RelayTransport
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
@@ -91,6 +91,8 @@ def test_remote_post_issuance(server: str, scms_folder: System, card: SimulatorT
     record = db.request(result.request)
     assert record is not None and record.state == "done"
     assert any("install isoapplet: ok" in line for line in shown), shown
+    # the loads and the install went as one run, which the agent told in pieces as the card did them
+    assert any(line.startswith(f"    card: {RUN_PROGRESS_EVERY}/") for line in shown), shown
     # the agent held no key: what it relayed is what the server recorded, INITIALIZE UPDATE included
     assert any(c.startswith("80 50") for _, c, _, _ in db.exchanges(result.request))
 
@@ -377,24 +379,30 @@ class _RefusesLoadBlock(CardLink):
         return self._card.transmit_raw(command)
 
 
+@pytest.mark.parametrize(("refused", "block"), [(3, "3/10"), (40, "5/11")], ids=["first-piece", "later-piece"])
 def test_load_blocks_go_in_runs_that_stop_at_the_first_refused_block(server: str, scms_folder: System,
-                                                                     card: SimulatorTransport) -> None:
+                                                                     card: SimulatorTransport, refused: int,
+                                                                     block: str) -> None:
     """The ADS sends LOAD blocks in runs (one message, no round trip per block); the agent stops at the
-    first answer that is not 9000, the request fails naming that block, every exchange up to it is recorded,
-    and the next run loads the card whole."""
+    first answer that is not 9000 (in the first of the pieces it tells the run in, or a later one: isofs's 10
+    blocks, isocmd's 25, then isoapplet's), the request fails naming that block, every exchange up to it is
+    recorded, and the next run loads the card whole."""
     token = add_terminal(scms_folder, f"full-{time.monotonic_ns()}")
     db = scms_folder.database()
     cin = card_identity(card)
     db.upsert_card(cin, "SECURED")
-    refusing = _RefusesLoadBlock(card, 3)
-    with pytest.raises(AgentError, match=r"LOAD block 3/\d+ failed: card answered 6A84"):
+    refusing = _RefusesLoadBlock(card, refused)
+    shown: list[str] = []
+    with pytest.raises(AgentError, match=rf"LOAD block {block} failed: card answered 6A84"):
         run_request(server, scms_folder.ca, token, refusing, action="install",  # type: ignore[arg-type]
-                    target="isoapplet")
-    assert refusing.loads == 3  # nothing after the refused block reached the card
+                    target="isoapplet", progress=shown.append)
+    assert refusing.loads == refused  # nothing after the refused block reached the card
+    told = [line for line in shown if line.startswith("    card: ")]
+    assert len(told) == (refused + 2) // RUN_PROGRESS_EVERY, told  # pieces done whole (INSTALLs [for load] too)
     failed = db.query("SELECT id, state FROM scms_requests WHERE cin = ? ORDER BY id", (cin,))[-1]
     assert failed[1] == "failed"
     loads = [sw for _, command, _, sw in db.exchanges(failed[0]) if command[3:5] == "E8"]
-    assert loads == [0x9000, 0x9000, 0x6A84]
+    assert loads == [0x9000] * (refused - 1) + [0x6A84]
     result = run_request(server, scms_folder.ca, token, card, action="install", target="isoapplet")
     exchanges = db.exchanges(result.request)
     assert len(exchanges) == result.relayed  # every command relayed is recorded

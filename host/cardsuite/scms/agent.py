@@ -132,6 +132,27 @@ def run_request(server: str | Sequence[str], ca: Path, token: str, transport: Tr
     raise AgentError("no server given")
 
 
+# A run longer than this goes to the card in pieces of this many commands, the end of each told (progress):
+# the ADS's own lines come only with its next message, and a real card takes seconds for a deploy's loads and
+# installs, which a relay sends as one run
+RUN_PROGRESS_EVERY = 32
+
+
+def _relay_run(transport: Transport, commands: list[bytes], progress: Callable[[str], None] | None) -> list[bytes]:
+    """Transport.transmit_raw_many of a run: the answers up to the first that is not 9000."""
+    if progress is None or len(commands) <= RUN_PROGRESS_EVERY:
+        return transport.transmit_raw_many(commands)
+    answers: list[bytes] = []
+    for start in range(0, len(commands), RUN_PROGRESS_EVERY):
+        piece = commands[start : start + RUN_PROGRESS_EVERY]
+        answered = transport.transmit_raw_many(piece)
+        answers += answered
+        if len(answered) < len(piece) or answered[-1][-2:] != b"\x90\x00":
+            break
+        progress(f"    card: {len(answers)}/{len(commands)} commands of the run done")
+    return answers
+
+
 def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action: str, target: str | None,
               progress: Callable[[str], None] | None, ask_pin: PinPrompt | None,
               open_timeout: float) -> AgentResult:
@@ -183,7 +204,7 @@ def _run_once(server: str, ca: Path, token: str, transport: Transport, *, action
                     link.send(Message("response", seq, {"command": message.seq,
                                                         "rapdu": answer.hex().upper()}).encode())
                 elif message.kind == "apdus":  # a run: up to the first answer not 9000, the answers in one message
-                    answers = transport.transmit_raw_many(message.apdus("apdus"))
+                    answers = _relay_run(transport, message.apdus("apdus"), progress)
                     relayed += len(answers)
                     seq += 1
                     link.send(Message("response", seq, {"command": message.seq,
