@@ -185,6 +185,35 @@ def test_another_program_cannot_use_the_pin_this_one_verified(vpcd_card, project
         assert _pay(other).sw == SW_SECURITY_STATUS
 
 
+@pytest.mark.parametrize("first", [True, False], ids=["first-command", "later-command"])
+def test_a_protocol_mismatch_before_the_first_command_is_taken_back(vpcd_card, monkeypatch: pytest.MonkeyPatch,
+                                                                    first: bool) -> None:
+    """pcsc-lite answers SCARD_E_PROTO_MISMATCH, sending nothing, when it powered the card up again after our
+    connect (a program holding it was killed: the deploy crash sweep over vpcd, 2026-12-03). Before this
+    connection's first command nothing of ours is lost: the handle is taken back and the command goes again.
+    Later, what the card held for us may be gone: an error."""
+    from smartcard import scard
+
+    transmit, mismatches = scard.SCardTransmit, []
+
+    def mismatching_once(handle, pci, command):  # noqa: ANN001, ANN202 - pyscard's own signature
+        if not mismatches:
+            mismatches.append(bytes(command))
+            return scard.SCARD_E_PROTO_MISMATCH, []
+        return transmit(handle, pci, command)
+
+    with PcscTransport(vpcd_card.reader) as transport:
+        if not first:
+            assert transport.select(ECHO_AID).sw == 0x9000
+        monkeypatch.setattr(scard, "SCardTransmit", mismatching_once)
+        if first:
+            assert transport.select(ECHO_AID).sw == 0x9000 and len(mismatches) == 1
+        else:
+            with pytest.raises(TransportError, match="Card protocol mismatch"):
+                transport.select(ECHO_AID)
+            assert transport.select(ECHO_AID).sw == 0x9000  # the error costs the connection nothing else
+
+
 def test_a_flow_takes_the_card_back_however_often_other_programs_reset_it_meanwhile(vpcd_card) -> None:
     with PcscTransport(vpcd_card.reader) as ours, PcscTransport(vpcd_card.reader) as other:
         other.reset()  # ours hears of it at its next call

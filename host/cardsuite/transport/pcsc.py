@@ -37,6 +37,7 @@ class PcscTransport(Transport):
         self._connection = None
         self._watchdog: _Watchdog | None = None
         self._dead: str | None = None  # why the connection cannot be used any more
+        self._fresh = False  # connected and no command sent yet (see transmit_raw)
 
     @staticmethod
     def _readers() -> list:
@@ -101,6 +102,7 @@ class PcscTransport(Transport):
         self._watchdog = watchdog
         self._dead = None
         self._secured = False
+        self._fresh = True  # no command sent on this connection yet
         self._bind_handle()
 
     def _bind_handle(self) -> None:
@@ -235,7 +237,13 @@ class PcscTransport(Transport):
         return self.timeout * (_CONTENT_MANAGEMENT_FACTOR if command[1] in _CONTENT_MANAGEMENT else 1)
 
     def transmit_raw(self, command: bytes) -> bytes:
-        from smartcard.scard import SCARD_S_SUCCESS, SCARD_W_RESET_CARD, SCardGetErrorMessage, SCardTransmit
+        from smartcard.scard import (
+            SCARD_E_PROTO_MISMATCH,
+            SCARD_S_SUCCESS,
+            SCARD_W_RESET_CARD,
+            SCardGetErrorMessage,
+            SCardTransmit,
+        )
 
         self._require()
         watchdog = self._watchdog
@@ -256,6 +264,13 @@ class PcscTransport(Transport):
                 return self.transmit_raw(command)
             raise TransportError(f"the card in {self.name!r} was reset by another program; select the "
                                  "application again")
+        fresh, self._fresh = self._fresh, False
+        if hresult == SCARD_E_PROTO_MISMATCH and fresh:
+            # pcsc-lite powered the card up again after our connect (a program that held it died: its
+            # transaction ended with a reset) and chose the protocol anew: nothing reached the card and
+            # nothing of ours was on it yet, so the handle is taken back and the command goes again
+            self._reconnect_after_reset()
+            return self.transmit_raw(command)
         if hresult != SCARD_S_SUCCESS:
             self._raise_for(hresult, f"transmit failed on {self.name!r}: {SCardGetErrorMessage(hresult)}")
         if len(response) < 2:
