@@ -195,7 +195,10 @@ class VpcdSimulator:
         err = self._terminate()
         not_attached = self.process.returncode == BRIDGE_EXIT_NOT_ATTACHED
         self.stop()
-        if not_attached:  # another process attached a card to the slot after the check above
+        # another process attached a card to the slot after the check above: vpcd talks to that bridge, and
+        # this one's connection waits in vpcd's queue (not attached) or, the queue full, never completes
+        # (the bridge's connect times out: once in a CI run, 2026-12-03)
+        if not_attached or slot_has_card(self.slot):
             raise TransportError(self._slot_taken())
         raise TransportError(f"the simulator on vpcd port {self.port} did not start: {err or 'timed out'}")
 
