@@ -312,7 +312,8 @@ def test_where_a_run_costs_one_round_trip_loads_and_installs_go_in_one(station: 
                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     """A relay's transport (runs_cost_one_round_trip): the plan's loads and installs go in one run. The
     card refusing the third package's first LOAD block ends the run there: the two loads before it are
-    recorded done, nothing after it reached the card, and the next deploy finishes the card."""
+    recorded done, nothing after it reached the card, and the next deploy finishes the card, its SET STATUS
+    (DeployOptions.secure) and the registry's read back at the end of the same run."""
     monkeypatch.setattr(empty_card, "runs_cost_one_round_trip", True, raising=False)
     runs: list[list[int]] = []
     many, one = empty_card.transmit_raw_many, empty_card.transmit_raw
@@ -341,8 +342,13 @@ def test_where_a_run_costs_one_round_trip_loads_and_installs_go_in_one(station: 
     assert first_blocks == 3 and _contents(empty_card)[1] == []  # nothing after the refusal was sent
 
     monkeypatch.setattr(empty_card, "transmit_raw", one)
-    resumed = station.deploy(empty_card)
+    runs.clear()
+    resumed = station.deploy(empty_card, secure=True)
+    [together] = [r for r in runs if 0xE8 in r]
+    assert together[-5:] == [0xF0, 0xF0, 0xF2, 0xF2, 0xF2]  # INITIALIZED, SECURED, then the registry
+    assert [r for r in runs[runs.index(together) + 1 :] if 0xF2 in r] == [[0xA4, 0xF2, 0x50]]  # the wallet
     assert _contents(empty_card) == (SUITE_PACKAGES, SUITE_INSTANCES)
+    assert resumed.performed[-2].action == "secure" and resumed.registry.isd.state == "SECURED"  # type: ignore[union-attr]
     assert len([s for s in resumed.performed if s.action == "load"]) == len(SUITE_PACKAGES) - 2
     loads = [target for action, target in _actions(station.inventory, card) if action == "load"]
     assert sorted(loads) == sorted(set(loads)) and len(loads) == len(SUITE_PACKAGES)

@@ -12,7 +12,7 @@ from cardsuite.deploy import personalisers
 from cardsuite.deploy.deployer import Deployer, DeployOptions
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.errors import ConfigurationError
-from cardsuite.gp.client import ISD_AID, CardContents, GlobalPlatform
+from cardsuite.gp.client import ISD_AID
 from cardsuite.gp.guard import BrickGuard
 from cardsuite.project import Project
 from cardsuite.sim.bridge import CardManagerConfig
@@ -85,32 +85,33 @@ def test_the_deployer_asks_the_registered_personaliser(project: Project, tmp_pat
     assert not (tmp_path / "wallet.db").exists()
 
 
-def test_the_registry_is_read_back_before_the_personalisations_in_the_installs_session(
+def test_the_card_is_secured_and_read_back_before_the_personalisations_in_the_installs_session(
         project: Project, tmp_path: Path, empty_card: Transport, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A personalisation changes no registry entry and its SELECT ends the card manager's session: the deploy
-    reads the registry back before it, in the session of the loads and installs, and hands that session to
-    DeployOptions.in_session (the ADS sets the card's life cycle there). One handshake with the ISD in all."""
+    """DeployOptions.secure: the card's life cycle goes on to SECURED (SET STATUS) after the loads and
+    installs, and a personalisation changes no registry entry while its SELECT ends the card manager's
+    session: the registry is read back after the SET STATUS and before the personalisation, in the session of
+    the loads and installs. One handshake with the ISD in all; a second deploy finds the card secured."""
     commands: list[bytes] = []
     original = empty_card.transmit_raw
     monkeypatch.setattr(empty_card, "transmit_raw", lambda c: commands.append(c) or original(c))
-    seen: list[tuple[bool, int]] = []
-
-    def in_session(gp: GlobalPlatform, registry: CardContents) -> CardContents:
-        seen.append((gp.channel is not None, len(commands)))
-        return CardContents(registry.isd, registry.applications[:1], registry.load_files)
-
     profile = load_card_profile(SUITE)
     env = {app.personalise.pin_env: PIN for app in profile.applications if app.personalise is not None}
     env |= {app.personalise.puk_env: PUK for app in profile.applications if app.personalise is not None}
-    result = Deployer(project, profile, empty_card, None, None,
-                      options=DeployOptions(wallet_db=tmp_path / "wallet.db", env=env, in_session=in_session)).run()
-    assert [s.action for s in result.performed][-1] == "personalise"
-    [(in_a_session, sent)] = seen
-    assert in_a_session and all(c[1] != 0xA4 for c in commands[sent - 3 : sent])  # right after the GET STATUS
-    assert [c[1] for c in commands[sent:]].count(0xA4) >= 1  # the personalisation came after it
+    options = DeployOptions(wallet_db=tmp_path / "wallet.db", env=env, secure=True)
+    result = Deployer(project, profile, empty_card, None, None, options=options).run()
+    assert [s.action for s in result.performed][-2:] == ["secure", "personalise"]
+    assert result.performed[-2].detail == "OP_READY -> SECURED"
+    instructions = [c[1] for c in commands]
+    secured = instructions.index(0xF0)
+    assert [(c[2], c[3]) for c in commands[secured : secured + 2]] == [(0x80, 0x07), (0x80, 0x0F)]
+    assert instructions[secured + 2 : secured + 5] == [0xF2] * 3  # the registry read back right after
+    assert 0xA4 in instructions[secured + 5 :]  # then the wallet's SELECT
     selected, handshakes = b"", 0
     for command in commands:
         selected = command[5 : 5 + command[4]] if command[1] == 0xA4 else selected
         handshakes += command[1] == 0x50 and selected == ISD_AID
     assert handshakes == 1  # INITIALIZE UPDATE of the ISD: once
-    assert len(result.registry.applications) == 1  # the registry the hook handed back
+    assert result.registry.isd is not None and result.registry.isd.state == "SECURED"
+    again = Deployer(project, profile, empty_card, None, None, options=options).run()
+    [step] = [s for s in again.plan.steps if s.action == "secure"]
+    assert step.done and step.detail == "SECURED already" and again.performed == []

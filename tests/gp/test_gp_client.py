@@ -19,6 +19,7 @@ from cardsuite.gp.client import (
     Cplc,
     GlobalPlatform,
     GPError,
+    PartRefused,
     encode_privileges,
     parse_card_data,
     parse_key_info,
@@ -288,18 +289,22 @@ def test_select_and_the_data_read_before_authentication_go_as_one_run() -> None:
         GlobalPlatform(RunCounting(), isd=h("A0000001510000FF")).select_with_cplc()
 
 
-def test_the_card_life_cycle_advances_with_its_read_back_in_one_run() -> None:
+def test_the_card_life_cycle_goes_in_one_run_with_the_registry_read_back() -> None:
     card = RunCounting()
     card.queue(0xF2, 0x80, 0x02, ResponseAPDU(_e3((0x4F, ISD), (0x9F70, b"\x0F"), (0xC5, b"\x9E")), 0x9000))
     gp = GlobalPlatform(card)
     gp.select()
-    isd = gp.advance_card_life_cycle(["INITIALIZED", "SECURED"])
+    life_cycle = gp.card_life_cycle_part(["INITIALIZED", "SECURED"])
+    firsts = gp.send_parts([life_cycle], then=gp.registry_commands())
+    assert card.handed[-1][:3] == [0xF0, 0xF0, 0xF2] and len(firsts) == len(card.handed[-1]) - 2
+    isd = gp.registry(firsts=firsts).isd
     assert isd is not None and isd.aid == ISD and isd.state == "SECURED"
-    assert card.handed[-1] == [0xF0, 0xF0, 0xF2]
+    handed = len(card.handed)
     card.queue(0xF0, 0x80, 0x0F, ResponseAPDU(b"", 0x6985))  # the card refuses the second: the run stops there
-    with pytest.raises(GPError, match="SET STATUS \\(card to SECURED\\)"):
-        gp.advance_card_life_cycle(["INITIALIZED", "SECURED"])
-    assert card.handed[-1] == [0xF0, 0xF0, 0xF2] and [c.ins for c in card.sent[-2:]] == [0xF0, 0xF0]
+    with pytest.raises(PartRefused, match="SET STATUS \\(card to SECURED\\)") as refused:
+        gp.send_parts([life_cycle], then=gp.registry_commands())
+    assert refused.value.done == 0 and card.handed[handed:] == [[0xF0, 0xF0, 0xF2, 0xF2, 0xF2]]
+    assert [c.ins for c in card.sent[-2:]] == [0xF0, 0xF0]  # nothing after the refusal reached the card
 
 
 # ---------------------------------------------------------------- GET STATUS

@@ -220,8 +220,9 @@ def test_parts_go_in_one_run_and_a_refusal_says_how_many_were_done(gp_card: GpCa
     runs = _runs(gp_card)
     load = gp.load_cap_part(ECHO)
     install = gp.install_for_install_part(ECHO.package_aid, ECHO.applet_aids[0])
-    assert gp.send_parts([load, install]) == 2
-    assert len(runs) == 1 and len(runs[0]) == len(load.commands) + 1
+    firsts = gp.send_parts([load, install], then=gp.registry_commands())  # the registry read back too
+    assert len(runs) == 1 and len(runs[0]) == len(load.commands) + 1 + len(firsts) and firsts
+    assert gp.registry(firsts=firsts).application(ECHO.applet_aids[0]) is not None
     assert gp_card.echo() == b"\x01\x02\x03"
     gp = gp_card.authenticated()
     other = gp.install_for_install_part(ECHO.package_aid, ECHO.applet_aids[0], ABSENT_AID)

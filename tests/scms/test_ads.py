@@ -147,14 +147,15 @@ def test_the_wallet_is_personalised_and_its_pin_chosen_where_the_card_is(scms: S
     # handshake with the ISD in all
     names = [name for _, name, _, _ in db.steps(request)]
     assert names[names.index("card identity") + 1] == "mutual authentication", names
-    assert names[-4:] == ["card life cycle", "personalise wallet", "cardholder PIN", "record"], names
+    assert names[-4:] == ["secure card", "personalise wallet", "cardholder PIN", "record"], names
     handshakes = [c for _, c, _, _ in db.exchanges(request) if c.startswith("80 50 00")]  # key version 0: the ISD's
     assert len(handshakes) == names.count("mutual authentication") == 1, names
     assert db.card(cin).state == "SECURED"  # type: ignore[union-attr]
     with Inventory(scms.inventory_url) as inventory:  # the inventory says what the CMS says (read from the card)
         recorded = inventory.card(cin)
         assert recorded is not None and recorded.life_cycle == "SECURED"
-        assert ("life cycle", "ok", "SECURED") in {(e.action, e.outcome, e.target) for e in inventory.events(cin)}
+        assert ("secure", "ok", "OP_READY -> SECURED") in {(e.action, e.outcome, e.detail)
+                                                           for e in inventory.events(cin)}
     wallet = WalletClient(card, WALLET_AID)
     wallet.select()
     wallet.verify_pin(CHOSEN_PIN)

@@ -322,6 +322,37 @@ def test_a_state_read_in_the_callers_flow_is_not_read_again_and_is_refused_outsi
         assert record is not None and record.state == "personalised"
 
 
+def test_the_state_and_the_first_initialize_update_go_in_one_run(roles: Roles, extra_card,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """select_status_and_challenge: SELECT, GET STATUS and the transport keys' INITIALIZE UPDATE in one run;
+    issue(challenged=…) opens PERSONALISE's session with that answer (two runs of the card's, not three). A
+    wallet past its transport keys refuses that INITIALIZE UPDATE: its state, no answer, and the card as
+    it was."""
+    with extra_card() as client:
+        runs: list[list[int]] = []
+        original = client.transport.transmit_raw_many
+        monkeypatch.setattr(client.transport, "transmit_raw_many",
+                            lambda commands: runs.append([c[1] for c in commands]) or original(commands))
+        with client.flow():
+            status, challenged = client.select_status_and_challenge(roles.transport_keys)
+            assert status.state == WalletLifeCycle.INSTALLED and challenged is not None
+            assert "host_challenge" not in repr(challenged)
+            issued = roles.issuer.issue(client, roles.transport_keys, holder="Kim", limits=LIMITS, pin=PIN,
+                                        puk=PUK, selected=status.state, challenged=challenged)
+        # then EXTERNAL AUTHENTICATE, PERSONALISE and the issuer keys' INITIALIZE UPDATE; EXTERNAL
+        # AUTHENTICATE, the activation and GET PUBLIC KEY
+        assert runs[0] == [0xA4, 0xF2, 0x50] and len(runs) == 3
+        assert runs[1:] == [[0x82, 0x30, 0x50], [0x82, 0xF0, 0x48]]
+        record = roles.registry.card(issued.card_id)
+        assert record is not None and record.state == "personalised"
+        runs.clear()
+        with client.flow():
+            status, challenged = client.select_status_and_challenge(roles.transport_keys)
+        assert status.state == WalletLifeCycle.ACTIVE and challenged is None and runs == [[0xA4, 0xF2, 0x50]]
+        client.select()
+        client.verify_pin(PIN)  # the card as it was: issued, its PIN the one given
+
+
 @pytest.mark.e2e
 def test_a_third_party_verifies_the_stored_evidence_with_the_stored_pkc_only(
         roles: Roles, holder: WalletClient, tmp_path) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 import jinja2
 
 from cardsuite import settings
+from cardsuite.apdu import ResponseAPDU
 from cardsuite.codec import HexError, parse_hex
 from cardsuite.deploy.inventory import Inventory
 from cardsuite.deploy.personalisers import Personaliser, personaliser_for
@@ -224,7 +225,7 @@ class Requirements:
 
 @dataclass
 class Step:
-    action: str  # rotate-keys, load, install, personalise
+    action: str  # rotate-keys, load, install, secure, personalise
     name: str
     aid: bytes
     done: bool  # already on the card: skipped
@@ -258,10 +259,13 @@ class DeployPlan:
 
 
 def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents, *, card: str, key_source: str,
-              personalised: Mapping[bytes, tuple[bool, str]], rotation: Step | None = None) -> DeployPlan:
+              personalised: Mapping[bytes, tuple[bool, str]], rotation: Step | None = None,
+              secure: bool = False) -> DeployPlan:
     """``personalised``: what each personalised instance's personaliser says of it (done, detail);
-    ``rotation``: the key rotation step, first, when the key profile asks for one."""
+    ``rotation``: the key rotation step, first, when the key profile asks for one; ``secure``: the card's life
+    cycle taken on to SECURED after the loads and installs (DeployOptions.secure)."""
     steps: list[Step] = [rotation] if rotation is not None else []
+    life = registry.isd.state if registry.isd is not None else "unknown"
     for need in needs.packages:
         present = registry.load_file(need.aid)
         where = need.cap_path
@@ -274,13 +278,21 @@ def make_plan(profile: CardProfile, needs: Requirements, registry: CardContents,
             f"applet {inst.applet.hex().upper()} of {inst.package.name}, {len(inst.params)} bytes of parameters"
             + (f", privileges {', '.join(inst.app.privileges)}" if inst.app.privileges else ""))
         steps.append(Step("install", inst.app.name, inst.instance, app is not None, detail, instance=inst))
+    if secure:
+        steps.append(Step("secure", "card", registry.isd.aid if registry.isd is not None else ISD_AID,
+                          not securing(life), f"{life} -> SECURED" if securing(life) else f"{life} already"))
     for inst in needs.instances:
         if inst.app.personalise is None:
             continue
         done, detail = personalised[inst.instance]
         steps.append(Step("personalise", inst.app.name, inst.instance, done, detail, instance=inst))
-    life = registry.isd.state if registry.isd is not None else "unknown"
     return DeployPlan(profile, card, life, key_source, steps, registry, needs.resident(registry))
+
+
+def securing(life: str) -> tuple[str, ...]:
+    """The SET STATUS that take a card in life cycle ``life`` on to SECURED ([GPCS] 5.1.1: OP_READY ->
+    INITIALIZED -> SECURED, one way); none from SECURED or beyond (locked, terminated: left as they are)."""
+    return {"OP_READY": ("INITIALIZED", "SECURED"), "INITIALIZED": ("SECURED",)}.get(life, ())
 
 
 def render_plan(plan: DeployPlan) -> str:
@@ -313,10 +325,9 @@ class DeployOptions:
     # card data when read), the ISD selected: the deploy does not read them again (the SCMS's ADS: two round
     # trips less)
     identified: tuple[str, Cplc | None, dict[str, str] | None] | None = None
-    # with the session in which the deploy read the registry back (its changes made, before the
-    # personalisations at the end): what the caller does there (the SCMS's ADS: the card's life cycle), and the
-    # registry as it leaves it
-    in_session: Callable[[GlobalPlatform, CardContents], CardContents] | None = None
+    # the card's life cycle taken on to SECURED once its loads and installs are done, before the
+    # personalisations (a step of the plan: the SCMS's ADS issues the cards it serves)
+    secure: bool = False
 
 
 @dataclass(frozen=True)
@@ -339,6 +350,7 @@ class Deployer:
         self._keys: KeyChoice | None = None  # the key profile's (transport keys when it rotates)
         self._issuer: KeyChoice | None = None  # rotate_to's
         self._current: KeySet | None = None  # the keys the card holds, once known
+        self._life = "unknown"  # the card's life cycle as the deploy found it
 
     # -- the records (none for a plan: reading never writes)
     def _record_card(self, **fields: object) -> None:
@@ -483,11 +495,13 @@ class Deployer:
                     self._record_event("authenticate", "failed", self._keys.source, str(exc))
             raise
         resident = needs.resident(registry)
+        self._life = registry.isd.state if registry.isd is not None else "unknown"
         seen = (f"{len(registry.load_files) - len(resident)} packages, {len(registry.applications)} applications"
                 + (f", {len(resident)} card-resident load files" if resident else ""))
         try:
             plan = make_plan(self.profile, needs, registry, card=self.card, key_source=self._keys.source,
-                             personalised=self._personalised(needs, registry), rotation=self._rotation())
+                             personalised=self._personalised(needs, registry), rotation=self._rotation(),
+                             secure=self.options.secure)
         except BaseException:
             self._record_seen(identity, registry, seen)
             raise
@@ -514,7 +528,8 @@ class Deployer:
                     continue
                 together = self._together(plan.steps[index:])
                 if len(together) > 1:
-                    self._perform_together(together, performed)
+                    # the registry read back in the same run when nothing but personalisations follow
+                    after = self._perform_together(together, performed, index + len(together) > last_change)
                     index += len(together)
                     continue
                 if self.options.before_step is not None:
@@ -547,16 +562,17 @@ class Deployer:
             return []
         together = []
         for step in steps:
-            if step.done or step.action not in ("load", "install"):
+            if step.done or step.action not in ("load", "install", "secure"):
                 break
             together.append(step)
         return together
 
-    def _perform_together(self, steps: list[Step], performed: list[Step]) -> None:
-        """_perform() of loads and installs in one run (GlobalPlatform.send_parts). Each step is recorded
-        done once the card has answered all its commands with 9000, all in one transaction; the first
-        refusal is raised after the steps before it are recorded (the ones after it never reached the card).
-        Progress is told per load once it is done."""
+    def _perform_together(self, steps: list[Step], performed: list[Step], read_back: bool) -> CardContents | None:
+        """_perform() of loads, installs and the card's SET STATUS in one run (GlobalPlatform.send_parts). Each
+        step is recorded done once the card has answered all its commands with 9000, all in one transaction;
+        the first refusal is raised after the steps before it are recorded (the ones after it never reached
+        the card). Progress is told per load once it is done. ``read_back``: the registry's GET STATUS go at
+        the run's end (one round trip less) and the registry is returned."""
         for step in steps:
             if self.options.before_step is not None:
                 self.options.before_step(step)
@@ -569,6 +585,10 @@ class Deployer:
                 parts.append(self.gp.load_cap_part(cap))
                 loads.append((step.package.name, len(parts[-1].commands) - 1))
                 details.append(_load_detail(cap, loads[-1][1]))
+            elif step.action == "secure":
+                parts.append(self.gp.card_life_cycle_part(securing(self._life)))
+                loads.append(None)
+                details.append(step.detail)
             else:
                 assert step.instance is not None
                 inst = step.instance
@@ -577,9 +597,11 @@ class Deployer:
                                                               params=inst.params))
                 loads.append(None)
                 details.append(_install_detail(inst))
+        then = self.gp.registry_commands() if read_back else []
+        firsts: list[ResponseAPDU] = []
         try:
-            done = self.gp.send_parts(parts)
-            refused = None
+            firsts = self.gp.send_parts(parts, then)
+            done, refused = len(parts), None
         except PartRefused as exc:
             done, refused = exc.done, exc.error
         with self._records():  # the steps one run did: one commit
@@ -589,14 +611,11 @@ class Deployer:
                 self._performed(step, detail, performed)
         if refused is not None:
             raise refused
+        return self.gp.registry(firsts=firsts) if read_back else None
 
     def _read_back(self) -> CardContents:
-        """The registry after the deploy's changes (with EXTERNAL AUTHENTICATE's run when no session is
-        open), then DeployOptions.in_session in that session."""
-        registry = self.gp.registry(authenticate=self._authenticate)
-        if self.options.in_session is not None:
-            registry = self.options.in_session(self.gp, registry)
-        return registry
+        """The registry after the deploy's changes (with EXTERNAL AUTHENTICATE's run when no session is open)."""
+        return self.gp.registry(authenticate=self._authenticate)
 
     def _personaliser(self, inst: InstanceNeed) -> Personaliser:
         perso = inst.app.personalise
@@ -626,6 +645,11 @@ class Deployer:
         if step.action == "load":
             assert step.package is not None
             return self._load(step.package)
+        if step.action == "secure":
+            self._authenticate()
+            life_cycle = self.gp.card_life_cycle_part(securing(self._life))
+            self.gp.send_many(life_cycle.commands, life_cycle.names)  # one run
+            return step.detail
         assert step.instance is not None
         if step.action == "install":
             inst = step.instance

@@ -866,16 +866,19 @@ class GlobalPlatform:
             p2 |= STATUS_NEXT
         return _parse_status_tlv(data, p1) if tlv else _parse_status_legacy(data, p1)
 
-    def registry(self, authenticate: Callable[[], object] | None = None) -> CardContents:
+    def registry(self, authenticate: Callable[[], object] | None = None, *,
+                 firsts: Sequence[ResponseAPDU] | None = None) -> CardContents:
         """The ISD, the applications and the load files. The first GET STATUS of each kind go in one run (a
         relay: one round trip); an answer that is not 9000 (more data, none, another format) ends the run, and
         that kind and the ones after it go on one by one. The applications are asked last: a card with none
         answers 6A88 ([GPCS] 11.4.3), which ends a run, and every new card has none (one round trip less).
         ``authenticate``: called first, to open the secure channel if none is open; the run goes with its
-        EXTERNAL AUTHENTICATE (_after_authentication)."""
-        kinds = (STATUS_ISD, STATUS_LOAD_FILES_AND_MODULES, STATUS_APPLICATIONS)
-        firsts = self._after_authentication(authenticate, [_get_status(kind, STATUS_TLV) for kind in kinds])
-        isd = [e for e in self.get_status(STATUS_ISD, first=firsts[0]) if isinstance(e, Application)]
+        EXTERNAL AUTHENTICATE (_after_authentication). ``firsts``: the answers to registry_commands(), sent
+        already in another run (send_parts' ``then``), as many as the card gave."""
+        if firsts is None:
+            firsts = self._after_authentication(authenticate, self.registry_commands())
+        isd = [e for e in self.get_status(STATUS_ISD, first=firsts[0] if firsts else None)
+               if isinstance(e, Application)]
         try:
             files = self.get_status(STATUS_LOAD_FILES_AND_MODULES, first=firsts[1] if len(firsts) > 1 else None)
         except GPError as exc:  # cards before GP 2.1.1 know only P1=20
@@ -885,6 +888,12 @@ class GlobalPlatform:
         apps = [e for e in self.get_status(STATUS_APPLICATIONS, first=firsts[2] if len(firsts) > 2 else None)
                 if isinstance(e, Application)]
         return CardContents(isd[0] if isd else None, apps, [f for f in files if isinstance(f, LoadFile)])
+
+    @staticmethod
+    def registry_commands() -> list[CommandAPDU]:
+        """registry()'s first run: the first GET STATUS of each kind, the applications last."""
+        return [_get_status(kind, STATUS_TLV)
+                for kind in (STATUS_ISD, STATUS_LOAD_FILES_AND_MODULES, STATUS_APPLICATIONS)]
 
     # -- loading and installing
     def install_for_load(self, load_file_aid: bytes, domain: bytes | None = None, block_hash: bytes = b"",
@@ -988,13 +997,15 @@ class GlobalPlatform:
                                                     params=params)
         return Part([command], ["INSTALL [for install]"])
 
-    def send_parts(self, parts: Sequence[Part]) -> int:
+    def send_parts(self, parts: Sequence[Part], then: Sequence[CommandAPDU] = ()) -> list[ResponseAPDU]:
         """The parts' commands, each expecting 9000, in one run (send_run: a relay sends them in one round
-        trip); returns how many parts the card did whole. The first answer that is not 9000 ends the run and
-        is raised with the parts before it done: PartRefused (its ``done``, and ``error``: the GPError send()
-        would have raised, AlreadyLoadedError for a load file the card holds already)."""
+        trip), then ``then`` in the same run, whatever they answer (the registry read back: more data or no
+        entry end the run as they would alone); returns the answers to ``then``, as many as the card gave.
+        The first part's answer that is not 9000 ends the run and is raised with the parts before it done:
+        PartRefused (its ``done``, and ``error``: the GPError send() would have raised, AlreadyLoadedError for
+        a load file the card holds already)."""
         commands = [command for part in parts for command in part.commands]
-        answers = self.send_run(commands)
+        answers = self.send_run([*commands, *then])
         index = 0
         for done, part in enumerate(parts):
             for command, name in zip(part.commands, part.names, strict=True):
@@ -1007,7 +1018,7 @@ class GlobalPlatform:
                         if present is not None:
                             error = AlreadyLoadedError(error, present)
                     raise PartRefused(done, error)
-        return len(parts)
+        return answers[index:]
 
     def install_for_install(self, load_file_aid: bytes, module_aid: bytes, instance_aid: bytes | None = None, *,
                             privileges: bytes = b"\x00", params: bytes = b"", token: bytes = b"",
@@ -1112,16 +1123,10 @@ class GlobalPlatform:
         to unlock."""
         self.send(self._card_life_cycle_command(state), f"SET STATUS (card to {state.upper()})")
 
-    def advance_card_life_cycle(self, states: Sequence[str]) -> Application | None:
-        """SET STATUS of the card to each of ``states`` in turn, then GET STATUS of the ISD, in one run (a
-        relay: one round trip, not one per command); the ISD as the card lists it after."""
-        commands = [self._card_life_cycle_command(state) for state in states]
-        answers = self.send_run([*commands, _get_status(STATUS_ISD, STATUS_TLV)])
-        for command, state, answer in zip(commands, states, answers, strict=False):
-            if answer.sw != SW_OK:
-                raise GPError(answer.sw, f"SET STATUS (card to {state.upper()})", command, answer.data, (SW_OK,))
-        isd = self.get_status(STATUS_ISD, first=answers[-1])
-        return next((entry for entry in isd if isinstance(entry, Application)), None)
+    def card_life_cycle_part(self, states: Sequence[str]) -> Part:
+        """SET STATUS of the card to each of ``states`` in turn, as a part of send_parts()."""
+        return Part([self._card_life_cycle_command(state) for state in states],
+                    [f"SET STATUS (card to {state.upper()})" for state in states])
 
     def _card_life_cycle_command(self, state: str) -> CommandAPDU:
         try:

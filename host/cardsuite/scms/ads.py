@@ -32,7 +32,6 @@ from cardsuite.deploy.profiles import CardProfile, load_app_profile
 from cardsuite.errors import CardsuiteError
 from cardsuite.gp.client import (
     ISD_AID,
-    Application,
     AuthenticationError,
     CardContents,
     Cplc,
@@ -393,11 +392,17 @@ class PostIssuance:
         personalised = [app.personalise for app in profile.applications if app.personalise is not None]
         owed = self.db.owed_pins(cin)
 
+        secured: list[bool] = []
+
         def after(step: Step, outcome: str) -> None:
             # a step done: inside the inventory's transaction of its event, joined where both are one database
             shared = self.system.inventory_url == self.system.database_url
-            self._record(f"{step.action} {step.name}", outcome, step.detail,
-                         within=self._inventory().current if shared else None)
+            within = self._inventory().current if shared else None
+            with self.db.transaction(write_only=True) if within is None else nullcontext(within) as cur:
+                self._record(f"{step.action} {step.name}", outcome, step.detail, within=cur)
+                if step.action == "secure" and outcome == "ok":  # issued: the CMS says so in the step's commit
+                    self.db.upsert_card(cin, "SECURED", within=cur)
+                    secured.append(True)
 
         # Personalisation: the wallet gets a one-time initial PIN and a PUK computed in the token for this card
         # (_one_time_pin); the cardholder then replaces the PIN at the terminal (CHANGE REFERENCE DATA sent
@@ -426,27 +431,10 @@ class PostIssuance:
                 self.db.owe_pin(cin, step.aid_hex, nonce, self.request_id)
                 owed.setdefault(step.aid_hex, nonce)
 
-        advanced: list[str] = []
-
-        def life_cycle(gp: GlobalPlatform, registry: CardContents) -> CardContents:
-            """Issued: the card's life cycle goes on to SECURED ([GPCS] 5.1.1), in the session in which the
-            deploy read its registry back (before the wallet's personalisation selects the wallet): no
-            SELECT, INITIALIZE UPDATE and EXTERNAL AUTHENTICATE of its own."""
-            life = registry.isd.state if registry.isd is not None else "SECURED"
-            if life not in ("OP_READY", "INITIALIZED"):
-                return registry
-            isd = gp.advance_card_life_cycle(("INITIALIZED", "SECURED")[1 if life == "INITIALIZED" else 0:])
-            now = self._record_life_cycle(isd, cin, registry)
-            with self.db.transaction(write_only=True):  # the step and the card's new state: one commit
-                self._record("card life cycle", "ok", f"{life} -> {now}")
-                self.db.upsert_card(cin, now)
-            advanced.append(now)
-            return CardContents(isd, registry.applications, registry.load_files)
-
         options = DeployOptions(keys=self._keys(kms, cin), before_step=before, after_step=after, env=env,
                                 progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step,
-                                identified=self._identified, in_session=life_cycle)
+                                identified=self._identified, secure=True)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:
             result = deployer.run()
@@ -455,18 +443,8 @@ class PostIssuance:
             self._record("mutual authentication", "failed", str(exc))
             raise
         life = result.registry.isd.state if result.registry.isd is not None else "SECURED"
-        if not advanced:
+        if not secured:
             self.db.upsert_card(cin, life)
         self._cardholder_pins(kms, transport, cin, owed, result.registry)
         names = ", ".join(app.name for app in profile.applications)
         return f"install {names}: {len(result.performed)} steps done, card {life}"
-
-    def _record_life_cycle(self, isd: Application | None, cin: str, registry: CardContents) -> str:
-        """The card's life cycle read back after SET STATUS (GET STATUS of the ISD) into the inventory,
-        which the deploy left at the state it found: the inventory and the CMS say the same."""
-        if isd is None:
-            raise RequestRefused("the card lists no issuer security domain after SET STATUS")
-        with self._inventory().transaction(write_only=True):
-            self._inventory().record_card(cin, registry=CardContents(isd, registry.applications, registry.load_files))
-            self._inventory().record_event(cin, "life cycle", "ok", isd.state)
-        return isd.state

@@ -345,12 +345,15 @@ class Database:
         cin, order_ref, profile, state, blacklisted, auth_failures, key_set = rows[0]
         return CmsCard(cin, order_ref, profile, state, bool(blacklisted), int(auth_failures), key_set)
 
-    def upsert_card(self, cin: str, state: str, profile: str | None = None, order_ref: str | None = None) -> None:
-        self.execute("INSERT INTO scms_cards (cin, state, profile, order_ref, updated_at) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT (cin) DO UPDATE SET state = excluded.state, "
-                     "profile = COALESCE(excluded.profile, scms_cards.profile), "
-                     "order_ref = COALESCE(excluded.order_ref, scms_cards.order_ref), updated_at = excluded.updated_at",
-                     (cin, state, profile, order_ref, time.time()))
+    def upsert_card(self, cin: str, state: str, profile: str | None = None, order_ref: str | None = None, *,
+                    within: Cursor | None = None) -> None:
+        """``within``: an open transaction (record_step's), joined."""
+        with self._statement() if within is None else nullcontext(within) as cur:
+            cur.execute("INSERT INTO scms_cards (cin, state, profile, order_ref, updated_at) VALUES (?, ?, ?, ?, ?) "
+                        "ON CONFLICT (cin) DO UPDATE SET state = excluded.state, "
+                        "profile = COALESCE(excluded.profile, scms_cards.profile), "
+                        "order_ref = COALESCE(excluded.order_ref, scms_cards.order_ref), "
+                        "updated_at = excluded.updated_at", (cin, state, profile, order_ref, time.time()))
 
     def set_blacklisted(self, cin: str, blacklisted: bool) -> bool:
         return self.execute("UPDATE scms_cards SET blacklisted = ?, updated_at = ? WHERE cin = ?",

@@ -206,6 +206,17 @@ class WalletStatus:
 
 
 @dataclass(frozen=True)
+class Challenged:
+    """An INITIALIZE UPDATE the card answered in the run that read its state (select_status_and_challenge),
+    for the provision() that follows with nothing sent to the card in between. The host challenge is not in
+    the repr: with the transport keys (public) it gives the session keys."""
+
+    key_version: int
+    host_challenge: bytes = field(repr=False)
+    answer: WalletInitializeUpdateResponse
+
+
+@dataclass(frozen=True)
 class Sigma:
     """The signed payment information σ ([P001]), parsed; ``raw`` is exactly what was signed."""
 
@@ -330,6 +341,22 @@ class WalletClient:
         self.session = None
         return WalletStatus.parse(self._send_run([select_by_name(self.aid), _STATUS])[1].data)
 
+    def select_status_and_challenge(self, keys: IssuerKeys) -> tuple[WalletStatus, Challenged | None]:
+        """SELECT, GET STATUS and an INITIALIZE UPDATE for ``keys`` in one run (a relay: one round trip, the
+        state and the opening of provision() together). INITIALIZE UPDATE changes nothing on the card (only a
+        failed EXTERNAL AUTHENTICATE costs a try), so it may go before the state is known: the answer is for
+        a wallet found INSTALLED, None when the card refused it (a wallet past its transport keys)."""
+        self.session = None
+        challenge = os.urandom(CHALLENGE)
+        commands = [select_by_name(self.aid), _STATUS, _initialize_update(challenge, keys.version)]
+        answers = self.transport.transmit_many(commands)
+        for command, answer in zip(commands[:2], answers, strict=False):
+            answer.check(command)
+        status = WalletStatus.parse(answers[1].data)
+        if len(answers) < len(commands) or answers[2].sw != SW_OK:
+            return status, None
+        return status, Challenged(keys.version, challenge, WalletInitializeUpdateResponse.parse(answers[2].data))
+
     @contextmanager
     def flow(self) -> Iterator[WalletClient]:
         """One operation held exclusively (Transport.exclusive): select first inside it. Ending the
@@ -406,7 +433,8 @@ class WalletClient:
     def terminate(self) -> None:
         self.set_status(WalletLifeCycle.TERMINATED)
 
-    def provision(self, transport_keys: IssuerKeys, perso: Personalisation, activate: bool = True) -> bytes:
+    def provision(self, transport_keys: IssuerKeys, perso: Personalisation, activate: bool = True, *,
+                  challenged: Challenged | None = None) -> bytes:
         """A fresh card to issued: personalise with the transport keys, then (with the new issuer keys)
         activate. Returns PKC, which the issuer registers (it stores V-Card = H(PKC ‖ H(R-Card))).
         The card stays selected, the issuer session open: a caller that needs it whole holds a flow.
@@ -415,11 +443,16 @@ class WalletClient:
         the MACs chain on the commands alone ([P000] 4.2, cardsuite.wallet.sm), and each card cryptogram is
         checked before the run that carries the host cryptogram answering it. SELECT and INITIALIZE UPDATE;
         EXTERNAL AUTHENTICATE, PERSONALISE and the next session's INITIALIZE UPDATE; EXTERNAL AUTHENTICATE,
-        the activation and GET PUBLIC KEY."""
+        the activation and GET PUBLIC KEY. ``challenged``: the first run's answer, had with the state
+        (select_status_and_challenge, nothing sent since): two runs."""
         self.session = None
-        challenge = os.urandom(CHALLENGE)
-        answers = self._send_run([select_by_name(self.aid), _initialize_update(challenge, transport_keys.version)])
-        session = IssuerSession.start(transport_keys, challenge, WalletInitializeUpdateResponse.parse(answers[1].data))
+        if challenged is not None and challenged.key_version == transport_keys.version:
+            challenge, answer = challenged.host_challenge, challenged.answer
+        else:
+            challenge = os.urandom(CHALLENGE)
+            answers = self._send_run([select_by_name(self.aid), _initialize_update(challenge, transport_keys.version)])
+            answer = WalletInitializeUpdateResponse.parse(answers[1].data)
+        session = IssuerSession.start(transport_keys, challenge, answer)
         opening = [_external_authenticate(session.host_cryptogram()),
                    session.wrap(CLA_SECURE, INS_PERSONALISE, 0, 0, perso.encode())]
         if not activate:

@@ -41,6 +41,7 @@ from cardsuite.keysource import DevelopmentSource, EnvironmentSource, KeyFileSou
 from cardsuite.settings import ENV_ISSUER_KEY_FILE, ENV_ISSUER_SECRET, ENV_TRANSPORT_KEYS
 from cardsuite.wallet.card import (
     HOLDER_MAX,
+    Challenged,
     Limits,
     Personalisation,
     Sigma,
@@ -316,11 +317,12 @@ class Issuer:
 
     def issue(self, client: WalletClient, transport_keys: IssuerKeys, *, holder: str, limits: Limits, pin: str,
               puk: str, number: CardNumber | None = None, account_id: int | None = None,
-              chip: str | None = None, selected: WalletLifeCycle | None = None) -> IssuedCard:
+              chip: str | None = None, selected: WalletLifeCycle | None = None,
+              challenged: Challenged | None = None) -> IssuedCard:
         """A new card: a fresh number (or ``number``), recorded, personalised and activated. With
         ``account_id`` the card replaces the account's current card (which then stops being authorised).
         ``chip`` (the CPLC identity) lets a later run find the record if this one is stopped part-way.
-        ``selected``: see complete()."""
+        ``selected``, ``challenged``: see complete()."""
         _check_limits(limits)
         _check_selected(client, selected)
         if number is None:
@@ -349,7 +351,7 @@ class Issuer:
             self.registry.set_holder_info(card_id, info)
         card = self.registry.card(card_id)
         assert card is not None
-        pkc = self.complete(client, card, transport_keys, pin=pin, puk=puk, selected=selected)
+        pkc = self.complete(client, card, transport_keys, pin=pin, puk=puk, selected=selected, challenged=challenged)
         log.info("issued card %s (card %d) for account %d", number.masked, card_id, account_id)
         return IssuedCard(account_id, card_id, number, number.masked, info, pkc)
 
@@ -359,13 +361,15 @@ class Issuer:
                     None)
 
     def complete(self, client: WalletClient, card: CardRow, transport_keys: IssuerKeys, *, pin: str,
-                 puk: str, selected: WalletLifeCycle | None = None) -> bytes:
+                 puk: str, selected: WalletLifeCycle | None = None, challenged: Challenged | None = None) -> bytes:
         """Takes a card recorded as 'personalising' to issued, from wherever the card got to: INSTALLED gets
         PERSONALISE (PERSONALISE is atomic on the card: nothing half-written), PERSONALISED is authenticated
         with the card's own keys and activated, ACTIVE only needs the record. Then the record is marked
         personalised and the account's previous card replaced, in one transaction. Returns PKC.
         ``selected``: the state the caller has just read (select_and_status) inside a flow it still holds,
-        nothing sent to the card since: not read again (a relayed card: one round trip less)."""
+        nothing sent to the card since: not read again (a relayed card: one round trip less); ``challenged``:
+        the INITIALIZE UPDATE answered in that run (select_status_and_challenge), which opens PERSONALISE's
+        session (one more round trip less)."""
         if not card.pending:
             raise IssuerError(f"card {card.masked} is {card.state}, not being personalised")
         keys = self.card_keys(card)
@@ -375,7 +379,7 @@ class Issuer:
             if state == WalletLifeCycle.INSTALLED:
                 limits = Limits(card.max_balance, card.max_payment, card.step_up)
                 perso = Personalisation(card.iin, card.number_hash, card.holder_info, limits, pin, puk, keys)
-                pkc = client.provision(transport_keys, perso)
+                pkc = client.provision(transport_keys, perso, challenged=challenged if selected is not None else None)
             elif state in (WalletLifeCycle.PERSONALISED, WalletLifeCycle.ACTIVE):
                 if state == WalletLifeCycle.PERSONALISED:
                     self._session(client, card)  # fails clearly if the card holds another card's keys

@@ -132,7 +132,8 @@ class WalletPersonaliser:
                 issuer.complete(client, pending, transport_keys, pin=pin, puk=puk)
                 return (f"card {pending.masked}, account {pending.account_id} in {db} "
                         "(finished a personalisation stopped part-way)")
-            state = client.select_and_status().state
+            status, challenged = client.select_status_and_challenge(transport_keys)  # one run
+            state = status.state
             if state != WalletLifeCycle.INSTALLED:
                 raise PersonalisationError(
                     f"application {self.name}: the wallet {self.instance.hex().upper()} on card {self.chip} is "
@@ -142,5 +143,5 @@ class WalletPersonaliser:
                     "holds its keys: delete the instance (cardsuite gp delete AID) and deploy again to issue it "
                     "afresh")
             issued = issuer.issue(client, transport_keys, holder=spec.holder, limits=spec.limits, pin=pin, puk=puk,
-                                  chip=self.chip, selected=state)
+                                  chip=self.chip, selected=state, challenged=challenged)
         return f"card {issued.masked}, account {issued.account_id} in {db}"
