@@ -299,10 +299,10 @@ def test_a_missing_cap_says_which_and_how_to_build_it(station: Station, empty_ca
     from cardsuite.deploy.deployer import _package_from_manifest
     from cardsuite.tooling.manifest import load_manifest
 
-    spec = load_manifest(station.project.manifest).package("fsclient")
+    manifest = load_manifest(station.project.manifest)
     bare = tmp_path / "bare"  # a checkout without build/cap or fixtures
     _write(bare, "applets/manifest.toml", station.project.manifest.read_text())
-    need = _package_from_manifest(Project(bare), spec)
+    need = _package_from_manifest(Project(bare), manifest, manifest.package("fsclient"))
     with pytest.raises(Exception, match=r"CAP file of package fsclient .* is missing .*invoke build"):
         need.read()
 
