@@ -554,9 +554,9 @@ class Deployer:
                 self.options.after_step(step, "ok")
 
     def _together(self, steps: Sequence[Step]) -> list[Step]:
-        """The loads and installs to do from the first of ``steps`` on, when the transport sends a run of
-        commands in about the time of one (a relay): their commands need 9000 and nothing else from the card
-        ([GPCS] 11.5.3, 11.6.3), so they go in one run (one round trip, not one per load and install)."""
+        """The loads, installs and SET STATUS to do from the first of ``steps`` on, when the transport sends a
+        run of commands in about the time of one (a relay): their commands need 9000 and nothing else from the
+        card ([GPCS] 11.5.3, 11.6.3, 11.10.3), so they go in one run (one round trip, not one per step)."""
         if not self.transport.runs_cost_one_round_trip:
             return []
         together = []

@@ -136,7 +136,7 @@ class Transport(ABC):
     # a backend whose round trip is long takes more of them per run
     load_window: int = 16
     # whether a run of commands costs about what one command does (a relay: one round trip each way): then
-    # a deploy sends its consecutive loads and installs in one run (Deployer), else step by step, with
+    # a deploy sends its consecutive loads, installs and SET STATUS in one run (Deployer), else step by step, with
     # progress after each window
     runs_cost_one_round_trip: bool = False
 
