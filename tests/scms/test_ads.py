@@ -367,6 +367,38 @@ def test_a_step_and_its_inventory_event_are_written_together_on_one_database(
     db.close()
 
 
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("write_behind", [False, True], ids=["committed-at-once", "committed-behind"])
+def test_the_deploys_last_record_refused_fails_the_request_and_frees_the_card(
+        scms: System, project: Project, card: SimulatorTransport, empty_url: str, write_behind: bool) -> None:
+    """The deployer's last record (its deploy event, after the card's last command) refused: committed
+    behind, the refusal is known only when the request ends, and still fails the request (not left running)
+    and frees the card, so that the next request finishes the job."""
+    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
+    db = one.database(write_behind=write_behind)
+    db.create()
+    Inventory(empty_url, station="scms-init").close()
+    cin = card_identity(card)
+    db.upsert_card(cin, "OP_READY")
+    db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.action = 'deploy' AND NEW.outcome = "
+               "'ok' THEN RAISE EXCEPTION 'the test refuses this event'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON inv_events FOR EACH ROW EXECUTE FUNCTION refuse()")
+    request = db.new_request("test-terminal", "install", "isoapplet")
+    with Inventory(empty_url, write_behind=write_behind) as ads_inventory, \
+            pytest.raises(CardsuiteError, match="the test refuses this event"):
+        PostIssuance(one, db, project, request, inventory=ads_inventory).run(card)
+    ended = db.request(request)
+    assert ended is not None and ended.state == "failed" and "refuses this event" in (ended.reason or "")
+    assert db.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,)) == [(None,)]
+    db.execute("DROP TRIGGER refuse ON inv_events")
+    again = db.new_request("test-terminal", "install", "isoapplet")
+    PostIssuance(one, db, project, again).run(card)
+    outcomes = {name: outcome for _, name, outcome, _ in db.steps(again)}
+    assert outcomes["install isoapplet"] == "skipped", outcomes
+    assert db.card(cin).state == "SECURED"  # type: ignore[union-attr]
+    db.close()
+
+
 def test_rotate_puts_the_issuer_keys_from_the_token_and_a_stopped_rotation_is_finished(
         scms: System, project: Project, card: SimulatorTransport) -> None:
     cin = card_identity(card)

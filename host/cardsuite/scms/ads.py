@@ -27,7 +27,7 @@ from pathlib import Path
 from cardsuite.apdu import StatusError, verification_tries_left
 from cardsuite.codec import parse_aid, parse_hex
 from cardsuite.deploy.deployer import Deployer, DeployOptions, Requirements, Step
-from cardsuite.deploy.inventory import Inventory
+from cardsuite.deploy.inventory import Inventory, settle_writes
 from cardsuite.deploy.profiles import CardProfile, load_app_profile
 from cardsuite.errors import CardsuiteError
 from cardsuite.gp.client import (
@@ -189,6 +189,9 @@ class PostIssuance:
                 claimed = True
                 self._write_noted()  # the steps so far (committed behind, on a serve process's connection)
                 outcome = self._serve(kms, transport, request.action, request.target or "", cin)
+                # the commits behind waited for here (the request's end waits for them anyway): one refused
+                # after the card's last command then fails the request and frees the card
+                settle_writes()
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
             if claimed:  # a commit of its own: the card is free even when the records below are refused
