@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cardsuite.deploy.deployer import Deployer, DeployOptions
-from cardsuite.deploy.inventory import Inventory, InventoryError
+from cardsuite.deploy.inventory import Inventory, InventoryError, settle_writes
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.gp.client import Application, CardContents, LoadFile
 from cardsuite.gp.guard import BrickGuard
@@ -111,8 +111,10 @@ def test_bad_urls(url: str, message: str) -> None:
 def test_write_behind_commits_while_the_caller_goes_on_and_its_next_operation_waits(empty_url: str) -> None:
     """A write-only transaction of a write-behind inventory returns before its commit (held here by an
     advisory lock its trigger waits for: an inventory committing at once would time out); the thread's next
-    operation, on any connection, waits for the commit and so reads it; a refused commit is raised by that
-    next operation, once, and wrote nothing; close waits for the last one."""
+    read, on any connection, waits for the commit and so reads it. One made while a commit is under way is
+    committed after it without the caller waiting; a refused commit is raised by the next read, once, and
+    nothing made after it is committed; a write on another connection that depends on none of it
+    (settle_writes(connection)) does not wait; close waits for the last one."""
     import psycopg
 
     lock = 4242
@@ -127,18 +129,23 @@ def test_write_behind_commits_while_the_caller_goes_on_and_its_next_operation_wa
             behind._db.execute("SET lock_timeout = '20s'")  # a commit waited for here fails after that
             holder.execute(f"SELECT pg_advisory_lock({lock})")
             behind.record_event("cplc:1", "load", "ok", "first")
+            behind.record_event("cplc:1", "load", "ok", "second")  # the first still under way: chained
             seen = holder.execute("SELECT COUNT(*) FROM inv_events").fetchone()
+            settle_writes(reader._db)  # another connection, for a write of its own: no wait (the lock holds)
             holder.execute(f"SELECT pg_advisory_unlock({lock})")
             assert seen == (0,)  # returned, not committed yet
-            assert [e.target for e in reader.events("cplc:1")] == ["first"]  # the read waited for it
+            assert [e.target for e in reader.events("cplc:1")] == ["first", "second"]  # the read waited
 
+            holder.execute(f"SELECT pg_advisory_lock({lock})")
             behind.record_event("cplc:1", "load", "ok", "refused")
+            behind.record_event("cplc:1", "load", "ok", "after it")  # made while the refused one is under way
+            holder.execute(f"SELECT pg_advisory_unlock({lock})")
             with pytest.raises(InventoryError, match="the test refuses it"):
-                behind.record_event("cplc:1", "load", "ok", "not begun")
+                behind.events("cplc:1")
             behind.record_event("cplc:1", "load", "ok", "last")  # raised once: the connection goes on
             behind.close()
             targets = holder.execute("SELECT target FROM inv_events ORDER BY id").fetchall()  # no wait of ours
-            assert targets == [("first",), ("last",)]
+            assert targets == [("first",), ("second",), ("last",)]  # nothing after the refused one
         finally:
             behind.close()
             reader.close()

@@ -327,8 +327,9 @@ def test_a_step_and_its_inventory_event_are_written_together_on_one_database(
     """With the inventory in the SCMS's own PostgreSQL database (a fleet's), a step done and the deployer's
     event of it are one commit: a step record refused mid-deploy leaves neither, and the next request
     finishes the card from what the card holds (the package loaded then is skipped, not loaded twice).
-    Committed behind (a serve process's connections), the refusal is known one step later: the load after
-    the refused one ran, and the next request finds it done."""
+    Committed behind (a serve process's connections), the refusal is known a step or more later (the
+    commits made while it was under way are chained after it, and none is committed): the load after the
+    refused one ran, and the next request finds it done."""
     one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
     db = one.database(write_behind=write_behind)
     db.create()
@@ -355,9 +356,11 @@ def test_a_step_and_its_inventory_event_are_written_together_on_one_database(
     again = db.new_request("test-terminal", "install", "isoapplet")
     PostIssuance(one, db, project, again).run(card)
     outcomes = {name: outcome for _, name, outcome, _ in db.steps(again)}
-    # the refused step's load, and when committed behind the next one's too, went unrecorded with the
-    # refusal (as with a server killed between the card's answer and the commit): the plan finds them done
-    assert outcomes["load isocmd"] == "skipped" and outcomes["install isoapplet"] == "ok", outcomes
+    # the refused step's load, and when committed behind the next ones' too (as many as ran before the
+    # refusal was known), went unrecorded with the refusal (as with a server killed between the card's answer
+    # and the commit): the plan finds them done
+    assert outcomes["load isocmd"] == "skipped", outcomes
+    assert outcomes["install isoapplet"] in (("ok", "skipped") if write_behind else ("ok",)), outcomes
     assert outcomes["load isoapplet"] == ("skipped" if write_behind else "ok"), outcomes
     with Inventory(empty_url) as inventory:
         loads = [event.target.split()[0] for event in inventory.events(cin) if event.action == "load"]
@@ -396,6 +399,51 @@ def test_the_deploys_last_record_refused_fails_the_request_and_frees_the_card(
     outcomes = {name: outcome for _, name, outcome, _ in db.steps(again)}
     assert outcomes["install isoapplet"] == "skipped", outcomes
     assert db.card(cin).state == "SECURED"  # type: ignore[union-attr]
+    db.close()
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+def test_a_link_lost_while_a_refused_commit_is_behind_still_ends_the_request(
+        scms: System, project: Project, card: SimulatorTransport, empty_url: str) -> None:
+    """Two faults in one request: a step's record refused, committed behind (known once its commit has
+    ended: perhaps after the next steps), and the link lost at the next package's load. The request ends
+    failed with the first of the two known (not left running by the second), the card is freed, and the
+    next request finishes the card."""
+    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
+    db = one.database(write_behind=True)
+    db.create()
+    Inventory(empty_url, station="scms-init").close()
+    cin = card_identity(card)
+    db.upsert_card(cin, "SECURED")
+    db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.name = 'load isocmd' THEN "
+               "RAISE EXCEPTION 'the test refuses this step'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON scms_steps FOR EACH ROW EXECUTE FUNCTION refuse()")
+    sent = {"loads begun": 0}
+    real = card.transmit_raw
+
+    def dies_at_the_third_package(command: bytes) -> bytes:
+        if command[1] == 0xE6 and command[2] & 0x02:  # INSTALL [for load]: isofs, isocmd, then isoapplet
+            sent["loads begun"] += 1
+            if sent["loads begun"] == 3:
+                raise TransportError("the terminal went away")
+        return real(command)
+
+    card.transmit_raw = dies_at_the_third_package  # type: ignore[method-assign]
+    request = db.new_request("test-terminal", "install", "isoapplet")
+    with Inventory(empty_url, write_behind=True) as ads_inventory, pytest.raises(CardsuiteError):
+        PostIssuance(one, db, project, request, inventory=ads_inventory).run(card)
+    card.transmit_raw = real  # type: ignore[method-assign]
+    ended = db.request(request)
+    assert ended is not None and ended.state == "failed", ended
+    assert "went away" in (ended.reason or "") or "refuses this step" in (ended.reason or ""), ended
+    assert db.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,)) == [(None,)]
+    db.execute("DROP TRIGGER refuse ON scms_steps")
+    card.reset()
+    again = db.new_request("test-terminal", "install", "isoapplet")
+    PostIssuance(one, db, project, again).run(card)
+    outcomes = {name: outcome for _, name, outcome, _ in db.steps(again)}
+    assert outcomes["load isocmd"] == "skipped" and outcomes["load isoapplet"] == "ok", outcomes
+    assert card.select(ISO_APPLET).sw == 0x9000
     db.close()
 
 

@@ -17,7 +17,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -354,13 +354,25 @@ def write_batch(connection: Any, batched: bool) -> AbstractContextManager[object
 
 # -- write-behind (PostgreSQL, for a connection opened with write_behind=True)
 # A write-only transaction is kept as its statements and committed (one batch, write_batch) by a thread of its
-# own while the caller goes on; the caller's next database operation, on any connection of its thread, waits
-# for that commit first and raises what refused it. So a thread's transactions stay durable in the order it
-# made them and it reads its own writes; only the wait moves, from the end of the transaction to the next
-# operation. The ADS: a step's records are committed while the terminal runs the next step's commands, not
-# before they go out (2026-12-03: 14 commits and their rows, ~15 ms of a lone post-issuance's ~130 ms).
-_BEHIND = threading.local()  # .pending: (the commit's future, the error it raises as) of this thread, or None
+# own while the caller goes on; one made while the thread's previous commit is still under way is committed
+# after it by the same chain (the caller does not wait for the first: 2026-12-03, a lone post-issuance waited
+# ~3 ms so for the deploy's records before the loads went). The caller's next read, or a write that may depend
+# on what the chain writes, on any connection of its thread, waits for the chain first and raises what
+# refused it. So a thread's transactions stay durable in the order it made them (none after a refused one is
+# committed) and it reads its own writes; only the wait moves, from the end of the transaction to the next
+# operation that needs it. The ADS: a step's records are committed while the terminal runs the next step's
+# commands, not before they go out (2026-12-03: 14 commits and their rows, ~15 ms of a lone ~130 ms).
+_BEHIND = threading.local()  # .pending: _Chain of this thread, or None
 _COMMITTERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="write-behind")  # one per writing thread
+
+
+@dataclass(frozen=True)
+class _Chain:
+    """A thread's commits under way: the last one's future (which ends after those before it, raising what
+    refused any of them) and the connections the chain writes on."""
+
+    future: Future
+    connections: tuple[Any, ...]
 
 
 class _KeptStatements:
@@ -402,25 +414,66 @@ def _commit_kept(connection: Any, kept: list[tuple[str, Any, bool]]) -> None:
         cursor.close()
 
 
-def settle_writes() -> None:
-    """Waits for this thread's write-behind commit, if one is under way, and raises what refused it (once)."""
-    pending = getattr(_BEHIND, "pending", None)
-    if pending is None:
+def _commit_after(previous: Future | None, connection: Any, kept: list[tuple[str, Any, bool]],
+                  wrap: Callable[[BaseException], BaseException]) -> Future:
+    """The future of the kept statements' commit, begun once the commit before them has ended (not at all
+    when that one was refused: its error is this one's too). No committer thread waits meanwhile: a chain
+    of N commits holds one thread, not N."""
+    chained: Future = Future()
+
+    def commit() -> None:
+        try:
+            _commit_kept(connection, kept)
+        except BaseException as exc:  # noqa: BLE001 - raised by whoever waits for the chain
+            chained.set_exception(wrap(exc))
+        else:
+            chained.set_result(None)
+
+    def begin(before: Future | None) -> None:
+        error = before.exception() if before is not None else None
+        if error is not None:
+            chained.set_exception(error)
+        else:
+            _COMMITTERS.submit(commit)
+
+    if previous is None:
+        begin(None)
+    else:
+        previous.add_done_callback(begin)
+    return chained
+
+
+def _refused_already() -> None:
+    """Raises (once) what refused this thread's commit chain, if it has ended so; never waits."""
+    pending: _Chain | None = getattr(_BEHIND, "pending", None)
+    if pending is not None and pending.future.done():
+        _BEHIND.pending = None
+        error = pending.future.exception()
+        if error is not None:
+            raise error
+
+
+def settle_writes(connection: Any | None = None) -> None:
+    """Waits for this thread's write-behind commits, if any are under way, and raises what refused them
+    (once). ``connection``: a write that depends on nothing the commits write is about to go on it: waits
+    only if they write on that connection too (one connection is one transaction at a time)."""
+    pending: _Chain | None = getattr(_BEHIND, "pending", None)
+    if pending is None or (connection is not None and not any(c is connection for c in pending.connections)):
         return
     _BEHIND.pending = None
-    future, wrap = pending
-    error = future.exception()
+    error = pending.future.exception()
     if error is not None:
-        raise wrap(error) from None
+        raise error
 
 
 @contextmanager
 def kept_transaction(connection: Any, dialect: Dialect, wrap: Callable[[BaseException], BaseException],
                      current: Callable[[_Cursor | None], None]) -> Iterator[_Cursor]:
     """A write-only transaction whose statements are kept and committed behind the caller's back (see
-    _BEHIND) when its body ends without an error (else nothing was sent). ``current``: told the open
-    transaction's cursor, then None (for writers that join it). ``wrap``: the database's error as raised."""
-    settle_writes()
+    _BEHIND), after the thread's commits under way, when its body ends without an error (else nothing was
+    sent). ``current``: told the open transaction's cursor, then None (for writers that join it). ``wrap``:
+    the database's error as raised."""
+    _refused_already()
     kept = _KeptStatements()
     cursor = _Cursor(kept, dialect)
     current(cursor)
@@ -428,7 +481,12 @@ def kept_transaction(connection: Any, dialect: Dialect, wrap: Callable[[BaseExce
         yield cursor
     finally:
         current(None)
-    _BEHIND.pending = (_COMMITTERS.submit(_commit_kept, connection, kept.kept), wrap)
+    pending: _Chain | None = getattr(_BEHIND, "pending", None)
+    previous = pending.future if pending is not None else None
+    connections = pending.connections if pending is not None else ()
+    if not any(c is connection for c in connections):
+        connections = (*connections, connection)
+    _BEHIND.pending = _Chain(_commit_after(previous, connection, kept.kept, wrap), connections)
 
 
 class _Cursor:

@@ -187,13 +187,23 @@ class PostIssuance:
                     self._record("card claimed", "refused", f"request {holder} is serving {cin}")
                     raise RequestRefused(f"card {cin} is being served by request {holder}: try again after it")
                 claimed = True
-                self._write_noted()  # the steps so far (committed behind, on a serve process's connection)
+                # the steps noted so far go with the next step's commit: the reads before that (the owed PIN
+                # steps, the card's keys) wait for no commit of theirs
                 outcome = self._serve(kms, transport, request.action, request.target or "", cin)
-                # the commits behind waited for here (the request's end waits for them anyway): one refused
-                # after the card's last command then fails the request and frees the card
+                # the last step, the card free again and the request's end: one commit (one batch), made
+                # after the steps' commits behind and waited for here, in the try: any of them refused
+                # (after the card's last command) fails the request and frees the card
+                with self.db.transaction(write_only=True):
+                    self._record("record", "ok", outcome)
+                    self.db.release_card(cin, self.request_id)
+                    self.db.finish_request(self.request_id, "done", outcome, cin)
                 settle_writes()
         except BaseException as exc:
             reason = str(exc) or type(exc).__name__
+            try:  # the commits behind ended first: one refused as well loses its records, and this error is told
+                settle_writes()
+            except CardsuiteError:
+                pass
             if claimed:  # a commit of its own: the card is free even when the records below are refused
                 self.db.release_card(cin, self.request_id)  # type: ignore[arg-type]
             with self.db.transaction():  # the last step and the request's end: one commit
@@ -205,10 +215,6 @@ class PostIssuance:
             if self._opened is not None:
                 self._opened.close()
                 self.inventory = self._opened = None
-        with self.db.transaction():  # the last step, the card free again and the request's end: one commit
-            self._record("record", "ok", outcome)
-            self.db.release_card(cin, self.request_id)
-            self.db.finish_request(self.request_id, "done", outcome, cin)
         return cin, outcome
 
     def _identify(self, transport: Transport) -> str:
@@ -355,7 +361,8 @@ class PostIssuance:
             # the card no longer takes the one-time PIN ([ISO 7816-4] 63Cx: a wrong PIN): the cardholder
             # replaced it in a run whose answer was lost (the one-time PIN has no further use)
             detail = f"chosen before: the card refuses the one-time PIN ({sw:04X})"
-        with self.db.transaction():  # the step, and its nonce forgotten: one commit
+        # the step, and its nonce forgotten: one commit, behind (the request's end, next, waits for it)
+        with self.db.transaction(write_only=True):
             self._record("cardholder PIN", "ok", detail)
             self.db.forget_pin(cin, aid.hex().upper())
 
