@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cardsuite.deploy.deployer import Deployer, DeployOptions
-from cardsuite.deploy.inventory import Inventory, InventoryError, settle_writes
+from cardsuite.deploy.inventory import Inventory, InventoryError
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.gp.client import Application, CardContents, LoadFile
 from cardsuite.gp.guard import BrickGuard
@@ -113,8 +113,7 @@ def test_write_behind_commits_while_the_caller_goes_on_and_its_next_operation_wa
     advisory lock its trigger waits for: an inventory committing at once would time out); the thread's next
     read, on any connection, waits for the commit and so reads it. One made while a commit is under way is
     committed after it without the caller waiting; a refused commit is raised by the next read, once, and
-    nothing made after it is committed; a write on another connection that depends on none of it
-    (settle_writes(connection)) does not wait; close waits for the last one."""
+    nothing made after it is committed; close waits for the last one."""
     import psycopg
 
     lock = 4242
@@ -131,7 +130,6 @@ def test_write_behind_commits_while_the_caller_goes_on_and_its_next_operation_wa
             behind.record_event("cplc:1", "load", "ok", "first")
             behind.record_event("cplc:1", "load", "ok", "second")  # the first still under way: chained
             seen = holder.execute("SELECT COUNT(*) FROM inv_events").fetchone()
-            settle_writes(reader._db)  # another connection, for a write of its own: no wait (the lock holds)
             holder.execute(f"SELECT pg_advisory_unlock({lock})")
             assert seen == (0,)  # returned, not committed yet
             assert [e.target for e in reader.events("cplc:1")] == ["first", "second"]  # the read waited

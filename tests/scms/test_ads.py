@@ -169,6 +169,53 @@ def test_the_wallet_is_personalised_and_its_pin_chosen_where_the_card_is(scms: S
         assert secret.encode().hex().upper() not in text and secret not in text
 
 
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+def test_the_owed_pin_step_is_durable_before_the_wallet_changes(
+        scms: System, project: Project, card: SimulatorTransport, empty_url: str) -> None:
+    """Committed behind (a serve process's connections), the PIN step owed ahead of the personalisation is
+    written while the wallet's state is read, and committed before the issuer's first command to the wallet
+    (its EXTERNAL AUTHENTICATE): a server lost from there on leaves the owed step for the next request."""
+    import psycopg
+
+    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
+    db = one.database(write_behind=True)
+    db.create()
+    Inventory(empty_url, station="scms-init").close()
+    cin = card_identity(card)
+    db.upsert_card(cin, "OP_READY")
+    # the owed step's commit held back a while: the wallet's first change must wait for it, not overtake it
+    db.execute("CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$ "
+               "LANGUAGE plpgsql")
+    db.execute("CREATE TRIGGER slow BEFORE INSERT ON scms_owed_pins FOR EACH ROW EXECUTE FUNCTION slow()")
+    owed_then: list[int] = []
+    wallet_selected = False
+    real = card.transmit_raw
+
+    def looks(command: bytes) -> bytes:
+        nonlocal wallet_selected
+        if command[1] == 0xA4 and WALLET_AID in command:
+            wallet_selected = True
+        elif wallet_selected and command[1] == 0x82 and not owed_then:  # the issuer channel's EXTERNAL AUTHENTICATE
+            with psycopg.connect(empty_url) as other:
+                owed_then.append(other.execute("SELECT COUNT(*) FROM scms_owed_pins").fetchone()[0])
+        return real(command)
+
+    card.transmit_raw = looks  # type: ignore[method-assign]
+    request = db.new_request("test-terminal", "install", "wallet-sim")
+
+    def at_the_terminal(aid: bytes, initial_pin: str, puk: str) -> str:
+        set_cardholder_pin(card, aid, initial_pin, lambda _puk: CHOSEN_PIN, puk)
+        return "chosen at the test's terminal"
+
+    with Inventory(empty_url, write_behind=True) as ads_inventory:
+        PostIssuance(one, db, project, request, cardholder_pin=at_the_terminal, inventory=ads_inventory).run(card)
+    card.transmit_raw = real  # type: ignore[method-assign]
+    assert owed_then == [1]  # written and committed before the wallet changed
+    assert db.request(request).state == "done"  # type: ignore[union-attr]
+    assert db.owed_pins(cin) == {}  # the PIN step done: forgotten
+    db.close()
+
+
 def _wallet_request(scms: System, project: Project, card: SimulatorTransport, cin: str,
                     pin_step) -> tuple[Database, int, PostIssuance]:  # noqa: ANN001 - an ads.CardholderPin
     db = scms.database()

@@ -314,6 +314,10 @@ class DeployOptions:
     wallet_db: Path | None = None
     progress: Progress | None = None
     before_step: StepHook | None = None  # may raise DeployInterrupted
+    # in a personalisation step, once the personaliser has read the card and before its first command that
+    # changes it: where a write-ahead begun in before_step must be durable (the SCMS's owed PIN step, committed
+    # while the card's state is read)
+    before_personalising: Callable[[], None] | None = None
     # step, outcome ("ok", "skipped"); for a step done, called inside the inventory's transaction of its event:
     # a writer to the same database may join it (Inventory.current), one commit for both
     after_step: Callable[[Step, str], None] | None = None
@@ -668,7 +672,7 @@ class Deployer:
     def _personalise(self, inst: InstanceNeed) -> str:
         personaliser = self._personaliser(inst)
         self.gp.end_session()  # selecting the application ends the card manager's secure channel
-        return personaliser.personalise(self.transport)
+        return personaliser.personalise(self.transport, before_changes=self.options.before_personalising)
 
 
 def _load_detail(cap: Cap, blocks: int) -> str:

@@ -354,25 +354,17 @@ def write_batch(connection: Any, batched: bool) -> AbstractContextManager[object
 
 # -- write-behind (PostgreSQL, for a connection opened with write_behind=True)
 # A write-only transaction is kept as its statements and committed (one batch, write_batch) by a thread of its
-# own while the caller goes on; one made while the thread's previous commit is still under way is committed
-# after it by the same chain (the caller does not wait for the first: 2026-12-03, a lone post-issuance waited
-# ~3 ms so for the deploy's records before the loads went). The caller's next read, or a write that may depend
-# on what the chain writes, on any connection of its thread, waits for the chain first and raises what
-# refused it. So a thread's transactions stay durable in the order it made them (none after a refused one is
-# committed) and it reads its own writes; only the wait moves, from the end of the transaction to the next
-# operation that needs it. The ADS: a step's records are committed while the terminal runs the next step's
-# commands, not before they go out (2026-12-03: 14 commits and their rows, ~15 ms of a lone ~130 ms).
-_BEHIND = threading.local()  # .pending: _Chain of this thread, or None
+# own while the caller goes on; one made while the thread's commits are still under way is committed after
+# them, in a chain (the caller does not wait). Any other operation of the thread (a read, a statement, a
+# transaction committed at once), on any connection, waits for the chain first and raises what refused it.
+# So a thread's transactions stay durable in the order it made them (none after a refused one is committed)
+# and it reads its own writes; only the wait moves, from the end of the transaction to the next operation
+# that needs it. The ADS: a step's records are committed while the terminal runs the next step's commands, not
+# before they go out (2026-12-03: 14 commits and their rows, ~15 ms of a lone post-issuance's ~130 ms).
+# .pending: this thread's last commit under way (a future that ends after those before it and raises what
+# refused any of them), or None
+_BEHIND = threading.local()
 _COMMITTERS = ThreadPoolExecutor(max_workers=64, thread_name_prefix="write-behind")  # one per writing thread
-
-
-@dataclass(frozen=True)
-class _Chain:
-    """A thread's commits under way: the last one's future (which ends after those before it, raising what
-    refused any of them) and the connections the chain writes on."""
-
-    future: Future
-    connections: tuple[Any, ...]
 
 
 class _KeptStatements:
@@ -444,24 +436,20 @@ def _commit_after(previous: Future | None, connection: Any, kept: list[tuple[str
 
 
 def _refused_already() -> None:
-    """Raises (once) what refused this thread's commit chain, if it has ended so; never waits."""
-    pending: _Chain | None = getattr(_BEHIND, "pending", None)
-    if pending is not None and pending.future.done():
-        _BEHIND.pending = None
-        error = pending.future.exception()
-        if error is not None:
-            raise error
+    """Raises (once) what refused this thread's commits, if they have ended so; never waits."""
+    pending: Future | None = getattr(_BEHIND, "pending", None)
+    if pending is not None and pending.done():
+        settle_writes()
 
 
-def settle_writes(connection: Any | None = None) -> None:
+def settle_writes() -> None:
     """Waits for this thread's write-behind commits, if any are under way, and raises what refused them
-    (once). ``connection``: a write that depends on nothing the commits write is about to go on it: waits
-    only if they write on that connection too (one connection is one transaction at a time)."""
-    pending: _Chain | None = getattr(_BEHIND, "pending", None)
-    if pending is None or (connection is not None and not any(c is connection for c in pending.connections)):
+    (once)."""
+    pending: Future | None = getattr(_BEHIND, "pending", None)
+    if pending is None:
         return
     _BEHIND.pending = None
-    error = pending.future.exception()
+    error = pending.exception()
     if error is not None:
         raise error
 
@@ -481,12 +469,7 @@ def kept_transaction(connection: Any, dialect: Dialect, wrap: Callable[[BaseExce
         yield cursor
     finally:
         current(None)
-    pending: _Chain | None = getattr(_BEHIND, "pending", None)
-    previous = pending.future if pending is not None else None
-    connections = pending.connections if pending is not None else ()
-    if not any(c is connection for c in connections):
-        connections = (*connections, connection)
-    _BEHIND.pending = _Chain(_commit_after(previous, connection, kept.kept, wrap), connections)
+    _BEHIND.pending = _commit_after(getattr(_BEHIND, "pending", None), connection, kept.kept, wrap)
 
 
 class _Cursor:

@@ -25,9 +25,11 @@ class Personaliser(Protocol):
         which writes nothing anywhere (not even a database migration)."""
         ...
 
-    def personalise(self, transport: Transport) -> str:
+    def personalise(self, transport: Transport, *, before_changes: Callable[[], None] | None = None) -> str:
         """Personalises the instance, or finishes a personalisation stopped part-way; the step's detail.
-        Crash-safe: run again after an interruption anywhere, it finishes the job."""
+        Crash-safe: run again after an interruption anywhere, it finishes the job. ``before_changes``: called
+        once what the card holds is read, before the first command that changes it (may raise: then nothing
+        changed)."""
         ...
 
 

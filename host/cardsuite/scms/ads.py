@@ -433,15 +433,22 @@ class PostIssuance:
 
         def before(step: Step) -> None:
             # the steps noted (the secure channel opened) written before the step goes out, not with it: a
-            # relay's loads and installs are one long run, and a server lost during it keeps them
-            # (committed behind, while the terminal runs it)
-            if self._noted:
+            # relay's loads and installs are one long run, and a server lost during it keeps them; ahead of a
+            # personalisation, in the same commit, the PIN step it will owe. Committed behind, while the
+            # terminal runs the step: the owed PIN step is durable before the personaliser's first change
+            # (before_personalising waits for it), not before the wallet's state is read
+            personalising = step.action == "personalise"
+            if not (self._noted or personalising):
+                return
+            with self.db.transaction(write_only=True):
                 self._write_noted()
-            if step.action == "personalise":  # the PIN step owed ahead of the one-time PIN set
-                self.db.owe_pin(cin, step.aid_hex, nonce, self.request_id)
+                if personalising:
+                    self.db.owe_pin(cin, step.aid_hex, nonce, self.request_id)
+            if personalising:
                 owed.setdefault(step.aid_hex, nonce)
 
         options = DeployOptions(keys=self._keys(kms, cin), before_step=before, after_step=after, env=env,
+                                before_personalising=settle_writes,
                                 progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step,
                                 identified=self._identified, secure=True)

@@ -241,15 +241,13 @@ class Database:
         return exc
 
     @contextmanager
-    def _statement(self, *, independent: bool = False) -> Iterator[Cursor]:
+    def _statement(self) -> Iterator[Cursor]:
         """One statement: a part of the open transaction, else a transaction of its own as the database
-        runs it (autocommit: one round trip on PostgreSQL, where BEGIN and COMMIT around it made three).
-        ``independent``: a write that depends on nothing the thread's commits under way write: it waits for
-        them only when they are on this connection (inventory.settle_writes)."""
+        runs it (autocommit: one round trip on PostgreSQL, where BEGIN and COMMIT around it made three)."""
         if self._current is not None:
             yield self._current
             return
-        settle_writes(self._db if independent else None)
+        settle_writes()
         cursor = Cursor(self._db.cursor(), self.dialect)
         try:
             yield cursor
@@ -262,8 +260,8 @@ class Database:
         with self._statement() as cur:
             return cur.fetchall(sql, args)
 
-    def execute(self, sql: str, args: Sequence[object] = (), *, independent: bool = False) -> int:
-        with self._statement(independent=independent) as cur:
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        with self._statement() as cur:
             return cur.execute(sql, args)
 
     def insert(self, sql: str, args: Sequence[object] = ()) -> int:
@@ -399,11 +397,9 @@ class Database:
             "SELECT aid, nonce FROM scms_owed_pins WHERE cin = ? ORDER BY created_at", (cin,))}
 
     def owe_pin(self, cin: str, aid: str, nonce: str, request_id: int) -> None:
-        """Written ahead of the personalisation (which sets the one-time PIN), committed when this returns:
-        a nonce owed already stays. Not held up by the step records committed behind on another connection
-        (2026-12-03: ~4 ms a post-issuance waiting for the loads' records)."""
+        """Written ahead of the personalisation (which sets the one-time PIN): a nonce owed already stays."""
         self.execute("INSERT INTO scms_owed_pins (cin, aid, nonce, request_id, created_at) VALUES (?, ?, ?, ?, ?) "
-                     "ON CONFLICT (cin, aid) DO NOTHING", (cin, aid, nonce, request_id, time.time()), independent=True)
+                     "ON CONFLICT (cin, aid) DO NOTHING", (cin, aid, nonce, request_id, time.time()))
 
     def forget_pin(self, cin: str, aid: str) -> None:
         """The PIN step done (or its instance gone): the nonce deleted, so the one-time PIN and PUK can no

@@ -106,8 +106,10 @@ class WalletPersonaliser:
                        f"{spec.limits.max_payment}/{spec.limits.step_up}")
 
     # -- the step
-    def personalise(self, transport: Transport) -> str:
-        """Issues the card, or finishes one whose personalisation stopped part-way; the step's detail."""
+    def personalise(self, transport: Transport, *, before_changes: Callable[[], None] | None = None) -> str:
+        """Issues the card, or finishes one whose personalisation stopped part-way; the step's detail.
+        ``before_changes``: called after the wallet's state is read, before the issuer's first command."""
+        ready = before_changes or (lambda: None)
         spec = self.spec
         if spec.issuer_secret == "development":
             if not self.simulated:
@@ -129,6 +131,7 @@ class WalletPersonaliser:
             issuer = Issuer(registry, issuer_secret, spec.iin)
             pending = issuer.pending_on(self.chip, self.instance)
             if pending is not None:  # a run stopped between the record and the card's activation
+                ready()
                 issuer.complete(client, pending, transport_keys, pin=pin, puk=puk)
                 return (f"card {pending.masked}, account {pending.account_id} in {db} "
                         "(finished a personalisation stopped part-way)")
@@ -142,6 +145,7 @@ class WalletPersonaliser:
                     "Deploy with --wallet-db pointing at the database that issued it; if none has it, nobody "
                     "holds its keys: delete the instance (cardsuite gp delete AID) and deploy again to issue it "
                     "afresh")
+            ready()
             issued = issuer.issue(client, transport_keys, holder=spec.holder, limits=spec.limits, pin=pin, puk=puk,
                                   chip=self.chip, selected=state, challenged=challenged)
         return f"card {issued.masked}, account {issued.account_id} in {db}"
