@@ -23,6 +23,8 @@ from tests.scms.conftest import card_identity
 
 CHOSEN_PIN = "2468"  # the cardholder's, in the test only
 ISO_APPLET = bytes.fromhex("0011223344552001")  # the manifest's IsoApplet instance
+# a step record the database refuses (a _trigger's body)
+REFUSE_ISOCMD = "IF NEW.name = 'load isocmd' THEN RAISE EXCEPTION 'the test refuses this step'; END IF;"
 
 
 def _serve(scms: System, project: Project, card: SimulatorTransport, action: str, target: str):
@@ -30,6 +32,25 @@ def _serve(scms: System, project: Project, card: SimulatorTransport, action: str
     request = db.new_request("test-terminal", action, target)
     ads = PostIssuance(scms, db, project, request)
     return db, request, ads
+
+
+def _one_database(scms: System, url: str, card: SimulatorTransport, state: str, *,
+                  write_behind: bool) -> tuple[System, Database, str]:
+    """The SCMS with the inventory in its own PostgreSQL database (a fleet's), made, and the card known to the
+    CMS in ``state``: the system, its database (``write_behind``: as a serve process's) and the card's CIN."""
+    one = dataclasses.replace(scms, database_url=url, inventory_url=url)
+    db = one.database(write_behind=write_behind)
+    db.create()
+    Inventory(url, station="scms-init").close()
+    cin = card_identity(card)
+    db.upsert_card(cin, state)
+    return one, db, cin
+
+
+def _trigger(db: Database, name: str, table: str, body: str) -> None:
+    """A row trigger on ``table`` running ``body`` (PL/pgSQL) before each insert: a fault the test makes."""
+    db.execute(f"CREATE FUNCTION {name}() RETURNS trigger AS $$ BEGIN {body} RETURN NEW; END $$ LANGUAGE plpgsql")
+    db.execute(f"CREATE TRIGGER {name} BEFORE INSERT ON {table} FOR EACH ROW EXECUTE FUNCTION {name}()")
 
 
 def test_install_from_the_catalogue_through_the_token(scms: System, project: Project, card: SimulatorTransport) -> None:
@@ -177,16 +198,9 @@ def test_the_owed_pin_step_is_durable_before_the_wallet_changes(
     (its EXTERNAL AUTHENTICATE): a server lost from there on leaves the owed step for the next request."""
     import psycopg
 
-    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
-    db = one.database(write_behind=True)
-    db.create()
-    Inventory(empty_url, station="scms-init").close()
-    cin = card_identity(card)
-    db.upsert_card(cin, "OP_READY")
+    one, db, cin = _one_database(scms, empty_url, card, "OP_READY", write_behind=True)
     # the owed step's commit held back a while: the wallet's first change must wait for it, not overtake it
-    db.execute("CREATE FUNCTION slow() RETURNS trigger AS $$ BEGIN PERFORM pg_sleep(0.3); RETURN NEW; END $$ "
-               "LANGUAGE plpgsql")
-    db.execute("CREATE TRIGGER slow BEFORE INSERT ON scms_owed_pins FOR EACH ROW EXECUTE FUNCTION slow()")
+    _trigger(db, "slow", "scms_owed_pins", "PERFORM pg_sleep(0.3);")
     owed_then: list[int] = []
     wallet_selected = False
     real = card.transmit_raw
@@ -377,15 +391,8 @@ def test_a_step_and_its_inventory_event_are_written_together_on_one_database(
     Committed behind (a serve process's connections), the refusal is known a step or more later (the
     commits made while it was under way are chained after it, and none is committed): the load after the
     refused one ran, and the next request finds it done."""
-    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
-    db = one.database(write_behind=write_behind)
-    db.create()
-    Inventory(empty_url, station="scms-init").close()
-    cin = card_identity(card)
-    db.upsert_card(cin, "SECURED")
-    db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.name = 'load isocmd' THEN "
-               "RAISE EXCEPTION 'the test refuses this step'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
-    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON scms_steps FOR EACH ROW EXECUTE FUNCTION refuse()")
+    one, db, cin = _one_database(scms, empty_url, card, "SECURED", write_behind=write_behind)
+    _trigger(db, "refuse", "scms_steps", REFUSE_ISOCMD)
     request = db.new_request("test-terminal", "install", "isoapplet")
     with Inventory(empty_url, write_behind=write_behind) as ads_inventory, \
             pytest.raises(CardsuiteError, match="the test refuses this step"):
@@ -424,15 +431,9 @@ def test_the_deploys_last_record_refused_fails_the_request_and_frees_the_card(
     """The deployer's last record (its deploy event, after the card's last command) refused: committed
     behind, the refusal is known only when the request ends, and still fails the request (not left running)
     and frees the card, so that the next request finishes the job."""
-    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
-    db = one.database(write_behind=write_behind)
-    db.create()
-    Inventory(empty_url, station="scms-init").close()
-    cin = card_identity(card)
-    db.upsert_card(cin, "OP_READY")
-    db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.action = 'deploy' AND NEW.outcome = "
-               "'ok' THEN RAISE EXCEPTION 'the test refuses this event'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
-    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON inv_events FOR EACH ROW EXECUTE FUNCTION refuse()")
+    one, db, cin = _one_database(scms, empty_url, card, "OP_READY", write_behind=write_behind)
+    _trigger(db, "refuse", "inv_events", "IF NEW.action = 'deploy' AND NEW.outcome = 'ok' THEN "
+             "RAISE EXCEPTION 'the test refuses this event'; END IF;")
     request = db.new_request("test-terminal", "install", "isoapplet")
     with Inventory(empty_url, write_behind=write_behind) as ads_inventory, \
             pytest.raises(CardsuiteError, match="the test refuses this event"):
@@ -456,15 +457,8 @@ def test_a_link_lost_while_a_refused_commit_is_behind_still_ends_the_request(
     ended: perhaps after the next steps), and the link lost at the next package's load. The request ends
     failed with the first of the two known (not left running by the second), the card is freed, and the
     next request finishes the card."""
-    one = dataclasses.replace(scms, database_url=empty_url, inventory_url=empty_url)
-    db = one.database(write_behind=True)
-    db.create()
-    Inventory(empty_url, station="scms-init").close()
-    cin = card_identity(card)
-    db.upsert_card(cin, "SECURED")
-    db.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.name = 'load isocmd' THEN "
-               "RAISE EXCEPTION 'the test refuses this step'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
-    db.execute("CREATE TRIGGER refuse BEFORE INSERT ON scms_steps FOR EACH ROW EXECUTE FUNCTION refuse()")
+    one, db, cin = _one_database(scms, empty_url, card, "SECURED", write_behind=True)
+    _trigger(db, "refuse", "scms_steps", REFUSE_ISOCMD)
     sent = {"loads begun": 0}
     real = card.transmit_raw
 
