@@ -191,9 +191,14 @@ def serve(system: System, project: Project, host: str, port: int) -> None:
     # loop "auto": uvloop, which the scms extra installs (its TLS and thread wake-ups cost the relay less than
     # asyncio's: 2026-12-03, one server of each side by side, 20 lone post-issuances each, twice with the two
     # swapped: p50 141.7 against 149.0 ms, 182.2 against 186.7 ms)
+    # ws_per_message_deflate off (RFC 7692 compression, which the agent offers): it cost this process ~2-4 ms
+    # of CPU a post-issuance, mostly the LOAD run's message, and the lone terminal's request ~2.5 ms
+    # (2026-12-03, two servers side by side, 40 lone post-issuances each: 43.8 against 46.2 ms outside the
+    # card, 29.0 against 31.2 ms of server CPU). What it would save on a slow link (~30 KB of hex a LOAD run,
+    # tens of milliseconds at a few Mbit/s) is small beside a real card's seconds of LOAD.
     config = uvicorn.Config(Server(system, project).app(), host=host, port=port, ssl_certfile=str(system.server_cert),
                             ssl_keyfile=str(system.server_key), log_level="warning", ws="websockets-sansio",
-                            ws_ping_timeout=PING_TIMEOUT, loop="auto")
+                            ws_ping_timeout=PING_TIMEOUT, ws_per_message_deflate=False, loop="auto")
     config.load()
     assert config.ssl is not None
     config.ssl.minimum_version = ssl.TLSVersion.TLSv1_3
