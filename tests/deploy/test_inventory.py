@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from cardsuite.deploy.deployer import Deployer, DeployOptions
-from cardsuite.deploy.inventory import Inventory, InventoryError
+from cardsuite.deploy.inventory import COPY_FROM_ROWS, Inventory, InventoryError, settle_writes
 from cardsuite.deploy.profiles import load_card_profile
 from cardsuite.gp.client import Application, CardContents, LoadFile
 from cardsuite.gp.guard import BrickGuard
@@ -105,6 +105,47 @@ def test_a_deploy_recorded_in_postgresql(postgres_url: str, project: Project, tm
 def test_bad_urls(url: str, message: str) -> None:
     with pytest.raises(InventoryError, match=message):
         Inventory(url)
+
+
+_EVENT = "INSERT INTO inv_events (card, at, station, action, target, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?)"
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("rows", [COPY_FROM_ROWS - 1, COPY_FROM_ROWS, 5 * COPY_FROM_ROWS])
+def test_write_behind_rows_land_whole_and_in_order_through_copy_or_executemany(empty_url: str, rows: int) -> None:
+    """Many rows of a plain INSERT committed behind go in as COPY (from COPY_FROM_ROWS on), fewer through
+    executemany: either way each row lands with its values as given (None, a fraction, text with a tab, a
+    newline and a backslash, COPY's own separators), between the statements before and after them, and one
+    row refused refuses the whole transaction."""
+    import psycopg
+
+    made = [(f"cplc:{i}", 1.25 + i, "bench", "load", "pkg\t\\x", "ok", None if i % 2 else "two\nlines")
+            for i in range(rows)]
+    with psycopg.connect(empty_url, autocommit=True) as other:
+        behind = Inventory(empty_url, write_behind=True)
+        try:
+            with behind.transaction(write_only=True) as cur:
+                cur.execute(_EVENT, ("cplc:first", 1.0, "bench", "load", "before", "ok", None))
+                cur.executemany(_EVENT, made)
+                cur.execute(_EVENT, ("cplc:last", 2.0, "bench", "load", "after", "ok", None))
+            settle_writes()
+            got = other.execute("SELECT card, at, station, action, target, outcome, detail FROM inv_events "
+                                "ORDER BY id").fetchall()
+            assert got[0][4] == "before" and got[-1][4] == "after"
+            assert got[1:-1] == made
+
+            other.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.card = 'cplc:0' THEN "
+                          "RAISE EXCEPTION 'the test refuses it'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
+            other.execute("CREATE TRIGGER refuse BEFORE INSERT ON inv_events FOR EACH ROW EXECUTE FUNCTION refuse()")
+            with behind.transaction(write_only=True) as cur:
+                cur.execute(_EVENT, ("cplc:first", 3.0, "bench", "load", "refused with the rows", "ok", None))
+                cur.executemany(_EVENT, made)
+            with pytest.raises(InventoryError, match="the test refuses it"):
+                settle_writes()
+            assert other.execute("SELECT COUNT(*) FROM inv_events").fetchone() == (rows + 2,)  # none of them
+            assert behind.idle()  # rolled back: the connection fit for the next user
+        finally:
+            behind.close()
 
 
 @pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)

@@ -12,6 +12,7 @@ schema is migrated on open (inventory_schema, cardsuite.deploy.migrations): its 
 
 from __future__ import annotations
 
+import re
 import socket
 import sqlite3
 import threading
@@ -388,14 +389,34 @@ class _KeptStatements:
         pass
 
 
+# Many rows of a plain INSERT go in as COPY … FROM STDIN, not executemany: an ADS step's APDU exchanges (2026-12-04,
+# 108 rows in one transaction: 0.36 against 1.49 ms of the committer's CPU, 0.89 against 1.77 ms). COPY cannot
+# go in a pipeline: the statements around it are sent in pipelines of their own, in order.
+_COPYABLE = re.compile(r"INSERT INTO (\w+) \(([\w, ]+)\) VALUES \(%s(?:, %s)*\)")
+COPY_FROM_ROWS = 16  # fewer go in the pipeline (a COPY is a round trip of its own)
+
+
 def _commit_kept(connection: Any, kept: list[tuple[str, Any, bool]]) -> None:
     cursor = connection.cursor()
-    try:
+
+    def pipelined(statements: list[tuple[str, Any, bool]]) -> None:
         with connection.pipeline():
-            cursor.execute("BEGIN")
-            for sql, args, many in kept:
+            for sql, args, many in statements:
                 (cursor.executemany if many else cursor.execute)(sql, args)
-            cursor.execute("COMMIT")
+
+    try:
+        batch: list[tuple[str, Any, bool]] = [("BEGIN", (), False)]
+        for sql, args, many in kept:
+            copyable = _COPYABLE.fullmatch(sql) if many and len(args) >= COPY_FROM_ROWS else None
+            if copyable is None:
+                batch.append((sql, args, many))
+                continue
+            pipelined(batch)
+            batch = []
+            with cursor.copy(f"COPY {copyable[1]} ({copyable[2]}) FROM STDIN") as rows:
+                for row in args:
+                    rows.write_row(row)
+        pipelined([*batch, ("COMMIT", (), False)])
     except BaseException:
         try:
             cursor.execute("ROLLBACK")
