@@ -127,12 +127,13 @@ def test_write_behind_rows_land_whole_and_in_order_through_copy_or_executemany(e
             with behind.transaction(write_only=True) as cur:
                 cur.execute(_EVENT, ("cplc:first", 1.0, "bench", "load", "before", "ok", None))
                 cur.executemany(_EVENT, made)
+                cur.executemany(_EVENT, made)  # two in a row: from COPY_FROM_ROWS on, two COPYs back to back
                 cur.execute(_EVENT, ("cplc:last", 2.0, "bench", "load", "after", "ok", None))
             settle_writes()
             got = other.execute("SELECT card, at, station, action, target, outcome, detail FROM inv_events "
                                 "ORDER BY id").fetchall()
             assert got[0][4] == "before" and got[-1][4] == "after"
-            assert got[1:-1] == made
+            assert got[1:-1] == made + made
 
             other.execute("CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN IF NEW.card = 'cplc:0' THEN "
                           "RAISE EXCEPTION 'the test refuses it'; END IF; RETURN NEW; END $$ LANGUAGE plpgsql")
@@ -142,7 +143,7 @@ def test_write_behind_rows_land_whole_and_in_order_through_copy_or_executemany(e
                 cur.executemany(_EVENT, made)
             with pytest.raises(InventoryError, match="the test refuses it"):
                 settle_writes()
-            assert other.execute("SELECT COUNT(*) FROM inv_events").fetchone() == (rows + 2,)  # none of them
+            assert other.execute("SELECT COUNT(*) FROM inv_events").fetchone() == (2 * rows + 2,)  # none of them
             assert behind.idle()  # rolled back: the connection fit for the next user
         finally:
             behind.close()

@@ -411,8 +411,9 @@ def _commit_kept(connection: Any, kept: list[tuple[str, Any, bool]]) -> None:
             if copyable is None:
                 batch.append((sql, args, many))
                 continue
-            pipelined(batch)
-            batch = []
+            if batch:  # an empty pipeline would still cost a round trip (its sync)
+                pipelined(batch)
+                batch = []
             with cursor.copy(f"COPY {copyable[1]} ({copyable[2]}) FROM STDIN") as rows:
                 for row in args:
                     rows.write_row(row)
