@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from cardsuite.project import Project
 from cardsuite.tlv import parse_tlv
-from cardsuite.tooling.cap import LOAD_ORDER, CapError, read_cap, read_components
+from cardsuite.tooling.cap import LOAD_ORDER, CapCache, CapError, read_cap, read_components
 from cardsuite.tooling.manifest import load_manifest
 from support import ECHO_AID, ECHO_PACKAGE_AID
 
@@ -99,6 +99,24 @@ def test_every_built_cap_matches_the_manifest() -> None:
         suite = {p.aid for p in manifest.packages}
         imported = {p.aid for p in cap.imports if p.aid in suite}
         assert imported == {manifest.package(name).aid for name in package.imports}, path.name
+
+
+def test_the_cache_reads_a_cap_once_and_again_when_it_is_rebuilt(tmp_path: Path) -> None:
+    """The SCMS server's CapCache: the same Cap while the file is unchanged, the new one once it is replaced
+    (another package in its place), and read_cap's own error once it is gone."""
+    path = tmp_path / "app.cap"
+    path.write_bytes(ECHO.read_bytes())
+    cache = CapCache()
+    first = cache.read(path)
+    assert first.package_aid == ECHO_PACKAGE_AID
+    assert cache.read(path) is first
+    path.write_bytes((FIXTURES / "isofs.cap").read_bytes())
+    rebuilt = cache.read(path)
+    assert rebuilt.package_aid == read_cap(FIXTURES / "isofs.cap").package_aid != ECHO_PACKAGE_AID
+    assert cache.read(path) is rebuilt
+    path.unlink()
+    with pytest.raises(CapError):
+        cache.read(path)
 
 
 # ---------------------------------------------------------------- malformed

@@ -17,6 +17,7 @@ from cardsuite.scms.db import Database
 from cardsuite.scms.system import ISSUER_MASTER, PIN_KEY, KeySetConfig, System
 from cardsuite.sim.bridge import DEVELOPMENT_KEY
 from cardsuite.sim.inprocess import SimulatorTransport
+from cardsuite.tooling.cap import read_cap
 from cardsuite.wallet.card import WALLET_AID, WalletClient, WalletLifeCycle
 
 from tests.scms.conftest import card_identity
@@ -57,8 +58,11 @@ def test_install_from_the_catalogue_through_the_token(scms: System, project: Pro
     cin = card_identity(card)
     db, request, ads = _serve(scms, project, card, "install", "isoapplet")
     db.upsert_card(cin, "SECURED")
+    read: list[str] = []  # the CAPs loaded come through the caller's reader (a serve process's CapCache)
+    ads.read_cap = lambda path: read.append(path.stem) or read_cap(path)
     got, outcome = ads.run(card)
     assert got == cin
+    assert sorted(read) == ["isoapplet", "isocmd", "isofs"], read
     record = db.request(request)
     assert record is not None and record.state == "done", record
     steps = [name for _, name, outcome, _ in db.steps(request) if outcome == "ok"]

@@ -90,7 +90,7 @@ class PackageNeed:
     def cap_path(self) -> Path | None:
         return next((p for p in self.cap_candidates if p.is_file()), None)
 
-    def read(self) -> Cap:
+    def read(self, reader: Callable[[Path], Cap] = read_cap) -> Cap:
         path = self.cap_path
         if path is None:
             looked = ", ".join(str(p) for p in self.cap_candidates)
@@ -98,7 +98,7 @@ class PackageNeed:
                    "invoke build" if self.spec is not None else "give the path of an existing CAP file")
             raise DeployError(f"the CAP file of package {self.name} ({self.aid.hex().upper()}) is missing "
                               f"(looked for {looked}); {how}")
-        cap = read_cap(path)
+        cap = reader(path)
         if cap.package_aid != self.aid:
             raise DeployError(f"{path} holds package {cap.package_aid.hex().upper()}, not {self.name} "
                               f"({self.aid.hex().upper()})")
@@ -328,6 +328,7 @@ class DeployOptions:
     # card data when read), the ISD selected: the deploy does not read them again (the SCMS's ADS: two round
     # trips less)
     identified: tuple[str, Cplc | None, dict[str, str] | None] | None = None
+    read_cap: Callable[[Path], Cap] = read_cap  # a server's CapCache.read: the CAPs kept between deploys
     # the card's life cycle taken on to SECURED once its loads and installs are done, before the
     # personalisations (a step of the plan: the SCMS's ADS issues the cards it serves)
     secure: bool = False
@@ -584,7 +585,7 @@ class Deployer:
         for step in steps:
             if step.action == "load":
                 assert step.package is not None
-                cap = step.package.read()
+                cap = step.package.read(self.options.read_cap)
                 parts.append(self.gp.load_cap_part(cap))
                 loads.append((step.package.name, len(parts[-1].commands) - 1))
                 details.append(_load_detail(cap, loads[-1][1]))
@@ -663,7 +664,7 @@ class Deployer:
         return self._personalise(step.instance)
 
     def _load(self, need: PackageNeed) -> str:
-        cap = need.read()
+        cap = need.read(self.options.read_cap)
         self._authenticate()
         progress = self.options.progress
         blocks = self.gp.load_cap(cap, progress=(lambda d, t: progress(need.name, d, t)) if progress else None)

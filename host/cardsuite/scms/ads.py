@@ -45,6 +45,7 @@ from cardsuite.scms.kms import Kms, KmsError, TokenCardKeys, TokenKeySet
 from cardsuite.scms.putkey import put_token_keys
 from cardsuite.scms.schema import PIN_KEY_LOCK
 from cardsuite.scms.system import PIN_KEY, System
+from cardsuite.tooling.cap import Cap, read_cap
 from cardsuite.trace import Trace, TraceEntry
 from cardsuite.transport.base import Transport
 
@@ -110,6 +111,7 @@ class PostIssuance:
     _noted: list[tuple] = field(default_factory=list)  # steps to be written with the next one (_note)
     _one_time: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # nonce -> PIN, PUK
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
+    read_cap: Callable[[Path], Cap] = read_cap  # the caller's CapCache.read (a serve process's), else from disk
     # the card's identity, CPLC and card data, read by _identify (DeployOptions.identified)
     _identified: tuple[str, Cplc | None, dict[str, str] | None] | None = None
     _opened: Inventory | None = None
@@ -451,7 +453,7 @@ class PostIssuance:
                                 before_personalising=settle_writes,
                                 progress=blocks,
                                 wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step,
-                                identified=self._identified, secure=True)
+                                identified=self._identified, secure=True, read_cap=self.read_cap)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:
             result = deployer.run()

@@ -40,6 +40,7 @@ from cardsuite.scms.relay import (
     with_progress,
 )
 from cardsuite.scms.system import System, terminal_for_token
+from cardsuite.tooling.cap import CapCache
 
 # ADS runs at once per serve process; a request beyond them waits, its terminal linked (accepted, then silent).
 # More do not serve more: the work is CPU-bound (2 cores, 50 terminals, two serve processes, 2026-12-02: 64 at
@@ -59,6 +60,7 @@ class Server:
     databases: Pool[Database] = field(init=False)  # the links' connections
     inventories: Pool[Inventory] = field(init=False)  # the ADS's
     workers: ThreadPoolExecutor = field(init=False)  # the ADS runs
+    caps: CapCache = field(init=False, default_factory=CapCache)  # the catalogue's CAP files, read once
 
     def __post_init__(self) -> None:
         # the ADS's write-only transactions committed while the terminal works (inventory.settle_writes)
@@ -125,7 +127,8 @@ class Server:
 
         relay = RelayTransport(send, atr, name=f"terminal {terminal}")
         # the ADS's thread takes the link's connection: the loop needs it no more until the job has ended
-        ads = PostIssuance(self.system, db, self.project, request_id, progress=lines.append)
+        ads = PostIssuance(self.system, db, self.project, request_id, progress=lines.append,
+                           read_cap=self.caps.read)
         await websocket.send_text(Message("accepted", 0, {"request": request_id}).encode())
 
         def run() -> Message:

@@ -10,6 +10,7 @@ JCVM specification (section 6.2, "installation order") and GlobalPlatform Card S
 
 from __future__ import annotations
 
+import threading
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,3 +192,29 @@ def read_cap(path: Path | str) -> Cap:
     applets = _parse_applets(path, components["Applet"]) if "Applet" in components else ()
     imports = _parse_imports(path, components["Import"])
     return Cap(path, path.stat().st_size, components, version, package, applets, imports)
+
+
+class CapCache:
+    """CAP files read once and kept while the file is unchanged (its size, modification time and inode): a
+    long-running process, the SCMS server, would otherwise read and parse the same CAPs for every request
+    (~1.4 ms of one lone post-issuance's CPU, 2026-12-04). A CAP rebuilt in place is read again."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()  # the ADS's worker threads share one cache
+        self._kept: dict[Path, tuple[tuple[int, int, int], Cap]] = {}
+
+    def read(self, path: Path | str) -> Cap:
+        path = Path(path)
+        try:
+            stat = path.stat()
+        except OSError:
+            return read_cap(path)  # read_cap's own error for a file that is not there
+        seen = (stat.st_size, stat.st_mtime_ns, stat.st_ino)
+        with self._lock:
+            kept = self._kept.get(path)
+        if kept is not None and kept[0] == seen:
+            return kept[1]
+        cap = read_cap(path)  # a file replaced after the stat: kept under the old key, read again next time
+        with self._lock:
+            self._kept[path] = (seen, cap)
+        return cap
