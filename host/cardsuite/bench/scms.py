@@ -45,7 +45,9 @@ APPLICATIONS = ("isoapplet", "wallet-sim")  # one card's post-issuance: one requ
 CARDHOLDER_PIN = "1357"  # what each simulated cardholder chooses at the terminal
 RUN_LIMIT = 900.0  # seconds for all terminals of one round to end
 GOAL_RATIO = 1.5  # remote time per APDU over local, at loopback (issue 14)
-ALONE = 10  # post-issuances per server one at a time (each after a local deploy) for the ratio
+# post-issuances per server one at a time (each after a local deploy) for the ratio: 20 pairs in all left the
+# paired median between quartiles 0.90 and 1.96 (2026-12-04); 40 narrow its spread from run to run by ~1/sqrt(2)
+ALONE = 20
 # pairs (a local deploy, then a lone post-issuance) before the measured ones: both sides keep getting faster for
 # about that many (2026-12-03: the 20 measured pairs after one warm-up went from 144 to 62 ms locally and 198 to
 # 122 ms remotely, the JVM's compiler at work on the card's code), so they are left out of the ratio
