@@ -5,6 +5,7 @@ wrong CA and a replayed relay message refused."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import socket
@@ -26,11 +27,13 @@ from cardsuite.project import Project
 from cardsuite.scms.agent import RUN_PROGRESS_EVERY, AgentError, _open_tls, run_request, tls_context
 from cardsuite.scms.pki import make_ca_and_server
 from cardsuite.scms.relay import RELAY_PROTOCOL, RelayTransport
+from cardsuite.scms.server import Server
 from cardsuite.scms.system import System, add_terminal, revoke_terminal
 from cardsuite.settings import ENV_PIN, ENV_SCMS_TOKEN
 from cardsuite.sim.bridge import DEVELOPMENT_KEY, CardManagerConfig
 from cardsuite.sim.inprocess import SimulatorTransport
 from cardsuite.wallet.card import WALLET_AID, WalletClient
+from cardsuite.wallet.store import SCHEMA_VERSION, WalletStore
 
 from tests.scms.conftest import card_identity
 from tests.support.cardlink import CardLink
@@ -230,6 +233,26 @@ def test_every_link_opens_and_the_server_gives_no_session_ticket(server: str, sc
                      additional_headers={"Authorization": f"Bearer {token}"}):
             # the upgrade's answer came after any ticket the server sent: the client has seen it by now
             assert tls.session is not None and not tls.session.has_ticket, attempt
+
+
+def test_serving_holds_the_issuers_wallet_records_open_and_checkpoints_them_at_its_end(
+        scms: System, project: Project, tmp_path: Path) -> None:
+    """While the server runs, the issuer's wallet.db is open at this cardsuite's schema: a personalisation's own
+    connection, opened and closed, leaves the write-ahead log in place (the last connection to close would
+    checkpoint and delete it); the server's end checkpoints it into the file, nothing lost."""
+    from starlette.testclient import TestClient
+
+    system = dataclasses.replace(scms, folder=tmp_path / "scms")
+    log = system.wallet_db.with_name(system.wallet_db.name + "-wal")
+    with TestClient(Server(system, project).app(), base_url="https://testserver"):
+        with WalletStore(system.wallet_db) as store:  # as WalletPersonaliser.personalise opens it
+            assert store.schema_version == SCHEMA_VERSION
+            with store.transaction() as db:
+                db.execute("INSERT INTO meta (key, value) VALUES ('probe', 'kept')")
+        assert log.is_file()
+    assert not log.exists()
+    with WalletStore(system.wallet_db, read_only=True) as store:
+        assert store.db.execute("SELECT value FROM meta WHERE key = 'probe'").fetchone() == ("kept",)
 
 
 @pytest.mark.parametrize("numbers", [(2, 2), (3,)], ids=["replayed", "reordered"])

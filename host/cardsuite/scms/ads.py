@@ -452,7 +452,7 @@ class PostIssuance:
         options = DeployOptions(keys=self._keys(kms, cin), before_step=before, after_step=after, env=env,
                                 before_personalising=settle_writes,
                                 progress=blocks,
-                                wallet_db=self.system.folder / "wallet.db", authenticated=self._authenticated_step,
+                                wallet_db=self.system.wallet_db, authenticated=self._authenticated_step,
                                 identified=self._identified, secure=True, read_cap=self.read_cap)
         deployer = Deployer(self.project, profile, transport, self._inventory(), None, options=options)
         try:

@@ -24,6 +24,7 @@ from cardsuite.errors import ConfigurationError
 from cardsuite.scms.db import Database
 from cardsuite.scms.kms import SOFTHSM_MODULE, Kms, init_softhsm_token, softhsm_config
 from cardsuite.scms.pki import make_ca_and_server
+from cardsuite.settings import WALLET_FILE
 from cardsuite.sim.bridge import DEVELOPMENT_KEY
 
 CONFIG = "scms.toml"
@@ -68,6 +69,11 @@ class System:
     @property
     def server_key(self) -> Path:
         return self.folder / "tls" / "server.key"
+
+    @property
+    def wallet_db(self) -> Path:
+        """The issuer's records of the wallets the ADS personalises (cardsuite.wallet.store)."""
+        return self.folder / WALLET_FILE
 
     def database(self, *, write_behind: bool = False) -> Database:
         return Database(self.database_url, write_behind=write_behind)
