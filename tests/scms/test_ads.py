@@ -455,6 +455,30 @@ def test_the_deploys_last_record_refused_fails_the_request_and_frees_the_card(
 
 
 @pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
+@pytest.mark.parametrize("write_behind", [False, True], ids=["committed-at-once", "committed-behind"])
+def test_a_pin_step_done_is_forgotten_even_when_the_requests_last_commit_is_refused(
+        scms: System, project: Project, card: SimulatorTransport, empty_url: str, write_behind: bool) -> None:
+    """The PIN step's nonce is forgotten in the request's last commit: refused (after the card's last command),
+    the request fails, and its failure's commit forgets the nonce instead. Nothing is owed: a next run does
+    not ask the cardholder again for a PIN the card already holds (it would cost a PIN try, 63Cx)."""
+    one, db, cin = _one_database(scms, empty_url, card, "OP_READY", write_behind=write_behind)
+    _trigger(db, "refuse", "scms_steps", "IF NEW.name = 'record' THEN RAISE EXCEPTION 'the test refuses it'; END IF;")
+    request = db.new_request("test-terminal", "install", "wallet-sim")
+    seen: list[tuple[str, str]] = []
+    with Inventory(empty_url, write_behind=write_behind) as ads_inventory, \
+            pytest.raises(CardsuiteError, match="the test refuses it"):
+        PostIssuance(one, db, project, request, cardholder_pin=_sets_pin(card, seen), inventory=ads_inventory).run(card)
+    ended = db.request(request)
+    assert ended is not None and ended.state == "failed" and "refuses it" in (ended.reason or ""), ended
+    assert len(seen) == 1 and db.owed_pins(cin) == {}
+    assert db.query("SELECT busy_request FROM scms_cards WHERE cin = ?", (cin,)) == [(None,)]
+    wallet = WalletClient(card, WALLET_AID)
+    wallet.select()
+    wallet.verify_pin(CHOSEN_PIN)
+    db.close()
+
+
+@pytest.mark.parametrize("empty_url", ["postgresql"], indirect=True)
 def test_a_link_lost_while_a_refused_commit_is_behind_still_ends_the_request(
         scms: System, project: Project, card: SimulatorTransport, empty_url: str) -> None:
     """Two faults in one request: a step's record refused, committed behind (known once its commit has

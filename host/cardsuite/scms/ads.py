@@ -110,6 +110,7 @@ class PostIssuance:
     _exchanges: list[tuple] = field(default_factory=list)
     _noted: list[tuple] = field(default_factory=list)  # steps to be written with the next one (_note)
     _one_time: dict[str, tuple[str, str]] = field(default_factory=dict, repr=False)  # nonce -> PIN, PUK
+    _pins_set: list[tuple[str, str]] = field(default_factory=list)  # (CIN, instance): PIN steps done (_cardholder_pin)
     inventory: Inventory | None = None  # the caller's (a serve process's pool), else opened for the request
     read_cap: Callable[[Path], Cap] = read_cap  # the caller's CapCache.read (a serve process's), else from disk
     # the card's identity, CPLC and card data, read by _identify (DeployOptions.identified)
@@ -197,6 +198,7 @@ class PostIssuance:
                 # (after the card's last command) fails the request and frees the card
                 with self.db.transaction(write_only=True):
                     self._record("record", "ok", outcome)
+                    self._forget_pins_set()
                     self.db.release_card(cin, self.request_id)
                     self.db.finish_request(self.request_id, "done", outcome, cin)
                 settle_writes()
@@ -210,6 +212,7 @@ class PostIssuance:
                 self.db.release_card(cin, self.request_id)  # type: ignore[arg-type]
             with self.db.transaction():  # the last step and the request's end: one commit
                 self._record("outcome", "failed", reason)
+                self._forget_pins_set()
                 self.db.finish_request(self.request_id, "failed", reason, cin)
             raise
         finally:
@@ -363,10 +366,17 @@ class PostIssuance:
             # the card no longer takes the one-time PIN ([ISO 7816-4] 63Cx: a wrong PIN): the cardholder
             # replaced it in a run whose answer was lost (the one-time PIN has no further use)
             detail = f"chosen before: the card refuses the one-time PIN ({sw:04X})"
-        # the step, and its nonce forgotten: one commit, behind (the request's end, next, waits for it)
-        with self.db.transaction(write_only=True):
-            self._record("cardholder PIN", "ok", detail)
-            self.db.forget_pin(cin, aid.hex().upper())
+        # the step noted, and its nonce forgotten in the request's last commit (_forget_pins_set), not in one of
+        # its own just before it: a server lost before that commit leaves the nonce owed, as one lost before
+        # the step's own commit would (the next run's PIN step then finds the one-time PIN refused: 63Cx)
+        self._note("cardholder PIN", "ok", detail)
+        self._pins_set.append((cin, aid.hex().upper()))
+
+    def _forget_pins_set(self) -> None:
+        """In the request's last transaction, done or failed: the nonces of the PIN steps done, forgotten (again
+        in the failed one when the done one was refused: deleting twice is harmless)."""
+        for cin, aid_hex in self._pins_set:
+            self.db.forget_pin(cin, aid_hex)
 
     def _rotate(self, kms: Kms, gp: GlobalPlatform, cin: str) -> str:
         """The issuer's keys, diversified for this card in the token, in place of the keys it holds (PUT KEY);
