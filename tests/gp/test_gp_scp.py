@@ -180,6 +180,23 @@ def test_scp03_session_matches_pysim(name: str) -> None:
         assert channel.wrap(CommandAPDU.from_hex(plain)).to_bytes() == h(wrapped)
 
 
+@pytest.mark.parametrize("name", sorted(SCP03_SESSIONS))
+def test_scp03_a_run_wrapped_at_once_is_each_command_wrapped_in_turn(name: str) -> None:
+    """wrap_run (the C-MAC chain at once at C-MAC level, command by command with C-DECRYPTION) gives the
+    same commands as wrap, and after each a channel whose next response and command are the sequential ones."""
+    keys, init_cmd, init_rsp, ext_auth, eid_cmd, eid_rsp, cases = SCP03_SESSIONS[name]
+    channel = SCP03(keys, h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))
+    channel.external_authenticate(SecurityLevel(h(ext_auth)[2]))
+    channel.opened()
+    wrapped = channel.wrap_run([CommandAPDU.from_hex(GET_EID), *map(CommandAPDU.from_hex, PLAIN_CASES)])
+    assert [wire.to_bytes() for wire, _ in wrapped] == [h(eid_cmd), *map(h, cases)]
+    assert wrapped[0][1].unwrap(ResponseAPDU(h(eid_rsp), 0x9000)).data == EID  # the state after GET EID
+    after = wrapped[-1][1]
+    assert (after.chaining_value, after.counter) == (channel.chaining_value, channel.counter)
+    assert channel.counter == len(cases) + 1
+    assert after is not channel  # a copy: the run's channel moves on without it
+
+
 def test_scp03_tampered_response_mac_is_refused() -> None:
     keys, init_cmd, init_rsp, ext_auth, _, eid_rsp, _ = SCP03_SESSIONS["aes128-level11"]
     channel = SCP03(keys, h(init_cmd)[5:13], GPInitializeUpdateResponse.parse(h(init_rsp)))

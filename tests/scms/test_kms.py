@@ -116,6 +116,32 @@ def test_concurrent_key_use_in_one_process(scms: System) -> None:
     assert len(checked) == CONCURRENT_USERS * ROUNDS
 
 
+@pytest.mark.parametrize("lengths", [(21,), (21, 261, 37), (16, 32, 5, 48, 255)],
+                         ids=["one", "three", "whole-blocks-and-not"])
+def test_a_runs_cmac_chain_in_one_token_operation_is_each_commands_cmac(scms: System, lengths: tuple[int, ...]) -> None:
+    """TokenAes.cmac_chain (one AES-CBC in the token for a run) gives the C-MAC chain the software computes
+    one CMAC at a time, for messages ending on a whole block and not; each message is one use."""
+    uses: list[tuple[str, str, str]] = []
+    label = "test-master-kdf3"
+    messages = [bytes((n % 251, i)) * (n // 2) + bytes(n % 2) for i, n in enumerate(lengths)]
+    with scms.kms(lambda *use: uses.append(use)) as kms:
+        if kms.find(label) is None:
+            kms.import_key(label, TEST_MASTER, "kdf3")
+        ops = TokenAes(kms, label)
+        context = bytes(range(16))
+        s_mac = ops.derive(kms.derive_card_keys(label, "kdf3", KDD)["mac"], DERIVE_S_MAC, 128, context)
+        uses.clear()
+        chain = ops.cmac_chain(s_mac, bytes(range(16, 32)), messages)
+        again = ops.cmac_chain(s_mac, chain[-1], messages)  # the subkey kept: the same chain from there
+    software = DIVERSIFICATIONS["kdf3"](TEST_MASTER, KDD).mac
+    expected, value = [], bytes(range(16, 32))
+    for message in messages * 2:
+        value = aes_cmac(scp03_kdf(software, DERIVE_S_MAC, 128, context), value + message)
+        expected.append(value)
+    assert chain + again == expected
+    assert [operation for operation, _, _ in uses] == ["mac"] * (2 * len(messages))
+
+
 def test_a_refusal_of_the_token_is_a_kms_error_naming_the_operation(scms: System) -> None:
     """What a request's record says when the token refuses (python-pkcs11's own errors have no text)."""
     with scms.kms() as kms:

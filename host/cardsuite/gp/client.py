@@ -516,10 +516,12 @@ class GlobalPlatform:
                      head: CommandAPDU | None = None) -> tuple[ResponseAPDU | None, list[ResponseAPDU]]:
         """send_run() without R-MAC, after ``head`` (sent as it is, in the same run): head's answer and the
         commands' answers, unwrapped. The channel is left as after the last command answered."""
-        wires, states = [], [copy.copy(channel)]
-        for command in commands:
-            wires.append(channel.wrap(command) if channel is not None else command)
-            states.append(copy.copy(channel))  # the channel after this command (C-MAC chaining, counter)
+        wires: list[CommandAPDU] = list(commands)
+        states: list[SecureChannel | None] = [None] * (len(commands) + 1)
+        if channel is not None:  # the channel before the run, then after each command (C-MAC chaining, counter)
+            before = copy.copy(channel)
+            wrapped = channel.wrap_run(commands)
+            wires, states = [wire for wire, _ in wrapped], [before, *(after for _, after in wrapped)]
         responses = self.transport.transmit_many([head, *wires] if head is not None else wires)
         head_answer = responses.pop(0) if head is not None and responses else None
         if channel is not None and len(responses) < len(commands):

@@ -11,8 +11,10 @@ every response (R-MAC, R-ENCRYPTION for SCP03). It never sends anything itself: 
 
 from __future__ import annotations
 
+import copy
 import hmac
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import IntFlag
 
@@ -238,6 +240,14 @@ class SecureChannel(ABC):
         return self._wrap(command, encrypt=bool(self.level & SecurityLevel.C_DECRYPTION),
                           mac=bool(self.level & SecurityLevel.C_MAC))
 
+    def wrap_run(self, commands: Sequence[CommandAPDU]) -> list[tuple[CommandAPDU, SecureChannel]]:
+        """Each command of a run wrapped, with a copy of the channel as it is after that command (its
+        answer is unwrapped with it, and a run cut short leaves the channel as after its last answer)."""
+        wrapped = []
+        for command in commands:
+            wrapped.append((self.wrap(command), copy.copy(self)))
+        return wrapped
+
     def _wrap(self, command: CommandAPDU, encrypt: bool, mac: bool) -> CommandAPDU:
         if not mac:
             return command
@@ -246,13 +256,17 @@ class SecureChannel(ABC):
         data = command.data
         if encrypt and data:
             data = self._encrypt_command_data(data)
+        cla, header = self._secured_header(command, data)
+        mac_value = self._mac_over(command, header, data)
+        return CommandAPDU(cla, command.ins, command.p1, command.p2, data + mac_value, command.le)
+
+    def _secured_header(self, command: CommandAPDU, data: bytes) -> tuple[int, bytes]:
+        """The CLA with secure messaging and the header the C-MAC covers (Lc counting the C-MAC)."""
         if len(data) + self.mac_length > 255:
             raise ValueError(f"command data of {len(command.data)} bytes does not fit a secured short APDU "
                              f"(at most {self.max_data()} bytes at this security level)")
         cla = secure_messaging_cla(command.cla)
-        header = bytes((cla, command.ins, command.p1, command.p2, len(data) + self.mac_length))
-        mac_value = self._mac_over(command, header, data)
-        return CommandAPDU(cla, command.ins, command.p1, command.p2, data + mac_value, command.le)
+        return cla, bytes((cla, command.ins, command.p1, command.p2, len(data) + self.mac_length))
 
     def _mac_over(self, command: CommandAPDU, header: bytes, data: bytes) -> bytes:
         return self._mac_command(header, data)
@@ -374,6 +388,15 @@ class AesOperations:
     def cmac(self, key: bytes, data: bytes) -> bytes:
         return aes_cmac(key, data)
 
+    def cmac_chain(self, key: bytes, chaining_value: bytes, messages: Sequence[bytes]) -> list[bytes]:
+        """The C-MAC chain of several commands ([AmD] 6.2.5): the whole CMAC of each message after the one
+        before it, the first after ``chaining_value`` (each the next one's chaining value)."""
+        macs = []
+        for message in messages:
+            chaining_value = self.cmac(key, chaining_value + message)
+            macs.append(chaining_value)
+        return macs
+
     def ecb(self, key: bytes, block: bytes) -> bytes:
         return aes_ecb(key, block)
 
@@ -418,6 +441,23 @@ class SCP03(SecureChannel):
     def _mac_command(self, header: bytes, data: bytes) -> bytes:
         self.chaining_value = self.ops.cmac(self.s_mac, self.chaining_value + header + data)
         return self.chaining_value[: self.mac_length]
+
+    def wrap_run(self, commands: Sequence[CommandAPDU]) -> list[tuple[CommandAPDU, SecureChannel]]:
+        """At C-MAC level, the run's C-MACs computed as one chain (AesOperations.cmac_chain: a key store may
+        compute it in one operation, not one per command); with C-DECRYPTION, command by command."""
+        if not self.authenticated or self.level & SecurityLevel.C_DECRYPTION or not self.level & SecurityLevel.C_MAC:
+            return super().wrap_run(commands)
+        headers = [self._secured_header(command, command.data) for command in commands]
+        covered = [header + command.data for (_, header), command in zip(headers, commands, strict=True)]
+        wrapped = []
+        for (cla, _), command, mac in zip(headers, commands, self.ops.cmac_chain(self.s_mac, self.chaining_value,
+                                                                                 covered), strict=True):
+            self.counter += 1  # as _before_command, for each command
+            self.chaining_value = mac
+            wire = CommandAPDU(cla, command.ins, command.p1, command.p2, command.data + mac[: self.mac_length],
+                               command.le)
+            wrapped.append((wire, copy.copy(self)))
+        return wrapped
 
     def _before_command(self) -> None:
         # the counter moves for every command of the session, with or without data ([AmD] 6.2.6)
