@@ -54,6 +54,14 @@ def test_init_orders_and_errors(tmp_path: Path) -> None:
     assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
         f"Error: the SCMS database is at schema version {SCHEMA_VERSION + 1}, newer than this cardsuite's "
         f"{SCHEMA_VERSION}: run a cardsuite that knows it (or restore the database)"]
+    # and an unusable wallet.db (the issuer's records, which the server holds open) the same
+    newer = Database(f"sqlite:///{tmp_path / 'D' / 'scms.db'}")
+    newer.execute("DELETE FROM scms_schema WHERE version = ?", (SCHEMA_VERSION + 1,))
+    newer.close()
+    (tmp_path / "D" / "wallet.db").write_text("not an SQLite file: " + "x" * 100)
+    refused = _cli("scms", "serve", "--dir", folder, "--listen", "127.0.0.1:9")
+    assert refused.returncode == 1 and refused.stderr.strip().splitlines() == [
+        f"Error: {tmp_path / 'D' / 'wallet.db'}: not a usable cardsuite database (file is not a database)"]
 
 
 def test_agent_errors_are_one_line(tmp_path: Path) -> None:

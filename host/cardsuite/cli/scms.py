@@ -46,6 +46,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_serve(args: argparse.Namespace) -> int:
     from cardsuite.project import Project
     from cardsuite.scms.server import serve
+    from cardsuite.wallet.store import WalletStore
 
     host, _, port = args.listen.rpartition(":")
     if not host or not port.isdigit():
@@ -56,6 +57,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         version = db.create()
     finally:
         db.close()
+    # the issuer's wallet.db too (the server holds it open): an unusable one told here in one line, not as the
+    # traceback of the server's start
+    WalletStore(system.wallet_db).close()
     print(f"SCMS serving https://{args.listen} (TLS 1.3, CA {system.ca}, database schema version {version}); "
           "Ctrl-C stops", flush=True)
     serve(system, Project.locate(), host, int(port))
