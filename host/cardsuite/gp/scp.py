@@ -452,7 +452,7 @@ class SCP03(SecureChannel):
         wrapped = []
         for (cla, _), command, mac in zip(headers, commands, self.ops.cmac_chain(self.s_mac, self.chaining_value,
                                                                                  covered), strict=True):
-            self.counter += 1  # as _before_command, for each command
+            self._before_command()
             self.chaining_value = mac
             wire = CommandAPDU(cla, command.ins, command.p1, command.p2, command.data + mac[: self.mac_length],
                                command.le)
