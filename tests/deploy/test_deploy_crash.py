@@ -264,6 +264,7 @@ class Sweep:
                                          *self.argv(work)], capture_output=True, text=True, timeout=120)
                 if killed.returncode != -9:
                     return f"at {at}: the host was not killed (status {killed.returncode}): {killed.stderr[-500:]}"
+                _wait_until_released(simulator)
                 again = subprocess.run([*host, *self.argv(work)], capture_output=True, text=True, timeout=120)
                 if again.returncode != 0 or "Nothing to do" in again.stdout:
                     return f"at {at}: the next deploy said {again.returncode}: {again.stdout[-800:]} " \
@@ -292,6 +293,19 @@ def _wait_until_connectable(simulator: VpcdSimulator, timeout: float = 10.0) -> 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+def _wait_until_released(simulator: VpcdSimulator) -> None:
+    """pcscd has let go of the killed host: its PC/SC transaction ended and, with it, the reset pcscd gives the
+    card of a client that dies in one (a transaction of ours waits for that). Without this the next deploy
+    could connect before that reset lands, on a loaded machine, and meet it mid-run as a protocol mismatch."""
+    transport = simulator.transport()
+    transport.connect()
+    try:
+        with transport.exclusive():
+            pass
+    finally:
+        transport.disconnect()
 
 
 @pytest.mark.e2e
