@@ -299,13 +299,8 @@ def _wait_until_released(simulator: VpcdSimulator) -> None:
     """pcscd has let go of the killed host: its PC/SC transaction ended and, with it, the reset pcscd gives the
     card of a client that dies in one (a transaction of ours waits for that). Without this the next deploy
     could connect before that reset lands, on a loaded machine, and meet it mid-run as a protocol mismatch."""
-    transport = simulator.transport()
-    transport.connect()
-    try:
-        with transport.exclusive():
-            pass
-    finally:
-        transport.disconnect()
+    with simulator.transport() as transport, transport.exclusive():
+        pass
 
 
 @pytest.mark.e2e
